@@ -204,6 +204,11 @@ class Store:
         """Image ID for an ID, short ID prefix, name[:tag] or name@digest."""
         return self._resolve(self._load(), name)[0]
 
+    def resolve_ref(self, name: str) -> tuple[str, reference.Reference | None]:
+        """(image ID, the reference name used) — None when name is an ID."""
+        image_id, how = self._resolve(self._load(), name)
+        return image_id, (reference.parse(name) if how != "id" else None)
+
     def _resolve(self, meta: dict, name: str) -> tuple[str, str]:
         """(image ID, how): how is "id", "tag" or "digest"."""
         images, tags = meta["images"], meta["tags"]
@@ -372,6 +377,7 @@ class Transaction:
         (self.dir / "layers").mkdir()
         self._images: dict[str, dict] = {}
         self._tags: list[tuple[str, str]] = []
+        self._sizes: dict[str, int] = {}
         self.replaced_tags: list[tuple[str, str]] = []  # (familiar ref, old image ID) after commit
 
     def __enter__(self) -> "Transaction":
@@ -435,6 +441,16 @@ class Transaction:
         return digest
 
     # ---- layers -------------------------------------------------------------
+    def layer_size(self, diff_id: str) -> int:
+        """Uncompressed size of a layer staged here or held by any image."""
+        if diff_id in self._sizes:
+            return self._sizes[diff_id]
+        for rec in self.store.records().values():
+            for layer in rec.layers:
+                if layer.diff_id == diff_id:
+                    return layer.size
+        raise StoreError(f"layer {diff_id} is not in the store")
+
     def has_layer(self, diff_id: str) -> bool:
         return (self.dir / "layers" / _hex(diff_id)).exists() or self.store.layer_path(diff_id).exists()
 
@@ -448,6 +464,7 @@ class Transaction:
             rmtree(dest)
             raise DigestMismatch(f"{name}: layer content has diffID {info.diff_id} but the image config "
                                  f"says {expected_diff_id}; the layer is corrupt or belongs to another image")
+        self._sizes[info.diff_id] = info.size
         final = self.dir / "layers" / info.diff_id[7:]
         if final.exists() or self.store.layer_path(info.diff_id).exists():
             rmtree(dest)
