@@ -1,0 +1,155 @@
+"""Linux constants and the few libc calls Python's os module lacks.
+
+ptrace register access and peek/poke come from python-ptrace
+(`ptrace.binding`); this module adds what python-ptrace does not know:
+PTRACE_SEIZE/LISTEN, the seccomp event, process_vm_readv/writev, seccomp(2)
+and prctl(2).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+# ptrace requests (include/uapi/linux/ptrace.h)
+PTRACE_CONT = 7
+PTRACE_KILL = 8
+PTRACE_SYSCALL = 24
+PTRACE_GETREGS = 12
+PTRACE_SETREGS = 13
+PTRACE_SETOPTIONS = 0x4200
+PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETSIGINFO = 0x4202
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_LISTEN = 0x4208
+
+PTRACE_O_TRACESYSGOOD = 0x01
+PTRACE_O_TRACEFORK = 0x02
+PTRACE_O_TRACEVFORK = 0x04
+PTRACE_O_TRACECLONE = 0x08
+PTRACE_O_TRACEEXEC = 0x10
+PTRACE_O_TRACESECCOMP = 0x80
+PTRACE_O_EXITKILL = 0x100000
+
+PTRACE_EVENT_FORK = 1
+PTRACE_EVENT_VFORK = 2
+PTRACE_EVENT_CLONE = 3
+PTRACE_EVENT_EXEC = 4
+PTRACE_EVENT_SECCOMP = 7
+PTRACE_EVENT_STOP = 128
+
+TRACE_OPTIONS = (PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK
+                 | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP
+                 | PTRACE_O_EXITKILL)
+
+WALL = 0x40000000  # __WALL: wait for threads and non-SIGCHLD children too
+
+# seccomp (include/uapi/linux/seccomp.h)
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+SECCOMP_RET_KILL_PROCESS = 0x80000000
+SECCOMP_RET_ERRNO = 0x00050000
+SECCOMP_RET_USER_NOTIF = 0x7FC00000
+SECCOMP_RET_TRACE = 0x7FF00000
+SECCOMP_RET_ALLOW = 0x7FFF0000
+AUDIT_ARCH_X86_64 = 0xC000003E
+X32_SYSCALL_BIT = 0x40000000
+
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+AT_SYMLINK_FOLLOW = 0x400
+AT_EMPTY_PATH = 0x1000
+
+SYS_seccomp = 317
+SYS_pidfd_open = 434
+SYS_pidfd_getfd = 438
+
+STOP_SIGNALS = frozenset({19, 20, 21, 22})  # SIGSTOP SIGTSTP SIGTTIN SIGTTOU
+
+
+class _IOVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+_vm_readv = libc.process_vm_readv
+_vm_readv.argtypes = [ctypes.c_int, ctypes.POINTER(_IOVec), ctypes.c_ulong,
+                      ctypes.POINTER(_IOVec), ctypes.c_ulong, ctypes.c_ulong]
+_vm_readv.restype = ctypes.c_ssize_t
+_vm_writev = libc.process_vm_writev
+_vm_writev.argtypes = _vm_readv.argtypes
+_vm_writev.restype = ctypes.c_ssize_t
+
+_ptrace = libc.ptrace
+_ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+_ptrace.restype = ctypes.c_long
+
+_syscall = libc.syscall
+_syscall.restype = ctypes.c_long
+
+
+def _check(ret: int) -> int:
+    if ret == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return ret
+
+
+def ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
+    """Raw ptrace for the requests python-ptrace lacks; raises OSError."""
+    return _check(_ptrace(request, pid, addr, data))
+
+
+def geteventmsg(pid: int) -> int:
+    msg = ctypes.c_ulong()
+    ptrace(PTRACE_GETEVENTMSG, pid, 0, ctypes.addressof(msg))
+    return msg.value
+
+
+def vm_read(pid: int, addr: int, size: int) -> bytes:
+    """Read tracee memory; a short read means the rest is unmapped."""
+    buf = ctypes.create_string_buffer(size)
+    local = _IOVec(ctypes.addressof(buf), size)
+    remote = _IOVec(addr, size)
+    n = _vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    if n < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return buf.raw[:n]
+
+
+def vm_write(pid: int, addr: int, data: bytes) -> int:
+    buf = ctypes.create_string_buffer(data, len(data))
+    local = _IOVec(ctypes.addressof(buf), len(data))
+    remote = _IOVec(addr, len(data))
+    n = _vm_writev(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    if n < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return n
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return _check(libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+                             ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)))
+
+
+def pidfd_open(pid: int) -> int:
+    return _check(_syscall(SYS_pidfd_open, pid, 0))
+
+
+def pidfd_getfd(pidfd: int, targetfd: int) -> int:
+    return _check(_syscall(SYS_pidfd_getfd, pidfd, targetfd, 0))
+
+
+def kernel_release() -> tuple[int, int]:
+    major, minor = os.uname().release.split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)

@@ -1,0 +1,50 @@
+"""Start the entrypoint: fork, seize with ptrace, install the filter, exec
+(the C side is native/spawn.c: nothing but async-signal-safe calls run
+between fork and execve)."""
+
+from __future__ import annotations
+
+import os
+
+from .linux import TRACE_OPTIONS
+
+BP_SPAWN_SETSID = 1
+BP_SPAWN_CTTY = 2
+
+
+def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: bytes,
+          fds: tuple[int, ...] = (0, 1, 2), seccomp_flags: int = 0,
+          setsid: bool = False, ctty: bool = False) -> int:
+    """Returns the child's pid; raises OSError if fork or ptrace fail."""
+    from brandpy._native import ffi, lib
+
+    keep = []   # cffi buffers must outlive the call
+
+    def cstr(s: str | bytes):
+        buf = ffi.new("char[]", os.fsencode(s))
+        keep.append(buf)
+        return buf
+
+    def cvec(items: list[str]):
+        arr = ffi.new("char *[]", [cstr(i) for i in items] + [ffi.NULL])
+        keep.append(arr)
+        return arr
+
+    args = ffi.new("struct bp_spawn_args *")
+    args.path = cstr(path)
+    args.argv = cvec(argv)
+    args.envp = cvec(env)
+    args.cwd = cstr(cwd)
+    fd_arr = ffi.new("int[]", list(fds))
+    args.fds = fd_arr
+    args.nfds = len(fds)
+    prog = ffi.new("char[]", filter_prog)
+    args.filter = prog
+    args.filter_len = len(filter_prog) // 8
+    args.seccomp_flags = seccomp_flags
+    args.ptrace_options = TRACE_OPTIONS
+    args.flags = (BP_SPAWN_SETSID if setsid else 0) | (BP_SPAWN_CTTY if ctty else 0)
+    pid = lib.bp_spawn(args)
+    if pid < 0:
+        raise OSError(-pid, os.strerror(-pid))
+    return pid

@@ -1,0 +1,24 @@
+"""cffi (API mode) build of brandpy._native, run by `pip install [-e] .`
+through setup.py's cffi_modules."""
+
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+HEADER = (HERE / "brandpy.h").read_text()
+CDEF = HEADER.split("/* CDEF-BEGIN */")[1].split("/* CDEF-END */")[0]
+SOURCES = sorted(str(p.relative_to(HERE.parent)) for p in HERE.glob("*.c"))
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source(
+    "brandpy._native",
+    '#include "brandpy.h"',
+    sources=SOURCES,
+    include_dirs=[str(HERE)],
+    extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(tmpdir=str(HERE.parent), verbose=True)

@@ -1,0 +1,97 @@
+"""execve and execveat: run the guest's own interpreters.
+
+The kernel would load `#!` interpreters and PT_INTERP from host paths, so
+the chain is followed here (scripts up to the kernel's depth of 4) and the
+kernel is asked to exec the final ELF: a static one directly, a dynamic one
+through the guest's loader as `ld.so --argv0 ARGV0 PROG ARGS...`, with
+PROG a guest path the loader opens through the translated open().
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from brandpy.runtime import binfmt
+from brandpy.runtime.call import Call
+from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
+from brandpy.runtime.process import Errno
+
+from .paths import read_path
+
+SYS_execve = 59
+
+
+def execve(call: Call) -> None:
+    _exec(call, AT_FDCWD, 0, 1, 2, 0)
+
+
+def execveat(call: Call) -> None:
+    _exec(call, call.iarg(0), 1, 2, 3, call.iarg(4))
+    call.set_nr(SYS_execve)
+
+
+def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: int) -> None:
+    resolver = call.sb.resolver
+    path = read_path(call, path_i)
+    if not path and flags & AT_EMPTY_PATH:
+        # fexecve: the fd names the program
+        guest = resolver.magic_target(call.tid, b"fd/%d" % dirfd)
+        if guest is None:
+            guest = b"/proc/self/fd/%d" % dirfd
+            host = b"/proc/%d/fd/%d" % (call.tid, dirfd)
+        else:
+            host = resolver.resolve(call.proc, call.tid, guest).host
+        name = guest
+    else:
+        r = resolver.resolve(call.proc, call.tid, path, dirfd,
+                             follow=not flags & AT_SYMLINK_NOFOLLOW)
+        host, guest, name = r.host, r.guest, path
+    argv: list[bytes | int] = list(call.read_ptrs(call.arg(argv_i))) if call.arg(argv_i) else []
+
+    for _depth in range(binfmt.MAX_INTERP_DEPTH + 1):
+        _check_executable(host)
+        kind = binfmt.inspect(host)
+        if isinstance(kind, binfmt.Elf):
+            break
+        # `#!interp [arg]`: argv becomes interp [arg] NAME ARGV[1:]
+        tail = argv[1:]
+        argv = [kind.interpreter] + ([kind.arg] if kind.arg is not None else []) + [name] + tail
+        name = kind.interpreter
+        r = resolver.resolve(call.proc, call.tid, kind.interpreter)
+        host, guest = r.host, r.guest
+    else:
+        raise Errno(errno.ELOOP)
+
+    call.proc.exec_pending = guest
+    if kind.interp is not None:
+        loader = resolver.resolve(call.proc, call.tid, kind.interp)
+        _check_executable(loader.host, missing=errno.ENOENT)
+        prog = resolver.relative_to_root(call.proc, guest)
+        argv0 = argv[0] if argv else prog
+        if binfmt.loader_takes_argv0(loader.host):
+            argv = [kind.interp, b"--argv0", argv0, prog] + argv[1:]
+        else:
+            argv = [kind.interp, prog] + argv[1:]
+        host = loader.host
+
+    ptrs = [item if isinstance(item, int) else call.push_str(item) for item in argv]
+    array = b"".join(p.to_bytes(8, "little") for p in ptrs) + bytes(8)
+    call.set_arg(argv_i, call.push(array))
+    call.set_arg(path_i, call.push_str(host))
+    if path_i == 1:   # execveat -> execve(path, argv, envp)
+        call.set_arg(0, call.arg(1))
+        call.set_arg(1, call.arg(2))
+        call.set_arg(2, call.arg(3))
+
+
+def _check_executable(host: bytes, missing: int = errno.ENOENT) -> None:
+    try:
+        st = os.stat(host)
+    except FileNotFoundError:
+        raise Errno(missing) from None
+    except OSError as exc:
+        raise Errno(exc.errno or errno.EACCES) from None
+    if not stat.S_ISREG(st.st_mode) or not os.access(host, os.X_OK):
+        raise Errno(errno.EACCES)

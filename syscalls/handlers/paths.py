@@ -1,0 +1,93 @@
+"""Shared steps of path-taking handlers: read the guest path, resolve it in
+the container, enforce read-only mounts, and hand the kernel the host path."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from brandpy.runtime.call import Call
+from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD
+from brandpy.runtime.mounts import Mount
+from brandpy.runtime.pathres import Resolved
+from brandpy.runtime.process import Errno
+
+
+def read_path(call: Call, i: int) -> bytes:
+    return call.read_str(call.arg(i))
+
+
+def resolve(call: Call, path_i: int, dirfd_i: int | None = None, *, follow: bool = True,
+            path: bytes | None = None, resolve_flags: int = 0) -> Resolved:
+    if path is None:
+        path = read_path(call, path_i)
+    dirfd = call.iarg(dirfd_i) if dirfd_i is not None else AT_FDCWD
+    return call.sb.resolver.resolve(call.proc, call.tid, path, dirfd, follow,
+                                    resolve_flags=resolve_flags)
+
+
+def rewrite(call: Call, r: Resolved, path_i: int, dirfd_i: int | None = None) -> None:
+    """Point the path argument at the host path (absolute, so the dirfd no
+    longer matters; AT_FDCWD makes that explicit)."""
+    call.set_arg(path_i, call.push_str(r.host))
+    if dirfd_i is not None:
+        call.set_arg(dirfd_i, AT_FDCWD)
+
+
+def translate(call: Call, path_i: int, dirfd_i: int | None = None, *, follow: bool = True,
+              write: bool = False, empty_path_flags: int = 0) -> None:
+    """The common case: resolve, check, rewrite, let the kernel do the call.
+    With AT_EMPTY_PATH in `empty_path_flags` and an empty path the call acts
+    on the dirfd itself and needs no translation (only the read-only check)."""
+    path = read_path(call, path_i)
+    if not path and empty_path_flags & AT_EMPTY_PATH and dirfd_i is not None:
+        if write:
+            check_fd_writable(call, call.iarg(dirfd_i))
+        return None
+    r = resolve(call, path_i, dirfd_i, follow=follow, path=path)
+    if write and r.readonly:
+        raise Errno(errno.EROFS)
+    rewrite(call, r, path_i, dirfd_i)
+    return None
+
+
+def fd_mount(call: Call, fd: int) -> Mount | None:
+    """The mount an open file lives on, None for pipes, sockets and files
+    outside the container."""
+    try:
+        host = os.readlink(b"/proc/%d/fd/%d" % (call.tid, fd))
+    except OSError:
+        raise Errno(errno.EBADF) from None
+    if not host.startswith(b"/"):
+        return None
+    guest = call.sb.mounts.to_guest(host)
+    if guest is None:
+        return None
+    mount, _ = call.sb.mounts.lookup(tuple(c for c in guest.split(b"/") if c))
+    return mount
+
+
+def check_fd_writable(call: Call, fd: int) -> None:
+    """Metadata changes through an fd (fchmod, fchown, fsetxattr...) honour
+    read-only mounts as the kernel would for a read-only mount."""
+    if fd == AT_FDCWD:
+        return
+    mount = fd_mount(call, fd)
+    if mount is not None and mount.readonly:
+        raise Errno(errno.EROFS)
+
+
+def exists(host: bytes) -> bool:
+    try:
+        os.lstat(host)
+        return True
+    except OSError:
+        return False
+
+
+def is_dir(host: bytes) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(host).st_mode)
+    except OSError:
+        return False

@@ -1,0 +1,61 @@
+"""Process-level calls the supervisor must see: namespace flags of
+clone3 (which BPF cannot read), ptrace (the supervisor already traces every
+process), and the few prctl/time calls that would reach the host."""
+
+from __future__ import annotations
+
+import errno
+import struct
+
+from brandpy.runtime.call import Call
+from brandpy.runtime.process import Errno
+
+# CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME
+CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 \
+    | 0x20000000 | 0x40000000 | 0x00000080
+PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
+ADJ_READONLY = 0
+
+
+def clone3(call: Call) -> None:
+    size = call.arg(1)
+    if size < 64:
+        raise Errno(errno.EINVAL)
+    (flags,) = struct.unpack("<Q", call.read(call.arg(0), 8))
+    if flags & CLONE_NAMESPACES:
+        raise Errno(errno.EPERM, "new namespaces are not allowed (as in Docker)")
+    return None
+
+
+def ptrace(call: Call) -> int:
+    raise Errno(errno.EPERM, "every container process is already traced by brandpy; "
+                "debuggers and tracers cannot run inside")
+
+
+def prctl_dumpable(call: Call) -> int:
+    """prctl(PR_SET_DUMPABLE, 0) would also hide the process's /proc files
+    from an unprivileged supervisor; the request is accepted and recorded
+    instead (only PR_GET/SET_DUMPABLE are trapped)."""
+    if call.iarg(0) == PR_GET_DUMPABLE:
+        return int(call.proc.dumpable)
+    value = call.arg(1)
+    if value not in (0, 1):
+        raise Errno(errno.EINVAL)
+    call.proc.dumpable = bool(value)
+    return 0
+
+
+def adjtimex(call: Call) -> None:
+    """Reading the clock state is fine; setting the host's clock is not."""
+    (modes,) = struct.unpack("<I", call.read(call.arg(0), 4))
+    if modes != ADJ_READONLY:
+        raise Errno(errno.EPERM)
+    return None
+
+
+def clock_adjtime(call: Call) -> None:
+    (modes,) = struct.unpack("<I", call.read(call.arg(1), 4))
+    if modes != ADJ_READONLY:
+        raise Errno(errno.EPERM)
+    return None

@@ -1,0 +1,154 @@
+"""AF_UNIX socket names are paths: translated on the way in (bind,
+connect, sendto) and on the way out (getsockname, getpeername, accept,
+recvfrom). Abstract names (leading NUL) and other families pass through."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+
+from brandpy.runtime.call import Call
+from brandpy.runtime.process import Errno
+
+SUN_PATH_MAX = 108
+SOL_SOCKET = socket.SOL_SOCKET
+SO_DOMAIN = 39
+
+
+def _sun_path(addr: bytes) -> bytes | None:
+    """The filesystem path in a sockaddr_un, None for other families,
+    unnamed and abstract sockets."""
+    if len(addr) <= 2 or struct.unpack_from("<H", addr)[0] != socket.AF_UNIX:
+        return None
+    path = addr[2:].split(b"\0", 1)[0]
+    if not path:
+        return None
+    return path
+
+
+def _translate_in(call: Call, addr_i: int, len_i: int, *, creating: bool) -> None:
+    size = call.iarg(len_i)
+    if call.arg(addr_i) == 0 or size <= 2:
+        return None
+    if size > 2 + SUN_PATH_MAX:
+        size = 2 + SUN_PATH_MAX
+    path = _sun_path(call.read(call.arg(addr_i), size))
+    if path is None:
+        return None
+    r = call.sb.resolver.resolve(call.proc, call.tid, path, follow=not creating)
+    if creating and r.readonly:
+        raise Errno(errno.EROFS)
+    if len(r.host) >= SUN_PATH_MAX:
+        raise Errno(errno.ENAMETOOLONG, "host path of the socket exceeds sun_path; "
+                    "use a shorter data root")
+    sockaddr = struct.pack("<H", socket.AF_UNIX) + r.host + b"\0"
+    call.set_arg(addr_i, call.push(sockaddr))
+    call.set_arg(len_i, len(sockaddr))
+    return None
+
+
+def bind(call: Call) -> None:
+    _translate_in(call, 1, 2, creating=True)
+
+
+def connect(call: Call) -> None:
+    _translate_in(call, 1, 2, creating=False)
+
+
+def sendto(call: Call) -> None:
+    _translate_in(call, 4, 5, creating=False)
+
+
+def _unix_name_out(call: Call, host_path: bytes) -> bytes:
+    guest = call.sb.resolver.guest_of_host(call.proc, host_path)
+    return guest if guest is not None else host_path
+
+
+def _write_sockaddr(call: Call, addr_p: int, len_p: int, path: bytes) -> None:
+    """Write a sockaddr_un the way the kernel does: truncated to the
+    caller's buffer, *len set to the full length."""
+    sockaddr = struct.pack("<H", socket.AF_UNIX) + path + b"\0"
+    room = int.from_bytes(call.read(len_p, 4), "little", signed=True)
+    if room < 0:
+        raise Errno(errno.EINVAL)
+    call.write(addr_p, sockaddr[:room])
+    call.write(len_p, len(sockaddr).to_bytes(4, "little"))
+
+
+def _grab(call: Call, fd: int) -> socket.socket | None:
+    """The tracee's socket, duplicated into the supervisor; None if it is
+    not an AF_UNIX socket."""
+    dup = call.sb.grab_fd(call.proc, fd)
+    try:
+        sock = socket.socket(fileno=dup)
+    except OSError:
+        os.close(dup)
+        raise Errno(errno.ENOTSOCK) from None
+    if sock.family != socket.AF_UNIX:
+        sock.close()
+        return None
+    return sock
+
+
+def _name(call: Call, peer: bool) -> int | None:
+    sock = _grab(call, call.iarg(0))
+    if sock is None:
+        return None
+    try:
+        name = sock.getpeername() if peer else sock.getsockname()
+    except OSError as exc:
+        raise Errno(exc.errno or errno.ENOTCONN) from None
+    finally:
+        sock.close()
+    if isinstance(name, bytes) or not name:   # abstract or unnamed: nothing to translate
+        return None
+    _write_sockaddr(call, call.arg(1), call.arg(2), _unix_name_out(call, os.fsencode(name)))
+    return 0
+
+
+def getsockname(call: Call) -> int | None:
+    return _name(call, peer=False)
+
+
+def getpeername(call: Call) -> int | None:
+    return _name(call, peer=True)
+
+
+def _fix_out(call: Call, addr_i: int, len_i: int) -> None:
+    """accept/recvfrom on an AF_UNIX socket: the peer's name is only known
+    after the call, so ask for the exit stop."""
+    addr_p, len_p = call.arg(addr_i), call.arg(len_i)
+    if addr_p == 0 or len_p == 0:
+        return None
+    sock = _grab(call, call.iarg(0))
+    if sock is None:
+        return None
+    sock.close()
+    room = call.read(len_p, 4)
+
+    def after(call: Call, result: int) -> int | None:
+        if result < 0:
+            return None
+        got = int.from_bytes(call.read(len_p, 4), "little")
+        path = _sun_path(call.read(addr_p, min(got, int.from_bytes(room, "little"))))
+        if path is None:
+            return None
+        call.write(len_p, room)
+        _write_sockaddr(call, addr_p, len_p, _unix_name_out(call, path))
+        return None
+
+    call.after(after)
+    return None
+
+
+def accept(call: Call) -> None:
+    _fix_out(call, 1, 2)
+
+
+accept4 = accept
+
+
+def recvfrom(call: Call) -> None:
+    _fix_out(call, 4, 5)

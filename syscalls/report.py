@@ -1,0 +1,65 @@
+"""Views of the syscall table: the `brandpy syscalls` listing, the counts
+and the Markdown table in the README (all derived, never edited by hand)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TextIO
+
+from .table import Row, table
+
+DISPOSITIONS = ("allow", "const", "deny", "trace", "nosys")
+SUPPORT = ("full", "partial", "unimplemented", "none")
+
+
+def _rows() -> list[Row]:
+    return table().rows
+
+
+def counts() -> dict[str, Counter[str]]:
+    rows = _rows()
+    return {"disposition": Counter(r.disposition for r in rows),
+            "support": Counter(r.support for r in rows)}
+
+
+def _disp(r: Row) -> str:
+    if r.disposition == "deny":
+        import errno
+        return f"deny {errno.errorcode.get(r.value, r.value)}"
+    if r.disposition == "trace" and r.when is not None:
+        return "trace (when)"
+    if r.when is not None:
+        return f"{r.disposition} (args)"
+    return r.disposition
+
+
+def summary() -> str:
+    c = counts()
+    total = sum(c["support"].values())
+    disp = ", ".join(f"{c['disposition'][d]} {d}" for d in DISPOSITIONS if c["disposition"][d])
+    sup = ", ".join(f"{c['support'][s]} {s}" for s in SUPPORT if c["support"][s])
+    gaps = sum(1 for r in _rows() if not r.name)
+    return (f"{total} numbers ({total - gaps} syscalls, {gaps} unassigned): {disp}; "
+            f"support: {sup}")
+
+
+def print_table(out: TextIO, only: str | None = None) -> None:
+    out.write(f"{'nr':>4} {'name':<24}{'since':<9}{'disposition':<15}{'support':<14}note\n")
+    for r in _rows():
+        if only and r.disposition != only:
+            continue
+        out.write(f"{r.nr:>4} {r.name or '-':<24}{r.since_text if r.name else '-':<9}{_disp(r):<15}{r.support:<14}"
+                  f"{r.note}\n")
+    out.write(summary() + "\n")
+
+
+def markdown() -> str:
+    """The README's coverage table."""
+    lines = ["| nr | syscall | since | disposition | support | note |",
+             "|---:|---|---|---|---|---|"]
+    for r in _rows():
+        if not r.name:
+            continue
+        lines.append(f"| {r.nr} | `{r.name}` | {r.since_text} | {_disp(r)} | {r.support} | "
+                     f"{r.note} |")
+    return "\n".join(lines)

@@ -1,0 +1,428 @@
+"""brandpy's syscall table: one row for every x86_64 syscall number.
+
+This is the single source of truth. The seccomp-BPF filter, the Python
+dispatch, the coverage report and the README's table are all derived from
+it. Each row joins Linux's facts (linux_x86_64.tsv: name, argument kinds,
+the release that introduced it) with brandpy's decision:
+
+  allow        runs natively (BPF ALLOW)                         ~native
+  const V      answered by BPF without running (RET_ERRNO|0)     ~native, no stop
+  deny E       fails with errno E in BPF (policy)                ~native, no stop
+  trace H      one ptrace stop, handler H emulates or rewrites   one round trip
+  nosys        no such syscall (gap or removed): ENOSYS in BPF
+
+`when` makes a trace row conditional on its arguments (trap sendto only
+with a destination address...). Support levels, as in gVisor's and LX's
+tables: full (behaves as on Linux), partial (works, with the noted
+differences), unimplemented (fails where Linux would act), none (Linux
+itself has no such call).
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import Callable
+
+from brandpy.runtime.seccomp import (Action, ArgTest, compile_filter, ret_allow, ret_errno,
+                                     ret_trace)
+
+from . import linux
+from .handlers import exec as exec_
+from .handlers import fs, pids, process, sock
+
+Handler = Callable[..., "int | None"]
+
+FULL, PARTIAL, UNIMPLEMENTED, NONE = "full", "partial", "unimplemented", "none"
+
+
+@dataclass(frozen=True)
+class Spec:
+    disposition: str                    # allow | const | deny | trace | nosys
+    support: str
+    note: str = ""
+    value: int = 0                      # const value or deny errno
+    handler: Handler | None = None
+    when: Callable[[Action, Action], Action] | None = None   # (trap, otherwise) -> action
+
+
+def allow(note: str = "", support: str = FULL) -> Spec:
+    return Spec("allow", support, note)
+
+
+def deny(err: int, note: str, support: str = UNIMPLEMENTED) -> Spec:
+    return Spec("deny", support, note, value=err)
+
+
+def trace(handler: Handler, note: str = "", support: str = FULL,
+          when: Callable[[Action, Action], Action] | None = None) -> Spec:
+    return Spec("trace", support, note, handler=handler, when=when)
+
+
+def nosys(note: str) -> Spec:
+    return Spec("nosys", NONE, note, value=errno.ENOSYS)
+
+
+def arg_nonzero(i: int) -> Callable[[Action, Action], Action]:
+    """Trap only when pointer argument i is not NULL."""
+    return lambda trap, other: ArgTest(i, "eq64", 0, then=other, otherwise=trap)
+
+
+def arg_in(i: int, *values: int) -> Callable[[Action, Action], Action]:
+    """Trap only when int argument i is one of `values`."""
+    def build(trap: Action, other: Action) -> Action:
+        action = other
+        for v in reversed(values):
+            action = ArgTest(i, "eq", v, then=trap, otherwise=action)
+        return action
+    return build
+
+
+PATH = "path resolved inside the container"
+PATH_WRITE = PATH + "; EROFS on read-only mounts"
+PIDS = "PIDs limited to (and translated for) the container's processes"
+DOCKER = "denied (EPERM) as in Docker's default profile"
+NEVER = "never implemented on x86_64 Linux (ENOSYS there too)"
+
+SPEC: dict[str, Spec] = {
+    # -- files and descriptors: native ---------------------------------------
+    **{name: allow() for name in (
+        "read", "write", "close", "fstat", "poll", "lseek", "pread64", "pwrite64", "readv",
+        "writev", "pipe", "select", "dup", "dup2", "dup3", "pipe2", "fcntl", "flock", "fsync",
+        "fdatasync", "ftruncate", "getdents", "getdents64", "fchdir", "umask", "sendfile",
+        "fstatfs", "readahead", "fgetxattr", "flistxattr", "epoll_create", "epoll_create1",
+        "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "pselect6", "ppoll",
+        "splice", "tee", "vmsplice", "sync_file_range", "fallocate", "preadv", "pwritev",
+        "preadv2", "pwritev2", "copy_file_range", "sync", "syncfs", "inotify_init",
+        "inotify_init1", "inotify_rm_watch", "signalfd", "signalfd4", "eventfd", "eventfd2",
+        "timerfd_create", "timerfd_settime", "timerfd_gettime", "memfd_create", "close_range",
+        "io_setup", "io_destroy", "io_getevents", "io_submit", "io_cancel", "io_pgetevents",
+        "fadvise64", "cachestat", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
+        "mq_notify", "mq_getsetattr")},
+    "ioctl": allow("native; terminal and device ioctls act on the real device"),
+    # -- files: paths translated ------------------------------------------------
+    "open": trace(fs.open_, PATH_WRITE),
+    "openat": trace(fs.openat, PATH_WRITE),
+    "creat": trace(fs.creat, PATH_WRITE),
+    "openat2": trace(fs.openat2, PATH + "; RESOLVE_IN_ROOT/BENEATH/NO_SYMLINKS applied "
+                     "by the resolver"),
+    "stat": trace(fs.stat_, PATH),
+    "lstat": trace(fs.lstat, PATH),
+    "newfstatat": trace(fs.newfstatat, PATH),
+    "statx": trace(fs.statx, PATH),
+    "statfs": trace(fs.statfs, PATH + "; reports the host file system"),
+    "access": trace(fs.access, PATH),
+    "faccessat": trace(fs.faccessat, PATH),
+    "faccessat2": trace(fs.faccessat2, PATH),
+    "readlink": trace(fs.readlink, "emulated; /proc magic links name guest paths"),
+    "readlinkat": trace(fs.readlinkat, "emulated; /proc magic links name guest paths"),
+    "mkdir": trace(fs.mkdir, PATH_WRITE),
+    "mkdirat": trace(fs.mkdirat, PATH_WRITE),
+    "mknod": trace(fs.mknod, PATH_WRITE),
+    "mknodat": trace(fs.mknodat, PATH_WRITE),
+    "rmdir": trace(fs.rmdir, PATH_WRITE),
+    "unlink": trace(fs.unlink, PATH_WRITE),
+    "unlinkat": trace(fs.unlinkat, PATH_WRITE),
+    "symlink": trace(fs.symlink, PATH_WRITE + "; the target is stored as guest text"),
+    "symlinkat": trace(fs.symlinkat, PATH_WRITE + "; the target is stored as guest text"),
+    "rename": trace(fs.rename, PATH_WRITE + "; EXDEV between mounts"),
+    "renameat": trace(fs.renameat, PATH_WRITE + "; EXDEV between mounts"),
+    "renameat2": trace(fs.renameat2, PATH_WRITE + "; EXDEV between mounts"),
+    "link": trace(fs.link, PATH_WRITE + "; EXDEV between mounts"),
+    "linkat": trace(fs.linkat, PATH_WRITE + "; EXDEV between mounts"),
+    "chmod": trace(fs.chmod, PATH_WRITE),
+    "fchmodat": trace(fs.fchmodat, PATH_WRITE),
+    "fchmodat2": trace(fs.fchmodat2, PATH_WRITE),
+    "chown": trace(fs.chown, PATH_WRITE),
+    "lchown": trace(fs.lchown, PATH_WRITE),
+    "fchownat": trace(fs.fchownat, PATH_WRITE),
+    "fchmod": trace(fs.fd_metadata, "EROFS on read-only mounts"),
+    "fchown": trace(fs.fd_metadata, "EROFS on read-only mounts"),
+    "fsetxattr": trace(fs.fd_metadata, "EROFS on read-only mounts"),
+    "fremovexattr": trace(fs.fd_metadata, "EROFS on read-only mounts"),
+    "truncate": trace(fs.truncate, PATH_WRITE),
+    "utime": trace(fs.utime, PATH_WRITE),
+    "utimes": trace(fs.utimes, PATH_WRITE),
+    "futimesat": trace(fs.futimesat, PATH_WRITE),
+    "utimensat": trace(fs.utimensat, PATH_WRITE),
+    "setxattr": trace(fs.xattr_set, PATH_WRITE),
+    "removexattr": trace(fs.xattr_set, PATH_WRITE),
+    "lsetxattr": trace(fs.lxattr_set, PATH_WRITE),
+    "lremovexattr": trace(fs.lxattr_set, PATH_WRITE),
+    "getxattr": trace(fs.xattr_get, PATH),
+    "listxattr": trace(fs.xattr_get, PATH),
+    "lgetxattr": trace(fs.lxattr_get, PATH),
+    "llistxattr": trace(fs.lxattr_get, PATH),
+    "setxattrat": trace(fs.setxattrat, PATH_WRITE),
+    "removexattrat": trace(fs.setxattrat, PATH_WRITE),
+    "getxattrat": trace(fs.getxattrat, PATH),
+    "listxattrat": trace(fs.getxattrat, PATH),
+    "file_getattr": trace(fs.file_getattr, PATH),
+    "file_setattr": trace(fs.file_setattr, PATH_WRITE),
+    "chdir": trace(fs.chdir, PATH),
+    "getcwd": trace(fs.getcwd, "emulated: the guest path of the cwd"),
+    "chroot": trace(fs.chroot, "emulated per process: later paths resolve in the new root"),
+    "inotify_add_watch": trace(fs.inotify_add_watch, PATH),
+    "fanotify_mark": trace(fs.fanotify_mark, PATH),
+    "name_to_handle_at": trace(fs.name_to_handle_at, PATH),
+    "execve": trace(exec_.execve, "guest #! interpreters and ELF loader (ld.so) run "
+                    "from the container"),
+    "execveat": trace(exec_.execveat, "as execve; fexecve of a dynamic memfd needs the "
+                      "guest loader to open /proc/self/fd/N"),
+    # -- sockets ------------------------------------------------------------------
+    **{name: allow() for name in (
+        "socketpair", "listen", "shutdown", "setsockopt", "getsockopt", "sendmmsg",
+        "recvmmsg")},
+    "socket": Spec("allow", FULL, "AF_VSOCK denied (EPERM) as in Docker",
+                   when=lambda trap, other: ArgTest(0, "eq", 40, then=ret_errno(errno.EPERM),
+                                                    otherwise=other)),
+    "sendmsg": allow("native: an AF_UNIX destination in msg_name is not translated",
+                     support=PARTIAL),
+    "recvmsg": allow("native: an AF_UNIX source in msg_name is not translated",
+                     support=PARTIAL),
+    "bind": trace(sock.bind, "AF_UNIX paths resolved inside the container"),
+    "connect": trace(sock.connect, "AF_UNIX paths resolved inside the container"),
+    "sendto": trace(sock.sendto, "AF_UNIX destination resolved inside the container",
+                    when=arg_nonzero(4)),
+    "getsockname": trace(sock.getsockname, "AF_UNIX names shown as guest paths"),
+    "getpeername": trace(sock.getpeername, "AF_UNIX names shown as guest paths"),
+    "accept": trace(sock.accept, "AF_UNIX peer names shown as guest paths",
+                    when=arg_nonzero(1)),
+    "accept4": trace(sock.accept4, "AF_UNIX peer names shown as guest paths",
+                     when=arg_nonzero(1)),
+    "recvfrom": trace(sock.recvfrom, "AF_UNIX source names shown as guest paths",
+                      when=arg_nonzero(4)),
+    # -- memory -------------------------------------------------------------------
+    **{name: allow() for name in (
+        "mmap", "mprotect", "munmap", "brk", "mremap", "msync", "mincore", "madvise",
+        "mlock", "munlock", "mlockall", "munlockall", "mlock2", "remap_file_pages",
+        "pkey_mprotect", "pkey_alloc", "pkey_free", "membarrier", "memfd_secret",
+        "map_shadow_stack", "mseal", "process_mrelease")},
+    "mbind": deny(errno.EPERM, DOCKER),
+    "set_mempolicy": deny(errno.EPERM, DOCKER),
+    "get_mempolicy": deny(errno.EPERM, DOCKER),
+    "set_mempolicy_home_node": deny(errno.EPERM, DOCKER),
+    "migrate_pages": deny(errno.EPERM, DOCKER),
+    "move_pages": deny(errno.EPERM, DOCKER),
+    "userfaultfd": deny(errno.EPERM, DOCKER),
+    # -- processes ------------------------------------------------------------------
+    **{name: allow() for name in (
+        "exit", "exit_group", "wait4", "waitid", "set_tid_address", "set_robust_list",
+        "arch_prctl", "sched_yield", "getpid", "getppid", "gettid", "getpgrp", "getpgid",
+        "getsid", "setsid", "setpgid", "restart_syscall", "rseq", "seccomp", "getcpu",
+        "pidfd_send_signal", "personality")},
+    "fork": allow("followed by the supervisor (PTRACE_EVENT_FORK)"),
+    "vfork": allow("followed by the supervisor (PTRACE_EVENT_VFORK)"),
+    "clone": Spec("allow", FULL, "followed by the supervisor; namespace flags denied (EPERM) "
+                  "as in Docker", when=lambda trap, other: ArgTest(
+                      0, "set", process.CLONE_NAMESPACES, then=ret_errno(errno.EPERM),
+                      otherwise=other)),
+    "clone3": trace(process.clone3, "followed by the supervisor; namespace flags denied (EPERM)"),
+    "kill": trace(pids.kill, PIDS + "; kill(-1) signals only the container"),
+    "tkill": trace(pids.tkill, PIDS),
+    "tgkill": trace(pids.tgkill, PIDS),
+    "rt_sigqueueinfo": trace(pids.tkill, PIDS),
+    "rt_tgsigqueueinfo": trace(pids.tgkill, PIDS),
+    "pidfd_open": trace(pids.first_pid, PIDS),
+    "process_vm_readv": trace(pids.first_pid, PIDS),
+    "process_vm_writev": trace(pids.first_pid, PIDS),
+    "get_robust_list": trace(pids.first_pid, PIDS),
+    "prlimit64": trace(pids.first_pid, PIDS),
+    "sched_setaffinity": trace(pids.first_pid, PIDS),
+    "sched_getaffinity": trace(pids.first_pid, PIDS),
+    "sched_setparam": trace(pids.first_pid, PIDS),
+    "sched_getparam": trace(pids.first_pid, PIDS),
+    "sched_setscheduler": trace(pids.first_pid, PIDS),
+    "sched_getscheduler": trace(pids.first_pid, PIDS),
+    "sched_setattr": trace(pids.first_pid, PIDS),
+    "sched_getattr": trace(pids.first_pid, PIDS),
+    "sched_rr_get_interval": trace(pids.first_pid, PIDS),
+    "getpriority": trace(pids.which_who, PIDS),
+    "setpriority": trace(pids.which_who, PIDS + "; PRIO_USER not emulated (EPERM)",
+                         support=PARTIAL),
+    "ioprio_get": trace(pids.which_who, PIDS),
+    "ioprio_set": trace(pids.which_who, PIDS + "; IOPRIO_WHO_USER not emulated (EPERM)",
+                        support=PARTIAL),
+    "sched_get_priority_max": allow(),
+    "sched_get_priority_min": allow(),
+    "ptrace": trace(process.ptrace, "EPERM: every container process is already traced by "
+                    "brandpy, so debuggers cannot attach", support=UNIMPLEMENTED),
+    "prctl": Spec("allow", FULL, "native; PR_SET_DUMPABLE is recorded, not applied, so "
+                  "the supervisor keeps access to /proc", handler=process.prctl_dumpable,
+                  when=arg_in(0, process.PR_GET_DUMPABLE, process.PR_SET_DUMPABLE)),
+    "kcmp": deny(errno.EPERM, DOCKER),
+    "pidfd_getfd": deny(errno.EPERM, DOCKER),
+    "process_madvise": deny(errno.EPERM, DOCKER),
+    "unshare": deny(errno.EPERM, DOCKER),
+    "setns": deny(errno.EPERM, DOCKER),
+    # -- signals --------------------------------------------------------------------
+    **{name: allow() for name in (
+        "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending", "rt_sigtimedwait",
+        "rt_sigsuspend", "sigaltstack", "pause", "alarm", "getitimer", "setitimer")},
+    # -- credentials ----------------------------------------------------------------
+    **{name: allow("the host identity (the container-root view comes with the kernel-view "
+                   "work)", support=PARTIAL) for name in (
+        "getuid", "getgid", "geteuid", "getegid", "getresuid", "getresgid", "getgroups",
+        "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setgroups",
+        "setfsuid", "setfsgid", "capget", "capset")},
+    # -- time -------------------------------------------------------------------------
+    **{name: allow() for name in (
+        "nanosleep", "gettimeofday", "time", "clock_gettime", "clock_getres", "clock_nanosleep",
+        "timer_create", "timer_settime", "timer_gettime", "timer_getoverrun", "timer_delete",
+        "times", "getrusage", "getrlimit", "setrlimit", "sysinfo", "getrandom")},
+    "adjtimex": trace(process.adjtimex, "read-only: setting the host clock is denied (EPERM)"),
+    "clock_adjtime": trace(process.clock_adjtime,
+                           "read-only: setting the host clock is denied (EPERM)"),
+    "settimeofday": deny(errno.EPERM, DOCKER),
+    "clock_settime": deny(errno.EPERM, DOCKER),
+    # -- system identity ----------------------------------------------------------------
+    "uname": allow("the host's uname (the container personality comes with the kernel-view "
+                   "work)", support=PARTIAL),
+    "sethostname": deny(errno.EPERM, DOCKER),
+    "setdomainname": deny(errno.EPERM, DOCKER),
+    # -- futexes and IPC (host-wide namespaces: see README) ------------------------------
+    **{name: allow() for name in (
+        "futex", "futex_waitv", "futex_wake", "futex_wait", "futex_requeue")},
+    **{name: allow("native: the SysV IPC namespace is the host's", support=PARTIAL)
+       for name in ("shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl",
+                    "semtimedop", "msgget", "msgsnd", "msgrcv", "msgctl")},
+    # -- security modules -----------------------------------------------------------------
+    **{name: allow() for name in (
+        "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self")},
+    "lsm_get_self_attr": deny(errno.EPERM, DOCKER),
+    "lsm_set_self_attr": deny(errno.EPERM, DOCKER),
+    "lsm_list_modules": deny(errno.EPERM, DOCKER),
+    # -- privileged system calls: denied ---------------------------------------------------
+    "mount": deny(errno.EPERM, DOCKER + "; mounts are not emulated"),
+    "umount2": deny(errno.EPERM, DOCKER),
+    "pivot_root": deny(errno.EPERM, DOCKER),
+    "open_tree": deny(errno.EPERM, DOCKER),
+    "open_tree_attr": deny(errno.EPERM, DOCKER),
+    "move_mount": deny(errno.EPERM, DOCKER),
+    "fsopen": deny(errno.EPERM, DOCKER),
+    "fsconfig": deny(errno.EPERM, DOCKER),
+    "fsmount": deny(errno.EPERM, DOCKER),
+    "fspick": deny(errno.EPERM, DOCKER),
+    "mount_setattr": deny(errno.EPERM, DOCKER),
+    "statmount": deny(errno.ENOSYS, "not emulated: it would show the host's mounts"),
+    "listmount": deny(errno.ENOSYS, "not emulated: it would show the host's mounts"),
+    "listns": deny(errno.EPERM, DOCKER),
+    "swapon": deny(errno.EPERM, DOCKER),
+    "swapoff": deny(errno.EPERM, DOCKER),
+    "reboot": deny(errno.EPERM, DOCKER),
+    "kexec_load": deny(errno.EPERM, DOCKER),
+    "kexec_file_load": deny(errno.EPERM, DOCKER),
+    "init_module": deny(errno.EPERM, DOCKER),
+    "finit_module": deny(errno.EPERM, DOCKER),
+    "delete_module": deny(errno.EPERM, DOCKER),
+    "acct": deny(errno.EPERM, DOCKER),
+    "quotactl": deny(errno.EPERM, DOCKER),
+    "quotactl_fd": deny(errno.EPERM, DOCKER),
+    "syslog": deny(errno.EPERM, DOCKER),
+    "vhangup": deny(errno.EPERM, DOCKER),
+    "iopl": deny(errno.EPERM, DOCKER),
+    "ioperm": deny(errno.EPERM, DOCKER),
+    "modify_ldt": allow(),
+    "ustat": deny(errno.EPERM, DOCKER),
+    "sysfs": deny(errno.EPERM, DOCKER),
+    "open_by_handle_at": deny(errno.EPERM, DOCKER + "; file handles bypass path resolution"),
+    "fanotify_init": deny(errno.EPERM, DOCKER),
+    "perf_event_open": deny(errno.EPERM, DOCKER),
+    "bpf": deny(errno.EPERM, DOCKER),
+    "add_key": deny(errno.EPERM, DOCKER),
+    "request_key": deny(errno.EPERM, DOCKER),
+    "keyctl": deny(errno.EPERM, DOCKER),
+    "io_uring_setup": deny(errno.EPERM, DOCKER + "; io_uring would bypass the filter"),
+    "io_uring_enter": deny(errno.EPERM, DOCKER),
+    "io_uring_register": deny(errno.EPERM, DOCKER),
+    "uprobe": deny(errno.EPERM, DOCKER),
+    "uretprobe": deny(errno.EPERM, "only valid from a kernel-installed uretprobe trampoline"),
+    "rseq_slice_yield": deny(errno.EPERM, DOCKER),
+    # -- gone from Linux ----------------------------------------------------------------------
+    "uselib": nosys("removed from Linux (CONFIG_USELIB); ENOSYS"),
+    "_sysctl": nosys("removed in Linux 5.5"),
+    "create_module": nosys("removed in Linux 2.6"),
+    "get_kernel_syms": nosys("removed in Linux 2.6"),
+    "query_module": nosys("removed in Linux 2.6"),
+    "nfsservctl": nosys("removed in Linux 3.1"),
+    "lookup_dcookie": nosys("removed in Linux 5.12"),
+    **{name: nosys(NEVER) for name in (
+        "getpmsg", "putpmsg", "afs_syscall", "tuxcall", "security", "vserver",
+        "epoll_ctl_old", "epoll_wait_old", "set_thread_area", "get_thread_area")},
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    nr: int
+    name: str
+    since: tuple[int, ...]
+    removed: str
+    args: tuple[linux.Arg, ...]
+    disposition: str
+    support: str
+    note: str
+    value: int
+    handler: Handler | None
+    when: Callable[[Action, Action], Action] | None
+
+    @property
+    def since_text(self) -> str:
+        parts = list(self.since)
+        while len(parts) > 2 and parts[-1] == 0:
+            parts.pop()
+        return ".".join(map(str, parts))
+
+    def action(self) -> Action:
+        """The row's BPF action."""
+        if self.disposition == "allow":
+            base: Action = ret_allow()
+        elif self.disposition in ("const", "deny", "nosys"):
+            base = ret_errno(self.value if self.disposition != "const" else 0)
+        else:
+            base = ret_trace()
+        if self.when is None:
+            return base
+        if self.disposition == "trace":
+            return self.when(base, ret_allow())
+        return self.when(ret_trace(), base)
+
+
+class Table:
+    def __init__(self) -> None:
+        facts = linux.load()
+        unknown = set(SPEC) - {f.name for f in facts.values()}
+        if unknown:
+            raise ValueError(f"syscall table names unknown syscalls: {sorted(unknown)}")
+        # numbers Linux never assigned on x86_64 (e.g. 387-423) are rows too
+        self.rows: list[Row] = [
+            Row(nr, "", (0, 0, 0), "", (), "nosys", NONE, "no such syscall", errno.ENOSYS,
+                None, None) for nr in range(max(facts) + 1)]
+        for nr, f in facts.items():
+            spec = SPEC.get(f.name)
+            if spec is None:
+                raise ValueError(f"syscall table has no row for {f.name} ({nr}): add one to "
+                                 "syscalls/table.py")
+            self.rows[nr] = Row(nr, f.name, f.since, f.removed, f.args, spec.disposition,
+                                spec.support, spec.note, spec.value, spec.handler, spec.when)
+        self.by_name = {r.name: r for r in self.rows if r.name}
+
+    def names(self) -> dict[int, str]:
+        return {r.nr: r.name for r in self.rows if r.name}
+
+    def actions(self) -> dict[int, Action]:
+        return {r.nr: r.action() for r in self.rows}
+
+    def bpf(self) -> bytes:
+        """The seccomp filter; numbers without a row (gaps) get ENOSYS."""
+        return compile_filter(self.actions())
+
+
+_TABLE: Table | None = None
+
+
+def table() -> Table:
+    global _TABLE
+    if _TABLE is None:
+        _TABLE = Table()
+    return _TABLE
