@@ -12,7 +12,8 @@ export BRANDPY_TEST_IMAGES := $(IMAGES)
 
 APT_PKGS := python3-venv python3-dev gcc make busybox-static debootstrap \
             proot runsc docker-registry skopeo umoci zstd strace procps \
-            util-linux apache2-utils ca-certificates curl xz-utils
+            util-linux apache2-utils ca-certificates curl xz-utils \
+            linux-libc-dev libc6-dev
 
 PYTEST_ARGS ?=
 
@@ -36,7 +37,7 @@ venv: deps $(PY)
 
 # `pip install -e .` compiles the cffi extension (native/) into brandpy/.
 install: venv
-	$(PY) -m pip install -q -e '.[test,bench]'
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q -e '.[test,bench]'
 
 images: deps
 	tests/images/build.sh $(IMAGES)

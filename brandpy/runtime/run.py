@@ -75,27 +75,29 @@ def find_command(sb: Sandbox, argv0: str, env: list[str], workdir: str) -> str:
 
 
 def prepare_workdir(sb: Sandbox, workdir: str) -> bytes:
-    """The host path of the working directory, created if missing as docker does."""
+    """The host path of the working directory, created if missing as docker
+    does: one guest component at a time, each resolved inside the rootfs."""
     if not workdir.startswith("/"):
         raise ContainerError(f"the working directory {workdir!r} is invalid, it needs to be "
                              "an absolute path")
-    try:
-        r = sb.resolver.resolve(Process(tgid=0), 0, os.fsencode(workdir))
-    except Errno as exc:
-        raise ContainerError(f"working directory {workdir}: {os.strerror(exc.errno)}") from None
-    if not os.path.isdir(r.host):
+    root = Process(tgid=0)
+    guest = b"/"
+    host = sb.resolver.resolve(root, 0, guest).host
+    for comp in split(os.fsencode(workdir)):
         try:
-            # create it one guest component at a time, never through a host symlink
-            cur: list[bytes] = []
-            for comp in split(r.guest):
-                cur.append(comp)
-                host, _ = sb.resolver.host_of(cur)
-                if not os.path.lexists(host):
-                    os.mkdir(host, 0o755)
+            r = sb.resolver.resolve(root, 0, guest.rstrip(b"/") + b"/" + comp)
+            if not os.path.lexists(r.host):
+                os.mkdir(r.host, 0o755)
+        except Errno as exc:
+            raise ContainerError(f"working directory {workdir}: "
+                                 f"{os.strerror(exc.errno)}") from None
         except OSError as exc:
             raise ContainerError(f"cannot create working directory {workdir}: "
                                  f"{exc.strerror}") from None
-    return r.host
+        guest, host = r.guest, r.host
+    if not os.path.isdir(host):
+        raise ContainerError(f"working directory {workdir}: not a directory")
+    return host
 
 
 @contextmanager

@@ -1,0 +1,184 @@
+"""Shared fixtures: the test images, writable rootfs copies, and a runner
+for `brandpy run` as root or as an unprivileged user (uid 65534)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGES = Path(os.environ.get("BRANDPY_TEST_IMAGES", "/var/cache/brandpy/images"))
+NOBODY = 65534
+SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+ENGINES = ["python"]
+
+
+@dataclass
+class Result:
+    status: int
+    out: str
+    err: str
+
+    def __repr__(self) -> str:
+        return f"Result(status={self.status}, out={self.out!r}, err={self.err[-2000:]!r})"
+
+
+def image(name: str) -> Path:
+    path = IMAGES / name
+    if not (IMAGES / "READY").exists() or not path.is_dir():
+        pytest.fail(f"test image {path} missing: run `make images` (tests/images/build.sh)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def world_tmp() -> Path:
+    """A temp dir every user can traverse (pytest's own is 0700 root)."""
+    path = Path(tempfile.mkdtemp(prefix="brandpy-tests-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def copy_rootfs(src: Path, dest: Path, owner: int | None = None) -> Path:
+    subprocess.run(["cp", "-a", str(src), str(dest)], check=True)
+    if owner is not None:
+        subprocess.run(["chown", "-R", f"{owner}:{owner}", str(dest)], check=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def unpriv_pythonpath(world_tmp: Path) -> str | None:
+    """The source tree as uid 65534 can import it: the checkout itself when
+    it is readable, else a copy (CI may clone under a 0700 home)."""
+    probe = subprocess.run(SETPRIV + [sys.executable, "-c", "import brandpy._native, "
+                                      "syscalls.table"], capture_output=True, cwd="/")
+    if probe.returncode == 0:
+        return None
+    src = world_tmp / "src"
+    for pkg in ("brandpy", "syscalls"):
+        shutil.copytree(REPO / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(["chmod", "-R", "a+rX", str(src)], check=True)
+    return str(src)
+
+
+@dataclass
+class Runner:
+    """Runs `brandpy run` in a subprocess, as root or as uid 65534."""
+    user: str
+    engine: str
+    pythonpath: str | None
+
+    def cmd(self, rootfs: Path | str, argv: list[str], *opts: str) -> list[str]:
+        base = SETPRIV if self.user == "nobody" else []
+        return base + [sys.executable, "-m", "brandpy", "run", "--engine", self.engine,
+                       "--rootfs", str(rootfs), *opts, "--", *argv]
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+        if self.pythonpath:
+            env["PYTHONPATH"] = self.pythonpath
+        return env
+
+    def __call__(self, rootfs: Path | str, argv: list[str], *opts: str, input: str = "",
+                 timeout: float = 120) -> Result:
+        p = subprocess.run(self.cmd(rootfs, argv, *opts), input=input, capture_output=True,
+                           text=True, timeout=timeout, env=self.env(), cwd="/")
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    def sh(self, rootfs: Path | str, script: str, *opts: str, **kw) -> Result:
+        return self(rootfs, ["/bin/sh", "-c", script], *opts, **kw)
+
+    @property
+    def uid(self) -> int:
+        return NOBODY if self.user == "nobody" else 0
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    return request.param
+
+
+@pytest.fixture(params=["root", "nobody"])
+def brandpy(request, engine: str, unpriv_pythonpath: str | None) -> Runner:
+    """`brandpy run`, once as root and once as uid 65534, for each engine."""
+    return Runner(request.param, engine, unpriv_pythonpath)
+
+
+@pytest.fixture
+def brandpy_root(engine: str) -> Runner:
+    return Runner("root", engine, None)
+
+
+@pytest.fixture(scope="session")
+def busybox_image() -> Path:
+    return image("busybox")
+
+
+@pytest.fixture(scope="session")
+def debian_image() -> Path:
+    return image("debian")
+
+
+@pytest.fixture
+def busybox(tmp_path_factory, world_tmp: Path, brandpy: Runner, busybox_image: Path) -> Path:
+    """A private writable busybox rootfs owned by the runner's user."""
+    dest = Path(tempfile.mkdtemp(dir=world_tmp)) / "rootfs"
+    dest.parent.chmod(0o755)
+    return copy_rootfs(busybox_image, dest, owner=brandpy.uid or None)
+
+
+@pytest.fixture(scope="session")
+def debian_shared(world_tmp: Path, debian_image: Path) -> Path:
+    """One Debian rootfs for the session; tests write only below /tmp in it."""
+    return copy_rootfs(debian_image, world_tmp / "debian")
+
+
+def leftovers(rootfs: Path) -> list[str]:
+    """Processes still running from a rootfs (their cwd or exe inside it)."""
+    found = []
+    prefix = str(rootfs)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        for link in ("cwd", "exe"):
+            try:
+                target = os.readlink(f"/proc/{entry}/{link}")
+            except OSError:
+                continue
+            if target.startswith(prefix):
+                found.append(f"{entry} {link}={target}")
+                break
+    return found
+
+
+@pytest.fixture(scope="session")
+def probe_bin(world_tmp: Path) -> Path:
+    """tests/programs/probe.c, built static so it runs in any rootfs."""
+    out = world_tmp / "probe"
+    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out),
+                    str(REPO / "tests" / "programs" / "probe.c"), "-lpthread"], check=True)
+    return out
+
+
+def install_probe(rootfs: Path, probe: Path) -> None:
+    dest = rootfs / "usr" / "bin" / "probe"
+    shutil.copy(probe, dest)
+    os.chown(dest, rootfs.stat().st_uid, rootfs.stat().st_gid)
+
+
+def chroot_run(rootfs: Path, argv: list[str], input: str = "") -> Result:
+    """The native reference: chroot with /proc and /dev mounted in a private
+    mount namespace (needs root)."""
+    script = ('mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" && '
+              'exec chroot "$0" "$@"')
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                        str(rootfs), *argv], input=input, capture_output=True, text=True,
+                       timeout=300)
+    return Result(p.returncode, p.stdout, p.stderr)

@@ -1,0 +1,227 @@
+/* A static test program for brandpy's runtime tests: each subcommand makes
+ * raw syscalls and prints their results, so the same binary can be run
+ * under chroot and under brandpy and the outputs compared. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <pthread.h>
+#include <unistd.h>
+
+static long r(long ret) { return ret < 0 ? -errno : ret; }
+
+static void show(const char *what, long ret)
+{
+    if (ret < 0)
+        printf("%s: %s\n", what, strerrorname_np((int)-ret));
+    else
+        printf("%s: %ld\n", what, ret);
+}
+
+/* Pointers a buggy or hostile program might pass. */
+static char *bad_pointers[4];
+
+static void setup_bad(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    char *two = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *gone = mmap(NULL, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(gone, page);
+    mprotect(two + page, page, PROT_NONE);
+    memset(two, 'a', page);               /* no NUL before the protected page */
+    bad_pointers[0] = (char *)1;
+    bad_pointers[1] = (char *)0xffffffffffff0000UL;
+    bad_pointers[2] = gone;
+    bad_pointers[3] = two + page - 10;    /* a string running into PROT_NONE */
+}
+
+static int badptr(void)
+{
+    char name[64];
+    setup_bad();
+    for (int i = 0; i < 4; i++) {
+        char *b = bad_pointers[i];
+#define T(label, call) do { snprintf(name, sizeof name, "%s[%d]", label, i); show(name, r(call)); } while (0)
+        T("open", syscall(SYS_open, b, O_RDONLY));
+        T("openat", syscall(SYS_openat, AT_FDCWD, b, O_RDONLY));
+        T("creat", syscall(SYS_creat, b, 0644));
+        T("stat", syscall(SYS_stat, b, bad_pointers[0]));
+        T("stat-buf", syscall(SYS_stat, "/", b));
+        T("lstat", syscall(SYS_lstat, b, NULL));
+        T("newfstatat", syscall(SYS_newfstatat, AT_FDCWD, b, NULL, 0));
+        T("statx", syscall(SYS_statx, AT_FDCWD, b, 0, 0x7ff, NULL));
+        T("access", syscall(SYS_access, b, F_OK));
+        T("faccessat2", syscall(SYS_faccessat2, AT_FDCWD, b, F_OK, 0));
+        T("readlink", syscall(SYS_readlink, b, name, 10));
+        T("readlink-buf", syscall(SYS_readlink, "/proc/self/exe", b, 100));
+        T("mkdir", syscall(SYS_mkdir, b, 0755));
+        T("unlink", syscall(SYS_unlink, b));
+        T("rmdir", syscall(SYS_rmdir, b));
+        T("rename-old", syscall(SYS_rename, b, "/tmp/x"));
+        T("rename-new", syscall(SYS_rename, "/etc/hostname", b));
+        T("link", syscall(SYS_link, "/etc/hostname", b));
+        T("symlink", syscall(SYS_symlink, "x", b));
+        T("chdir", syscall(SYS_chdir, b));
+        T("chmod", syscall(SYS_chmod, b, 0644));
+        T("chown", syscall(SYS_chown, b, 0, 0));
+        T("truncate", syscall(SYS_truncate, b, 0));
+        T("utimensat", syscall(SYS_utimensat, AT_FDCWD, b, NULL, 0));
+        T("getxattr", syscall(SYS_getxattr, b, "user.x", name, 10));
+        T("statfs", syscall(SYS_statfs, b, name));
+        T("chroot", syscall(SYS_chroot, b));
+        T("getcwd", syscall(SYS_getcwd, b, 100));
+        T("execve", syscall(SYS_execve, b, NULL, NULL));
+        T("execve-argv", syscall(SYS_execve, "/bin/true", b, NULL));
+        T("openat2-how", syscall(SYS_openat2, AT_FDCWD, "/", b, sizeof(struct open_how)));
+        T("connect", syscall(SYS_connect, 0, b, 110));
+        T("kill-ok", syscall(SYS_kill, getpid(), 0));
+#undef T
+    }
+    printf("survived\n");
+    return 0;
+}
+
+static int openat_escape(const char *secret)
+{
+    char up[4096] = "";
+    int root = open("/", O_RDONLY | O_DIRECTORY);
+    int tmp = open("/tmp", O_RDONLY | O_DIRECTORY);
+    for (int i = 0; i < 20; i++)
+        strcat(up, "../");
+    strcat(up, secret);
+    show("openat-root", r(openat(root, up, O_RDONLY)));
+    show("openat-tmp", r(openat(tmp, up, O_RDONLY)));
+    show("openat-abs", r(openat(tmp, secret, O_RDONLY)));
+    struct open_how how = {.flags = O_RDONLY};
+    show("openat2", r(syscall(SYS_openat2, tmp, up, &how, sizeof how)));
+    how.resolve = RESOLVE_IN_ROOT;
+    show("openat2-in-root", r(syscall(SYS_openat2, tmp, up, &how, sizeof how)));
+    how.resolve = RESOLVE_BENEATH;
+    show("openat2-beneath", r(syscall(SYS_openat2, tmp, "../etc", &how, sizeof how)));
+    return 0;
+}
+
+static int unix_sock(const char *op, const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    socklen_t len = sizeof addr;
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+    if (!strcmp(op, "connect")) {
+        show("connect", r(connect(s, (struct sockaddr *)&addr, sizeof addr)));
+        return 0;
+    }
+    show("bind", r(bind(s, (struct sockaddr *)&addr, sizeof addr)));
+    memset(&addr, 0, sizeof addr);
+    show("getsockname", r(getsockname(s, (struct sockaddr *)&addr, &len)));
+    printf("name: %s\n", addr.sun_path);
+    listen(s, 1);
+    int c = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un to = {.sun_family = AF_UNIX};
+    strncpy(to.sun_path, path, sizeof to.sun_path - 1);
+    show("connect", r(connect(c, (struct sockaddr *)&to, sizeof to)));
+    memset(&addr, 0, sizeof addr);
+    len = sizeof addr;
+    show("getpeername", r(getpeername(c, (struct sockaddr *)&addr, &len)));
+    printf("peer: %s\n", addr.sun_path);
+    memset(&addr, 0, sizeof addr);
+    len = sizeof addr;
+    int a = accept(s, (struct sockaddr *)&addr, &len);
+    show("accept", a < 0 ? -errno : 0);
+    unlink(path);
+    return 0;
+}
+
+static void *thread_exec(void *arg)
+{
+    char *argv[] = {"/bin/sh", "-c", "echo exec from thread; exit 9", NULL};
+    execv(argv[0], argv);
+    return arg;
+}
+
+static int procs(void)
+{
+    /* fork, vfork, threads, clone3, exec from a thread */
+    pid_t p = fork();
+    if (p == 0)
+        _exit(11);
+    int st;
+    waitpid(p, &st, 0);
+    printf("fork: %d\n", WEXITSTATUS(st));
+    p = vfork();
+    if (p == 0) {
+        char *argv[] = {"/bin/sh", "-c", "exit 12", NULL};
+        execv(argv[0], argv);
+        _exit(99);
+    }
+    waitpid(p, &st, 0);
+    printf("vfork+exec: %d\n", WEXITSTATUS(st));
+    struct { unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack,
+             stack_size, tls; } args = {.exit_signal = SIGCHLD};
+    long c = syscall(SYS_clone3, &args, sizeof args);
+    if (c == 0)
+        _exit(13);
+    if (c < 0) {
+        printf("clone3: %s\n", strerrorname_np(errno));
+    } else {
+        waitpid(c, &st, 0);
+        printf("clone3: %d\n", WEXITSTATUS(st));
+    }
+    args.flags = CLONE_NEWUSER;
+    show("clone3-newuser", r(syscall(SYS_clone3, &args, sizeof args)));
+    p = fork();
+    if (p == 0) {
+        pthread_t t;
+        pthread_create(&t, NULL, thread_exec, NULL);
+        pthread_join(t, NULL);
+        _exit(98);
+    }
+    waitpid(p, &st, 0);
+    printf("exec from thread: %d\n", WEXITSTATUS(st));
+    return 0;
+}
+
+static int chroot_escape(void)
+{
+    /* the classic: chroot without chdir, climb out with "..", chroot(".") */
+    char buf[256] = "";
+    mkdir("/tmp/jail", 0755);
+    show("chroot", r(chroot("/tmp/jail")));
+    for (int i = 0; i < 10; i++)
+        chdir("..");
+    show("chroot-dot", r(chroot(".")));
+    int fd = open("/secret", O_RDONLY);
+    show("open", fd < 0 ? -errno : 0);
+    if (fd >= 0 && read(fd, buf, sizeof buf - 1) > 0)
+        printf("read: %s", buf);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc >= 2 && !strcmp(argv[1], "badptr"))
+        return badptr();
+    if (argc >= 3 && !strcmp(argv[1], "openat-escape"))
+        return openat_escape(argv[2]);
+    if (argc >= 4 && !strcmp(argv[1], "unix"))
+        return unix_sock(argv[2], argv[3]);
+    if (argc >= 2 && !strcmp(argv[1], "procs"))
+        return procs();
+    if (argc >= 2 && !strcmp(argv[1], "chroot-escape"))
+        return chroot_escape();
+    fprintf(stderr, "usage: probe badptr | openat-escape PATH | unix bind|connect PATH | procs | "
+            "chroot-escape\n");
+    return 2;
+}

@@ -1,0 +1,81 @@
+"""Exit statuses and start-up errors as docker reports them."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import leftovers
+
+
+def test_exit_code(brandpy, busybox):
+    assert brandpy.sh(busybox, "exit 7").status == 7
+
+
+def test_killed_by_sigkill_is_137(brandpy, busybox):
+    r = brandpy.sh(busybox, "kill -KILL $$")
+    assert r.status == 137, r
+
+
+def test_output_and_stdin_pass_through(brandpy, busybox):
+    r = brandpy(busybox, ["/bin/cat"], input="through stdin\n")
+    assert (r.status, r.out) == (0, "through stdin\n")
+    r = brandpy.sh(busybox, "echo out; echo err >&2")
+    assert (r.out, r.err) == ("out\n", "err\n")
+
+
+def test_sigterm_is_forwarded_to_the_entrypoint(brandpy, busybox):
+    script = "trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.05; done"
+    p = subprocess.Popen(brandpy.cmd(busybox, ["/bin/sh", "-c", script]), env=brandpy.env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    assert (p.returncode, out) == (3, "got TERM\n"), err
+    assert leftovers(busybox) == []
+
+
+def test_children_are_killed_when_the_entrypoint_exits(brandpy, busybox):
+    r = brandpy.sh(busybox, "sleep 60 & sleep 60 & (sleep 60 &) ; echo started")
+    assert (r.status, r.out) == (0, "started\n")
+    time.sleep(0.2)
+    assert leftovers(busybox) == []
+
+
+def test_missing_command_is_127(brandpy, busybox):
+    r = brandpy(busybox, ["nosuchcommand"])
+    assert r.status == 127
+    assert r.err.strip() == 'brandpy: exec: "nosuchcommand": executable file not found in $PATH'
+    assert brandpy(busybox, ["/no/such/file"]).status == 127
+
+
+def test_non_executable_is_126(brandpy, busybox):
+    (busybox / "etc" / "plain").write_text("x")
+    r = brandpy(busybox, ["/etc/plain"])
+    assert r.status == 126 and "permission denied" in r.err
+    assert brandpy(busybox, ["/etc"]).status == 126
+
+
+def test_missing_rootfs_is_125(brandpy, world_tmp):
+    r = brandpy(world_tmp / "does-not-exist", ["/bin/true"])
+    assert r.status == 125
+    assert len(r.err.strip().splitlines()) == 1 and "rootfs" in r.err
+
+
+def test_bad_volume_spec_is_125(brandpy, busybox):
+    r = brandpy(busybox, ["/bin/true"], "-v", "nocolon")
+    assert r.status == 125 and "invalid volume" in r.err
+
+
+def test_environment_and_workdir(brandpy, busybox):
+    r = brandpy.sh(busybox, 'echo "$FOO $PATH"; pwd', "-e", "FOO=bar", "-w", "/new/dir")
+    assert r.out == "bar /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n/new/dir\n"
+    assert (busybox / "new" / "dir").is_dir()
+
+
+def test_stats_show_one_stop_per_trapped_call(brandpy, busybox):
+    r = brandpy.sh(busybox, "ls / >/dev/null; cat /etc/passwd >/dev/null", "--stats")
+    assert r.status == 0
+    line = [l for l in r.err.splitlines() if l.startswith("ptrace stops per trapped syscall")]
+    assert line and line[0].split(":")[1].split(";")[0].strip() == "1.000", r.err

@@ -1,0 +1,40 @@
+"""Raw syscalls compared with the kernel's own answers (chroot): bad
+pointers get what Linux returns (EFAULT...) and the supervisor survives;
+the process tree (fork, vfork, clone3, exec from a thread) is followed."""
+
+import os
+
+import pytest
+
+from tests.conftest import chroot_run, install_probe, leftovers
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the chroot reference needs root")
+
+
+@pytest.fixture
+def probed(busybox, probe_bin):
+    install_probe(busybox, probe_bin)
+    return busybox
+
+
+def test_bad_pointers_get_linux_errors(brandpy, probed):
+    native = chroot_run(probed, ["/usr/bin/probe", "badptr"])
+    mine = brandpy(probed, ["/usr/bin/probe", "badptr"])
+    assert native.status == 0 and native.out.endswith("survived\n")
+    assert "EFAULT" in native.out
+    assert mine.out == native.out
+    assert mine.status == 0, mine
+
+
+def test_process_tree(brandpy, probed):
+    native = chroot_run(probed, ["/usr/bin/probe", "procs"])
+    mine = brandpy(probed, ["/usr/bin/probe", "procs"])
+    assert "exec from thread: 9" in native.out
+    assert mine.out == native.out, mine
+    assert leftovers(probed) == []
+
+
+def test_unix_socket_names_are_guest_paths(brandpy, probed):
+    mine = brandpy(probed, ["/usr/bin/probe", "unix", "bind", "/tmp/sock"])
+    assert mine.out == ("bind: 0\ngetsockname: 0\nname: /tmp/sock\nconnect: 0\n"
+                        "getpeername: 0\npeer: /tmp/sock\naccept: 0\n"), mine
