@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tarfile
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def store_listing(root: Path) -> dict[str, object]:
             p = os.path.join(dirpath, name)
             rel = os.path.relpath(p, root)
             st = os.lstat(p)
-            if os.path.isfile(p) and not os.path.islink(p):
+            if stat.S_ISREG(st.st_mode):
                 with open(p, "rb") as f:
                     out[rel] = ("f", st.st_size, st.st_mode, hashlib.sha256(f.read()).hexdigest())
             else:
@@ -106,18 +107,20 @@ def store_listing(root: Path) -> dict[str, object]:
 
 
 def tree_listing(root: Path) -> dict[str, tuple]:
-    """A tree's shape: path → (type, mode, content or link target)."""
+    """A tree's shape: path → (type, content or link target)."""
     out: dict[str, tuple] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = os.path.join(dirpath, name)
             rel = os.path.relpath(p, root)
             st = os.lstat(p)
-            if os.path.islink(p):
+            if stat.S_ISLNK(st.st_mode):
                 out[rel] = ("l", os.readlink(p))
-            elif os.path.isdir(p):
+            elif stat.S_ISDIR(st.st_mode):
                 out[rel] = ("d",)
-            else:
+            elif stat.S_ISREG(st.st_mode):
                 with open(p, "rb") as f:
                     out[rel] = ("f", f.read())
+            else:
+                out[rel] = ("special", stat.S_IFMT(st.st_mode), st.st_rdev)
     return out

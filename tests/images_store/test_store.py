@@ -150,8 +150,10 @@ def test_corrupt_and_truncated_archives_leave_store_unchanged(store, busybox_tar
     with pytest.raises(DigestMismatch, match="diffID"):
         archive.load(store, io.BytesIO(wrong))
     # a truncated (gzip) layer inside an otherwise complete archive
-    gz = gzip.compress(LAYER1)
-    trunc = legacy_archive([LAYER1], ["x:y"], ["gzip"]).replace(gz, gz[: len(gz) // 2] + bytes(len(gz) - len(gz) // 2))
+    gz = compress(LAYER1, "gzip")
+    complete = legacy_archive([LAYER1], ["x:y"], ["gzip"])
+    assert gz in complete
+    trunc = complete.replace(gz, gz[: len(gz) // 2] + bytes(len(gz) - len(gz) // 2))
     with pytest.raises(layers.LayerError, match="corrupt or truncated|not a valid tar"):
         archive.load(store, io.BytesIO(trunc))
     # a truncated archive
