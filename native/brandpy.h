@@ -8,6 +8,7 @@
 /* CDEF-BEGIN */
 #define BP_SPAWN_SETSID 1
 #define BP_SPAWN_CTTY 2
+#define BP_SPAWN_SETPGID 4
 
 struct bp_spawn_args {
     const char *path;          /* guest path of the entrypoint */

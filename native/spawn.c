@@ -68,6 +68,8 @@ static void child(const struct bp_spawn_args *a, int sync_fd)
         setsid();
         if ((a->flags & BP_SPAWN_CTTY) && ioctl(0, TIOCSCTTY, 0) < 0)
             child_fail("TIOCSCTTY", errno);
+    } else if (a->flags & BP_SPAWN_SETPGID) {
+        setpgid(0, 0);
     }
     if (a->cwd && chdir(a->cwd) < 0)
         child_fail(a->cwd, errno);

@@ -63,3 +63,34 @@ def markdown() -> str:
         lines.append(f"| {r.nr} | `{r.name}` | {r.since_text} | {_disp(r)} | {r.support} | "
                      f"{r.note} |")
     return "\n".join(lines)
+
+
+BEGIN, END = "<!-- syscall-table:begin -->", "<!-- syscall-table:end -->"
+
+
+def readme_section() -> str:
+    """The README block between the markers: counts, then the full table."""
+    return (f"{BEGIN}\n{summary()}\n\n<details><summary>The full table (one row per syscall, "
+            f"from syscalls/table.py)</summary>\n\n{markdown()}\n\n</details>\n{END}")
+
+
+def update_readme(path: str) -> bool:
+    """Rewrite the README's table from the syscall table; True if it changed."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    new = head + readme_section() + tail
+    if new != text:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(new)
+    return new != text
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--update-readme"]:
+        print("README.md updated" if update_readme("README.md") else "README.md up to date")
+    else:
+        print_table(sys.stdout)

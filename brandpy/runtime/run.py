@@ -101,6 +101,30 @@ def prepare_workdir(sb: Sandbox, workdir: str) -> bytes:
 
 
 @contextmanager
+def foreground(pgid: int | None) -> Iterator[None]:
+    """Give the terminal to the container's process group while it runs
+    (as a shell does for a foreground job), and take it back after."""
+    if pgid is None:
+        yield
+        return
+    ours = os.getpgrp()
+    old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        try:
+            os.setpgid(pgid, pgid)
+        except OSError:
+            pass   # the child did it first
+        os.tcsetpgrp(0, pgid)
+        yield
+    finally:
+        try:
+            os.tcsetpgrp(0, ours)
+        except OSError:
+            pass
+        signal.signal(signal.SIGTTOU, old)
+
+
+@contextmanager
 def state_dir() -> Iterator[str]:
     base = os.environ.get("XDG_RUNTIME_DIR") if os.geteuid() else None
     path = tempfile.mkdtemp(prefix="brandpy-", dir=base if base and os.path.isdir(base) else None)
@@ -125,8 +149,10 @@ def run(config: SandboxConfig, debug: bool = False, stats: bool = False) -> int:
         cwd = prepare_workdir(sb, config.workdir)
         path = find_command(sb, config.argv[0], env, config.workdir)
         sup = Supervisor(sb, tbl, debug=debug)
+        interactive = os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
         try:
-            pid = spawn(path, config.argv, env, cwd, tbl.bpf(), setsid=not os.isatty(0))
+            pid = spawn(path, config.argv, env, cwd, tbl.bpf(), setsid=not interactive,
+                        setpgid=interactive)
         except OSError as exc:
             hint = ""
             if exc.errno == errno.EPERM:
@@ -135,7 +161,8 @@ def run(config: SandboxConfig, debug: bool = False, stats: bool = False) -> int:
         previous = {s: signal.signal(s, lambda sig, _f: sup.forward_signal(sig))
                     for s in FORWARDED}
         try:
-            status = sup.run(pid)
+            with foreground(pid if interactive else None):
+                status = sup.run(pid)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)

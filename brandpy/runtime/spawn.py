@@ -10,12 +10,16 @@ from .linux import TRACE_OPTIONS
 
 BP_SPAWN_SETSID = 1
 BP_SPAWN_CTTY = 2
+BP_SPAWN_SETPGID = 4
 
 
 def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: bytes,
           fds: tuple[int, ...] = (0, 1, 2), seccomp_flags: int = 0,
-          setsid: bool = False, ctty: bool = False) -> int:
-    """Returns the child's pid; raises OSError if fork or ptrace fail."""
+          setsid: bool = False, ctty: bool = False, setpgid: bool = False) -> int:
+    """Returns the child's pid; raises OSError if fork or ptrace fail. The
+    child gets a session (setsid, optionally with fd 0 as its controlling
+    terminal) or a process group of its own, so kill(0, ...) inside the
+    container never reaches the supervisor."""
     from brandpy._native import ffi, lib
 
     keep = []   # cffi buffers must outlive the call
@@ -43,7 +47,8 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
     args.filter_len = len(filter_prog) // 8
     args.seccomp_flags = seccomp_flags
     args.ptrace_options = TRACE_OPTIONS
-    args.flags = (BP_SPAWN_SETSID if setsid else 0) | (BP_SPAWN_CTTY if ctty else 0)
+    args.flags = ((BP_SPAWN_SETSID if setsid else 0) | (BP_SPAWN_CTTY if ctty else 0)
+                  | (BP_SPAWN_SETPGID if setpgid else 0))
     pid = lib.bp_spawn(args)
     if pid < 0:
         raise OSError(-pid, os.strerror(-pid))
