@@ -251,6 +251,17 @@ class Store:
             meta["images"][meta["tags"][str(ref)]]["last_tag_time"] = time.time()
             self._save(meta)
 
+    def add_repo_digest(self, image_id: str, repo_digest: str) -> None:
+        """Record name@digest (e.g. after a push) for an image."""
+        with self.locked():
+            meta = self._load()
+            rec = meta["images"].get(image_id)
+            if rec is None:
+                raise ImageNotFound(f"No such image: {image_id}")
+            if repo_digest not in rec["repo_digests"]:
+                rec["repo_digests"].append(repo_digest)
+                self._save(meta)
+
     def remove(self, name: str, force: bool = False,
                in_use: Callable[[str], bool] | None = None) -> list[dict[str, str]]:
         """`docker rmi`: untag name; delete the image when no tag is left (or when
