@@ -14,8 +14,10 @@ import errno
 import os
 import signal
 import sys
+import threading
 import traceback
-from typing import TYPE_CHECKING
+from collections import deque
+from typing import TYPE_CHECKING, Callable
 
 from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 
@@ -23,7 +25,7 @@ from . import linux
 from .call import Call
 from .linux import (PTRACE_CONT, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK,
                     PTRACE_EVENT_SECCOMP, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK,
-                    PTRACE_LISTEN, PTRACE_SYSCALL, STOP_SIGNALS, WALL)
+                    PTRACE_INTERRUPT, PTRACE_LISTEN, PTRACE_SYSCALL, STOP_SIGNALS, WALL)
 from .process import Errno, Process
 
 if TYPE_CHECKING:
@@ -52,25 +54,75 @@ class Supervisor:
         self.expected: dict[int, tuple[Process, int]] = {}   # child tid -> (creator, event)
         self.held: dict[int, int] = {}                       # new tracee -> its first stop status
         self.at_exit: dict[int, Call] = {}                   # tids stopped for syscall exit
+        self.paused = False
+        self.frozen: dict[int, tuple[int, int]] = {}         # paused tid -> its pending resume
+        self.watchers: dict[int, Callable[[int], None]] = {}  # tgid -> called with its exit status
+        self._requests: deque[Callable[[], None]] = deque()
+        self._wakers: set[int] = set()
+        self._lock = threading.Lock()
+        self._closed = False
         self._reported: set[str] = set()
 
     # -- running ------------------------------------------------------------
 
-    def run(self, pid: int) -> int:
-        """Supervise the already-spawned entrypoint until it and every other
-        container process are gone; return the entrypoint's exit status."""
-        self.init_pid = self.sb.init_pid = pid
+    def adopt(self, pid: int, init: bool = False,
+              on_exit: Callable[[int], None] | None = None) -> None:
+        """Register a process just spawned (seized) by this thread: the
+        entrypoint, or a process `docker exec` starts in the container."""
+        if init:
+            self.init_pid = self.sb.init_pid = pid
         self.sb.add_thread(pid, Process(tgid=pid))
+        if on_exit is not None:
+            self.watchers[pid] = on_exit
+
+    def run(self) -> int:
+        """Supervise the container until the entrypoint and every other
+        process are gone; return the entrypoint's exit status."""
         while True:
+            self._drain_requests()
             try:
                 tid, status = os.waitpid(-1, WALL)
             except ChildProcessError:
                 break
-            if os.WIFSTOPPED(status):
+            if tid in self._wakers:
+                self._wakers.discard(tid)
+            elif os.WIFSTOPPED(status):
                 self._on_stop(tid, status)
             else:
                 self._on_exit(tid, status)
+        with self._lock:
+            self._closed = True
+        self._drain_requests()
         return self.status if self.status is not None else 128 + signal.SIGKILL
+
+    def call_soon(self, fn: Callable[[], None]) -> bool:
+        """Run fn on the tracer thread (ptrace requests must come from it),
+        from any thread. The loop sleeps in waitpid, so it is woken by a
+        short-lived child: control requests are rare, and the hot path keeps
+        its single blocking syscall. False once the container is gone."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._requests.append(fn)
+            self._wakers.add(os.posix_spawn("/bin/true", ["true"], {}))
+        return True
+
+    def _drain_requests(self) -> None:
+        while self._requests:
+            self._requests.popleft()()
+
+    def pause(self) -> None:
+        """Freeze every thread in a ptrace stop (as the cgroup freezer does:
+        the container cannot observe it). Tracer thread only."""
+        self.paused = True
+        for tid in list(self.sb.threads):
+            self._ptrace(PTRACE_INTERRUPT, tid)
+
+    def resume(self) -> None:
+        self.paused = False
+        frozen, self.frozen = self.frozen, {}
+        for tid, (request, sig) in frozen.items():
+            self._ptrace(request, tid, 0, sig)
 
     def forward_signal(self, sig: int) -> None:
         """A signal brandpy itself received goes to the entrypoint."""
@@ -124,12 +176,19 @@ class Supervisor:
     def _on_exit(self, tid: int, status: int) -> None:
         self.held.pop(tid, None)
         self.at_exit.pop(tid, None)
+        self.frozen.pop(tid, None)
         self.sb.remove_thread(tid)
+        watcher = self.watchers.pop(tid, None)
+        if watcher is not None:
+            watcher(exit_status(status))
         if tid == self.init_pid and self.status is None:
             self.status = exit_status(status)
             self.kill_all()
 
     def _resume(self, tid: int, sig: int = 0, request: int = PTRACE_CONT) -> None:
+        if self.paused:
+            self.frozen[tid] = (request, sig)
+            return
         self._ptrace(request, tid, 0, sig)
 
     def _kill(self, tid: int) -> None:

@@ -1,0 +1,114 @@
+"""A container as the engine drives it: its Sandbox and supervisor, the
+entrypoint, and what other threads may ask of it while it runs (exec a
+process in it, pause, resume, signal, list its processes)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from concurrent.futures import Future
+from typing import Callable
+
+from .process import Errno, Process
+from .run_setup import ContainerError, default_env, find_command, prepare_workdir
+from .sandbox import Sandbox, SandboxConfig
+from .spawn import spawn
+from .supervisor import Supervisor
+
+
+class Container:
+    def __init__(self, config: SandboxConfig, debug: bool = False) -> None:
+        from syscalls.table import table
+
+        if not os.path.isdir(config.rootfs):
+            raise ContainerError(f"rootfs {config.rootfs}: no such directory")
+        self.config = config
+        self.table = table()
+        self.sb = Sandbox(config)
+        self.sup = Supervisor(self.sb, self.table, debug=debug)
+        self.env = default_env(config.env)
+        self._filter = self.table.bpf()
+
+    @property
+    def init_pid(self) -> int:
+        return self.sup.init_pid
+
+    def start(self, stdio: tuple[int, int, int] = (0, 1, 2), tty: bool = False,
+              own_session: bool = True) -> int:
+        """Spawn the entrypoint (on the thread that will call run())."""
+        pid = self._spawn(self.config.argv, self.env, self.config.workdir, stdio, tty,
+                          own_session)
+        self.sup.adopt(pid, init=True)
+        return pid
+
+    def run(self) -> int:
+        """Supervise until every process is gone; the entrypoint's status."""
+        return self.sup.run()
+
+    def _spawn(self, argv: list[str], env: list[str], workdir: str,
+               stdio: tuple[int, int, int], tty: bool, own_session: bool) -> int:
+        cwd = prepare_workdir(self.sb, workdir)
+        path = find_command(self.sb, argv[0] if argv else "", env, workdir)
+        try:
+            return spawn(path, argv, env, cwd, self._filter, fds=stdio,
+                         setsid=own_session or tty, ctty=tty, setpgid=not own_session)
+        except OSError as exc:
+            hint = ""
+            if exc.errno == errno.EPERM:
+                hint = " (is ptrace forbidden here? check kernel.yama.ptrace_scope)"
+            raise ContainerError(f"cannot start the supervisor: {exc.strerror}{hint}") from None
+
+    # -- from other threads --------------------------------------------------
+
+    def exec(self, argv: list[str], env: list[str] | None = None, workdir: str | None = None,
+             stdio: tuple[int, int, int] = (0, 1, 2), tty: bool = False,
+             on_exit: Callable[[int], None] | None = None) -> Future[int]:
+        """Start another process in the running container (docker exec). The
+        future gives its host PID, or a ContainerError (127 not found...)."""
+        done: Future[int] = Future()
+        full_env = self.env + list(env or [])
+
+        def start() -> None:
+            try:
+                pid = self._spawn(argv, full_env, workdir or self.config.workdir, stdio, tty,
+                                  True)
+            except ContainerError as exc:
+                done.set_exception(exc)
+                return
+            self.sup.adopt(pid, on_exit=on_exit)
+            done.set_result(pid)
+
+        self._submit(start, done)
+        return done
+
+    def pause(self) -> Future[None]:
+        return self._simple(self.sup.pause)
+
+    def resume(self) -> Future[None]:
+        return self._simple(self.sup.resume)
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        """Signal the entrypoint (docker kill / stop)."""
+        self.sup.forward_signal(sig)
+
+    def processes(self) -> list[tuple[int, int]]:
+        """(container PID, host PID) of every process, for docker top."""
+        return sorted((self.sb.pids.to_guest(tgid), tgid) for tgid in list(self.sb.procs))
+
+    def _simple(self, fn: Callable[[], None]) -> Future[None]:
+        done: Future[None] = Future()
+
+        def call() -> None:
+            fn()
+            done.set_result(None)
+
+        self._submit(call, done)
+        return done
+
+    def _submit(self, fn: Callable[[], None], done: Future) -> None:
+        if not self.sup.call_soon(fn):
+            done.set_exception(ContainerError("the container is not running", 409))
+
+
+__all__ = ["Container", "ContainerError", "Errno", "Process"]

@@ -1,0 +1,90 @@
+"""Setting up a container before its entrypoint runs: the environment,
+the working directory and the command, found inside the rootfs with the
+errors and exit statuses docker uses."""
+
+from __future__ import annotations
+
+import os
+
+from .mounts import split
+from .process import Errno, Process
+from .sandbox import Sandbox
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# exit statuses as docker uses them
+EXIT_RUNTIME, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND = 125, 126, 127
+
+
+class ContainerError(Exception):
+    """Setting up the container failed before the entrypoint ran."""
+
+    def __init__(self, message: str, status: int = EXIT_RUNTIME) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def default_env(env: list[str]) -> list[str]:
+    names = {e.split("=", 1)[0] for e in env}
+    extra = []
+    if "PATH" not in names:
+        extra.append("PATH=" + DEFAULT_PATH)
+    if "HOME" not in names:
+        extra.append("HOME=/root")
+    return extra + env
+
+
+def find_command(sb: Sandbox, argv0: str, env: list[str], workdir: str) -> str:
+    """The guest path of the entrypoint, looked up in the container's PATH
+    as runc does; raises ContainerError with docker's status codes."""
+    if not argv0:
+        raise ContainerError("no command specified", EXIT_RUNTIME)
+    root = Process(tgid=0)
+    if "/" in argv0:
+        candidates = [argv0 if argv0.startswith("/") else os.path.join(workdir, argv0)]
+    else:
+        path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
+        candidates = [os.path.join(d or ".", argv0) for d in path.split(":")]
+        candidates = [c if c.startswith("/") else os.path.join(workdir, c) for c in candidates]
+    denied = None
+    for guest in candidates:
+        try:
+            r = sb.resolver.resolve(root, 0, os.fsencode(guest))
+        except Errno:
+            continue
+        if os.path.isfile(r.host):
+            if os.access(r.host, os.X_OK):
+                return guest
+            denied = guest
+        elif "/" in argv0 and os.path.isdir(r.host):
+            raise ContainerError(f'exec: "{argv0}": is a directory', EXIT_CANNOT_EXEC)
+    if denied:
+        raise ContainerError(f'exec: "{argv0}": permission denied', EXIT_CANNOT_EXEC)
+    where = "no such file or directory" if "/" in argv0 else "executable file not found in $PATH"
+    raise ContainerError(f'exec: "{argv0}": {where}', EXIT_NOT_FOUND)
+
+
+def prepare_workdir(sb: Sandbox, workdir: str) -> bytes:
+    """The host path of the working directory, created if missing as docker
+    does: one guest component at a time, each resolved inside the rootfs."""
+    if not workdir.startswith("/"):
+        raise ContainerError(f"the working directory {workdir!r} is invalid, it needs to be "
+                             "an absolute path")
+    root = Process(tgid=0)
+    guest = b"/"
+    host = sb.resolver.resolve(root, 0, guest).host
+    for comp in split(os.fsencode(workdir)):
+        try:
+            r = sb.resolver.resolve(root, 0, guest.rstrip(b"/") + b"/" + comp)
+            if not os.path.lexists(r.host):
+                os.mkdir(r.host, 0o755)
+        except Errno as exc:
+            raise ContainerError(f"working directory {workdir}: "
+                                 f"{os.strerror(exc.errno)}") from None
+        except OSError as exc:
+            raise ContainerError(f"cannot create working directory {workdir}: "
+                                 f"{exc.strerror}") from None
+        guest, host = r.guest, r.host
+    if not os.path.isdir(host):
+        raise ContainerError(f"working directory {workdir}: not a directory")
+    return host
