@@ -43,7 +43,7 @@ def _resolve_names(store: Store, names: list[str]) -> list[tuple[str, list[refer
         refs: list[tuple[str, reference.Reference | None]] = []
         try:
             bare = reference.is_name_only(name)
-        except reference.ReferenceError:
+        except reference.InvalidReference:
             bare = False
         if bare:
             repo = reference.parse(name, default_tag=False).name

@@ -126,7 +126,7 @@ def _names(ann: dict, repo: str | None) -> list[str]:
     if "/" in ref_name or ":" in ref_name:
         try:
             return [str(reference.parse(ref_name))]
-        except reference.ReferenceError:
+        except reference.InvalidReference:
             pass
     return [f"{repo}:{ref_name}"] if repo else []
 

@@ -7,6 +7,7 @@ is staged in a store transaction: an error or an interrupted pull registers
 nothing, and running the pull again starts cleanly."""
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from pathlib import Path
@@ -127,12 +128,26 @@ def _read_all(resp, desc: dict, what: str, ref: reference.Reference) -> bytes:  
     return data
 
 
+class _Exact:
+    """http.client returns a short body silently when the connection drops; make it an error."""
+
+    def __init__(self, resp, total: int):  # noqa: ANN001
+        self.resp, self.total, self.n = resp, total, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.resp.read(size)
+        self.n += len(data)
+        if not data and size and self.n < self.total:
+            raise http.client.IncompleteRead(b"", self.total - self.n)
+        return data
+
+
 def _download(txn: Transaction, client: Client, desc: dict, emit: Progress, ref: reference.Reference) -> None:
     lid = _short(desc["digest"])
     resp = client.open_blob(desc["digest"])
     try:
-        txn.write_blob(resp, desc["digest"], desc["size"], _Throttle(emit, "Downloading", lid, desc["size"]),
-                       what=f"layer {desc['digest']}")
+        txn.write_blob(_Exact(resp, desc["size"]), desc["digest"], desc["size"],
+                       _Throttle(emit, "Downloading", lid, desc["size"]), what="layer")
     except STREAM_ERRORS + DECOMPRESS_ERRORS as e:
         if isinstance(e, OSError) and not isinstance(e, ConnectionError) and e.errno is not None:
             raise

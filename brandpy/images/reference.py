@@ -20,7 +20,7 @@ _TAG_RE = re.compile(r"[\w][\w.-]{0,127}")
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-class ReferenceError(ValueError):
+class InvalidReference(ValueError):
     pass
 
 
@@ -67,10 +67,10 @@ def parse(text: str, default_tag: bool = True) -> Reference:
     digest (unless default_tag is False)."""
     s = text.strip()
     if not s:
-        raise ReferenceError("invalid reference format: empty image name")
+        raise InvalidReference("invalid reference format: empty image name")
     name, _, digest = s.partition("@")
     if digest and not DIGEST_RE.fullmatch(digest):
-        raise ReferenceError(f"invalid reference format: {text!r} has a malformed digest "
+        raise InvalidReference(f"invalid reference format: {text!r} has a malformed digest "
                              "(expected sha256: and 64 lowercase hex digits)")
     tag = None
     slash = name.rfind("/")
@@ -78,12 +78,12 @@ def parse(text: str, default_tag: bool = True) -> Reference:
     if colon > slash:
         name, tag = name[:colon], name[colon + 1:]
         if not _TAG_RE.fullmatch(tag):
-            raise ReferenceError(f"invalid reference format: bad tag {tag!r} in {text!r}")
+            raise InvalidReference(f"invalid reference format: bad tag {tag!r} in {text!r}")
     first, sep, rest = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         domain, path = first, rest
         if not _DOMAIN_RE.fullmatch(domain):
-            raise ReferenceError(f"invalid reference format: bad registry {domain!r} in {text!r}")
+            raise InvalidReference(f"invalid reference format: bad registry {domain!r} in {text!r}")
     else:
         domain, path = DEFAULT_DOMAIN, name
     if domain == "index.docker.io":
@@ -92,9 +92,9 @@ def parse(text: str, default_tag: bool = True) -> Reference:
         path = "library/" + path
     if not _PATH_RE.fullmatch(path):
         hint = " (repository names must be lowercase)" if path.lower() != path else ""
-        raise ReferenceError(f"invalid reference format: {text!r}{hint}")
+        raise InvalidReference(f"invalid reference format: {text!r}{hint}")
     if len(domain) + 1 + len(path) > 255:
-        raise ReferenceError(f"invalid reference format: repository name {text!r} is longer than 255")
+        raise InvalidReference(f"invalid reference format: repository name {text!r} is longer than 255")
     if default_tag and tag is None and not digest:
         tag = DEFAULT_TAG
     return Reference(domain, path, tag, digest or None)

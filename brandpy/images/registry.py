@@ -152,7 +152,7 @@ class Client:
             msg = (f"access to {name} denied ({resp.status}{': ' + detail if detail else ''}): the repository "
                    "does not exist or needs a login; add credentials to ~/.docker/config.json (docker login)")
         elif resp.status == 404:
-            msg = f"{what} not found in {name}{': ' + detail if detail else ''}"
+            msg = f"{what} not found{': ' + detail if detail else ''}"
         elif resp.status == 429:
             msg = f"{self.host} is rate-limiting requests (429 Too Many Requests); wait and try again"
         else:

@@ -217,7 +217,7 @@ class Store:
             return f"sha256:{hexpart}", "id"
         try:
             ref = reference.parse(name)
-        except reference.ReferenceError:
+        except reference.InvalidReference:
             ref = None
         if ref is not None:
             if ref.digest:
@@ -431,7 +431,7 @@ class Transaction:
             os.fsync(f.fileno())
         try:
             if size is not None and reader.count != size:
-                raise DigestMismatch(f"{what} {expected or ''} is truncated or oversized: got {reader.count} "
+                raise DigestMismatch(f"{what} {expected or ''}is truncated or oversized: got {reader.count} "
                                      f"bytes, expected {size}; try again")
             if expected is not None and reader.digest != expected:
                 raise DigestMismatch(f"{what} failed digest verification: expected {expected}, "

@@ -36,7 +36,7 @@ def test_reference_normalisation():
     assert reference.parse("127.0.0.1:5000/x").registry_host == "127.0.0.1:5000"
     assert reference.parse("busybox").registry_host == "registry-1.docker.io"
     for bad in ("Busybox", "a b", "x@sha256:12", "x:-bad"):
-        with pytest.raises(reference.ReferenceError, match="invalid reference format"):
+        with pytest.raises(reference.InvalidReference, match="invalid reference format"):
             reference.parse(bad)
 
 
