@@ -229,3 +229,15 @@ def test_push_local_image_and_read_with_skopeo(registry, busybox_tar, tmp_path):
     other = Store(tmp_path / "other")
     assert pull.pull(other, f"{registry.addr}/mine/bb:v1") == image_id
     assert tree_listing(other.get(image_id).tree) == tree_listing(store.get(image_id).tree)
+
+
+def test_cli_pull_prints_like_docker(registry, tmp_path, capsys):
+    from tests.images_store.test_cli import run
+    rc, out, _ = run(capsys, "image", "--store", str(tmp_path / "s"), "pull", f"{registry.addr}/lib/bb:1")
+    lines = out.splitlines()
+    assert rc == 0 and lines[0] == "1: Pulling from lib/bb"
+    layer = lines[1].split(":")[0]
+    assert lines[1:5] == [f"{layer}: Pulling fs layer", f"{layer}: Verifying Checksum",
+                          f"{layer}: Download complete", f"{layer}: Pull complete"]
+    assert lines[5].startswith("Digest: sha256:")
+    assert lines[6:] == [f"Status: Downloaded newer image for {registry.addr}/lib/bb:1", f"{registry.addr}/lib/bb:1"]
