@@ -16,16 +16,21 @@ class ChangeError(ValueError):
     pass
 
 
-def _exec_or_shell(rest: str) -> list[str]:
-    """JSON array (exec form), else shell form run by /bin/sh -c."""
+def _json_array(rest: str) -> list[str] | None:
     if rest.startswith("["):
         try:
             value = json.loads(rest)
-            if isinstance(value, list) and all(isinstance(x, str) for x in value):
-                return value
         except ValueError:
-            pass
-    return ["/bin/sh", "-c", rest]
+            return None
+        if isinstance(value, list) and all(isinstance(x, str) for x in value):
+            return value
+    return None
+
+
+def _exec_or_shell(rest: str) -> list[str]:
+    """JSON array (exec form), else shell form run by /bin/sh -c."""
+    value = _json_array(rest)
+    return value if value is not None else ["/bin/sh", "-c", rest]
 
 
 def _pairs(rest: str, what: str) -> list[tuple[str, str]]:
@@ -71,10 +76,11 @@ def _healthcheck(rest: str) -> dict:
         return {"Test": ["NONE"]}
     if kind != "CMD":
         raise ChangeError(f"HEALTHCHECK: unknown type {words[0]!r}, expected CMD or NONE")
-    cmd = rest.split(None, len(opts) + 1)[-1] if opts else rest.split(None, 1)[1]
-    exec_form = _exec_or_shell(cmd)
-    test = ["CMD", *exec_form] if cmd.startswith("[") and exec_form[:2] != ["/bin/sh", "-c"] else ["CMD-SHELL", cmd]
-    hc: dict = {"Test": test}
+    if len(words) < 2:
+        raise ChangeError("HEALTHCHECK CMD needs a command")
+    cmd = rest.split(None, len(opts) + 1)[-1]
+    exec_form = _json_array(cmd)
+    hc: dict = {"Test": ["CMD", *exec_form] if exec_form is not None else ["CMD-SHELL", cmd]}
     names = {"interval": "Interval", "timeout": "Timeout", "start-period": "StartPeriod",
              "start-interval": "StartInterval"}
     for key, value in opts.items():

@@ -98,8 +98,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     src = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
     with src:
+        # The docker CLI streams a file as the request body, so Docker records "Imported from -".
         image_id = importer.import_rootfs(_store(args), src, tag=args.reference, changes=args.change,
-                                          message=args.message or "", source=args.file)
+                                          message=args.message or "")
     print(image_id)
     return 0
 

@@ -364,6 +364,8 @@ class Store:
                             remove_any(p)
                 for p in (self.root / "tmp").iterdir():
                     remove_any(p)
+                for p in self.root.glob(".tmp-*"):   # atomic_write's leftovers after a crash
+                    p.unlink()
                 with contextlib.suppress(FileNotFoundError):
                     (self.root / "dirty").unlink()
         return True

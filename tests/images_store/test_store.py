@@ -285,3 +285,25 @@ def test_killed_mid_load_leaves_store_intact(tmp_path, busybox_tar):
     s2.gc()
     assert store_listing(root) == before
     assert archive.load(s2, io.BytesIO(big)) == ["Loaded image: big:1"]   # and it works afterwards
+
+
+def test_change_instructions():
+    from brandpy.images import changes
+    cfg: dict = {"WorkingDir": "/app"}
+    for line in ['HEALTHCHECK --interval=5s --retries=3 CMD curl -f http://localhost/',
+                 "WORKDIR sub", "ENV PATH /usr/bin:/bin", "ONBUILD RUN make", "label a=1 b=\"2 3\"",
+                 'VOLUME ["/v1", "/v2"]', "EXPOSE 8000-8002/tcp"]:
+        changes.apply(cfg, line)
+    assert cfg["Healthcheck"] == {"Test": ["CMD-SHELL", "curl -f http://localhost/"],
+                                  "Interval": 5_000_000_000, "Retries": 3}
+    assert cfg["WorkingDir"] == "/app/sub" and cfg["Env"] == ["PATH=/usr/bin:/bin"]
+    assert cfg["OnBuild"] == ["RUN make"] and cfg["Labels"] == {"a": "1", "b": "2 3"}
+    assert cfg["Volumes"] == {"/v1": {}, "/v2": {}} and cfg["ExposedPorts"] == {"8000-8002/tcp": {}}
+    changes.apply(cfg, 'HEALTHCHECK CMD ["/bin/check", "--fast"]')
+    assert cfg["Healthcheck"] == {"Test": ["CMD", "/bin/check", "--fast"]}
+    changes.apply(cfg, "HEALTHCHECK NONE")
+    assert cfg["Healthcheck"] == {"Test": ["NONE"]}
+    for bad, match in [("EXPOSE 80/xyz", "invalid port"), ("HEALTHCHECK --interval=5 CMD x", "invalid duration"),
+                       ("ENV", "requires an argument"), ("ENV A", "needs a value"), ("COPY a b", "not a valid")]:
+        with pytest.raises(changes.ChangeError, match=match):
+            changes.apply({}, bad)
