@@ -5,7 +5,8 @@ layout (oci-layout, index.json, blobs/sha256/…) that is also the legacy
 docker-save layout (manifest.json, repositories), layers uncompressed so
 that each layer blob's digest is its diffID.
 
-load accepts that, the older manifest.json layouts (`<id>/layer.tar`,
+load accepts that, the legacy v1 layout of Docker before 1.10, the older
+manifest.json layouts (`<id>/layer.tar`,
 `<id>.json`, compressed layers, symlinked files as skopeo and old Docker
 write), a plain OCI layout tar, and the archive itself plain or compressed.
 The archive is read in one pass: every file becomes a staged blob of the
@@ -261,6 +262,47 @@ def _load_manifest_json(txn: Transaction, files: _ArchiveFiles) -> list[tuple[st
     return out
 
 
+_V1_DROP = ("id", "parent", "Size", "parent_id", "layer_id", "throwaway")
+
+
+def _load_v1(txn: Transaction, files: _ArchiveFiles) -> list[tuple[str, list[str]]]:
+    """The pre-1.10 layout: <v1 id>/{json,layer.tar} chained by "parent", tags in
+    `repositories`. The config is made as Docker's MakeConfigFromV1Config does."""
+    repos = _json(files, "repositories")
+    if not isinstance(repos, dict):
+        raise ArchiveError("repositories in the archive is not a JSON object")
+    by_top: dict[str, list[str]] = {}
+    for repo, tags in repos.items():
+        for tag, v1_id in tags.items():
+            by_top.setdefault(v1_id, []).append(str(reference.parse(f"{repo}:{tag}")))
+    out = []
+    for top, refs in by_top.items():
+        chain, v1_id = [], top
+        while v1_id:
+            if v1_id in chain or len(chain) > 1000:
+                raise ArchiveError(f"the parent chain of {top} loops")
+            chain.append(v1_id)
+            doc = _json(files, f"{v1_id}/json")
+            v1_id = doc.get("parent", "") if isinstance(doc, dict) else ""
+        chain.reverse()
+        records, history = [], []
+        for v1_id in chain:
+            doc = _json(files, f"{v1_id}/json")
+            digest, size = files.stage(f"{v1_id}/layer.tar", None)
+            info = txn.unpack_blob(digest, None, f"layer {v1_id}")
+            records.append(LayerRecord(info.diff_id, info.size, digest, mf.layer_type_for(None), size))
+            cmd = (doc.get("container_config") or {}).get("Cmd") or []
+            h = {"created": doc.get("created", ""), "created_by": " ".join(cmd)}
+            h.update({k: doc[k] for k in ("author", "comment") if doc.get(k)})
+            history.append(h)
+        config = {k: v for k, v in _json(files, f"{top}/json").items() if k not in _V1_DROP}
+        config["rootfs"] = {"type": "layers", "diff_ids": [r.diff_id for r in records]}
+        config["history"] = history
+        raw = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        out.append((txn.add_image(raw, records), refs))
+    return out
+
+
 def _compression(txn: Transaction, digest: str) -> str | None:
     path = txn.blob_path(digest)
     assert path is not None
@@ -291,9 +333,11 @@ def load(store: Store, src: BinaryIO) -> list[str]:
             found = _load_manifest_json(txn, files)
         elif "index.json" in files.files:
             found = ocilayout.import_index(txn, files)
+        elif "repositories" in files.files:
+            found = _load_v1(txn, files)
         else:
-            raise ArchiveError("the archive has neither manifest.json nor index.json: it is not a "
-                               "docker-archive or OCI layout (pre-1.10 Docker archives are not supported)")
+            raise ArchiveError("the archive has no manifest.json, index.json or repositories: it is not "
+                               "a docker-archive or OCI layout")
         for image_id, refs in found:
             for ref in refs:
                 txn.tag(ref, image_id)

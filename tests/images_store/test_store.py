@@ -307,3 +307,29 @@ def test_change_instructions():
                        ("ENV", "requires an argument"), ("ENV A", "needs a value"), ("COPY a b", "not a valid")]:
         with pytest.raises(changes.ChangeError, match=match):
             changes.apply({}, bad)
+
+
+def test_load_legacy_v1_archive(store):
+    """Docker < 1.10: <id>/json + <id>/layer.tar chained by parent, tags in repositories."""
+    base, top = "a" * 64, "b" * 64
+    l1, l2 = make_tar([("f", "file", b"1")]), make_tar([("g", "file", b"2")])
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        add(f"{base}/json", json.dumps({"id": base, "created": "2015-01-01T00:00:00Z",
+                                        "container_config": {"Cmd": ["/bin/sh", "-c", "#(nop) ADD f"]}}).encode())
+        add(f"{base}/layer.tar", l1)
+        add(f"{base}/VERSION", b"1.0")
+        add(f"{top}/json", json.dumps({"id": top, "parent": base, "created": "2015-01-02T00:00:00Z",
+                                       "config": {"Cmd": ["/g"]}, "architecture": "amd64", "os": "linux"}).encode())
+        add(f"{top}/layer.tar", l2)
+        add("repositories", json.dumps({"old/app": {"v1": top}}).encode())
+    assert archive.load(store, io.BytesIO(buf.getvalue())) == ["Loaded image: old/app:v1"]
+    image = store.get("old/app:v1")
+    assert image.diff_ids == [sha(l1), sha(l2)] and image.config["config"]["Cmd"] == ["/g"]
+    assert "id" not in image.config and "parent" not in image.config
+    assert image.config["history"][0]["created_by"] == "/bin/sh -c #(nop) ADD f"
+    assert tree_listing(image.tree) == {"f": ("f", b"1"), "g": ("f", b"2")}
