@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

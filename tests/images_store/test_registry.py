@@ -10,7 +10,6 @@ import subprocess
 import pytest
 
 from brandpy.images import archive, commit, importer, pull, push, rootfs
-from brandpy.images.auth import Credentials
 from brandpy.images.registry import RegistryError
 from brandpy.images.store import DigestMismatch, Store, StoreError
 from tests.images_store.helpers import store_listing, tree_listing
