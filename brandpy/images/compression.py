@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import lzma
+import zlib
 from typing import BinaryIO, Callable
 
 import zstandard
@@ -48,7 +49,7 @@ def decompressed(f: BinaryIO) -> tuple[BinaryIO, str | None]:
 
 # Errors a damaged or truncated compressed stream raises while reading.
 STREAM_ERRORS: tuple[type[BaseException], ...] = (
-    EOFError, OSError, lzma.LZMAError, zstandard.ZstdError, ValueError)
+    EOFError, OSError, zlib.error, lzma.LZMAError, zstandard.ZstdError, ValueError)
 
 
 class HashingReader(io.RawIOBase):

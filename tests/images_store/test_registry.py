@@ -240,3 +240,20 @@ def test_cli_pull_prints_like_docker(registry, tmp_path, capsys):
                           f"{layer}: Download complete", f"{layer}: Pull complete"]
     assert lines[5].startswith("Digest: sha256:")
     assert lines[6:] == [f"Status: Downloaded newer image for {registry.addr}/lib/bb:1", f"{registry.addr}/lib/bb:1"]
+
+
+def test_pull_zstd_layers(registry, source_archive, tmp_path):
+    layout = tmp_path / "zstd"
+    subprocess.run(["skopeo", "copy", "--quiet", "--dest-compress-format", "zstd",
+                    f"docker-archive:{source_archive[0]}", f"oci:{layout}:1"], check=True, capture_output=True)
+    # preserve digests: skopeo's blob cache would otherwise reuse the gzip layer it pushed before
+    registry.skopeo_copy(f"oci:{layout}:1", "lib/bbz:1", ("--preserve-digests",))
+    store = Store(tmp_path / "store")
+    image_id = pull.pull(store, f"{registry.addr}/lib/bbz:1")
+    layer = store.get(image_id).record.layers[0]
+    assert layer.media_type == "application/vnd.oci.image.layer.v1.tar+zstd"
+    assert layer.digest != layer.diff_id and (store.get(image_id).tree / "bin" / "busybox").exists()
+    # a save of it carries the layer uncompressed again, with the same image ID
+    out = io.BytesIO()
+    archive.save(store, [image_id], out)
+    assert archive.load(Store(tmp_path / "b"), io.BytesIO(out.getvalue())) == [f"Loaded image ID: {image_id}"]
