@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .runtime.sandbox import SandboxConfig, Volume
+from .runtime.sandbox import PortMapping, SandboxConfig, Volume
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -17,19 +17,34 @@ def _run(args: argparse.Namespace) -> int:
         return 125
     try:
         volumes = [Volume.parse(v) for v in args.volume]
+        ports = [PortMapping.parse(p) for p in args.publish]
+        seccomp = security_opt(args.security_opt)
     except ValueError as exc:
         print(f"brandpy: {exc}", file=sys.stderr)
         return 125
-    env = []
-    for e in args.env:
-        env.append(e)
-    config = SandboxConfig(rootfs=args.rootfs, argv=args.command, env=env,
-                           workdir=args.workdir, volumes=volumes)
+    config = SandboxConfig(
+        rootfs=args.rootfs, argv=args.command, env=list(args.env), workdir=args.workdir,
+        volumes=volumes, user=args.user, hostname=args.hostname,
+        kernel_release=args.kernel_release, personality=args.personality, ports=ports,
+        seccomp=seccomp, cap_add=args.cap_add, cap_drop=args.cap_drop,
+        extra_hosts=args.add_host, dns=args.dns, strict=args.strict)
     try:
-        return run(config, debug=args.debug, stats=args.stats)
+        return run(config, debug=args.debug, stats=args.stats, report=args.report)
     except ContainerError as exc:
         print(f"brandpy: {exc}", file=sys.stderr)
         return exc.status
+
+
+def security_opt(opts: list[str]) -> str:
+    """--security-opt seccomp=unconfined|PROFILE.json (as docker run takes it)."""
+    seccomp = ""
+    for opt in opts:
+        key, sep, value = opt.partition("=")
+        if key != "seccomp" or not sep or not value:
+            raise ValueError(f"unsupported --security-opt {opt!r}: brandpy takes "
+                             "seccomp=unconfined or seccomp=PROFILE.json")
+        seccomp = value
+    return seccomp
 
 
 def _syscalls(args: argparse.Namespace) -> int:
@@ -54,6 +69,31 @@ def parser() -> argparse.ArgumentParser:
                      help="working directory inside the container (created if missing)")
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
                      help="set an environment variable")
+    run.add_argument("-u", "--user", default="", metavar="USER[:GROUP]",
+                     help="run as this user (name or uid, from the image's /etc/passwd)")
+    run.add_argument("--hostname", default="", help="the container's hostname")
+    run.add_argument("-p", "--publish", action="append", default=[],
+                     metavar="[IP:]HOST:CONTAINER[/PROTO]",
+                     help="a bind() of CONTAINER port binds HOST port instead")
+    run.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
+                     help="an /etc/hosts line")
+    run.add_argument("--dns", action="append", default=[], metavar="IP",
+                     help="nameserver for /etc/resolv.conf (default: the host's)")
+    run.add_argument("--security-opt", action="append", default=[],
+                     metavar="seccomp=unconfined|PROFILE",
+                     help="seccomp profile in Docker's format (default: Docker's default)")
+    run.add_argument("--cap-add", action="append", default=[], metavar="CAP",
+                     help="add a capability to Docker's default set (or ALL)")
+    run.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
+                     help="drop a capability from Docker's default set (or ALL)")
+    run.add_argument("--kernel-release", default="", metavar="VERSION",
+                     help="what uname reports (default: the host's)")
+    run.add_argument("--personality", action="store_true",
+                     help="behave as --kernel-release would: newer syscalls get ENOSYS")
+    run.add_argument("--strict", action="store_true",
+                     help="stop the container at the first unsupported or denied syscall")
+    run.add_argument("--report", action="store_true",
+                     help="print the unsupported/denied syscalls (the ledger) on exit")
     run.add_argument("--engine", choices=["python"], default="python",
                      help="the supervisor loop: python (python-ptrace, the reference)")
     run.add_argument("--stats", action="store_true",

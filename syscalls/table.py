@@ -24,12 +24,11 @@ import errno
 from dataclasses import dataclass
 from typing import Callable
 
-from brandpy.runtime.seccomp import (Action, ArgTest, compile_filter, ret_allow, ret_errno,
-                                     ret_trace)
+from brandpy.runtime.seccomp import Action, ArgTest
 
 from . import linux
 from .handlers import exec as exec_
-from .handlers import fs, pids, process, sock
+from .handlers import fakefs, fs, ident, pids, process, sock, uts
 
 Handler = Callable[..., "int | None"]
 
@@ -38,12 +37,15 @@ FULL, PARTIAL, UNIMPLEMENTED, NONE = "full", "partial", "unimplemented", "none"
 
 @dataclass(frozen=True)
 class Spec:
-    disposition: str                    # allow | const | deny | trace | nosys
+    disposition: str                    # allow | const | deny | trace | nosys | identity
     support: str
     note: str = ""
     value: int = 0                      # const value or deny errno
     handler: Handler | None = None
     when: Callable[[Action, Action], Action] | None = None   # (trap, otherwise) -> action
+    fake: Spec | None = None            # used instead when identity is emulated (unprivileged)
+    fake_root: Spec | None = None       # identity rows: container user root / not root
+    fake_user: Spec | None = None
 
 
 def allow(note: str = "", support: str = FULL) -> Spec:
@@ -61,6 +63,32 @@ def trace(handler: Handler, note: str = "", support: str = FULL,
 
 def nosys(note: str) -> Spec:
     return Spec("nosys", NONE, note, value=errno.ENOSYS)
+
+
+def const(value: int, note: str = "") -> Spec:
+    """Answered by BPF (SECCOMP_RET_ERRNO with data 0 returns 0; only 0 is
+    possible: larger data would read as an error)."""
+    assert value == 0
+    return Spec("const", FULL, note, value=0)
+
+
+FAKE = "unprivileged: "
+
+
+def real_or_fake(real: Spec, handler: Handler, fake_note: str) -> Spec:
+    """Native (or path-translated) when the supervisor is root and the
+    identity is real; emulated by `handler` when unprivileged."""
+    return Spec(real.disposition, real.support, f"{real.note}; {FAKE}{fake_note}".lstrip("; "),
+                real.value, real.handler, real.when,
+                fake=Spec("trace", real.support, fake_note, handler=handler))
+
+
+def identity(handler: Handler) -> Spec:
+    """get*id: native with a real identity; unprivileged, answered in BPF
+    while the container user is root, else emulated."""
+    note = "real as root; unprivileged: emulated, answered in BPF (0) while the user is root"
+    return Spec("allow", FULL, note, fake=Spec(
+        "identity", FULL, note, fake_root=const(0), fake_user=trace(handler)))
 
 
 def arg_nonzero(i: int) -> Callable[[Action, Action], Action]:
@@ -81,13 +109,17 @@ def arg_in(i: int, *values: int) -> Callable[[Action, Action], Action]:
 PATH = "path resolved inside the container"
 PATH_WRITE = PATH + "; EROFS on read-only mounts"
 PIDS = "PIDs limited to (and translated for) the container's processes"
+OWNERSHIP = "ownership recorded in an xattr and reported by stat"
+MODES = "modes recorded in an xattr (the host file keeps owner rw)"
+ROOT_ACCESS = "the container's root passes checks as root does"
+DEVICES = "device nodes recorded as files with their type in an xattr"
 DOCKER = "denied (EPERM) as in Docker's default profile"
 NEVER = "never implemented on x86_64 Linux (ENOSYS there too)"
 
 SPEC: dict[str, Spec] = {
     # -- files and descriptors: native ---------------------------------------
     **{name: allow() for name in (
-        "read", "write", "close", "fstat", "poll", "lseek", "pread64", "pwrite64", "readv",
+        "read", "write", "close", "poll", "lseek", "pread64", "pwrite64", "readv",
         "writev", "pipe", "select", "dup", "dup2", "dup3", "pipe2", "fcntl", "flock", "fsync",
         "fdatasync", "ftruncate", "getdents", "getdents64", "fchdir", "umask", "sendfile",
         "fstatfs", "readahead", "fgetxattr", "flistxattr", "epoll_create", "epoll_create1",
@@ -106,20 +138,21 @@ SPEC: dict[str, Spec] = {
     "creat": trace(fs.creat, PATH_WRITE),
     "openat2": trace(fs.openat2, PATH + "; RESOLVE_IN_ROOT/BENEATH/NO_SYMLINKS applied "
                      "by the resolver"),
-    "stat": trace(fs.stat_, PATH),
-    "lstat": trace(fs.lstat, PATH),
-    "newfstatat": trace(fs.newfstatat, PATH),
-    "statx": trace(fs.statx, PATH),
+    "stat": real_or_fake(trace(fs.stat_, PATH), fakefs.stat_, OWNERSHIP),
+    "lstat": real_or_fake(trace(fs.lstat, PATH), fakefs.lstat, OWNERSHIP),
+    "newfstatat": real_or_fake(trace(fs.newfstatat, PATH), fakefs.newfstatat, OWNERSHIP),
+    "statx": real_or_fake(trace(fs.statx, PATH), fakefs.statx, OWNERSHIP),
+    "fstat": real_or_fake(allow(), fakefs.fstat, OWNERSHIP),
     "statfs": trace(fs.statfs, PATH + "; reports the host file system"),
-    "access": trace(fs.access, PATH),
-    "faccessat": trace(fs.faccessat, PATH),
-    "faccessat2": trace(fs.faccessat2, PATH),
+    "access": real_or_fake(trace(fs.access, PATH), fakefs.access, ROOT_ACCESS),
+    "faccessat": real_or_fake(trace(fs.faccessat, PATH), fakefs.faccessat, ROOT_ACCESS),
+    "faccessat2": real_or_fake(trace(fs.faccessat2, PATH), fakefs.faccessat2, ROOT_ACCESS),
     "readlink": trace(fs.readlink, "emulated; /proc magic links name guest paths"),
     "readlinkat": trace(fs.readlinkat, "emulated; /proc magic links name guest paths"),
     "mkdir": trace(fs.mkdir, PATH_WRITE),
     "mkdirat": trace(fs.mkdirat, PATH_WRITE),
-    "mknod": trace(fs.mknod, PATH_WRITE),
-    "mknodat": trace(fs.mknodat, PATH_WRITE),
+    "mknod": real_or_fake(trace(fs.mknod, PATH_WRITE), fakefs.mknod, DEVICES),
+    "mknodat": real_or_fake(trace(fs.mknodat, PATH_WRITE), fakefs.mknodat, DEVICES),
     "rmdir": trace(fs.rmdir, PATH_WRITE),
     "unlink": trace(fs.unlink, PATH_WRITE),
     "unlinkat": trace(fs.unlinkat, PATH_WRITE),
@@ -130,14 +163,17 @@ SPEC: dict[str, Spec] = {
     "renameat2": trace(fs.renameat2, PATH_WRITE + "; EXDEV between mounts"),
     "link": trace(fs.link, PATH_WRITE + "; EXDEV between mounts"),
     "linkat": trace(fs.linkat, PATH_WRITE + "; EXDEV between mounts"),
-    "chmod": trace(fs.chmod, PATH_WRITE),
-    "fchmodat": trace(fs.fchmodat, PATH_WRITE),
-    "fchmodat2": trace(fs.fchmodat2, PATH_WRITE),
-    "chown": trace(fs.chown, PATH_WRITE),
-    "lchown": trace(fs.lchown, PATH_WRITE),
-    "fchownat": trace(fs.fchownat, PATH_WRITE),
-    "fchmod": trace(fs.fd_metadata, "EROFS on read-only mounts"),
-    "fchown": trace(fs.fd_metadata, "EROFS on read-only mounts"),
+    "chmod": real_or_fake(trace(fs.chmod, PATH_WRITE), fakefs.chmod, MODES),
+    "fchmodat": real_or_fake(trace(fs.fchmodat, PATH_WRITE), fakefs.fchmodat, MODES),
+    "fchmodat2": real_or_fake(trace(fs.fchmodat2, PATH_WRITE), fakefs.fchmodat2, MODES),
+    "chown": real_or_fake(trace(fs.chown, PATH_WRITE), fakefs.chown, OWNERSHIP),
+    "lchown": real_or_fake(trace(fs.lchown, PATH_WRITE), fakefs.lchown,
+                           OWNERSHIP + " (not for symlinks)"),
+    "fchownat": real_or_fake(trace(fs.fchownat, PATH_WRITE), fakefs.fchownat, OWNERSHIP),
+    "fchmod": real_or_fake(trace(fs.fd_metadata, "EROFS on read-only mounts"), fakefs.fchmod,
+                           MODES),
+    "fchown": real_or_fake(trace(fs.fd_metadata, "EROFS on read-only mounts"), fakefs.fchown,
+                           OWNERSHIP),
     "fsetxattr": trace(fs.fd_metadata, "EROFS on read-only mounts"),
     "fremovexattr": trace(fs.fd_metadata, "EROFS on read-only mounts"),
     "truncate": trace(fs.truncate, PATH_WRITE),
@@ -173,9 +209,7 @@ SPEC: dict[str, Spec] = {
     **{name: allow() for name in (
         "socketpair", "listen", "shutdown", "setsockopt", "getsockopt", "sendmmsg",
         "recvmmsg")},
-    "socket": Spec("allow", FULL, "AF_VSOCK denied (EPERM) as in Docker",
-                   when=lambda trap, other: ArgTest(0, "eq", 40, then=ret_errno(errno.EPERM),
-                                                    otherwise=other)),
+    "socket": allow(),
     "sendmsg": allow("native: an AF_UNIX destination in msg_name is not translated",
                      support=PARTIAL),
     "recvmsg": allow("native: an AF_UNIX source in msg_name is not translated",
@@ -207,16 +241,25 @@ SPEC: dict[str, Spec] = {
     "userfaultfd": deny(errno.EPERM, DOCKER),
     # -- processes ------------------------------------------------------------------
     **{name: allow() for name in (
-        "exit", "exit_group", "wait4", "waitid", "set_tid_address", "set_robust_list",
-        "arch_prctl", "sched_yield", "getpid", "getppid", "gettid", "getpgrp", "getpgid",
-        "getsid", "setsid", "setpgid", "restart_syscall", "rseq", "seccomp", "getcpu",
-        "pidfd_send_signal", "personality")},
+        "exit", "exit_group", "set_robust_list", "arch_prctl", "sched_yield", "setsid",
+        "restart_syscall", "rseq", "seccomp", "getcpu", "pidfd_send_signal", "personality")},
+    "getpid": trace(pids.getpid, "the container PID (the entrypoint is 1)"),
+    "gettid": trace(pids.gettid, "the container TID"),
+    "getppid": trace(pids.getppid, "the container PID; 0 outside the container, 1 for "
+                     "orphans"),
+    "getpgrp": trace(pids.getpgrp, PIDS),
+    "getpgid": trace(pids.getpgid, PIDS),
+    "getsid": trace(pids.getsid, PIDS),
+    "setpgid": trace(pids.setpgid, PIDS),
+    "set_tid_address": trace(pids.set_tid_address, "returns the container TID (exit stop)"),
+    "wait4": trace(pids.wait4, PIDS + " (exit stop for the result)"),
+    "waitid": trace(pids.waitid, PIDS + " (exit stop for the result)"),
     "fork": allow("followed by the supervisor (PTRACE_EVENT_FORK)"),
     "vfork": allow("followed by the supervisor (PTRACE_EVENT_VFORK)"),
-    "clone": Spec("allow", FULL, "followed by the supervisor; namespace flags denied (EPERM) "
-                  "as in Docker", when=lambda trap, other: ArgTest(
-                      0, "set", process.CLONE_NAMESPACES, then=ret_errno(errno.EPERM),
-                      otherwise=other)),
+    "clone": Spec("allow", FULL, "followed by the supervisor; new namespaces denied (EPERM): "
+                  "brandpy emulates them", handler=process.clone_namespaces,
+                  when=lambda trap, other: ArgTest(0, "set", process.CLONE_NAMESPACES,
+                                                   then=trap, otherwise=other)),
     "clone3": trace(process.clone3, "followed by the supervisor; namespace flags denied (EPERM)"),
     "kill": trace(pids.kill, PIDS + "; kill(-1) signals only the container"),
     "tkill": trace(pids.tkill, PIDS),
@@ -260,11 +303,14 @@ SPEC: dict[str, Spec] = {
         "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending", "rt_sigtimedwait",
         "rt_sigsuspend", "sigaltstack", "pause", "alarm", "getitimer", "setitimer")},
     # -- credentials ----------------------------------------------------------------
-    **{name: allow("the host identity (the container-root view comes with the kernel-view "
-                   "work)", support=PARTIAL) for name in (
-        "getuid", "getgid", "geteuid", "getegid", "getresuid", "getresgid", "getgroups",
-        "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setgroups",
-        "setfsuid", "setfsgid", "capget", "capset")},
+    "getuid": identity(ident.getuid),
+    "geteuid": identity(ident.geteuid),
+    "getgid": identity(ident.getgid),
+    "getegid": identity(ident.getegid),
+    **{name: real_or_fake(allow("real as root"), getattr(ident, name),
+                          "emulated credentials, Linux's rules") for name in (
+        "getresuid", "getresgid", "getgroups", "setuid", "setgid", "setreuid", "setregid",
+        "setresuid", "setresgid", "setgroups", "setfsuid", "setfsgid", "capget", "capset")},
     # -- time -------------------------------------------------------------------------
     **{name: allow() for name in (
         "nanosleep", "gettimeofday", "time", "clock_gettime", "clock_getres", "clock_nanosleep",
@@ -276,10 +322,9 @@ SPEC: dict[str, Spec] = {
     "settimeofday": deny(errno.EPERM, DOCKER),
     "clock_settime": deny(errno.EPERM, DOCKER),
     # -- system identity ----------------------------------------------------------------
-    "uname": allow("the host's uname (the container personality comes with the kernel-view "
-                   "work)", support=PARTIAL),
-    "sethostname": deny(errno.EPERM, DOCKER),
-    "setdomainname": deny(errno.EPERM, DOCKER),
+    "uname": trace(uts.uname, "the container's hostname and --kernel-release"),
+    "sethostname": trace(uts.sethostname, "the container's own; needs CAP_SYS_ADMIN"),
+    "setdomainname": trace(uts.setdomainname, "the container's own; needs CAP_SYS_ADMIN"),
     # -- futexes and IPC (host-wide namespaces: see README) ------------------------------
     **{name: allow() for name in (
         "futex", "futex_waitv", "futex_wake", "futex_wait", "futex_requeue")},
@@ -359,12 +404,31 @@ class Row:
     since: tuple[int, ...]
     removed: str
     args: tuple[linux.Arg, ...]
-    disposition: str
-    support: str
-    note: str
-    value: int
-    handler: Handler | None
-    when: Callable[[Action, Action], Action] | None
+    spec: Spec
+
+    @property
+    def disposition(self) -> str:
+        return self.spec.disposition
+
+    @property
+    def support(self) -> str:
+        return self.spec.support
+
+    @property
+    def note(self) -> str:
+        return self.spec.note
+
+    @property
+    def value(self) -> int:
+        return self.spec.value
+
+    @property
+    def handler(self) -> Handler | None:
+        return self.spec.handler
+
+    @property
+    def when(self) -> Callable[[Action, Action], Action] | None:
+        return self.spec.when
 
     @property
     def since_text(self) -> str:
@@ -372,20 +436,6 @@ class Row:
         while len(parts) > 2 and parts[-1] == 0:
             parts.pop()
         return ".".join(map(str, parts))
-
-    def action(self) -> Action:
-        """The row's BPF action."""
-        if self.disposition == "allow":
-            base: Action = ret_allow()
-        elif self.disposition in ("const", "deny", "nosys"):
-            base = ret_errno(self.value if self.disposition != "const" else 0)
-        else:
-            base = ret_trace()
-        if self.when is None:
-            return base
-        if self.disposition == "trace":
-            return self.when(base, ret_allow())
-        return self.when(ret_trace(), base)
 
 
 class Table:
@@ -395,27 +445,19 @@ class Table:
         if unknown:
             raise ValueError(f"syscall table names unknown syscalls: {sorted(unknown)}")
         # numbers Linux never assigned on x86_64 (e.g. 387-423) are rows too
-        self.rows: list[Row] = [
-            Row(nr, "", (0, 0, 0), "", (), "nosys", NONE, "no such syscall", errno.ENOSYS,
-                None, None) for nr in range(max(facts) + 1)]
+        gap = Spec("nosys", NONE, "no such syscall", value=errno.ENOSYS)
+        self.rows: list[Row] = [Row(nr, "", (0, 0, 0), "", (), gap)
+                                for nr in range(max(facts) + 1)]
         for nr, f in facts.items():
             spec = SPEC.get(f.name)
             if spec is None:
                 raise ValueError(f"syscall table has no row for {f.name} ({nr}): add one to "
                                  "syscalls/table.py")
-            self.rows[nr] = Row(nr, f.name, f.since, f.removed, f.args, spec.disposition,
-                                spec.support, spec.note, spec.value, spec.handler, spec.when)
+            self.rows[nr] = Row(nr, f.name, f.since, f.removed, f.args, spec)
         self.by_name = {r.name: r for r in self.rows if r.name}
 
     def names(self) -> dict[int, str]:
         return {r.nr: r.name for r in self.rows if r.name}
-
-    def actions(self) -> dict[int, Action]:
-        return {r.nr: r.action() for r in self.rows}
-
-    def bpf(self) -> bytes:
-        """The seccomp filter; numbers without a row (gaps) get ENOSYS."""
-        return compile_filter(self.actions())
 
 
 _TABLE: Table | None = None

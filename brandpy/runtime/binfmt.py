@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .process import Errno
+from .errors import Errno
 
 BINPRM_BUF_SIZE = 256
 MAX_INTERP_DEPTH = 4        # as the kernel's BINPRM_MAX_RECURSION

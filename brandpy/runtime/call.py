@@ -18,7 +18,8 @@ import errno
 from typing import TYPE_CHECKING, Callable
 
 from .linux import vm_read, vm_write
-from .process import Errno, Process
+from .errors import Errno
+from .process import Process
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -29,6 +30,10 @@ PAGE = 4096
 PATH_MAX = 4096
 
 AfterFn = Callable[["Call", int], "int | None"]
+
+
+def args_of(regs) -> tuple[int, ...]:
+    return tuple(getattr(regs, r) for r in ARG_REGS)
 
 
 class Call:

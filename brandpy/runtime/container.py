@@ -10,7 +10,8 @@ import signal
 from concurrent.futures import Future
 from typing import Callable
 
-from .process import Errno, Process
+from .identity import UserError
+from .policy import PolicyError, cap_mask
 from .run_setup import ContainerError, default_env, find_command, prepare_workdir
 from .sandbox import Sandbox, SandboxConfig
 from .spawn import spawn
@@ -19,16 +20,20 @@ from .supervisor import Supervisor
 
 class Container:
     def __init__(self, config: SandboxConfig, debug: bool = False) -> None:
+        from syscalls.effective import Effective
         from syscalls.table import table
 
         if not os.path.isdir(config.rootfs):
             raise ContainerError(f"rootfs {config.rootfs}: no such directory")
         self.config = config
-        self.table = table()
-        self.sb = Sandbox(config)
-        self.sup = Supervisor(self.sb, self.table, debug=debug)
-        self.env = default_env(config.env)
-        self._filter = self.table.bpf()
+        try:
+            self.sb = Sandbox(config)
+        except (PolicyError, UserError) as exc:
+            raise ContainerError(str(exc)) from None
+        self.effective = Effective(table(), self.sb)
+        self.sup = Supervisor(self.sb, self.effective, debug=debug)
+        self.env = default_env(config.env, self.sb)
+        self._filter = self.effective.bpf()
 
     @property
     def init_pid(self) -> int:
@@ -50,9 +55,12 @@ class Container:
                stdio: tuple[int, int, int], tty: bool, own_session: bool) -> int:
         cwd = prepare_workdir(self.sb, workdir)
         path = find_command(self.sb, argv[0] if argv else "", env, workdir)
+        real = None if self.sb.fake_ids else self.sb.cred
         try:
             return spawn(path, argv, env, cwd, self._filter, fds=stdio,
-                         setsid=own_session or tty, ctty=tty, setpgid=not own_session)
+                         setsid=own_session or tty, ctty=tty, setpgid=not own_session,
+                         ids=(real.ruid, real.rgid, real.groups) if real else None,
+                         caps=cap_mask(self.sb.caps) if real else None)
         except OSError as exc:
             hint = ""
             if exc.errno == errno.EPERM:
@@ -110,5 +118,3 @@ class Container:
         if not self.sup.call_soon(fn):
             done.set_exception(ContainerError("the container is not running", 409))
 
-
-__all__ = ["Container", "ContainerError", "Errno", "Process"]

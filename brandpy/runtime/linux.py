@@ -114,6 +114,40 @@ def geteventmsg(pid: int) -> int:
     return msg.value
 
 
+PTRACE_SETSIGINFO = 0x4203
+SIGINFO_SIZE = 128
+
+
+def getsiginfo(pid: int) -> bytes | None:
+    """The siginfo of a signal-delivery-stop (None if the tracee is gone)."""
+    buf = ctypes.create_string_buffer(SIGINFO_SIZE)
+    if _ptrace(PTRACE_GETSIGINFO, pid, 0, ctypes.addressof(buf)) == -1:
+        return None
+    return buf.raw
+
+
+def setsiginfo(pid: int, info: bytes) -> None:
+    buf = ctypes.create_string_buffer(info, SIGINFO_SIZE)
+    _ptrace(PTRACE_SETSIGINFO, pid, 0, ctypes.addressof(buf))
+
+
+def siginfo_errno(info: bytes) -> int:
+    return int.from_bytes(info[4:8], "little", signed=True)
+
+
+def siginfo_code(info: bytes) -> int:
+    return int.from_bytes(info[8:12], "little", signed=True)
+
+
+def siginfo_pid(info: bytes) -> int:
+    """si_pid, for kill()-sent signals and SIGCHLD."""
+    return int.from_bytes(info[16:20], "little", signed=True)
+
+
+def siginfo_with_pid(info: bytes, pid: int) -> bytes:
+    return info[:16] + pid.to_bytes(4, "little", signed=True) + info[20:]
+
+
 def vm_read(pid: int, addr: int, size: int) -> bytes:
     """Read tracee memory; a short read means the rest is unmapped."""
     buf = ctypes.create_string_buffer(size)

@@ -34,6 +34,9 @@ def join(components: tuple[bytes, ...] | list[bytes]) -> bytes:
 @dataclass
 class MountTable:
     mounts: list[Mount] = field(default_factory=list)
+    # host directories standing in for a guest directory (synthesized /proc
+    # listings): only consulted when mapping host paths back
+    aliases: dict[bytes, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._sort()
@@ -75,6 +78,9 @@ class MountTable:
         """Map a host path (from /proc/PID/cwd, /proc/PID/fd/N, a socket
         name...) back to the guest path that names it; None when no mount
         covers it."""
+        for alias, guest in self.aliases.items():
+            if host == alias or host.startswith(alias + b"/"):
+                return guest + host[len(alias):]
         for mount in self._by_host:
             base = mount.host.rstrip(b"/")
             if host == base or host == mount.host:

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 
 from .linux import AT_FDCWD
 from .mounts import Mount, MountTable, join, split
-from .process import Errno, Process
+from .errors import Errno
+from .process import Process
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox

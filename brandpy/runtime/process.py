@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .identity import Cred
 
-class Errno(Exception):
-    """Raised by handlers and the resolver: the syscall fails with -errno."""
 
-    def __init__(self, errno: int, why: str = "") -> None:
-        super().__init__(errno, why)
-        self.errno = errno
-        self.why = why
+@dataclass(frozen=True)
+class ExecImage:
+    """What a successful execve makes the process: its guest program, and
+    how the ELF loader prefix shows in what the kernel reports."""
+    exe: bytes
+    comm: bytes = b""            # the program's name (for loader-started programs)
+    loader_comm: bytes = b""     # the name the kernel gave it (the loader's)
+    loader_args: int = 0         # argv entries exec prepended: 4 (--argv0 form) or 1
 
 
 @dataclass
@@ -28,12 +31,26 @@ class Process:
     tgid: int
     root: bytes = b"/"              # guest path of this process's root (chroot)
     exe: bytes | None = None        # guest path of the running program
+    image: ExecImage | None = None
     parent: int | None = None       # host tgid of the creating process
     threads: set[int] = field(default_factory=set)
-    exec_pending: bytes | None = None   # exe to commit at PTRACE_EVENT_EXEC
+    exec_pending: ExecImage | None = None   # committed at PTRACE_EVENT_EXEC
     pidfd: int | None = None            # opened on first use, for pidfd_getfd
     dumpable: bool = True               # what prctl(PR_GET_DUMPABLE) should say
+    cred: Cred = field(default_factory=Cred)   # emulated credentials (unprivileged mode)
 
     def fork(self, tgid: int) -> Process:
-        return Process(tgid=tgid, root=self.root, exe=self.exe, parent=self.tgid,
-                       dumpable=self.dumpable)
+        return Process(tgid=tgid, root=self.root, exe=self.exe, image=self.image,
+                       parent=self.tgid, dumpable=self.dumpable, cred=self.cred.copy())
+
+    @property
+    def comm(self) -> bytes:
+        return self.image.comm if self.image else b""
+
+    @property
+    def loader_comm(self) -> bytes:
+        return self.image.loader_comm if self.image else b""
+
+    @property
+    def loader_args(self) -> int:
+        return self.image.loader_args if self.image else 0

@@ -49,13 +49,15 @@ def foreground(pgid: int | None) -> Iterator[None]:
 def state_dir() -> Iterator[str]:
     base = os.environ.get("XDG_RUNTIME_DIR") if os.geteuid() else None
     path = tempfile.mkdtemp(prefix="brandpy-", dir=base if base and os.path.isdir(base) else None)
+    os.chmod(path, 0o755)   # a container user other than the owner reads /dev and /proc views
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def run(config: SandboxConfig, debug: bool = False, stats: bool = False) -> int:
+def run(config: SandboxConfig, debug: bool = False, stats: bool = False,
+        report: bool = False) -> int:
     """Run the container in the foreground; returns its exit status."""
     with state_dir() as state:
         if not config.state_dir:
@@ -74,5 +76,7 @@ def run(config: SandboxConfig, debug: bool = False, stats: bool = False) -> int:
             for s, handler in previous.items():
                 signal.signal(s, handler)
         if stats:
-            print(container.sb.stats.report(container.table.names()), file=sys.stderr)
+            print(container.sb.stats.report(container.effective.names), file=sys.stderr)
+        if report:
+            print(container.sb.ledger.report(), file=sys.stderr)
         return status

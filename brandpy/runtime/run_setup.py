@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 
 from .mounts import split
-from .process import Errno, Process
+from .errors import Errno
+from .identity import home_of
+from .process import Process
 from .sandbox import Sandbox
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -24,13 +26,16 @@ class ContainerError(Exception):
         self.status = status
 
 
-def default_env(env: list[str]) -> list[str]:
+def default_env(env: list[str], sb: Sandbox) -> list[str]:
+    """Docker's additions: PATH, HOSTNAME and the user's HOME unless set."""
     names = {e.split("=", 1)[0] for e in env}
     extra = []
     if "PATH" not in names:
         extra.append("PATH=" + DEFAULT_PATH)
+    if "HOSTNAME" not in names:
+        extra.append("HOSTNAME=" + sb.hostname)
     if "HOME" not in names:
-        extra.append("HOME=/root")
+        extra.append("HOME=" + home_of(sb.rootfs, sb.cred.euid))
     return extra + env
 
 

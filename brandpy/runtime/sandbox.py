@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 from dataclasses import dataclass, field
 
+from .identity import resolve_user
 from .linux import pidfd_getfd, pidfd_open
 from .mounts import Mount, MountTable, split
 from .pathres import Resolver
-from .process import Errno, Process
-from .stats import Stats
+from .pids import PidMap
+from .policy import capabilities, profile_for
+from .ports import PortMap
+from .procfs import ProcFS
+from .errors import Errno
+from .process import Process
+from .stats import Ledger, Stats
 
 # Devices a container gets from the host, as Docker's default /dev has them.
-HOST_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+HOST_DEVICES = {b"null": b"/dev/null", b"zero": b"/dev/zero", b"full": b"/dev/full",
+                b"random": b"/dev/random", b"urandom": b"/dev/urandom", b"tty": b"/dev/tty",
+                b"console": b"/dev/tty"}   # the container's console is its terminal
 DEV_LINKS = {b"fd": b"/proc/self/fd", b"stdin": b"/proc/self/fd/0",
              b"stdout": b"/proc/self/fd/1", b"stderr": b"/proc/self/fd/2",
              b"ptmx": b"pts/ptmx", b"core": b"/proc/kcore"}
@@ -44,6 +53,37 @@ class Volume:
         return cls(host=os.path.abspath(parts[0]), guest=parts[1], readonly=mode == "ro")
 
 
+@dataclass(frozen=True)
+class PortMapping:
+    """`-p [IP:]HOST:CONTAINER[/tcp|udp]`: the container's bind() of
+    CONTAINER binds HOST on the host."""
+    host_port: int
+    container_port: int
+    proto: str = "tcp"
+    host_ip: str = ""
+
+    @classmethod
+    def parse(cls, spec: str) -> PortMapping:
+        body, _, proto = spec.partition("/")
+        proto = proto or "tcp"
+        parts = body.rsplit(":", 2)
+        try:
+            if len(parts) == 3:
+                ip, host, cont = parts
+            elif len(parts) == 2:
+                ip, (host, cont) = "", parts
+            else:
+                raise ValueError
+            mapping = cls(int(host), int(cont), proto, ip.strip("[]"))
+        except ValueError:
+            raise ValueError(f"invalid port mapping {spec!r}: expected "
+                             "[IP:]HOST:CONTAINER[/tcp|udp]") from None
+        if proto not in ("tcp", "udp") or not (0 < mapping.host_port < 65536
+                                               and 0 < mapping.container_port < 65536):
+            raise ValueError(f"invalid port mapping {spec!r}")
+        return mapping
+
+
 @dataclass
 class SandboxConfig:
     rootfs: str
@@ -51,34 +91,47 @@ class SandboxConfig:
     env: list[str] = field(default_factory=list)
     workdir: str = "/"
     volumes: list[Volume] = field(default_factory=list)
-    state_dir: str = ""          # per-container scratch: /dev, /dev/shm
-
-
-class PidMap:
-    """Container PIDs. Until PID virtualisation lands they equal host PIDs,
-    but only the container's own processes are visible."""
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sb = sandbox
-
-    def to_guest(self, host_pid: int) -> int:
-        return host_pid
-
-    def to_host(self, guest_pid: int) -> int | None:
-        return guest_pid if guest_pid in self.sb.threads else None
+    state_dir: str = ""          # per-container scratch: /dev, /etc/hosts, /proc views
+    user: str = ""               # docker --user: NAME|UID[:GROUP|GID]
+    hostname: str = ""
+    domainname: str = ""
+    kernel_release: str = ""     # what uname -r says ("" = the host's)
+    personality: bool = False    # syscalls newer than kernel_release get ENOSYS
+    ports: list[PortMapping] = field(default_factory=list)
+    seccomp: str = ""            # "" (Docker's default), "unconfined", or a profile file
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    extra_hosts: list[str] = field(default_factory=list)   # NAME:IP lines for /etc/hosts
+    dns: list[str] = field(default_factory=list)
+    strict: bool = False         # the first unsupported syscall stops the container
 
 
 class Sandbox:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.rootfs = os.fsencode(os.path.realpath(config.rootfs))
-        self.mounts = MountTable(build_mounts(config, self.rootfs))
-        self.pids = PidMap(self)
+        self.caps = capabilities(config.cap_add, config.cap_drop)
+        self.profile = profile_for(config.seccomp, self.caps)
+        # Unprivileged, identity is emulated (fakeroot-style); as root it is real.
+        self.fake_ids = os.geteuid() != 0
+        self.cred = resolve_user(self.rootfs, config.user, self.caps)
+        self.hostname = config.hostname or secrets.token_hex(6)
+        self.domainname = config.domainname or "(none)"
+        self.release = config.kernel_release or os.uname().release
+        self.state = os.fsencode(config.state_dir)
+        self.mounts = MountTable(build_mounts(config, self.rootfs, self.hostname))
+        self.pids = PidMap()
+        self.ports = PortMap()
+        for p in config.ports:
+            self.ports.publish(p.proto, p.container_port, p.host_port, p.host_ip)
         self.init_pid = 0                       # host PID of the entrypoint
         self.procs: dict[int, Process] = {}     # host tgid -> process
         self.threads: dict[int, Process] = {}   # host tid -> its process
         self.resolver = Resolver(self)
+        self.procfs = ProcFS(self)
         self.stats = Stats()
+        self.ledger = Ledger()
+        self.id_trapped: set[int] = set()       # threads with the identity trap filter
 
     def process_of(self, host_pid: int) -> Process | None:
         return self.threads.get(host_pid)
@@ -87,11 +140,14 @@ class Sandbox:
         self.procs.setdefault(proc.tgid, proc)
         proc.threads.add(tid)
         self.threads[tid] = proc
+        self.pids.assign(tid)
 
     def remove_thread(self, tid: int) -> None:
         proc = self.threads.pop(tid, None)
         if proc is None:
             return
+        self.pids.exited(tid)
+        self.id_trapped.discard(tid)
         proc.threads.discard(tid)
         if not proc.threads:
             self.procs.pop(proc.tgid, None)
@@ -109,12 +165,24 @@ class Sandbox:
         except OSError as exc:
             raise Errno(exc.errno or errno.EBADF) from None
 
+    def state_file(self, name: bytes) -> bytes:
+        return os.path.join(self.state, name)
 
-def build_mounts(config: SandboxConfig, rootfs: bytes) -> list[Mount]:
-    """The default container mounts (rootfs, /proc, /sys, a private /dev)
-    plus the user's volumes, creating mount points as Docker does."""
+
+# Docker's masked and read-only /proc and /sys paths (moby oci/defaults.go)
+MASKED = (b"/proc/asound", b"/proc/acpi", b"/proc/kcore", b"/proc/keys", b"/proc/latency_stats",
+          b"/proc/timer_list", b"/proc/timer_stats", b"/proc/sched_debug", b"/proc/scsi",
+          b"/sys/firmware", b"/sys/devices/virtual/powercap")
+READONLY_PROC = (b"/proc/bus", b"/proc/fs", b"/proc/irq", b"/proc/sys", b"/proc/sysrq-trigger")
+
+
+def build_mounts(config: SandboxConfig, rootfs: bytes, hostname: str) -> list[Mount]:
+    """The default container mounts (rootfs, /proc, /sys, a private /dev,
+    the per-container /etc/hosts, /etc/hostname and /etc/resolv.conf) plus
+    the user's volumes, creating mount points as Docker does."""
     state = os.fsencode(config.state_dir)
     dev = os.path.join(state, b"dev")
+    empty = os.path.join(state, b"empty")
     mounts = [
         Mount(b"/", rootfs, kind="rootfs"),
         Mount(b"/proc", b"/proc", kind="proc"),
@@ -123,19 +191,31 @@ def build_mounts(config: SandboxConfig, rootfs: bytes) -> list[Mount]:
         Mount(b"/dev/pts", b"/dev/pts", kind="bind"),
         Mount(b"/dev/shm", os.path.join(dev, b"shm"), kind="tmpfs"),
     ]
+    mounts += [Mount(p, b"/proc" + p[5:], readonly=True, kind="proc") for p in READONLY_PROC]
+    os.makedirs(empty, exist_ok=True)
+    for path in MASKED:
+        host = os.path.join(b"/", path.lstrip(b"/"))
+        if os.path.isdir(host):
+            mounts.append(Mount(path, empty, readonly=True, kind="masked"))
+        elif os.path.exists(host):
+            mounts.append(Mount(path, b"/dev/null", readonly=True, kind="masked"))
     os.makedirs(os.path.join(dev, b"pts"), exist_ok=True)
     os.makedirs(os.path.join(dev, b"shm"), mode=0o1777, exist_ok=True)
     os.chmod(os.path.join(dev, b"shm"), 0o1777)
-    for name in HOST_DEVICES:
-        host = b"/dev/" + name.encode()
+    for name, host in HOST_DEVICES.items():
         if os.path.exists(host):
-            placeholder = os.path.join(dev, name.encode())
-            open(placeholder, "ab").close()
-            mounts.append(Mount(b"/dev/" + name.encode(), host, kind="bind"))
+            open(os.path.join(dev, name), "ab").close()
+            mounts.append(Mount(b"/dev/" + name, host, kind="bind"))
     for name, target in DEV_LINKS.items():
         link = os.path.join(dev, name)
         if not os.path.lexists(link):
             os.symlink(target, link)
+    for name, content in etc_files(config, hostname).items():
+        host = os.path.join(state, name)
+        with open(host, "wb") as f:
+            f.write(content)
+        mounts.append(Mount(b"/etc/" + name, host, kind="bind"))
+        _make_mountpoint(rootfs, b"/etc/" + name, False)
     for vol in config.volumes:
         host = os.fsencode(os.path.realpath(vol.host))
         if not os.path.exists(host):
@@ -146,6 +226,28 @@ def build_mounts(config: SandboxConfig, rootfs: bytes) -> list[Mount]:
     for guest in (b"/proc", b"/sys", b"/dev"):
         _make_mountpoint(rootfs, guest, True)
     return mounts
+
+
+def etc_files(config: SandboxConfig, hostname: str) -> dict[bytes, bytes]:
+    """/etc/hosts, /etc/hostname and /etc/resolv.conf as Docker writes them.
+    The container shares the host's network, so the host's resolvers work."""
+    hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+             "fe00::\tip6-localnet", "ff00::\tip6-mcastprefix", "ff02::1\tip6-allnodes",
+             "ff02::2\tip6-allrouters"]
+    for entry in config.extra_hosts:
+        name, _, ip = entry.partition(":")
+        hosts.append(f"{ip}\t{name}")
+    hosts.append(f"127.0.1.1\t{hostname}")
+    if config.dns:
+        resolv = "".join(f"nameserver {d}\n" for d in config.dns).encode()
+    else:
+        try:
+            with open("/etc/resolv.conf", "rb") as f:
+                resolv = f.read()
+        except OSError:
+            resolv = b""
+    return {b"hosts": ("\n".join(hosts) + "\n").encode(),
+            b"hostname": (hostname + "\n").encode(), b"resolv.conf": resolv}
 
 
 def _make_mountpoint(rootfs: bytes, guest: bytes, is_dir: bool) -> None:

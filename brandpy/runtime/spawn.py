@@ -15,11 +15,15 @@ BP_SPAWN_SETPGID = 4
 
 def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: bytes,
           fds: tuple[int, ...] = (0, 1, 2), seccomp_flags: int = 0,
-          setsid: bool = False, ctty: bool = False, setpgid: bool = False) -> int:
+          setsid: bool = False, ctty: bool = False, setpgid: bool = False,
+          ids: tuple[int, int, tuple[int, ...]] | None = None,
+          caps: int | None = None) -> int:
     """Returns the child's pid; raises OSError if fork or ptrace fail. The
     child gets a session (setsid, optionally with fd 0 as its controlling
     terminal) or a process group of its own, so kill(0, ...) inside the
-    container never reaches the supervisor."""
+    container never reaches the supervisor. `ids` (uid, gid, groups) and
+    `caps` (a capability bit mask) are real credentials to apply: only for a
+    supervisor running as root."""
     from brandpy._native import ffi, lib
 
     keep = []   # cffi buffers must outlive the call
@@ -49,6 +53,16 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
     args.ptrace_options = TRACE_OPTIONS
     args.flags = ((BP_SPAWN_SETSID if setsid else 0) | (BP_SPAWN_CTTY if ctty else 0)
                   | (BP_SPAWN_SETPGID if setpgid else 0))
+    if ids is not None:
+        groups = ffi.new("unsigned int[]", list(ids[2]) or [ids[1]])
+        keep.append(groups)
+        args.set_ids = 1
+        args.uid, args.gid = ids[0], ids[1]
+        args.groups = groups
+        args.ngroups = len(ids[2])
+    if caps is not None:
+        args.set_caps = 1
+        args.caps = caps
     pid = lib.bp_spawn(args)
     if pid < 0:
         raise OSError(-pid, os.strerror(-pid))

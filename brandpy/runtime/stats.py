@@ -9,18 +9,17 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Stats:
-    calls: Counter[int] = field(default_factory=Counter)      # trapped calls per nr
-    stops: Counter[int] = field(default_factory=Counter)      # ptrace stops per nr
-    emulated: Counter[int] = field(default_factory=Counter)   # answered without running
-    errors: Counter[int] = field(default_factory=Counter)     # returned -errno
+    calls: Counter[int] = field(default_factory=Counter)       # trapped calls (one stop each)
+    exit_stops: Counter[int] = field(default_factory=Counter)  # extra stops for the result
+    emulated: Counter[int] = field(default_factory=Counter)    # answered without running
+    errors: Counter[int] = field(default_factory=Counter)      # returned -errno
     event_stops: int = 0      # fork/exec/signal/group stops (not syscalls)
 
     def trapped(self, nr: int) -> None:
         self.calls[nr] += 1
-        self.stops[nr] += 1
 
     def exit_stop(self, nr: int) -> None:
-        self.stops[nr] += 1
+        self.exit_stops[nr] += 1
 
     @property
     def total_calls(self) -> int:
@@ -28,17 +27,49 @@ class Stats:
 
     @property
     def total_stops(self) -> int:
-        return sum(self.stops.values())
+        return self.total_calls + sum(self.exit_stops.values())
 
     def report(self, names: dict[int, str]) -> str:
-        lines = [f"{'syscall':<20}{'calls':>9}{'stops':>9}{'emulated':>10}{'errors':>8}"]
+        lines = [f"{'syscall':<20}{'calls':>9}{'exit stops':>12}{'emulated':>10}{'errors':>8}"]
         for nr, n in self.calls.most_common():
-            lines.append(f"{names.get(nr, str(nr)):<20}{n:>9}{self.stops[nr]:>9}"
+            lines.append(f"{names.get(nr, str(nr)):<20}{n:>9}{self.exit_stops[nr]:>12}"
                          f"{self.emulated[nr]:>10}{self.errors[nr]:>8}")
         calls = self.total_calls
         per = self.total_stops / calls if calls else 0.0
-        lines.append(f"{'total':<20}{calls:>9}{self.total_stops:>9}"
+        lines.append(f"{'total':<20}{calls:>9}{sum(self.exit_stops.values()):>12}"
                      f"{sum(self.emulated.values()):>10}{sum(self.errors.values()):>8}")
         lines.append(f"ptrace stops per trapped syscall: {per:.3f}; "
                      f"other stops (fork/exec/signals): {self.event_stops}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    nr: int
+    name: str
+    errno: int
+    reason: str
+
+
+@dataclass
+class Ledger:
+    """Unsupported and denied calls, never silent: what failed, how often,
+    and why (the syscall table's note, the seccomp profile, the kernel
+    personality or a handler's explanation)."""
+    counts: Counter[LedgerEntry] = field(default_factory=Counter)
+
+    def record(self, entry: LedgerEntry) -> bool:
+        """Count one call; True the first time this entry is seen."""
+        self.counts[entry] += 1
+        return self.counts[entry] == 1
+
+    def report(self) -> str:
+        import errno as errnos
+
+        if not self.counts:
+            return "no unsupported or denied syscalls"
+        lines = [f"{'syscall':<20}{'calls':>7}  {'error':<8}reason"]
+        for e, n in self.counts.most_common():
+            lines.append(f"{e.name:<20}{n:>7}  {errnos.errorcode.get(e.errno, e.errno):<8}"
+                         f"{e.reason}")
         return "\n".join(lines)

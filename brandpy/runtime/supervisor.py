@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import struct
 import sys
 import threading
 import traceback
@@ -22,19 +23,26 @@ from typing import TYPE_CHECKING, Callable
 from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 
 from . import linux
-from .call import Call
+from .call import ARG_REGS, Call, args_of
 from .linux import (PTRACE_CONT, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK,
                     PTRACE_EVENT_SECCOMP, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK,
                     PTRACE_INTERRUPT, PTRACE_LISTEN, PTRACE_SYSCALL, STOP_SIGNALS, WALL)
-from .process import Errno, Process
+from .errors import Errno, StrictViolation
+from .process import Process
 
 if TYPE_CHECKING:
-    from syscalls.table import Table
+    from syscalls.effective import Effective
 
     from .sandbox import Sandbox
 
 SKIP = 0xFFFFFFFFFFFFFFFF   # orig_rax = -1: the kernel skips the call
 SYSGOOD_TRAP = signal.SIGTRAP | 0x80
+CLONE_PARENT_SETTID = 0x00100000
+CLONE_CHILD_SETTID = 0x01000000
+SYS_clone, SYS_clone3 = 56, 435
+SYS_SECCOMP_CODE = 1
+TRAP_DATA = 0xB7          # syscalls/handlers/ident.py stacks traps with this data
+SI_USER, SI_QUEUE, SI_TKILL = 0, -1, -6
 
 
 def exit_status(status: int) -> int:
@@ -44,16 +52,18 @@ def exit_status(status: int) -> int:
 
 
 class Supervisor:
-    def __init__(self, sandbox: Sandbox, table: Table, debug: bool = False) -> None:
+    def __init__(self, sandbox: Sandbox, effective: Effective, debug: bool = False) -> None:
         self.sb = sandbox
-        self.table = table
+        self.effective = effective
         self.debug = debug
         self.init_pid = 0
         self.status: int | None = None
         self.terminating = False
-        self.expected: dict[int, tuple[Process, int]] = {}   # child tid -> (creator, event)
+        self.expected: dict[int, tuple[int, int, int]] = {}  # child -> (creator tid, event, child_tid ptr)
         self.held: dict[int, int] = {}                       # new tracee -> its first stop status
         self.at_exit: dict[int, Call] = {}                   # tids stopped for syscall exit
+        self.fork_return: dict[int, int] = {}                # parent tid -> child's container PID
+        self.rewritten: dict[int, tuple] = {}                # tid -> its last rewritten call
         self.paused = False
         self.frozen: dict[int, tuple[int, int]] = {}         # paused tid -> its pending resume
         self.watchers: dict[int, Callable[[int], None]] = {}  # tgid -> called with its exit status
@@ -62,6 +72,10 @@ class Supervisor:
         self._lock = threading.Lock()
         self._closed = False
         self._reported: set[str] = set()
+        try:   # orphans are reparented to the supervisor, which reaps them
+            linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+        except OSError:
+            pass
 
     # -- running ------------------------------------------------------------
 
@@ -71,7 +85,7 @@ class Supervisor:
         entrypoint, or a process `docker exec` starts in the container."""
         if init:
             self.init_pid = self.sb.init_pid = pid
-        self.sb.add_thread(pid, Process(tgid=pid))
+        self.sb.add_thread(pid, Process(tgid=pid, cred=self.sb.cred.copy()))
         if on_exit is not None:
             self.watchers[pid] = on_exit
 
@@ -125,8 +139,12 @@ class Supervisor:
             self._ptrace(request, tid, 0, sig)
 
     def forward_signal(self, sig: int) -> None:
-        """A signal brandpy itself received goes to the entrypoint."""
+        """A signal from outside (brandpy's own, docker kill/stop) goes to the
+        entrypoint, which, as a namespace's init, only gets the signals it
+        handles, plus SIGKILL and SIGSTOP."""
         if self.init_pid and self.status is None:
+            if sig not in (signal.SIGKILL, signal.SIGSTOP) and not catches(self.init_pid, sig):
+                return
             try:
                 os.kill(self.init_pid, sig)
             except ProcessLookupError:
@@ -158,7 +176,7 @@ class Supervisor:
                                                  PTRACE_EVENT_CLONE):
             self.sb.stats.event_stops += 1
             self._on_new_child(tid, linux.geteventmsg(tid), event)
-            self._resume(tid)
+            self._resume(tid, request=PTRACE_SYSCALL)   # to fix fork()'s return value
         elif sig == signal.SIGTRAP and event == PTRACE_EVENT_EXEC:
             self.sb.stats.event_stops += 1
             self._on_exec(tid)
@@ -171,10 +189,47 @@ class Supervisor:
                 self._resume(tid)
         else:
             self.sb.stats.event_stops += 1
-            self._resume(tid, sig)                 # signal-delivery-stop: deliver it
+            self._on_signal(tid, sig)               # signal-delivery-stop
+
+    def _on_signal(self, tid: int, sig: int) -> None:
+        """Deliver a signal, with its sender's PID as a container PID; a
+        SIGSYS from the identity trap filter is answered instead."""
+        info = linux.getsiginfo(tid)
+        if info is None:
+            self._resume(tid, sig)
+            return
+        code = linux.siginfo_code(info)
+        if sig == signal.SIGSYS and code == SYS_SECCOMP_CODE and \
+                linux.siginfo_errno(info) == TRAP_DATA:
+            self._answer_trap(tid)
+            return
+        if sig == signal.SIGCHLD or code in (SI_USER, SI_QUEUE, SI_TKILL):
+            host = linux.siginfo_pid(info)
+            if host:
+                linux.setsiginfo(tid, linux.siginfo_with_pid(info, self.sb.pids.to_guest(host)))
+        self._resume(tid, sig)
+
+    def _answer_trap(self, tid: int) -> None:
+        from syscalls.handlers.ident import GETTERS
+
+        try:
+            regs = ptrace_getregs(tid)
+        except Exception:
+            return
+        getter = GETTERS.get(regs.orig_rax)
+        if getter is not None:
+            call = Call(self.sb, self.sb.threads[tid], tid, regs)
+            self.sb.stats.trapped(call.nr)
+            regs.rax = getter(call)
+            try:
+                ptrace_setregs(tid, regs)
+            except Exception:
+                return
+        self._resume(tid)
 
     def _on_exit(self, tid: int, status: int) -> None:
         self.held.pop(tid, None)
+        self.rewritten.pop(tid, None)
         self.at_exit.pop(tid, None)
         self.frozen.pop(tid, None)
         self.sb.remove_thread(tid)
@@ -219,19 +274,48 @@ class Supervisor:
         return True
 
     def _on_new_child(self, parent_tid: int, child: int, event: int) -> None:
-        creator = self.sb.threads[parent_tid]
+        """fork/vfork/clone: the new task gets its container PID now; the
+        kernel wrote and returns its host TID, so the parent's copy
+        (CLONE_PARENT_SETTID) is patched here and the parent's return value
+        at its syscall exit."""
+        guest = self.sb.pids.assign(child)
+        parent_ptr = child_ptr = 0
+        try:
+            regs = ptrace_getregs(parent_tid)
+            if regs.orig_rax == SYS_clone:
+                flags, parent_ptr, child_ptr = regs.rdi, regs.rdx, regs.r10
+            elif regs.orig_rax == SYS_clone3:
+                flags, _pidfd, child_ptr, parent_ptr = struct.unpack(
+                    "<QQQQ", linux.vm_read(parent_tid, regs.rdi, 32))
+            else:
+                flags = 0
+            if flags & CLONE_PARENT_SETTID and parent_ptr:
+                linux.vm_write(parent_tid, parent_ptr, struct.pack("<I", guest))
+            if not flags & CLONE_CHILD_SETTID:
+                child_ptr = 0
+        except (OSError, struct.error):
+            child_ptr = 0
+        self.fork_return[parent_tid] = guest
         if child in self.held:
             status = self.held.pop(child)
-            self._register(child, creator, event)
+            self._register(child, parent_tid, event, child_ptr)
             self._on_stop(child, status)
         else:
-            self.expected[child] = (creator, event)
+            self.expected[child] = (parent_tid, event, child_ptr)
 
-    def _register(self, tid: int, creator: Process, event: int) -> None:
+    def _register(self, tid: int, parent_tid: int, event: int, child_ptr: int) -> None:
+        creator = self.sb.threads[parent_tid]
         if event == PTRACE_EVENT_CLONE and _tgid_of(tid) == creator.tgid:
             self.sb.add_thread(tid, creator)
         else:
             self.sb.add_thread(tid, creator.fork(tid))
+        if parent_tid in self.sb.id_trapped:
+            self.sb.id_trapped.add(tid)   # seccomp filters are inherited
+        if child_ptr:   # CLONE_CHILD_SETTID: the child wrote its host TID
+            try:
+                linux.vm_write(tid, child_ptr, struct.pack("<I", self.sb.pids.to_guest(tid)))
+            except OSError:
+                pass
 
     def _on_exec(self, tid: int) -> None:
         former = linux.geteventmsg(tid)
@@ -243,7 +327,8 @@ class Supervisor:
                 self.sb.remove_thread(other)
         self.sb.add_thread(tid, proc)
         if proc.exec_pending is not None:
-            proc.exe, proc.exec_pending = proc.exec_pending, None
+            proc.image, proc.exec_pending = proc.exec_pending, None
+            proc.exe = proc.image.exe
 
     # -- syscalls -----------------------------------------------------------
 
@@ -252,11 +337,23 @@ class Supervisor:
             regs = ptrace_getregs(tid)
         except Exception:
             return   # died under us; the exit report follows
+        self._undo_rewrite_on_restart(tid, regs)
         proc = self.sb.threads[tid]
         call = Call(self.sb, proc, tid, regs)
         nr = call.nr
+        original = (regs.orig_rax, args_of(regs))
         self.sb.stats.trapped(nr)
-        result = self.dispatch(call)
+        data = linux.geteventmsg(tid) if self.effective.needs_data(nr) else 0
+        try:
+            result = self.dispatch(call, data)
+        except StrictViolation as exc:
+            print(f"brandpy: strict mode: the container called {exc}; stopping it",
+                  file=sys.stderr)
+            if self.status is None:
+                self.status = 128 + signal.SIGSYS
+            self.kill_all()
+            self._kill(tid)
+            return
         if result is not None:
             regs.orig_rax = SKIP
             regs.rax = result & 0xFFFFFFFFFFFFFFFF
@@ -269,33 +366,51 @@ class Supervisor:
                 ptrace_setregs(tid, regs)
         except Exception:
             return
+        if result is None and call.changed:
+            self.rewritten[tid] = (regs.orig_rax, args_of(regs), *original)
         if call.after_fn is not None and result is None:
             self.at_exit[tid] = call
             self._resume(tid, request=PTRACE_SYSCALL)
         else:
             self._resume(tid)
 
-    def dispatch(self, call: Call) -> int | None:
-        row = self.table.rows[call.nr] if 0 <= call.nr < len(self.table.rows) else None
-        if row is None:
-            return -errno.ENOSYS
-        if row.handler is None:
-            return None   # trapped by a filter the tracee stacked itself: run it
+    def _undo_rewrite_on_restart(self, tid: int, regs) -> None:
+        """A call whose arguments we rewrote can be interrupted by a signal
+        and restarted by the kernel (ERESTARTSYS...) with the rewritten
+        registers, and a signal handler may have overwritten the scratch
+        memory they point to in between. A stop that repeats the rewritten
+        call exactly is such a restart: give it back its own arguments and
+        handle it afresh."""
+        last = self.rewritten.pop(tid, None)
+        if last is None:
+            return
+        new_nr, new_args, old_nr, old_args = last
+        if regs.orig_rax == new_nr and args_of(regs) == new_args:
+            regs.orig_rax = old_nr
+            for name, value in zip(ARG_REGS, old_args):
+                setattr(regs, name, value)
+
+    def dispatch(self, call: Call, data: int = 0) -> int | None:
         try:
-            return row.handler(call)
-        except Errno as exc:
-            return -exc.errno
+            return self.effective.dispatch(call, data)
+        except (Errno, StrictViolation):
+            raise
         except Exception:
             if self.debug:
                 raise
-            if row.name not in self._reported:
-                self._reported.add(row.name)
-                print(f"brandpy: internal error in the {row.name} handler "
+            name = self.effective.names.get(call.nr, str(call.nr))
+            if name not in self._reported:
+                self._reported.add(name)
+                print(f"brandpy: internal error in the {name} handler "
                       f"(the call returns EIO; please report it):\n{traceback.format_exc()}",
                       file=sys.stderr)
             return -errno.EIO
 
     def _on_syscall_exit(self, tid: int) -> None:
+        child = self.fork_return.pop(tid, None)
+        if child is not None:
+            self._set_result(tid, child)
+            return
         call = self.at_exit.pop(tid, None)
         if call is None:
             self._resume(tid)
@@ -307,6 +422,9 @@ class Supervisor:
             return
         call.regs = regs
         result = regs.rax - (1 << 64) if regs.rax >= 1 << 63 else regs.rax
+        if -516 <= result <= -512:   # ERESTART*: the kernel will restart the call
+            self._resume(tid)
+            return
         try:
             new = call.after_fn(call, result) if call.after_fn else None
         except Errno as exc:
@@ -320,6 +438,29 @@ class Supervisor:
             except Exception:
                 return
         self._resume(tid)
+
+
+    def _set_result(self, tid: int, value: int) -> None:
+        try:
+            regs = ptrace_getregs(tid)
+            if regs.rax < 1 << 63:      # a failed fork keeps its -errno
+                regs.rax = value
+                ptrace_setregs(tid, regs)
+        except Exception:
+            return
+        self._resume(tid)
+
+
+def catches(pid: int, sig: int) -> bool:
+    """Whether a process has a handler for sig (SigCgt in /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except OSError:
+        pass
+    return False
 
 
 def _tgid_of(tid: int) -> int:

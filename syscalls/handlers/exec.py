@@ -16,11 +16,13 @@ import stat
 from brandpy.runtime import binfmt
 from brandpy.runtime.call import Call
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
-from brandpy.runtime.process import Errno
+from brandpy.runtime.errors import Errno
+from brandpy.runtime.process import ExecImage
 
 from .paths import read_path
 
 SYS_execve = 59
+COMM_LEN = 15                 # TASK_COMM_LEN - 1
 
 
 def execve(call: Call) -> None:
@@ -64,7 +66,7 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
     else:
         raise Errno(errno.ELOOP)
 
-    call.proc.exec_pending = guest
+    image = ExecImage(exe=guest)
     if kind.interp is not None:
         loader = resolver.resolve(call.proc, call.tid, kind.interp)
         _check_executable(loader.host, missing=errno.ENOENT)
@@ -75,6 +77,10 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
         else:
             argv = [kind.interp, prog] + argv[1:]
         host = loader.host
+        image = ExecImage(exe=guest, comm=os.path.basename(guest)[:COMM_LEN],
+                          loader_comm=os.path.basename(loader.host)[:COMM_LEN],
+                          loader_args=4 if argv[1:2] == [b"--argv0"] else 1)
+    call.proc.exec_pending = image
 
     ptrs = [item if isinstance(item, int) else call.push_str(item) for item in argv]
     array = b"".join(p.to_bytes(8, "little") for p in ptrs) + bytes(8)

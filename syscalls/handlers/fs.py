@@ -10,8 +10,8 @@ import struct
 
 from brandpy.runtime.call import Call
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW
-from brandpy.runtime.pathres import _MAGIC
-from brandpy.runtime.process import Errno
+from brandpy.runtime.pathres import _MAGIC, Resolved
+from brandpy.runtime.errors import Errno
 
 from .paths import check_fd_writable, exists, read_path, resolve, rewrite, translate
 
@@ -35,7 +35,23 @@ def _open(call: Call, dirfd_i: int | None, path_i: int, flags: int, resolve_flag
     r = resolve(call, path_i, dirfd_i, follow=follow, resolve_flags=resolve_flags)
     if r.readonly and _open_writes(flags, r.host):
         raise Errno(errno.EROFS)
+    if r.mount.kind == "proc" and flags & O_ACCMODE == os.O_RDONLY:
+        r = _proc_view(call, r)
     rewrite(call, r, path_i, dirfd_i)
+
+
+def _proc_view(call: Call, r: Resolved) -> Resolved:
+    """/proc files and listings that would show host PIDs or names are
+    opened from the container's own version (brandpy/runtime/procfs.py)."""
+    procfs = call.sb.procfs
+    rel = tuple(c for c in r.guest.split(b"/") if c)[len(r.mount.components):]
+    host = procfs.listing(rel)
+    if host is None:
+        content = procfs.synthesize(call.proc, rel, call.tid)
+        if content is None:
+            return r
+        host = procfs.materialize(call.tid, content)
+    return Resolved(host=host, guest=r.guest, mount=r.mount)
 
 
 def _open_writes(flags: int, host: bytes) -> bool:
@@ -130,7 +146,7 @@ def _readlink(call: Call, dirfd_i: int | None, path_i: int, buf_i: int, size_i: 
     if size <= 0:
         raise Errno(errno.EINVAL)
     r = resolve(call, path_i, dirfd_i, follow=False)
-    target = _magic_link_text(call, r.guest)
+    target = _proc_link_text(call, r) if r.mount.kind == "proc" else None
     if target is None:
         try:
             target = os.readlink(r.host)
@@ -141,17 +157,20 @@ def _readlink(call: Call, dirfd_i: int | None, path_i: int, buf_i: int, size_i: 
     return len(data)
 
 
-def _magic_link_text(call: Call, guest: bytes) -> bytes | None:
-    proc_mount = next((m for m in call.sb.mounts.mounts if m.kind == "proc"), None)
-    if proc_mount is None:
-        return None
-    prefix = proc_mount.guest.rstrip(b"/") + b"/"
-    if not guest.startswith(prefix):
-        return None
-    match = _MAGIC.match(guest[len(prefix):])
+def _proc_link_text(call: Call, r: Resolved) -> bytes | None:
+    """/proc/self, /proc/thread-self and the magic links under /proc/PID,
+    as the container names them; None for ordinary /proc entries."""
+    rel = b"/".join(c for c in r.guest.split(b"/") if c)[len(b"/".join(r.mount.components)):]
+    rel = rel.lstrip(b"/")
+    pids = call.sb.pids
+    if rel == b"self":
+        return b"%d" % pids.to_guest(call.proc.tgid)
+    if rel == b"thread-self":
+        return b"%d/task/%d" % (pids.to_guest(call.proc.tgid), pids.to_guest(call.tid))
+    match = _MAGIC.match(rel)
     if match is None:
         return None
-    host_pid = call.sb.pids.to_host(int(match.group(2) or match.group(1)))
+    host_pid = pids.to_host(int(match.group(2) or match.group(1)))
     if host_pid is None:
         raise Errno(errno.ENOENT)
     target = call.sb.resolver.magic_target(host_pid, match.group(3))

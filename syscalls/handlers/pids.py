@@ -9,7 +9,7 @@ import errno
 import os
 
 from brandpy.runtime.call import Call
-from brandpy.runtime.process import Errno
+from brandpy.runtime.errors import Errno
 
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
 IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
@@ -114,3 +114,106 @@ def which_who(call: Call) -> int | None:
         # all processes of a user: on the host that reaches beyond the container
         raise Errno(errno.EPERM, "per-user priority changes are not emulated")
     return None
+
+
+# -- the caller's own IDs --------------------------------------------------------
+
+def getpid(call: Call) -> int:
+    return call.sb.pids.to_guest(call.proc.tgid)
+
+
+def gettid(call: Call) -> int:
+    return call.sb.pids.to_guest(call.tid)
+
+
+def getppid(call: Call) -> int:
+    """The parent's container PID; a process whose parent is outside the
+    container sees 0 (the entrypoint, exec'd processes) and an orphan sees 1,
+    as after reparenting to the namespace's init."""
+    try:
+        with open(b"/proc/%d/stat" % call.proc.tgid, "rb") as f:
+            ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        raise Errno(errno.ESRCH) from None
+    guest = call.sb.pids.to_guest(ppid)
+    if guest:
+        return guest
+    return 0 if call.proc.parent is None else 1
+
+
+def _guest_id(call: Call, host: int) -> int:
+    return call.sb.pids.to_guest(host)
+
+
+def getpgrp(call: Call) -> int:
+    return _guest_id(call, _pgid(call.proc.tgid))
+
+
+def getpgid(call: Call) -> int:
+    pid = call.iarg(0)
+    host = call.proc.tgid if pid == 0 else _host_pid(call, pid)
+    try:
+        return _guest_id(call, os.getpgid(host))
+    except OSError as exc:
+        raise Errno(exc.errno or errno.ESRCH) from None
+
+
+def getsid(call: Call) -> int:
+    pid = call.iarg(0)
+    host = call.proc.tgid if pid == 0 else _host_pid(call, pid)
+    try:
+        return _guest_id(call, os.getsid(host))
+    except OSError as exc:
+        raise Errno(exc.errno or errno.ESRCH) from None
+
+
+def setpgid(call: Call) -> None:
+    for i in (0, 1):
+        pid = call.iarg(i)
+        if pid > 0:
+            host = call.sb.pids.to_host(pid)
+            if host is None:
+                raise Errno(errno.ESRCH if i == 0 else errno.EPERM)
+            call.set_arg(i, host)
+        elif pid < 0:
+            raise Errno(errno.EINVAL)
+
+
+def set_tid_address(call: Call) -> None:
+    """The kernel returns the caller's TID, which glibc stores as the
+    thread's own: it must be the container TID."""
+    call.after(lambda c, result: c.sb.pids.to_guest(c.tid) if result > 0 else None)
+
+
+# -- waiting for children ------------------------------------------------------
+
+P_PID, P_PGID = 1, 2
+WNOWAIT = 0x01000000
+
+
+def wait4(call: Call) -> None:
+    pid = call.iarg(0)
+    if pid > 0:
+        call.set_arg(0, _host_pid(call, pid))
+    elif pid < -1:
+        call.set_arg(0, -_container_pgrp(call, -pid))
+    call.after(lambda c, result: c.sb.pids.reaped(result) if result > 0 else None)
+
+
+def waitid(call: Call) -> None:
+    idtype, ident = call.iarg(0), call.iarg(1)
+    if idtype == P_PID:
+        call.set_arg(1, _host_pid(call, ident))
+    elif idtype == P_PGID and ident > 0:
+        call.set_arg(1, _container_pgrp(call, ident))
+    infop, options = call.arg(2), call.iarg(3)
+
+    def after(c: Call, result: int) -> None:
+        if result == 0 and infop:
+            host = int.from_bytes(c.read(infop + 16, 4), "little")
+            if host:
+                guest = c.sb.pids.to_guest(host) if options & WNOWAIT else \
+                    c.sb.pids.reaped(host)
+                c.write(infop + 16, guest.to_bytes(4, "little"))
+
+    call.after(after)

@@ -8,7 +8,7 @@ import errno
 import struct
 
 from brandpy.runtime.call import Call
-from brandpy.runtime.process import Errno
+from brandpy.runtime.errors import Errno
 
 # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME
 CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 \
@@ -24,8 +24,13 @@ def clone3(call: Call) -> None:
         raise Errno(errno.EINVAL)
     (flags,) = struct.unpack("<Q", call.read(call.arg(0), 8))
     if flags & CLONE_NAMESPACES:
-        raise Errno(errno.EPERM, "new namespaces are not allowed (as in Docker)")
+        raise Errno(errno.EPERM, "new namespaces are not allowed: brandpy emulates them")
     return None
+
+
+def clone_namespaces(call: Call) -> int:
+    """Only clone calls asking for new namespaces are trapped (by BPF)."""
+    raise Errno(errno.EPERM, "new namespaces are not allowed: brandpy emulates them")
 
 
 def ptrace(call: Call) -> int:

@@ -10,7 +10,7 @@ import socket
 import struct
 
 from brandpy.runtime.call import Call
-from brandpy.runtime.process import Errno
+from brandpy.runtime.errors import Errno
 
 SUN_PATH_MAX = 108
 SOL_SOCKET = socket.SOL_SOCKET

@@ -68,8 +68,10 @@ def test_proc_self_fd_dir(brandpy, jail):
 
 
 def test_proc_of_host_processes_is_hidden(brandpy, jail):
-    r = check(brandpy, jail, "cat /proc/1/root/etc/hostname || echo hidden; "
-              "ls /proc/1/cwd/ || echo hidden", "hidden\nhidden\n")
+    me = os.getpid()   # a host process: never a container PID (those count from 1)
+    r = check(brandpy, jail, f"cat /proc/{me}/root/etc/hostname || echo hidden; "
+              f"ls /proc/{me}/cwd/ || echo hidden; ls /proc | grep -c {me}; "
+              "test -d /proc/1 && echo init", "hidden\nhidden\n0\ninit\n")
     assert r.status == 0
 
 

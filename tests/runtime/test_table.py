@@ -10,8 +10,11 @@ import pytest
 
 from brandpy.runtime import seccomp
 from brandpy.runtime.linux import SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_TRACE
+from brandpy.runtime.sandbox import Sandbox, SandboxConfig
 from syscalls import linux
+from syscalls.effective import Effective
 from syscalls.table import table
+from tests.conftest import copy_rootfs
 
 UNISTD = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")   # Debian's linux-libc-dev
 
@@ -55,49 +58,78 @@ def test_trace_rows_have_handlers_and_notes():
             assert row.note, f"{row.name}: a non-full row must say why"
 
 
-def test_filter_matches_table_for_every_number():
-    t = table()
-    prog = t.bpf()
-    for row in t.rows:
+def make_effective(tmp_path, image, **config):
+    rootfs = copy_rootfs(image, tmp_path / "rootfs")
+    (tmp_path / "state").mkdir()
+    sb = Sandbox(SandboxConfig(rootfs=str(rootfs), argv=["/bin/true"],
+                               state_dir=str(tmp_path / "state"), **config))
+    return Effective(table(), sb)
+
+
+def test_filter_matches_table_for_every_number(tmp_path, busybox_image):
+    """Without a seccomp profile the filter is the table (denials are traced
+    so the ledger sees them, with their errno in the trace data)."""
+    eff = make_effective(tmp_path, busybox_image, seccomp="unconfined")
+    prog = eff.bpf()
+    for row in table().rows:
+        spec = row.spec
+        if eff.sb.fake_ids and spec.fake is not None:
+            continue   # the unprivileged variants are tested with the runtime
         got = seccomp.evaluate(prog, row.nr)
         if row.when is not None:
             continue   # argument-dependent: tested below
         expected = {"allow": SECCOMP_RET_ALLOW, "trace": SECCOMP_RET_TRACE,
-                    "deny": SECCOMP_RET_ERRNO | row.value,
-                    "nosys": SECCOMP_RET_ERRNO | errno.ENOSYS,
+                    "deny": SECCOMP_RET_TRACE | 1 << 12 | row.value,
+                    "nosys": SECCOMP_RET_TRACE | 1 << 12 | errno.ENOSYS,
                     "const": SECCOMP_RET_ERRNO}[row.disposition]
         assert got == expected, row
-    # beyond the table, the x32 ABI and foreign architectures: ENOSYS
-    assert seccomp.evaluate(prog, len(t.rows) + 5) == SECCOMP_RET_ERRNO | errno.ENOSYS
+    # beyond the table, the x32 ABI and foreign architectures: ENOSYS in BPF
+    assert seccomp.evaluate(prog, len(table().rows) + 5) == SECCOMP_RET_ERRNO | errno.ENOSYS
     assert seccomp.evaluate(prog, 0x40000000 | 2) == SECCOMP_RET_ERRNO | errno.ENOSYS
     assert seccomp.evaluate(prog, 2, arch=0x40000003) == SECCOMP_RET_ERRNO | errno.ENOSYS
 
 
-def test_argument_dependent_rows():
-    t = table()
-    prog = t.bpf()
-    nr = t.by_name
+def test_argument_dependent_rows(tmp_path, busybox_image):
+    eff = make_effective(tmp_path, busybox_image)
+    prog = eff.bpf()
+    nr = table().by_name
 
     def ev(name, *args):
         return seccomp.evaluate(prog, nr[name].nr, tuple(args) + (0,) * (6 - len(args)))
 
+    profile_eperm = SECCOMP_RET_TRACE | 2 << 12 | errno.EPERM
     assert ev("sendto", 3, 0, 0, 0, 0, 0) == SECCOMP_RET_ALLOW
     assert ev("sendto", 3, 0, 0, 0, 0x7ffd1000, 16) == SECCOMP_RET_TRACE
     assert ev("sendto", 3, 0, 0, 0, 0x7f0000000000, 16) == SECCOMP_RET_TRACE  # low half zero
     assert ev("clone", 0x11) == SECCOMP_RET_ALLOW
-    assert ev("clone", 0x10000000 | 0x11) == SECCOMP_RET_ERRNO | errno.EPERM   # CLONE_NEWUSER
-    assert ev("socket", 40) == SECCOMP_RET_ERRNO | errno.EPERM                 # AF_VSOCK
+    assert ev("clone", 0x10000000 | 0x11) == profile_eperm      # CLONE_NEWUSER: Docker's rule
+    assert ev("socket", 40) == profile_eperm                    # AF_VSOCK: Docker's rule
     assert ev("socket", 2) == SECCOMP_RET_ALLOW
-    assert ev("prctl", 4, 0) == SECCOMP_RET_TRACE                              # PR_SET_DUMPABLE
-    assert ev("prctl", 15) == SECCOMP_RET_ALLOW                                # PR_SET_NAME
+    assert ev("personality", 0xffffffff) == SECCOMP_RET_ALLOW
+    assert ev("personality", 0x0040000) == profile_eperm
+    assert ev("prctl", 4, 0) == SECCOMP_RET_TRACE                # PR_SET_DUMPABLE
+    assert ev("prctl", 15) == SECCOMP_RET_ALLOW                  # PR_SET_NAME
+    assert ev("mount") == SECCOMP_RET_TRACE | 1 << 12 | errno.EPERM  # brandpy's own denial
+    assert ev("clone3") == SECCOMP_RET_TRACE | 2 << 12 | errno.ENOSYS   # glibc falls back
 
 
-def test_filter_is_a_binary_search():
+def test_personality_denies_newer_syscalls(tmp_path, busybox_image):
+    eff = make_effective(tmp_path, busybox_image, kernel_release="4.19.0", personality=True)
+    prog = eff.bpf()
+    nr = table().by_name
+    enosys = SECCOMP_RET_TRACE | 3 << 12 | errno.ENOSYS
+    for name in ("openat2", "clone3", "close_range", "pidfd_open", "faccessat2"):
+        assert seccomp.evaluate(prog, nr[name].nr) == enosys, name
+    assert seccomp.evaluate(prog, nr["statx"].nr) != enosys          # 4.11
+    assert seccomp.evaluate(prog, nr["read"].nr) == SECCOMP_RET_ALLOW
+
+
+def test_filter_is_a_binary_search(tmp_path, busybox_image):
     """Not a chain of ~400 compares: the longest path through the program
-    is a handful of jumps."""
-    prog = table().bpf()
+    is a handful of jumps (plus the argument tests of a few rows)."""
+    prog = make_effective(tmp_path, busybox_image).bpf()
     insns = [struct.unpack_from("<HBBI", prog, o) for o in range(0, len(prog), 8)]
-    assert len(insns) < 600
+    assert len(insns) < 800
 
     def depth(pc: int) -> int:
         code, jt, jf, k = insns[pc]
@@ -109,7 +141,7 @@ def test_filter_is_a_binary_search():
             return 1 + max(depth(pc + 1 + jt), depth(pc + 1 + jf))
         return 1 + depth(pc + 1)
 
-    assert depth(0) <= 30
+    assert depth(0) <= 40
 
 
 def test_since_column_is_plausible():

@@ -1,0 +1,146 @@
+"""HTTP helpers shared by the routes: Docker's error replies, request
+parameters and bodies, JSON-lines streams, and hijacked connections."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from brandpy.engine.errors import InvalidParameter
+
+JSON_LIMIT = 16 << 20      # create/update bodies; streamed uploads are not limited
+RAW_STREAM = "application/vnd.docker.raw-stream"
+MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"message": message}, status=status)
+
+
+def qbool(request: web.Request, name: str, default: bool = False) -> bool:
+    """Docker's boolean query values: 1/true/True are true, 0/false/'' false."""
+    value = request.query.get(name)
+    if value is None:
+        return default
+    if value.lower() in ("", "0", "false", "no"):
+        return False
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    raise InvalidParameter(f"invalid boolean value for {name}: {value!r}")
+
+
+def qint(request: web.Request, name: str, default: int | None = None) -> int | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidParameter(f"invalid value for {name}: {value!r} is not an integer") from None
+
+
+async def body_json(request: web.Request) -> Any:
+    """The request's JSON body, None when empty; 400 for malformed JSON."""
+    if not request.can_read_body:
+        return None
+    raw = await request.read()
+    if not raw.strip():
+        return None
+    ctype = request.headers.get("Content-Type", "")
+    if ctype and "json" not in ctype and "text/plain" not in ctype:
+        raise InvalidParameter(f"unsupported Content-Type header ({ctype}): must be "
+                               "'application/json'")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidParameter(f"invalid JSON in the request body: {exc}") from None
+
+
+class JsonLines:
+    """A streamed reply of JSON objects, one per line (progress, events)."""
+
+    def __init__(self, request: web.Request, status: int = 200) -> None:
+        self.request = request
+        self.resp = web.StreamResponse(status=status,
+                                       headers={"Content-Type": "application/json"})
+
+    async def __aenter__(self) -> JsonLines:
+        await self.resp.prepare(self.request)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.resp.write_eof()
+        except ConnectionError:
+            pass
+
+    async def send(self, obj: dict) -> None:
+        await self.resp.write(json.dumps(obj).encode() + b"\r\n")
+
+
+class _Hijacked(asyncio.StreamReaderProtocol):
+    """Takes the connection from aiohttp's protocol; tells that protocol
+    when the connection is lost so its bookkeeping ends too. Client EOF
+    only half-closes (StreamReaderProtocol keeps the transport open), so a
+    client can close its stdin and still read the output."""
+
+    def __init__(self, reader: asyncio.StreamReader, original: asyncio.BaseProtocol) -> None:
+        super().__init__(reader)
+        self._original = original
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._original.connection_lost(exc)
+
+
+class HijackedResponse(web.StreamResponse):
+    """Returned by a handler whose connection was hijacked: aiohttp must
+    not write anything more to it."""
+
+    async def prepare(self, request: web.BaseRequest):   # noqa: ANN201 - aiohttp signature
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+async def hijack(request: web.Request, content_type: str = RAW_STREAM
+                 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Answer `101 UPGRADED` (or 200 for a client that did not ask to
+    upgrade, as Docker does) and return the raw connection's streams."""
+    upgrade = (request.headers.get("Upgrade", "").lower() == "tcp"
+               and "upgrade" in request.headers.get("Connection", "").lower())
+    protocol, transport = request.protocol, request.transport
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    proto = _Hijacked(reader, protocol)
+    transport.set_protocol(proto)
+    proto.connection_made(transport)
+    tail = getattr(protocol, "_message_tail", b"")
+    if tail:
+        reader.feed_data(tail)
+    if not transport.is_reading():
+        transport.resume_reading()
+    writer = asyncio.StreamWriter(transport, proto, reader, loop)
+    if upgrade:
+        head = ("HTTP/1.1 101 UPGRADED\r\nContent-Type: " + content_type
+                + "\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+    else:
+        head = "HTTP/1.1 200 OK\r\nContent-Type: " + content_type + "\r\n\r\n"
+    writer.write(head.encode())
+    return reader, writer
+
+
+async def end_hijack(request: web.Request, writer: asyncio.StreamWriter) -> HijackedResponse:
+    try:
+        if writer.can_write_eof():
+            writer.write_eof()
+        await writer.drain()
+    except (ConnectionError, RuntimeError):
+        pass
+    writer.close()
+    request.protocol.force_close()
+    return HijackedResponse()

@@ -1,0 +1,195 @@
+"""`docker create`: the request's Config and HostConfig checked, merged with
+the image's config as Docker merges them, and the container's mounts
+worked out from Binds, Mounts, Tmpfs and the image's VOLUMEs."""
+
+from __future__ import annotations
+
+import posixpath
+import signal
+from dataclasses import dataclass, field
+
+from .errors import InvalidParameter
+from .names import valid_name
+
+RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
+
+
+def strslice(value: str | list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def parse_signal(text: str | int | None, default: int = signal.SIGTERM) -> int:
+    """SIGTERM, TERM or 15, as docker accepts them."""
+    if text is None or text == "":
+        return default
+    if isinstance(text, int) or text.isdigit():
+        n = int(text)
+        if 0 < n < signal.NSIG:
+            return n
+        raise InvalidParameter(f"Invalid signal: {text}")
+    name = text.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise InvalidParameter(f"Invalid signal: {text}") from None
+
+
+def merge_image_config(cfg: dict, image: dict) -> dict:
+    """The container's Config with the image's defaults filled in (Docker's
+    daemon/create merge: Env and Labels merged by key, Cmd taken from the
+    image only when neither Cmd nor Entrypoint is given)."""
+    out = dict(cfg)
+    env = list(image.get("Env") or [])
+    for e in cfg.get("Env") or []:
+        key = e.split("=", 1)[0]
+        env = [x for x in env if x.split("=", 1)[0] != key] + [e]
+    out["Env"] = env
+    out["Labels"] = {**(image.get("Labels") or {}), **(cfg.get("Labels") or {})}
+    cmd, entrypoint = strslice(cfg.get("Cmd")), strslice(cfg.get("Entrypoint"))
+    if entrypoint == [""]:
+        entrypoint = []          # `--entrypoint ""` resets the image's entrypoint
+    elif not entrypoint:
+        entrypoint = None
+    if not entrypoint:
+        if not cmd:
+            cmd = image.get("Cmd")
+        if entrypoint is None:
+            entrypoint = image.get("Entrypoint")
+    out["Cmd"], out["Entrypoint"] = cmd or None, entrypoint or None
+    for key in ("User", "WorkingDir", "StopSignal", "Domainname", "Shell"):
+        if not out.get(key) and image.get(key):
+            out[key] = image[key]
+    if out.get("Healthcheck") is None and image.get("Healthcheck"):
+        out["Healthcheck"] = image["Healthcheck"]
+    for key in ("ExposedPorts", "Volumes"):
+        merged = {**(image.get(key) or {}), **(cfg.get(key) or {})}
+        out[key] = merged or None
+    if image.get("OnBuild"):
+        out["OnBuild"] = image["OnBuild"]
+    return out
+
+
+@dataclass
+class MountSpec:
+    """One mount of the container, as inspect's MountPoint shows it."""
+    type: str            # bind | volume | tmpfs
+    destination: str
+    source: str = ""     # host path (bind), volume name (volume)
+    rw: bool = True
+    mode: str = ""
+    options: str = ""    # tmpfs options as given (not enforced, see README)
+
+    def mount_point(self, volume_dir: str = "") -> dict:
+        mp = {"Type": self.type, "Source": volume_dir or self.source,
+              "Destination": self.destination, "Mode": self.mode, "RW": self.rw,
+              "Propagation": "rprivate" if self.type == "bind" else ""}
+        if self.type == "volume":
+            mp.update(Name=self.source, Driver="local")
+        return mp
+
+
+@dataclass
+class Mounts:
+    specs: list[MountSpec] = field(default_factory=list)
+
+    def add(self, spec: MountSpec) -> None:
+        if not spec.destination.startswith("/"):
+            raise InvalidParameter(f"invalid mount config: mount path must be absolute: "
+                                   f"{spec.destination}")
+        spec.destination = posixpath.normpath(spec.destination)
+        if spec.destination == "/":
+            raise InvalidParameter("invalid mount config: destination can't be '/'")
+        if any(s.destination == spec.destination for s in self.specs):
+            raise InvalidParameter(f"Duplicate mount point: {spec.destination}")
+        self.specs.append(spec)
+
+    def covers(self, path: str) -> bool:
+        return any(s.destination == posixpath.normpath(path) for s in self.specs)
+
+
+def parse_bind(text: str) -> MountSpec:
+    """`-v SRC:DST[:OPTS]`: SRC an absolute host path (bind) or a volume
+    name; `-v DST` alone is an anonymous volume."""
+    parts = text.split(":")
+    if len(parts) == 1:
+        return MountSpec("volume", parts[0])
+    if len(parts) > 3 or not parts[0] or not parts[1]:
+        raise InvalidParameter(f"invalid volume specification: '{text}'")
+    src, dst = parts[0], parts[1]
+    opts = parts[2].split(",") if len(parts) == 3 else []
+    for opt in opts:
+        if opt not in ("ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "shared",
+                       "rshared", "slave", "rslave", "consistent", "cached", "delegated"):
+            raise InvalidParameter(f"invalid mode: {opt}")
+    rw = "ro" not in opts
+    mode = ",".join(opts)
+    if src.startswith("/"):
+        return MountSpec("bind", dst, posixpath.normpath(src), rw, mode)
+    if not valid_name(src):
+        raise InvalidParameter(f"create {src}: \"{src}\" includes invalid characters for a local "
+                               "volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If "
+                               "you intended to pass a host directory, use absolute path")
+    return MountSpec("volume", dst, src, rw, mode)
+
+
+def parse_mount(m: dict) -> MountSpec:
+    """One entry of HostConfig.Mounts (`--mount type=...`)."""
+    if not isinstance(m, dict):
+        raise InvalidParameter("json: cannot unmarshal value into Go struct field "
+                               "HostConfig.Mounts of type mount.Mount")
+    kind = m.get("Type") or "volume"
+    target = m.get("Target") or ""
+    if not target:
+        raise InvalidParameter("invalid mount config for type \"%s\": field Target must not be "
+                               "empty" % kind)
+    rw = not m.get("ReadOnly")
+    source = m.get("Source") or ""
+    if kind == "bind":
+        if not source.startswith("/"):
+            raise InvalidParameter(f"invalid mount config for type \"bind\": invalid mount "
+                                   f"path: '{source}' mount path must be absolute")
+        return MountSpec("bind", target, posixpath.normpath(source), rw)
+    if kind == "volume":
+        return MountSpec("volume", target, source, rw)
+    if kind == "tmpfs":
+        if source:
+            raise InvalidParameter("invalid mount config for type \"tmpfs\": field Source "
+                                   "must not be specified")
+        opts = m.get("TmpfsOptions") or {}
+        return MountSpec("tmpfs", target, "", rw, options=",".join(
+            f"{k}={v}" for k, v in opts.items()))
+    raise InvalidParameter(f"mount type {kind!r} is not supported: use bind, volume or tmpfs")
+
+
+def container_mounts(host_config: dict, image_volumes: dict | None) -> Mounts:
+    mounts = Mounts()
+    for bind in host_config.get("Binds") or []:
+        mounts.add(parse_bind(bind))
+    for m in host_config.get("Mounts") or []:
+        mounts.add(parse_mount(m))
+    for dst, opts in (host_config.get("Tmpfs") or {}).items():
+        mounts.add(MountSpec("tmpfs", dst, "", "ro" not in opts.split(","), options=opts))
+    for dst in image_volumes or {}:
+        if not mounts.covers(dst):
+            mounts.add(MountSpec("volume", dst))
+    return mounts
+
+
+def check_restart_policy(host_config: dict) -> dict:
+    policy = dict(host_config.get("RestartPolicy") or {})
+    name = policy.get("Name") or ""
+    if name not in RESTART_POLICIES:
+        raise InvalidParameter(f"invalid restart policy '{name}': use no, always, "
+                               "unless-stopped or on-failure[:max-retries]")
+    retries = int(policy.get("MaximumRetryCount") or 0)
+    if retries < 0:
+        raise InvalidParameter("invalid restart policy: maximum retry count can't be negative")
+    if retries and name != "on-failure":
+        raise InvalidParameter("invalid restart policy: maximum retry count can only be used "
+                               "with 'on-failure'")
+    if name not in ("", "no") and host_config.get("AutoRemove"):
+        raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+    return {"Name": name or "no", "MaximumRetryCount": retries}

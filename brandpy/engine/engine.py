@@ -1,0 +1,513 @@
+"""The engine: the daemon's one object holding state. Containers (their
+records, shims and lifecycle) live here; images, exec, volumes, networks,
+build and system views are in their own modules and use it.
+
+Runs on the daemon's asyncio loop; blocking work (filesystem trees, the
+image store) goes to threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from brandpy.images import rootfs as rootfslib
+from brandpy.images.fsutil import atomic_write_json, rmtree
+from brandpy.images.store import ImageNotFound, Store, StoreError
+
+from . import timefmt
+from .create import (check_restart_policy, container_mounts, merge_image_config,
+                     parse_signal)
+from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
+from .events import Events
+from .names import new_id, random_name, valid_name
+from .networks import Networks
+from .records import Record, Table
+from .shim import SPEC
+from .shimclient import ShimClient, ShimGone, alive
+from .validate import CREATE_BODY, check
+from .volumes import Volumes
+
+SOCKET_MAX = 107          # sun_path holds 108 bytes with the NUL
+DEFAULT_STOP_TIMEOUT = 10
+DRIVER = "brandpy-linkfarm"
+
+
+class Engine:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.store = Store(root / "images")
+        self.cdir = root / "containers"
+        self.cdir.mkdir(exist_ok=True)
+        self.containers = Table()
+        self.volumes = Volumes(root / "volumes")
+        self.networks = Networks(root / "networks.json")
+        self.events = Events()
+        self.started = time.time()
+        self.daemon_id = _daemon_id(root / "engine-id")
+        self.execs: dict = {}            # exec ID -> execs.ExecRecord
+        self._create_lock = asyncio.Lock()   # name reservation
+
+    # -- daemon start ---------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Load the containers on disk, reconnect to the shims still running,
+        tell the truth about those that died, and apply restart policies."""
+        for leftover in self.cdir.glob(".*"):
+            await asyncio.to_thread(rmtree, leftover)
+        for d in sorted(self.cdir.iterdir()):
+            try:
+                rec = Record.load(d)
+            except (OSError, ValueError, KeyError) as exc:
+                print(f"brandpy: skipping container directory {d}: {exc}", file=sys.stderr)
+                continue
+            self.containers.add(rec)
+        for rec in self.containers:
+            if rec.state.get("Running") or alive(int(rec.state.get("ShimPid") or 0)):
+                try:
+                    await self._watch(rec, ShimClient(rec.dir))
+                    continue
+                except ShimGone:
+                    pass
+            if rec.running:
+                self._shim_died(rec)
+        for rec in self.containers:
+            if rec.running:
+                continue
+            policy = rec.host_config.get("RestartPolicy", {}).get("Name")
+            if policy == "always" or (policy == "unless-stopped"
+                                      and not rec.state.get("ManuallyStopped")):
+                try:
+                    await self.start(rec)
+                except EngineError as exc:
+                    print(f"brandpy: restarting {rec.name}: {exc}", file=sys.stderr)
+            elif rec.host_config.get("AutoRemove") and rec.status != "created":
+                await self.remove(rec, force=True, volumes=True)
+
+    async def shutdown(self) -> None:
+        """Stop watching; the shims and their containers keep running."""
+        for rec in self.containers:
+            if rec.watcher is not None:
+                rec.watcher.cancel()
+
+    # -- events -----------------------------------------------------------------
+
+    def container_event(self, rec: Record, action: str, **extra: str) -> None:
+        attrs = {**(rec.config.get("Labels") or {}), "image": rec.config.get("Image", ""),
+                 "name": rec.name, **extra}
+        self.events.emit("container", action, rec.id, attrs)
+
+    # -- create -----------------------------------------------------------------
+
+    async def create(self, body: object, name: str = "") -> tuple[Record, list[str]]:
+        body = check(body, CREATE_BODY, "ContainerConfigWrapper")
+        host_config = dict(body.get("HostConfig") or {})
+        cfg = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+        if name and not valid_name(name):
+            raise InvalidParameter(f"Invalid container name ({name}), only "
+                                   "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        name = name.lstrip("/") if name else ""
+        if not cfg.get("Image"):
+            raise InvalidParameter("no image specified: give an image to create the "
+                                   "container from")
+        try:
+            image = await asyncio.to_thread(self.store.get, cfg["Image"])
+        except ImageNotFound:
+            raise NotFound(f"No such image: {cfg['Image']}") from None
+        except StoreError as exc:
+            raise InvalidParameter(str(exc)) from None
+        config = merge_image_config(cfg, image.config.get("config") or {})
+        if not config.get("Entrypoint") and not config.get("Cmd"):
+            raise InvalidParameter("no command specified")
+        host_config["RestartPolicy"] = check_restart_policy(host_config)
+        parse_signal(config.get("StopSignal"))
+        mounts = container_mounts(host_config, config.get("Volumes"))
+        network_mode = host_config.get("NetworkMode") or "default"
+        host_config["NetworkMode"] = network_mode
+        endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+        networks = self.networks.attach_config(network_mode, endpoints)
+        host_config.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
+        if host_config["LogConfig"].get("Type") not in ("", "json-file", None):
+            raise InvalidParameter(f"logging driver {host_config['LogConfig']['Type']!r} is not "
+                                   "supported: brandpy writes json-file logs only")
+        host_config["LogConfig"]["Type"] = "json-file"
+        warnings = unenforced(host_config, config)
+
+        async with self._create_lock:
+            cid = new_id()
+            while (self.cdir / cid[:12]).exists():
+                cid = new_id()
+            if name:
+                other = self.containers.by_name(name)
+                if other is not None:
+                    raise Conflict(f'Conflict. The container name "/{name}" is already in use '
+                                   f'by container "{other.id}". You have to remove (or rename) '
+                                   "that container to be able to reuse that name.")
+            else:
+                name = random_name()
+                while self.containers.by_name(name):
+                    name = random_name()
+            final = self.cdir / cid[:12]
+            if len(str(final / "shim.sock")) > SOCKET_MAX:
+                raise EngineError(f"the data root {self.root} is too deep: container sockets "
+                                  f"under it would exceed {SOCKET_MAX} bytes; use a shorter "
+                                  "--data-root")
+            config["Hostname"] = config.get("Hostname") or cid[:12]
+            config["Image"] = cfg["Image"]
+            rec = Record(cid, name, timefmt.iso(), image.id, config, host_config, networks, [],
+                         final)
+            self.containers.add(rec)     # reserves the name while the rootfs is made
+        tmp = self.cdir / f".tmp-{cid[:12]}"
+        try:
+            await asyncio.to_thread(self._make_dir, rec, tmp, image.tree, mounts)
+            os.rename(tmp, final)
+        except BaseException:
+            self.containers.discard(rec)
+            await asyncio.to_thread(rmtree, tmp)
+            raise
+        self.container_event(rec, "create")
+        return rec, warnings
+
+    def _make_dir(self, rec: Record, tmp: Path, tree: Path, mounts) -> None:   # noqa: ANN001
+        tmp.mkdir(mode=0o711)
+        real = rec.dir
+        rec.dir = tmp
+        try:
+            rootfslib.create(tree, rec.rootfs)
+            (tmp / "run").mkdir()
+            for spec in mounts.specs:
+                source = ""
+                if spec.type == "volume":
+                    vol, created = self.volumes.create(spec.source, anonymous=not spec.source)
+                    spec.source = vol["Name"]
+                    source = vol["Mountpoint"]
+                    if created or not any(Path(source).iterdir()):
+                        self.volumes.populate(vol["Name"], rec.rootfs / spec.destination.lstrip("/"))
+                elif spec.type == "bind" and not os.path.exists(spec.source):
+                    os.makedirs(spec.source, exist_ok=True)   # as docker -v does
+                rec.mounts.append(spec.mount_point(source))
+            rec.save()
+            rec.save_state()
+        finally:
+            rec.dir = real
+
+    # -- start ------------------------------------------------------------------
+
+    def shim_spec(self, rec: Record) -> dict:
+        env = list(rec.config.get("Env") or [])
+        names = {e.split("=", 1)[0] for e in env}
+        if "HOSTNAME" not in names:
+            env.append(f"HOSTNAME={rec.config['Hostname']}")
+        if rec.tty and "TERM" not in names:
+            env.append("TERM=xterm")
+        volumes = []
+        tmpfs_dir = rec.dir / "tmpfs"
+        shutil.rmtree(tmpfs_dir, ignore_errors=True)    # tmpfs content lasts one run
+        for i, mp in enumerate(rec.mounts):
+            host, kind = mp["Source"], mp["Type"]
+            if kind == "tmpfs":
+                host = str(tmpfs_dir / str(i))
+                os.makedirs(host, mode=0o1777)
+                os.chmod(host, 0o1777)
+            volumes.append({"host": host, "guest": mp["Destination"], "readonly": not mp["RW"],
+                            "kind": kind})
+        return {
+            "id": rec.id,
+            "sandbox": {"rootfs": str(rec.rootfs), "argv": rec.argv, "env": env,
+                        "workdir": rec.config.get("WorkingDir") or "/", "volumes": volumes,
+                        "state_dir": str(rec.dir / "run")},
+            "tty": rec.tty, "open_stdin": bool(rec.config.get("OpenStdin")),
+            "stdin_once": bool(rec.config.get("StdinOnce")),
+            "console_size": rec.host_config.get("ConsoleSize"),
+            "restart": rec.host_config.get("RestartPolicy"),
+            "stop_signal": parse_signal(rec.config.get("StopSignal")),
+            "log": str(rec.log_path),
+        }
+
+    async def start(self, rec: Record) -> None:
+        async with rec.lock:
+            if rec.removed.is_set():
+                raise NotFound(f"No such container: {rec.id}")
+            if rec.running:
+                raise NotModified("container already started")
+            spec = self.shim_spec(rec)
+            await asyncio.to_thread(atomic_write_json, rec.dir / SPEC, spec)
+            rec.state = {**rec.state, "RestartCount": 0, "Error": ""}
+            rec.save_state()
+            shim = ShimClient(rec.dir)
+            await shim.spawn()
+            await self._watch(rec, shim)
+            pending, rec.pending_attach = rec.pending_attach, []
+            connected = []
+            for give in pending:
+                if not give.done():
+                    ack = asyncio.get_running_loop().create_future()
+                    give.set_result((shim, ack))
+                    connected.append(ack)
+            if connected:
+                await asyncio.wait(connected, timeout=5)
+            try:
+                await shim.request("start")
+            except EngineError as exc:
+                self._wake_exit_waiters(rec)
+                if rec.host_config.get("AutoRemove"):
+                    asyncio.get_running_loop().create_task(self._auto_remove(rec))
+                raise EngineError(f"failed to create task for container: failed to start "
+                                  f"container {rec.short}: {exc}", exc.status) from None
+            await self._settle(rec, lambda: rec.running or rec.status != "created")
+
+    async def _settle(self, rec: Record, done, timeout: float = 10) -> None:   # noqa: ANN001
+        """Wait until the watcher has seen the state `done` checks for, so a
+        request's reply and the next request agree with it."""
+        deadline = time.monotonic() + timeout
+        while not done() and rec.watcher is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def _watch(self, rec: Record, shim: ShimClient) -> None:
+        reply, reader, writer = await shim.connect("watch")
+        rec.state = reply["state"]
+        rec.shim = shim
+        rec.watcher = asyncio.get_running_loop().create_task(self._follow(rec, reader, writer))
+
+    async def _follow(self, rec: Record, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                msg = json.loads(line)
+                if msg.get("event") == "exec_exit":
+                    from .execs import exec_exited
+                    exec_exited(self, msg["exec"], int(msg["exitCode"]))
+                    continue
+                rec.state = msg["state"]
+                event = msg.get("event")
+                if event == "die":
+                    self.container_event(rec, "die", exitCode=str(msg.get("exitCode", 0)))
+                    self._wake_exit_waiters(rec)
+                elif event:
+                    self.container_event(rec, event)
+        except asyncio.CancelledError:
+            writer.close()
+            raise
+        except (ConnectionError, ValueError):
+            pass
+        writer.close()
+        rec.shim = None
+        rec.watcher = None
+        rec.reload_state()
+        if rec.running:
+            self._shim_died(rec)
+        self._wake_exit_waiters(rec)
+        if rec.host_config.get("AutoRemove") and not rec.removed.is_set():
+            await self._auto_remove(rec)
+
+    def _shim_died(self, rec: Record) -> None:
+        """The shim is gone without recording an exit: its container was
+        killed with it (PTRACE_O_EXITKILL), which is what we report."""
+        rec.state.update(Status="exited", Running=False, Paused=False, Restarting=False,
+                         Pid=0, ExitCode=128 + signal.SIGKILL, FinishedAt=timefmt.iso(),
+                         Error="the container's shim died (killed or crashed); the "
+                               "container's processes were killed with it")
+        rec.save_state()
+        self.container_event(rec, "die", exitCode=str(rec.state["ExitCode"]))
+
+    async def _auto_remove(self, rec: Record) -> None:
+        try:
+            await self.remove(rec, force=True, volumes=True)
+        except EngineError as exc:
+            print(f"brandpy: auto-removing {rec.name}: {exc}", file=sys.stderr)
+
+    def _wake_exit_waiters(self, rec: Record) -> None:
+        waiters, rec.exit_waiters = rec.exit_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    # -- stop, kill, pause ---------------------------------------------------------
+
+    def stop_timeout(self, rec: Record, timeout: int | None) -> int:
+        if timeout is not None:
+            return timeout
+        value = rec.config.get("StopTimeout")
+        return DEFAULT_STOP_TIMEOUT if value is None else int(value)
+
+    async def stop(self, rec: Record, sig: str | None = None, timeout: int | None = None
+                   ) -> None:
+        if not rec.running or rec.shim is None:
+            raise NotModified("container already stopped")
+        signum = parse_signal(sig) if sig else parse_signal(rec.config.get("StopSignal"))
+        self.container_event(rec, "kill", signal=str(signum))
+        try:
+            await rec.shim.request("stop", signal=signum, timeout=self.stop_timeout(rec, timeout))
+        except ShimGone:
+            pass
+        await self._settle(rec, lambda: not rec.running)
+        self.container_event(rec, "stop")
+
+    async def restart(self, rec: Record, sig: str | None = None, timeout: int | None = None
+                      ) -> None:
+        if rec.running:
+            await self.stop(rec, sig, timeout)
+        await self._settle(rec, lambda: rec.watcher is None)
+        await self.start(rec)
+        self.container_event(rec, "restart")
+
+    async def kill(self, rec: Record, sig: str | None) -> None:
+        signum = parse_signal(sig, default=signal.SIGKILL)
+        if not rec.running or rec.shim is None:
+            raise Conflict(f"cannot kill container: {rec.id}: container {rec.id} is not "
+                           "running")
+        self.container_event(rec, "kill", signal=str(signum))
+        await rec.shim.request("signal", signal=signum)
+        if signum == signal.SIGKILL:
+            await self._settle(rec, lambda: not rec.running)
+
+    async def pause(self, rec: Record, pause: bool) -> None:
+        if not rec.running or rec.shim is None:
+            raise Conflict(f"Container {rec.id} is not running")
+        if rec.state.get("Restarting"):
+            raise Conflict(f"Container {rec.id} is restarting, wait until the container is "
+                           "running")
+        await rec.shim.request("pause" if pause else "resume")
+        await self._settle(rec, lambda: bool(rec.state.get("Paused")) == pause)
+
+    # -- wait and remove ------------------------------------------------------------
+
+    async def wait(self, rec: Record, condition: str) -> dict:
+        if condition not in ("", "not-running", "next-exit", "removed"):
+            raise InvalidParameter(f"invalid condition: {condition!r}: use not-running, "
+                                   "next-exit or removed")
+        if condition == "removed":
+            await rec.removed.wait()
+        elif condition == "next-exit" or rec.running:
+            fut = asyncio.get_running_loop().create_future()
+            rec.exit_waiters.append(fut)
+            await fut
+        error = rec.state.get("Error") or ""
+        return {"StatusCode": int(rec.state.get("ExitCode") or 0),
+                "Error": {"Message": error} if error else None}
+
+    def users_of_volume(self, name: str) -> list[str]:
+        return [r.id for r in self.containers
+                if any(m.get("Name") == name for m in r.mounts)]
+
+    async def remove(self, rec: Record, force: bool = False, volumes: bool = False) -> None:
+        if rec.running:
+            if not force:
+                state = "paused" if rec.state.get("Paused") else "running"
+                raise Conflict(f'cannot remove container "/{rec.name}": container is {state}: '
+                               "stop the container before removing or force remove")
+            if rec.shim is not None:
+                try:
+                    await rec.shim.request("stop", signal=signal.SIGKILL, timeout=0)
+                except ShimGone:
+                    pass
+                await self._settle(rec, lambda: rec.watcher is None)
+        async with rec.lock:
+            if rec.removed.is_set() or rec.id not in self.containers.by_id:
+                raise Conflict(f"removal of container {rec.id} is already in progress")
+            self.containers.discard(rec)
+            trash = self.cdir / f".rm-{rec.short}"
+            os.rename(rec.dir, trash)
+            await asyncio.to_thread(rmtree, trash)
+            rec.removed.set()
+        for give in rec.pending_attach:
+            if not give.done():
+                give.cancel()
+        if volumes:
+            for mp in rec.mounts:
+                name = mp.get("Name")
+                if mp["Type"] == "volume" and name and self.volumes.exists(name):
+                    vol = self.volumes.get(name)
+                    if ("com.docker.volume.anonymous" in vol["Labels"]
+                            and not self.users_of_volume(name)):
+                        self.volumes.remove(name, False, [])
+                        self.events.emit("volume", "destroy", name, {"driver": "local"})
+        self.container_event(rec, "destroy")
+
+    async def rename(self, rec: Record, new: str) -> None:
+        new = new.lstrip("/")
+        if not valid_name(new):
+            raise InvalidParameter(f"Invalid container name ({new}), only "
+                                   "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        if new == rec.name:
+            raise Conflict("Renaming a container with the same name as its current name")
+        other = self.containers.by_name(new)
+        if other is not None:
+            raise Conflict(f'Conflict. The container name "/{new}" is already in use by '
+                           f'container "{other.id}". You have to remove (or rename) that '
+                           "container to be able to reuse that name.")
+        old, rec.name = rec.name, new
+        rec.save()
+        self.container_event(rec, "rename", oldName="/" + old)
+
+    async def top(self, rec: Record) -> list[int]:
+        """Host PIDs of the container's processes."""
+        if not rec.running or rec.shim is None:
+            raise Conflict(f"container {rec.id} is not running")
+        reply = await rec.shim.request("top")
+        return [host for _, host in reply["processes"]]
+
+
+def _daemon_id(path: Path) -> str:
+    try:
+        return str(json.loads(path.read_text()))
+    except FileNotFoundError:
+        ident = new_id()
+        atomic_write_json(path, ident)
+        return ident
+
+
+UNENFORCED_HOST = {
+    "PortBindings": "published ports (-p) are recorded but not translated: the runtime "
+                    "does not map bind() ports yet",
+    "PublishAllPorts": "published ports (-P) are recorded but not translated yet",
+    "CapAdd": "capabilities are not emulated yet (--cap-add)",
+    "CapDrop": "capabilities are not emulated yet (--cap-drop)",
+    "SecurityOpt": "security options (seccomp profiles, apparmor, no-new-privileges) are "
+                   "not applied yet: Docker's default policy is",
+    "ExtraHosts": "extra /etc/hosts entries (--add-host) are not written yet",
+    "Dns": "DNS servers (--dns) are not applied: the container uses the rootfs' "
+           "/etc/resolv.conf",
+    "Memory": "memory limits are not enforced (no cgroups)",
+    "NanoCpus": "CPU limits are not enforced (no cgroups)",
+    "CpuShares": "CPU shares are not enforced (no cgroups)",
+    "PidsLimit": "PID limits are not enforced (no cgroups)",
+    "Privileged": "--privileged grants nothing more: privileged operations stay emulated",
+    "ReadonlyRootfs": "--read-only is not enforced yet for the root filesystem",
+    "Sysctls": "sysctls are not applied",
+    "Devices": "host devices are not passed through",
+    "Init": "--init is not provided: the entrypoint is the container's first process",
+}
+UNENFORCED_CONFIG = {
+    "User": "--user is recorded but the container runs as root: the runtime has no "
+            "user mapping yet",
+    "Hostname": "the hostname is recorded (HOSTNAME is set) but uname still reports the "
+                "host's: the runtime has no UTS emulation yet",
+    "Healthcheck": "health checks are recorded but not run",
+}
+
+
+def unenforced(host_config: dict, config: dict) -> list[str]:
+    """Warnings for settings brandpy accepts but cannot enforce yet; docker
+    prints them at create time (see the README for the list)."""
+    out = []
+    for key, why in UNENFORCED_HOST.items():
+        value = host_config.get(key)
+        if value and value != {} and not (key == "Privileged" and value is False):
+            out.append(f"{key}: {why}")
+    for key, why in UNENFORCED_CONFIG.items():
+        value = config.get(key)
+        if key == "Hostname" and value:
+            out.append(f"{key}: {why}")
+        elif key == "User" and value and value not in ("root", "0", "0:0"):
+            out.append(f"{key}: {why}")
+        elif key == "Healthcheck" and value and value.get("Test") not in (None, ["NONE"]):
+            out.append(f"{key}: {why}")
+    return out

@@ -1,0 +1,104 @@
+"""Images as the API shows them (ImageSummary, ImageInspect, history),
+read from the images store."""
+
+from __future__ import annotations
+
+from brandpy.images import reference
+from brandpy.images.store import Image
+
+from . import timefmt
+from .filters import Filters
+
+LIST_FILTERS = ("before", "dangling", "label", "reference", "since", "until")
+
+
+def names(engine) -> dict[str, str]:   # noqa: ANN001 - Engine
+    """Image ID -> a name to show for it (its first tag, else the ID)."""
+    out = {}
+    for img in engine.store.images():
+        out[img.id] = img.repo_tags[0] if img.repo_tags else img.id
+    return out
+
+
+def _created(img: Image) -> int:
+    return timefmt.to_ns(img.created) // 1_000_000_000
+
+
+def summary(img: Image, containers: int = -1) -> dict:
+    cfg = img.config.get("config") or {}
+    return {"Id": img.id, "ParentId": img.record.parent, "RepoTags": img.repo_tags,
+            "RepoDigests": img.repo_digests, "Created": _created(img), "Size": img.size,
+            "SharedSize": -1, "Labels": cfg.get("Labels") or {}, "Containers": containers}
+
+
+def summaries(engine, f: Filters | None = None, show_all: bool = True,   # noqa: ANN001
+              with_containers: bool = False) -> list[dict]:
+    f = f or Filters(None, LIST_FILTERS)
+    images = engine.store.images()
+    parents = {img.record.parent for img in images}
+    bounds = {k: _created(engine.store.get(f.get(k)[0])) for k in ("before", "since") if k in f}
+    out = []
+    for img in sorted(images, key=_created, reverse=True):
+        dangling = not img.repo_tags
+        # Without --all, untagged images that are parents (build steps) are hidden.
+        if not show_all and dangling and img.id in parents:
+            continue
+        want_dangling = f.bool("dangling")
+        if want_dangling is not None and want_dangling != dangling:
+            continue
+        if not f.match_labels((img.config.get("config") or {}).get("Labels") or {}):
+            continue
+        if "reference" in f and not any(_ref_match(img, pattern) for pattern in f.get("reference")):
+            continue
+        if "before" in bounds and _created(img) >= bounds["before"]:
+            continue
+        if "since" in bounds and _created(img) <= bounds["since"]:
+            continue
+        count = (sum(1 for r in engine.containers if r.image_id == img.id)
+                 if with_containers else -1)
+        out.append(summary(img, count))
+    return out
+
+
+def _ref_match(img: Image, pattern: str) -> bool:
+    from fnmatch import fnmatchcase
+    for tag in img.repo_tags:
+        name = tag.rsplit(":", 1)[0]
+        if fnmatchcase(tag, pattern) or fnmatchcase(name, pattern):
+            return True
+    return False
+
+
+def inspect(img: Image) -> dict:
+    cfg = img.config
+    return {
+        "Id": img.id, "RepoTags": img.repo_tags, "RepoDigests": img.repo_digests,
+        "Parent": img.record.parent, "Comment": cfg.get("comment", ""),
+        "Created": img.created, "DockerVersion": cfg.get("docker_version", ""),
+        "Author": cfg.get("author", ""), "Config": cfg.get("config") or {},
+        "Architecture": cfg.get("architecture", "amd64"), "Os": cfg.get("os", "linux"),
+        "Variant": cfg.get("variant"), "Size": img.size,
+        "GraphDriver": {"Name": "brandpy-linkfarm", "Data": {"Tree": str(img.tree)}},
+        "RootFS": {"Type": "layers", "Layers": img.diff_ids},
+        "Metadata": {"LastTagTime": timefmt.iso(int(img.record.last_tag_time * 1e9))
+                     if img.record.last_tag_time else timefmt.ZERO},
+    }
+
+
+def history(img: Image) -> list[dict]:
+    """Newest first; layer-less steps have size 0, the top one has the ID."""
+    entries = img.config.get("history") or [{"created": img.created, "created_by": ""}]
+    sizes = [layer.size for layer in img.record.layers]
+    out = []
+    for h in entries:
+        size = 0 if h.get("empty_layer") or not sizes else sizes.pop(0)
+        out.append({"Id": "<missing>", "Created": timefmt.to_ns(h.get("created", ""))
+                    // 1_000_000_000, "CreatedBy": h.get("created_by", ""), "Tags": None,
+                    "Size": size, "Comment": h.get("comment", "")})
+    out.reverse()
+    out[0].update(Id=img.id, Tags=img.repo_tags or None)
+    return out
+
+
+def familiar(name: str) -> str:
+    return reference.parse(name).familiar()

@@ -1,0 +1,480 @@
+"""A container's shim: the process that supervises one container, like
+containerd's shim. The daemon starts it (`python -m brandpy.engine.shim
+DIR`); it detaches, so it outlives the daemon (restart, crash, kill -9).
+
+It owns the container's stdio (pipes or a pty), writes the json-file log,
+keeps `state.json` current (atomically), applies the restart policy, and
+serves the daemon's requests on the unix socket DIR/shim.sock (protocol in
+shimproto). Threads: the main thread is the ptrace tracer (the runtime
+requires the thread that starts the entrypoint to supervise it); an asyncio
+loop on a second thread serves the socket and pumps the stdio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from brandpy.images.fsutil import atomic_write_json
+from brandpy.runtime.container import Container, ContainerError
+from brandpy.runtime.sandbox import SandboxConfig, Volume
+
+from . import shimproto, timefmt
+from .logs import LogWriter
+from .stdio import Client, Session
+
+SOCKET = "shim.sock"
+SPEC = "shim.json"
+STATE = "state.json"
+# Docker's restart back-off: 100 ms doubling to a minute, reset after a
+# run of 10 s or more.
+BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET = 0.1, 60.0, 10.0
+EXEC_DRAIN_GRACE = 2.0
+START_TIMEOUT = 60.0
+
+
+def initial_state() -> dict[str, Any]:
+    return {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+            "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+            "StartedAt": timefmt.ZERO, "FinishedAt": timefmt.ZERO, "RestartCount": 0,
+            "ManuallyStopped": False}
+
+
+def sandbox_config(spec: dict) -> SandboxConfig:
+    fields = dict(spec["sandbox"])
+    fields["volumes"] = [Volume(**v) for v in fields.get("volumes", [])]
+    return SandboxConfig(**fields)
+
+
+class Exec:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.exit: asyncio.Future[int] | None = None
+
+
+class Shim:
+    def __init__(self, cdir: Path) -> None:
+        self.dir = cdir
+        self.spec = json.loads((cdir / SPEC).read_text())
+        try:
+            self.state = {**initial_state(), **json.loads((cdir / STATE).read_text())}
+        except FileNotFoundError:
+            self.state = initial_state()
+        self.state["ShimPid"] = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.watchers: set[asyncio.StreamWriter] = set()
+        self.attached: set[Client] = set()           # clients of the entrypoint's stdio
+        self.stdin_once_done = False
+        self.session: Session | None = None            # the current run's stdio
+        self.container: Container | None = None
+        self.execs: dict[str, Exec] = {}
+        self.start_request: Future[Future[int]] = Future()
+        self.stopping = threading.Event()               # docker stop/kill: no restart
+        self.exited = asyncio.Event()                   # set on the loop while not running
+        self.log = LogWriter(self.spec["log"])
+
+    # -- the loop thread ------------------------------------------------------
+
+    def serve(self, listener: socket.socket) -> None:
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.exited.set()
+            self.loop.run_until_complete(
+                asyncio.start_unix_server(self._client, sock=listener, limit=shimproto.MAX_LINE))
+            ready.set()
+            self.loop.run_forever()
+
+        threading.Thread(target=run, name="shim-io", daemon=True).start()
+        ready.wait()
+
+    def on_loop(self, fn, *args) -> Any:   # noqa: ANN001 - any callable
+        """Run fn on the loop thread and return its result (main thread)."""
+        done: Future = Future()
+
+        def call() -> None:
+            try:
+                done.set_result(fn(*args))
+            except BaseException as exc:   # handed back to the caller
+                done.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(call)
+        return done.result()
+
+    def set_state(self, event: str | None = None, changes: dict | None = None,
+                  **more: Any) -> None:
+        """Record a state change on disk, then tell the daemon (loop thread)."""
+        changes = {**(changes or {}), **more}
+        self.state.update(changes)
+        atomic_write_json(self.dir / STATE, self.state)
+        msg = shimproto.dumps({"event": event, "state": self.state, **(
+            {"exitCode": changes["ExitCode"]} if "ExitCode" in changes else {})})
+        for w in list(self.watchers):
+            if w.is_closing():
+                self.watchers.discard(w)
+            else:
+                w.write(msg)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            req = await shimproto.read_json(reader)
+            if req is None:
+                return
+            handler = getattr(self, "op_" + str(req.get("op")), None)
+            if handler is None:
+                raise ContainerError(f"unknown shim request {req.get('op')!r}", 400)
+            keep = await handler(req, reader, writer)
+            if keep:
+                return
+        except ContainerError as exc:
+            writer.write(shimproto.dumps({"error": str(exc), "status": exc.status}))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception as exc:
+            traceback.print_exc()
+            writer.write(shimproto.dumps({"error": f"shim: {exc}", "status": 500}))
+        try:
+            await writer.drain()
+            writer.close()
+        except ConnectionError:
+            pass
+
+    def _reply(self, writer: asyncio.StreamWriter, **fields: Any) -> None:
+        writer.write(shimproto.dumps({"ok": True, **fields}))
+
+    # Each op_ handler answers one request; True keeps the connection open.
+
+    async def op_state(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+        self._reply(writer, state=self.state)
+        return False
+
+    async def op_watch(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+        self._reply(writer, state=self.state)
+        self.watchers.add(writer)
+        await reader.read()        # until the daemon goes away
+        self.watchers.discard(writer)
+        return False
+
+    async def op_start(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+        if self.start_request.done():
+            raise ContainerError("the container was already started by this shim", 409)
+        result: Future[int] = Future()
+        self.start_request.set_result(result)
+        self._reply(writer, pid=await asyncio.wrap_future(result))
+        return False
+
+    async def op_attach(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+        tty = bool(self.spec["tty"])
+        streams = {s for s, want in ((shimproto.STDOUT, req.get("stdout")),
+                                     (shimproto.STDERR, req.get("stderr"))) if want}
+        client = Client(writer, streams)
+        self._reply(writer, tty=tty)
+        self.attached.add(client)
+        if self.session is not None:
+            self.session.clients.add(client)
+        try:
+            while data := await reader.read(65536):
+                if req.get("stdin") and self.session is not None:
+                    self.session.write_stdin(data)
+            if req.get("stdin") and self.spec["stdin_once"] and self.session is not None:
+                self.stdin_once_done = True
+                self.session.close_stdin()
+            await writer.wait_closed()
+        finally:
+            self.attached.discard(client)
+            if self.session is not None:
+                self.session.clients.discard(client)
+        return True
+
+    async def op_signal(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+        sig = int(req["signal"])
+        if not self.state["Running"]:
+            raise ContainerError(f"container {self.spec['id']} is not running", 409)
+        if sig in (signal.SIGKILL, self.spec["stop_signal"]):
+            self._stopped_by_user()
+        self._signal(sig)
+        self._reply(writer)
+        return False
+
+    def _stopped_by_user(self) -> None:
+        """No restart after this exit; remembered for `unless-stopped`."""
+        self.stopping.set()
+        self.set_state(None, ManuallyStopped=True)
+
+    def _signal(self, sig: int) -> None:
+        if self.container is None:
+            return
+        if sig == signal.SIGKILL and self.state["Paused"]:
+            self.container.resume()
+        self.container.signal(sig)
+
+    async def op_stop(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+        """docker stop: the stop signal, then SIGKILL after the timeout
+        (a negative timeout waits for ever); answered once it exited."""
+        self._stopped_by_user()
+        if self.state["Running"] and not self.state["Restarting"]:
+            if self.state["Paused"] and self.container is not None:
+                await asyncio.wrap_future(self.container.resume())
+            self._signal(int(req["signal"]))
+            timeout = req.get("timeout")
+            try:
+                await asyncio.wait_for(self.exited.wait(),
+                                       None if timeout is None or timeout < 0 else timeout)
+            except TimeoutError:
+                self._signal(signal.SIGKILL)
+        await self.exited.wait()
+        self._reply(writer)
+        return False
+
+    async def op_pause(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+        container = self._running()
+        if self.state["Paused"]:
+            raise ContainerError(f"container {self.spec['id']} is already paused", 409)
+        await asyncio.wrap_future(container.pause())
+        self.set_state("pause", Paused=True, Status="paused")
+        self._reply(writer)
+        return False
+
+    async def op_resume(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+        container = self._running()
+        if not self.state["Paused"]:
+            raise ContainerError(f"container {self.spec['id']} is not paused", 409)
+        await asyncio.wrap_future(container.resume())
+        self.set_state("unpause", Paused=False, Status="running")
+        self._reply(writer)
+        return False
+
+    async def op_top(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+        container = self._running()
+        self._reply(writer, processes=container.processes())
+        return False
+
+    async def op_resize(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+        exec_id = req.get("exec")
+        session = self.execs[exec_id].session if exec_id in self.execs else self.session
+        if exec_id and exec_id not in self.execs:
+            raise ContainerError(f"no such exec instance: {exec_id}", 404)
+        if session is None:
+            raise ContainerError(f"container {self.spec['id']} is not running", 409)
+        try:
+            session.resize(int(req["h"]), int(req["w"]))
+        except OSError as exc:
+            raise ContainerError(f"cannot resize: {exc.strerror}", 400) from None
+        self._reply(writer)
+        return False
+
+    async def op_exec(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+        """Start a process in the running container; without `detach`, the
+        connection carries its stdio and ends with a CONTROL frame
+        {"exit": status}."""
+        container = self._running()
+        if self.state["Paused"]:
+            raise ContainerError(f"container {self.spec['id']} is paused, unpause the "
+                                 "container before exec", 409)
+        exec_id = str(req["id"])
+        session = Session(bool(req.get("tty")), bool(req.get("stdin")),
+                          tuple(req["console_size"]) if req.get("console_size") else None)
+        ex = Exec(session)
+        ex.exit = self.loop.create_future()
+
+        def on_exit(status: int) -> None:
+            self.loop.call_soon_threadsafe(ex.exit.set_result, status)
+
+        try:
+            pid = await asyncio.wrap_future(container.exec(
+                list(req["argv"]), list(req.get("env") or []), req.get("workdir") or None,
+                session.child.stdio, session.tty, on_exit))
+        except ContainerError:
+            session.abandon()
+            raise
+        session.child.close()
+        self.execs[exec_id] = ex
+        detached = bool(req.get("detach"))
+        if not detached:
+            client = Client(writer, {s for s, want in ((shimproto.STDOUT, req.get("stdout")),
+                                                       (shimproto.STDERR, req.get("stderr")))
+                                     if want})
+            session.clients.add(client)
+        session.begin(self.loop)
+        self._reply(writer, pid=pid)
+        if not detached and req.get("stdin"):
+            self.loop.create_task(self._feed(reader, session))
+        status = await ex.exit
+        try:
+            await asyncio.wait_for(asyncio.shield(session.drained), EXEC_DRAIN_GRACE)
+        except TimeoutError:
+            session.stop_reading()
+        session.close_stdin()
+        self.execs.pop(exec_id, None)
+        for w in list(self.watchers):
+            w.write(shimproto.dumps({"event": "exec_exit", "exec": exec_id, "exitCode": status}))
+        if not detached:
+            client.send_control({"exit": status})
+        return False
+
+    async def _feed(self, reader: asyncio.StreamReader, session: Session) -> None:
+        try:
+            while data := await reader.read(65536):
+                session.write_stdin(data)
+        except ConnectionError:
+            pass
+        session.close_stdin()
+
+    def _running(self) -> Container:
+        if self.container is None or not self.state["Running"] or self.state["Restarting"]:
+            raise ContainerError(f"container {self.spec['id']} is not running", 409)
+        return self.container
+
+    # -- the main (tracer) thread ---------------------------------------------
+
+    def supervise(self) -> None:
+        """Run the entrypoint, and again as the restart policy says."""
+        try:
+            answer = self.start_request.result(START_TIMEOUT)
+        except TimeoutError:
+            return   # the daemon that started us went away before asking for the start
+        delay = BACKOFF_START
+        while True:
+            began = time.monotonic()
+            status = self._run_once(answer)
+            answer = None
+            if status is None or not self._should_restart(status):
+                break
+            delay = BACKOFF_START if time.monotonic() - began >= BACKOFF_RESET else delay
+            self.on_loop(lambda: self.set_state("restarting", Restarting=True, Running=True,
+                                                Status="restarting"))
+            if self.stopping.wait(delay):
+                self.on_loop(lambda: self.set_state(None, Restarting=False, Running=False,
+                                                    Status="exited"))
+                break
+            delay = min(delay * 2, BACKOFF_MAX)
+            self.on_loop(lambda: self.set_state(None, RestartCount=self.state["RestartCount"] + 1))
+        asyncio.run_coroutine_threadsafe(self._finish(), self.loop).result(10)
+
+    def _run_once(self, answer: Future[int] | None) -> int | None:
+        """One run of the entrypoint; its exit status, None if it could not start."""
+        session = Session(self.spec["tty"], self.spec["open_stdin"],
+                          tuple(self.spec["console_size"]) if self.spec.get("console_size")
+                          else None)
+        try:
+            container = Container(sandbox_config(self.spec))
+            pid = container.start(stdio=session.child.stdio, tty=session.tty)
+        except ContainerError as exc:
+            session.abandon()
+            # As in Docker, a container whose process could not start stays "created".
+            self.on_loop(self.set_state, None, dict(
+                Status="created" if answer else "exited", Running=False, Restarting=False,
+                Pid=0, ExitCode=exc.status, Error=str(exc), FinishedAt=timefmt.iso()))
+            if answer is not None:
+                answer.set_exception(exc)
+            return None
+        session.child.close()
+        self.container = container
+
+        def started() -> None:
+            session.begin(self.loop, self.log)
+            session.clients |= self.attached
+            if self.stdin_once_done:
+                session.close_stdin()
+            self.session = session
+            self.exited.clear()
+            self.set_state("start", Status="running", ManuallyStopped=False,
+                           Running=True, Paused=False, Restarting=False, Pid=pid,
+                           ExitCode=0, Error="", StartedAt=timefmt.iso())
+
+        self.on_loop(started)
+        if answer is not None:
+            answer.set_result(pid)
+        status = container.run()
+        drained: Future[None] = Future()
+
+        def wait_drained() -> None:
+            async def drain() -> None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(session.drained), EXEC_DRAIN_GRACE)
+                except TimeoutError:
+                    session.stop_reading()
+                drained.set_result(None)
+            self.loop.create_task(drain())
+
+        self.on_loop(wait_drained)
+        drained.result()
+
+        def record_exit() -> None:
+            session.close_stdin()
+            for client in session.clients:
+                client.close()
+            self.session = None
+            self.exited.set()
+            self.set_state("die", Status="exited", Running=False, Paused=False, Pid=0,
+                           ExitCode=status, FinishedAt=timefmt.iso())
+
+        self.on_loop(record_exit)
+        self.container = None
+        return status
+
+    def _should_restart(self, status: int) -> bool:
+        policy = self.spec.get("restart") or {}
+        name = policy.get("Name") or "no"
+        if self.stopping.is_set() or name == "no":
+            return False
+        if name == "on-failure":
+            limit = int(policy.get("MaximumRetryCount") or 0)
+            return status != 0 and (limit == 0 or self.state["RestartCount"] < limit)
+        return name in ("always", "unless-stopped")
+
+    async def _finish(self) -> None:
+        """Flush and close every connection before the process exits."""
+        self.log.close()
+        writers = [*self.watchers, *(c.writer for c in self.attached)]
+        for w in writers:
+            w.close()
+        for w in writers:
+            try:
+                await asyncio.wait_for(w.wait_closed(), 2)
+            except (TimeoutError, ConnectionError):
+                pass
+
+
+def main(argv: list[str]) -> int:
+    cdir = Path(argv[0])
+    shim = Shim(cdir)
+    path = cdir / SOCKET
+    if path.exists():
+        path.unlink()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(64)
+    # Detach: the daemon reaps the parent at once, the shim is reparented
+    # (to init or a subreaper) and no longer depends on the daemon.
+    if os.fork():
+        os._exit(0)
+    shim.state["ShimPid"] = os.getpid()
+    atomic_write_json(cdir / STATE, shim.state)
+    shim.serve(listener)
+    os.write(1, f"ready {os.getpid()}\n".encode())
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    try:
+        shim.supervise()
+    finally:
+        path.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    sys.exit(main(sys.argv[1:]))

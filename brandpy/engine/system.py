@@ -1,0 +1,146 @@
+"""/version, /info and /system/df."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+from importlib import metadata
+
+from brandpy.images import rootfs
+
+from . import imageviews, timefmt
+from .views import summary
+from .volumes import usage
+
+ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def brandpy_version() -> str:
+    try:
+        return metadata.version("brandpy")
+    except metadata.PackageNotFoundError:
+        return "0.0.0+source"
+
+
+def version(api: str, min_api: str) -> dict:
+    uname = platform.uname()
+    details = {"ApiVersion": api, "MinAPIVersion": min_api, "Os": "linux",
+               "Arch": ARCH.get(uname.machine, uname.machine), "KernelVersion": uname.release,
+               "GitCommit": "", "GoVersion": "python" + platform.python_version(),
+               "Experimental": "false", "BuildTime": ""}
+    return {"Platform": {"Name": "brandpy"},
+            "Components": [{"Name": "Engine", "Version": brandpy_version(), "Details": details}],
+            "Version": brandpy_version(), **{k: v for k, v in details.items()
+                                             if k != "Experimental"}}
+
+
+def _meminfo() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def info(engine) -> dict:   # noqa: ANN001 - Engine
+    recs = list(engine.containers)
+    running = sum(1 for r in recs if r.running and not r.state.get("Paused"))
+    paused = sum(1 for r in recs if r.state.get("Paused"))
+    uname = platform.uname()
+    return {
+        "ID": engine.daemon_id, "Containers": len(recs), "ContainersRunning": running,
+        "ContainersPaused": paused, "ContainersStopped": len(recs) - running - paused,
+        "Images": len(engine.store.records()), "Driver": "brandpy-linkfarm",
+        "DriverStatus": [["Backing Filesystem", "hard-link farm of the image tree"],
+                         ["Root Dir", str(engine.root)]],
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
+                    "Authorization": None, "Log": ["json-file"]},
+        "MemoryLimit": False, "SwapLimit": False, "KernelMemoryTCP": False,
+        "CpuCfsPeriod": False, "CpuCfsQuota": False, "CPUShares": False, "CPUSet": False,
+        "PidsLimit": False, "IPv4Forwarding": False, "Debug": False,
+        "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
+        "NGoroutines": 0, "SystemTime": timefmt.iso(), "LoggingDriver": "json-file",
+        "CgroupDriver": "none", "CgroupVersion": "", "NEventsListener": len(
+            engine.events.subscribers),
+        "KernelVersion": uname.release, "OperatingSystem": _os_name(), "OSVersion": "",
+        "OSType": "linux", "Architecture": uname.machine, "NCPU": os.cpu_count() or 1,
+        "MemTotal": _meminfo(), "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+                           "Mirrors": None},
+        "GenericResources": None, "DockerRootDir": str(engine.root), "HttpProxy": "",
+        "HttpsProxy": "", "NoProxy": "", "Name": socket.gethostname(), "Labels": [],
+        "ExperimentalBuild": False, "ServerVersion": brandpy_version(),
+        "Runtimes": {"brandpy": {"path": sys.executable}}, "DefaultRuntime": "brandpy",
+        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                  "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+        "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
+        "SecurityOptions": ["name=brandpy-syscall-translation"],
+        "Warnings": [
+            "WARNING: no cgroups: memory, CPU and PID limits are not enforced",
+            "WARNING: containers share the host's network stack (no network namespace)",
+        ],
+    }
+
+
+def disk_usage(engine, types: list[str]) -> dict:   # noqa: ANN001 - Engine
+    want = set(types) or {"container", "image", "volume", "build-cache"}
+    out: dict = {}
+    if "image" in want:
+        images = imageviews.summaries(engine, with_containers=True)
+        out["LayersSize"] = engine.store.disk_usage()
+        out["Images"] = images
+    if "container" in want:
+        names = imageviews.names(engine)
+        items = []
+        for rec in engine.containers:
+            s = summary(rec, names)
+            s["SizeRw"] = changed_size(engine, rec)
+            s["SizeRootFs"] = engine.store.get(rec.image_id).size if _has(engine, rec) else 0
+            items.append(s)
+        out["Containers"] = items
+    if "volume" in want:
+        vols = []
+        for vol in engine.volumes.all():
+            users = engine.users_of_volume(vol["Name"])
+            vols.append({**vol, "UsageData": {"Size": usage(engine.volumes.root / vol["Name"]
+                                                            / "_data"),
+                                              "RefCount": len(users)}})
+        out["Volumes"] = vols
+    if "build-cache" in want:
+        out["BuildCache"] = []
+    return out
+
+
+def _has(engine, rec) -> bool:   # noqa: ANN001
+    return rec.image_id in engine.store.records()
+
+
+def changed_size(engine, rec) -> int:   # noqa: ANN001
+    """Bytes of the files the container added or changed (SizeRw)."""
+    if not _has(engine, rec):
+        return 0
+    tree = engine.store.get(rec.image_id).tree
+    total = 0
+    for kind, path in rootfs.diff(rec.rootfs, tree):
+        if kind == "D":
+            continue
+        try:
+            st = os.lstat(os.path.join(rec.rootfs, path.lstrip("/")))
+        except OSError:
+            continue
+        if not os.path.isdir(os.path.join(rec.rootfs, path.lstrip("/"))):
+            total += st.st_size
+    return total

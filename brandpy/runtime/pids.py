@@ -1,0 +1,64 @@
+"""Container PIDs: the entrypoint is PID 1 and every later process and
+thread gets the next number, as in a fresh PID namespace. Host PIDs never
+reach the guest; guest PIDs are translated wherever a syscall takes one."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+ZOMBIES_KEPT = 4096
+
+
+class PidMap:
+    def __init__(self) -> None:
+        self._next = 1
+        self._h2g: dict[int, int] = {}
+        self._g2h: dict[int, int] = {}
+        # Exited but not yet reaped: its parent's wait4() still names it.
+        self._zombies: OrderedDict[int, int] = OrderedDict()    # host -> guest
+        self._zombie_hosts: dict[int, int] = {}                   # guest -> host
+
+    def assign(self, host: int) -> int:
+        guest = self._h2g.get(host)
+        if guest is None:
+            self._forget(host)
+            guest = self._next
+            self._next += 1
+            self._h2g[host] = guest
+            self._g2h[guest] = host
+        return guest
+
+    def exited(self, host: int) -> None:
+        guest = self._h2g.pop(host, None)
+        if guest is None:
+            return
+        self._g2h.pop(guest, None)
+        self._zombies[host] = guest
+        self._zombie_hosts[guest] = host
+        while len(self._zombies) > ZOMBIES_KEPT:
+            self._forget(next(iter(self._zombies)))
+
+    def _forget(self, host: int) -> None:
+        guest = self._zombies.pop(host, None)
+        if guest is not None:
+            self._zombie_hosts.pop(guest, None)
+
+    def reaped(self, host: int) -> int:
+        """The guest PID of a child its parent just reaped (0 if unknown)."""
+        guest = self.to_guest(host)
+        self._forget(host)
+        return guest
+
+    def to_guest(self, host: int) -> int:
+        """0 for processes outside the container, as a PID namespace shows them."""
+        guest = self._h2g.get(host)
+        if guest is None:
+            guest = self._zombies.get(host, 0)
+        return guest
+
+    def to_host(self, guest: int) -> int | None:
+        host = self._g2h.get(guest)
+        return host if host is not None else self._zombie_hosts.get(guest)
+
+    def guests(self) -> list[int]:
+        return sorted(self._g2h)

@@ -1,0 +1,292 @@
+"""The container's /proc: host procfs, seen through container PIDs.
+
+Paths under /proc are resolved with PIDs translated (pathres), and only the
+container's processes exist. What procfs would print with host PIDs or
+host names is produced here instead and handed to the tracee as a private
+file: /proc and /proc/PID/task listings (directories of container PIDs),
+stat, status, cmdline and comm (PIDs and the program's own name, not the
+ELF loader that started it), mounts and mountinfo (the container's mount
+table), cgroup, and the kernel's hostname, domainname and release.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Callable
+
+from .mounts import Mount, split
+
+if TYPE_CHECKING:
+    from .process import Process
+    from .sandbox import Sandbox
+
+_PID_FILE = re.compile(rb"^(\d+)(?:/task/(\d+))?/(stat|status|cmdline|comm|mounts|mountinfo|"
+                       rb"cgroup)$")
+_TASK_DIR = re.compile(rb"^(\d+)/task$")
+KERNEL_FILES = {b"sys/kernel/hostname", b"sys/kernel/domainname", b"sys/kernel/osrelease",
+                b"version", b"mounts"}
+MOUNT_TYPES = {
+    "rootfs": (b"overlay", b"overlay", b"rw,relatime"),
+    "proc": (b"proc", b"proc", b"rw,nosuid,nodev,noexec,relatime"),
+    "sys": (b"sysfs", b"sysfs", b"ro,nosuid,nodev,noexec,relatime"),
+    "dev": (b"tmpfs", b"tmpfs", b"rw,nosuid,size=65536k,mode=755"),
+    "tmpfs": (b"shm", b"tmpfs", b"rw,nosuid,nodev,noexec,relatime,size=65536k"),
+    "masked": (b"tmpfs", b"tmpfs", b"ro,relatime"),
+}
+
+
+class ProcFS:
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self._reader_tid = 0
+        self.base = os.path.join(sb.state, b"proc")
+        os.makedirs(os.path.join(self.base, b"files"), mode=0o755, exist_ok=True)
+        self._seq = 0
+
+    # -- directory listings -------------------------------------------------------
+
+    def listing(self, rel: tuple[bytes, ...]) -> bytes | None:
+        """The host directory to open for a guest /proc directory whose
+        host listing would show host PIDs (/proc itself, /proc/PID/task)."""
+        if not rel:
+            view = self._sync(b"root", [b"%d" % g for g in self._guest_tgids()],
+                              mirror=b"/proc")
+            self.sb.mounts.aliases[view] = b"/proc"
+            return view
+        match = _TASK_DIR.match(b"/".join(rel))
+        if match is None:
+            return None
+        host = self.sb.pids.to_host(int(match.group(1)))
+        proc = self.sb.process_of(host) if host else None
+        if proc is None:
+            return None
+        tids = sorted(self.sb.pids.to_guest(t) for t in proc.threads)
+        view = self._sync(b"task-" + match.group(1), [b"%d" % t for t in tids])
+        self.sb.mounts.aliases[view] = b"/proc/" + match.group(1) + b"/task"
+        return view
+
+    def _guest_tgids(self) -> list[int]:
+        return sorted(self.sb.pids.to_guest(tgid) for tgid in list(self.sb.procs))
+
+    def _sync(self, name: bytes, pids: list[bytes], mirror: bytes | None = None) -> bytes:
+        """Make a directory whose entries are `pids` (empty dirs) plus, for
+        /proc, the host's non-PID entries with their types."""
+        view = os.path.join(self.base, name)
+        fresh = not os.path.isdir(view)
+        os.makedirs(view, exist_ok=True)
+        if fresh and mirror is not None:
+            for entry in os.scandir(mirror):
+                if entry.name.isdigit():
+                    continue
+                path = os.path.join(view, os.fsencode(entry.name))
+                if entry.is_symlink():
+                    os.symlink(os.readlink(entry.path), path)
+                elif entry.is_dir(follow_symlinks=False):
+                    os.mkdir(path)
+                else:
+                    open(path, "wb").close()
+        want = set(pids)
+        for entry in os.listdir(view):
+            if entry.isdigit() and entry not in want:
+                os.rmdir(os.path.join(view, entry))
+        for pid in want:
+            path = os.path.join(view, pid)
+            if not os.path.exists(path):
+                os.mkdir(path)
+        return view
+
+    # -- files ------------------------------------------------------------------------
+
+    def synthesize(self, reader: Process, rel: tuple[bytes, ...],
+                   reader_tid: int = 0) -> bytes | None:
+        """The content of a /proc file (path relative to /proc) as the
+        container must see it, or None to read the host file as it is."""
+        self._reader_tid = reader_tid
+        path = b"/".join(rel)
+        if path in KERNEL_FILES:
+            return self._kernel_file(path, reader)
+        match = _PID_FILE.match(path)
+        if match is None:
+            return None
+        host = self.sb.pids.to_host(int(match.group(2) or match.group(1)))
+        if host is None:
+            return None
+        what = match.group(3)
+        if what in (b"mounts", b"mountinfo"):
+            return self.mounts(reader) if what == b"mounts" else self.mountinfo(reader)
+        if what == b"cgroup":
+            return b"0::/\n"
+        proc = self.sb.process_of(host)
+        try:
+            with open(b"/proc/%d/%s" % (host, what), "rb") as f:
+                raw = f.read()
+        except OSError:
+            return None
+        fix: Callable[[bytes, Process | None, int], bytes] = {
+            b"stat": self._stat, b"status": self._status, b"cmdline": self._cmdline,
+            b"comm": self._comm}[what]
+        return fix(raw, proc, host)
+
+    def materialize(self, tid: int, content: bytes) -> bytes:
+        """A private file holding `content` for the tracee to open; replaced
+        atomically, so an earlier open keeps its own copy."""
+        self._seq += 1
+        path = os.path.join(self.base, b"files", b"%d" % tid)
+        tmp = path + b".%d" % self._seq
+        with open(tmp, "wb") as f:
+            f.write(content)
+        os.chmod(tmp, 0o444)
+        os.rename(tmp, path)
+        return path
+
+    def _kernel_file(self, path: bytes, reader: Process) -> bytes:
+        sb = self.sb
+        if path == b"mounts":
+            return self.mounts(reader)
+        if path == b"version":
+            u = os.uname()
+            return f"Linux version {sb.release} (brandpy) {u.version}\n".encode()
+        value = {b"sys/kernel/hostname": sb.hostname, b"sys/kernel/domainname": sb.domainname,
+                 b"sys/kernel/osrelease": sb.release}[path]
+        return value.encode() + b"\n"
+
+    # -- per-process files ------------------------------------------------------------
+
+    def _guest(self, host: int) -> int:
+        return self.sb.pids.to_guest(host)
+
+    def _comm_of(self, proc: Process | None, real: bytes) -> bytes:
+        """The kernel names a program started through ld.so after the loader."""
+        if proc is not None and proc.comm and real == proc.loader_comm:
+            return proc.comm
+        return real
+
+    def _stat(self, raw: bytes, proc: Process | None, host: int) -> bytes:
+        head, _, tail = raw.rpartition(b") ")
+        pid, _, comm = head.partition(b" (")
+        fields = tail.split(b" ")
+        fields[0] = _state(fields[0], host, self._reader_tid)
+        # fields: state ppid pgrp session tty_nr tpgid ...
+        for i in (1, 2, 3, 5):
+            value = int(fields[i])
+            if value > 0:
+                fields[i] = b"%d" % self._guest(value)
+        comm = self._comm_of(proc, comm)
+        return b"%d (%s) %s" % (self._guest(int(pid)), comm, b" ".join(fields))
+
+    def _status(self, raw: bytes, proc: Process | None, host: int) -> bytes:
+        out = []
+        for line in raw.splitlines():
+            key, _, value = line.partition(b":")
+            if key == b"Name":
+                line = b"Name:\t" + self._comm_of(proc, value.strip())
+            elif key in (b"Pid", b"PPid", b"Tgid", b"NStgid", b"NSpid", b"NSpgid", b"NSsid"):
+                first = int(value.split()[0])
+                line = key + b":\t%d" % (self._guest(first) if first > 0 else 0)
+            elif key == b"State":
+                state = _state(value.strip()[:1], host, self._reader_tid)
+                line = b"State:\t" + STATE_NAMES.get(state, value.strip())
+            elif key == b"TracerPid":
+                line = b"TracerPid:\t0"      # the supervisor is invisible
+            elif key == b"Ngid":
+                line = b"Ngid:\t0"
+            out.append(line)
+        return b"\n".join(out) + b"\n"
+
+    def _cmdline(self, raw: bytes, proc: Process | None, host: int) -> bytes:
+        """Drop the `ld.so --argv0 NAME PROG` prefix exec added."""
+        if proc is None or not proc.loader_args or not raw:
+            return raw
+        parts = raw.split(b"\0")
+        if proc.loader_args == 4 and len(parts) > 4:
+            parts = [parts[2]] + parts[4:]
+        elif proc.loader_args == 1 and len(parts) > 1:
+            parts = parts[1:]
+        return b"\0".join(parts)
+
+    def _comm(self, raw: bytes, proc: Process | None, host: int) -> bytes:
+        return self._comm_of(proc, raw.rstrip(b"\n")) + b"\n"
+
+    # -- the mount table ----------------------------------------------------------------
+
+    def _visible_mounts(self) -> list[Mount]:
+        devices = {b"/dev/" + name for name in (b"null", b"zero", b"full", b"random",
+                                                 b"urandom", b"tty", b"console")}
+        mounts = [m for m in self.sb.mounts.mounts if m.guest not in devices]
+        return sorted(mounts, key=lambda m: (len(split(m.guest)), m.guest))
+
+    def _entry(self, m: Mount) -> tuple[bytes, bytes, bytes]:
+        if m.kind in MOUNT_TYPES:
+            source, fstype, opts = MOUNT_TYPES[m.kind]
+        elif m.guest == b"/dev/pts":
+            source, fstype = b"devpts", b"devpts"
+            opts = b"rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=666"
+        else:
+            source, fstype = host_fs(m.host)
+            opts = b"rw,relatime"
+        if m.readonly and opts.startswith(b"rw"):
+            opts = b"ro" + opts[2:]
+        return source, fstype, opts
+
+    def _relative(self, reader: Process, guest: bytes) -> bytes | None:
+        rel = self.sb.resolver.relative_to_root(reader, guest)
+        return rel if rel.startswith(b"/") else None
+
+    def mounts(self, reader: Process) -> bytes:
+        lines = []
+        for m in self._visible_mounts():
+            target = self._relative(reader, m.guest)
+            if target is not None:
+                source, fstype, opts = self._entry(m)
+                lines.append(b"%s %s %s %s 0 0" % (source, target, fstype, opts))
+        return b"\n".join(lines) + b"\n"
+
+    def mountinfo(self, reader: Process) -> bytes:
+        mounts = self._visible_mounts()
+        ids = {m.guest: 100 + i for i, m in enumerate(mounts)}
+        lines = []
+        for m in mounts:
+            target = self._relative(reader, m.guest)
+            if target is None:
+                continue
+            parent = self.sb.mounts.lookup(split(m.guest)[:-1])[0].guest if m.guest != b"/" \
+                else m.guest
+            try:
+                st = os.stat(m.host)
+                dev = b"%d:%d" % (os.major(st.st_dev), os.minor(st.st_dev))
+            except OSError:
+                dev = b"0:0"
+            source, fstype, opts = self._entry(m)
+            lines.append(b"%d %d %s / %s %s - %s %s %s" % (
+                ids[m.guest], ids.get(parent, 99), dev, target, opts, fstype, source,
+                opts.split(b",")[0]))
+        return b"\n".join(lines) + b"\n"
+
+
+STATE_NAMES = {b"R": b"R (running)", b"S": b"S (sleeping)"}
+
+
+def _state(state: bytes, host: int, reader_tid: int) -> bytes:
+    """A task in a ptrace stop of the supervisor's is, to the guest, running
+    (the reader itself) or sleeping: the tracing stop is brandpy's."""
+    if state == b"t":
+        return b"R" if host == reader_tid else b"S"
+    return state
+
+
+def host_fs(path: bytes) -> tuple[bytes, bytes]:
+    """(source, fstype) of the host mount holding `path`."""
+    best = (b"", b"none", b"none")
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                fields = line.split()
+                sep = fields.index(b"-")
+                point = fields[4]
+                if (path == point or path.startswith(point.rstrip(b"/") + b"/")) and \
+                        len(point) >= len(best[0]):
+                    best = (point, fields[sep + 2], fields[sep + 1])
+    except (OSError, ValueError):
+        pass
+    return best[1], best[2]

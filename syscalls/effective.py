@@ -1,0 +1,141 @@
+"""The effective table of one container: brandpy's table (syscalls/table.py)
+combined with that container's policy.
+
+For every syscall number it decides the BPF action and, for trapped calls,
+the handler. Layers, in order:
+  1. the row, or its unprivileged variant when identity is emulated;
+  2. the kernel personality: calls newer than the emulated release fail
+     with ENOSYS, as that kernel would;
+  3. the seccomp profile (Docker's default unless configured): a denial,
+     or the row's action only under the profile's argument conditions.
+Denials are trapped rather than answered in BPF, so each one lands in the
+ledger with its reason (a denied call costs one stop; it is rare by nature).
+The trace data of a denial carries its kind and errno, so one syscall can
+be both handled (when allowed) and denied (otherwise) by argument.
+"""
+
+from __future__ import annotations
+
+import errno as errnos
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from brandpy.runtime.call import Call
+from brandpy.runtime.errors import Errno, StrictViolation
+from brandpy.runtime.seccomp import Action, compile_filter, ret_allow, ret_errno, ret_trace
+from brandpy.runtime.stats import LedgerEntry
+
+from .linux import parse_release
+from .table import Row, Spec, Table
+
+if TYPE_CHECKING:
+    from brandpy.runtime.sandbox import Sandbox
+
+Handler = Callable[[Call], "int | None"]
+
+KIND_TABLE, KIND_PROFILE, KIND_PERSONALITY = 1, 2, 3
+KINDS = {KIND_TABLE: "unsupported", KIND_PROFILE: "seccomp profile",
+         KIND_PERSONALITY: "kernel personality"}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One syscall's effective treatment."""
+    action: Action
+    handler: Handler | None          # for trace data 0
+    denials: dict[int, str]          # trace data -> reason, for denied variants
+    disposition: str                 # what `brandpy syscalls --container` shows
+
+
+def _data(kind: int, err: int) -> int:
+    return kind << 12 | err
+
+
+class Effective:
+    def __init__(self, table: Table, sb: Sandbox) -> None:
+        self.table = table
+        self.sb = sb
+        release = parse_release(sb.release) if sb.config.personality else None
+        self.decisions: list[Decision] = [self._decide(row, release) for row in table.rows]
+        self.names = table.names()
+
+    def _spec(self, row: Row) -> Spec:
+        spec = row.spec
+        if self.sb.fake_ids and spec.fake is not None:
+            spec = spec.fake
+        if spec.disposition == "identity":
+            # answered by BPF while the container's user is root (a process
+            # that drops root gets a trap filter stacked, see handlers/ident)
+            spec = spec.fake_root if self.sb.cred.euid == 0 else spec.fake_user
+        return spec
+
+    def _decide(self, row: Row, release: tuple[int, ...] | None) -> Decision:
+        spec = self._spec(row)
+        denials: dict[int, str] = {}
+
+        def deny(kind: int, err: int, reason: str) -> Action:
+            data = _data(kind, err)
+            denials[data] = reason
+            return ret_trace(data)
+
+        if spec.disposition in ("deny", "nosys"):
+            base: Action = deny(KIND_TABLE, spec.value, spec.note or "not supported")
+            handler = None
+        elif spec.disposition == "const":
+            base, handler = ret_errno(0), None
+        elif spec.disposition == "allow":
+            base, handler = ret_allow(), spec.handler
+        else:
+            base, handler = ret_trace(), spec.handler
+        if spec.when is not None and spec.disposition in ("allow", "trace"):
+            base = spec.when(ret_trace(), base) if spec.disposition == "allow" \
+                else spec.when(base, ret_allow())
+        disposition = spec.disposition
+        if release is not None and row.name and row.since > release and not row.removed:
+            base = deny(KIND_PERSONALITY, errnos.ENOSYS,
+                        f"not in Linux {self.sb.release} (added in {row.since_text})")
+            disposition = "nosys"
+        elif self.sb.profile is not None and row.name and disposition not in ("deny", "nosys"):
+            rule = self.sb.profile.rule(row.name)
+            if rule.never:
+                base = deny(KIND_PROFILE, rule.errno, "denied by the seccomp profile")
+                disposition = "deny"
+            elif not rule.always:
+                base = rule.action(base, deny(KIND_PROFILE, rule.errno,
+                                              "denied by the seccomp profile for these "
+                                              "arguments"))
+        return Decision(base, handler, denials, disposition)
+
+    def bpf(self) -> bytes:
+        return compile_filter({nr: d.action for nr, d in enumerate(self.decisions)})
+
+    def needs_data(self, nr: int) -> bool:
+        """Whether a stop for nr can be a denial (read PTRACE_GETEVENTMSG)."""
+        return 0 <= nr < len(self.decisions) and bool(self.decisions[nr].denials)
+
+    def dispatch(self, call: Call, data: int = 0) -> int | None:
+        """Run the handler for a trapped call; raises StrictViolation in
+        strict mode for an unsupported call."""
+        nr = call.nr
+        if not 0 <= nr < len(self.decisions):
+            return self._denied(call, KIND_TABLE, errnos.ENOSYS, "no such syscall")
+        decision = self.decisions[nr]
+        if data:
+            reason = decision.denials.get(data, "denied")
+            return self._denied(call, data >> 12, data & 0xFFF, reason)
+        if decision.handler is None:
+            return None   # trapped by a filter the tracee stacked itself: run it
+        try:
+            return decision.handler(call)
+        except Errno as exc:
+            if exc.why:
+                return self._denied(call, KIND_TABLE, exc.errno, exc.why)
+            return -exc.errno
+
+    def _denied(self, call: Call, kind: int, err: int, reason: str) -> int:
+        name = self.names.get(call.nr, str(call.nr))
+        self.sb.ledger.record(LedgerEntry(call.nr, name, err, f"{KINDS.get(kind, '')}: "
+                                          f"{reason}"))
+        if self.sb.config.strict:
+            raise StrictViolation(f"{name} ({KINDS.get(kind, 'unsupported')}: {reason})")
+        return -err

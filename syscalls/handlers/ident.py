@@ -1,0 +1,202 @@
+"""Credentials, emulated when the supervisor is unprivileged: the
+container's processes see the configured user (root by default) and may
+change it by Linux's rules (brandpy/runtime/identity.py).
+
+While the container user is root, getuid & co are answered by BPF
+(RET_ERRNO with data 0 returns 0, no stop). A thread that drops root gets a
+second filter stacked on its own chain, turning those calls into SECCOMP_RET_TRAP
+(which outranks RET_ERRNO): the supervisor answers the SIGSYS stop with the
+emulated value and suppresses the signal, so the answer stays one stop.
+The filter is installed by rewriting the thread's own set*id call into
+seccomp(2): no extra stop either.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+
+from brandpy.runtime.call import Call
+from brandpy.runtime.identity import Cred
+from brandpy.runtime.policy import CAP_NUMBERS, cap_mask
+from brandpy.runtime.errors import Errno
+from brandpy.runtime.seccomp import compile_filter, ret_allow
+
+TRAP_DATA = 0xB7
+SECCOMP_RET_TRAP = 0x00030000
+SYS_seccomp = 317
+SECCOMP_SET_MODE_FILTER = 1
+GETID_NRS = (102, 104, 107, 108)   # getuid getgid geteuid getegid
+NGROUPS_MAX = 65536
+LINUX_CAPABILITY_VERSION_1 = 0x19980330
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def cred(call: Call) -> Cred:
+    return call.proc.cred
+
+
+def _u32(call: Call, i: int) -> int:
+    """A uid/gid argument: -1 (0xffffffff) means "unchanged"."""
+    v = call.arg(i) & 0xFFFFFFFF
+    return -1 if v == 0xFFFFFFFF else v
+
+
+def getuid(call: Call) -> int:
+    return cred(call).ruid
+
+
+def geteuid(call: Call) -> int:
+    return cred(call).euid
+
+
+def getgid(call: Call) -> int:
+    return cred(call).rgid
+
+
+def getegid(call: Call) -> int:
+    return cred(call).egid
+
+
+GETTERS = {102: getuid, 104: getgid, 107: geteuid, 108: getegid}
+
+
+def getresuid(call: Call) -> int:
+    c = cred(call)
+    for i, v in enumerate((c.ruid, c.euid, c.suid)):
+        call.write(call.arg(i), struct.pack("<I", v))
+    return 0
+
+
+def getresgid(call: Call) -> int:
+    c = cred(call)
+    for i, v in enumerate((c.rgid, c.egid, c.sgid)):
+        call.write(call.arg(i), struct.pack("<I", v))
+    return 0
+
+
+def getgroups(call: Call) -> int:
+    groups = cred(call).groups
+    size = call.iarg(0)
+    if size < 0:
+        raise Errno(errno.EINVAL)
+    if size == 0:
+        return len(groups)
+    if size < len(groups):
+        raise Errno(errno.EINVAL)
+    call.write(call.arg(1), struct.pack(f"<{len(groups)}I", *groups))
+    return len(groups)
+
+
+def setgroups(call: Call) -> int:
+    size = call.iarg(0)
+    if not 0 <= size <= NGROUPS_MAX:
+        raise Errno(errno.EINVAL)
+    groups = struct.unpack(f"<{size}I", call.read(call.arg(1), 4 * size)) if size else ()
+    cred(call).setgroups(tuple(groups))
+    return 0
+
+
+def _changed(call: Call) -> int | None:
+    """After a successful change: 0, or the set*id call rewritten into
+    seccomp() stacking the getter trap filter when this thread leaves root."""
+    c = cred(call)
+    sb = call.sb
+    if (sb.cred.euid == 0 and call.tid not in sb.id_trapped
+            and (c.ruid, c.euid, c.rgid, c.egid) != (0, 0, 0, 0)):
+        prog = trap_filter()
+        insns = call.push(prog)
+        fprog = call.push(struct.pack("<H6xQ", len(prog) // 8, insns))
+        call.set_nr(SYS_seccomp)
+        call.set_arg(0, SECCOMP_SET_MODE_FILTER)
+        call.set_arg(1, 0)
+        call.set_arg(2, fprog)
+        sb.id_trapped.add(call.tid)
+        return None
+    return 0
+
+
+def trap_filter() -> bytes:
+    trap = SECCOMP_RET_TRAP | TRAP_DATA
+    return compile_filter({nr: trap for nr in GETID_NRS}, default=ret_allow(),
+                          foreign_arch=ret_allow())
+
+
+def setuid(call: Call) -> int | None:
+    cred(call).setuid(_u32(call, 0))
+    return _changed(call)
+
+
+def setgid(call: Call) -> int | None:
+    cred(call).setgid(_u32(call, 0))
+    return _changed(call)
+
+
+def setreuid(call: Call) -> int | None:
+    cred(call).setreuid(_u32(call, 0), _u32(call, 1))
+    return _changed(call)
+
+
+def setregid(call: Call) -> int | None:
+    cred(call).setregid(_u32(call, 0), _u32(call, 1))
+    return _changed(call)
+
+
+def setresuid(call: Call) -> int | None:
+    cred(call).setresuid(_u32(call, 0), _u32(call, 1), _u32(call, 2))
+    return _changed(call)
+
+
+def setresgid(call: Call) -> int | None:
+    cred(call).setresgid(_u32(call, 0), _u32(call, 1), _u32(call, 2))
+    return _changed(call)
+
+
+def setfsuid(call: Call) -> int:
+    return cred(call).setfsuid(_u32(call, 0))
+
+
+def setfsgid(call: Call) -> int:
+    return cred(call).setfsgid(_u32(call, 0))
+
+
+def capget(call: Call) -> int:
+    version, pid = struct.unpack("<Ii", call.read(call.arg(0), 8))
+    if version not in (LINUX_CAPABILITY_VERSION_1, 0x20071026, LINUX_CAPABILITY_VERSION_3):
+        call.write(call.arg(0), struct.pack("<I", LINUX_CAPABILITY_VERSION_3))
+        raise Errno(errno.EINVAL)
+    target = call.proc
+    if pid:
+        host = call.sb.pids.to_host(pid)
+        target = call.sb.process_of(host) if host else None
+        if target is None:
+            raise Errno(errno.ESRCH)
+    if call.arg(1) == 0:
+        return 0
+    mask = cap_mask(target.cred.caps)
+    words = 1 if version == LINUX_CAPABILITY_VERSION_1 else 2
+    data = b"".join(struct.pack("<III", (mask >> 32 * w) & 0xFFFFFFFF,
+                                (mask >> 32 * w) & 0xFFFFFFFF, 0) for w in range(words))
+    call.write(call.arg(1), data)
+    return 0
+
+
+def capset(call: Call) -> int:
+    """Capabilities can be dropped, never gained (no file capabilities)."""
+    version, pid = struct.unpack("<Ii", call.read(call.arg(0), 8))
+    if pid not in (0, call.sb.pids.to_guest(call.tid)):
+        raise Errno(errno.EPERM)
+    words = 1 if version == LINUX_CAPABILITY_VERSION_1 else 2
+    raw = call.read(call.arg(1), 12 * words)
+    effective = permitted = 0
+    for w in range(words):
+        e, p, _i = struct.unpack_from("<III", raw, 12 * w)
+        effective |= e << 32 * w
+        permitted |= p << 32 * w
+    c = cred(call)
+    current = cap_mask(c.caps)
+    if permitted & ~current or effective & ~permitted:
+        raise Errno(errno.EPERM)
+    c.caps = frozenset(name for name, bit in CAP_NUMBERS.items() if effective >> bit & 1)
+    return 0
+
