@@ -1,0 +1,127 @@
+"""The runners: how each one runs a command inside a rootfs.
+
+Every runner gets the same guest environment and runs as the invoking user
+(root for `make bench`). A runner whose prerequisites are missing, or whose
+trial run of `/bin/true` fails, is reported as unavailable with the reason
+and left out of the run; brandpy's native engine thus appears on its own
+once `brandpy run --engine native` works."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+GUEST_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LC_ALL": "C",
+}
+
+
+@dataclass(frozen=True)
+class Runner:
+    name: str
+    label: str               # column title in the tables
+    needs_root: bool = False
+    binary: str | None = None
+
+    def command(self, rootfs: Path, argv: Sequence[str], state: Path) -> list[str]:
+        """The host command line that runs argv with rootfs as /; state is
+        a private directory the runner may keep files in."""
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        """The environment the runner's command starts with."""
+        return dict(GUEST_ENV)
+
+    @property
+    def counts_stops(self) -> bool:
+        """Whether the runner prints brandpy's `--stats` report."""
+        return False
+
+    def missing(self) -> str | None:
+        """Why this runner cannot run here, before trying it (None: try it)."""
+        if self.needs_root and os.geteuid() != 0:
+            return "needs root"
+        if self.binary and not shutil.which(self.binary):
+            return f"`{self.binary}` is not installed"
+        return None
+
+
+@dataclass(frozen=True)
+class Chroot(Runner):
+    """The native reference: chroot, with /proc and /dev mounted in a private
+    mount namespace that disappears with the command."""
+    needs_root: bool = True
+    binary: str | None = "unshare"
+
+    def command(self, rootfs: Path, argv: Sequence[str], state: Path) -> list[str]:
+        script = ('mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" && '
+                  'exec chroot "$0" "$@"')
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                str(rootfs), *argv]
+
+
+@dataclass(frozen=True)
+class Proot(Runner):
+    binary: str | None = "proot"
+
+    def command(self, rootfs: Path, argv: Sequence[str], state: Path) -> list[str]:
+        return ["proot", "-r", str(rootfs), "-w", "/", "-b", "/proc", "-b", "/dev", *argv]
+
+
+@dataclass(frozen=True)
+class Runsc(Runner):
+    """gVisor's `runsc do` on the ptrace platform: the rootfs read-only under
+    a tmpfs overlay, no network."""
+    binary: str | None = "runsc"
+
+    def command(self, rootfs: Path, argv: Sequence[str], state: Path) -> list[str]:
+        rootless = ["--rootless"] if os.geteuid() != 0 else []
+        return ["runsc", "--platform=ptrace", "--network=none", *rootless,
+                "--root", str(state / "runsc"), "do", "--root", str(rootfs), "--cwd", "/",
+                *argv]
+
+
+@dataclass(frozen=True)
+class Brandpy(Runner):
+    engine: str = "python"
+
+    def command(self, rootfs: Path, argv: Sequence[str], state: Path) -> list[str]:
+        env = [f"--env={k}={v}" for k, v in GUEST_ENV.items()]
+        return [sys.executable, "-m", "brandpy", "run", "--engine", self.engine, "--stats",
+                "--rootfs", str(rootfs), *env, "--", *argv]
+
+    def env(self) -> dict[str, str]:
+        # The brandpy the suite itself imports (PYTHONPATH may point at a checkout).
+        extra = {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}
+        return {**GUEST_ENV, **extra}
+
+    @property
+    def counts_stops(self) -> bool:
+        return True
+
+
+RUNNERS: list[Runner] = [
+    Chroot("native", "native"),
+    Proot("proot", "proot"),
+    Runsc("runsc", "runsc-ptrace"),
+    Brandpy("brandpy-python", "brandpy python", engine="python"),
+    Brandpy("brandpy-native", "brandpy native", engine="native"),
+]
+NATIVE = "native"
+
+
+def by_names(names: Sequence[str]) -> list[Runner]:
+    """The named runners in suite order; native always comes along, as every
+    ratio and output check is against it."""
+    known = {r.name: r for r in RUNNERS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown runner(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    wanted = set(names) | {NATIVE}
+    return [r for r in RUNNERS if r.name in wanted]
