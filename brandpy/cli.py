@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .api.daemon import register as register_daemon
 from .runtime.sandbox import PortMapping, SandboxConfig, Volume
 
 
@@ -107,6 +108,7 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--only", metavar="DISPOSITION",
                     help="only rows with this disposition (allow, trace, deny, nosys)")
     sc.set_defaults(func=_syscalls)
+    register_daemon(sub)
     return p
 
 

@@ -16,8 +16,15 @@ RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 
 
+def reply(obj: Any, status: int = 200) -> web.Response:
+    """A JSON reply with Docker's exact Content-Type (the CLI only decodes
+    error bodies whose type is exactly application/json)."""
+    return web.Response(body=json.dumps(obj).encode(), status=status,
+                        content_type="application/json")
+
+
 def error(status: int, message: str) -> web.Response:
-    return web.json_response({"message": message}, status=status)
+    return reply({"message": message}, status)
 
 
 def qbool(request: web.Request, name: str, default: bool = False) -> bool:

@@ -14,7 +14,7 @@ from brandpy.engine.events import FILTERS, matches
 from brandpy.engine.filters import Filters
 from brandpy.engine.timefmt import parse_since
 
-from .http import JsonLines
+from .http import JsonLines, reply
 from .server import API_VERSION, MIN_API_VERSION, Router, engine
 
 PING_HEADERS = {"Api-Version": API_VERSION, "Docker-Experimental": "false", "Ostype": "linux",
@@ -28,16 +28,16 @@ async def ping(request: web.Request) -> web.Response:
 
 
 async def version(request: web.Request) -> web.Response:
-    return web.json_response(system.version(API_VERSION, MIN_API_VERSION))
+    return reply(system.version(API_VERSION, MIN_API_VERSION))
 
 
 async def info(request: web.Request) -> web.Response:
-    return web.json_response(await asyncio.to_thread(system.info, engine(request)))
+    return reply(await asyncio.to_thread(system.info, engine(request)))
 
 
 async def df(request: web.Request) -> web.Response:
     types = request.query.getall("type", [])
-    return web.json_response(await asyncio.to_thread(system.disk_usage, engine(request), types))
+    return reply(await asyncio.to_thread(system.disk_usage, engine(request), types))
 
 
 async def events(request: web.Request) -> web.StreamResponse:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import posixpath
 import signal
+import socket
 from dataclasses import dataclass, field
 
 from .errors import InvalidParameter
@@ -193,3 +194,73 @@ def check_restart_policy(host_config: dict) -> dict:
     if name not in ("", "no") and host_config.get("AutoRemove"):
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
     return {"Name": name or "no", "MaximumRetryCount": retries}
+
+
+def security_options(opts: list[str], cdir_profile: str) -> tuple[str, list[str]]:
+    """(the runtime's seccomp setting, warnings) from HostConfig.SecurityOpt.
+    The CLI sends a seccomp profile's content (it reads the file itself);
+    the engine stores it at cdir_profile for the runtime."""
+    seccomp, warnings = "", []
+    for opt in opts:
+        key, sep, value = opt.partition("=" if "=" in opt else ":")
+        if key == "seccomp":
+            if value in ("unconfined", "builtin", "default"):
+                seccomp = value
+            else:
+                seccomp = cdir_profile
+        elif key == "no-new-privileges":
+            continue    # always in effect: the supervisor sets PR_SET_NO_NEW_PRIVS
+        elif key in ("apparmor", "label", "systempaths", "writable-cgroups"):
+            warnings.append(f"SecurityOpt {opt}: not applied (brandpy uses no LSM or "
+                            "kernel mounts)")
+        else:
+            raise InvalidParameter(f"invalid --security-opt: {opt!r}")
+    return seccomp, warnings
+
+
+def seccomp_profile_text(opts: list[str]) -> str | None:
+    for opt in opts:
+        key, _, value = opt.partition("=")
+        if key == "seccomp" and value not in ("unconfined", "builtin", "default"):
+            return value
+    return None
+
+
+def port_bindings(host_config: dict, exposed: dict | None) -> dict[str, list[dict]]:
+    """Requested bindings {"80/tcp": [{"HostIp", "HostPort"}]}, with -P's
+    exposed ports added; an empty HostPort means "pick one" at start."""
+    out: dict[str, list[dict]] = {}
+    for port, bindings in (host_config.get("PortBindings") or {}).items():
+        number, _, proto = port.partition("/")
+        if not number.isdigit() or not 0 < int(number) < 65536 or proto not in ("", "tcp",
+                                                                                 "udp"):
+            raise InvalidParameter(f"invalid port specification: \"{port}\"")
+        for b in bindings or [{}]:
+            host_port = str((b or {}).get("HostPort") or "")
+            if host_port and (not host_port.isdigit() or not 0 < int(host_port) < 65536):
+                raise InvalidParameter(f"invalid port specification: \"{host_port}\"")
+            out.setdefault(f"{number}/{proto or 'tcp'}", []).append(
+                {"HostIp": (b or {}).get("HostIp") or "", "HostPort": host_port})
+    if host_config.get("PublishAllPorts"):
+        for port in exposed or {}:
+            out.setdefault(port if "/" in port else port + "/tcp",
+                           [{"HostIp": "", "HostPort": ""}])
+    return out
+
+
+def allocate_ports(bindings: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Pick free host ports for bindings without one (`-p 80`, `-P`), as
+    Docker allocates from the ephemeral range."""
+    out: dict[str, list[dict]] = {}
+    for port, blist in bindings.items():
+        proto = port.split("/")[1]
+        for b in blist:
+            host_port = b["HostPort"]
+            if not host_port:
+                kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind((b["HostIp"] or "0.0.0.0", 0))
+                    host_port = str(s.getsockname()[1])
+            out.setdefault(port, []).append({"HostIp": b["HostIp"] or "0.0.0.0",
+                                             "HostPort": host_port})
+    return out

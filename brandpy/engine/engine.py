@@ -18,22 +18,28 @@ import time
 from pathlib import Path
 
 from brandpy.images import rootfs as rootfslib
-from brandpy.images.fsutil import atomic_write_json, rmtree
+from brandpy.images.fsutil import atomic_write, atomic_write_json, rmtree
 from brandpy.images.store import ImageNotFound, Store, StoreError
+from brandpy.runtime.policy import capabilities, load_profile
+from brandpy.runtime.sandbox import SandboxConfig, etc_files
 
-from . import timefmt
-from .create import (check_restart_policy, container_mounts, merge_image_config,
-                     parse_signal)
-from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
+from . import logs as logslib
+from . import shimproto, timefmt
+from .attach import proxy
+from .create import (allocate_ports, check_restart_policy, container_mounts, merge_image_config,
+                     parse_signal, port_bindings, seccomp_profile_text, security_options)
+from .errors import (Conflict, EngineError, Forbidden, InvalidParameter, NotFound,
+                     NotModified)
 from .events import Events
 from .names import new_id, random_name, valid_name
-from .networks import Networks
+from .networks import BUILTIN, Networks, endpoint
 from .records import Record, Table
 from .shim import SPEC
 from .shimclient import ShimClient, ShimGone, alive
 from .validate import CREATE_BODY, check
 from .volumes import Volumes
 
+SECCOMP_PROFILE = "seccomp.json"
 SOCKET_MAX = 107          # sun_path holds 108 bytes with the NUL
 DEFAULT_STOP_TIMEOUT = 10
 DRIVER = "brandpy-linkfarm"
@@ -138,7 +144,19 @@ class Engine:
             raise InvalidParameter(f"logging driver {host_config['LogConfig']['Type']!r} is not "
                                    "supported: brandpy writes json-file logs only")
         host_config["LogConfig"]["Type"] = "json-file"
-        warnings = unenforced(host_config, config)
+        caps_add = list(host_config.get("CapAdd") or [])
+        if host_config.get("Privileged"):
+            caps_add.append("ALL")
+        try:
+            caps = capabilities(caps_add, host_config.get("CapDrop") or [])
+            profile = seccomp_profile_text(host_config.get("SecurityOpt") or [])
+            if profile is not None:
+                load_profile(profile, caps)
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from None
+        seccomp, warnings = security_options(host_config.get("SecurityOpt") or [], "")
+        port_bindings(host_config, config.get("ExposedPorts"))
+        warnings += unenforced(host_config, config)
 
         async with self._create_lock:
             cid = new_id()
@@ -166,7 +184,7 @@ class Engine:
             self.containers.add(rec)     # reserves the name while the rootfs is made
         tmp = self.cdir / f".tmp-{cid[:12]}"
         try:
-            await asyncio.to_thread(self._make_dir, rec, tmp, image.tree, mounts)
+            await asyncio.to_thread(self._make_dir, rec, tmp, image.tree, mounts, profile)
             os.rename(tmp, final)
         except BaseException:
             self.containers.discard(rec)
@@ -175,8 +193,11 @@ class Engine:
         self.container_event(rec, "create")
         return rec, warnings
 
-    def _make_dir(self, rec: Record, tmp: Path, tree: Path, mounts) -> None:   # noqa: ANN001
+    def _make_dir(self, rec: Record, tmp: Path, tree: Path, mounts,   # noqa: ANN001
+                  profile: str | None) -> None:
         tmp.mkdir(mode=0o711)
+        if profile is not None:
+            (tmp / SECCOMP_PROFILE).write_text(profile)
         real = rec.dir
         rec.dir = tmp
         try:
@@ -198,13 +219,72 @@ class Engine:
         finally:
             rec.dir = real
 
+    # -- networks -------------------------------------------------------------------
+
+    async def connect(self, rec: Record, net: dict, cfg: dict) -> None:
+        mode = rec.host_config.get("NetworkMode")
+        if net["Name"] in ("host", "none") or mode in ("host", "none"):
+            raise Forbidden("container cannot be disconnected from host network or connected "
+                            "to host network" if "host" in (mode, net["Name"]) else
+                            "container cannot be connected to the none network")
+        if net["Name"] in rec.networks:
+            raise Forbidden(f"endpoint with name {rec.name} already exists in network "
+                            f"{net['Name']}")
+        rec.networks[net["Name"]] = endpoint(net, cfg)
+        rec.save()
+        self.events.emit("network", "connect", net["Id"],
+                         {"container": rec.id, "name": net["Name"], "type": net["Driver"]})
+        self.refresh_hosts()
+
+    async def disconnect(self, rec: Record, net: dict) -> None:
+        if net["Name"] not in rec.networks:
+            raise Forbidden(f"container {rec.id} is not connected to network {net['Name']}")
+        del rec.networks[net["Name"]]
+        rec.save()
+        self.events.emit("network", "disconnect", net["Id"],
+                         {"container": rec.id, "name": net["Name"], "type": net["Driver"]})
+        self.refresh_hosts()
+
+    def refresh_hosts(self) -> None:
+        """Rewrite the /etc/hosts of running containers in user networks so
+        they name their current peers (the runtime serves the file from the
+        container's state directory on each open)."""
+        for rec in self.containers:
+            if not rec.running or not any(n not in BUILTIN for n in rec.networks):
+                continue
+            extra = list(rec.host_config.get("ExtraHosts") or []) + self.network_peers(rec)
+            config = SandboxConfig(rootfs=str(rec.rootfs), argv=[], extra_hosts=extra)
+            content = etc_files(config, rec.config.get("Hostname") or "")[b"hosts"]
+            hosts = rec.dir / "run" / "hosts"
+            if hosts.exists():
+                atomic_write(hosts, content)
+
     # -- start ------------------------------------------------------------------
 
+    def network_peers(self, rec: Record) -> list[str]:
+        """/etc/hosts entries naming the other containers of rec's user
+        networks: containers share the host's network stack, so a peer is
+        reached on loopback (at its port when unpublished, see README)."""
+        mine = {n for n in rec.networks if n not in BUILTIN}
+        out = []
+        for other in self.containers:
+            shared = mine & set(other.networks)
+            if other is rec or not shared:
+                continue
+            names = {other.name, other.short}
+            for net in shared:
+                names |= set(other.networks[net].get("Aliases") or [])
+            out += [f"{name}:127.0.0.1" for name in sorted(names)]
+        return out
+
     def shim_spec(self, rec: Record) -> dict:
-        env = list(rec.config.get("Env") or [])
+        """What the shim needs to run the container, in the runtime's terms
+        (SandboxConfig fields): made at each start."""
+        cfg, hc = rec.config, rec.host_config
+        env = list(cfg.get("Env") or [])
         names = {e.split("=", 1)[0] for e in env}
         if "HOSTNAME" not in names:
-            env.append(f"HOSTNAME={rec.config['Hostname']}")
+            env.append(f"HOSTNAME={cfg['Hostname']}")
         if rec.tty and "TERM" not in names:
             env.append("TERM=xterm")
         volumes = []
@@ -218,16 +298,34 @@ class Engine:
                 os.chmod(host, 0o1777)
             volumes.append({"host": host, "guest": mp["Destination"], "readonly": not mp["RW"],
                             "kind": kind})
+        seccomp, _ = security_options(hc.get("SecurityOpt") or [],
+                                      str(rec.dir / SECCOMP_PROFILE))
+        cap_add = list(hc.get("CapAdd") or [])
+        if hc.get("Privileged"):
+            cap_add.append("ALL")
+            seccomp = "unconfined"
+        rec.published = allocate_ports(port_bindings(hc, cfg.get("ExposedPorts")))
+        rec.save()
+        ports = [{"host_port": int(b["HostPort"]), "container_port": int(port.split("/")[0]),
+                  "proto": port.split("/")[1], "host_ip": b["HostIp"]}
+                 for port, bindings in rec.published.items() for b in bindings]
         return {
             "id": rec.id,
             "sandbox": {"rootfs": str(rec.rootfs), "argv": rec.argv, "env": env,
-                        "workdir": rec.config.get("WorkingDir") or "/", "volumes": volumes,
-                        "state_dir": str(rec.dir / "run")},
-            "tty": rec.tty, "open_stdin": bool(rec.config.get("OpenStdin")),
-            "stdin_once": bool(rec.config.get("StdinOnce")),
-            "console_size": rec.host_config.get("ConsoleSize"),
-            "restart": rec.host_config.get("RestartPolicy"),
-            "stop_signal": parse_signal(rec.config.get("StopSignal")),
+                        "workdir": cfg.get("WorkingDir") or "/", "volumes": volumes,
+                        "state_dir": str(rec.dir / "run"), "user": cfg.get("User") or "",
+                        "hostname": cfg.get("Hostname") or "",
+                        "domainname": cfg.get("Domainname") or "", "ports": ports,
+                        "seccomp": seccomp, "cap_add": cap_add,
+                        "cap_drop": list(hc.get("CapDrop") or []),
+                        "extra_hosts": list(hc.get("ExtraHosts") or [])
+                        + self.network_peers(rec),
+                        "dns": list(hc.get("Dns") or [])},
+            "tty": rec.tty, "open_stdin": bool(cfg.get("OpenStdin")),
+            "stdin_once": bool(cfg.get("StdinOnce")),
+            "console_size": hc.get("ConsoleSize"),
+            "restart": hc.get("RestartPolicy"),
+            "stop_signal": parse_signal(cfg.get("StopSignal")),
             "log": str(rec.log_path),
         }
 
@@ -262,6 +360,7 @@ class Engine:
                 raise EngineError(f"failed to create task for container: failed to start "
                                   f"container {rec.short}: {exc}", exc.status) from None
             await self._settle(rec, lambda: rec.running or rec.status != "created")
+        self.refresh_hosts()
 
     async def _settle(self, rec: Record, done, timeout: float = 10) -> None:   # noqa: ANN001
         """Wait until the watcher has seen the state `done` checks for, so a
@@ -430,6 +529,7 @@ class Engine:
                         self.volumes.remove(name, False, [])
                         self.events.emit("volume", "destroy", name, {"driver": "local"})
         self.container_event(rec, "destroy")
+        self.refresh_hosts()
 
     async def rename(self, rec: Record, new: str) -> None:
         new = new.lstrip("/")
@@ -446,6 +546,7 @@ class Engine:
         old, rec.name = rec.name, new
         rec.save()
         self.container_event(rec, "rename", oldName="/" + old)
+        self.refresh_hosts()
 
     async def top(self, rec: Record) -> list[int]:
         """Host PIDs of the container's processes."""
@@ -453,6 +554,105 @@ class Engine:
             raise Conflict(f"container {rec.id} is not running")
         reply = await rec.shim.request("top")
         return [host for _, host in reply["processes"]]
+
+    # -- streams ------------------------------------------------------------------
+
+    async def attach(self, rec: Record, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter, *, stdin: bool, stdout: bool, stderr: bool,
+                     logs: bool, stream: bool, detach_keys: bytes) -> None:
+        """Replay the log (logs), then stream the container's stdio
+        (stream): at once when it runs, else from its next start."""
+        if logs:
+            async for entry in logslib.read(rec.log_path, stdout=stdout, stderr=stderr, tail=-1,
+                                            since=None, until=None, follow=False,
+                                            alive=lambda: False):
+                kind = shimproto.STDOUT if entry.stream == "stdout" else shimproto.STDERR
+                writer.write(entry.data if rec.tty else shimproto.frame(kind, entry.data))
+            await writer.drain()
+        if not stream:
+            return
+        ack = None
+        if rec.running and rec.shim is not None:
+            shim = rec.shim
+        else:
+            give = asyncio.get_running_loop().create_future()
+            rec.pending_attach.append(give)
+            try:
+                shim, ack = await give
+            except asyncio.CancelledError:
+                return      # removed before it started
+        try:
+            _, sr, sw = await shim.connect("attach", stdin=stdin, stdout=stdout, stderr=stderr)
+        finally:
+            if ack is not None and not ack.done():
+                ack.set_result(None)
+        self.container_event(rec, "attach")
+        result = await proxy(sr, sw, reader, writer, tty=rec.tty, stdin=stdin,
+                             detach_keys=detach_keys)
+        if result == "detached":
+            self.container_event(rec, "detach")
+
+    async def resize(self, rec: Record, height: int, width: int) -> None:
+        if not rec.running or rec.shim is None:
+            raise Conflict(f"Container {rec.id} is not running")
+        if height <= 0 or width <= 0:
+            raise InvalidParameter("resize needs positive h and w")
+        await rec.shim.request("resize", h=height, w=width)
+        self.container_event(rec, "resize", height=str(height), width=str(width))
+
+    # -- prune, update --------------------------------------------------------------
+
+    async def prune_containers(self, f) -> dict:   # noqa: ANN001 - Filters
+        until = f.get("until")
+        limit = timefmt.parse_since(until[0]) if until else None
+        deleted, space = [], 0
+        for rec in self.containers:
+            if rec.running or not f.match_labels(rec.config.get("Labels") or {}):
+                continue
+            if any(_label_match(rec, neg) for neg in f.get("label!")):
+                continue
+            if limit is not None and timefmt.to_ns(rec.created) > limit:
+                continue
+            space += await asyncio.to_thread(_tree_size, rec.dir)
+            try:
+                await self.remove(rec)
+            except EngineError:
+                continue
+            deleted.append(rec.id)
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": space}
+
+    async def update(self, rec: Record, body: object) -> list[str]:
+        """`docker update`: only the restart policy can change; resource
+        limits need cgroups, which brandpy does not use."""
+        body = check(body, {"RestartPolicy": {"Name": "string", "MaximumRetryCount": "int64"}},
+                     "UpdateConfig")
+        other = sorted(k for k, v in body.items() if v not in (None, 0, "", [], {})
+                       and k != "RestartPolicy")
+        if other:
+            raise InvalidParameter(f"cannot update {', '.join(other)}: resource limits are not "
+                                   "supported (brandpy uses no cgroups); only --restart can be "
+                                   "updated")
+        if body.get("RestartPolicy"):
+            policy = check_restart_policy({"RestartPolicy": body["RestartPolicy"],
+                                           "AutoRemove": rec.host_config.get("AutoRemove")})
+            rec.host_config["RestartPolicy"] = policy
+            rec.save()
+            warnings = ["the new restart policy applies from the container's next start"] \
+                if rec.running else []
+            self.container_event(rec, "update")
+            return warnings
+        return []
+
+
+def _label_match(rec: Record, want: str) -> bool:
+    labels = rec.config.get("Labels") or {}
+    key, eq, value = want.partition("=")
+    return key in labels and (not eq or labels[key] == value)
+
+
+def _tree_size(path: Path) -> int:
+    from .volumes import usage
+    return usage(path)
 
 
 def _daemon_id(path: Path) -> str:
@@ -465,49 +665,39 @@ def _daemon_id(path: Path) -> str:
 
 
 UNENFORCED_HOST = {
-    "PortBindings": "published ports (-p) are recorded but not translated: the runtime "
-                    "does not map bind() ports yet",
-    "PublishAllPorts": "published ports (-P) are recorded but not translated yet",
-    "CapAdd": "capabilities are not emulated yet (--cap-add)",
-    "CapDrop": "capabilities are not emulated yet (--cap-drop)",
-    "SecurityOpt": "security options (seccomp profiles, apparmor, no-new-privileges) are "
-                   "not applied yet: Docker's default policy is",
-    "ExtraHosts": "extra /etc/hosts entries (--add-host) are not written yet",
-    "Dns": "DNS servers (--dns) are not applied: the container uses the rootfs' "
-           "/etc/resolv.conf",
     "Memory": "memory limits are not enforced (no cgroups)",
+    "MemorySwap": "memory limits are not enforced (no cgroups)",
     "NanoCpus": "CPU limits are not enforced (no cgroups)",
     "CpuShares": "CPU shares are not enforced (no cgroups)",
+    "CpuQuota": "CPU limits are not enforced (no cgroups)",
+    "CpusetCpus": "CPU sets are not enforced (no cgroups)",
     "PidsLimit": "PID limits are not enforced (no cgroups)",
-    "Privileged": "--privileged grants nothing more: privileged operations stay emulated",
     "ReadonlyRootfs": "--read-only is not enforced yet for the root filesystem",
     "Sysctls": "sysctls are not applied",
     "Devices": "host devices are not passed through",
-    "Init": "--init is not provided: the entrypoint is the container's first process",
+    "Init": "--init is not provided: the entrypoint is the container's PID 1",
+    "DnsSearch": "DNS search domains are not written to /etc/resolv.conf",
+    "DnsOptions": "DNS options are not written to /etc/resolv.conf",
+    "Ulimits": "ulimits are not applied",
+    "ShmSize": "the size of /dev/shm is not limited",
 }
 UNENFORCED_CONFIG = {
-    "User": "--user is recorded but the container runs as root: the runtime has no "
-            "user mapping yet",
-    "Hostname": "the hostname is recorded (HOSTNAME is set) but uname still reports the "
-                "host's: the runtime has no UTS emulation yet",
     "Healthcheck": "health checks are recorded but not run",
 }
 
 
 def unenforced(host_config: dict, config: dict) -> list[str]:
-    """Warnings for settings brandpy accepts but cannot enforce yet; docker
-    prints them at create time (see the README for the list)."""
+    """Warnings for settings brandpy accepts but does not enforce; docker
+    prints them at create time (the README lists them too)."""
     out = []
     for key, why in UNENFORCED_HOST.items():
-        value = host_config.get(key)
-        if value and value != {} and not (key == "Privileged" and value is False):
+        if host_config.get(key) not in (None, 0, -1, False, "", [], {}):
             out.append(f"{key}: {why}")
-    for key, why in UNENFORCED_CONFIG.items():
-        value = config.get(key)
-        if key == "Hostname" and value:
-            out.append(f"{key}: {why}")
-        elif key == "User" and value and value not in ("root", "0", "0:0"):
-            out.append(f"{key}: {why}")
-        elif key == "Healthcheck" and value and value.get("Test") not in (None, ["NONE"]):
-            out.append(f"{key}: {why}")
+    health = config.get("Healthcheck") or {}
+    if health.get("Test") not in (None, [], ["NONE"]):
+        out.append(f"Healthcheck: {UNENFORCED_CONFIG['Healthcheck']}")
+    for mp in host_config.get("Tmpfs") or {}:
+        if any(o.startswith(("size=", "nr_inodes=")) for o in host_config["Tmpfs"][mp].split(",")):
+            out.append(f"Tmpfs {mp}: size limits are not enforced (a private directory stands "
+                       "in for the tmpfs, emptied at each start)")
     return out

@@ -116,10 +116,14 @@ class Networks:
         name = "bridge" if mode == "default" else mode
         if name.startswith("container:"):
             raise InvalidParameter("--network container:... is not supported")
-        out = {self.get(name)["Name"]: endpoint(self.get(name), endpoints.get(name) or {})}
-        for ref, cfg in endpoints.items():
-            net = self.get(ref)
-            out[net["Name"]] = endpoint(net, cfg or {})
+        endpoints = {("bridge" if ref == "default" else ref): cfg for ref, cfg in endpoints.items()}
+        try:
+            out = {self.get(name)["Name"]: endpoint(self.get(name), endpoints.get(name) or {})}
+            for ref, cfg in endpoints.items():
+                net = self.get(ref)
+                out[net["Name"]] = endpoint(net, cfg or {})
+        except NotFound as exc:
+            raise InvalidParameter(str(exc)) from None   # a 404 would mean "no such image"
         return out
 
 

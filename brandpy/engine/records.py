@@ -38,6 +38,7 @@ class Record:
     mounts: list[dict]       # MountPoint objects, as inspect shows them
     dir: Path
     state: dict = field(default_factory=initial_state)
+    published: dict = field(default_factory=dict)   # host ports bound at the last start
     # in the daemon only
     shim: ShimClient | None = None
     watcher: asyncio.Task | None = None
@@ -78,7 +79,7 @@ class Record:
         atomic_write_json(self.dir / CONFIG, {
             "Id": self.id, "Name": self.name, "Created": self.created, "Image": self.image_id,
             "Config": self.config, "HostConfig": self.host_config, "Networks": self.networks,
-            "Mounts": self.mounts})
+            "Mounts": self.mounts, "PublishedPorts": self.published})
 
     def save_state(self) -> None:
         atomic_write_json(self.dir / STATE, self.state)
@@ -87,7 +88,8 @@ class Record:
     def load(cls, cdir: Path) -> Record:
         d = json.loads((cdir / CONFIG).read_text())
         rec = cls(d["Id"], d["Name"], d["Created"], d["Image"], d["Config"], d["HostConfig"],
-                  d.get("Networks") or {}, d.get("Mounts") or [], cdir)
+                  d.get("Networks") or {}, d.get("Mounts") or [], cdir,
+                  published=d.get("PublishedPorts") or {})
         rec.reload_state()
         return rec
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from brandpy.images.fsutil import atomic_write_json
 from brandpy.runtime.container import Container, ContainerError
-from brandpy.runtime.sandbox import SandboxConfig, Volume
+from brandpy.runtime.sandbox import PortMapping, SandboxConfig, Volume
 
 from . import shimproto, timefmt
 from .logs import LogWriter
@@ -53,6 +53,7 @@ def initial_state() -> dict[str, Any]:
 def sandbox_config(spec: dict) -> SandboxConfig:
     fields = dict(spec["sandbox"])
     fields["volumes"] = [Volume(**v) for v in fields.get("volumes", [])]
+    fields["ports"] = [PortMapping(**p) for p in fields.get("ports", [])]
     return SandboxConfig(**fields)
 
 
@@ -368,8 +369,11 @@ class Shim:
                           tuple(self.spec["console_size"]) if self.spec.get("console_size")
                           else None)
         try:
-            container = Container(sandbox_config(self.spec))
-            pid = container.start(stdio=session.child.stdio, tty=session.tty)
+            try:
+                container = Container(sandbox_config(self.spec))
+                pid = container.start(stdio=session.child.stdio, tty=session.tty)
+            except ValueError as exc:     # a user, group or policy the runtime rejects
+                raise ContainerError(str(exc)) from None
         except ContainerError as exc:
             session.abandon()
             # As in Docker, a container whose process could not start stays "created".

@@ -65,11 +65,11 @@ def status_text(rec: Record) -> str:
 
 
 def ports(rec: Record) -> dict:
-    """NetworkSettings.Ports: exposed ports, with the requested host bindings."""
+    """NetworkSettings.Ports: exposed ports, with their host bindings while
+    the container runs."""
     out: dict = {p: None for p in rec.config.get("ExposedPorts") or {}}
-    for port, bindings in (rec.host_config.get("PortBindings") or {}).items():
-        out[port] = [{"HostIp": b.get("HostIp") or "0.0.0.0", "HostPort": b.get("HostPort", "")}
-                     for b in bindings or []]
+    if rec.running:
+        out.update(rec.published)
     return out
 
 

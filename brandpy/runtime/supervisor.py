@@ -59,7 +59,8 @@ class Supervisor:
         self.init_pid = 0
         self.status: int | None = None
         self.terminating = False
-        self.expected: dict[int, tuple[int, int, int]] = {}  # child -> (creator tid, event, child_tid ptr)
+        # child -> (creating process, creating tid, event, CLONE_CHILD_SETTID pointer)
+        self.expected: dict[int, tuple[Process, int, int, int]] = {}
         self.held: dict[int, int] = {}                       # new tracee -> its first stop status
         self.at_exit: dict[int, Call] = {}                   # tids stopped for syscall exit
         self.fork_return: dict[int, int] = {}                # parent tid -> child's container PID
@@ -100,10 +101,20 @@ class Supervisor:
                 break
             if tid in self._wakers:
                 self._wakers.discard(tid)
-            elif os.WIFSTOPPED(status):
-                self._on_stop(tid, status)
-            else:
-                self._on_exit(tid, status)
+                continue
+            try:
+                if os.WIFSTOPPED(status):
+                    self._on_stop(tid, status)
+                else:
+                    self._on_exit(tid, status)
+            except Exception:
+                if self.debug:
+                    raise
+                # a supervisor bug must not strand the tracee in its stop
+                print(f"brandpy: internal error handling task {tid} (please report it):\n"
+                      f"{traceback.format_exc()}", file=sys.stderr)
+                if os.WIFSTOPPED(status):
+                    self._ptrace(PTRACE_CONT, tid)
         with self._lock:
             self._closed = True
         self._drain_requests()
@@ -296,15 +307,18 @@ class Supervisor:
         except (OSError, struct.error):
             child_ptr = 0
         self.fork_return[parent_tid] = guest
+        creator = self.sb.threads[parent_tid]
         if child in self.held:
             status = self.held.pop(child)
-            self._register(child, parent_tid, event, child_ptr)
+            self._register(child, creator, parent_tid, event, child_ptr)
             self._on_stop(child, status)
         else:
-            self.expected[child] = (parent_tid, event, child_ptr)
+            self.expected[child] = (creator, parent_tid, event, child_ptr)
 
-    def _register(self, tid: int, parent_tid: int, event: int, child_ptr: int) -> None:
-        creator = self.sb.threads[parent_tid]
+    def _register(self, tid: int, creator: Process, parent_tid: int, event: int,
+                  child_ptr: int) -> None:
+        """The creator may have exited meanwhile (a daemon's fork-and-exit):
+        its Process record still says what the child inherits."""
         if event == PTRACE_EVENT_CLONE and _tgid_of(tid) == creator.tgid:
             self.sb.add_thread(tid, creator)
         else:

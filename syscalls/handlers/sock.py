@@ -50,11 +50,127 @@ def _translate_in(call: Call, addr_i: int, len_i: int, *, creating: bool) -> Non
 
 
 def bind(call: Call) -> None:
+    if _family(call, 1, 2) in (socket.AF_INET, socket.AF_INET6):
+        return _bind_port(call)
     _translate_in(call, 1, 2, creating=True)
 
 
 def connect(call: Call) -> None:
+    if _family(call, 1, 2) in (socket.AF_INET, socket.AF_INET6):
+        return _connect_port(call)
     _translate_in(call, 1, 2, creating=False)
+
+
+# -- ports -------------------------------------------------------------------
+
+def _family(call: Call, addr_i: int, len_i: int) -> int:
+    if call.arg(addr_i) == 0 or call.iarg(len_i) < 2:
+        return -1
+    return struct.unpack("<H", call.read(call.arg(addr_i), 2))[0]
+
+
+def _proto(call: Call, fd: int) -> str | None:
+    dup = call.sb.grab_fd(call.proc, fd)
+    try:
+        sock = socket.socket(fileno=dup)
+    except OSError:
+        os.close(dup)
+        return None
+    kind = sock.type
+    sock.close()
+    return {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}.get(kind)
+
+
+def _inet_sockaddr(call: Call, addr_i: int, len_i: int) -> bytearray:
+    return bytearray(call.read(call.arg(addr_i), min(call.iarg(len_i), 28)))
+
+
+def _bind_port(call: Call) -> None:
+    """-p HOST:CONTAINER: the container's bind() of CONTAINER binds HOST;
+    a privileged port the supervisor cannot bind gets an ephemeral one."""
+    sa = _inet_sockaddr(call, 1, 2)
+    if len(sa) < 4:
+        return None
+    port = struct.unpack_from(">H", sa, 2)[0]
+    ports = call.sb.ports
+    if not ports.interesting(port):
+        return None
+    proto = _proto(call, call.iarg(0))
+    target = ports.for_bind(proto, port) if proto else None
+    if target is None:
+        return None
+    host_ip, host_port = target
+    struct.pack_into(">H", sa, 2, host_port)
+    family = struct.unpack_from("<H", sa)[0]
+    if host_ip and family == socket.AF_INET and sa[4:8] == bytes(4):
+        sa[4:8] = socket.inet_aton(host_ip)
+    call.set_arg(1, call.push(bytes(sa)))
+    if host_port == 0:
+        def learn(c: Call, result: int) -> None:
+            if result == 0:
+                bound = _local_port(c, c.iarg(0))
+                if bound:
+                    c.sb.ports.bound(proto, port, bound)
+        call.after(learn)
+    return None
+
+
+def _local_port(call: Call, fd: int) -> int:
+    dup = call.sb.grab_fd(call.proc, fd)
+    sock = socket.socket(fileno=dup)
+    try:
+        return sock.getsockname()[1]
+    except OSError:
+        return 0
+    finally:
+        sock.close()
+
+
+def _connect_port(call: Call) -> None:
+    """From inside, the container's own published ports answer at their
+    container port on loopback, as they would inside its namespace."""
+    sa = _inet_sockaddr(call, 1, 2)
+    if len(sa) < 8:
+        return None
+    family = struct.unpack_from("<H", sa)[0]
+    loopback = sa[4] == 127 if family == socket.AF_INET else \
+        len(sa) >= 24 and bytes(sa[8:24]) == socket.inet_pton(socket.AF_INET6, "::1")
+    port = struct.unpack_from(">H", sa, 2)[0]
+    if not loopback or not call.sb.ports.interesting(port):
+        return None
+    proto = _proto(call, call.iarg(0))
+    host_port = call.sb.ports.host_port(proto, port) if proto else None
+    if host_port is None or host_port == port:
+        return None
+    struct.pack_into(">H", sa, 2, host_port)
+    call.set_arg(1, call.push(bytes(sa)))
+    return None
+
+
+def _inet_name(call: Call, sock: socket.socket) -> int | None:
+    """getsockname of a socket bound through a port mapping shows the
+    container port."""
+    proto = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}.get(sock.type)
+    try:
+        name = sock.getsockname()
+    except OSError:
+        return None
+    port = call.sb.ports.container_port(proto, name[1]) if proto else None
+    if port is None:
+        return None
+    if sock.family == socket.AF_INET:
+        sa = struct.pack("<H", socket.AF_INET) + struct.pack(">H", port) + \
+            socket.inet_aton(name[0]) + bytes(8)
+    else:
+        sa = struct.pack("<H", socket.AF_INET6) + struct.pack(">H", port) + \
+            struct.pack(">I", name[2]) + socket.inet_pton(socket.AF_INET6, name[0]) + \
+            struct.pack("<I", name[3])
+    room = int.from_bytes(call.read(call.arg(2), 4), "little", signed=True)
+    if room < 0:
+        raise Errno(errno.EINVAL)
+    call.write(call.arg(1), sa[:room])
+    call.write(call.arg(2), len(sa).to_bytes(4, "little"))
+    return 0
 
 
 def sendto(call: Call) -> None:
@@ -77,24 +193,25 @@ def _write_sockaddr(call: Call, addr_p: int, len_p: int, path: bytes) -> None:
     call.write(len_p, len(sockaddr).to_bytes(4, "little"))
 
 
-def _grab(call: Call, fd: int) -> socket.socket | None:
-    """The tracee's socket, duplicated into the supervisor; None if it is
-    not an AF_UNIX socket."""
+def _grab(call: Call, fd: int) -> socket.socket:
+    """The tracee's socket, duplicated into the supervisor."""
     dup = call.sb.grab_fd(call.proc, fd)
     try:
-        sock = socket.socket(fileno=dup)
+        return socket.socket(fileno=dup)
     except OSError:
         os.close(dup)
         raise Errno(errno.ENOTSOCK) from None
-    if sock.family != socket.AF_UNIX:
-        sock.close()
-        return None
-    return sock
 
 
 def _name(call: Call, peer: bool) -> int | None:
     sock = _grab(call, call.iarg(0))
-    if sock is None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return None if peer else _inet_name(call, sock)
+        finally:
+            sock.close()
+    if sock.family != socket.AF_UNIX:
+        sock.close()
         return None
     try:
         name = sock.getpeername() if peer else sock.getsockname()
@@ -123,9 +240,10 @@ def _fix_out(call: Call, addr_i: int, len_i: int) -> None:
     if addr_p == 0 or len_p == 0:
         return None
     sock = _grab(call, call.iarg(0))
-    if sock is None:
-        return None
+    family = sock.family
     sock.close()
+    if family != socket.AF_UNIX:
+        return None
     room = call.read(len_p, 4)
 
     def after(call: Call, result: int) -> int | None:

@@ -1,0 +1,162 @@
+"""`brandpy daemon` (alias `brandpyd`): serve the Docker Engine API.
+
+Containers outlive the daemon (each has its own shim), so stopping the
+daemon, or killing it, leaves them running; the next daemon finds them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import ipaddress
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from brandpy import datadir
+
+SHUTDOWN_TIMEOUT = 2.0
+
+
+def default_host() -> str:
+    return "unix://" + str(datadir.runtime_dir() / "docker.sock")
+
+
+def parse_host(text: str) -> tuple[str, str | tuple[str, int]]:
+    """("unix", path) or ("tcp", (address, port)); TCP only on loopback,
+    since the API gives full control of the containers and has no TLS here."""
+    if text.startswith("/"):
+        text = "unix://" + text
+    u = urlsplit(text)
+    if u.scheme == "unix":
+        path = u.netloc + u.path
+        if not path:
+            raise ValueError(f"{text}: give a socket path, e.g. unix:///run/brandpy/docker.sock")
+        return "unix", path
+    if u.scheme == "tcp":
+        host, port = u.hostname or "127.0.0.1", u.port
+        if port is None:
+            raise ValueError(f"{text}: give a port, e.g. tcp://127.0.0.1:2375")
+        addr = socket.gethostbyname(host) if host == "localhost" else host
+        if not ipaddress.ip_address(addr).is_loopback:
+            raise ValueError(f"{text}: only loopback addresses are served (the API has no TLS "
+                             "here and gives full control of the machine's containers)")
+        return "tcp", (addr, port)
+    raise ValueError(f"{text}: use unix://PATH or tcp://127.0.0.1:PORT")
+
+
+def _lock(root: Path) -> int:
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / "daemon.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SystemExit(f"brandpy daemon: another daemon is using the data root {root}; stop "
+                         "it or give --data-root") from None
+    return fd
+
+
+def _claim_socket(path: str) -> None:
+    """Remove a stale socket file; refuse one a live server answers on."""
+    if not os.path.exists(path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return
+    probe = socket.socket(socket.AF_UNIX)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise SystemExit(f"brandpy daemon: {path} is in use by another server")
+
+
+async def serve(root: Path, hosts: list[str]) -> None:
+    from aiohttp import web
+
+    from brandpy.engine.engine import Engine
+
+    from .server import make_app
+
+    eng = Engine(root)
+    await eng.startup()
+    runner = web.AppRunner(make_app(eng), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    sockets = []
+    for host in hosts:
+        kind, where = parse_host(host)
+        if kind == "unix":
+            assert isinstance(where, str)
+            _claim_socket(where)
+            site = web.UnixSite(runner, where)
+            await site.start()
+            os.chmod(where, 0o660)
+            sockets.append(where)
+        else:
+            address, port = where   # type: ignore[misc]
+            await web.TCPSite(runner, address, port).start()
+    print(f"brandpy daemon: data root {root}", file=sys.stderr)
+    for host in hosts:
+        print(f"export DOCKER_HOST={host if '://' in host else 'unix://' + host}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await eng.shutdown()
+    await runner.cleanup()
+    for path in sockets:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _daemon(args: argparse.Namespace) -> int:
+    root = Path(args.data_root).absolute() if args.data_root else datadir.data_root()
+    hosts = args.host or [default_host()]
+    try:
+        for host in hosts:
+            parse_host(host)
+    except ValueError as exc:
+        print(f"brandpy daemon: {exc}", file=sys.stderr)
+        return 2
+    lock = _lock(root)
+    try:
+        asyncio.run(serve(root, hosts))
+    finally:
+        os.close(lock)
+    return 0
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-H", "--host", action="append", default=[],
+                   metavar="unix://PATH|tcp://127.0.0.1:PORT",
+                   help="where to listen (repeatable); default: unix:///run/brandpy/docker.sock "
+                   "for root, $XDG_RUNTIME_DIR/brandpy/docker.sock otherwise")
+    p.add_argument("--data-root", metavar="DIR",
+                   help="images, containers and volumes (default: /var/lib/brandpy for root, "
+                   "$XDG_DATA_HOME/brandpy otherwise, or $BRANDPY_ROOT)")
+
+
+DESCRIPTION = ("Serve the Docker Engine API on a unix socket (and/or loopback TCP); point "
+               "DOCKER_HOST at it. Containers keep running when the daemon stops.")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("daemon", help="serve the Docker Engine API (docker CLI and SDK)",
+                       description=DESCRIPTION)
+    _arguments(p)
+    p.set_defaults(func=_daemon)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `brandpyd` entry point: `brandpy daemon` under its own name."""
+    p = argparse.ArgumentParser(prog="brandpyd", description=DESCRIPTION)
+    _arguments(p)
+    return _daemon(p.parse_args(argv))

@@ -1,0 +1,103 @@
+"""/networks: bridge, host, none and user networks (records and endpoints;
+containers use the host's network stack, see the README)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from brandpy.engine.filters import Filters
+from brandpy.engine.timefmt import parse_since, to_ns
+from brandpy.engine.validate import BOOL, OBJ, STR, STRMAP, check
+
+from .http import body_json, reply
+from .server import Router, engine
+
+CREATE = {"Name": STR, "Driver": STR, "Internal": BOOL, "Attachable": BOOL, "IPAM": OBJ,
+          "EnableIPv6": BOOL, "Options": STRMAP, "Labels": STRMAP, "CheckDuplicate": BOOL}
+CONNECT = {"Container": STR, "EndpointConfig": OBJ, "Force": BOOL}
+
+
+def _view(eng, net: dict) -> dict:   # noqa: ANN001 - Engine
+    members = {}
+    for rec in eng.containers:
+        ep = rec.networks.get(net["Name"])
+        if ep is not None and rec.running:
+            members[rec.id] = {"Name": rec.name, "EndpointID": ep["EndpointID"],
+                               "MacAddress": "", "IPv4Address": "", "IPv6Address": ""}
+    return {**net, "Containers": members}
+
+
+async def list_(request: web.Request) -> web.Response:
+    eng = engine(request)
+    f = Filters(request.query.get("filters"),
+                ("dangling", "driver", "id", "label", "name", "scope", "type"))
+    return reply([_view(eng, n) for n in eng.networks.list(f)])
+
+
+async def inspect(request: web.Request) -> web.Response:
+    eng = engine(request)
+    return reply(_view(eng, eng.networks.get(request.match_info["id"])))
+
+
+async def create(request: web.Request) -> web.Response:
+    eng = engine(request)
+    net = eng.networks.create(check(await body_json(request), CREATE, "network.CreateRequest"))
+    eng.events.emit("network", "create", net["Id"], {"name": net["Name"], "type": "bridge"})
+    return reply({"Id": net["Id"], "Warning": ""}, status=201)
+
+
+async def remove(request: web.Request) -> web.Response:
+    eng = engine(request)
+    net = eng.networks.get(request.match_info["id"])
+    members = [r.id for r in eng.containers if net["Name"] in r.networks]
+    eng.networks.remove(net["Id"], members)
+    eng.events.emit("network", "destroy", net["Id"], {"name": net["Name"], "type": "bridge"})
+    return web.Response(status=204)
+
+
+async def connect(request: web.Request) -> web.Response:
+    eng = engine(request)
+    body = check(await body_json(request), CONNECT, "network.ConnectOptions")
+    net = eng.networks.get(request.match_info["id"])
+    rec = eng.containers.get(body.get("Container") or "")
+    await eng.connect(rec, net, body.get("EndpointConfig") or {})
+    return web.Response(status=200)
+
+
+async def disconnect(request: web.Request) -> web.Response:
+    eng = engine(request)
+    body = check(await body_json(request), {"Container": STR, "Force": BOOL},
+                 "network.DisconnectOptions")
+    net = eng.networks.get(request.match_info["id"])
+    rec = eng.containers.get(body.get("Container") or "")
+    await eng.disconnect(rec, net)
+    return web.Response(status=200)
+
+
+async def prune(request: web.Request) -> web.Response:
+    eng = engine(request)
+    f = Filters(request.query.get("filters"), ("until", "label"))
+    until = parse_since(f.get("until")[0]) if "until" in f else None
+    removed = []
+    for net in list(eng.networks.nets.values()):
+        if net["Name"] in ("bridge", "host", "none") or not f.match_labels(net["Labels"]):
+            continue
+        if until is not None and to_ns(net["Created"]) > until:
+            continue
+        if any(net["Name"] in r.networks for r in eng.containers):
+            continue
+        eng.networks.remove(net["Id"], [])
+        eng.events.emit("network", "destroy", net["Id"], {"name": net["Name"], "type": "bridge"})
+        removed.append(net["Name"])
+    return reply({"NetworksDeleted": removed or None})
+
+
+def register(r: Router) -> None:
+    r.add("GET", "/networks", list_)
+    r.add("POST", "/networks/create", create)
+    r.add("POST", "/networks/prune", prune)
+    r.add("GET", "/networks/{id}", inspect)
+    r.add("DELETE", "/networks/{id}", remove)
+    r.add("POST", "/networks/{id}/connect", connect)
+    r.add("POST", "/networks/{id}/disconnect", disconnect)
+

@@ -1,0 +1,285 @@
+"""A container's filesystem from outside: `docker cp` (the archive
+endpoints and their X-Docker-Container-Path-Stat header), `docker export`
+and `docker diff`.
+
+Paths are resolved as the container would resolve them (the runtime's
+resolver over the container's mount table), so `..` and symlinks never
+lead out of the rootfs and volumes are reached where they are mounted.
+Writes never modify an image inode: a file is replaced by renaming a new
+one over it, which leaves the image's hard-linked inode alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import errno
+import json
+import os
+import posixpath
+import secrets
+import shutil
+import stat
+import tarfile
+from typing import BinaryIO
+
+from brandpy import fsmeta
+from brandpy.images import rootfs as rootfslib
+from brandpy.images.compression import decompressed
+from brandpy.runtime.errors import Errno
+from brandpy.runtime.process import Process
+from brandpy.runtime.sandbox import Sandbox, SandboxConfig, Volume
+
+from . import timefmt
+from .bridge import consume, produce
+from .errors import Forbidden, InvalidParameter, NotFound
+from .records import Record
+
+STAT_HEADER = "X-Docker-Container-Path-Stat"
+# Go's os.FileMode type bits, which the docker CLI decodes from the header.
+GO_DIR, GO_SYMLINK, GO_DEVICE, GO_PIPE = 1 << 31, 1 << 27, 1 << 26, 1 << 25
+GO_SOCKET, GO_SETUID, GO_SETGID, GO_CHARDEV, GO_STICKY = 1 << 24, 1 << 23, 1 << 22, 1 << 21, 1 << 20
+NO_COPY_KINDS = ("proc", "sys", "dev", "masked")
+
+
+def _sandbox(rec: Record) -> Sandbox:
+    """The container's kernel view (mount table and resolver) for path
+    lookups from outside; nothing runs in it."""
+    volumes = [Volume(mp["Source"] if mp["Type"] != "tmpfs" else str(rec.dir / "tmpfs" / str(i)),
+                      mp["Destination"], not mp["RW"], mp["Type"])
+               for i, mp in enumerate(rec.mounts)
+               if mp["Type"] != "tmpfs" or (rec.dir / "tmpfs" / str(i)).is_dir()]
+    return Sandbox(SandboxConfig(rootfs=str(rec.rootfs), argv=[], volumes=volumes,
+                                 state_dir=str(rec.dir / "run"),
+                                 hostname=rec.config.get("Hostname") or ""))
+
+
+def _resolve(rec: Record, path: str, follow: bool):   # noqa: ANN202 - pathres.Resolved
+    if not path.startswith("/"):
+        path = "/" + path
+    sb = _sandbox(rec)
+    try:
+        r = sb.resolver.resolve(Process(tgid=0), 0, os.fsencode(path), follow=follow)
+    except Errno as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise NotFound(f"Could not find the file {path} in container {rec.name}") from None
+        raise InvalidParameter(f"{path}: {os.strerror(exc.errno)}") from None
+    if r.mount.kind in NO_COPY_KINDS:
+        raise InvalidParameter(f"{path}: brandpy does not copy to or from the container's "
+                               "/proc, /sys or /dev")
+    return r
+
+
+def _follow_last(path: str) -> bool:
+    # As in Docker: a trailing "/" or "/." means the directory a symlink names.
+    return path.endswith("/") or path.endswith("/.")
+
+
+def go_mode(st: os.stat_result, view: fsmeta.Override) -> int:
+    mode = view.mode & 0o777
+    kind = {"dir": GO_DIR, "symlink": GO_SYMLINK, "pipe": GO_PIPE, "socket": GO_SOCKET,
+            "block": GO_DEVICE, "char": GO_DEVICE | GO_CHARDEV}.get(view.kind, 0)
+    for bit, go in ((stat.S_ISUID, GO_SETUID), (stat.S_ISGID, GO_SETGID),
+                    (stat.S_ISVTX, GO_STICKY)):
+        if view.mode & bit:
+            mode |= go
+    return mode | kind
+
+
+def path_stat(engine, rec: Record, path: str) -> dict:   # noqa: ANN001 - Engine
+    r = _resolve(rec, path, _follow_last(path))
+    host = os.fsdecode(r.host)
+    try:
+        st = os.lstat(host)
+    except FileNotFoundError:
+        raise NotFound(f"Could not find the file {path} in container {rec.name}") from None
+    link = ""
+    if stat.S_ISLNK(st.st_mode):
+        target = _resolve(rec, path, True)
+        link = os.fsdecode(target.guest)
+    name = posixpath.basename(path.rstrip("/")) or "/"
+    return {"name": name, "size": st.st_size, "mode": go_mode(st, fsmeta.view(host, st)),
+            "mtime": timefmt.iso(st.st_mtime_ns), "linkTarget": link}
+
+
+def encode_stat(stat_: dict) -> str:
+    return base64.b64encode(json.dumps(stat_).encode()).decode()
+
+
+# ---------------------------------------------------------------- streams --
+
+async def stream_export(rec: Record, resp) -> None:   # noqa: ANN001 - web.StreamResponse
+    await produce(lambda f: rootfslib.export(rec.rootfs, f), resp.write)
+
+
+async def stream_get(engine, rec: Record, path: str, resp) -> None:   # noqa: ANN001
+    r = _resolve(rec, path, _follow_last(path))
+    host = os.fsdecode(r.host)
+    name = "." if path.endswith("/.") else posixpath.basename(path.rstrip("/")) or "."
+
+    def tar_it(f: BinaryIO) -> None:
+        links: dict[tuple[int, int], str] = {}
+        with tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            st = os.lstat(host)
+            rootfslib.add_entry(tar, host, name, st, links)
+            if stat.S_ISDIR(st.st_mode):
+                for dirpath, dirnames, filenames in os.walk(host):
+                    rel = os.path.relpath(dirpath, host)
+                    for entry in sorted(dirnames) + sorted(filenames):
+                        full = os.path.join(dirpath, entry)
+                        arc = posixpath.normpath(posixpath.join(name, rel, entry))
+                        rootfslib.add_entry(tar, full, arc, os.lstat(full), links)
+                    dirnames.sort()
+
+    await produce(tar_it, resp.write)
+
+
+def changes(engine, rec: Record) -> list[dict]:   # noqa: ANN001 - Engine
+    tree = engine.store.get(rec.image_id).tree
+    kinds = {"C": 0, "A": 1, "D": 2}
+    return [{"Path": path, "Kind": kinds[kind]}
+            for kind, path in rootfslib.diff(rec.rootfs, tree)]
+
+
+# ---------------------------------------------------------------- put -----
+
+async def put(engine, rec: Record, path: str, body: asyncio.StreamReader,   # noqa: ANN001
+              no_overwrite_dir: bool, copy_uid_gid: bool) -> None:
+    r = _resolve(rec, path, True)
+    host = os.fsdecode(r.host)
+    if not os.path.isdir(host):
+        if not os.path.exists(host):
+            raise NotFound(f"Could not find the file {path} in container {rec.name}")
+        raise InvalidParameter(f"extraction point is not a directory: {path}")
+    if r.readonly:
+        raise Forbidden(f"mounted volume is marked read-only: {path}")
+    await consume(body, lambda f: _extract(f, host, no_overwrite_dir, copy_uid_gid))
+
+
+def _extract(src: BinaryIO, dest: str, no_overwrite_dir: bool, copy_uid_gid: bool) -> None:
+    try:
+        stream, _ = decompressed(src)
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                _extract_one(tar, member, dest, no_overwrite_dir, copy_uid_gid)
+    except tarfile.TarError as exc:
+        raise InvalidParameter(f"the archive is not a valid tar ({exc})") from None
+
+
+def _parent_fd(dest: str, parts: list[str]) -> int:
+    """An fd of the directory that will hold the last part, walked without
+    following symlinks, creating missing directories."""
+    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            try:
+                nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                os.mkdir(part, 0o755, dir_fd=fd)
+                nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise InvalidParameter(f"cannot extract through {part!r}: it is a symlink or "
+                                           "not a directory in the container") from None
+                raise
+            os.close(fd)
+            fd = nfd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: str, no_overwrite_dir: bool,
+                 copy_uid_gid: bool) -> None:
+    parts = [p for p in m.name.split("/") if p not in ("", ".")]
+    if not parts:
+        return
+    if ".." in parts:
+        raise InvalidParameter(f"archive entry {m.name!r} leaves the extraction directory")
+    dirfd = _parent_fd(dest, parts)
+    name = parts[-1]
+    try:
+        try:
+            old = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        except FileNotFoundError:
+            old = None
+        if old is not None and no_overwrite_dir:
+            if stat.S_ISDIR(old.st_mode) != m.isdir():
+                raise InvalidParameter(f"cannot overwrite {'directory' if m.isdir() else 'non-directory'} "
+                                       f"{m.name!r} with {'non-directory' if m.isdir() else 'directory'}")
+        if m.isdir():
+            if old is not None and not stat.S_ISDIR(old.st_mode):
+                os.unlink(name, dir_fd=dirfd)
+                old = None
+            if old is None:
+                os.mkdir(name, 0o700, dir_fd=dirfd)
+            target_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dirfd)
+            try:
+                _set_meta(target_fd, m, copy_uid_gid)
+            finally:
+                os.close(target_fd)
+            return
+        tmp = f".brandpy-cp-{secrets.token_hex(4)}"
+        if m.isreg():
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dirfd)
+            try:
+                src = tar.extractfile(m)
+                while chunk := src.read(1 << 20):   # type: ignore[union-attr]
+                    os.write(fd, chunk)
+                _set_meta(fd, m, copy_uid_gid)
+            finally:
+                os.close(fd)
+        elif m.issym():
+            os.symlink(m.linkname, tmp, dir_fd=dirfd)
+        elif m.islnk():
+            lparts = [p for p in m.linkname.split("/") if p not in ("", ".")]
+            if ".." in lparts or not lparts:
+                raise InvalidParameter(f"hard link {m.name!r} points outside the archive")
+            lfd = _parent_fd(dest, lparts)
+            try:
+                os.link(lparts[-1], tmp, src_dir_fd=lfd, dst_dir_fd=dirfd, follow_symlinks=False)
+            finally:
+                os.close(lfd)
+        elif m.ischr() or m.isblk() or m.isfifo():
+            _special(dirfd, tmp, m, copy_uid_gid)
+        else:
+            return
+        if old is not None and stat.S_ISDIR(old.st_mode):
+            _rmtree_at(dirfd, name)
+        os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+    finally:
+        os.close(dirfd)
+
+
+def _special(dirfd: int, tmp: str, m: tarfile.TarInfo, copy_uid_gid: bool) -> None:
+    kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
+    rdev = os.makedev(m.devmajor, m.devminor) if not m.isfifo() else 0
+    if os.geteuid() == 0 or m.isfifo():
+        os.mknod(tmp, kind | (m.mode & 0o7777), rdev, dir_fd=dirfd)
+        return
+    # Unprivileged: an empty file whose recorded type is the device.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dirfd)
+    try:
+        fsmeta.write(fd, fsmeta.Override(m.uid if copy_uid_gid else 0,
+                                         m.gid if copy_uid_gid else 0, m.mode & 0o7777,
+                                         "char" if m.ischr() else "block", rdev))
+    finally:
+        os.close(fd)
+
+
+def _set_meta(fd: int, m: tarfile.TarInfo, copy_uid_gid: bool) -> None:
+    """Mode, owner (the container's root unless copyUIDGID) and mtime."""
+    uid, gid = (m.uid, m.gid) if copy_uid_gid else (0, 0)
+    if fsmeta.enabled():
+        os.fchmod(fd, (m.mode & 0o777) | 0o600 | (0o100 if m.isdir() else 0))
+        fsmeta.write(fd, fsmeta.Override(uid, gid, m.mode & 0o7777,
+                                         "dir" if m.isdir() else "file"))
+    else:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, m.mode & 0o7777)
+    os.utime(fd, (m.mtime, m.mtime))
+
+
+def _rmtree_at(dirfd: int, name: str) -> None:
+    shutil.rmtree(name, dir_fd=dirfd)

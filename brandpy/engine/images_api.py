@@ -1,0 +1,215 @@
+"""Images over the API, on the images store: pull, push, import, load,
+save, tag, remove, prune, commit and registry logins. Store calls block,
+so they run in threads; their progress messages are already shaped like
+the Engine API's."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import urllib.request
+from typing import Any, Callable
+
+from brandpy.images import archive, commit, importer, pull, push, reference
+from brandpy.images.auth import Credentials
+from brandpy.images.changes import ChangeError
+from brandpy.images.registry import Client, RegistryError
+from brandpy.images.store import StoreError
+
+from .bridge import consume, produce, run_with_progress
+from .errors import Conflict, EngineError, InvalidParameter, NotFound
+from .records import Record
+
+Send = Callable[[dict], Any]
+
+
+def registry_auth(header: str | None) -> Credentials | None:
+    """X-Registry-Auth: base64url JSON {username, password, serveraddress}."""
+    if not header:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+        doc = json.loads(raw) if raw.strip() else {}
+    except (binascii.Error, ValueError):
+        raise InvalidParameter("X-Registry-Auth is not base64url-encoded JSON") from None
+    if not isinstance(doc, dict) or not doc.get("username"):
+        return None
+    return Credentials(str(doc["username"]), str(doc.get("password") or ""))
+
+
+def pull_reference(from_image: str, tag: str) -> str:
+    if not from_image:
+        raise InvalidParameter("fromImage or fromSrc is required")
+    if tag:
+        return f"{from_image}@{tag}" if tag.startswith("sha256:") else f"{from_image}:{tag}"
+    try:
+        if reference.is_name_only(from_image):
+            return from_image + ":latest"
+    except reference.ReferenceError as exc:
+        raise InvalidParameter(str(exc)) from None
+    return from_image
+
+
+def _check_ref(name: str) -> None:
+    try:
+        reference.parse(name)
+    except reference.ReferenceError as exc:
+        raise InvalidParameter(f"invalid reference format: {exc}") from None
+
+
+async def do_pull(engine, name: str, creds: Credentials | None, send: Send) -> str:   # noqa: ANN001
+    _check_ref(name)
+    image_id = await run_with_progress(
+        lambda emit: pull.pull(engine.store, name, progress=emit, creds=creds), send)
+    engine.events.emit("image", "pull", reference.parse(name).familiar(),
+                       {"name": reference.parse(name).familiar()})
+    return image_id
+
+
+async def do_push(engine, name: str, creds: Credentials | None, send: Send) -> str:   # noqa: ANN001
+    _check_ref(name)
+    digest = await run_with_progress(
+        lambda emit: push.push(engine.store, name, progress=emit, creds=creds), send)
+    engine.events.emit("image", "push", reference.parse(name).familiar(),
+                       {"name": reference.parse(name).familiar()})
+    return digest
+
+
+async def do_import(engine, body: asyncio.StreamReader, source: str, repo: str,   # noqa: ANN001
+                    changes: list[str], message: str) -> str:
+    tag = None
+    if repo:
+        _check_ref(repo)
+        tag = repo
+    try:
+        if source == "-":
+            image_id = await consume(body, lambda f: importer.import_rootfs(
+                engine.store, f, tag=tag, changes=changes, message=message))
+        else:
+            if not source.startswith(("http://", "https://")):
+                raise InvalidParameter(f"fromSrc must be - (the request body) or an http(s) "
+                                       f"URL, not {source!r}")
+            image_id = await asyncio.to_thread(_import_url, engine, source, tag, changes,
+                                               message)
+    except ChangeError as exc:
+        raise InvalidParameter(str(exc)) from None
+    engine.events.emit("image", "import", image_id, {"name": image_id})
+    return image_id
+
+
+def _import_url(engine, url: str, tag: str | None, changes: list[str],   # noqa: ANN001
+                message: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            return importer.import_rootfs(engine.store, resp, tag=tag, changes=changes,
+                                          message=message, source=url)
+    except OSError as exc:
+        raise EngineError(f"cannot download {url}: {exc}") from None
+
+
+async def do_load(engine, body: asyncio.StreamReader) -> list[str]:   # noqa: ANN001
+    messages = await consume(body, lambda f: archive.load(engine.store, f))
+    for line in messages:
+        if line.startswith("Loaded image"):
+            name = line.split(": ", 1)[1]
+            engine.events.emit("image", "load", name, {"name": name})
+    return messages
+
+
+async def do_save(engine, names: list[str], write: Callable[[bytes], Any]) -> None:   # noqa: ANN001
+    if not names:
+        raise InvalidParameter("no image names given")
+    for name in names:
+        await asyncio.to_thread(engine.store.resolve, name)     # 404 before streaming
+    await produce(lambda f: archive.save(engine.store, names, f), write)
+    for name in names:
+        engine.events.emit("image", "save", name, {"name": name})
+
+
+def tag(engine, source: str, repo: str, tag_: str) -> None:   # noqa: ANN001
+    if not repo:
+        raise InvalidParameter("repository name (repo) is required")
+    target = f"{repo}:{tag_}" if tag_ else repo
+    _check_ref(target)
+    engine.store.tag(source, target)
+    image_id = engine.store.resolve(target)
+    engine.events.emit("image", "tag", image_id, {"name": reference.parse(target).familiar()})
+
+
+def remove(engine, name: str, force: bool) -> list[dict]:   # noqa: ANN001
+    running = {r.image_id for r in engine.containers if r.running}
+    try:
+        image_id = engine.store.resolve(name)
+    except StoreError:
+        raise NotFound(f"No such image: {name}") from None
+    if force and image_id in running and len(engine.store.get(image_id).repo_tags) <= 1:
+        raise Conflict(f"conflict: unable to delete {image_id[7:19]} (cannot be forced) - "
+                       "image is being used by running container")
+    out = engine.store.remove(name, force=force, in_use=engine.containers.used_image)
+    for item in out:
+        for action, value in item.items():
+            engine.events.emit("image", action.lower(), value if action == "Deleted" else image_id,
+                               {"name": value})
+    return out
+
+
+def prune(engine, dangling_only: bool) -> dict:   # noqa: ANN001
+    deleted, space = engine.store.prune(all_unused=not dangling_only,
+                                        in_use=engine.containers.used_image)
+    for item in deleted:
+        if "Deleted" in item:
+            engine.events.emit("image", "delete", item["Deleted"], {"name": item["Deleted"]})
+    engine.events.emit("image", "prune", "", {"reclaimed": str(space)})
+    return {"ImagesDeleted": deleted or None, "SpaceReclaimed": space}
+
+
+async def do_commit(engine, rec: Record, repo: str, tag_: str, comment: str,   # noqa: ANN001
+                    author: str, changes: list[str], pause: bool, config: dict | None) -> str:
+    target = None
+    if repo:
+        target = f"{repo}:{tag_}" if tag_ else repo
+        _check_ref(target)
+    paused_here = False
+    if pause and rec.running and not rec.state.get("Paused"):
+        await engine.pause(rec, True)
+        paused_here = True
+    try:
+        image_id = await asyncio.to_thread(
+            commit.commit, engine.store, rec.rootfs, rec.image_id, tag=target, changes=changes,
+            message=comment, author=author, config=config if config else rec.config)
+    except ChangeError as exc:
+        raise InvalidParameter(str(exc)) from None
+    finally:
+        if paused_here and rec.running:
+            await engine.pause(rec, False)
+    engine.container_event(rec, "commit", comment=comment, imageID=image_id,
+                           imageRef=target or "")
+    return image_id
+
+
+def login(body: dict) -> dict:
+    """`docker login`: check the credentials against the registry's /v2/
+    (Basic or Bearer challenge, as a pull would)."""
+    server = str(body.get("serveraddress") or "docker.io")
+    host = server.split("://", 1)[-1].rstrip("/").removesuffix("/v1").removesuffix("/v2")
+    creds = Credentials(str(body.get("username") or ""), str(body.get("password") or ""))
+    if not creds.username:
+        raise InvalidParameter("username is required to log in")
+    ref = reference.parse(f"{host}/library/login-check" if "." in host or ":" in host
+                          or host == "localhost" else "login-check")
+    client = Client(ref, creds)
+    try:
+        resp = client.request("GET", "/v2/")
+        resp.read()
+    except RegistryError as exc:
+        raise EngineError(f"login to {host} failed: {exc}", 401 if exc.status == 401 else 500
+                          ) from None
+    if resp.status == 401:
+        raise EngineError(f"login to {host} failed: unauthorized: incorrect username or "
+                          "password", 401)
+    if resp.status >= 400:
+        raise EngineError(f"login to {host} failed: the registry answered {resp.status}")
+    return {"Status": "Login Succeeded", "IdentityToken": ""}
+
