@@ -104,6 +104,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
     run.set_defaults(func=_run)
 
+    from .images.cli import register as register_images
+
+    register_images(sub)
+
     sc = sub.add_parser("syscalls", help="print the syscall table and its counts")
     sc.add_argument("--only", metavar="DISPOSITION",
                     help="only rows with this disposition (allow, trace, deny, nosys)")

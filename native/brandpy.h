@@ -22,6 +22,13 @@ struct bp_spawn_args {
     unsigned int seccomp_flags;
     unsigned long ptrace_options;
     int flags;                 /* BP_SPAWN_* */
+    /* Real credentials (the supervisor is root): applied before the filter. */
+    int set_ids;
+    unsigned int uid, gid;
+    const unsigned int *groups;
+    int ngroups;
+    int set_caps;              /* keep only these capabilities (bounding set too) */
+    unsigned long long caps;
 };
 
 /* Fork, PTRACE_SEIZE, filter, execve. Returns the child's pid or -errno. */

@@ -15,6 +15,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <grp.h>
+#include <linux/capability.h>
 
 #include "brandpy.h"
 
@@ -32,6 +34,38 @@ static void child_fail(const char *what, int err)
     (void)!write(2, msg, strlen(msg));
     (void)!write(2, "\n", 1);
     _exit(err == ENOENT ? 127 : 126);
+}
+
+/* Docker's capability handling for a real-root container: the bounding set
+ * and the ambient set shrink to `caps`, the user and groups are set, and a
+ * root user keeps exactly `caps` (a non-root user loses all at setuid). */
+static void apply_credentials(const struct bp_spawn_args *a)
+{
+    if (a->set_caps) {
+        for (int cap = 0; cap < 64; cap++)
+            if (!(a->caps >> cap & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 &&
+                errno != EINVAL)
+                child_fail("PR_CAPBSET_DROP", errno);
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    }
+    if (a->set_ids) {
+        if (setgroups(a->ngroups, (const gid_t *)a->groups) < 0)
+            child_fail("setgroups", errno);
+        if (setresgid(a->gid, a->gid, a->gid) < 0)
+            child_fail("setresgid", errno);
+        if (setresuid(a->uid, a->uid, a->uid) < 0)
+            child_fail("setresuid", errno);
+    }
+    if (a->set_caps && (!a->set_ids || a->uid == 0)) {
+        struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct data[2];
+        for (int i = 0; i < 2; i++) {
+            data[i].effective = data[i].permitted = (unsigned int)(a->caps >> (32 * i));
+            data[i].inheritable = 0;
+        }
+        if (syscall(SYS_capset, &hdr, data) < 0)
+            child_fail("capset", errno);
+    }
 }
 
 static void child(const struct bp_spawn_args *a, int sync_fd)
@@ -73,6 +107,7 @@ static void child(const struct bp_spawn_args *a, int sync_fd)
     }
     if (a->cwd && chdir(a->cwd) < 0)
         child_fail(a->cwd, errno);
+    apply_credentials(a);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail("PR_SET_NO_NEW_PRIVS", errno);
     prog.len = a->filter_len;

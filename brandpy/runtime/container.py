@@ -49,7 +49,10 @@ class Container:
 
     def run(self) -> int:
         """Supervise until every process is gone; the entrypoint's status."""
-        return self.sup.run()
+        try:
+            return self.sup.run()
+        finally:
+            self.sb.close()
 
     def _spawn(self, argv: list[str], env: list[str], workdir: str,
                stdio: tuple[int, int, int], tty: bool, own_session: bool) -> int:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from typing import TYPE_CHECKING, Callable
 
 from .mounts import Mount, split
@@ -40,9 +42,29 @@ class ProcFS:
     def __init__(self, sb: Sandbox) -> None:
         self.sb = sb
         self._reader_tid = 0
-        self.base = os.path.join(sb.state, b"proc")
-        os.makedirs(os.path.join(self.base, b"files"), mode=0o755, exist_ok=True)
+        self._listed: dict[bytes, list[bytes]] = {}
+        self._base: bytes | None = None
+        self._private = False
         self._seq = 0
+
+    @property
+    def base(self) -> bytes:
+        """Made on first use. Listings are directories of their own, and
+        tmpfs lists entries in an order we control (see _sync), so they go
+        to /dev/shm when it is a tmpfs; else into the state dir."""
+        if self._base is None:
+            self._private = on_tmpfs(SHM) and os.access(SHM, os.W_OK)
+            if self._private:
+                self._base = os.fsencode(tempfile.mkdtemp(prefix="brandpy-proc-", dir=SHM))
+                os.chmod(self._base, 0o755)
+            else:
+                self._base = os.path.join(self.sb.state, b"proc")
+            os.makedirs(os.path.join(self._base, b"files"), mode=0o755, exist_ok=True)
+        return self._base
+
+    def close(self) -> None:
+        if self._private and self._base is not None:
+            shutil.rmtree(self._base, ignore_errors=True)
 
     # -- directory listings -------------------------------------------------------
 
@@ -70,30 +92,37 @@ class ProcFS:
         return sorted(self.sb.pids.to_guest(tgid) for tgid in list(self.sb.procs))
 
     def _sync(self, name: bytes, pids: list[bytes], mirror: bytes | None = None) -> bytes:
-        """Make a directory whose entries are `pids` (empty dirs) plus, for
-        /proc, the host's non-PID entries with their types."""
+        """A directory whose entries are `pids` (empty dirs) plus, for
+        /proc, the host's other entries with their types. It is built anew
+        and renamed into place (an open listing keeps its own): on tmpfs,
+        which lists the newest entry first, creating the PIDs in descending
+        order and the rest after lists them as procfs does."""
         view = os.path.join(self.base, name)
-        fresh = not os.path.isdir(view)
-        os.makedirs(view, exist_ok=True)
-        if fresh and mirror is not None:
-            for entry in os.scandir(mirror):
+        if self._listed.get(name) == pids and os.path.isdir(view):
+            return view
+        self._seq += 1
+        fresh = view + b".%d" % self._seq
+        os.mkdir(fresh, 0o755)
+        for pid in sorted(pids, key=int, reverse=True):
+            os.mkdir(os.path.join(fresh, pid))
+        if mirror is not None:
+            for entry in sorted(os.scandir(mirror), key=lambda e: e.name, reverse=True):
                 if entry.name.isdigit():
                     continue
-                path = os.path.join(view, os.fsencode(entry.name))
+                path = os.path.join(fresh, os.fsencode(entry.name))
                 if entry.is_symlink():
                     os.symlink(os.readlink(entry.path), path)
                 elif entry.is_dir(follow_symlinks=False):
                     os.mkdir(path)
                 else:
                     open(path, "wb").close()
-        want = set(pids)
-        for entry in os.listdir(view):
-            if entry.isdigit() and entry not in want:
-                os.rmdir(os.path.join(view, entry))
-        for pid in want:
-            path = os.path.join(view, pid)
-            if not os.path.exists(path):
-                os.mkdir(path)
+        old = view + b".old"
+        if os.path.isdir(view):
+            os.rename(view, old)
+        os.rename(fresh, view)
+        if os.path.isdir(old):
+            shutil.rmtree(old, ignore_errors=True)
+        self._listed[name] = pids
         return view
 
     # -- files ------------------------------------------------------------------------
@@ -273,6 +302,13 @@ def _state(state: bytes, host: int, reader_tid: int) -> bytes:
     if state == b"t":
         return b"R" if host == reader_tid else b"S"
     return state
+
+
+SHM = "/dev/shm"
+
+
+def on_tmpfs(path: str) -> bool:
+    return host_fs(os.fsencode(path))[1] == b"tmpfs"
 
 
 def host_fs(path: bytes) -> tuple[bytes, bytes]:

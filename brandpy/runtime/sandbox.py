@@ -133,6 +133,10 @@ class Sandbox:
         self.ledger = Ledger()
         self.id_trapped: set[int] = set()       # threads with the identity trap filter
 
+    def close(self) -> None:
+        """Release what outlives the processes (private /proc listings)."""
+        self.procfs.close()
+
     def process_of(self, host_pid: int) -> Process | None:
         return self.threads.get(host_pid)
 

@@ -166,16 +166,24 @@ def _chown(call: Call, host: bytes, readonly: bool, follow: bool, uid: int, gid:
 
 def _record(host: bytes, st: os.stat_result, ov: Override) -> None:
     """Store an override (on the file `host` leads to), or drop it when the
-    default view says the same."""
+    default view says the same. user.* xattrs need write permission, which a
+    file created with mode 0 (dpkg does that) lacks even for its owner: lend
+    it owner-write for the moment."""
+    lend = not st.st_mode & 0o200 and not stat.S_ISLNK(st.st_mode)
     try:
-        if ov == fsmeta.default_view(st):
-            try:
+        if lend:
+            os.chmod(host, stat.S_IMODE(st.st_mode) | 0o200)
+        try:
+            if ov == fsmeta.default_view(st):
                 os.removexattr(host, fsmeta.XATTR)
-            except OSError as exc:
-                if exc.errno != errno.ENODATA:
-                    raise
-        else:
-            os.setxattr(host, fsmeta.XATTR, ov.encode())
+            else:
+                os.setxattr(host, fsmeta.XATTR, ov.encode())
+        except OSError as exc:
+            if exc.errno != errno.ENODATA:
+                raise
+        finally:
+            if lend:
+                os.chmod(host, stat.S_IMODE(st.st_mode))
     except OSError as exc:
         raise Errno(exc.errno or errno.EPERM) from None
 

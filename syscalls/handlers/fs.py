@@ -44,7 +44,7 @@ def _proc_view(call: Call, r: Resolved) -> Resolved:
     """/proc files and listings that would show host PIDs or names are
     opened from the container's own version (brandpy/runtime/procfs.py)."""
     procfs = call.sb.procfs
-    rel = tuple(c for c in r.guest.split(b"/") if c)[len(r.mount.components):]
+    rel = tuple(c for c in r.guest.split(b"/") if c)[1:]    # below /proc
     host = procfs.listing(rel)
     if host is None:
         content = procfs.synthesize(call.proc, rel, call.tid)

@@ -10,6 +10,7 @@ import os
 
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
+from brandpy.runtime.supervisor import catches
 
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
 IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
@@ -47,16 +48,42 @@ def _pgid(pid: int) -> int:
         return -1
 
 
+def _init_ignores(call: Call, host: int, sig: int) -> bool:
+    """The container's init, like a PID namespace's, only receives from
+    inside the signals it has a handler for (not even SIGKILL)."""
+    return host == call.sb.init_pid and sig != 0 and not catches(host, sig)
+
+
+def _signal_group(call: Call, pgid: int, sig: int) -> int:
+    """kill() of a process group that holds the init: every member but an
+    init that does not handle the signal."""
+    sent = 0
+    for tgid in list(call.sb.procs):
+        if _pgid(tgid) == pgid and not _init_ignores(call, tgid, sig):
+            try:
+                os.kill(tgid, sig)
+                sent += 1
+            except ProcessLookupError:
+                pass
+    if not sent and not any(_pgid(t) == pgid for t in call.sb.procs):
+        raise Errno(errno.ESRCH)
+    return 0
+
+
 def kill(call: Call) -> int | None:
     pid, sig = call.iarg(0), call.iarg(1)
     if pid > 0:
-        call.set_arg(0, _host_pid(call, pid))
+        host = _host_pid(call, pid)
+        if _init_ignores(call, host, sig):
+            return 0
+        call.set_arg(0, host)
         return None
-    if pid == 0:
-        return None    # the caller's process group: always inside the container's session
     if pid == -1:
         return _kill_all(call, sig)
-    call.set_arg(0, -_container_pgrp(call, -pid))
+    pgid = _pgid(call.proc.tgid) if pid == 0 else _container_pgrp(call, -pid)
+    if _pgid(call.sb.init_pid) == pgid and not catches(call.sb.init_pid, sig):
+        return _signal_group(call, pgid, sig)
+    call.set_arg(0, -pgid)
     return None
 
 
@@ -81,13 +108,20 @@ def _kill_all(call: Call, sig: int) -> int:
     return 0
 
 
-def tkill(call: Call) -> None:            # tkill(tid, sig), rt_sigqueueinfo(tgid, sig, info)
+def _tgid(call: Call, host_tid: int) -> int:
+    proc = call.sb.threads.get(host_tid)
+    return proc.tgid if proc is not None else host_tid
+
+
+def tkill(call: Call) -> int | None:     # tkill(tid, sig), rt_sigqueueinfo(tgid, sig, info)
     translate_pid(call, 0, zero_is_self=False)
+    return 0 if _init_ignores(call, _tgid(call, call.arg(0)), call.iarg(1)) else None
 
 
-def tgkill(call: Call) -> None:           # tgkill(tgid, tid, sig), rt_tgsigqueueinfo(...)
+def tgkill(call: Call) -> int | None:    # tgkill(tgid, tid, sig), rt_tgsigqueueinfo(...)
     translate_pid(call, 0, zero_is_self=False)
     translate_pid(call, 1, zero_is_self=False)
+    return 0 if _init_ignores(call, call.arg(0), call.iarg(2)) else None
 
 
 def first_pid(call: Call) -> None:

@@ -147,13 +147,15 @@ def _connect_port(call: Call) -> None:
     return None
 
 
-def _inet_name(call: Call, sock: socket.socket) -> int | None:
+def _inet_name(call: Call, sock: socket.socket, peer: bool) -> int | None:
     """getsockname of a socket bound through a port mapping shows the
-    container port."""
+    container port; so does getpeername of a loopback connection to one."""
     proto = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}.get(sock.type)
     try:
-        name = sock.getsockname()
+        name = sock.getpeername() if peer else sock.getsockname()
     except OSError:
+        return None
+    if peer and not (name[0].startswith("127.") or name[0] == "::1"):
         return None
     port = call.sb.ports.container_port(proto, name[1]) if proto else None
     if port is None:
@@ -207,7 +209,7 @@ def _name(call: Call, peer: bool) -> int | None:
     sock = _grab(call, call.iarg(0))
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         try:
-            return None if peer else _inet_name(call, sock)
+            return _inet_name(call, sock, peer)
         finally:
             sock.close()
     if sock.family != socket.AF_UNIX:

@@ -5,6 +5,7 @@
 #   DEST/debian/       Debian bookworm, debootstrap --variant=minbase + python3 & co.
 #   DEST/busybox.tar   plain tar of each rootfs (numeric owners), `docker import` style
 #   DEST/debian.tar
+#   DEST/debs/         hello_*.deb, a small real package for dpkg tests
 #   DEST/READY         manifest written last; its presence means everything above is complete
 #
 # Runs as root. A second call is a no-op while DEST/READY matches this script.
@@ -212,6 +213,12 @@ build_busybox "$WORK/busybox"
 log "busybox rootfs done ($((SECONDS - t0))s)"
 build_debian "$WORK/debian"
 log "debian rootfs done ($((SECONDS - t0))s)"
+# A small real package for dpkg -i tests (fetched here: tests stay on loopback).
+mkdir -p "$WORK/debs"
+(cd "$WORK/debs" && { apt-get download hello >>"$BUILD_LOG" 2>&1 ||
+    { apt-get update -qq >>"$BUILD_LOG" 2>&1 && apt-get download hello >>"$BUILD_LOG" 2>&1; }; }) ||
+    die "apt-get download hello failed (log: $BUILD_LOG)"
+chmod -R a+rX "$WORK/debs"
 
 for name in "${ARTIFACTS[@]}"; do
     check_rootfs "$name" "$WORK/$name"
@@ -236,6 +243,7 @@ for name in "${ARTIFACTS[@]}"; do
     mv -T -- "$WORK/$name" "$DEST/$name"
     mv -f -T -- "$WORK/$name.tar" "$DEST/$name.tar"
 done
+rm -rf -- "$DEST/debs" && mv -T -- "$WORK/debs" "$DEST/debs"
 mv -f -T -- "$WORK/READY" "$DEST/READY"
 for name in "${ARTIFACTS[@]}"; do safe_rm "$WORK/old.$name"; done
 log "ready in $((SECONDS - t0))s: $DEST ($(cd "$DEST" && du -shc busybox debian ./*.tar | tail -n1 | cut -f1))"

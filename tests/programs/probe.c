@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -208,6 +209,87 @@ static int chroot_escape(void)
     return 0;
 }
 
+static int newer_syscalls(void)
+{
+    /* raw calls added after Linux 4.19, then the libc paths that fall back */
+    struct open_how how = {.flags = O_RDONLY};
+    show("openat2", r(syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof how)));
+    struct { unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack,
+             stack_size, tls; } args = {.exit_signal = SIGCHLD};
+    long c = syscall(SYS_clone3, &args, sizeof args);
+    if (c == 0)
+        _exit(0);
+    if (c > 0)
+        waitpid(c, NULL, 0);
+    show("clone3", c < 0 ? -errno : 0);
+    show("close_range", r(syscall(SYS_close_range, 100, 200, 0)));
+    show("pidfd_open", r(syscall(SYS_pidfd_open, getpid(), 0)));
+    pid_t p = fork();      /* glibc's fork: clone */
+    if (p == 0)
+        _exit(3);
+    int st;
+    waitpid(p, &st, 0);
+    printf("fork: %d\n", WEXITSTATUS(st));
+    closefrom(3);          /* close_range, or a loop over /proc/self/fd */
+    printf("closefrom: ok\n");
+    return 0;
+}
+
+static int denied(void)
+{
+    show("mount", r(syscall(SYS_mount, "none", "/mnt", "tmpfs", 0, NULL)));
+    show("umount2", r(syscall(SYS_umount2, "/", 0)));
+    show("reboot", r(syscall(SYS_reboot, 0xfee1dead, 672274793, 0x1234567, NULL)));
+    show("kexec_load", r(syscall(SYS_kexec_load, 0, 0, NULL, 0)));
+    show("init_module", r(syscall(SYS_init_module, NULL, 0, "")));
+    show("bpf", r(syscall(SYS_bpf, 0, NULL, 0)));
+    show("swapon", r(syscall(SYS_swapon, "/swap", 0)));
+    show("settimeofday", r(syscall(SYS_settimeofday, NULL, NULL)));
+    show("keyctl", r(syscall(SYS_keyctl, 0, 0, 0, 0, 0)));
+    show("unshare", r(syscall(SYS_unshare, CLONE_NEWUSER)));
+    show("userfaultfd", r(syscall(SYS_userfaultfd, 0)));
+    show("perf_event_open", r(syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0)));
+    show("open_by_handle_at", r(syscall(SYS_open_by_handle_at, AT_FDCWD, NULL, 0)));
+    show("ptrace-attach-init", r(syscall(SYS_ptrace, 16 /* PTRACE_ATTACH */, 1, 0, 0)));
+    show("personality", r(syscall(SYS_personality, 0x0400000)));   /* READ_IMPLIES_EXEC */
+    return 0;
+}
+
+static void on_alarm(int sig)
+{
+    /* use the stack below the interrupted call's red zone, where the
+     * supervisor's scratch copy of the path lived */
+    volatile char scribble[8192];
+    memset((char *)scribble, 'x', sizeof scribble);
+    (void)sig;
+}
+
+static int restart(void)
+{
+    /* a blocking open interrupted by a SA_RESTART handler is restarted by
+     * the kernel with the registers the supervisor rewrote */
+    struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
+    sigaction(SIGALRM, &sa, NULL);
+    unlink("/tmp/fifo");
+    mkfifo("/tmp/fifo", 0600);
+    pid_t writer = fork();
+    if (writer == 0) {
+        usleep(400000);
+        int fd = open("/tmp/fifo", O_WRONLY);
+        (void)!write(fd, "hi", 2);
+        _exit(0);
+    }
+    struct itimerval it = {.it_value = {0, 100000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    int fd = open("/tmp/fifo", O_RDONLY);
+    char buf[3] = "";
+    show("open", fd < 0 ? -errno : 0);
+    if (fd >= 0 && read(fd, buf, 2) == 2)
+        printf("read: %s\n", buf);
+    waitpid(writer, NULL, 0);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -221,7 +303,13 @@ int main(int argc, char **argv)
         return procs();
     if (argc >= 2 && !strcmp(argv[1], "chroot-escape"))
         return chroot_escape();
+    if (argc >= 2 && !strcmp(argv[1], "newer-syscalls"))
+        return newer_syscalls();
+    if (argc >= 2 && !strcmp(argv[1], "denied"))
+        return denied();
+    if (argc >= 2 && !strcmp(argv[1], "restart"))
+        return restart();
     fprintf(stderr, "usage: probe badptr | openat-escape PATH | unix bind|connect PATH | procs | "
-            "chroot-escape\n");
+            "chroot-escape | newer-syscalls | denied | restart\n");
     return 2;
 }

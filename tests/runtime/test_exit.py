@@ -14,8 +14,15 @@ def test_exit_code(brandpy, busybox):
 
 
 def test_killed_by_sigkill_is_137(brandpy, busybox):
-    r = brandpy.sh(busybox, "kill -KILL $$")
-    assert r.status == 137, r
+    """From outside (as docker kill does); from inside, PID 1 ignores it."""
+    assert brandpy.sh(busybox, "kill -KILL $$; echo ignored").out == "ignored\n"
+    p = subprocess.Popen(brandpy.cmd(busybox, ["/bin/sh", "-c", "echo ready; sleep 30"]),
+                         env=brandpy.env(), stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    init = min(int(entry.split()[0]) for entry in leftovers(busybox))
+    os.kill(init, signal.SIGKILL)
+    assert p.wait(30) == 137
+    assert leftovers(busybox) == []
 
 
 def test_output_and_stdin_pass_through(brandpy, busybox):

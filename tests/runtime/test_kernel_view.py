@@ -1,0 +1,253 @@
+"""The container's kernel view (issue 4): root identity and fake ownership,
+container PIDs, UTS and kernel personality, /proc /dev /sys and /etc files,
+ports, Docker's policy, and the ledger of unsupported calls."""
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IMAGES, copy_rootfs, install_probe
+
+
+@pytest.fixture
+def probed(busybox, probe_bin):
+    install_probe(busybox, probe_bin)
+    return busybox
+
+
+@pytest.fixture
+def debian(brandpy, world_tmp, debian_image):
+    """A private Debian rootfs owned by the runner's user (for writes)."""
+    dest = Path(world_tmp) / f"debian-{brandpy.user}-{os.urandom(3).hex()}"
+    return copy_rootfs(debian_image, dest, owner=brandpy.uid or None)
+
+
+# -- identity ---------------------------------------------------------------------
+
+def test_the_container_is_root_by_default(brandpy, busybox):
+    r = brandpy.sh(busybox, "id; echo $HOME")
+    assert r.out == "uid=0(root) gid=0(root) groups=0(root)\n/root\n", r
+
+
+@pytest.mark.parametrize("user,expect", [
+    ("nobody", "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)"),
+    ("2000:2000", "uid=2000 gid=2000 groups=2000"),
+    ("app", "uid=1000(app) gid=1000(app) groups=1000(app)")])
+def test_user_option(brandpy, busybox, user, expect):
+    r = brandpy(busybox, ["id"], "--user", user)
+    assert r.out.strip() == expect, r
+
+
+def test_unknown_user_is_an_error(brandpy, busybox):
+    r = brandpy(busybox, ["id"], "--user", "nosuchuser")
+    assert r.status == 125 and "unable to find user nosuchuser" in r.err
+
+
+def test_chown_is_recorded_and_persists(brandpy, busybox):
+    r = brandpy.sh(busybox, "touch /tmp/f && chown 1000:1000 /tmp/f && chmod 4750 /tmp/f && "
+                   "stat -c '%u:%g %A' /tmp/f")
+    assert r.out == "1000:1000 -rwsr-x---\n", r
+    again = brandpy.sh(busybox, "stat -c '%u:%g %A' /tmp/f; ls -ln /tmp/f | cut -c1-10")
+    assert again.out == "1000:1000 -rwsr-x---\n-rwsr-x---\n", again
+
+
+def test_device_nodes(brandpy, busybox):
+    r = brandpy.sh(busybox, "mknod /tmp/d c 1 3 && ls -l /tmp/d | awk '{print $1, $3, $5, $6}'")
+    assert r.out == "crw-r--r-- root 1, 3\n", r
+
+
+def test_cap_drop_chown(brandpy, busybox):
+    r = brandpy.sh(busybox, "touch /tmp/f; chown 1000 /tmp/f", "--cap-drop", "CHOWN")
+    assert r.status != 0 and "Operation not permitted" in r.err, r
+
+
+def test_setuid_drops_root(brandpy, debian):
+    r = brandpy(debian, ["/bin/su", "nobody", "-s", "/bin/sh", "-c",
+                         "id -u; touch /tmp/mine; stat -c %U /tmp/mine"])
+    assert r.out.splitlines()[0] == "65534", r
+
+
+def test_dpkg_installs_with_ownership(brandpy, debian):
+    debs = list((IMAGES / "debs").glob("hello_*.deb"))
+    assert debs, "run `make images` (it downloads hello_*.deb)"
+    (debian / "tmp" / debs[0].name).write_bytes(debs[0].read_bytes())
+    r = brandpy.sh(debian, f"dpkg -i /tmp/{debs[0].name} >/dev/null && hello && "
+                   "dpkg -L hello | grep -c /usr/bin/hello && "
+                   "ls -l /usr/bin/hello | cut -d' ' -f1,3,4")
+    assert r.out == "Hello, world!\n1\n-rwxr-xr-x root root\n", r
+
+
+# -- PIDs -----------------------------------------------------------------------------
+
+def test_entrypoint_is_pid_1(brandpy, busybox):
+    r = brandpy.sh(busybox, "echo $$; sh -c 'echo $PPID'; sleep 0 & echo $!")
+    pid1, ppid, child = r.out.split()
+    assert (pid1, ppid) == ("1", "1") and int(child) > 1, r
+
+
+def test_ps_lists_only_container_processes(brandpy, debian_shared):
+    r = brandpy(debian_shared, ["/bin/bash", "-c", "sleep 5 & ps -e -o pid=,comm=; kill %1"])
+    rows = [line.split() for line in r.out.splitlines()]
+    assert rows[0] == ["1", "bash"], r      # in PID order, as procfs lists them
+    assert {c for _, c in rows} == {"bash", "sleep", "ps"}, r
+
+
+def test_pid1_ignores_signals_it_does_not_handle(brandpy, busybox):
+    r = brandpy.sh(busybox, "kill -TERM 1; echo alive")
+    assert (r.status, r.out) == (0, "alive\n")
+    r = brandpy.sh(busybox, "trap 'echo handled; exit 3' TERM; kill -TERM 1; sleep 2")
+    assert (r.status, r.out) == (3, "handled\n")
+
+
+# -- UTS and personality ---------------------------------------------------------------
+
+def test_hostname_and_kernel_release(brandpy, busybox):
+    r = brandpy.sh(busybox, "hostname; uname -r; cat /etc/hostname /proc/sys/kernel/hostname; "
+                   "grep -c box1 /etc/hosts", "--hostname", "box1", "--kernel-release", "4.19.0")
+    assert r.out == "box1\n4.19.0\nbox1\nbox1\n1\n", r
+
+
+def test_sethostname_needs_cap_sys_admin(brandpy, busybox):
+    assert brandpy.sh(busybox, "hostname other").status != 0
+    r = brandpy.sh(busybox, "hostname other && hostname", "--cap-add", "SYS_ADMIN")
+    assert r.out == "other\n", r
+
+
+def test_personality_makes_newer_syscalls_enosys(brandpy, probed):
+    r = brandpy(probed, ["/usr/bin/probe", "newer-syscalls"], "--kernel-release", "4.19.0",
+                "--personality")
+    assert r.out == ("openat2: ENOSYS\nclone3: ENOSYS\nclose_range: ENOSYS\n"
+                     "pidfd_open: ENOSYS\nfork: 3\nclosefrom: ok\n"), r
+
+
+def test_glibc_programs_run_under_the_personality(brandpy, debian_shared):
+    r = brandpy(debian_shared, ["/usr/bin/python3", "-c",
+                                "import os, subprocess; os.closerange(3, 100); "
+                                "print(subprocess.run(['true']).returncode, os.uname().release)"],
+                "--kernel-release", "4.19.0", "--personality")
+    assert r.out == "0 4.19.0\n", r
+
+
+# -- /proc, /dev, /sys, /etc --------------------------------------------------------------
+
+def test_proc_shows_the_container(brandpy, busybox):
+    r = brandpy.sh(busybox, "cat /proc/1/cgroup; cut -d' ' -f2 /proc/mounts | sort | head -3; "
+                   "awk '$5 == \"/\"' /proc/self/mountinfo | wc -l; "
+                   "grep -E '^(Pid|PPid|TracerPid)' /proc/self/status")
+    assert r.out == "0::/\n/\n/dev\n/dev/pts\n1\nPid:\t1\nPPid:\t0\nTracerPid:\t0\n", r
+    assert str(busybox) not in brandpy.sh(busybox, "cat /proc/self/mountinfo").out
+
+
+def test_dev(brandpy, busybox):
+    r = brandpy.sh(busybox, "ls /dev | sort | tr '\\n' ' '; echo; echo x > /dev/null; "
+                   "head -c 4 /dev/zero | wc -c; readlink /dev/fd; readlink /dev/stdout")
+    names = r.out.splitlines()[0].split()
+    for name in ("null", "zero", "full", "random", "urandom", "tty", "console", "ptmx", "pts",
+                 "shm", "fd", "stdin", "stdout", "stderr"):
+        assert name in names, r
+    assert r.out.splitlines()[1:] == ["4", "/proc/self/fd", "/proc/self/fd/1"]
+
+
+def test_sys_is_read_only(brandpy, busybox):
+    r = brandpy.sh(busybox, "touch /sys/x || echo refused; ls /sys | grep -c kernel")
+    assert "refused" in r.out and "Read-only file system" in r.err, r
+
+
+def test_proc_sys_is_read_only(brandpy, busybox):
+    r = brandpy.sh(busybox, "echo 1 > /proc/sys/kernel/panic || echo refused")
+    assert r.out == "refused\n", r
+
+
+# -- ports -------------------------------------------------------------------------------
+
+def _get(port: int, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                return resp.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_containers_publish_port_80(brandpy, world_tmp, busybox_image):
+    servers, ports = [], []
+    try:
+        for n in (1, 2):
+            rootfs = copy_rootfs(busybox_image, Path(world_tmp) / f"web{n}-{brandpy.user}",
+                                 owner=brandpy.uid or None)
+            (rootfs / "www").mkdir()
+            (rootfs / "www" / "index.html").write_text(f"site {n}\n")
+            port = _free_port()
+            ports.append(port)
+            servers.append(subprocess.Popen(
+                brandpy.cmd(rootfs, ["/usr/sbin/httpd", "-f", "-p", "80", "-h", "/www"],
+                            "-p", f"{port}:80"), env=brandpy.env(), stderr=subprocess.PIPE))
+        assert [_get(p) for p in ports] == ["site 1\n", "site 2\n"]
+    finally:
+        for s in servers:
+            s.kill()
+            s.wait()
+
+
+def test_getsockname_shows_the_container_port(brandpy, debian_shared):
+    port = _free_port()
+    code = ("import socket; s = socket.socket(); s.bind(('0.0.0.0', 80)); s.listen(); "
+            "c = socket.create_connection(('127.0.0.1', 80)); "
+            "print(s.getsockname()[1], c.getpeername()[1])")
+    r = brandpy(debian_shared, ["/usr/bin/python3", "-c", code], "-p", f"{port}:80")
+    assert r.out == "80 80\n", r
+
+
+# -- policy and the ledger ----------------------------------------------------------------
+
+def test_docker_default_denials(brandpy, probed):
+    r = brandpy(probed, ["/usr/bin/probe", "denied"])
+    results = dict(line.split(": ") for line in r.out.splitlines())
+    assert len(results) == 15 and set(results.values()) == {"EPERM"}, r
+
+
+def test_report_lists_unsupported_calls(brandpy, probed):
+    r = brandpy(probed, ["/usr/bin/probe", "denied"], "--report")
+    report = r.err.splitlines()
+    assert report[0].split() == ["syscall", "calls", "error", "reason"]
+    mount = next(line for line in report if line.startswith("mount "))
+    assert "EPERM" in mount and "mounts are not emulated" in mount
+    assert any(line.startswith("personality ") and "seccomp profile" in line
+               for line in report), report
+
+
+def test_strict_mode_stops_at_the_first_unsupported_call(brandpy, probed):
+    r = brandpy(probed, ["/usr/bin/probe", "denied"], "--strict")
+    assert r.status == 128 + 31 and r.out == "", r
+    assert "strict mode" in r.err and "mount" in r.err
+
+
+def test_custom_seccomp_profile(brandpy, busybox, world_tmp):
+    profile = Path(world_tmp) / f"profile-{os.urandom(3).hex()}.json"
+    profile.write_text('{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": '
+                       '["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}')
+    r = brandpy.sh(busybox, "mkdir /tmp/x || echo denied; mount -t tmpfs x /mnt; echo $?",
+                   "--security-opt", f"seccomp={profile}")
+    assert r.out.splitlines()[0] == "denied" and "Permission denied" in r.err, r
+    r = brandpy.sh(busybox, "mount -t tmpfs x /mnt", "--security-opt", "seccomp=/nonexistent")
+    assert r.status == 125 and "seccomp profile /nonexistent" in r.err
+
+
+def test_restarted_syscalls_keep_their_arguments(brandpy, probed):
+    """A blocking open interrupted by a SA_RESTART signal handler."""
+    r = brandpy(probed, ["/usr/bin/probe", "restart"])
+    assert r.out == "open: 0\nread: hi\n", r
