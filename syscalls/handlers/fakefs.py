@@ -23,7 +23,7 @@ from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 
-from .paths import check_fd_writable, read_path, resolve, rewrite
+from .paths import check_fd_writable, private, private_fd, read_path, resolve, rewrite
 
 OWNER_BITS_FILE = 0o600     # kept on the real file so the host user can still use it
 OWNER_BITS_DIR = 0o700
@@ -141,9 +141,20 @@ def faccessat2(call: Call) -> int | None:
 
 # -- chown and chmod ----------------------------------------------------------------
 
+def _own_copy(call: Call, host: bytes) -> bytes:
+    """Copy an image file up before changing it; an fd's file is then
+    changed through its new path."""
+    prefix = b"/proc/%d/fd/" % call.tid
+    if host.startswith(prefix):
+        return private_fd(call, int(host[len(prefix):])) or host
+    private(host)
+    return host
+
+
 def _chown(call: Call, host: bytes, readonly: bool, follow: bool, uid: int, gid: int) -> int:
     if readonly:
         raise Errno(errno.EROFS)
+    host = _own_copy(call, host)
     st = _lstat(host, follow)
     old = view(host, st)
     c = call.proc.cred
@@ -220,6 +231,7 @@ def fchownat(call: Call) -> int:
 def _chmod(call: Call, host: bytes, readonly: bool, follow: bool, mode: int) -> int:
     if readonly:
         raise Errno(errno.EROFS)
+    host = _own_copy(call, host)
     st = _lstat(host, follow)
     if stat.S_ISLNK(st.st_mode):
         raise Errno(errno.EOPNOTSUPP)       # as fchmodat(AT_SYMLINK_NOFOLLOW) on Linux

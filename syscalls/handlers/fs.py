@@ -9,11 +9,12 @@ import os
 import struct
 
 from brandpy.runtime.call import Call
-from brandpy.runtime.linux import AT_EMPTY_PATH, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW
+from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW
 from brandpy.runtime.pathres import _MAGIC, Resolved
 from brandpy.runtime.errors import Errno
 
-from .paths import check_fd_writable, exists, read_path, resolve, rewrite, translate
+from .paths import (check_fd_writable, exists, private, private_fd, read_path, resolve,
+                    rewrite, translate)
 
 O_ACCMODE = 0o3
 O_CREAT = 0o100
@@ -33,8 +34,10 @@ W_OK = 2
 def _open(call: Call, dirfd_i: int | None, path_i: int, flags: int, resolve_flags: int = 0) -> None:
     follow = not (flags & O_NOFOLLOW) and not (flags & O_CREAT and flags & O_EXCL)
     r = resolve(call, path_i, dirfd_i, follow=follow, resolve_flags=resolve_flags)
-    if r.readonly and _open_writes(flags, r.host):
-        raise Errno(errno.EROFS)
+    if _open_writes(flags, r.host):
+        if r.readonly:
+            raise Errno(errno.EROFS)
+        private(r.host)
     if r.mount.kind == "proc" and flags & O_ACCMODE == os.O_RDONLY:
         r = _proc_view(call, r)
     rewrite(call, r, path_i, dirfd_i)
@@ -277,71 +280,91 @@ def linkat(call: Call) -> None:
 # -- metadata ----------------------------------------------------------------
 
 def chmod(call: Call) -> None:
-    translate(call, 0, write=True)
+    translate(call, 0, modify=True)
 
 
 def fchmodat(call: Call) -> None:
-    translate(call, 1, 0, write=True)
+    translate(call, 1, 0, modify=True)
 
 
 def fchmodat2(call: Call) -> None:
     flags = call.iarg(3)
-    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, write=True,
+    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, modify=True,
               empty_path_flags=flags)
 
 
 def chown(call: Call) -> None:
-    translate(call, 0, write=True)
+    translate(call, 0, modify=True)
 
 
 def lchown(call: Call) -> None:
-    translate(call, 0, follow=False, write=True)
+    translate(call, 0, follow=False, modify=True)
 
 
 def fchownat(call: Call) -> None:
     flags = call.iarg(4)
-    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, write=True,
+    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, modify=True,
               empty_path_flags=flags)
 
 
+# fd-based changes of an image file act on its copied-up path instead:
+# (syscall, path form, index of the fd argument)
+SYS_fchmod, SYS_chmod, SYS_fchown, SYS_chown = 91, 90, 93, 92
+SYS_fsetxattr, SYS_setxattr, SYS_fremovexattr, SYS_removexattr = 190, 188, 199, 197
+PATH_FORM = {SYS_fchmod: SYS_chmod, SYS_fchown: SYS_chown, SYS_fsetxattr: SYS_setxattr,
+             SYS_fremovexattr: SYS_removexattr}
+
+
 def fd_metadata(call: Call) -> None:
-    """fchmod, fchown, fsetxattr, fremovexattr: the fd's mount must be writable."""
+    """fchmod, fchown, fsetxattr, fremovexattr: the fd's mount must be
+    writable, and an image file is changed through its private copy."""
     check_fd_writable(call, call.iarg(0))
+    host = private_fd(call, call.iarg(0))
+    if host is not None:
+        call.set_nr(PATH_FORM[call.nr])
+        call.set_arg(0, call.push_str(host))
 
 
 def truncate(call: Call) -> None:
-    translate(call, 0, write=True)
+    translate(call, 0, modify=True)
 
 
 def utime(call: Call) -> None:
-    translate(call, 0, write=True)
+    translate(call, 0, modify=True)
 
 
 utimes = utime
 
 
+def _futimens(call: Call) -> None:
+    """utimensat(fd, NULL, ...) / futimesat(fd, NULL, ...): on the fd's file."""
+    check_fd_writable(call, call.iarg(0))
+    host = private_fd(call, call.iarg(0))
+    if host is not None:
+        call.set_arg(0, AT_FDCWD)
+        call.set_arg(1, call.push_str(host))
+
+
 def futimesat(call: Call) -> None:
     if call.arg(1) == 0:
-        check_fd_writable(call, call.iarg(0))
-        return None
-    translate(call, 1, 0, write=True)
+        return _futimens(call)
+    translate(call, 1, 0, modify=True)
 
 
 def utimensat(call: Call) -> None:
     flags = call.iarg(3)
-    if call.arg(1) == 0:   # utimensat(fd, NULL, ...) is futimens(fd)
-        check_fd_writable(call, call.iarg(0))
-        return None
-    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, write=True,
+    if call.arg(1) == 0:
+        return _futimens(call)
+    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, modify=True,
               empty_path_flags=flags)
 
 
 def xattr_set(call: Call) -> None:      # setxattr, removexattr
-    translate(call, 0, write=True)
+    translate(call, 0, modify=True)
 
 
 def lxattr_set(call: Call) -> None:     # lsetxattr, lremovexattr
-    translate(call, 0, follow=False, write=True)
+    translate(call, 0, follow=False, modify=True)
 
 
 def xattr_get(call: Call) -> None:      # getxattr, listxattr
@@ -359,7 +382,7 @@ def xattrat(call: Call, write: bool) -> None:
         if write:
             check_fd_writable(call, call.iarg(0))
         return None
-    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, write=write,
+    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, modify=write,
               empty_path_flags=flags)
 
 
@@ -384,7 +407,7 @@ def file_setattr(call: Call) -> None:
     if call.arg(1) == 0 and flags & AT_EMPTY_PATH:
         check_fd_writable(call, call.iarg(0))
         return None
-    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, write=True,
+    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, modify=True,
               empty_path_flags=flags)
 
 

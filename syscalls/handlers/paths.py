@@ -7,6 +7,7 @@ import errno
 import os
 import stat
 
+from brandpy.images import rootfs
 from brandpy.runtime.call import Call
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD
 from brandpy.runtime.mounts import Mount
@@ -36,20 +37,52 @@ def rewrite(call: Call, r: Resolved, path_i: int, dirfd_i: int | None = None) ->
 
 
 def translate(call: Call, path_i: int, dirfd_i: int | None = None, *, follow: bool = True,
-              write: bool = False, empty_path_flags: int = 0) -> None:
+              write: bool = False, modify: bool = False, empty_path_flags: int = 0) -> None:
     """The common case: resolve, check, rewrite, let the kernel do the call.
+    `write`: the call changes the file system (EROFS on read-only mounts);
+    `modify`: it changes the file itself (copy-up of an image file first).
     With AT_EMPTY_PATH in `empty_path_flags` and an empty path the call acts
-    on the dirfd itself and needs no translation (only the read-only check)."""
+    on the dirfd itself (see private_fd)."""
     path = read_path(call, path_i)
     if not path and empty_path_flags & AT_EMPTY_PATH and dirfd_i is not None:
         if write:
             check_fd_writable(call, call.iarg(dirfd_i))
         return None
     r = resolve(call, path_i, dirfd_i, follow=follow, path=path)
-    if write and r.readonly:
+    if (write or modify) and r.readonly:
         raise Errno(errno.EROFS)
+    if modify:
+        private(r.host)
     rewrite(call, r, path_i, dirfd_i)
     return None
+
+
+def private(host: bytes) -> None:
+    """Copy-on-write of container root filesystems made from an image (a
+    hard-link farm, brandpy/images/rootfs.py): an image file is copied up
+    before anything changes it. One getxattr when there is nothing to do."""
+    try:
+        if rootfs.needs_copy_up(host):
+            rootfs.copy_up(os.fsdecode(host))
+    except OSError as exc:
+        raise Errno(exc.errno or errno.EIO) from None
+
+
+def private_fd(call: Call, fd: int) -> bytes | None:
+    """An fd-based change (fchmod...) of an image file: the file is copied up
+    and its new host path returned, for the call to act on instead (the fd
+    keeps the image's inode). None when the file is the container's own."""
+    link = b"/proc/%d/fd/%d" % (call.tid, fd)
+    try:
+        os.getxattr(link, rootfs.MARKER)
+    except OSError:
+        return None
+    try:
+        host = os.readlink(link)
+        rootfs.copy_up(os.fsdecode(host))
+    except OSError as exc:
+        raise Errno(exc.errno or errno.EIO) from None
+    return host
 
 
 def fd_mount(call: Call, fd: int) -> Mount | None:
