@@ -240,9 +240,12 @@ async def export(request: web.Request) -> web.StreamResponse:
     rec = container(request)
     resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
     await resp.prepare(request)
-    await archive.stream_export(rec, resp)
-    engine(request).container_event(rec, "export")
-    await resp.write_eof()
+    try:
+        await archive.stream_export(rec, resp)
+        engine(request).container_event(rec, "export")
+        await resp.write_eof()
+    except ConnectionError:
+        pass
     return resp
 
 
@@ -260,9 +263,12 @@ async def archive_get(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/x-tar",
                                        archive.STAT_HEADER: archive.encode_stat(stat)})
     await resp.prepare(request)
-    await archive.stream_get(engine(request), rec, path, resp)
-    engine(request).container_event(rec, "archive-path")
-    await resp.write_eof()
+    try:
+        await archive.stream_get(engine(request), rec, path, resp)
+        engine(request).container_event(rec, "archive-path")
+        await resp.write_eof()
+    except ConnectionError:
+        pass
     return resp
 
 

@@ -52,6 +52,10 @@ class Engine:
         self.store = Store(root / "images")
         self.cdir = root / "containers"
         self.cdir.mkdir(exist_ok=True)
+        # A container running as another user (--user) reaches its files
+        # through these directories: they must be traversable (not listable).
+        for d in (root, self.cdir):
+            d.chmod(d.stat().st_mode | 0o111)
         self.containers = Table()
         self.volumes = Volumes(root / "volumes")
         self.networks = Networks(root / "networks.json")
@@ -354,9 +358,7 @@ class Engine:
             try:
                 await shim.request("start")
             except EngineError as exc:
-                self._wake_exit_waiters(rec)
-                if rec.host_config.get("AutoRemove"):
-                    asyncio.get_running_loop().create_task(self._auto_remove(rec))
+                self._wake_exit_waiters(rec)    # --rm: the watcher removes it as the shim ends
                 raise EngineError(f"failed to create task for container: failed to start "
                                   f"container {rec.short}: {exc}", exc.status) from None
             await self._settle(rec, lambda: rec.running or rec.status != "created")
@@ -403,7 +405,7 @@ class Engine:
         if rec.running:
             self._shim_died(rec)
         self._wake_exit_waiters(rec)
-        if rec.host_config.get("AutoRemove") and not rec.removed.is_set():
+        if rec.host_config.get("AutoRemove") and not (rec.removing or rec.removed.is_set()):
             await self._auto_remove(rec)
 
     def _shim_died(self, rec: Record) -> None:
@@ -497,25 +499,28 @@ class Engine:
                 if any(m.get("Name") == name for m in r.mounts)]
 
     async def remove(self, rec: Record, force: bool = False, volumes: bool = False) -> None:
-        if rec.running:
-            if not force:
-                state = "paused" if rec.state.get("Paused") else "running"
-                raise Conflict(f'cannot remove container "/{rec.name}": container is {state}: '
-                               "stop the container before removing or force remove")
-            if rec.shim is not None:
+        if rec.removing or rec.removed.is_set():
+            raise Conflict(f"removal of container {rec.id} is already in progress")
+        if rec.running and not force:
+            state = "paused" if rec.state.get("Paused") else "running"
+            raise Conflict(f'cannot remove container "/{rec.name}": container is {state}: '
+                           "stop the container before removing or force remove")
+        rec.removing = True
+        try:
+            if rec.running and rec.shim is not None:
                 try:
                     await rec.shim.request("stop", signal=signal.SIGKILL, timeout=0)
                 except ShimGone:
                     pass
-                await self._settle(rec, lambda: rec.watcher is None)
-        async with rec.lock:
-            if rec.removed.is_set() or rec.id not in self.containers.by_id:
-                raise Conflict(f"removal of container {rec.id} is already in progress")
-            self.containers.discard(rec)
-            trash = self.cdir / f".rm-{rec.short}"
-            os.rename(rec.dir, trash)
-            await asyncio.to_thread(rmtree, trash)
-            rec.removed.set()
+            await self._settle(rec, lambda: rec.watcher is None)
+            async with rec.lock:
+                self.containers.discard(rec)
+                trash = self.cdir / f".rm-{rec.short}"
+                os.rename(rec.dir, trash)
+                await asyncio.to_thread(rmtree, trash)
+                rec.removed.set()
+        finally:
+            rec.removing = False
         for give in rec.pending_attach:
             if not give.done():
                 give.cancel()

@@ -44,6 +44,7 @@ class Record:
     watcher: asyncio.Task | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     exit_waiters: list[asyncio.Future] = field(default_factory=list)
+    removing: bool = False
     removed: asyncio.Event = field(default_factory=asyncio.Event)
     pending_attach: list[asyncio.Future] = field(default_factory=list)
 

@@ -76,6 +76,7 @@ class Shim:
         self.watchers: set[asyncio.StreamWriter] = set()
         self.attached: set[Client] = set()           # clients of the entrypoint's stdio
         self.stdin_once_done = False
+        self.early_stdin = bytearray()
         self.session: Session | None = None            # the current run's stdio
         self.container: Container | None = None
         self.execs: dict[str, Exec] = {}
@@ -186,17 +187,26 @@ class Shim:
             self.session.clients.add(client)
         try:
             while data := await reader.read(65536):
-                if req.get("stdin") and self.session is not None:
-                    self.session.write_stdin(data)
-            if req.get("stdin") and self.spec["stdin_once"] and self.session is not None:
+                if req.get("stdin"):
+                    self._stdin(data)
+            if req.get("stdin") and self.spec["stdin_once"]:
                 self.stdin_once_done = True
-                self.session.close_stdin()
+                if self.session is not None:
+                    self.session.close_stdin()
             await writer.wait_closed()
         finally:
             self.attached.discard(client)
             if self.session is not None:
                 self.session.clients.discard(client)
         return True
+
+    def _stdin(self, data: bytes) -> None:
+        """Input for the entrypoint; kept until it starts (`docker run -i`
+        attaches, and the client writes, before the start)."""
+        if self.session is not None:
+            self.session.write_stdin(data)
+        else:
+            self.early_stdin += data
 
     async def op_signal(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
         sig = int(req["signal"])
@@ -389,6 +399,9 @@ class Shim:
         def started() -> None:
             session.begin(self.loop, self.log)
             session.clients |= self.attached
+            if self.early_stdin:
+                session.write_stdin(bytes(self.early_stdin))
+                self.early_stdin.clear()
             if self.stdin_once_done:
                 session.close_stdin()
             self.session = session

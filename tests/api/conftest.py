@@ -1,0 +1,144 @@
+"""The Docker endpoint under test: a real `brandpy daemon` on a temp socket
+with a temp data root, driven by the real docker CLI and the docker SDK.
+
+One daemon serves the module's tests (tests clean up their containers);
+tests that kill or restart the daemon make their own with `Daemon`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGES = Path(os.environ.get("BRANDPY_TEST_IMAGES", "/var/cache/brandpy/images"))
+DOCKER = shutil.which("docker") or "docker"
+
+
+def image_tar(name: str) -> Path:
+    path = IMAGES / f"{name}.tar"
+    if not (IMAGES / "READY").exists() or not path.exists():
+        pytest.fail(f"test image {path} missing: run `make images` (tests/images/build.sh)")
+    return path
+
+
+@dataclass
+class Result:
+    status: int
+    out: str
+    err: str
+
+    def __repr__(self) -> str:
+        return f"Result(status={self.status}, out={self.out[-3000:]!r}, err={self.err[-3000:]!r})"
+
+
+class Daemon:
+    """`brandpy daemon` in a subprocess; `root` holds its data and socket
+    (kept short: container paths end up inside AF_UNIX socket paths)."""
+
+    def __init__(self, root: Path | None = None, env: dict | None = None,
+                 user: list[str] | None = None) -> None:
+        self.root = root or Path(tempfile.mkdtemp(prefix="bpd-", dir="/tmp"))
+        self.root.chmod(0o755)    # containers running as other users traverse it
+        self.sock = self.root / "d.sock"
+        self.host = f"unix://{self.sock}"
+        self.env = env
+        self.user = user or []
+        self.proc: subprocess.Popen | None = None
+        self.log = self.root / "daemon.log"
+
+    def start(self) -> Daemon:
+        env = dict(self.env or os.environ)
+        env.pop("DOCKER_HOST", None)
+        log = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            self.user + [sys.executable, "-m", "brandpy", "daemon", "--data-root",
+                         str(self.root / "data"), "-H", self.host],
+            stdout=subprocess.PIPE, stderr=log, env=env, cwd="/")
+        log.close()
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("export DOCKER_HOST="):
+            self.proc.kill()
+            raise RuntimeError(f"the daemon did not start: {line!r}\n{self.log.read_text()}")
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+        self.proc = None
+
+    def shim_pids(self) -> list[int]:
+        pids = []
+        for state in (self.root / "data" / "containers").glob("*/state.json"):
+            try:
+                pid = int(json.loads(state.read_text()).get("ShimPid") or 0)
+            except (OSError, ValueError):
+                continue
+            if pid and os.path.exists(f"/proc/{pid}"):
+                pids.append(pid)
+        return pids
+
+    def destroy(self) -> None:
+        """Stop the daemon, kill the shims it started (by PID), remove its root."""
+        self.stop()
+        for pid in self.shim_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def docker(self, *args: str, input: str | bytes | None = None, timeout: float = 60,
+               env: dict | None = None) -> Result:
+        full_env = {**os.environ, **(env or {}), "DOCKER_HOST": self.host,
+                    "DOCKER_CONFIG": str(self.root / "docker-config")}
+        binary = isinstance(input, bytes)
+        p = subprocess.run([DOCKER, *args], input=input, capture_output=True, text=not binary,
+                           timeout=timeout, env=full_env)
+        out = p.stdout.decode(errors="replace") if binary else p.stdout
+        err = p.stderr.decode(errors="replace") if binary else p.stderr
+        return Result(p.returncode, out, err)
+
+    def ok(self, *args: str, **kw) -> str:
+        r = self.docker(*args, **kw)
+        assert r.status == 0, r
+        return r.out
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=self.host, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def daemon() -> Daemon:
+    d = Daemon().start()
+    d.ok("import", str(image_tar("busybox")), "busybox:latest")
+    yield d
+    d.destroy()
+
+
+@pytest.fixture(scope="module")
+def client(daemon: Daemon) -> docker.DockerClient:
+    c = daemon.client()
+    yield c
+    c.close()
+
+
+def wait_for(predicate, timeout: float = 10, interval: float = 0.05):   # noqa: ANN001
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
