@@ -76,8 +76,10 @@ def stop_summary(results: Results, cell: Cell) -> dict[str, float | None]:
                 if counted else None)
     added = None
     extra = _extra_time(results, cell.workload.name, cell.runner)
-    startup = _extra_time(results, "startup", cell.runner)
-    if calls and calls >= MIN_CALLS_PER_COST and extra is not None:
+    # A workload timing itself has no start-up in its time; micro's time is fixed.
+    startup = None if cell.workload.timing else _extra_time(results, "startup", cell.runner)
+    if (calls and calls >= MIN_CALLS_PER_COST and extra is not None
+            and not cell.workload.micro):
         added = (extra - (startup or 0.0)) / calls * 1e6
     return {"trapped_per_run": calls,
             "stops_per_trapped": per_call,

@@ -90,11 +90,15 @@ class Runsc(Runner):
 @dataclass(frozen=True)
 class Brandpy(Runner):
     engine: str = "python"
+    # Supervisor and container on one CPU: on small VMs a ptrace stop costs
+    # a fraction as much without a cross-CPU wake-up (DESIGN.md's knob).
+    one_cpu: bool = False
 
     def command(self, rootfs: Path, argv: Sequence[str], state: Path) -> list[str]:
         env = [f"--env={k}={v}" for k, v in GUEST_ENV.items()]
-        return [sys.executable, "-m", "brandpy", "run", "--engine", self.engine, "--stats",
-                "--rootfs", str(rootfs), *env, "--", *argv]
+        pin = ["taskset", "--cpu-list", str(max(os.sched_getaffinity(0)))] if self.one_cpu else []
+        return [*pin, sys.executable, "-m", "brandpy", "run", "--engine", self.engine,
+                "--stats", "--rootfs", str(rootfs), *env, "--", *argv]
 
     def env(self) -> dict[str, str]:
         # The brandpy the suite itself imports (PYTHONPATH may point at a checkout).
@@ -111,6 +115,7 @@ RUNNERS: list[Runner] = [
     Proot("proot", "proot"),
     Runsc("runsc", "runsc-ptrace"),
     Brandpy("brandpy-python", "brandpy python", engine="python"),
+    Brandpy("brandpy-python-1cpu", "brandpy python, 1 CPU", engine="python", one_cpu=True),
     Brandpy("brandpy-native", "brandpy native", engine="native"),
 ]
 NATIVE = "native"

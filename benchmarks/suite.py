@@ -19,7 +19,7 @@ from .workloads import Workload
 from .workspace import IMAGES, Workspace
 
 PROBE_TIMEOUT = 60
-DEFAULT_REPS = 3          # with the default workloads, `make bench` takes ~12 minutes
+DEFAULT_REPS = 5          # with the default workloads, `make bench` takes ~15 minutes
 DEFAULT_TIMEOUT = 180.0
 
 Log = Callable[[str], None]
@@ -62,7 +62,7 @@ def run_suite(config: Config, log: Log) -> Results:
                     argv = runner.command(ws.rootfs(workload.image), workload.argv, ws.state)
                     run = to_run(workload, runner, execute(argv, runner.env(), config.timeout))
                     cell.runs.append(run)
-                    log(f"[{rep + 1}/{config.reps}] {workload.name:<14}{runner.name:<16}"
+                    log(f"[{rep + 1}/{config.reps}] {workload.name:<14}{runner.name:<21}"
                         f"{run.wall:8.3f} s  {describe(run)}")
     for w in config.workloads:
         native = cells.get((w.name, NATIVE))
