@@ -61,7 +61,7 @@ def _cell_json(results: Results, cell: Cell) -> dict[str, Any]:
     return out
 
 
-def stop_summary(results: Results, cell: Cell) -> dict[str, float | None]:
+def stop_summary(results: Results, cell: Cell) -> dict[str, Any]:
     """Per run: trapped calls, ptrace stops per trapped call, other stops,
     and what one trapped call added: the runner's extra time over native,
     less its extra start-up time (the `startup` workload), divided by the
@@ -85,7 +85,8 @@ def stop_summary(results: Results, cell: Cell) -> dict[str, float | None]:
             "stops_per_trapped": per_call,
             "event_stops_per_run": median([s.event_stops for s in runs
                                            if s.event_stops is not None]),
-            "added_us_per_trapped": added}
+            "added_us_per_trapped": added,
+            "per_syscall_last_run": runs[-1].per_syscall}
 
 
 def _extra_time(results: Results, workload: str, runner: str) -> float | None:

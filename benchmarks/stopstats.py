@@ -26,10 +26,6 @@ class StopStats:
     totals: dict[str, int] = field(default_factory=dict)     # the total row, by column
     per_syscall: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    @property
-    def stops(self) -> float | None:
-        return None if self.stops_per_call is None else self.stops_per_call * self.calls
-
 
 def split_stats(stderr: str) -> tuple[str, StopStats | None]:
     """The program's own stderr, and the stats report that follows it (None

@@ -72,7 +72,9 @@ def run_suite(config: Config, log: Log) -> Results:
     meta = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "duration_s": round(time.time() - started, 1), "reps": config.reps,
             "timeout_s": config.timeout, "kernel": platform.release(),
-            "cpus": os.cpu_count(), "commit": git_commit(), "user": os.geteuid()}
+            "cpus": os.cpu_count(), "commit": git_commit(), "user": os.geteuid(),
+            # Where brandpy came from, when not this checkout (see Brandpy.env).
+            "pythonpath": os.environ.get("PYTHONPATH")}
     return Results(meta=meta, workloads=config.workloads, runners=[r.name for r in available],
                    labels={r.name: r.label for r in config.runners}, unavailable=unavailable,
                    cells=cells, floor=floor)
