@@ -104,7 +104,8 @@ def to_markdown(results: Results) -> str:
         "# brandpy benchmarks",
         f"Run {m['started']}, commit {m['commit']}, Linux {m['kernel']}, {m['cpus']} CPUs, "
         f"{m['reps']} runs per cell (medians), runners interleaved round-robin; "
-        f"took {m['duration_s']:.0f} s.",
+        f"took {m['duration_s']:.0f} s."
+        + (f" brandpy imported with PYTHONPATH={m['pythonpath']}." if m.get("pythonpath") else ""),
         workload_table(results),
         micro_table(results),
         stops_table(results),
