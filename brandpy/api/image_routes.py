@@ -124,7 +124,7 @@ async def tag(request: web.Request) -> web.Response:
 
 async def remove(request: web.Request) -> web.Response:
     out = await asyncio.to_thread(images_api.remove, engine(request), request.match_info["name"],
-                                  qbool(request, "force"))
+                                  qbool(request, "force"), not qbool(request, "noprune"))
     return reply(out)
 
 

@@ -83,7 +83,7 @@ async def docker_errors(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 def make_app(eng: Engine) -> web.Application:
-    from . import (container_routes, exec_routes, image_routes,
+    from . import (build_routes, container_routes, exec_routes, image_routes,
                    network_routes, system_routes, volume_routes)
 
     app = web.Application(middlewares=[docker_errors], client_max_size=JSON_LIMIT,
@@ -91,6 +91,6 @@ def make_app(eng: Engine) -> web.Application:
     app[ENGINE_KEY] = eng
     router = Router(app)
     for module in (system_routes, container_routes, exec_routes, image_routes,
-                   volume_routes, network_routes):
+                   build_routes, volume_routes, network_routes):
         module.register(router)
     return app

@@ -27,47 +27,37 @@ from brandpy import fsmeta
 from brandpy.images import rootfs as rootfslib
 from brandpy.images.compression import decompressed
 from brandpy.runtime.errors import Errno
-from brandpy.runtime.process import Process
-from brandpy.runtime.sandbox import Sandbox, SandboxConfig, Volume
+from brandpy.runtime.pathres import Resolved
 
 from . import timefmt
 from .bridge import consume, produce
 from .errors import Forbidden, InvalidParameter, NotFound
+from .fsview import PLACEHOLDERS, FsView
 from .records import Record
 
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 # Go's os.FileMode type bits, which the docker CLI decodes from the header.
 GO_DIR, GO_SYMLINK, GO_DEVICE, GO_PIPE = 1 << 31, 1 << 27, 1 << 26, 1 << 25
 GO_SOCKET, GO_SETUID, GO_SETGID, GO_CHARDEV, GO_STICKY = 1 << 24, 1 << 23, 1 << 22, 1 << 21, 1 << 20
-NO_COPY_KINDS = ("proc", "sys", "dev", "masked")
 
 
-def _sandbox(rec: Record) -> Sandbox:
-    """The container's kernel view (mount table and resolver) for path
-    lookups from outside; nothing runs in it."""
-    volumes = [Volume(mp["Source"] if mp["Type"] != "tmpfs" else str(rec.dir / "tmpfs" / str(i)),
-                      mp["Destination"], not mp["RW"], mp["Type"])
+def _view(rec: Record) -> FsView:
+    volumes = [(mp["Source"] if mp["Type"] != "tmpfs" else str(rec.dir / "tmpfs" / str(i)),
+                mp["Destination"], not mp["RW"], mp["Type"])
                for i, mp in enumerate(rec.mounts)
                if mp["Type"] != "tmpfs" or (rec.dir / "tmpfs" / str(i)).is_dir()]
-    return Sandbox(SandboxConfig(rootfs=str(rec.rootfs), argv=[], volumes=volumes,
-                                 state_dir=str(rec.dir / "run"),
-                                 hostname=rec.config.get("Hostname") or ""))
+    return FsView(rec.rootfs, volumes, rec.dir / "run")
 
 
-def _resolve(rec: Record, path: str, follow: bool):   # noqa: ANN202 - pathres.Resolved
+def _resolve(rec: Record, path: str, follow: bool) -> Resolved:
     if not path.startswith("/"):
         path = "/" + path
-    sb = _sandbox(rec)
     try:
-        r = sb.resolver.resolve(Process(tgid=0), 0, os.fsencode(path), follow=follow)
+        return _view(rec).resolve(path, follow)
     except Errno as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             raise NotFound(f"Could not find the file {path} in container {rec.name}") from None
         raise InvalidParameter(f"{path}: {os.strerror(exc.errno)}") from None
-    if r.mount.kind in NO_COPY_KINDS:
-        raise InvalidParameter(f"{path}: brandpy does not copy to or from the container's "
-                               "/proc, /sys or /dev")
-    return r
 
 
 def _follow_last(path: str) -> bool:
@@ -137,8 +127,11 @@ async def stream_get(engine, rec: Record, path: str, resp) -> None:   # noqa: AN
 def changes(engine, rec: Record) -> list[dict]:   # noqa: ANN001 - Engine
     tree = engine.store.get(rec.image_id).tree
     kinds = {"C": 0, "A": 1, "D": 2}
+    # The runtime's mount points are not the container's changes (Docker
+    # hides its /etc/hosts and friends the same way).
     return [{"Path": path, "Kind": kinds[kind]}
-            for kind, path in rootfslib.diff(rec.rootfs, tree)]
+            for kind, path in rootfslib.diff(rec.rootfs, tree)
+            if not (kind == "A" and path in PLACEHOLDERS)]
 
 
 # ---------------------------------------------------------------- put -----
@@ -153,15 +146,22 @@ async def put(engine, rec: Record, path: str, body: asyncio.StreamReader,   # no
         raise InvalidParameter(f"extraction point is not a directory: {path}")
     if r.readonly:
         raise Forbidden(f"mounted volume is marked read-only: {path}")
-    await consume(body, lambda f: _extract(f, host, no_overwrite_dir, copy_uid_gid))
+    await consume(body, lambda f: extract_tar(f, host, no_overwrite_dir,
+                                              None if copy_uid_gid else (0, 0)))
 
 
-def _extract(src: BinaryIO, dest: str, no_overwrite_dir: bool, copy_uid_gid: bool) -> None:
+def extract_tar(src: BinaryIO, dest: str, no_overwrite_dir: bool = False,
+                owner: tuple[int, int] | None = None) -> None:
+    """Extract a (possibly compressed) tar into the host directory dest of
+    a container rootfs: never through a symlink, never writing into an
+    existing inode (a new file is renamed over the old one, so image inodes
+    are left alone). owner: (uid, gid) as the container sees them for
+    everything, or None to keep the archive's."""
     try:
         stream, _ = decompressed(src)
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
-                _extract_one(tar, member, dest, no_overwrite_dir, copy_uid_gid)
+                _extract_one(tar, member, dest, no_overwrite_dir, owner)
     except tarfile.TarError as exc:
         raise InvalidParameter(f"the archive is not a valid tar ({exc})") from None
 
@@ -191,7 +191,7 @@ def _parent_fd(dest: str, parts: list[str]) -> int:
 
 
 def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: str, no_overwrite_dir: bool,
-                 copy_uid_gid: bool) -> None:
+                 owner: tuple[int, int] | None) -> None:
     parts = [p for p in m.name.split("/") if p not in ("", ".")]
     if not parts:
         return
@@ -216,7 +216,7 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: str, no_overwri
                 os.mkdir(name, 0o700, dir_fd=dirfd)
             target_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dirfd)
             try:
-                _set_meta(target_fd, m, copy_uid_gid)
+                _set_meta(target_fd, m, owner)
             finally:
                 os.close(target_fd)
             return
@@ -227,7 +227,7 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: str, no_overwri
                 src = tar.extractfile(m)
                 while chunk := src.read(1 << 20):   # type: ignore[union-attr]
                     os.write(fd, chunk)
-                _set_meta(fd, m, copy_uid_gid)
+                _set_meta(fd, m, owner)
             finally:
                 os.close(fd)
         elif m.issym():
@@ -242,7 +242,7 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: str, no_overwri
             finally:
                 os.close(lfd)
         elif m.ischr() or m.isblk() or m.isfifo():
-            _special(dirfd, tmp, m, copy_uid_gid)
+            _special(dirfd, tmp, m, owner)
         else:
             return
         if old is not None and stat.S_ISDIR(old.st_mode):
@@ -252,7 +252,7 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: str, no_overwri
         os.close(dirfd)
 
 
-def _special(dirfd: int, tmp: str, m: tarfile.TarInfo, copy_uid_gid: bool) -> None:
+def _special(dirfd: int, tmp: str, m: tarfile.TarInfo, owner: tuple[int, int] | None) -> None:
     kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
     rdev = os.makedev(m.devmajor, m.devminor) if not m.isfifo() else 0
     if os.geteuid() == 0 or m.isfifo():
@@ -261,16 +261,16 @@ def _special(dirfd: int, tmp: str, m: tarfile.TarInfo, copy_uid_gid: bool) -> No
     # Unprivileged: an empty file whose recorded type is the device.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dirfd)
     try:
-        fsmeta.write(fd, fsmeta.Override(m.uid if copy_uid_gid else 0,
-                                         m.gid if copy_uid_gid else 0, m.mode & 0o7777,
+        uid, gid = owner or (m.uid, m.gid)
+        fsmeta.write(fd, fsmeta.Override(uid, gid, m.mode & 0o7777,
                                          "char" if m.ischr() else "block", rdev))
     finally:
         os.close(fd)
 
 
-def _set_meta(fd: int, m: tarfile.TarInfo, copy_uid_gid: bool) -> None:
-    """Mode, owner (the container's root unless copyUIDGID) and mtime."""
-    uid, gid = (m.uid, m.gid) if copy_uid_gid else (0, 0)
+def _set_meta(fd: int, m: tarfile.TarInfo, owner: tuple[int, int] | None) -> None:
+    """Mode, owner and mtime."""
+    uid, gid = owner or (m.uid, m.gid)
     if fsmeta.enabled():
         os.fchmod(fd, (m.mode & 0o777) | 0o600 | (0o100 if m.isdir() else 0))
         fsmeta.write(fd, fsmeta.Override(uid, gid, m.mode & 0o7777,

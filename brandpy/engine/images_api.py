@@ -20,6 +20,7 @@ from brandpy.images.store import StoreError
 
 from .bridge import consume, produce, run_with_progress
 from .errors import Conflict, EngineError, InvalidParameter, NotFound
+from .fsview import drop_placeholders
 from .records import Record
 
 Send = Callable[[dict], Any]
@@ -52,7 +53,7 @@ def pull_reference(from_image: str, tag: str) -> str:
     return from_image
 
 
-def _check_ref(name: str) -> None:
+def check_ref(name: str) -> None:
     try:
         reference.parse(name)
     except reference.ReferenceError as exc:
@@ -60,7 +61,7 @@ def _check_ref(name: str) -> None:
 
 
 async def do_pull(engine, name: str, creds: Credentials | None, send: Send) -> str:   # noqa: ANN001
-    _check_ref(name)
+    check_ref(name)
     image_id = await run_with_progress(
         lambda emit: pull.pull(engine.store, name, progress=emit, creds=creds), send)
     engine.events.emit("image", "pull", reference.parse(name).familiar(),
@@ -69,7 +70,7 @@ async def do_pull(engine, name: str, creds: Credentials | None, send: Send) -> s
 
 
 async def do_push(engine, name: str, creds: Credentials | None, send: Send) -> str:   # noqa: ANN001
-    _check_ref(name)
+    check_ref(name)
     digest = await run_with_progress(
         lambda emit: push.push(engine.store, name, progress=emit, creds=creds), send)
     engine.events.emit("image", "push", reference.parse(name).familiar(),
@@ -81,7 +82,7 @@ async def do_import(engine, body: asyncio.StreamReader, source: str, repo: str, 
                     changes: list[str], message: str) -> str:
     tag = None
     if repo:
-        _check_ref(repo)
+        check_ref(repo)
         tag = repo
     try:
         if source == "-":
@@ -132,13 +133,15 @@ def tag(engine, source: str, repo: str, tag_: str) -> None:   # noqa: ANN001
     if not repo:
         raise InvalidParameter("repository name (repo) is required")
     target = f"{repo}:{tag_}" if tag_ else repo
-    _check_ref(target)
+    check_ref(target)
     engine.store.tag(source, target)
     image_id = engine.store.resolve(target)
     engine.events.emit("image", "tag", image_id, {"name": reference.parse(target).familiar()})
 
 
-def remove(engine, name: str, force: bool) -> list[dict]:   # noqa: ANN001
+def remove(engine, name: str, force: bool, prune_parents: bool = True) -> list[dict]:   # noqa: ANN001
+    """`docker rmi`; as Docker does, untagged parent images left without a
+    child (intermediate build steps) go with it, unless noprune."""
     running = {r.image_id for r in engine.containers if r.running}
     try:
         image_id = engine.store.resolve(name)
@@ -147,20 +150,46 @@ def remove(engine, name: str, force: bool) -> list[dict]:   # noqa: ANN001
     if force and image_id in running and len(engine.store.get(image_id).repo_tags) <= 1:
         raise Conflict(f"conflict: unable to delete {image_id[7:19]} (cannot be forced) - "
                        "image is being used by running container")
+    parent = engine.store.records()[image_id].parent
     out = engine.store.remove(name, force=force, in_use=engine.containers.used_image)
+    deleted = any("Deleted" in item for item in out)
+    while deleted and prune_parents and parent:
+        records = engine.store.records()
+        rec = records.get(parent)
+        if (rec is None or any(r.parent == parent for r in records.values())
+                or parent in engine.store.tags().values()
+                or engine.containers.used_image(parent)):
+            break
+        out += engine.store.remove(parent)
+        parent = rec.parent
     for item in out:
         for action, value in item.items():
-            engine.events.emit("image", action.lower(), value if action == "Deleted" else image_id,
-                               {"name": value})
+            engine.events.emit("image", "untag" if action == "Untagged" else "delete",
+                               value if action == "Deleted" else image_id, {"name": value})
     return out
 
 
 def prune(engine, dangling_only: bool) -> dict:   # noqa: ANN001
-    deleted, space = engine.store.prune(all_unused=not dangling_only,
-                                        in_use=engine.containers.used_image)
+    """`docker image prune [-a]`: images no container uses that are dangling
+    (untagged, no child), or with -a all of them; removing one can leave
+    its parent dangling, so the walk repeats until nothing is left."""
+    before = engine.store.disk_usage()
+    deleted: list[dict] = []
+    while True:
+        records = engine.store.records()
+        tagged = set(engine.store.tags().values())
+        parents = {r.parent for r in records.values()}
+        victims = [i for i in records if i not in parents
+                   and not engine.containers.used_image(i)
+                   and (not dangling_only or i not in tagged)]
+        if not victims:
+            break
+        for image_id in victims:
+            deleted += engine.store.remove(image_id, force=True)
     for item in deleted:
         if "Deleted" in item:
             engine.events.emit("image", "delete", item["Deleted"], {"name": item["Deleted"]})
+    space = max(0, before - engine.store.disk_usage())
     engine.events.emit("image", "prune", "", {"reclaimed": str(space)})
     return {"ImagesDeleted": deleted or None, "SpaceReclaimed": space}
 
@@ -170,11 +199,14 @@ async def do_commit(engine, rec: Record, repo: str, tag_: str, comment: str,   #
     target = None
     if repo:
         target = f"{repo}:{tag_}" if tag_ else repo
-        _check_ref(target)
+        check_ref(target)
     paused_here = False
     if pause and rec.running and not rec.state.get("Paused"):
         await engine.pause(rec, True)
         paused_here = True
+    if not rec.running:
+        tree = engine.store.get(rec.image_id).tree
+        await asyncio.to_thread(drop_placeholders, rec.rootfs, tree)
     try:
         image_id = await asyncio.to_thread(
             commit.commit, engine.store, rec.rootfs, rec.image_id, tag=target, changes=changes,

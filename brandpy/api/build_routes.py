@@ -1,0 +1,112 @@
+"""POST /build: the classic builder (`DOCKER_BUILDKIT=0 docker build`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+
+from aiohttp import web
+
+from brandpy.engine.bridge import consume
+from brandpy.engine.build import builder as builderlib
+from brandpy.engine.build.context import Ignore, apply_ignore, unpack
+from brandpy.engine.build.dockerfile import DockerfileError
+from brandpy.engine.errors import EngineError, InvalidParameter, NotImplementedHere
+from brandpy.engine.images_api import check_ref
+from brandpy.images.fsutil import rmtree
+from brandpy.images.store import StoreError
+
+from .http import JsonLines, qbool, reply
+from .server import Router, engine
+
+
+def _json_map(request: web.Request, name: str) -> dict[str, str]:
+    raw = request.query.get(name)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidParameter(f"{name} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"{name} must be a JSON object")
+    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+
+
+def options(request: web.Request) -> builderlib.Options:
+    q = request.query
+    if q.get("remote"):
+        raise NotImplementedHere("builds from a remote context (URL or git) are not "
+                                 "implemented: send the context as a tar")
+    if q.get("version") == "2":
+        raise NotImplementedHere("BuildKit is not implemented: use the classic builder "
+                                 "(DOCKER_BUILDKIT=0)")
+    platform = q.get("platform", "")
+    if platform and not platform.startswith("linux"):
+        raise InvalidParameter(f"platform {platform!r} is not supported: only linux/amd64")
+    return builderlib.Options(
+        tags=q.getall("t", []), buildargs=_json_map(request, "buildargs"),
+        labels=_json_map(request, "labels"), target=q.get("target", ""),
+        nocache=qbool(request, "nocache"), pull=qbool(request, "pull"),
+        remove=qbool(request, "rm", True), force_remove=qbool(request, "forcerm"),
+        quiet=qbool(request, "q"))
+
+
+async def build(request: web.Request) -> web.StreamResponse:
+    eng = engine(request)
+    opts = options(request)
+    for tag in opts.tags:
+        check_ref(tag)
+    work = eng.root / "build" / secrets.token_hex(6)
+    context = work / "context"
+    context.mkdir(parents=True)
+    try:
+        await consume(request.content, lambda f: unpack(f, context))
+        dockerfile_name = request.query.get("dockerfile") or "Dockerfile"
+        text = await asyncio.to_thread(_read_dockerfile, context, dockerfile_name)
+        ignore_file = context / ".dockerignore"
+        if ignore_file.is_file():
+            ignore = Ignore(ignore_file.read_text())
+            await asyncio.to_thread(apply_ignore, context, ignore,
+                                    {dockerfile_name, ".dockerignore"})
+        async with JsonLines(request) as out:
+            try:
+                b = builderlib.Builder(eng, context, text, opts, out.send)
+                image_id = await b.run()
+                for tag in opts.tags:
+                    await asyncio.to_thread(eng.store.tag, image_id, tag)
+                    eng.events.emit("image", "tag", image_id, {"name": tag})
+                await out.send({"aux": {"ID": image_id}})
+                if opts.quiet:
+                    await out.send({"stream": image_id + "\n"})   # what `build -q` prints
+                else:
+                    await out.send({"stream": f"Successfully built {image_id[7:19]}\n"})
+                    for tag in opts.tags:
+                        await out.send({"stream": f"Successfully tagged {tag}\n"})
+            except (EngineError, StoreError) as exc:
+                message = exc.message if isinstance(exc, EngineError) else str(exc)
+                code = getattr(exc, "code", 1)
+                await out.send({"errorDetail": {"message": message, "code": code},
+                                "error": message})
+        return out.resp
+    finally:
+        await asyncio.to_thread(rmtree, work)
+
+
+def _read_dockerfile(context, name: str) -> str:   # noqa: ANN001 - Path
+    path = (context / name).resolve()
+    if not str(path).startswith(str(context.resolve()) + "/") or not path.is_file():
+        raise DockerfileError(f"Cannot locate specified Dockerfile: {name}")
+    return path.read_text()
+
+
+async def prune(request: web.Request) -> web.Response:
+    """The classic builder's cache is its intermediate images: `docker
+    image prune` removes them; there is no separate build cache."""
+    return reply({"CachesDeleted": None, "SpaceReclaimed": 0})
+
+
+def register(r: Router) -> None:
+    r.add("POST", "/build", build)
+    r.add("POST", "/build/prune", prune)

@@ -1,0 +1,107 @@
+"""Supervisors outlive the daemon: kill -9 of the daemon while containers
+run, then a new daemon tells the truth (ps, logs, wait); a shim killed
+while the daemon is down is reported; restart policies are applied at
+daemon start; and the daemon runs as an unprivileged user."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.api.conftest import Daemon, image_tar, wait_for
+from tests.conftest import NOBODY, SETPRIV
+
+
+@pytest.fixture
+def fresh():
+    d = Daemon().start()
+    d.ok("import", str(image_tar("busybox")), "busybox:latest")
+    yield d
+    d.destroy()
+
+
+def test_kill_9_then_restart_tells_the_truth(fresh):
+    d = fresh
+    long = d.ok("run", "-d", "--name", "long", "busybox", "sh", "-c",
+                "echo started; trap 'echo bye; exit 5' TERM; while :; do sleep 0.1; done").strip()
+    short = d.ok("run", "-d", "--name", "short", "busybox", "sh", "-c",
+                 "sleep 1; echo done; exit 4").strip()
+    wait_for(lambda: "started" in d.ok("logs", "long"))
+    d.stop(signal.SIGKILL)
+    time.sleep(1.5)     # while the daemon is down, "short" exits; "long" keeps running
+    d.start()
+    ps = d.ok("ps", "--format", "{{.Names}}").split()
+    assert ps == ["long"], ps
+    assert d.ok("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "short") == \
+        "exited 4\n"
+    assert d.ok("logs", "short") == "done\n"
+    assert d.ok("wait", "short") == "4\n"
+    d.ok("stop", "long")
+    assert d.ok("inspect", "-f", "{{.State.ExitCode}}", "long") == "5\n"
+    assert d.ok("logs", "long") == "started\nbye\n"
+    assert long != short
+
+
+def test_dead_shim_is_reported_and_restart_policy_applied(fresh):
+    d = fresh
+    plain = d.ok("run", "-d", "--name", "plain", "busybox", "sleep", "60").strip()
+    always = d.ok("run", "-d", "--name", "always", "--restart", "always", "busybox", "sh",
+                  "-c", "echo run; sleep 60").strip()
+    pids = d.shim_pids()
+    assert len(pids) == 2
+    d.stop()
+    for pid in pids:              # as if the machine had rebooted
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: d.shim_pids() == [])
+    d.start()
+    status = d.ok("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}",
+                  "plain")
+    assert status.startswith("exited 137 the container's shim died"), status
+    wait_for(lambda: d.ok("inspect", "-f", "{{.State.Running}}", "always") == "true\n")
+    assert d.ok("logs", "always").count("run") == 2
+    d.ok("rm", "-f", plain, always)
+
+
+def test_stopping_the_daemon_leaves_containers_running(fresh):
+    d = fresh
+    cid = d.ok("run", "-d", "busybox", "sleep", "60").strip()
+    d.stop()
+    assert len(d.shim_pids()) == 1
+    d.start()
+    assert d.ok("ps", "-q") == cid[:12] + "\n"
+    assert d.ok("exec", cid, "echo", "still here") == "still here\n"
+    d.ok("rm", "-f", cid)
+
+
+def test_unprivileged_daemon(unpriv_pythonpath):
+    """The daemon as uid 65534 with its own XDG dirs: a basic docker run."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to uid 65534")
+    home = Path(tempfile.mkdtemp(prefix="bpu-", dir="/tmp"))
+    (home / "d").mkdir()
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(home)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "PYTEST"))}
+    env.update(HOME=str(home), XDG_RUNTIME_DIR=str(home / "run"),
+               XDG_DATA_HOME=str(home / "data"))
+    if unpriv_pythonpath:
+        env["PYTHONPATH"] = unpriv_pythonpath
+    d = Daemon(root=home / "d", env=env, user=SETPRIV)
+    try:
+        d.start()
+        d.ok("import", str(image_tar("busybox")), "busybox:latest")
+        r = d.docker("run", "--rm", "busybox", "sh", "-c", "id -u; echo hi > /tmp/x; cat /tmp/x")
+        assert (r.status, r.out) == (0, "0\nhi\n"), r
+        assert d.docker("run", "--rm", "busybox", "sh", "-c", "exit 3").status == 3
+        assert os.stat(d.root / "data" / "containers").st_uid == NOBODY
+        shim = d.ok("run", "-d", "busybox", "sleep", "30").strip()
+        pids = d.shim_pids()
+        assert pids and all(os.stat(f"/proc/{p}").st_uid == NOBODY for p in pids)
+        d.ok("rm", "-f", shim)
+    finally:
+        d.destroy()

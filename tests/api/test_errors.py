@@ -1,0 +1,125 @@
+"""Bad input gets Docker's status and message, and the daemon keeps
+serving with nothing lost or half-made: malformed JSON, wrong types,
+unknown fields, missing and conflicting names, a huge body, clients that
+go away mid-stream or mid-attach."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 30) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def call(daemon, method: str, path: str, body: bytes | dict | None = None,
+         headers: dict | None = None) -> tuple[int, dict | bytes, http.client.HTTPResponse]:
+    conn = UnixHTTP(str(daemon.sock))
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    hdrs = {"Content-Type": "application/json", **(headers or {})}
+    conn.request(method, path, body=data, headers=hdrs)
+    resp = conn.getresponse()
+    raw = resp.read()
+    conn.close()
+    try:
+        return resp.status, json.loads(raw), resp
+    except ValueError:
+        return resp.status, raw, resp
+
+
+def container_count(daemon) -> int:
+    return len(daemon.ok("ps", "-aq").split())
+
+
+def test_error_shapes(daemon):
+    before = container_count(daemon)
+    status, body, resp = call(daemon, "POST", "/v1.50/containers/create", b"{not json")
+    assert status == 400 and "invalid JSON" in body["message"]
+    assert resp.getheader("Content-Type") == "application/json"
+    status, body, _ = call(daemon, "POST", "/v1.50/containers/create",
+                           {"Image": "busybox", "Env": "A=1"})
+    assert status == 400 and body["message"] == ("json: cannot unmarshal string into Go "
+                                                 "struct field ContainerConfigWrapper.Env of "
+                                                 "type []string")
+    status, body, _ = call(daemon, "POST", "/v1.50/containers/create",
+                           {"Image": "busybox", "HostConfig": {"RestartPolicy": {
+                               "MaximumRetryCount": "3"}}})
+    assert status == 400 and "MaximumRetryCount" in body["message"]
+    status, body, _ = call(daemon, "POST", "/v1.50/containers/create?name=bad/name",
+                           {"Image": "busybox", "Cmd": ["true"]})
+    assert status == 400 and "Invalid container name" in body["message"]
+    status, body, _ = call(daemon, "POST", "/v1.50/containers/create",
+                           {"Image": "nosuch:1", "Cmd": ["true"]})
+    assert (status, body) == (404, {"message": "No such image: nosuch:1"})
+    assert container_count(daemon) == before
+    # unknown fields are ignored, as by Docker
+    status, body, _ = call(daemon, "POST", "/v1.50/containers/create?name=unknown-fields",
+                           {"Image": "busybox", "Cmd": ["true"], "NoSuchField": {"x": 1}})
+    assert status == 201 and len(body["Id"]) == 64
+    status, body, _ = call(daemon, "POST", "/v1.50/containers/create?name=unknown-fields",
+                           {"Image": "busybox", "Cmd": ["true"]})
+    assert status == 409 and 'The container name "/unknown-fields" is already in use' in \
+        body["message"]
+    status, body, _ = call(daemon, "GET", "/v1.50/containers/nosuch/json")
+    assert (status, body) == (404, {"message": "No such container: nosuch"})
+    status, body, _ = call(daemon, "POST", "/v1.50/containers/unknown-fields/stop")
+    assert status == 304
+    status, body, _ = call(daemon, "POST", "/v1.50/containers/unknown-fields/kill")
+    assert status == 409
+    status, body, _ = call(daemon, "GET", "/v1.99/version")
+    assert status == 400 and "too new" in body["message"]
+    status, body, _ = call(daemon, "GET", "/v1.50/no/such/endpoint")
+    assert (status, body) == (404, {"message": "page not found"})
+    status, body, _ = call(daemon, "GET", "/v1.50/images/search?term=x")
+    assert status == 501 and "not implemented" in body["message"]
+    status, body, _ = call(daemon, "DELETE", "/v1.50/containers/unknown-fields")
+    assert status == 204
+    assert container_count(daemon) == before
+
+
+def test_huge_body(daemon):
+    before = container_count(daemon)
+    huge = b'{"Image": "busybox", "Env": ["' + b"x" * (20 << 20) + b'"]}'
+    status, body, _ = call(daemon, "POST", "/v1.50/containers/create", huge)
+    assert status == 413 and "too large" in body["message"]
+    assert call(daemon, "GET", "/_ping")[0] == 200
+    assert container_count(daemon) == before
+
+
+def _raw_request(daemon, text: str) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(str(daemon.sock))
+    s.sendall(text.encode())
+    return s
+
+
+def test_clients_that_go_away(daemon):
+    cid = daemon.ok("run", "-d", "-i", "busybox", "sh", "-c",
+                    "while :; do echo tick; sleep 0.1; done").strip()
+    try:
+        for path in (f"/v1.50/containers/{cid}/logs?follow=1&stdout=1",
+                     "/v1.50/events", f"/v1.50/containers/{cid}/stats"):
+            s = _raw_request(daemon, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 200")
+            s.close()
+        s = _raw_request(daemon, f"POST /v1.50/containers/{cid}/attach?stream=1&stdin=1&"
+                                 "stdout=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                                 "Upgrade: tcp\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 101 UPGRADED")
+        s.close()
+        time.sleep(0.5)
+        assert call(daemon, "GET", "/_ping")[0] == 200
+        assert daemon.ok("inspect", "-f", "{{.State.Running}}", cid) == "true\n"
+        assert "tick" in daemon.ok("logs", "--tail", "1", cid)
+    finally:
+        daemon.ok("rm", "-f", cid)
