@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from pathlib import Path
 
 from aiohttp import web
 
@@ -94,7 +95,7 @@ async def build(request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(rmtree, work)
 
 
-def _read_dockerfile(context, name: str) -> str:   # noqa: ANN001 - Path
+def _read_dockerfile(context: Path, name: str) -> str:
     path = (context / name).resolve()
     if not str(path).startswith(str(context.resolve()) + "/") or not path.is_file():
         raise DockerfileError(f"Cannot locate specified Dockerfile: {name}")

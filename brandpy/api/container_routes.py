@@ -3,6 +3,8 @@ remove, and the filesystem endpoints (archive, export, changes)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncio
 import json
 
@@ -18,6 +20,9 @@ from brandpy.engine.timefmt import parse_since
 
 from .http import MULTIPLEXED, RAW_STREAM, body_json, end_hijack, hijack, qbool, qint, reply
 from .server import Router, engine
+
+if TYPE_CHECKING:
+    from brandpy.engine.engine import Engine
 
 
 def container(request: web.Request) -> Record:
@@ -62,7 +67,7 @@ async def list_(request: web.Request) -> web.Response:
     return reply(out)
 
 
-def _image_names(eng) -> dict[str, str]:   # noqa: ANN001
+def _image_names(eng: Engine) -> dict[str, str]:
     from brandpy.engine.imageviews import names
     return names(eng)
 

@@ -3,6 +3,8 @@ containers use the host's network stack, see the README)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from brandpy.engine.filters import Filters
@@ -12,12 +14,15 @@ from brandpy.engine.validate import BOOL, OBJ, STR, STRMAP, check
 from .http import body_json, reply
 from .server import Router, engine
 
+if TYPE_CHECKING:
+    from brandpy.engine.engine import Engine
+
 CREATE = {"Name": STR, "Driver": STR, "Internal": BOOL, "Attachable": BOOL, "IPAM": OBJ,
           "EnableIPv6": BOOL, "Options": STRMAP, "Labels": STRMAP, "CheckDuplicate": BOOL}
 CONNECT = {"Container": STR, "EndpointConfig": OBJ, "Force": BOOL}
 
 
-def _view(eng, net: dict) -> dict:   # noqa: ANN001 - Engine
+def _view(eng: Engine, net: dict) -> dict:
     members = {}
     for rec in eng.containers:
         ep = rec.networks.get(net["Name"])

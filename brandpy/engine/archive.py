@@ -21,7 +21,7 @@ import secrets
 import shutil
 import stat
 import tarfile
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from brandpy import fsmeta
 from brandpy.images import rootfs as rootfslib
@@ -34,6 +34,11 @@ from .bridge import consume, produce
 from .errors import Forbidden, InvalidParameter, NotFound
 from .fsview import PLACEHOLDERS, FsView
 from .records import Record
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .engine import Engine
 
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 # Go's os.FileMode type bits, which the docker CLI decodes from the header.
@@ -76,7 +81,7 @@ def go_mode(st: os.stat_result, view: fsmeta.Override) -> int:
     return mode | kind
 
 
-def path_stat(engine, rec: Record, path: str) -> dict:   # noqa: ANN001 - Engine
+def path_stat(engine: Engine, rec: Record, path: str) -> dict:
     r = _resolve(rec, path, _follow_last(path))
     host = os.fsdecode(r.host)
     try:
@@ -98,11 +103,12 @@ def encode_stat(stat_: dict) -> str:
 
 # ---------------------------------------------------------------- streams --
 
-async def stream_export(rec: Record, resp) -> None:   # noqa: ANN001 - web.StreamResponse
+async def stream_export(rec: Record, resp: web.StreamResponse) -> None:
     await produce(lambda f: rootfslib.export(rec.rootfs, f), resp.write)
 
 
-async def stream_get(engine, rec: Record, path: str, resp) -> None:   # noqa: ANN001
+async def stream_get(engine: Engine, rec: Record, path: str,
+                     resp: web.StreamResponse) -> None:
     r = _resolve(rec, path, _follow_last(path))
     host = os.fsdecode(r.host)
     name = "." if path.endswith("/.") else posixpath.basename(path.rstrip("/")) or "."
@@ -124,7 +130,7 @@ async def stream_get(engine, rec: Record, path: str, resp) -> None:   # noqa: AN
     await produce(tar_it, resp.write)
 
 
-def changes(engine, rec: Record) -> list[dict]:   # noqa: ANN001 - Engine
+def changes(engine: Engine, rec: Record) -> list[dict]:
     tree = engine.store.get(rec.image_id).tree
     kinds = {"C": 0, "A": 1, "D": 2}
     # The runtime's mount points are not the container's changes (Docker
@@ -136,7 +142,7 @@ def changes(engine, rec: Record) -> list[dict]:   # noqa: ANN001 - Engine
 
 # ---------------------------------------------------------------- put -----
 
-async def put(engine, rec: Record, path: str, body: asyncio.StreamReader,   # noqa: ANN001
+async def put(engine: Engine, rec: Record, path: str, body: asyncio.StreamReader,
               no_overwrite_dir: bool, copy_uid_gid: bool) -> None:
     r = _resolve(rec, path, True)
     host = os.fsdecode(r.host)

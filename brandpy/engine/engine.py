@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from brandpy.images import rootfs as rootfslib
 from brandpy.images.fsutil import atomic_write, atomic_write_json, rmtree
@@ -26,11 +27,12 @@ from brandpy.runtime.sandbox import SandboxConfig, etc_files
 from . import logs as logslib
 from . import shimproto, timefmt
 from .attach import proxy
-from .create import (allocate_ports, check_restart_policy, container_mounts, merge_image_config,
+from .create import (Mounts, allocate_ports, check_restart_policy, container_mounts, merge_image_config,
                      parse_signal, port_bindings, seccomp_profile_text, security_options)
 from .errors import (Conflict, EngineError, Forbidden, InvalidParameter, NotFound,
                      NotModified)
 from .events import Events
+from .filters import Filters
 from .names import new_id, random_name, valid_name
 from .networks import BUILTIN, Networks, endpoint
 from .records import Record, Table
@@ -197,7 +199,7 @@ class Engine:
         self.container_event(rec, "create")
         return rec, warnings
 
-    def _make_dir(self, rec: Record, tmp: Path, tree: Path, mounts,   # noqa: ANN001
+    def _make_dir(self, rec: Record, tmp: Path, tree: Path, mounts: Mounts,
                   profile: str | None) -> None:
         tmp.mkdir(mode=0o711)
         if profile is not None:
@@ -364,7 +366,7 @@ class Engine:
             await self._settle(rec, lambda: rec.running or rec.status != "created")
         self.refresh_hosts()
 
-    async def _settle(self, rec: Record, done, timeout: float = 10) -> None:   # noqa: ANN001
+    async def _settle(self, rec: Record, done: Callable[[], bool], timeout: float = 10) -> None:
         """Wait until the watcher has seen the state `done` checks for, so a
         request's reply and the next request agree with it."""
         deadline = time.monotonic() + timeout
@@ -607,7 +609,7 @@ class Engine:
 
     # -- prune, update --------------------------------------------------------------
 
-    async def prune_containers(self, f) -> dict:   # noqa: ANN001 - Filters
+    async def prune_containers(self, f: Filters) -> dict:
         until = f.get("until")
         limit = timefmt.parse_since(until[0]) if until else None
         deleted, space = [], 0
@@ -698,6 +700,9 @@ def unenforced(host_config: dict, config: dict) -> list[str]:
     for key, why in UNENFORCED_HOST.items():
         if host_config.get(key) not in (None, 0, -1, False, "", [], {}):
             out.append(f"{key}: {why}")
+    if host_config.get("NetworkMode") == "none":
+        out.append("NetworkMode: --network none is not enforced: the container shares the "
+                   "host's network stack (brandpy has no network namespaces)")
     health = config.get("Healthcheck") or {}
     if health.get("Test") not in (None, [], ["NONE"]):
         out.append(f"Healthcheck: {UNENFORCED_CONFIG['Healthcheck']}")

@@ -3,6 +3,8 @@ the container's shim, which reports their exit status."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncio
 import secrets
 from dataclasses import dataclass, field
@@ -14,6 +16,9 @@ from .errors import Conflict, InvalidParameter, NotFound
 from .records import Record
 from .shimclient import ProcessFailed
 from .validate import BOOL, INTS, STR, STRS, STRSLICE, check
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 EXEC_CONFIG = {"AttachStdin": BOOL, "AttachStdout": BOOL, "AttachStderr": BOOL,
                "DetachKeys": STR, "Tty": BOOL, "Env": STRS, "Cmd": STRSLICE,
@@ -60,7 +65,7 @@ class ExecRecord:
         return True
 
 
-def create(engine, rec: Record, body: object) -> ExecRecord:   # noqa: ANN001 - Engine
+def create(engine: Engine, rec: Record, body: object) -> ExecRecord:
     body = check(body, EXEC_CONFIG, "ExecConfig")
     argv = strslice(body.get("Cmd")) or []
     if not argv or not argv[0]:
@@ -85,7 +90,7 @@ def create(engine, rec: Record, body: object) -> ExecRecord:   # noqa: ANN001 - 
     return ex
 
 
-def get(engine, exec_id: str) -> ExecRecord:   # noqa: ANN001
+def get(engine: Engine, exec_id: str) -> ExecRecord:
     ex = engine.execs.get(exec_id)
     if ex is None:
         raise NotFound(f"No such exec instance: {exec_id}")
@@ -106,7 +111,7 @@ def check_start(ex: ExecRecord, body: object) -> dict:
     return body
 
 
-async def start(engine, ex: ExecRecord, body: dict,   # noqa: ANN001
+async def start(engine: Engine, ex: ExecRecord, body: dict,
                 client: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
     """Run it; with a client, stream its stdio and return when it ended.
     A failure to start is written to the stream, as Docker does, and its
@@ -142,7 +147,7 @@ async def start(engine, ex: ExecRecord, body: dict,   # noqa: ANN001
                 detach_keys=parse_detach_keys(ex.detach_keys or None), on_control=on_control)
 
 
-def exec_exited(engine, exec_id: str, code: int) -> None:   # noqa: ANN001
+def exec_exited(engine: Engine, exec_id: str, code: int) -> None:
     ex = engine.execs.get(exec_id)
     if ex is not None and ex.finish(code):
         engine.container_event(ex.container, "exec_die", execID=ex.id, exitCode=str(code))

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import urllib.request
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from brandpy.images import archive, commit, importer, pull, push, reference
 from brandpy.images.auth import Credentials
@@ -22,6 +22,9 @@ from .bridge import consume, produce, run_with_progress
 from .errors import Conflict, EngineError, InvalidParameter, NotFound
 from .fsview import drop_placeholders
 from .records import Record
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 Send = Callable[[dict], Any]
 
@@ -60,7 +63,7 @@ def check_ref(name: str) -> None:
         raise InvalidParameter(f"invalid reference format: {exc}") from None
 
 
-async def do_pull(engine, name: str, creds: Credentials | None, send: Send) -> str:   # noqa: ANN001
+async def do_pull(engine: Engine, name: str, creds: Credentials | None, send: Send) -> str:
     check_ref(name)
     image_id = await run_with_progress(
         lambda emit: pull.pull(engine.store, name, progress=emit, creds=creds), send)
@@ -69,7 +72,7 @@ async def do_pull(engine, name: str, creds: Credentials | None, send: Send) -> s
     return image_id
 
 
-async def do_push(engine, name: str, creds: Credentials | None, send: Send) -> str:   # noqa: ANN001
+async def do_push(engine: Engine, name: str, creds: Credentials | None, send: Send) -> str:
     check_ref(name)
     digest = await run_with_progress(
         lambda emit: push.push(engine.store, name, progress=emit, creds=creds), send)
@@ -78,7 +81,7 @@ async def do_push(engine, name: str, creds: Credentials | None, send: Send) -> s
     return digest
 
 
-async def do_import(engine, body: asyncio.StreamReader, source: str, repo: str,   # noqa: ANN001
+async def do_import(engine: Engine, body: asyncio.StreamReader, source: str, repo: str,
                     changes: list[str], message: str) -> str:
     tag = None
     if repo:
@@ -100,7 +103,7 @@ async def do_import(engine, body: asyncio.StreamReader, source: str, repo: str, 
     return image_id
 
 
-def _import_url(engine, url: str, tag: str | None, changes: list[str],   # noqa: ANN001
+def _import_url(engine: Engine, url: str, tag: str | None, changes: list[str],
                 message: str) -> str:
     try:
         with urllib.request.urlopen(url, timeout=60) as resp:
@@ -110,7 +113,7 @@ def _import_url(engine, url: str, tag: str | None, changes: list[str],   # noqa:
         raise EngineError(f"cannot download {url}: {exc}") from None
 
 
-async def do_load(engine, body: asyncio.StreamReader) -> list[str]:   # noqa: ANN001
+async def do_load(engine: Engine, body: asyncio.StreamReader) -> list[str]:
     messages = await consume(body, lambda f: archive.load(engine.store, f))
     for line in messages:
         if line.startswith("Loaded image"):
@@ -119,7 +122,7 @@ async def do_load(engine, body: asyncio.StreamReader) -> list[str]:   # noqa: AN
     return messages
 
 
-async def do_save(engine, names: list[str], write: Callable[[bytes], Any]) -> None:   # noqa: ANN001
+async def do_save(engine: Engine, names: list[str], write: Callable[[bytes], Any]) -> None:
     if not names:
         raise InvalidParameter("no image names given")
     for name in names:
@@ -129,7 +132,7 @@ async def do_save(engine, names: list[str], write: Callable[[bytes], Any]) -> No
         engine.events.emit("image", "save", name, {"name": name})
 
 
-def tag(engine, source: str, repo: str, tag_: str) -> None:   # noqa: ANN001
+def tag(engine: Engine, source: str, repo: str, tag_: str) -> None:
     if not repo:
         raise InvalidParameter("repository name (repo) is required")
     target = f"{repo}:{tag_}" if tag_ else repo
@@ -139,7 +142,7 @@ def tag(engine, source: str, repo: str, tag_: str) -> None:   # noqa: ANN001
     engine.events.emit("image", "tag", image_id, {"name": reference.parse(target).familiar()})
 
 
-def remove(engine, name: str, force: bool, prune_parents: bool = True) -> list[dict]:   # noqa: ANN001
+def remove(engine: Engine, name: str, force: bool, prune_parents: bool = True) -> list[dict]:
     """`docker rmi`; as Docker does, untagged parent images left without a
     child (intermediate build steps) go with it, unless noprune."""
     running = {r.image_id for r in engine.containers if r.running}
@@ -169,7 +172,7 @@ def remove(engine, name: str, force: bool, prune_parents: bool = True) -> list[d
     return out
 
 
-def prune(engine, dangling_only: bool) -> dict:   # noqa: ANN001
+def prune(engine: Engine, dangling_only: bool) -> dict:
     """`docker image prune [-a]`: images no container uses that are dangling
     (untagged, no child), or with -a all of them; removing one can leave
     its parent dangling, so the walk repeats until nothing is left."""
@@ -194,7 +197,7 @@ def prune(engine, dangling_only: bool) -> dict:   # noqa: ANN001
     return {"ImagesDeleted": deleted or None, "SpaceReclaimed": space}
 
 
-async def do_commit(engine, rec: Record, repo: str, tag_: str, comment: str,   # noqa: ANN001
+async def do_commit(engine: Engine, rec: Record, repo: str, tag_: str, comment: str,
                     author: str, changes: list[str], pause: bool, config: dict | None) -> str:
     target = None
     if repo:

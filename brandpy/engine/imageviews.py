@@ -3,16 +3,21 @@ read from the images store."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from brandpy.images import reference
 from brandpy.images.store import Image
 
 from . import timefmt
 from .filters import Filters
 
+if TYPE_CHECKING:
+    from .engine import Engine
+
 LIST_FILTERS = ("before", "dangling", "label", "reference", "since", "until")
 
 
-def names(engine) -> dict[str, str]:   # noqa: ANN001 - Engine
+def names(engine: Engine) -> dict[str, str]:
     """Image ID -> a name to show for it (its first tag, else the ID)."""
     out = {}
     for img in engine.store.images():
@@ -31,7 +36,7 @@ def summary(img: Image, containers: int = -1) -> dict:
             "SharedSize": -1, "Labels": cfg.get("Labels") or {}, "Containers": containers}
 
 
-def summaries(engine, f: Filters | None = None, show_all: bool = True,   # noqa: ANN001
+def summaries(engine: Engine, f: Filters | None = None, show_all: bool = True,
               with_containers: bool = False) -> list[dict]:
     f = f or Filters(None, LIST_FILTERS)
     images = engine.store.images()

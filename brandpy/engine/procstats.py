@@ -6,12 +6,17 @@ shared, so there is no per-container interface to count)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncio
 import os
 
 from . import timefmt
 from .errors import EngineError
 from .records import Record
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -118,7 +123,7 @@ class Sampler:
     """Successive stats of one container; each carries the previous CPU
     sample (precpu_stats) so clients can compute a percentage."""
 
-    def __init__(self, rec: Record, engine) -> None:   # noqa: ANN001 - Engine
+    def __init__(self, rec: Record, engine: Engine) -> None:
         self.rec, self.engine = rec, engine
         self.prev: dict | None = None
         self.prev_read = timefmt.ZERO

@@ -23,7 +23,7 @@ import time
 import traceback
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from brandpy.images.fsutil import atomic_write_json
 from brandpy.runtime.container import Container, ContainerError
@@ -101,7 +101,7 @@ class Shim:
         threading.Thread(target=run, name="shim-io", daemon=True).start()
         ready.wait()
 
-    def on_loop(self, fn, *args) -> Any:   # noqa: ANN001 - any callable
+    def on_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run fn on the loop thread and return its result (main thread)."""
         done: Future = Future()
 
@@ -157,18 +157,21 @@ class Shim:
 
     # Each op_ handler answers one request; True keeps the connection open.
 
-    async def op_state(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+    async def op_state(self, req: dict, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> bool:
         self._reply(writer, state=self.state)
         return False
 
-    async def op_watch(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+    async def op_watch(self, req: dict, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> bool:
         self._reply(writer, state=self.state)
         self.watchers.add(writer)
         await reader.read()        # until the daemon goes away
         self.watchers.discard(writer)
         return False
 
-    async def op_start(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+    async def op_start(self, req: dict, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> bool:
         if self.start_request.done():
             raise ContainerError("the container was already started by this shim", 409)
         result: Future[int] = Future()
@@ -176,7 +179,8 @@ class Shim:
         self._reply(writer, pid=await asyncio.wrap_future(result))
         return False
 
-    async def op_attach(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+    async def op_attach(self, req: dict, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> bool:
         tty = bool(self.spec["tty"])
         streams = {s for s, want in ((shimproto.STDOUT, req.get("stdout")),
                                      (shimproto.STDERR, req.get("stderr"))) if want}
@@ -208,7 +212,8 @@ class Shim:
         else:
             self.early_stdin += data
 
-    async def op_signal(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+    async def op_signal(self, req: dict, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> bool:
         sig = int(req["signal"])
         if not self.state["Running"]:
             raise ContainerError(f"container {self.spec['id']} is not running", 409)
@@ -230,7 +235,8 @@ class Shim:
             self.container.resume()
         self.container.signal(sig)
 
-    async def op_stop(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+    async def op_stop(self, req: dict, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> bool:
         """docker stop: the stop signal, then SIGKILL after the timeout
         (a negative timeout waits for ever); answered once it exited."""
         self._stopped_by_user()
@@ -248,7 +254,8 @@ class Shim:
         self._reply(writer)
         return False
 
-    async def op_pause(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+    async def op_pause(self, req: dict, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> bool:
         container = self._running()
         if self.state["Paused"]:
             raise ContainerError(f"container {self.spec['id']} is already paused", 409)
@@ -257,7 +264,8 @@ class Shim:
         self._reply(writer)
         return False
 
-    async def op_resume(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+    async def op_resume(self, req: dict, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> bool:
         container = self._running()
         if not self.state["Paused"]:
             raise ContainerError(f"container {self.spec['id']} is not paused", 409)
@@ -266,12 +274,14 @@ class Shim:
         self._reply(writer)
         return False
 
-    async def op_top(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+    async def op_top(self, req: dict, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> bool:
         container = self._running()
         self._reply(writer, processes=container.processes())
         return False
 
-    async def op_resize(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+    async def op_resize(self, req: dict, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> bool:
         exec_id = req.get("exec")
         session = self.execs[exec_id].session if exec_id in self.execs else self.session
         if exec_id and exec_id not in self.execs:
@@ -285,7 +295,8 @@ class Shim:
         self._reply(writer)
         return False
 
-    async def op_exec(self, req: dict, reader, writer) -> bool:   # noqa: ANN001
+    async def op_exec(self, req: dict, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> bool:
         """Start a process in the running container; without `detach`, the
         connection carries its stdio and ends with a CONTROL frame
         {"exit": status}."""

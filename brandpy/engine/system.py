@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import os
 import platform
 import socket
@@ -11,8 +13,12 @@ from importlib import metadata
 from brandpy.images import rootfs
 
 from . import imageviews, timefmt
+from .records import Record
 from .views import summary
 from .volumes import usage
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
@@ -55,7 +61,7 @@ def _os_name() -> str:
     return "Linux"
 
 
-def info(engine) -> dict:   # noqa: ANN001 - Engine
+def info(engine: Engine) -> dict:
     recs = list(engine.containers)
     running = sum(1 for r in recs if r.running and not r.state.get("Paused"))
     paused = sum(1 for r in recs if r.state.get("Paused"))
@@ -95,7 +101,7 @@ def info(engine) -> dict:   # noqa: ANN001 - Engine
     }
 
 
-def disk_usage(engine, types: list[str]) -> dict:   # noqa: ANN001 - Engine
+def disk_usage(engine: Engine, types: list[str]) -> dict:
     want = set(types) or {"container", "image", "volume", "build-cache"}
     out: dict = {}
     if "image" in want:
@@ -124,11 +130,11 @@ def disk_usage(engine, types: list[str]) -> dict:   # noqa: ANN001 - Engine
     return out
 
 
-def _has(engine, rec) -> bool:   # noqa: ANN001
+def _has(engine: Engine, rec: Record) -> bool:
     return rec.image_id in engine.store.records()
 
 
-def changed_size(engine, rec) -> int:   # noqa: ANN001
+def changed_size(engine: Engine, rec: Record) -> int:
     """Bytes of the files the container added or changed (SizeRw)."""
     if not _has(engine, rec):
         return 0

@@ -64,7 +64,7 @@ def test_dead_shim_is_reported_and_restart_policy_applied(fresh):
                   "plain")
     assert status.startswith("exited 137 the container's shim died"), status
     wait_for(lambda: d.ok("inspect", "-f", "{{.State.Running}}", "always") == "true\n")
-    assert d.ok("logs", "always").count("run") == 2
+    wait_for(lambda: d.ok("logs", "always").count("run") == 2)
     d.ok("rm", "-f", plain, always)
 
 
