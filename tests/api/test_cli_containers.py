@@ -243,3 +243,37 @@ def test_logs_since_until_and_timestamps(daemon):
     assert daemon.ok("logs", "--since", late_time, cid) == "late\n"
     assert daemon.ok("logs", "--until", lines[0].split(" ", 1)[0], cid) == "early\n"
     daemon.ok("rm", cid)
+
+
+def test_security_options_and_capabilities(daemon, tmp_path):
+    chown = "touch /f; chown 1:1 /f && echo changed"
+    assert daemon.ok("run", "--rm", "busybox", "sh", "-c", chown) == "changed\n"
+    dropped = daemon.docker("run", "--rm", "--cap-drop", "ALL", "busybox", "sh", "-c", chown)
+    assert dropped.status == 1 and "Operation not permitted" in dropped.err, dropped
+    profile = tmp_path / "profile.json"
+    profile.write_text('{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": '
+                       '["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}')
+    denied = daemon.docker("run", "--rm", "--security-opt", f"seccomp={profile}", "busybox",
+                           "mkdir", "/x")
+    assert denied.status == 1 and "Operation not permitted" in denied.err, denied
+    assert daemon.docker("run", "--rm", "--security-opt", "seccomp=unconfined", "busybox",
+                         "mkdir", "/x").status == 0
+    bad = daemon.docker("run", "--rm", "--cap-add", "NOSUCH", "busybox", "true")
+    assert bad.status == 125 and "unknown capability" in bad.err
+
+
+def test_update_restart_policy_and_container_prune(daemon):
+    cid = daemon.ok("create", "--label", "prune=me", "busybox", "true").strip()
+    daemon.ok("update", "--restart", "on-failure:2", cid)
+    assert daemon.ok("inspect", "-f", "{{.HostConfig.RestartPolicy.Name}} "
+                     "{{.HostConfig.RestartPolicy.MaximumRetryCount}}", cid) == "on-failure 2\n"
+    limits = daemon.docker("update", "--memory", "64m", cid)
+    assert limits.status == 1 and "no cgroups" in limits.err
+    keep = daemon.ok("run", "-d", "busybox", "sleep", "30").strip()
+    try:
+        out = daemon.ok("container", "prune", "-f", "--filter", "label=prune=me")
+        assert cid in out
+        assert daemon.docker("inspect", cid).status == 1
+        assert daemon.ok("inspect", "-f", "{{.State.Running}}", keep) == "true\n"
+    finally:
+        daemon.ok("rm", "-f", keep)

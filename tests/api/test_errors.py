@@ -123,3 +123,22 @@ def test_clients_that_go_away(daemon):
         assert "tick" in daemon.ok("logs", "--tail", "1", cid)
     finally:
         daemon.ok("rm", "-f", cid)
+
+
+def test_upload_cut_off_registers_nothing(daemon, tmp_path):
+    archive = tmp_path / "bb.tar"
+    daemon.ok("tag", "busybox", "cutoff:1")
+    daemon.ok("save", "-o", str(archive), "cutoff:1")
+    daemon.ok("rmi", "cutoff:1")
+    before = daemon.ok("images", "-a", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")
+    data = archive.read_bytes()
+    s = _raw_request(daemon, "POST /v1.50/images/load HTTP/1.1\r\nHost: x\r\n"
+                             "Content-Type: application/x-tar\r\n"
+                             f"Content-Length: {len(data)}\r\n\r\n")
+    s.sendall(data[: len(data) // 2])
+    s.close()
+    time.sleep(1)
+    assert call(daemon, "GET", "/_ping")[0] == 200
+    assert daemon.ok("images", "-a", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}") == before
+    assert daemon.docker("image", "inspect", "cutoff:1").status == 1
+    daemon.ok("run", "--rm", "busybox", "true")
