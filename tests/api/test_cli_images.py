@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -203,3 +204,41 @@ def test_push_and_pull_local_registry(daemon, registry):
     assert r.status == 0 and r.out == "auto-pulled\n", r
     assert "Unable to find image" in r.err
     daemon.ok("rmi", name)
+
+
+def test_build_instructions(daemon, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    payload = tmp_path / "payload"
+    (payload / "inner").mkdir(parents=True)
+    (payload / "inner" / "f").write_text("from the archive\n")
+    with tarfile.open(ctx / "payload.tar.gz", "w:gz") as tar:
+        tar.add(payload, arcname=".")
+    (ctx / "script.sh").write_text("echo script ran\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "SHELL [\"/bin/sh\", \"-e\", \"-c\"]\n"
+        "ADD payload.tar.gz /opt/\n"
+        "COPY --chmod=0750 script.sh /usr/local/bin/script\n"
+        "RUN test \"$(stat -c %a /usr/local/bin/script)\" = 750\n"
+        "VOLUME /data\n"
+        "STOPSIGNAL SIGINT\n"
+        "HEALTHCHECK --interval=5s CMD true\n"
+        "ONBUILD RUN echo triggered > /onbuild\n"
+        "CMD cat /opt/inner/f; sh /usr/local/bin/script\n")
+    daemon.ok("build", "-t", "instr:1", str(ctx), env=BUILD_ENV)
+    info = json.loads(daemon.ok("image", "inspect", "instr:1"))[0]["Config"]
+    assert info["Volumes"] == {"/data": {}} and info["StopSignal"] == "SIGINT"
+    assert info["Shell"] == ["/bin/sh", "-e", "-c"]
+    assert info["Healthcheck"]["Test"] == ["CMD-SHELL", "true"]
+    assert info["OnBuild"] == ["RUN echo triggered > /onbuild"]
+    run = daemon.docker("run", "--rm", "instr:1")
+    assert run.out == "from the archive\nscript ran\n", run
+    assert "Healthcheck: health checks are recorded but not run" in run.err
+    child = tmp_path / "child"
+    child.mkdir()
+    (child / "Dockerfile").write_text("FROM instr:1\nCMD [\"cat\", \"/onbuild\"]\n")
+    r = daemon.docker("build", "-t", "instr:child", str(child), env=BUILD_ENV)
+    assert "Executing 1 build trigger" in r.out, r
+    assert daemon.ok("run", "--rm", "instr:child") == "triggered\n"
+    daemon.ok("rmi", "instr:child", "instr:1")
