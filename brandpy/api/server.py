@@ -65,6 +65,10 @@ async def docker_errors(request: web.Request, handler: Handler) -> web.StreamRes
         resp = error(409, str(exc))
     except StoreError as exc:
         resp = error(400 if "ambiguous" in str(exc) else 500, str(exc))
+    except ConnectionError:
+        # The client went away mid-request (an upload cut off): nothing to
+        # answer, and not a daemon error.
+        resp = error(400, "the client closed the connection before the request was complete")
     except web.HTTPException as exc:
         message = {404: "page not found", 405: "page not found",
                    413: f"request body too large: JSON bodies are limited to "

@@ -89,6 +89,13 @@ class Daemon:
                 pids.append(pid)
         return pids
 
+    def internal_errors(self) -> str:
+        """Tracebacks the daemon or its shims logged: bugs, whatever the
+        clients saw."""
+        logs = [self.log, *(self.root / "data" / "containers").glob("*/shim.log")]
+        found = [p.read_text(errors="replace") for p in logs if p.exists()]
+        return "\n".join(text for text in found if "Traceback" in text)
+
     def destroy(self) -> None:
         """Stop the daemon, kill the shims it started (by PID), remove its root."""
         self.stop()
@@ -124,7 +131,9 @@ def daemon() -> Daemon:
     d = Daemon().start()
     d.ok("import", str(image_tar("busybox")), "busybox:latest")
     yield d
+    errors = d.internal_errors()
     d.destroy()
+    assert not errors, errors[-6000:]
 
 
 @pytest.fixture(scope="module")
