@@ -30,7 +30,8 @@ def _run(args: argparse.Namespace) -> int:
         seccomp=seccomp, cap_add=args.cap_add, cap_drop=args.cap_drop,
         extra_hosts=args.add_host, dns=args.dns, strict=args.strict)
     try:
-        return run(config, debug=args.debug, stats=args.stats, report=args.report)
+        return run(config, debug=args.debug, stats=args.stats, report=args.report,
+                   engine=args.engine)
     except ContainerError as exc:
         print(f"brandpy: {exc}", file=sys.stderr)
         return exc.status
@@ -95,8 +96,9 @@ def parser() -> argparse.ArgumentParser:
                      help="stop the container at the first unsupported or denied syscall")
     run.add_argument("--report", action="store_true",
                      help="print the unsupported/denied syscalls (the ledger) on exit")
-    run.add_argument("--engine", choices=["python"], default="python",
-                     help="the supervisor loop: python (python-ptrace, the reference)")
+    run.add_argument("--engine", choices=["native", "python"], default="native",
+                     help="the supervisor loop: native (C, with seccomp user notification "
+                     "for the hot syscalls) or python (python-ptrace, the reference)")
     run.add_argument("--stats", action="store_true",
                      help="print per-syscall counts and ptrace stops on exit")
     run.add_argument("--debug", action="store_true",
@@ -117,6 +119,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .runtime.native_engine import block_sigchld
+
+    block_sigchld()   # before any thread exists (see block_sigchld)
     args = parser().parse_args(argv)
     if getattr(args, "command", None) and args.command[0] == "--":
         args.command = args.command[1:]

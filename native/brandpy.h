@@ -31,8 +31,67 @@ struct bp_spawn_args {
     unsigned long long caps;
 };
 
-/* Fork, PTRACE_SEIZE, filter, execve. Returns the child's pid or -errno. */
-int bp_spawn(const struct bp_spawn_args *a);
+/* Fork, PTRACE_SEIZE, filter, execve. Returns the child's pid or -errno.
+ * With SECCOMP_FILTER_FLAG_NEW_LISTENER in seccomp_flags the child sends
+ * the notification fd back before exec; it is stored in *listener. */
+int bp_spawn(const struct bp_spawn_args *a, int *listener);
+
+#define BP_FALLBACK -100000    /* a C handler leaves the call to Python (no errno is this low) */
+#define BP_MAX_LISTENERS 64
+
+/* mount kinds (brandpy/runtime/mounts.py Mount.kind) */
+#define BP_MOUNT_ROOTFS 0
+#define BP_MOUNT_BIND 1
+#define BP_MOUNT_PROC 2
+#define BP_MOUNT_OTHER 3
+
+/* thread flags */
+#define BP_THREAD_ROOT 1        /* passes permission checks as root does */
+#define BP_THREAD_CHROOT 2      /* chrooted inside the container: Python resolves */
+
+struct bp_state;
+struct bp_state *bp_state_new(void);
+void bp_state_free(struct bp_state *s);
+int bp_state_add_mount(struct bp_state *s, const char *guest, const char *host, int readonly,
+                       int kind);
+void bp_state_clear_mounts(struct bp_state *s);
+int bp_state_set_thread(struct bp_state *s, int tid, int tgid, int guest_tid, int guest_tgid,
+                        int flags, unsigned int fsuid, unsigned int fsgid);
+void bp_state_del_thread(struct bp_state *s, int tid);
+void bp_state_set_umask(struct bp_state *s, int tgid, unsigned int umask);
+void bp_state_set_identity(struct bp_state *s, int fake_ids, unsigned int host_uid,
+                           unsigned int host_gid);
+unsigned long long bp_state_calls(struct bp_state *s, int nr);
+unsigned long long bp_state_fallbacks(struct bp_state *s, int nr);
+
+struct bp_notif {               /* a notification handed to Python */
+    unsigned long long id;
+    int pid;
+    int nr;
+    unsigned long long args[6];
+    int listener;
+};
+
+struct bp_loop {
+    struct bp_state *state;
+    int sigfd, wakefd;
+    int listeners[BP_MAX_LISTENERS];
+    int nlisteners;
+};
+struct bp_loop *bp_loop_new(struct bp_state *state);
+void bp_loop_free(struct bp_loop *L);
+int bp_loop_add_listener(struct bp_loop *L, int fd);
+int bp_loop_wake(struct bp_loop *L);
+int bp_loop_run(struct bp_loop *L);
+
+/* Python callbacks (cffi extern "Python") */
+int bp_py_wait(int tid, int status);
+void bp_py_notify(struct bp_notif *n);
+void bp_py_wake(void);
+
+/* the path resolver, exposed for the equivalence tests */
+int bp_resolve_path(struct bp_state *s, int tid, int dirfd, const char *path, int follow,
+                    char *host, int hostlen);
 /* CDEF-END */
 
 #endif

@@ -11,6 +11,10 @@ CDEF = HEADER.split("/* CDEF-BEGIN */")[1].split("/* CDEF-END */")[0]
 SOURCES = sorted(str(p.relative_to(HERE.parent)) for p in HERE.glob("*.c"))
 
 ffibuilder = FFI()
+# The Python callbacks are cffi "extern Python" functions.
+CDEF = CDEF.replace("int bp_py_wait(", 'extern "Python+C" int bp_py_wait(').replace(
+    "void bp_py_notify(", 'extern "Python+C" void bp_py_notify(').replace(
+    "void bp_py_wake(", 'extern "Python+C" void bp_py_wake(')
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "brandpy._native",
@@ -21,4 +25,4 @@ ffibuilder.set_source(
 )
 
 if __name__ == "__main__":
-    ffibuilder.compile(tmpdir=str(HERE.parent), verbose=True)
+    ffibuilder.compile(tmpdir="/tmp/brandpy-native-build", verbose=True)

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -68,7 +70,54 @@ static void apply_credentials(const struct bp_spawn_args *a)
     }
 }
 
-static void child(const struct bp_spawn_args *a, int sync_fd)
+/* Hand the seccomp notification fd to the supervisor, and drop our copy:
+ * a tracee holding it could answer its own notifications. */
+static void send_listener(int sock, int listener)
+{
+    char dummy = 'l';
+    struct iovec iov = {&dummy, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof u.buf};
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
+    if (sendmsg(sock, &msg, 0) != 1)
+        child_fail("sending the seccomp listener", errno);
+    close(listener);
+    close(sock);
+}
+
+static int recv_listener(int sock)
+{
+    char dummy;
+    struct iovec iov = {&dummy, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof u.buf};
+    int fd;
+    ssize_t n;
+    do
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        return n < 0 ? -errno : -EPIPE;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS)
+        return -EPROTO;
+    memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+    return fd;
+}
+
+static void child(const struct bp_spawn_args *a, int sync_fd, int listener_sock)
 {
     char go;
     struct sock_fprog prog;
@@ -87,15 +136,26 @@ static void child(const struct bp_spawn_args *a, int sync_fd)
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
+    /* the listener socket moves out of the way of the fds we map */
+    if (listener_sock >= 0) {
+        int moved = fcntl(listener_sock, F_DUPFD_CLOEXEC, a->nfds + 64);
+        if (moved < 0)
+            child_fail("F_DUPFD", errno);
+        listener_sock = moved;
+    }
     for (i = 0; i < a->nfds; i++) {
         if (a->fds[i] == i)
             fcntl(i, F_SETFD, 0);
         else if (dup2(a->fds[i], i) < 0)
             child_fail("dup2", errno);
     }
-    /* Only the fds we were given survive: close the rest now, so the seccomp
-     * listener (if any) gets the next number, a->nfds. */
-    if (syscall(SYS_close_range, a->nfds, ~0U, 0) < 0)
+    /* Only the fds we were given (and the listener socket) survive. */
+    if (listener_sock >= 0) {
+        if (dup2(listener_sock, a->nfds) < 0)
+            child_fail("dup2", errno);
+        listener_sock = a->nfds;
+    }
+    if (syscall(SYS_close_range, a->nfds + (listener_sock >= 0), ~0U, 0) < 0)
         child_fail("close_range", errno);
 
     if (a->flags & BP_SPAWN_SETSID) {
@@ -112,39 +172,59 @@ static void child(const struct bp_spawn_args *a, int sync_fd)
         child_fail("PR_SET_NO_NEW_PRIVS", errno);
     prog.len = a->filter_len;
     prog.filter = (struct sock_filter *)a->filter;
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, a->seccomp_flags, &prog) < 0)
+    long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, a->seccomp_flags, &prog);
+    if (listener < 0)
         child_fail("seccomp", errno);
+    if (listener_sock >= 0)
+        send_listener(listener_sock, (int)listener);
     /* The path and argv are guest names: this execve is itself trapped and
      * translated by the supervisor. */
     execve(a->path, a->argv, a->envp);
     child_fail(a->path, errno);
 }
 
-int bp_spawn(const struct bp_spawn_args *a)
+int bp_spawn(const struct bp_spawn_args *a, int *listener)
 {
-    int sync[2];
+    int sync[2], sock[2] = {-1, -1};
     pid_t pid;
     int err;
+    int want_listener = (a->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) != 0;
 
     if (pipe2(sync, O_CLOEXEC) < 0)
         return -errno;
-    pid = fork();
-    if (pid < 0) {
+    if (want_listener && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0) {
         err = errno;
         close(sync[0]);
         close(sync[1]);
         return -err;
     }
+    pid = fork();
+    if (pid < 0) {
+        err = errno;
+        close(sync[0]);
+        close(sync[1]);
+        if (want_listener) {
+            close(sock[0]);
+            close(sock[1]);
+        }
+        return -err;
+    }
     if (pid == 0) {
         close(sync[1]);
-        child(a, sync[0]);
+        if (want_listener)
+            close(sock[0]);
+        child(a, sync[0], sock[1]);
     }
     close(sync[0]);
+    if (want_listener)
+        close(sock[1]);
     if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(uintptr_t)a->ptrace_options) < 0) {
         err = errno;
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         close(sync[1]);
+        if (want_listener)
+            close(sock[0]);
         return -err;
     }
     if (write(sync[1], "g", 1) != 1) {
@@ -152,8 +232,22 @@ int bp_spawn(const struct bp_spawn_args *a)
         kill(pid, SIGKILL);
         waitpid(pid, NULL, __WALL);
         close(sync[1]);
+        if (want_listener)
+            close(sock[0]);
         return -err;
     }
     close(sync[1]);
+    if (want_listener) {
+        /* The child installs its filter and sends the listener before its
+         * first trapped call (execve), so this cannot wait for us. */
+        int fd = recv_listener(sock[0]);
+        close(sock[0]);
+        if (fd < 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, __WALL);
+            return fd;
+        }
+        *listener = fd;
+    }
     return pid;
 }

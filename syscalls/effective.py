@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Callable
 
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno, StrictViolation
-from brandpy.runtime.seccomp import Action, compile_filter, ret_allow, ret_errno, ret_trace
+from brandpy.runtime.seccomp import (Action, compile_filter, ret_allow, ret_errno, ret_notify,
+                                     ret_trace)
 from brandpy.runtime.stats import LedgerEntry
 
 from .linux import parse_release
@@ -45,6 +46,13 @@ class Decision:
     handler: Handler | None          # for trace data 0
     denials: dict[int, str]          # trace data -> reason, for denied variants
     disposition: str                 # what `brandpy syscalls --container` shows
+    notify: Handler | None = None    # performs the call when it comes by notification
+
+
+def _notifies(action: Action) -> bool:
+    if isinstance(action, int):
+        return action == ret_notify()
+    return _notifies(action.then) or _notifies(action.otherwise)
 
 
 def _data(kind: int, err: int) -> int:
@@ -52,9 +60,15 @@ def _data(kind: int, err: int) -> int:
 
 
 class Effective:
-    def __init__(self, table: Table, sb: Sandbox) -> None:
+    def __init__(self, table: Table, sb: Sandbox, notifications: bool = False,
+                 track_real_ids: bool = False) -> None:
+        """`notifications`: route the hot rows through seccomp user
+        notification (native engine); `track_real_ids`: trap set*id with real
+        credentials so performed calls use the right ones."""
         self.table = table
         self.sb = sb
+        self.notifications = notifications
+        self.track_real_ids = track_real_ids
         release = parse_release(sb.release) if sb.config.personality else None
         self.decisions: list[Decision] = [self._decide(row, release) for row in table.rows]
         self.names = table.names()
@@ -63,6 +77,8 @@ class Effective:
         spec = row.spec
         if self.sb.fake_ids and spec.fake is not None:
             spec = spec.fake
+        elif self.track_real_ids and spec.real_tracked is not None:
+            spec = spec.real_tracked
         if spec.disposition == "identity":
             # answered by BPF while the container's user is root (a process
             # that drops root gets a trap filter stacked, see handlers/ident)
@@ -85,6 +101,11 @@ class Effective:
             base, handler = ret_errno(0), None
         elif spec.disposition == "allow":
             base, handler = ret_allow(), spec.handler
+        elif spec.disposition == "trace" and self.notifications and row.spec.notify is not None \
+                and spec.when is None:
+            base, handler = ret_notify(), spec.handler
+            if row.spec.notify_when is not None:
+                base = row.spec.notify_when(base, ret_trace())
         else:
             base, handler = ret_trace(), spec.handler
         if spec.when is not None and spec.disposition in ("allow", "trace"):
@@ -104,7 +125,9 @@ class Effective:
                 base = rule.action(base, deny(KIND_PROFILE, rule.errno,
                                               "denied by the seccomp profile for these "
                                               "arguments"))
-        return Decision(base, handler, denials, disposition)
+        notify = row.spec.notify if _notifies(base) else None
+        return Decision(base, handler, denials, disposition if notify is None else "notify",
+                        notify)
 
     def bpf(self) -> bytes:
         return compile_filter({nr: d.action for nr, d in enumerate(self.decisions)})
@@ -127,6 +150,18 @@ class Effective:
             return None   # trapped by a filter the tracee stacked itself: run it
         try:
             return decision.handler(call)
+        except Errno as exc:
+            if exc.why:
+                return self._denied(call, KIND_TABLE, exc.errno, exc.why)
+            return -exc.errno
+
+    def notify(self, call: Call) -> object:
+        """Perform a notified call the C handlers left to Python."""
+        decision = self.decisions[call.nr]
+        if decision.notify is None:
+            return -errnos.ENOSYS
+        try:
+            return decision.notify(call)
         except Errno as exc:
             if exc.why:
                 return self._denied(call, KIND_TABLE, exc.errno, exc.why)

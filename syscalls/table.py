@@ -21,14 +21,14 @@ itself has no such call).
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from brandpy.runtime.seccomp import Action, ArgTest
 
 from . import linux
 from .handlers import exec as exec_
-from .handlers import fakefs, fs, ident, pids, process, sock, uts
+from .handlers import fakefs, fs, ident, perform, pids, process, sock, uts
 
 Handler = Callable[..., "int | None"]
 
@@ -46,6 +46,9 @@ class Spec:
     fake: Spec | None = None            # used instead when identity is emulated (unprivileged)
     fake_root: Spec | None = None       # identity rows: container user root / not root
     fake_user: Spec | None = None
+    notify: Handler | None = None       # performs the call in the user-notification tier
+    notify_when: Callable[[Action, Action], Action] | None = None   # (notify, trace) -> action
+    real_tracked: Spec | None = None    # real credentials, native engine: learn changes
 
 
 def allow(note: str = "", support: str = FULL) -> Spec:
@@ -81,6 +84,25 @@ def real_or_fake(real: Spec, handler: Handler, fake_note: str) -> Spec:
     return Spec(real.disposition, real.support, f"{real.note}; {FAKE}{fake_note}".lstrip("; "),
                 real.value, real.handler, real.when,
                 fake=Spec("trace", real.support, fake_note, handler=handler))
+
+
+def hot(spec: Spec, notify: Handler,
+        when: Callable[[Action, Action], Action] | None = None) -> Spec:
+    """A hot row: in the native engine it goes through seccomp user
+    notification, answered in C (native/notify.c) or, for the cases C
+    leaves, by `notify`, which performs the call for the tracee. `when`
+    keeps some argument values on ptrace."""
+    return replace(spec, notify=notify, notify_when=when,
+                   note=spec.note + "; native engine: user notification")
+
+
+def not_o_path(i: int) -> Callable[[Action, Action], Action]:
+    """An O_PATH fd cannot be installed by SECCOMP_IOCTL_NOTIF_ADDFD: such
+    opens stay on ptrace (their path rewritten, the kernel opens)."""
+    return lambda notify, trace_: ArgTest(i, "set", O_PATH, then=trace_, otherwise=notify)
+
+
+O_PATH = 0o10000000
 
 
 def identity(handler: Handler) -> Spec:
@@ -121,7 +143,7 @@ SPEC: dict[str, Spec] = {
     **{name: allow() for name in (
         "read", "write", "close", "poll", "lseek", "pread64", "pwrite64", "readv",
         "writev", "pipe", "select", "dup", "dup2", "dup3", "pipe2", "fcntl", "flock", "fsync",
-        "fdatasync", "ftruncate", "getdents", "getdents64", "fchdir", "umask", "sendfile",
+        "fdatasync", "ftruncate", "getdents", "getdents64", "fchdir", "sendfile",
         "fstatfs", "readahead", "fgetxattr", "flistxattr", "epoll_create", "epoll_create1",
         "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "pselect6", "ppoll",
         "splice", "tee", "vmsplice", "sync_file_range", "fallocate", "preadv", "pwritev",
@@ -133,22 +155,29 @@ SPEC: dict[str, Spec] = {
         "mq_notify", "mq_getsetattr")},
     "ioctl": allow("native; terminal and device ioctls act on the real device"),
     # -- files: paths translated ------------------------------------------------
-    "open": trace(fs.open_, PATH_WRITE),
-    "openat": trace(fs.openat, PATH_WRITE),
-    "creat": trace(fs.creat, PATH_WRITE),
+    "open": hot(trace(fs.open_, PATH_WRITE), perform.open_, not_o_path(1)),
+    "openat": hot(trace(fs.openat, PATH_WRITE), perform.openat, not_o_path(2)),
+    "creat": hot(trace(fs.creat, PATH_WRITE), perform.creat),
     "openat2": trace(fs.openat2, PATH + "; RESOLVE_IN_ROOT/BENEATH/NO_SYMLINKS applied "
                      "by the resolver"),
-    "stat": real_or_fake(trace(fs.stat_, PATH), fakefs.stat_, OWNERSHIP),
-    "lstat": real_or_fake(trace(fs.lstat, PATH), fakefs.lstat, OWNERSHIP),
-    "newfstatat": real_or_fake(trace(fs.newfstatat, PATH), fakefs.newfstatat, OWNERSHIP),
-    "statx": real_or_fake(trace(fs.statx, PATH), fakefs.statx, OWNERSHIP),
-    "fstat": real_or_fake(allow(), fakefs.fstat, OWNERSHIP),
+    "stat": hot(real_or_fake(trace(fs.stat_, PATH), fakefs.stat_, OWNERSHIP), perform.stat_),
+    "lstat": hot(real_or_fake(trace(fs.lstat, PATH), fakefs.lstat, OWNERSHIP), perform.lstat),
+    "newfstatat": hot(real_or_fake(trace(fs.newfstatat, PATH), fakefs.newfstatat, OWNERSHIP),
+                      perform.newfstatat),
+    "statx": hot(real_or_fake(trace(fs.statx, PATH), fakefs.statx, OWNERSHIP),
+                 perform.statx),
+    "fstat": hot(real_or_fake(allow(), fakefs.fstat, OWNERSHIP), perform.fstat),
     "statfs": trace(fs.statfs, PATH + "; reports the host file system"),
-    "access": real_or_fake(trace(fs.access, PATH), fakefs.access, ROOT_ACCESS),
-    "faccessat": real_or_fake(trace(fs.faccessat, PATH), fakefs.faccessat, ROOT_ACCESS),
-    "faccessat2": real_or_fake(trace(fs.faccessat2, PATH), fakefs.faccessat2, ROOT_ACCESS),
-    "readlink": trace(fs.readlink, "emulated; /proc magic links name guest paths"),
-    "readlinkat": trace(fs.readlinkat, "emulated; /proc magic links name guest paths"),
+    "access": hot(real_or_fake(trace(fs.access, PATH), fakefs.access, ROOT_ACCESS),
+                  perform.access),
+    "faccessat": hot(real_or_fake(trace(fs.faccessat, PATH), fakefs.faccessat, ROOT_ACCESS),
+                     perform.faccessat),
+    "faccessat2": hot(real_or_fake(trace(fs.faccessat2, PATH), fakefs.faccessat2,
+                                   ROOT_ACCESS), perform.faccessat2),
+    "readlink": hot(trace(fs.readlink, "emulated; /proc magic links name guest paths"),
+                    perform.readlink),
+    "readlinkat": hot(trace(fs.readlinkat, "emulated; /proc magic links name guest paths"),
+                      perform.readlinkat),
     "mkdir": trace(fs.mkdir, PATH_WRITE),
     "mkdirat": trace(fs.mkdirat, PATH_WRITE),
     "mknod": real_or_fake(trace(fs.mknod, PATH_WRITE), fakefs.mknod, DEVICES),
@@ -196,7 +225,7 @@ SPEC: dict[str, Spec] = {
     "file_getattr": trace(fs.file_getattr, PATH),
     "file_setattr": trace(fs.file_setattr, PATH_WRITE),
     "chdir": trace(fs.chdir, PATH),
-    "getcwd": trace(fs.getcwd, "emulated: the guest path of the cwd"),
+    "getcwd": hot(trace(fs.getcwd, "emulated: the guest path of the cwd"), perform.getcwd),
     "chroot": trace(fs.chroot, "emulated per process: later paths resolve in the new root"),
     "inotify_add_watch": trace(fs.inotify_add_watch, PATH),
     "fanotify_mark": trace(fs.fanotify_mark, PATH),
@@ -243,8 +272,8 @@ SPEC: dict[str, Spec] = {
     **{name: allow() for name in (
         "exit", "exit_group", "set_robust_list", "arch_prctl", "sched_yield", "setsid",
         "restart_syscall", "rseq", "seccomp", "getcpu", "pidfd_send_signal", "personality")},
-    "getpid": trace(pids.getpid, "the container PID (the entrypoint is 1)"),
-    "gettid": trace(pids.gettid, "the container TID"),
+    "getpid": hot(trace(pids.getpid, "the container PID (the entrypoint is 1)"), pids.getpid),
+    "gettid": hot(trace(pids.gettid, "the container TID"), pids.gettid),
     "getppid": trace(pids.getppid, "the container PID; 0 outside the container, 1 for "
                      "orphans"),
     "getpgrp": trace(pids.getpgrp, PIDS),
@@ -309,8 +338,13 @@ SPEC: dict[str, Spec] = {
     "getegid": identity(ident.getegid),
     **{name: real_or_fake(allow("real as root"), getattr(ident, name),
                           "emulated credentials, Linux's rules") for name in (
-        "getresuid", "getresgid", "getgroups", "setuid", "setgid", "setreuid", "setregid",
-        "setresuid", "setresgid", "setgroups", "setfsuid", "setfsgid", "capget", "capset")},
+        "getresuid", "getresgid", "getgroups", "capget")},
+    **{name: replace(real_or_fake(allow("real as root"), getattr(ident, name),
+                                  "emulated credentials, Linux's rules"),
+                     real_tracked=trace(ident.real_change, "real: run, then learned"))
+       for name in ("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
+                    "setgroups", "setfsuid", "setfsgid", "capset")},
+    "umask": trace(ident.umask, "recorded (the native engine's opens apply it), then run"),
     # -- time -------------------------------------------------------------------------
     **{name: allow() for name in (
         "nanosleep", "gettimeofday", "time", "clock_gettime", "clock_getres", "clock_nanosleep",

@@ -17,7 +17,15 @@ REPO = Path(__file__).resolve().parent.parent
 IMAGES = Path(os.environ.get("BRANDPY_TEST_IMAGES", "/var/cache/brandpy/images"))
 NOBODY = 65534
 SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-ENGINES = ["python"]
+ENGINES = ["python", "native"]
+
+
+def pytest_configure(config) -> None:
+    """Containers run in-process by some tests use the native engine, which
+    needs SIGCHLD blocked in every thread (brandpy.runtime.native_engine)."""
+    from brandpy.runtime.native_engine import block_sigchld
+
+    block_sigchld()
 
 
 @dataclass

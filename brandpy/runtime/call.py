@@ -145,3 +145,45 @@ class Call:
 
     def push_str(self, s: bytes) -> int:
         return self.push(s + b"\0")
+
+
+class NotifCall(Call):
+    """A call answered through seccomp user notification: the tracee is
+    blocked in the kernel, not stopped, so its registers cannot be
+    rewritten; handlers perform the call and return its result (or an
+    `Inject` of an fd opened for it)."""
+
+    __slots__ = ("args", "id", "listener")
+
+    def __init__(self, sb: Sandbox, proc: Process, tid: int, nr: int, args: tuple[int, ...],
+                 notif_id: int, listener: int) -> None:
+        self.sb = sb
+        self.proc = proc
+        self.tid = tid
+        self.nr = nr
+        self.args = args
+        self.id = notif_id
+        self.listener = listener
+        self.changed = False
+        self.after_fn = None
+        self.tag = None
+
+    def arg(self, i: int) -> int:
+        return self.args[i]
+
+    def iarg(self, i: int) -> int:
+        v = self.args[i] & 0xFFFFFFFF
+        return v - (1 << 32) if v & 0x80000000 else v
+
+    def _cannot(self, *_args: object) -> None:
+        raise RuntimeError("a notified call cannot be rewritten; use a performing handler")
+
+    set_arg = set_nr = after = push = push_str = _cannot
+
+
+class Inject:
+    """A notified open's result: this supervisor fd becomes the tracee's."""
+
+    def __init__(self, fd: int, cloexec: bool) -> None:
+        self.fd = fd
+        self.cloexec = cloexec

@@ -15,14 +15,25 @@ from .policy import PolicyError, cap_mask
 from .run_setup import ContainerError, default_env, find_command, prepare_workdir
 from .sandbox import Sandbox, SandboxConfig
 from .spawn import spawn
+from .linux import SECCOMP_FILTER_FLAG_NEW_LISTENER
+from .native_engine import NativeSupervisor, notifications_supported
 from .supervisor import Supervisor
 
 
+ENGINES = ("native", "python")
+
+
 class Container:
-    def __init__(self, config: SandboxConfig, debug: bool = False) -> None:
+    def __init__(self, config: SandboxConfig, debug: bool = False,
+                 engine: str = "native") -> None:
+        """engine: "native" (the C loop, with seccomp user notification for
+        the hot syscalls where the kernel has it) or "python" (python-ptrace,
+        the reference)."""
         from syscalls.effective import Effective
         from syscalls.table import table
 
+        if engine not in ENGINES:
+            raise ContainerError(f"unknown engine {engine!r}: use native or python")
         if not os.path.isdir(config.rootfs):
             raise ContainerError(f"rootfs {config.rootfs}: no such directory")
         self.config = config
@@ -30,8 +41,12 @@ class Container:
             self.sb = Sandbox(config)
         except (PolicyError, UserError) as exc:
             raise ContainerError(str(exc)) from None
-        self.effective = Effective(table(), self.sb)
-        self.sup = Supervisor(self.sb, self.effective, debug=debug)
+        native = engine == "native"
+        self.notifications = native and notifications_supported()
+        self.effective = Effective(table(), self.sb, notifications=self.notifications,
+                                   track_real_ids=native and not self.sb.fake_ids)
+        supervisor = NativeSupervisor if native else Supervisor
+        self.sup = supervisor(self.sb, self.effective, debug=debug)
         self.env = default_env(config.env, self.sb)
         self._filter = self.effective.bpf()
 
@@ -60,10 +75,15 @@ class Container:
         path = find_command(self.sb, argv[0] if argv else "", env, workdir)
         real = None if self.sb.fake_ids else self.sb.cred
         try:
-            return spawn(path, argv, env, cwd, self._filter, fds=stdio,
-                         setsid=own_session or tty, ctty=tty, setpgid=not own_session,
-                         ids=(real.ruid, real.rgid, real.groups) if real else None,
-                         caps=cap_mask(self.sb.caps) if real else None)
+            pid, listener = spawn(
+                path, argv, env, cwd, self._filter, fds=stdio,
+                seccomp_flags=SECCOMP_FILTER_FLAG_NEW_LISTENER if self.notifications else 0,
+                setsid=own_session or tty, ctty=tty, setpgid=not own_session,
+                ids=(real.ruid, real.rgid, real.groups) if real else None,
+                caps=cap_mask(self.sb.caps) if real else None)
+            if listener is not None:
+                self.sup.add_listener(listener)
+            return pid
         except OSError as exc:
             hint = ""
             if exc.errno == errno.EPERM:

@@ -57,12 +57,12 @@ def state_dir() -> Iterator[str]:
 
 
 def run(config: SandboxConfig, debug: bool = False, stats: bool = False,
-        report: bool = False) -> int:
+        report: bool = False, engine: str = "native") -> int:
     """Run the container in the foreground; returns its exit status."""
     with state_dir() as state:
         if not config.state_dir:
             config.state_dir = state
-        container = Container(config, debug=debug)
+        container = Container(config, debug=debug, engine=engine)
         # In a terminal's foreground the container becomes the foreground
         # job; otherwise it gets a session of its own.
         interactive = os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()

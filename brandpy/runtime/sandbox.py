@@ -11,6 +11,7 @@ import errno
 import os
 import secrets
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .identity import resolve_user
 from .linux import pidfd_getfd, pidfd_open
@@ -106,6 +107,11 @@ class SandboxConfig:
     strict: bool = False         # the first unsupported syscall stops the container
 
 
+class Mirror(Protocol):
+    def thread(self, tid: int, proc: Process) -> None: ...
+    def gone(self, tid: int) -> None: ...
+
+
 class Sandbox:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
@@ -132,6 +138,7 @@ class Sandbox:
         self.stats = Stats()
         self.ledger = Ledger()
         self.id_trapped: set[int] = set()       # threads with the identity trap filter
+        self.mirror: Mirror | None = None       # the native engine's copy of this state
 
     def close(self) -> None:
         """Release what outlives the processes (private /proc listings)."""
@@ -145,6 +152,14 @@ class Sandbox:
         proc.threads.add(tid)
         self.threads[tid] = proc
         self.pids.assign(tid)
+        if self.mirror is not None:
+            self.mirror.thread(tid, proc)
+
+    def changed(self, proc: Process) -> None:
+        """A handler changed a process's root, credentials or umask."""
+        if self.mirror is not None:
+            for tid in proc.threads:
+                self.mirror.thread(tid, proc)
 
     def remove_thread(self, tid: int) -> None:
         proc = self.threads.pop(tid, None)
@@ -152,6 +167,8 @@ class Sandbox:
             return
         self.pids.exited(tid)
         self.id_trapped.discard(tid)
+        if self.mirror is not None:
+            self.mirror.gone(tid)
         proc.threads.discard(tid)
         if not proc.threads:
             self.procs.pop(proc.tgid, None)

@@ -17,13 +17,14 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
           fds: tuple[int, ...] = (0, 1, 2), seccomp_flags: int = 0,
           setsid: bool = False, ctty: bool = False, setpgid: bool = False,
           ids: tuple[int, int, tuple[int, ...]] | None = None,
-          caps: int | None = None) -> int:
+          caps: int | None = None) -> tuple[int, int | None]:
     """Returns the child's pid; raises OSError if fork or ptrace fail. The
     child gets a session (setsid, optionally with fd 0 as its controlling
     terminal) or a process group of its own, so kill(0, ...) inside the
     container never reaches the supervisor. `ids` (uid, gid, groups) and
     `caps` (a capability bit mask) are real credentials to apply: only for a
-    supervisor running as root."""
+    supervisor running as root. Returns the pid and, with
+    SECCOMP_FILTER_FLAG_NEW_LISTENER in seccomp_flags, the notification fd."""
     from brandpy._native import ffi, lib
 
     keep = []   # cffi buffers must outlive the call
@@ -63,7 +64,8 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
     if caps is not None:
         args.set_caps = 1
         args.caps = caps
-    pid = lib.bp_spawn(args)
+    listener = ffi.new("int *", -1)
+    pid = lib.bp_spawn(args, listener)
     if pid < 0:
         raise OSError(-pid, os.strerror(-pid))
-    return pid
+    return pid, listener[0] if listener[0] >= 0 else None

@@ -13,6 +13,8 @@ class Stats:
     exit_stops: Counter[int] = field(default_factory=Counter)  # extra stops for the result
     emulated: Counter[int] = field(default_factory=Counter)    # answered without running
     errors: Counter[int] = field(default_factory=Counter)      # returned -errno
+    notified: Counter[int] = field(default_factory=Counter)    # user notifications, no stop
+    notified_python: Counter[int] = field(default_factory=Counter)  # of which answered in Python
     event_stops: int = 0      # fork/exec/signal/group stops (not syscalls)
 
     def trapped(self, nr: int) -> None:
@@ -40,6 +42,12 @@ class Stats:
                      f"{sum(self.emulated.values()):>10}{sum(self.errors.values()):>8}")
         lines.append(f"ptrace stops per trapped syscall: {per:.3f}; "
                      f"other stops (fork/exec/signals): {self.event_stops}")
+        if self.notified:
+            lines.append(f"{'notified (no stop)':<20}{'calls':>9}{'in Python':>12}")
+            for nr, n in self.notified.most_common():
+                lines.append(f"{names.get(nr, str(nr)):<20}{n:>9}{self.notified_python[nr]:>12}")
+            lines.append(f"notified calls: {sum(self.notified.values())}, answered in C: "
+                         f"{sum(self.notified.values()) - sum(self.notified_python.values())}")
         return "\n".join(lines)
 
 

@@ -99,26 +99,33 @@ class Supervisor:
                 tid, status = os.waitpid(-1, WALL)
             except ChildProcessError:
                 break
-            if tid in self._wakers:
-                self._wakers.discard(tid)
-                continue
-            try:
-                if os.WIFSTOPPED(status):
-                    self._on_stop(tid, status)
-                else:
-                    self._on_exit(tid, status)
-            except Exception:
-                if self.debug:
-                    raise
-                # a supervisor bug must not strand the tracee in its stop
-                print(f"brandpy: internal error handling task {tid} (please report it):\n"
-                      f"{traceback.format_exc()}", file=sys.stderr)
-                if os.WIFSTOPPED(status):
-                    self._ptrace(PTRACE_CONT, tid)
+            self.handle(tid, status)
+        return self._finish()
+
+    def _finish(self) -> int:
         with self._lock:
             self._closed = True
         self._drain_requests()
         return self.status if self.status is not None else 128 + signal.SIGKILL
+
+    def handle(self, tid: int, status: int) -> None:
+        """One waitpid() result."""
+        if tid in self._wakers:
+            self._wakers.discard(tid)
+            return
+        try:
+            if os.WIFSTOPPED(status):
+                self._on_stop(tid, status)
+            else:
+                self._on_exit(tid, status)
+        except Exception:
+            if self.debug:
+                raise
+            # a supervisor bug must not strand the tracee in its stop
+            print(f"brandpy: internal error handling task {tid} (please report it):\n"
+                  f"{traceback.format_exc()}", file=sys.stderr)
+            if os.WIFSTOPPED(status):
+                self._ptrace(PTRACE_CONT, tid)
 
     def call_soon(self, fn: Callable[[], None]) -> bool:
         """Run fn on the tracer thread (ptrace requests must come from it),
@@ -129,8 +136,11 @@ class Supervisor:
             if self._closed:
                 return False
             self._requests.append(fn)
-            self._wakers.add(os.posix_spawn("/bin/true", ["true"], {}))
+            self._wake()
         return True
+
+    def _wake(self) -> None:
+        self._wakers.add(os.posix_spawn("/bin/true", ["true"], {}))
 
     def _drain_requests(self) -> None:
         while self._requests:

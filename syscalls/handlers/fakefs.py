@@ -40,10 +40,20 @@ def _target(call: Call, dirfd_i: int | None, path_i: int | None, follow: bool,
     if path_i is None or (flags & AT_EMPTY_PATH and not read_path(call, path_i)):
         fd = call.iarg(dirfd_i if path_i is not None else 0)
         if fd == AT_FDCWD:
-            return b"/proc/%d/cwd" % call.tid, False
-        return b"/proc/%d/fd/%d" % (call.tid, fd), False
+            return _fd_path(call, b"cwd"), False
+        return _fd_path(call, b"fd/%d" % fd), False
     r = resolve(call, path_i, dirfd_i, follow=follow)
     return r.host, r.readonly
+
+
+def _fd_path(call: Call, what: bytes) -> bytes:
+    return b"/proc/%d/%s" % (call.tid, what)
+
+
+def _via_fd(call: Call, host: bytes) -> bool:
+    """A /proc/TID/{fd/N,cwd} link _target made: it must be followed."""
+    return host.startswith(b"/proc/%d/" % call.tid) and (
+        host.startswith(b"/proc/%d/fd/" % call.tid) or host.endswith(b"/cwd"))
 
 
 def _lstat(host: bytes, follow: bool) -> os.stat_result:
@@ -88,7 +98,7 @@ def newfstatat(call: Call) -> int:
     flags = call.iarg(3)
     follow = not flags & AT_SYMLINK_NOFOLLOW
     host, _ = _target(call, 0, 1, follow, flags)
-    return _stat(call, host, follow or host.startswith(b"/proc/"), 2)
+    return _stat(call, host, follow or _via_fd(call, host), 2)
 
 
 def statx(call: Call) -> int:
@@ -98,7 +108,7 @@ def statx(call: Call) -> int:
         host = _target(call, 0, None, True)[0]
     else:
         host, _ = _target(call, 0, 1, follow, flags)
-    follow = follow or host.startswith(b"/proc/")
+    follow = follow or _via_fd(call, host)
     try:
         raw = statbuf.statx(AT_FDCWD, host, (flags & ~AT_EMPTY_PATH)
                             | (0 if follow else AT_SYMLINK_NOFOLLOW), mask)
@@ -119,7 +129,13 @@ def _access(call: Call, dirfd_i: int | None, path_i: int, mode: int, flags: int)
         rewrite(call, host_r, path_i, dirfd_i)
         return None
     host, readonly = _target(call, dirfd_i, path_i, not flags & AT_SYMLINK_NOFOLLOW, flags)
-    st = _lstat(host, not flags & AT_SYMLINK_NOFOLLOW)
+    return root_access(host, readonly, mode, not flags & AT_SYMLINK_NOFOLLOW)
+
+
+def root_access(host: bytes, readonly: bool, mode: int, follow: bool) -> int:
+    """access() as root sees it: existence, read-only mounts, and X_OK needs
+    some execute bit on a non-directory."""
+    st = _lstat(host, follow)
     if mode & W_OK and readonly:
         raise Errno(errno.EROFS)
     if mode & X_OK and not stat.S_ISDIR(st.st_mode) and not view(host, st).mode & 0o111:
@@ -224,7 +240,7 @@ def fchownat(call: Call) -> int:
     flags = call.iarg(4)
     follow = not flags & AT_SYMLINK_NOFOLLOW
     host, ro = _target(call, 0, 1, follow, flags)
-    return _chown(call, host, ro, follow or host.startswith(b"/proc/"),
+    return _chown(call, host, ro, follow or _via_fd(call, host),
                   _ids(call, 2), _ids(call, 3))
 
 
@@ -271,7 +287,7 @@ def fchmodat2(call: Call) -> int:
     flags = call.iarg(3)
     follow = not flags & AT_SYMLINK_NOFOLLOW
     host, ro = _target(call, 0, 1, follow, flags)
-    return _chmod(call, host, ro, follow or host.startswith(b"/proc/"), call.arg(2))
+    return _chmod(call, host, ro, follow or _via_fd(call, host), call.arg(2))
 
 
 # -- device nodes ------------------------------------------------------------------
@@ -295,15 +311,15 @@ def _mknod(call: Call, dirfd_i: int | None, path_i: int, mode: int, dev: int) ->
         raise Errno(exc.errno or errno.EPERM) from None
     os.close(fd)
     c = call.proc.cred
-    perm = mode & 0o7777 & ~_umask(call)
+    perm = mode & 0o7777 & ~process_umask(call.tid)
     fsmeta.write(r.host, Override(c.fsuid, c.fsgid, perm,
                                   "char" if kind == stat.S_IFCHR else "block", dev))
     return 0
 
 
-def _umask(call: Call) -> int:
+def process_umask(tid: int) -> int:
     try:
-        with open(b"/proc/%d/status" % call.tid, "rb") as f:
+        with open(b"/proc/%d/status" % tid, "rb") as f:
             for line in f:
                 if line.startswith(b"Umask:"):
                     return int(line.split()[1], 8)

@@ -439,6 +439,7 @@ def chroot(call: Call) -> int:
     if not os.access(r.host, os.X_OK):
         raise Errno(errno.EACCES)
     call.proc.root = r.guest
+    call.sb.changed(call.proc)
     return 0
 
 

@@ -102,6 +102,7 @@ def _changed(call: Call) -> int | None:
     seccomp() stacking the getter trap filter when this thread leaves root."""
     c = cred(call)
     sb = call.sb
+    sb.changed(call.proc)
     if (sb.cred.euid == 0 and call.tid not in sb.id_trapped
             and (c.ruid, c.euid, c.rgid, c.egid) != (0, 0, 0, 0)):
         prog = trap_filter()
@@ -181,6 +182,35 @@ def capget(call: Call) -> int:
     return 0
 
 
+def umask(call: Call) -> None:
+    """Recorded for opens the supervisor performs (native engine), then run."""
+    call.proc.umask = call.arg(0) & 0o777
+    call.sb.changed(call.proc)
+
+
+def real_change(call: Call) -> None:
+    """set*id with real credentials (supervisor root): run natively, then
+    learn what the kernel did, for the calls the supervisor performs."""
+    def learn(c: Call, result: int) -> None:
+        if result >= 0:
+            uid, gid = _status_ids(c.tid)
+            c.proc.cred.fsuid, c.proc.cred.fsgid = uid, gid
+            c.sb.changed(c.proc)
+    call.after(learn)
+
+
+def _status_ids(tid: int) -> tuple[int, int]:
+    """fsuid and fsgid from /proc/TID/status (the fourth field of Uid/Gid)."""
+    uid = gid = 0
+    with open(b"/proc/%d/status" % tid, "rb") as f:
+        for line in f:
+            if line.startswith(b"Uid:"):
+                uid = int(line.split()[4])
+            elif line.startswith(b"Gid:"):
+                gid = int(line.split()[4])
+    return uid, gid
+
+
 def capset(call: Call) -> int:
     """Capabilities can be dropped, never gained (no file capabilities)."""
     version, pid = struct.unpack("<Ii", call.read(call.arg(0), 8))
@@ -198,5 +228,6 @@ def capset(call: Call) -> int:
     if permitted & ~current or effective & ~permitted:
         raise Errno(errno.EPERM)
     c.caps = frozenset(name for name, bit in CAP_NUMBERS.items() if effective >> bit & 1)
+    call.sb.changed(call.proc)
     return 0
 

@@ -64,6 +64,8 @@ def private(host: bytes) -> None:
     try:
         if rootfs.needs_copy_up(host):
             rootfs.copy_up(os.fsdecode(host))
+    except PermissionError:
+        pass   # unreadable xattrs (a mode-0 file the container made): not an image file
     except OSError as exc:
         raise Errno(exc.errno or errno.EIO) from None
 

@@ -290,6 +290,81 @@ static int restart(void)
     return 0;
 }
 
+/* One line per call: the result the engines must agree on (and with Linux). */
+static void stat_line(const char *what, const char *path, int flags)
+{
+    struct stat st;
+    long rc = r(fstatat(AT_FDCWD, path, &st, flags));
+    if (rc < 0)
+        printf("%s %s: %s\n", what, path, strerrorname_np((int)-rc));
+    else
+        printf("%s %s: mode=%o uid=%u gid=%u size=%lld nlink=%lu\n", what, path, st.st_mode,
+               st.st_uid, st.st_gid, S_ISDIR(st.st_mode) ? 0LL : (long long)st.st_size,
+               (unsigned long)st.st_nlink);
+}
+
+static int corpus(void)
+{
+    static const char *paths[] = {
+        "/", "/etc", "/etc/passwd", "/etc/", "/etc/passwd/", "/nonexistent", "/etc/nope/x",
+        "/tmp/c/file", "/tmp/c/dir", "/tmp/c/link", "/tmp/c/dangling", "/tmp/c/loop",
+        "/tmp/c/abs", "/tmp/c/dir/..", "/tmp/c/dir/.", "/tmp/c/link/", "/../../etc/passwd",
+        "tmp/c/file", "./tmp/c/dir/../file", "/dev/null", "/proc/self", "/proc/1/stat", ""};
+    char buf[256];
+    mkdir("/tmp/c", 0755);
+    int fd = open("/tmp/c/file", O_CREAT | O_WRONLY | O_TRUNC, 0640);
+    (void)!write(fd, "12345", 5);
+    close(fd);
+    mkdir("/tmp/c/dir", 0700);
+    symlink("file", "/tmp/c/link");
+    symlink("missing", "/tmp/c/dangling");
+    symlink("loop", "/tmp/c/loop");
+    symlink("/tmp/c/dir", "/tmp/c/abs");
+    chdir("/");
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        const char *p = paths[i];
+        stat_line("stat", p, 0);
+        stat_line("lstat", p, AT_SYMLINK_NOFOLLOW);
+        printf("access %s: %ld %ld\n", p, r(access(p, F_OK)), r(access(p, R_OK | X_OK)));
+        long n = r(readlink(p, buf, sizeof buf - 1));
+        if (n >= 0) {
+            buf[n] = 0;
+            printf("readlink %s: %s\n", p, buf);
+        } else {
+            printf("readlink %s: %s\n", p, strerrorname_np((int)-n));
+        }
+        int flags[] = {O_RDONLY, O_RDONLY | O_DIRECTORY, O_RDONLY | O_NOFOLLOW, O_WRONLY,
+                       O_PATH};
+        for (size_t f = 0; f < sizeof flags / sizeof *flags; f++) {
+            int o = open(p, flags[f] | O_CLOEXEC);
+            printf("open %s %o: %s\n", p, flags[f], o >= 0 ? "ok" : strerrorname_np(errno));
+            if (o >= 0) {
+                struct stat st;
+                printf("  fstat: %ld mode=%o\n", r(fstat(o, &st)), st.st_mode);
+                close(o);
+            }
+        }
+    }
+    int dfd = open("/tmp/c", O_RDONLY | O_DIRECTORY);
+    printf("openat rel: %s\n", openat(dfd, "file", O_RDONLY) >= 0 ? "ok" : strerrorname_np(errno));
+    printf("openat dotdot: %s\n",
+           openat(dfd, "../../../etc/passwd", O_RDONLY) >= 0 ? "ok" : strerrorname_np(errno));
+    printf("excl: %s\n", open("/tmp/c/file", O_CREAT | O_EXCL | O_WRONLY, 0600) >= 0 ? "ok"
+                                                                                   : strerrorname_np(errno));
+    printf("creat new: %s\n", open("/tmp/c/new", O_CREAT | O_EXCL | O_WRONLY, 0604) >= 0 ? "ok"
+                                                                                      : strerrorname_np(errno));
+    stat_line("stat", "/tmp/c/new", 0);
+    umask(077);
+    printf("creat umask: %s\n", open("/tmp/c/new2", O_CREAT | O_WRONLY, 0666) >= 0 ? "ok"
+                                                                                  : strerrorname_np(errno));
+    stat_line("stat", "/tmp/c/new2", 0);
+    chdir("/tmp/c/dir");
+    printf("getcwd: %s\n", getcwd(buf, sizeof buf) ? buf : strerrorname_np(errno));
+    printf("getcwd small: %s\n", getcwd(buf, 3) ? buf : strerrorname_np(errno));
+    printf("getpid: %d gettid: %ld\n", getpid(), syscall(SYS_gettid));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -309,7 +384,9 @@ int main(int argc, char **argv)
         return denied();
     if (argc >= 2 && !strcmp(argv[1], "restart"))
         return restart();
+    if (argc >= 2 && !strcmp(argv[1], "corpus"))
+        return corpus();
     fprintf(stderr, "usage: probe badptr | openat-escape PATH | unix bind|connect PATH | procs | "
-            "chroot-escape | newer-syscalls | denied | restart\n");
+            "chroot-escape | newer-syscalls | denied | restart | corpus\n");
     return 2;
 }

@@ -187,7 +187,7 @@ def test_two_containers_publish_port_80(brandpy, world_tmp, busybox_image):
     servers, ports = [], []
     try:
         for n in (1, 2):
-            rootfs = copy_rootfs(busybox_image, Path(world_tmp) / f"web{n}-{brandpy.user}",
+            rootfs = copy_rootfs(busybox_image, Path(world_tmp) / f"web{n}-{brandpy.user}-{brandpy.engine}",
                                  owner=brandpy.uid or None)
             (rootfs / "www").mkdir()
             (rootfs / "www" / "index.html").write_text(f"site {n}\n")

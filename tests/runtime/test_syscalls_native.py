@@ -43,3 +43,35 @@ def test_unix_socket_names_are_guest_paths(brandpy, probed):
     mine = brandpy(probed, ["/usr/bin/probe", "unix", "bind", "/tmp/sock"])
     assert mine.out == ("bind: 0\ngetsockname: 0\nname: /tmp/sock\nconnect: 0\n"
                         "getpeername: 0\npeer: /tmp/sock\naccept: 0\n"), mine
+
+
+def test_engines_agree_call_by_call(world_tmp, probe_bin, busybox_image, unpriv_pythonpath):
+    """The corpus (tests/programs/probe.c `corpus`: stat, lstat, access,
+    readlink and open of files, directories, symlinks, loops, /proc and
+    missing paths, O_CREAT with umask, getcwd, getpid) prints one line per
+    call: the native engine (C handlers and user notification) and the
+    Python engine (the reference) must print the same, as root and
+    unprivileged, and match Linux's answers but for the PIDs."""
+    from tests.conftest import Runner, copy_rootfs
+
+    native_ref = None
+    for user in ("root", "nobody"):
+        outputs = {}
+        for engine in ("python", "native"):
+            rootfs = copy_rootfs(busybox_image, world_tmp / f"corpus-{user}-{engine}",
+                                 owner=65534 if user == "nobody" else None)
+            install_probe(rootfs, probe_bin)
+            r = Runner(user, engine, unpriv_pythonpath)(rootfs, ["/usr/bin/probe", "corpus"])
+            assert r.status == 0, r
+            outputs[engine] = r.out
+        assert outputs["native"] == outputs["python"], user
+        if user == "root":
+            rootfs = copy_rootfs(busybox_image, world_tmp / "corpus-chroot")
+            install_probe(rootfs, probe_bin)
+            native_ref = chroot_run(rootfs, ["/usr/bin/probe", "corpus"]).out
+            mine = [l for l in outputs["python"].splitlines() if "/proc/self" not in l
+                    and not l.startswith("getpid")]
+            ref = [l for l in native_ref.splitlines() if "/proc/self" not in l
+                   and not l.startswith("getpid")]
+            assert mine == ref
+            assert len(ref) > 250

@@ -1,0 +1,57 @@
+/* Internal declarations of the C fast path (not exported to cffi). */
+#ifndef BRANDPY_INTERNAL_H
+#define BRANDPY_INTERNAL_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define BP_PATH_MAX 4096
+#define BP_MAX_MOUNTS 64
+#define BP_UMASK_KNOWN 0x10000
+
+struct bp_mount {
+    char guest[512];
+    char host[1024];
+    size_t guest_len, host_len;
+    int readonly;
+    int kind;                   /* BP_MOUNT_* */
+};
+
+struct bp_thread {
+    int tid;                    /* host TID; 0 empty, -1 deleted */
+    int tgid;                   /* host TGID */
+    int guest_tid, guest_tgid;
+    int flags;                  /* BP_THREAD_* */
+    unsigned int fsuid, fsgid;  /* real mode: what the kernel would check with */
+    unsigned int umask;         /* | BP_UMASK_KNOWN once known */
+};
+
+struct bp_state {
+    struct bp_mount mounts[BP_MAX_MOUNTS];
+    int nmounts;
+    struct bp_thread *threads;
+    size_t cap, used;
+    int fake_ids;               /* identity emulated: ownership from xattrs */
+    unsigned int host_uid, host_gid;
+    unsigned long long calls[512];      /* notifications answered in C, per nr */
+    unsigned long long fallbacks[512];  /* handed to Python */
+};
+
+struct bp_thread *bp_state_thread(struct bp_state *s, int tid);
+const struct bp_mount *bp_mount_of_guest(const struct bp_state *s, const char *guest,
+                                         size_t len, size_t *consumed);
+int bp_guest_of_host(const struct bp_state *s, const char *host, char *out, size_t outlen);
+
+/* Resolution result: the host path for the kernel, its mount, the guest path. */
+struct bp_resolved {
+    char host[BP_PATH_MAX + 1024];
+    char guest[BP_PATH_MAX];
+    const struct bp_mount *mount;
+};
+
+/* 0, -errno, or BP_FALLBACK: only the Python resolver can answer. */
+int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
+               const char *path, int follow, struct bp_resolved *out);
+
+#endif

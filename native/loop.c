@@ -1,0 +1,144 @@
+/* The native engine's event loop: one thread waits for ptrace stops
+ * (SIGCHLD through a signalfd) and seccomp notifications at once. Stops go
+ * to the Python supervisor (bp_py_wait); notifications are answered in C
+ * (notify.c) or by Python (bp_py_notify); control requests from other
+ * threads arrive on an eventfd (bp_py_wake). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "brandpy.h"
+#include "internal.h"
+
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
+/* SIGCHLD reaches our signalfd only if every thread blocks it (see
+ * native_engine.block_sigchld); a thread that does not steals it. */
+#define SAFETY_POLL_MS 10
+
+int bp_notify_handle(struct bp_state *s, int lfd, struct seccomp_notif *req);
+
+struct bp_loop *bp_loop_new(struct bp_state *state)
+{
+    struct bp_loop *L = calloc(1, sizeof *L);
+    if (!L)
+        return NULL;
+    L->state = state;
+    L->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    L->sigfd = -1;
+    if (L->wakefd < 0) {
+        free(L);
+        return NULL;
+    }
+    return L;
+}
+
+void bp_loop_free(struct bp_loop *L)
+{
+    if (!L)
+        return;
+    for (int i = 0; i < L->nlisteners; i++)
+        close(L->listeners[i]);
+    close(L->wakefd);
+    if (L->sigfd >= 0)
+        close(L->sigfd);
+    free(L);
+}
+
+int bp_loop_add_listener(struct bp_loop *L, int fd)
+{
+    if (L->nlisteners >= BP_MAX_LISTENERS)
+        return -ENOSPC;
+    /* Wake-ups on the current CPU both ways (Linux 6.6+); older kernels
+     * refuse the flag and the notifications still work. */
+    unsigned long long flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
+    ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags);
+    L->listeners[L->nlisteners++] = fd;
+    return 0;
+}
+
+int bp_loop_wake(struct bp_loop *L)
+{
+    unsigned long long one = 1;
+    return write(L->wakefd, &one, sizeof one) == sizeof one ? 0 : -errno;
+}
+
+static void drop_listener(struct bp_loop *L, int i)
+{
+    close(L->listeners[i]);
+    L->listeners[i] = L->listeners[--L->nlisteners];
+}
+
+static void serve(struct bp_loop *L, int i)
+{
+    struct seccomp_notif req;
+    memset(&req, 0, sizeof req);
+    if (ioctl(L->listeners[i], SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+        return;   /* ENOENT: the notifying task was interrupted meanwhile */
+    if (bp_notify_handle(L->state, L->listeners[i], &req))
+        return;
+    struct bp_notif n = {.id = req.id, .pid = req.pid, .nr = req.data.nr,
+                         .listener = L->listeners[i]};
+    memcpy(n.args, req.data.args, sizeof n.args);
+    if (req.data.nr >= 0 && req.data.nr < 512)
+        L->state->fallbacks[req.data.nr]++;
+    bp_py_notify(&n);
+}
+
+int bp_loop_run(struct bp_loop *L)
+{
+    sigset_t chld;
+    struct pollfd fds[2 + BP_MAX_LISTENERS];
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &chld, NULL);
+    L->sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (L->sigfd < 0)
+        return -errno;
+    for (;;) {
+        int status;
+        pid_t tid;
+        while ((tid = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
+            if (bp_py_wait(tid, status) < 0)
+                return -EINTR;
+        if (tid < 0 && errno == ECHILD)
+            return 0;
+        fds[0] = (struct pollfd){L->sigfd, POLLIN, 0};
+        fds[1] = (struct pollfd){L->wakefd, POLLIN, 0};
+        int n = L->nlisteners;
+        for (int i = 0; i < n; i++)
+            fds[2 + i] = (struct pollfd){L->listeners[i], POLLIN, 0};
+        if (poll(fds, 2 + n, SAFETY_POLL_MS) < 0 && errno != EINTR)
+            return -errno;
+        if (fds[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(L->sigfd, &si, sizeof si) == sizeof si)
+                ;
+        }
+        if (fds[1].revents & POLLIN) {
+            unsigned long long count;
+            (void)!read(L->wakefd, &count, sizeof count);
+            bp_py_wake();
+        }
+        for (int i = n - 1; i >= 0; i--) {
+            if (fds[2 + i].revents & POLLIN)
+                serve(L, i);
+            else if (fds[2 + i].revents & (POLLHUP | POLLERR | POLLNVAL))
+                drop_listener(L, i);   /* every task using that filter is gone */
+        }
+    }
+}
