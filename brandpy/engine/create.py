@@ -264,3 +264,48 @@ def allocate_ports(bindings: dict[str, list[dict]]) -> dict[str, list[dict]]:
             out.setdefault(port, []).append({"HostIp": b["HostIp"] or "0.0.0.0",
                                              "HostPort": host_port})
     return out
+
+
+UNENFORCED_HOST = {
+    "Memory": "memory limits are not enforced (no cgroups)",
+    "MemorySwap": "memory limits are not enforced (no cgroups)",
+    "NanoCpus": "CPU limits are not enforced (no cgroups)",
+    "CpuShares": "CPU shares are not enforced (no cgroups)",
+    "CpuQuota": "CPU limits are not enforced (no cgroups)",
+    "CpusetCpus": "CPU sets are not enforced (no cgroups)",
+    "PidsLimit": "PID limits are not enforced (no cgroups)",
+    "ReadonlyRootfs": "--read-only is not enforced yet for the root filesystem",
+    "Sysctls": "sysctls are not applied",
+    "Devices": "host devices are not passed through",
+    "Init": "--init is not provided: the entrypoint is the container's PID 1",
+    "DnsSearch": "DNS search domains are not written to /etc/resolv.conf",
+    "DnsOptions": "DNS options are not written to /etc/resolv.conf",
+    "Ulimits": "ulimits are not applied",
+    "ShmSize": "the size of /dev/shm is not limited",
+}
+UNENFORCED_CONFIG = {
+    "Healthcheck": "health checks are recorded but not run",
+}
+
+
+def unenforced(host_config: dict, config: dict) -> list[str]:
+    """Warnings for settings brandpy accepts but does not enforce; docker
+    prints them at create time (the README lists them too)."""
+    out = []
+    for key, why in UNENFORCED_HOST.items():
+        if host_config.get(key) not in (None, 0, -1, False, "", [], {}):
+            out.append(f"{key}: {why}")
+    if (host_config.get("LogConfig") or {}).get("Config"):
+        out.append("LogConfig: log options (max-size, max-file...) are not applied: the "
+                   "json-file log grows without rotation")
+    if host_config.get("NetworkMode") == "none":
+        out.append("NetworkMode: --network none is not enforced: the container shares the "
+                   "host's network stack (brandpy has no network namespaces)")
+    health = config.get("Healthcheck") or {}
+    if health.get("Test") not in (None, [], ["NONE"]):
+        out.append(f"Healthcheck: {UNENFORCED_CONFIG['Healthcheck']}")
+    for mp in host_config.get("Tmpfs") or {}:
+        if any(o.startswith(("size=", "nr_inodes=")) for o in host_config["Tmpfs"][mp].split(",")):
+            out.append(f"Tmpfs {mp}: size limits are not enforced (a private directory stands "
+                       "in for the tmpfs, emptied at each start)")
+    return out

@@ -28,7 +28,8 @@ from . import logs as logslib
 from . import shimproto, timefmt
 from .attach import proxy
 from .create import (Mounts, allocate_ports, check_restart_policy, container_mounts, merge_image_config,
-                     parse_signal, port_bindings, seccomp_profile_text, security_options)
+                     parse_signal, port_bindings, seccomp_profile_text, security_options,
+                     unenforced)
 from .errors import (Conflict, EngineError, Forbidden, InvalidParameter, NotFound,
                      NotModified)
 from .events import Events
@@ -669,48 +670,3 @@ def _daemon_id(path: Path) -> str:
         ident = new_id()
         atomic_write_json(path, ident)
         return ident
-
-
-UNENFORCED_HOST = {
-    "Memory": "memory limits are not enforced (no cgroups)",
-    "MemorySwap": "memory limits are not enforced (no cgroups)",
-    "NanoCpus": "CPU limits are not enforced (no cgroups)",
-    "CpuShares": "CPU shares are not enforced (no cgroups)",
-    "CpuQuota": "CPU limits are not enforced (no cgroups)",
-    "CpusetCpus": "CPU sets are not enforced (no cgroups)",
-    "PidsLimit": "PID limits are not enforced (no cgroups)",
-    "ReadonlyRootfs": "--read-only is not enforced yet for the root filesystem",
-    "Sysctls": "sysctls are not applied",
-    "Devices": "host devices are not passed through",
-    "Init": "--init is not provided: the entrypoint is the container's PID 1",
-    "DnsSearch": "DNS search domains are not written to /etc/resolv.conf",
-    "DnsOptions": "DNS options are not written to /etc/resolv.conf",
-    "Ulimits": "ulimits are not applied",
-    "ShmSize": "the size of /dev/shm is not limited",
-}
-UNENFORCED_CONFIG = {
-    "Healthcheck": "health checks are recorded but not run",
-}
-
-
-def unenforced(host_config: dict, config: dict) -> list[str]:
-    """Warnings for settings brandpy accepts but does not enforce; docker
-    prints them at create time (the README lists them too)."""
-    out = []
-    for key, why in UNENFORCED_HOST.items():
-        if host_config.get(key) not in (None, 0, -1, False, "", [], {}):
-            out.append(f"{key}: {why}")
-    if (host_config.get("LogConfig") or {}).get("Config"):
-        out.append("LogConfig: log options (max-size, max-file...) are not applied: the "
-                   "json-file log grows without rotation")
-    if host_config.get("NetworkMode") == "none":
-        out.append("NetworkMode: --network none is not enforced: the container shares the "
-                   "host's network stack (brandpy has no network namespaces)")
-    health = config.get("Healthcheck") or {}
-    if health.get("Test") not in (None, [], ["NONE"]):
-        out.append(f"Healthcheck: {UNENFORCED_CONFIG['Healthcheck']}")
-    for mp in host_config.get("Tmpfs") or {}:
-        if any(o.startswith(("size=", "nr_inodes=")) for o in host_config["Tmpfs"][mp].split(",")):
-            out.append(f"Tmpfs {mp}: size limits are not enforced (a private directory stands "
-                       "in for the tmpfs, emptied at each start)")
-    return out

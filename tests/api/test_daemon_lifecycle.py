@@ -6,6 +6,7 @@ daemon start; and the daemon runs as an unprivileged user."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -105,3 +106,4 @@ def test_unprivileged_daemon(unpriv_pythonpath):
         d.ok("rm", "-f", shim)
     finally:
         d.destroy()
+        shutil.rmtree(home, ignore_errors=True)
