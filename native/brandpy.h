@@ -48,6 +48,7 @@ int bp_spawn(const struct bp_spawn_args *a, int *listener);
 /* thread flags */
 #define BP_THREAD_ROOT 1        /* passes permission checks as root does */
 #define BP_THREAD_CHROOT 2      /* chrooted inside the container: Python resolves */
+#define BP_THREAD_TOPLEVEL 4    /* its process's parent is outside the container */
 
 struct bp_state;
 struct bp_state *bp_state_new(void);

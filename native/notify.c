@@ -382,6 +382,31 @@ static long open_family(struct ctx *c, int *answered)
     return 0;
 }
 
+/* The parent's container PID; 0 for a process whose parent is outside the
+ * container (the entrypoint, exec'd processes), 1 for an orphan. */
+static long getppid_(struct ctx *c)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", c->t->tgid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return BP_FALLBACK;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return BP_FALLBACK;
+    buf[n] = 0;
+    char *end = strrchr(buf, ')');
+    int ppid;
+    char state;
+    if (!end || sscanf(end + 1, " %c %d", &state, &ppid) != 2)
+        return BP_FALLBACK;
+    const struct bp_thread *parent = bp_state_thread(c->s, ppid);
+    if (parent)
+        return parent->guest_tgid;
+    return c->t->flags & BP_THREAD_TOPLEVEL ? 0 : 1;
+}
+
 int bp_notify_handle(struct bp_state *s, int lfd, struct seccomp_notif *req)
 {
     struct ctx c = {.s = s, .lfd = lfd, .req = req};
@@ -396,6 +421,9 @@ int bp_notify_handle(struct bp_state *s, int lfd, struct seccomp_notif *req)
         break;
     case SYS_gettid:
         rc = c.t->guest_tid;
+        break;
+    case SYS_getppid:
+        rc = getppid_(&c);
         break;
     case SYS_stat: case SYS_lstat: case SYS_fstat: case SYS_newfstatat: case SYS_statx:
         rc = stat_family(&c);

@@ -118,6 +118,11 @@ def arg_nonzero(i: int) -> Callable[[Action, Action], Action]:
     return lambda trap, other: ArgTest(i, "eq64", 0, then=other, otherwise=trap)
 
 
+def pid_given(i: int) -> Callable[[Action, Action], Action]:
+    """Trap only when PID argument i names a process (0 means the caller)."""
+    return lambda trap, other: ArgTest(i, "eq", 0, then=other, otherwise=trap)
+
+
 def arg_in(i: int, *values: int) -> Callable[[Action, Action], Action]:
     """Trap only when int argument i is one of `values`."""
     def build(trap: Action, other: Action) -> Action:
@@ -131,6 +136,7 @@ def arg_in(i: int, *values: int) -> Callable[[Action, Action], Action]:
 PATH = "path resolved inside the container"
 PATH_WRITE = PATH + "; EROFS on read-only mounts"
 PIDS = "PIDs limited to (and translated for) the container's processes"
+PIDS_SELF = PIDS + "; pid 0 (the caller) runs natively"
 OWNERSHIP = "ownership recorded in an xattr and reported by stat"
 MODES = "modes recorded in an xattr (the host file keeps owner rw)"
 ROOT_ACCESS = "the container's root passes checks as root does"
@@ -274,8 +280,8 @@ SPEC: dict[str, Spec] = {
         "restart_syscall", "rseq", "seccomp", "getcpu", "pidfd_send_signal", "personality")},
     "getpid": hot(trace(pids.getpid, "the container PID (the entrypoint is 1)"), pids.getpid),
     "gettid": hot(trace(pids.gettid, "the container TID"), pids.gettid),
-    "getppid": trace(pids.getppid, "the container PID; 0 outside the container, 1 for "
-                     "orphans"),
+    "getppid": hot(trace(pids.getppid, "the container PID; 0 outside the container, 1 for "
+                         "orphans"), pids.getppid),
     "getpgrp": trace(pids.getpgrp, PIDS),
     "getpgid": trace(pids.getpgid, PIDS),
     "getsid": trace(pids.getsid, PIDS),
@@ -296,19 +302,19 @@ SPEC: dict[str, Spec] = {
     "rt_sigqueueinfo": trace(pids.tkill, PIDS),
     "rt_tgsigqueueinfo": trace(pids.tgkill, PIDS),
     "pidfd_open": trace(pids.first_pid, PIDS),
-    "process_vm_readv": trace(pids.first_pid, PIDS),
-    "process_vm_writev": trace(pids.first_pid, PIDS),
-    "get_robust_list": trace(pids.first_pid, PIDS),
-    "prlimit64": trace(pids.first_pid, PIDS),
-    "sched_setaffinity": trace(pids.first_pid, PIDS),
-    "sched_getaffinity": trace(pids.first_pid, PIDS),
-    "sched_setparam": trace(pids.first_pid, PIDS),
-    "sched_getparam": trace(pids.first_pid, PIDS),
-    "sched_setscheduler": trace(pids.first_pid, PIDS),
-    "sched_getscheduler": trace(pids.first_pid, PIDS),
-    "sched_setattr": trace(pids.first_pid, PIDS),
-    "sched_getattr": trace(pids.first_pid, PIDS),
-    "sched_rr_get_interval": trace(pids.first_pid, PIDS),
+    "process_vm_readv": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
+    "process_vm_writev": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
+    "get_robust_list": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
+    "prlimit64": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
+    "sched_setaffinity": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
+    "sched_getaffinity": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
+    "sched_setparam": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
+    "sched_getparam": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
+    "sched_setscheduler": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
+    "sched_getscheduler": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
+    "sched_setattr": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
+    "sched_getattr": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
+    "sched_rr_get_interval": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
     "getpriority": trace(pids.which_who, PIDS),
     "setpriority": trace(pids.which_who, PIDS + "; PRIO_USER not emulated (EPERM)",
                          support=PARTIAL),

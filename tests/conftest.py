@@ -20,14 +20,6 @@ SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"
 ENGINES = ["python", "native"]
 
 
-def pytest_configure(config) -> None:
-    """Containers run in-process by some tests use the native engine, which
-    needs SIGCHLD blocked in every thread (brandpy.runtime.native_engine)."""
-    from brandpy.runtime.native_engine import block_sigchld
-
-    block_sigchld()
-
-
 @dataclass
 class Result:
     status: int

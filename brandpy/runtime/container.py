@@ -23,6 +23,22 @@ from .supervisor import Supervisor
 ENGINES = ("native", "python")
 
 
+def parse_cpuset(spec: str) -> set[int]:
+    """Docker's --cpuset-cpus: "0-2,5"."""
+    cpus: set[int] = set()
+    try:
+        for part in spec.split(","):
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise ContainerError(f"invalid --cpuset-cpus {spec!r}: expected e.g. 0-2,5") from None
+    available = os.sched_getaffinity(0)
+    if not cpus or not cpus <= available:
+        raise ContainerError(f"--cpuset-cpus {spec}: CPUs available here are "
+                             f"{','.join(map(str, sorted(available)))}")
+    return cpus
+
+
 class Container:
     def __init__(self, config: SandboxConfig, debug: bool = False,
                  engine: str = "native") -> None:
@@ -49,6 +65,7 @@ class Container:
         self.sup = supervisor(self.sb, self.effective, debug=debug)
         self.env = default_env(config.env, self.sb)
         self._filter = self.effective.bpf()
+        self.cpus = parse_cpuset(config.cpuset) if config.cpuset else set()
 
     @property
     def init_pid(self) -> int:
@@ -56,7 +73,12 @@ class Container:
 
     def start(self, stdio: tuple[int, int, int] = (0, 1, 2), tty: bool = False,
               own_session: bool = True) -> int:
-        """Spawn the entrypoint (on the thread that will call run())."""
+        """Spawn the entrypoint (on the thread that will call run()). With a
+        cpuset, this process (the supervisor) is pinned to it as well: the
+        container inherits it, and on machines where waking a task on
+        another CPU is slow, one shared CPU makes every stop far cheaper."""
+        if self.config.cpuset:
+            os.sched_setaffinity(0, self.cpus)
         pid = self._spawn(self.config.argv, self.env, self.config.workdir, stdio, tty,
                           own_session)
         self.sup.adopt(pid, init=True)

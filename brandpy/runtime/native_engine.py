@@ -46,8 +46,10 @@ _active = threading.local()       # the supervisor whose loop runs on this threa
 def block_sigchld() -> None:
     """The native loop learns of ptrace stops from SIGCHLD through a
     signalfd, which sees the signal only if no thread of the process
-    accepts it: call this before starting other threads (threads inherit
-    the mask). Otherwise the loop still works, polling every 10 ms."""
+    accepts it: a supervising process (brandpy run, a shim) calls this
+    before starting other threads (threads inherit the mask). Otherwise the
+    loop still works, polling every 10 ms. Processes it starts other than
+    through spawn() inherit the blocked SIGCHLD: unblock it for them."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
 
 
@@ -83,6 +85,8 @@ class NativeSupervisor(Supervisor):
             flags |= lib.BP_THREAD_ROOT
         if proc.root != b"/":
             flags |= lib.BP_THREAD_CHROOT
+        if proc.parent is None:
+            flags |= lib.BP_THREAD_TOPLEVEL
         pids = self.sb.pids
         lib.bp_state_set_thread(self.state, tid, proc.tgid, pids.assign(tid),
                                 pids.to_guest(proc.tgid) or pids.assign(proc.tgid), flags,

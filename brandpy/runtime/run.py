@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from .container import Container
+from .native_engine import block_sigchld
 from .run_setup import ContainerError
 from .sandbox import SandboxConfig
 
@@ -59,6 +60,9 @@ def state_dir() -> Iterator[str]:
 def run(config: SandboxConfig, debug: bool = False, stats: bool = False,
         report: bool = False, engine: str = "native") -> int:
     """Run the container in the foreground; returns its exit status."""
+    # The only thread: the native loop's signalfd then sees every SIGCHLD (the
+    # container's processes start with an empty signal mask).
+    block_sigchld()
     with state_dir() as state:
         if not config.state_dir:
             config.state_dir = state

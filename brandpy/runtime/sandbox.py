@@ -105,6 +105,7 @@ class SandboxConfig:
     extra_hosts: list[str] = field(default_factory=list)   # NAME:IP lines for /etc/hosts
     dns: list[str] = field(default_factory=list)
     strict: bool = False         # the first unsupported syscall stops the container
+    cpuset: str = ""             # docker --cpuset-cpus: the container and its supervisor
 
 
 class Mirror(Protocol):
