@@ -22,6 +22,7 @@ struct bp_spawn_args {
     unsigned int seccomp_flags;
     unsigned long ptrace_options;
     int flags;                 /* BP_SPAWN_* */
+    int hold_fd;               /* >= 0: wait for a byte on it before exec (OCI "created") */
     /* Real credentials (the supervisor is root): applied before the filter. */
     int set_ids;
     unsigned int uid, gid;

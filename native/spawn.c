@@ -136,12 +136,20 @@ static void child(const struct bp_spawn_args *a, int sync_fd, int listener_sock)
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
-    /* the listener socket moves out of the way of the fds we map */
+    /* the listener socket and the hold pipe move out of the way of the fds
+     * we map, then right behind them */
+    int hold_fd = a->hold_fd;
     if (listener_sock >= 0) {
         int moved = fcntl(listener_sock, F_DUPFD_CLOEXEC, a->nfds + 64);
         if (moved < 0)
             child_fail("F_DUPFD", errno);
         listener_sock = moved;
+    }
+    if (hold_fd >= 0) {
+        int moved = fcntl(hold_fd, F_DUPFD_CLOEXEC, a->nfds + 64);
+        if (moved < 0)
+            child_fail("F_DUPFD", errno);
+        hold_fd = moved;
     }
     for (i = 0; i < a->nfds; i++) {
         if (a->fds[i] == i)
@@ -149,13 +157,19 @@ static void child(const struct bp_spawn_args *a, int sync_fd, int listener_sock)
         else if (dup2(a->fds[i], i) < 0)
             child_fail("dup2", errno);
     }
-    /* Only the fds we were given (and the listener socket) survive. */
+    /* Only the fds we were given (and our two) survive. */
+    int next = a->nfds;
     if (listener_sock >= 0) {
-        if (dup2(listener_sock, a->nfds) < 0)
+        if (dup2(listener_sock, next) < 0)
             child_fail("dup2", errno);
-        listener_sock = a->nfds;
+        listener_sock = next++;
     }
-    if (syscall(SYS_close_range, a->nfds + (listener_sock >= 0), ~0U, 0) < 0)
+    if (hold_fd >= 0) {
+        if (dup2(hold_fd, next) < 0)
+            child_fail("dup2", errno);
+        hold_fd = next++;
+    }
+    if (syscall(SYS_close_range, next, ~0U, 0) < 0)
         child_fail("close_range", errno);
 
     if (a->flags & BP_SPAWN_SETSID) {
@@ -177,6 +191,14 @@ static void child(const struct bp_spawn_args *a, int sync_fd, int listener_sock)
         child_fail("seccomp", errno);
     if (listener_sock >= 0)
         send_listener(listener_sock, (int)listener);
+    /* OCI "created": the process exists but waits here until `start` (a
+     * byte on the hold pipe), or exits if the hold is dropped (`delete`). */
+    if (hold_fd >= 0) {
+        char start;
+        if (read(hold_fd, &start, 1) != 1)
+            _exit(0);
+        close(hold_fd);
+    }
     /* The path and argv are guest names: this execve is itself trapped and
      * translated by the supervisor. */
     execve(a->path, a->argv, a->envp);

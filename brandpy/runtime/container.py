@@ -66,23 +66,38 @@ class Container:
         self.env = default_env(config.env, self.sb)
         self._filter = self.effective.bpf()
         self.cpus = parse_cpuset(config.cpuset) if config.cpuset else set()
+        self._hold: int | None = None
 
     @property
     def init_pid(self) -> int:
         return self.sup.init_pid
 
     def start(self, stdio: tuple[int, int, int] = (0, 1, 2), tty: bool = False,
-              own_session: bool = True) -> int:
+              own_session: bool = True, hold: bool = False) -> int:
         """Spawn the entrypoint (on the thread that will call run()). With a
         cpuset, this process (the supervisor) is pinned to it as well: the
         container inherits it, and on machines where waking a task on
         another CPU is slow, one shared CPU makes every stop far cheaper."""
         if self.config.cpuset:
             os.sched_setaffinity(0, self.cpus)
-        pid = self._spawn(self.config.argv, self.env, self.config.workdir, stdio, tty,
-                          own_session)
+        hold_fd = -1
+        if hold:   # OCI create: the process exists, its program starts on release()
+            hold_fd, self._hold = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid = self._spawn(self.config.argv, self.env, self.config.workdir, stdio, tty,
+                              own_session, hold_fd)
+        finally:
+            if hold_fd >= 0:
+                os.close(hold_fd)
         self.sup.adopt(pid, init=True)
         return pid
+
+    def release(self) -> None:
+        """Let a held entrypoint (start(hold=True)) exec its program."""
+        if self._hold is not None:
+            os.write(self._hold, b"s")
+            os.close(self._hold)
+            self._hold = None
 
     def run(self) -> int:
         """Supervise until every process is gone; the entrypoint's status."""
@@ -92,7 +107,8 @@ class Container:
             self.sb.close()
 
     def _spawn(self, argv: list[str], env: list[str], workdir: str,
-               stdio: tuple[int, int, int], tty: bool, own_session: bool) -> int:
+               stdio: tuple[int, int, int], tty: bool, own_session: bool,
+               hold_fd: int = -1) -> int:
         cwd = prepare_workdir(self.sb, workdir)
         path = find_command(self.sb, argv[0] if argv else "", env, workdir)
         real = None if self.sb.fake_ids else self.sb.cred
@@ -102,7 +118,7 @@ class Container:
                 seccomp_flags=SECCOMP_FILTER_FLAG_NEW_LISTENER if self.notifications else 0,
                 setsid=own_session or tty, ctty=tty, setpgid=not own_session,
                 ids=(real.ruid, real.rgid, real.groups) if real else None,
-                caps=cap_mask(self.sb.caps) if real else None)
+                caps=cap_mask(self.sb.caps) if real else None, hold_fd=hold_fd)
             if listener is not None:
                 self.sup.add_listener(listener)
             return pid

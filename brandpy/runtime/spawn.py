@@ -17,13 +17,14 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
           fds: tuple[int, ...] = (0, 1, 2), seccomp_flags: int = 0,
           setsid: bool = False, ctty: bool = False, setpgid: bool = False,
           ids: tuple[int, int, tuple[int, ...]] | None = None,
-          caps: int | None = None) -> tuple[int, int | None]:
+          caps: int | None = None, hold_fd: int = -1) -> tuple[int, int | None]:
     """Returns the child's pid; raises OSError if fork or ptrace fail. The
     child gets a session (setsid, optionally with fd 0 as its controlling
     terminal) or a process group of its own, so kill(0, ...) inside the
     container never reaches the supervisor. `ids` (uid, gid, groups) and
     `caps` (a capability bit mask) are real credentials to apply: only for a
-    supervisor running as root. Returns the pid and, with
+    supervisor running as root. With hold_fd, the child waits for a byte on
+    it before it execs (and exits if it is closed). Returns the pid and, with
     SECCOMP_FILTER_FLAG_NEW_LISTENER in seccomp_flags, the notification fd."""
     from brandpy._native import ffi, lib
 
@@ -52,6 +53,7 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
     args.filter_len = len(filter_prog) // 8
     args.seccomp_flags = seccomp_flags
     args.ptrace_options = TRACE_OPTIONS
+    args.hold_fd = hold_fd
     args.flags = ((BP_SPAWN_SETSID if setsid else 0) | (BP_SPAWN_CTTY if ctty else 0)
                   | (BP_SPAWN_SETPGID if setpgid else 0))
     if ids is not None:

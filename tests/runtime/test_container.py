@@ -85,3 +85,28 @@ def test_processes_and_signal(running):
     assert not status.done()
     c.signal(signal.SIGKILL)
     assert status.result(10) == 128 + signal.SIGKILL
+
+
+def test_held_entrypoint_starts_on_release(tmp_path, busybox_image):
+    """OCI create/start: the process exists before its program runs."""
+    rootfs = copy_rootfs(busybox_image, tmp_path / "rootfs")
+    (tmp_path / "state").mkdir()
+    c = Container(SandboxConfig(rootfs=str(rootfs), state_dir=str(tmp_path / "state"),
+                                argv=["/bin/sh", "-c", "echo ran > /tmp/ran"]))
+    status: Future[int] = Future()
+    ready = threading.Event()
+
+    def supervise():
+        c.start(hold=True)
+        ready.set()
+        status.set_result(c.run())
+
+    t = threading.Thread(target=supervise)
+    t.start()
+    ready.wait(10)
+    time.sleep(0.3)
+    assert not (rootfs / "tmp" / "ran").exists() and not status.done()
+    c.release()
+    assert status.result(10) == 0
+    assert (rootfs / "tmp" / "ran").read_text() == "ran\n"
+    t.join(5)
