@@ -14,6 +14,7 @@ from brandpy.engine.build import builder as builderlib
 from brandpy.engine.build.context import Ignore, apply_ignore, unpack
 from brandpy.engine.build.dockerfile import DockerfileError
 from brandpy.engine.errors import EngineError, InvalidParameter, NotImplementedHere
+from brandpy.engine import images_api
 from brandpy.engine.images_api import check_ref
 from brandpy.images.fsutil import rmtree
 from brandpy.images.store import StoreError
@@ -51,7 +52,8 @@ def options(request: web.Request) -> builderlib.Options:
         labels=_json_map(request, "labels"), target=q.get("target", ""),
         nocache=qbool(request, "nocache"), pull=qbool(request, "pull"),
         remove=qbool(request, "rm", True), force_remove=qbool(request, "forcerm"),
-        quiet=qbool(request, "q"))
+        quiet=qbool(request, "q"),
+        registries=images_api.registry_configs(request.headers.get("X-Registry-Config")))
 
 
 async def build(request: web.Request) -> web.StreamResponse:

@@ -43,6 +43,26 @@ def registry_auth(header: str | None) -> Credentials | None:
     return Credentials(str(doc["username"]), str(doc.get("password") or ""))
 
 
+def registry_configs(header: str | None) -> dict[str, Credentials]:
+    """X-Registry-Config (sent with builds): base64url JSON of
+    {registry: {username, password}} for every registry the client knows."""
+    if not header:
+        return {}
+    try:
+        raw = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+        doc = json.loads(raw) if raw.strip() else {}
+    except (binascii.Error, ValueError):
+        raise InvalidParameter("X-Registry-Config is not base64url-encoded JSON") from None
+    out = {}
+    for server, auth in (doc.items() if isinstance(doc, dict) else ()):
+        if isinstance(auth, dict) and auth.get("username"):
+            host = server.split("://", 1)[-1].split("/", 1)[0]
+            if host in ("index.docker.io", "registry-1.docker.io"):
+                host = reference.DEFAULT_DOMAIN
+            out[host] = Credentials(str(auth["username"]), str(auth.get("password") or ""))
+    return out
+
+
 def pull_reference(from_image: str, tag: str) -> str:
     if not from_image:
         raise InvalidParameter("fromImage or fromSrc is required")

@@ -242,3 +242,30 @@ def test_build_instructions(daemon, tmp_path):
     assert "Executing 1 build trigger" in r.out, r
     assert daemon.ok("run", "--rm", "instr:child") == "triggered\n"
     daemon.ok("rmi", "instr:child", "instr:1")
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory):
+    reg = Registry(tmp_path_factory.mktemp("registry-auth"), htpasswd=("alice", "s3cret"))
+    yield reg
+    reg.stop()
+
+
+def test_login_push_pull_build_with_basic_auth(daemon, auth_registry, tmp_path):
+    host = auth_registry.addr
+    bad = daemon.docker("login", host, "-u", "alice", "--password-stdin", input="wrong\n")
+    assert bad.status == 1 and "incorrect username or password" in bad.err, bad
+    daemon.ok("login", host, "-u", "alice", "--password-stdin", input="s3cret\n")
+    name = f"{host}/priv/bb:1"
+    daemon.ok("tag", "busybox", name)
+    daemon.ok("push", name)
+    daemon.ok("rmi", name)
+    daemon.ok("pull", name)
+    daemon.ok("rmi", name)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {name}\nCMD [\"echo\", \"private base\"]\n")
+    daemon.ok("build", "-t", "from-private:1", str(ctx), env=BUILD_ENV)   # X-Registry-Config
+    assert daemon.ok("run", "--rm", "from-private:1") == "private base\n"
+    daemon.ok("rmi", "from-private:1", name)
+    daemon.ok("logout", host)
