@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from brandpy.images.fsutil import atomic_write_json
 from brandpy.runtime.container import Container, ContainerError
+from brandpy.runtime.native_engine import block_sigchld
 from brandpy.runtime.sandbox import PortMapping, SandboxConfig, Volume
 
 from . import shimproto, timefmt
@@ -490,6 +491,10 @@ def main(argv: list[str]) -> int:
         os._exit(0)
     shim.state["ShimPid"] = os.getpid()
     atomic_write_json(cdir / STATE, shim.state)
+    # Before any other thread starts, so the native loop's signalfd gets
+    # every SIGCHLD (threads inherit the mask; the container's processes
+    # start with an empty one).
+    block_sigchld()
     shim.serve(listener)
     os.write(1, f"ready {os.getpid()}\n".encode())
     null = os.open(os.devnull, os.O_RDWR)
