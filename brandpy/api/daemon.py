@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import fcntl
 import ipaddress
 import os
@@ -127,6 +128,8 @@ def _daemon(args: argparse.Namespace) -> int:
         print(f"brandpy daemon: {exc}", file=sys.stderr)
         return 2
     lock = _lock(root)
+    # `kill -USR1 <daemon>` writes every thread's stack to stderr (diagnosis).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         asyncio.run(serve(root, hosts))
     finally:
