@@ -89,5 +89,9 @@ def register(r: Router) -> None:
     for method, path in (("GET", "/swarm"), ("POST", "/swarm/init"), ("POST", "/swarm/join"),
                          ("GET", "/nodes"), ("GET", "/services"), ("GET", "/tasks"),
                          ("GET", "/secrets"), ("GET", "/configs"), ("GET", "/plugins"),
-                         ("POST", "/session"), ("GET", "/distribution/{name:.*}/json")):
+                         ("POST", "/session"), ("GET", "/distribution/{name:.*}/json"),
+                         ("GET", "/containers/{id}/attach/ws"),
+                         ("GET", "/containers/{id}/checkpoints"),
+                         ("POST", "/containers/{id}/checkpoints"),
+                         ("POST", "/plugins/pull"), ("GET", "/swarm/unlockkey")):
         r.add(method, path, not_implemented)
