@@ -1,52 +1,44 @@
-"""The brandpy command line."""
+"""The brandpy command line. Subcommands import what they need when they
+run: `brandpy run` starts fast."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 
-from .api.daemon import register as register_daemon
-from .runtime.sandbox import PortMapping, SandboxConfig, Volume
+from .runopts import add_container_options, add_research_options, config_from, research_from
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, trace_out=None) -> int:
     from .runtime.run import ContainerError, run
 
     if not args.command:
-        print("brandpy run: no command given: brandpy run --rootfs DIR -- CMD [ARGS...]",
-              file=sys.stderr)
+        print(f"brandpy {args.cmd}: no command given: brandpy {args.cmd} --rootfs DIR -- CMD "
+              "[ARGS...]", file=sys.stderr)
         return 125
-    try:
-        volumes = [Volume.parse(v) for v in args.volume]
-        ports = [PortMapping.parse(p) for p in args.publish]
-        seccomp = security_opt(args.security_opt)
-    except ValueError as exc:
-        print(f"brandpy: {exc}", file=sys.stderr)
-        return 125
-    config = SandboxConfig(
-        rootfs=args.rootfs, argv=args.command, env=list(args.env), workdir=args.workdir,
-        volumes=volumes, user=args.user, hostname=args.hostname,
-        kernel_release=args.kernel_release, personality=args.personality, ports=ports,
-        seccomp=seccomp, cap_add=args.cap_add, cap_drop=args.cap_drop,
-        extra_hosts=args.add_host, dns=args.dns, strict=args.strict, cpuset=args.cpuset_cpus)
-    try:
-        return run(config, debug=args.debug, stats=args.stats, report=args.report,
-                   engine=args.engine)
-    except ContainerError as exc:
-        print(f"brandpy: {exc}", file=sys.stderr)
-        return exc.status
+    with ExitStack() as files:
+        try:
+            config = config_from(args)
+            research = research_from(args, files, trace_out)
+        except (ValueError, OSError) as exc:
+            print(f"brandpy: {exc}", file=sys.stderr)
+            return 125
+        try:
+            return run(config, debug=args.debug, stats=args.stats, report=args.report,
+                       engine=args.engine, research=research, record=args.record,
+                       stats_json=args.stats_json)
+        except ContainerError as exc:
+            print(f"brandpy: {exc}", file=sys.stderr)
+            return exc.status
 
 
-def security_opt(opts: list[str]) -> str:
-    """--security-opt seccomp=unconfined|PROFILE.json (as docker run takes it)."""
-    seccomp = ""
-    for opt in opts:
-        key, sep, value = opt.partition("=")
-        if key != "seccomp" or not sep or not value:
-            raise ValueError(f"unsupported --security-opt {opt!r}: brandpy takes "
-                             "seccomp=unconfined or seccomp=PROFILE.json")
-        seccomp = value
-    return seccomp
+def _trace(args: argparse.Namespace) -> int:
+    """`brandpy trace`: run with the trace on (stderr or -o FILE)."""
+    with ExitStack() as files:
+        out = files.enter_context(open(args.output, "w")) if args.output else sys.stderr
+        args.trace_filter = args.filter
+        return _run(args, trace_out=out)
 
 
 def _syscalls(args: argparse.Namespace) -> int:
@@ -54,6 +46,28 @@ def _syscalls(args: argparse.Namespace) -> int:
 
     print_table(sys.stdout, only=args.only)
     return 0
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    from syscalls.coverage import main as coverage
+
+    return coverage(args)
+
+
+def _lazy(module: str, attr: str = "register"):
+    """A subcommand registered by another package, imported when used."""
+    import importlib
+
+    return getattr(importlib.import_module(module, __package__), attr)
+
+
+def add_outputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stats", action="store_true",
+                   help="print per-syscall counts, time and ptrace stops on exit")
+    p.add_argument("--stats-json", metavar="FILE",
+                   help="write the statistics and the ledger as JSON to FILE")
+    p.add_argument("--report", action="store_true",
+                   help="print the unsupported/denied syscalls (the ledger) on exit")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,60 +78,47 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a command in a root filesystem",
                          description="Run CMD as the entrypoint of a container whose root "
                          "is DIR, with every syscall filtered and translated.")
-    run.add_argument("--rootfs", required=True, metavar="DIR", help="the container's /")
-    run.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:GUEST[:ro]",
-                     help="bind mount a host path (read-only with :ro)")
-    run.add_argument("-w", "--workdir", default="/", metavar="DIR",
-                     help="working directory inside the container (created if missing)")
-    run.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
-                     help="set an environment variable")
-    run.add_argument("-u", "--user", default="", metavar="USER[:GROUP]",
-                     help="run as this user (name or uid, from the image's /etc/passwd)")
-    run.add_argument("--hostname", default="", help="the container's hostname")
-    run.add_argument("-p", "--publish", action="append", default=[],
-                     metavar="[IP:]HOST:CONTAINER[/PROTO]",
-                     help="a bind() of CONTAINER port binds HOST port instead")
-    run.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
-                     help="an /etc/hosts line")
-    run.add_argument("--dns", action="append", default=[], metavar="IP",
-                     help="nameserver for /etc/resolv.conf (default: the host's)")
-    run.add_argument("--security-opt", action="append", default=[],
-                     metavar="seccomp=unconfined|PROFILE",
-                     help="seccomp profile in Docker's format (default: Docker's default)")
-    run.add_argument("--cap-add", action="append", default=[], metavar="CAP",
-                     help="add a capability to Docker's default set (or ALL)")
-    run.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
-                     help="drop a capability from Docker's default set (or ALL)")
-    run.add_argument("--cpuset-cpus", default="", metavar="CPUS",
-                     help="CPUs for the container and its supervisor, e.g. 0 or 0-1 (one "
-                     "shared CPU makes syscall emulation much cheaper on many VMs)")
-    run.add_argument("--kernel-release", default="", metavar="VERSION",
-                     help="what uname reports (default: the host's)")
-    run.add_argument("--personality", action="store_true",
-                     help="behave as --kernel-release would: newer syscalls get ENOSYS")
-    run.add_argument("--strict", action="store_true",
-                     help="stop the container at the first unsupported or denied syscall")
-    run.add_argument("--report", action="store_true",
-                     help="print the unsupported/denied syscalls (the ledger) on exit")
-    run.add_argument("--engine", choices=["native", "python"], default="native",
-                     help="the supervisor loop: native (C, with seccomp user notification "
-                     "for the hot syscalls) or python (python-ptrace, the reference)")
-    run.add_argument("--stats", action="store_true",
-                     help="print per-syscall counts and ptrace stops on exit")
-    run.add_argument("--debug", action="store_true",
-                     help="let handler bugs crash the supervisor with a traceback")
+    add_container_options(run)
+    add_outputs(run)
+    add_research_options(run)
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
     run.set_defaults(func=_run)
 
-    from .images.cli import register as register_images
+    tr = sub.add_parser("trace", help="run a command and trace its syscalls (like strace)",
+                        description="Run CMD like `brandpy run` and print each syscall the "
+                        "container makes, its arguments (as the guest passed them), how "
+                        "brandpy handled it, the result, the container PID and the time.")
+    add_container_options(tr)
+    add_outputs(tr)
+    add_research_options(tr)
+    tr.add_argument("--filter", default="", metavar="NAME,...",
+                    help="only these syscalls (e.g. openat,execve)")
+    tr.add_argument("-f", "--follow", action="store_true",
+                    help="trace the entrypoint's children too (default: the entrypoint only)")
+    tr.add_argument("--json", dest="trace_json", action="store_true", help="JSON lines")
+    tr.add_argument("-o", "--output", metavar="FILE", help="write the trace to FILE")
+    tr.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
+    tr.set_defaults(func=_trace)
 
-    register_images(sub)
+    cov = sub.add_parser("coverage", help="syscall coverage: the table, or what a workload "
+                         "uses and whether it will run",
+                         description="Without a command: brandpy's syscall coverage beside "
+                         "gVisor's and illumos LX's. With one: run it (--image or --rootfs), "
+                         "trapping every syscall, and report which it used, how each was "
+                         "handled, and a will-it-run verdict.")
+    add_container_options(cov, rootfs_required=False)
+    cov.add_argument("--image", help="an image in the store (instead of --rootfs)")
+    cov.add_argument("--json", action="store_true", help="machine-readable output")
+    cov.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
+    cov.set_defaults(func=_coverage)
 
     sc = sub.add_parser("syscalls", help="print the syscall table and its counts")
     sc.add_argument("--only", metavar="DISPOSITION",
                     help="only rows with this disposition (allow, trace, deny, nosys)")
     sc.set_defaults(func=_syscalls)
-    register_daemon(sub)
+
+    _lazy(".images.cli")(sub)
+    _lazy(".api.daemon")(sub)
     return p
 
 

@@ -23,6 +23,7 @@ struct bp_spawn_args {
     unsigned long ptrace_options;
     int flags;                 /* BP_SPAWN_* */
     int hold_fd;               /* >= 0: wait for a byte on it before exec (OCI "created") */
+    long personality;          /* >= 0: personality(2) flags for the program (replay: no ASLR) */
     /* Real credentials (the supervisor is root): applied before the filter. */
     int set_ids;
     unsigned int uid, gid;
@@ -34,8 +35,10 @@ struct bp_spawn_args {
 
 /* Fork, PTRACE_SEIZE, filter, execve. Returns the child's pid or -errno.
  * With SECCOMP_FILTER_FLAG_NEW_LISTENER in seccomp_flags the child sends
- * the notification fd back before exec; it is stored in *listener. */
+ * the notification fd back before exec over a socket stored in *listener
+ * (bp_recv_listener takes it from there). */
 int bp_spawn(const struct bp_spawn_args *a, int *listener);
+int bp_recv_listener(int sock);
 
 #define BP_FALLBACK -100000    /* a C handler leaves the call to Python (no errno is this low) */
 #define BP_MAX_LISTENERS 64
@@ -79,10 +82,13 @@ struct bp_loop {
     int sigfd, wakefd;
     int listeners[BP_MAX_LISTENERS];
     int nlisteners;
+    int sockets[BP_MAX_LISTENERS];   /* listeners on their way (see bp_spawn) */
+    int nsockets;
 };
 struct bp_loop *bp_loop_new(struct bp_state *state);
 void bp_loop_free(struct bp_loop *L);
 int bp_loop_add_listener(struct bp_loop *L, int fd);
+int bp_loop_add_listener_socket(struct bp_loop *L, int sock);
 int bp_loop_wake(struct bp_loop *L);
 int bp_loop_run(struct bp_loop *L);
 

@@ -53,6 +53,8 @@ void bp_loop_free(struct bp_loop *L)
         return;
     for (int i = 0; i < L->nlisteners; i++)
         close(L->listeners[i]);
+    for (int i = 0; i < L->nsockets; i++)
+        close(L->sockets[i]);
     close(L->wakefd);
     if (L->sigfd >= 0)
         close(L->sigfd);
@@ -68,6 +70,14 @@ int bp_loop_add_listener(struct bp_loop *L, int fd)
     unsigned long long flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
     ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags);
     L->listeners[L->nlisteners++] = fd;
+    return 0;
+}
+
+int bp_loop_add_listener_socket(struct bp_loop *L, int sock)
+{
+    if (L->nsockets >= BP_MAX_LISTENERS)
+        return -ENOSPC;
+    L->sockets[L->nsockets++] = sock;
     return 0;
 }
 
@@ -102,7 +112,7 @@ static void serve(struct bp_loop *L, int i)
 int bp_loop_run(struct bp_loop *L)
 {
     sigset_t chld;
-    struct pollfd fds[2 + BP_MAX_LISTENERS];
+    struct pollfd fds[2 + 2 * BP_MAX_LISTENERS];
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     pthread_sigmask(SIG_BLOCK, &chld, NULL);
@@ -119,10 +129,12 @@ int bp_loop_run(struct bp_loop *L)
             return 0;
         fds[0] = (struct pollfd){L->sigfd, POLLIN, 0};
         fds[1] = (struct pollfd){L->wakefd, POLLIN, 0};
-        int n = L->nlisteners;
+        int n = L->nlisteners, m = L->nsockets;
         for (int i = 0; i < n; i++)
             fds[2 + i] = (struct pollfd){L->listeners[i], POLLIN, 0};
-        if (poll(fds, 2 + n, SAFETY_POLL_MS) < 0 && errno != EINTR)
+        for (int i = 0; i < m; i++)
+            fds[2 + n + i] = (struct pollfd){L->sockets[i], POLLIN, 0};
+        if (poll(fds, 2 + n + m, SAFETY_POLL_MS) < 0 && errno != EINTR)
             return -errno;
         if (fds[0].revents & POLLIN) {
             struct signalfd_siginfo si;
@@ -133,6 +145,16 @@ int bp_loop_run(struct bp_loop *L)
             unsigned long long count;
             (void)!read(L->wakefd, &count, sizeof count);
             bp_py_wake();
+        }
+        for (int i = m - 1; i >= 0; i--) {
+            if (!fds[2 + n + i].revents)
+                continue;
+            /* a listener sent by a new child (or the child died first) */
+            int fd = bp_recv_listener(L->sockets[i]);
+            close(L->sockets[i]);
+            L->sockets[i] = L->sockets[--L->nsockets];
+            if (fd >= 0)
+                bp_loop_add_listener(L, fd);
         }
         for (int i = n - 1; i >= 0; i--) {
             if (fds[2 + i].revents & POLLIN)

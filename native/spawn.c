@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -93,7 +94,7 @@ static void send_listener(int sock, int listener)
     close(sock);
 }
 
-static int recv_listener(int sock)
+int bp_recv_listener(int sock)
 {
     char dummy;
     struct iovec iov = {&dummy, 1};
@@ -181,6 +182,8 @@ static void child(const struct bp_spawn_args *a, int sync_fd, int listener_sock)
     }
     if (a->cwd && chdir(a->cwd) < 0)
         child_fail(a->cwd, errno);
+    if (a->personality >= 0 && personality((unsigned long)a->personality) < 0)
+        child_fail("personality", errno);
     apply_credentials(a);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail("PR_SET_NO_NEW_PRIVS", errno);
@@ -259,17 +262,10 @@ int bp_spawn(const struct bp_spawn_args *a, int *listener)
         return -err;
     }
     close(sync[1]);
-    if (want_listener) {
-        /* The child installs its filter and sends the listener before its
-         * first trapped call (execve), so this cannot wait for us. */
-        int fd = recv_listener(sock[0]);
-        close(sock[0]);
-        if (fd < 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, __WALL);
-            return fd;
-        }
-        *listener = fd;
-    }
+    /* The listener arrives on this socket once the child has its filter; the
+     * supervisor's loop receives it (bp_recv_listener): the child's own calls
+     * before exec may be trapped already (--trace-all), so we cannot wait. */
+    if (want_listener)
+        *listener = sock[0];
     return pid;
 }

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 Handler = Callable[[Call], "int | None"]
 
 KIND_TABLE, KIND_PROFILE, KIND_PERSONALITY = 1, 2, 3
+PASS = 4 << 12     # trace data: trapped only to be seen (--trace-all); runs natively
 KINDS = {KIND_TABLE: "unsupported", KIND_PROFILE: "seccomp profile",
          KIND_PERSONALITY: "kernel personality"}
 
@@ -47,6 +48,11 @@ class Decision:
     denials: dict[int, str]          # trace data -> reason, for denied variants
     disposition: str                 # what `brandpy syscalls --container` shows
     notify: Handler | None = None    # performs the call when it comes by notification
+    passes: bool = False             # some arguments are trapped only to be seen (PASS)
+
+
+def _answer(value: int) -> Handler:
+    return lambda call: value
 
 
 def _notifies(action: Action) -> bool:
@@ -61,14 +67,22 @@ def _data(kind: int, err: int) -> int:
 
 class Effective:
     def __init__(self, table: Table, sb: Sandbox, notifications: bool = False,
-                 track_real_ids: bool = False) -> None:
+                 track_real_ids: bool = False, trace_all: bool = False,
+                 traced: frozenset[int] = frozenset(),
+                 overrides: dict[int, Handler] | None = None) -> None:
         """`notifications`: route the hot rows through seccomp user
         notification (native engine); `track_real_ids`: trap set*id with real
-        credentials so performed calls use the right ones."""
+        credentials so performed calls use the right ones; `trace_all`, and
+        `traced` for some numbers: trap calls the filter would let through
+        or answer (for the trace and fault injection); `overrides`: handlers
+        that replace a row's (record/replay)."""
         self.table = table
         self.sb = sb
         self.notifications = notifications
         self.track_real_ids = track_real_ids
+        self.trace_all = trace_all
+        self.traced = traced
+        self.overrides = overrides or {}
         release = parse_release(sb.release) if sb.config.personality else None
         self.decisions: list[Decision] = [self._decide(row, release) for row in table.rows]
         self.names = table.names()
@@ -112,6 +126,21 @@ class Effective:
             base = spec.when(ret_trace(), base) if spec.disposition == "allow" \
                 else spec.when(base, ret_allow())
         disposition = spec.disposition
+        passes = False
+        if row.nr in self.overrides:
+            base, handler = ret_trace(), self.overrides[row.nr]
+        elif (self.trace_all or row.nr in self.traced) and row.name and \
+                spec.disposition not in ("deny", "nosys"):
+            # trap every argument: those the row would not trap run natively
+            passes = True
+            if spec.disposition == "const":
+                base, handler = ret_trace(), _answer(spec.value)
+            elif spec.when is not None:
+                base = spec.when(ret_trace(), ret_trace(PASS))
+            elif spec.disposition == "allow":
+                base = ret_trace(PASS)
+            else:
+                base = ret_trace()
         if release is not None and row.name and row.since > release and not row.removed:
             base = deny(KIND_PERSONALITY, errnos.ENOSYS,
                         f"not in Linux {self.sb.release} (added in {row.since_text})")
@@ -127,14 +156,18 @@ class Effective:
                                               "arguments"))
         notify = row.spec.notify if _notifies(base) else None
         return Decision(base, handler, denials, disposition if notify is None else "notify",
-                        notify)
+                        notify, passes)
 
     def bpf(self) -> bytes:
         return compile_filter({nr: d.action for nr, d in enumerate(self.decisions)})
 
     def needs_data(self, nr: int) -> bool:
-        """Whether a stop for nr can be a denial (read PTRACE_GETEVENTMSG)."""
-        return 0 <= nr < len(self.decisions) and bool(self.decisions[nr].denials)
+        """Whether a stop for nr can carry trace data (a denial, or a call
+        trapped only to be seen): then read PTRACE_GETEVENTMSG."""
+        if not 0 <= nr < len(self.decisions):
+            return False
+        d = self.decisions[nr]
+        return bool(d.denials) or d.passes
 
     def dispatch(self, call: Call, data: int = 0) -> int | None:
         """Run the handler for a trapped call; raises StrictViolation in
@@ -143,6 +176,8 @@ class Effective:
         if not 0 <= nr < len(self.decisions):
             return self._denied(call, KIND_TABLE, errnos.ENOSYS, "no such syscall")
         decision = self.decisions[nr]
+        if data == PASS:
+            return None
         if data:
             reason = decision.denials.get(data, "denied")
             return self._denied(call, data >> 12, data & 0xFFF, reason)
@@ -154,6 +189,17 @@ class Effective:
             if exc.why:
                 return self._denied(call, KIND_TABLE, exc.errno, exc.why)
             return -exc.errno
+
+    def handling(self, nr: int, data: int, result: int | None, rewritten: bool) -> str:
+        """How a trapped call was handled, for the trace and the statistics."""
+        if data == PASS:
+            return "native"
+        if data:
+            return {KIND_TABLE: "unsupported", KIND_PROFILE: "denied",
+                    KIND_PERSONALITY: "personality"}.get(data >> 12, "denied")
+        if result is not None:
+            return "emulated"
+        return "translated" if rewritten else "native"
 
     def notify(self, call: Call) -> object:
         """Perform a notified call the C handlers left to Python."""

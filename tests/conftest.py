@@ -75,10 +75,19 @@ class Runner:
     engine: str
     pythonpath: str | None
 
-    def cmd(self, rootfs: Path | str, argv: list[str], *opts: str) -> list[str]:
+    def cli(self, *args: str) -> list[str]:
+        """A brandpy command line, as this runner's user."""
         base = SETPRIV if self.user == "nobody" else []
-        return base + [sys.executable, "-m", "brandpy", "run", "--engine", self.engine,
-                       "--rootfs", str(rootfs), *opts, "--", *argv]
+        return base + [sys.executable, "-m", "brandpy", *args]
+
+    def cmd(self, rootfs: Path | str, argv: list[str], *opts: str) -> list[str]:
+        return self.cli("run", "--engine", self.engine, "--rootfs", str(rootfs), *opts,
+                        "--", *argv)
+
+    def call(self, *args: str, timeout: float = 120) -> Result:
+        p = subprocess.run(self.cli(*args), capture_output=True, text=True, timeout=timeout,
+                           env=self.env(), cwd="/")
+        return Result(p.returncode, p.stdout, p.stderr)
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
@@ -132,6 +141,14 @@ def busybox(tmp_path_factory, world_tmp: Path, brandpy: Runner, busybox_image: P
     dest = Path(tempfile.mkdtemp(dir=world_tmp)) / "rootfs"
     dest.parent.chmod(0o755)
     return copy_rootfs(busybox_image, dest, owner=brandpy.uid or None)
+
+
+@pytest.fixture
+def outdir(world_tmp: Path, brandpy: Runner) -> Path:
+    """A directory the runner's user can write its output files to."""
+    path = Path(tempfile.mkdtemp(dir=world_tmp))
+    os.chown(path, brandpy.uid, brandpy.uid)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -8,19 +8,35 @@ import errno
 import os
 import signal
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Callable
 
 from .identity import UserError
+from .inject import Injector
+from .mounts import Mount
+from .replay import ADDR_NO_RANDOMIZE, SYS_getrandom, TIME_CALLS, Replay
+from .trace import Tracer
 from .policy import PolicyError, cap_mask
 from .run_setup import ContainerError, default_env, find_command, prepare_workdir
 from .sandbox import Sandbox, SandboxConfig
 from .spawn import spawn
+from .stats import LedgerEntry, as_dict
 from .linux import SECCOMP_FILTER_FLAG_NEW_LISTENER
 from .native_engine import NativeSupervisor, notifications_supported
 from .supervisor import Supervisor
 
 
 ENGINES = ("native", "python")
+
+
+@dataclass
+class Research:
+    """The research tools a run may add (see brandpy/runtime/trace.py,
+    inject.py, replay.py)."""
+    tracer: Tracer | None = None
+    trace_all: bool = False
+    injector: Injector | None = None
+    replay: Replay | None = None
 
 
 def parse_cpuset(spec: str) -> set[int]:
@@ -41,7 +57,7 @@ def parse_cpuset(spec: str) -> set[int]:
 
 class Container:
     def __init__(self, config: SandboxConfig, debug: bool = False,
-                 engine: str = "native") -> None:
+                 engine: str = "native", research: Research | None = None) -> None:
         """engine: "native" (the C loop, with seccomp user notification for
         the hot syscalls where the kernel has it) or "python" (python-ptrace,
         the reference)."""
@@ -53,16 +69,34 @@ class Container:
         if not os.path.isdir(config.rootfs):
             raise ContainerError(f"rootfs {config.rootfs}: no such directory")
         self.config = config
+        research = research or Research()
+        self.research = research
+        replay = research.replay
+        if replay is not None:
+            config.hostname = replay.rec.hostname or config.hostname
+            config.kernel_release = replay.rec.release or config.kernel_release
         try:
             self.sb = Sandbox(config)
         except (PolicyError, UserError) as exc:
             raise ContainerError(str(exc)) from None
+        if replay is not None:
+            replay.rec.hostname, replay.rec.release = self.sb.hostname, self.sb.release
+            random_dev = replay.random_file(self.sb.state)
+            for dev in (b"/dev/urandom", b"/dev/random"):
+                self.sb.mounts.add(Mount(dev, random_dev, readonly=True, kind="bind"))
         native = engine == "native"
-        self.notifications = native and notifications_supported()
-        self.effective = Effective(table(), self.sb, notifications=self.notifications,
-                                   track_real_ids=native and not self.sb.fake_ids)
+        # the trace must see every call: no notifications answered out of its sight
+        self.notifications = native and notifications_supported() and research.tracer is None
+        self.effective = Effective(
+            table(), self.sb, notifications=self.notifications,
+            track_real_ids=native and not self.sb.fake_ids, trace_all=research.trace_all,
+            traced=research.injector.nrs if research.injector else frozenset(),
+            overrides={nr: replay.handle for nr in (*TIME_CALLS, SYS_getrandom)}
+            if replay else None)
         supervisor = NativeSupervisor if native else Supervisor
         self.sup = supervisor(self.sb, self.effective, debug=debug)
+        self.sup.tracer, self.sup.injector, self.sup.replay = (
+            research.tracer, research.injector, replay)
         self.env = default_env(config.env, self.sb)
         self._filter = self.effective.bpf()
         self.cpus = parse_cpuset(config.cpuset) if config.cpuset else set()
@@ -118,7 +152,8 @@ class Container:
                 seccomp_flags=SECCOMP_FILTER_FLAG_NEW_LISTENER if self.notifications else 0,
                 setsid=own_session or tty, ctty=tty, setpgid=not own_session,
                 ids=(real.ruid, real.rgid, real.groups) if real else None,
-                caps=cap_mask(self.sb.caps) if real else None, hold_fd=hold_fd)
+                caps=cap_mask(self.sb.caps) if real else None, hold_fd=hold_fd,
+                personality=ADDR_NO_RANDOMIZE if self.research.replay else -1)
             if listener is not None:
                 self.sup.add_listener(listener)
             return pid
@@ -160,6 +195,24 @@ class Container:
     def signal(self, sig: int = signal.SIGTERM) -> None:
         """Signal the entrypoint (docker kill / stop)."""
         self.sup.forward_signal(sig)
+
+    def syscalls(self) -> Future[dict]:
+        """Statistics and the ledger as JSON-ready data (brandpy.runtime.stats
+        as_dict), taken on the tracer thread; after the container ends, at
+        once."""
+        done: Future[dict] = Future()
+
+        def snapshot() -> None:
+            done.set_result(as_dict(self.sb.stats, self.sb.ledger, self.effective.names))
+
+        if not self.sup.call_soon(snapshot):
+            snapshot()
+        return done
+
+    def on_unsupported(self, fn: Callable[[LedgerEntry], None]) -> None:
+        """Call fn (on the tracer thread) the first time each unsupported or
+        denied call is seen (docker events)."""
+        self.sb.ledger.on_new = fn
 
     def processes(self) -> list[tuple[int, int]]:
         """(container PID, host PID) of every process, for docker top."""

@@ -97,10 +97,11 @@ class NativeSupervisor(Supervisor):
     def gone(self, tid: int) -> None:
         lib.bp_state_del_thread(self.state, tid)
 
-    def add_listener(self, fd: int) -> None:
-        rc = lib.bp_loop_add_listener(self.loop, fd)
+    def add_listener(self, sock: int) -> None:
+        """The socket a new process sends its seccomp listener over."""
+        rc = lib.bp_loop_add_listener_socket(self.loop, sock)
         if rc < 0:
-            os.close(fd)
+            os.close(sock)
             raise OSError(-rc, "native engine: too many seccomp listeners")
 
     # -- running ------------------------------------------------------------------------

@@ -3,6 +3,7 @@ signals forwarded, the entrypoint's exit status returned."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -11,10 +12,11 @@ import tempfile
 from contextlib import contextmanager
 from typing import Iterator
 
-from .container import Container
+from .container import Container, Research
 from .native_engine import block_sigchld
 from .run_setup import ContainerError
 from .sandbox import SandboxConfig
+from .stats import as_dict
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)
@@ -58,7 +60,9 @@ def state_dir() -> Iterator[str]:
 
 
 def run(config: SandboxConfig, debug: bool = False, stats: bool = False,
-        report: bool = False, engine: str = "native") -> int:
+        report: bool = False, engine: str = "native", research: Research | None = None,
+        record: str | None = None, stats_json: str | None = None,
+        stdio: tuple[int, int, int] = (0, 1, 2)) -> int:
     """Run the container in the foreground; returns its exit status."""
     # The only thread: the native loop's signalfd then sees every SIGCHLD (the
     # container's processes start with an empty signal mask).
@@ -66,11 +70,11 @@ def run(config: SandboxConfig, debug: bool = False, stats: bool = False,
     with state_dir() as state:
         if not config.state_dir:
             config.state_dir = state
-        container = Container(config, debug=debug, engine=engine)
+        container = Container(config, debug=debug, engine=engine, research=research)
         # In a terminal's foreground the container becomes the foreground
         # job; otherwise it gets a session of its own.
         interactive = os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
-        pid = container.start(own_session=not interactive)
+        pid = container.start(stdio=stdio, own_session=not interactive)
         previous = {s: signal.signal(s, lambda sig, _f: container.signal(sig))
                     for s in FORWARDED}
         try:
@@ -79,8 +83,14 @@ def run(config: SandboxConfig, debug: bool = False, stats: bool = False,
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+        names = container.effective.names
         if stats:
-            print(container.sb.stats.report(container.effective.names), file=sys.stderr)
+            print(container.sb.stats.report(names), file=sys.stderr)
         if report:
             print(container.sb.ledger.report(), file=sys.stderr)
+        if stats_json:
+            with open(stats_json, "w") as f:
+                json.dump(as_dict(container.sb.stats, container.sb.ledger, names), f, indent=1)
+        if record and research and research.replay:
+            research.replay.rec.save(record)
         return status

@@ -17,7 +17,8 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
           fds: tuple[int, ...] = (0, 1, 2), seccomp_flags: int = 0,
           setsid: bool = False, ctty: bool = False, setpgid: bool = False,
           ids: tuple[int, int, tuple[int, ...]] | None = None,
-          caps: int | None = None, hold_fd: int = -1) -> tuple[int, int | None]:
+          caps: int | None = None, hold_fd: int = -1,
+          personality: int = -1) -> tuple[int, int | None]:
     """Returns the child's pid; raises OSError if fork or ptrace fail. The
     child gets a session (setsid, optionally with fd 0 as its controlling
     terminal) or a process group of its own, so kill(0, ...) inside the
@@ -54,6 +55,7 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
     args.seccomp_flags = seccomp_flags
     args.ptrace_options = TRACE_OPTIONS
     args.hold_fd = hold_fd
+    args.personality = personality
     args.flags = ((BP_SPAWN_SETSID if setsid else 0) | (BP_SPAWN_CTTY if ctty else 0)
                   | (BP_SPAWN_SETPGID if setpgid else 0))
     if ids is not None:

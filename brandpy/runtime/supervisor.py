@@ -16,6 +16,7 @@ import signal
 import struct
 import sys
 import threading
+import time
 import traceback
 from collections import deque
 from typing import TYPE_CHECKING, Callable
@@ -28,6 +29,9 @@ from .linux import (PTRACE_CONT, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_E
                     PTRACE_EVENT_SECCOMP, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK,
                     PTRACE_INTERRUPT, PTRACE_LISTEN, PTRACE_SYSCALL, STOP_SIGNALS, WALL)
 from .errors import Errno, StrictViolation
+from .inject import Injection, Injector
+from .replay import Replay
+from .trace import Tracer, format_call
 from .process import Process
 
 if TYPE_CHECKING:
@@ -43,6 +47,8 @@ SYS_clone, SYS_clone3 = 56, 435
 SYS_SECCOMP_CODE = 1
 TRAP_DATA = 0xB7          # syscalls/handlers/ident.py stacks traps with this data
 SI_USER, SI_QUEUE, SI_TKILL = 0, -1, -6
+NO_RETURN = frozenset({60, 231})   # exit, exit_group: traced at entry (strace's "= ?")
+SYS_execve, SYS_execveat = 59, 322
 
 
 def exit_status(status: int) -> int:
@@ -65,6 +71,9 @@ class Supervisor:
         self.at_exit: dict[int, Call] = {}                   # tids stopped for syscall exit
         self.fork_return: dict[int, int] = {}                # parent tid -> child's container PID
         self.rewritten: dict[int, tuple] = {}                # tid -> its last rewritten call
+        self.tracer: Tracer | None = None
+        self.injector: Injector | None = None
+        self.replay: Replay | None = None
         self.paused = False
         self.frozen: dict[int, tuple[int, int]] = {}         # paused tid -> its pending resume
         self.watchers: dict[int, Callable[[int], None]] = {}  # tgid -> called with its exit status
@@ -200,8 +209,9 @@ class Supervisor:
             self._resume(tid, request=PTRACE_SYSCALL)   # to fix fork()'s return value
         elif sig == signal.SIGTRAP and event == PTRACE_EVENT_EXEC:
             self.sb.stats.event_stops += 1
-            self._on_exec(tid)
-            self._resume(tid)
+            waiting = self._on_exec(tid)
+            # an execve waiting for its exit stop (the trace) still gets it
+            self._resume(tid, request=PTRACE_SYSCALL if waiting else PTRACE_CONT)
         elif event == PTRACE_EVENT_STOP:
             self.sb.stats.event_stops += 1
             if sig in STOP_SIGNALS:
@@ -341,8 +351,11 @@ class Supervisor:
             except OSError:
                 pass
 
-    def _on_exec(self, tid: int) -> None:
+    def _on_exec(self, tid: int) -> bool:
+        """True if the execve waits for its exit stop."""
         former = linux.geteventmsg(tid)
+        if former != tid and former in self.at_exit:
+            self.at_exit[tid] = self.at_exit.pop(former)
         proc = self.sb.threads.get(former) or self.sb.threads[tid]
         # execve from a thread: the kernel gives the exec'ing thread the
         # leader's tid and the other threads are gone.
@@ -353,6 +366,12 @@ class Supervisor:
         if proc.exec_pending is not None:
             proc.image, proc.exec_pending = proc.exec_pending, None
             proc.exe = proc.image.exe
+        if self.replay is not None:
+            try:
+                self.replay.on_exec(tid, self.sb.pids.to_guest(tid), ptrace_getregs(tid).rsp)
+            except Errno as exc:
+                print(f"brandpy: replay: {exc.why}", file=sys.stderr)
+        return tid in self.at_exit
 
     # -- syscalls -----------------------------------------------------------
 
@@ -362,22 +381,53 @@ class Supervisor:
         except Exception:
             return   # died under us; the exit report follows
         self._undo_rewrite_on_restart(tid, regs)
-        proc = self.sb.threads[tid]
-        call = Call(self.sb, proc, tid, regs)
-        nr = call.nr
-        original = (regs.orig_rax, args_of(regs))
-        self.sb.stats.trapped(nr)
-        data = linux.geteventmsg(tid) if self.effective.needs_data(nr) else 0
-        try:
-            result = self.dispatch(call, data)
-        except StrictViolation as exc:
-            print(f"brandpy: strict mode: the container called {exc}; stopping it",
-                  file=sys.stderr)
-            if self.status is None:
-                self.status = 128 + signal.SIGSYS
-            self.kill_all()
-            self._kill(tid)
+        call = Call(self.sb, self.sb.threads[tid], tid, regs)
+        data = linux.geteventmsg(tid) if self.effective.needs_data(call.nr) else 0
+        shown = None
+        if self.tracer is not None and _workload(call):
+            name = self.effective.names.get(call.nr, str(call.nr))
+            if self.tracer.wants(name, self.sb.pids.to_guest(call.proc.tgid)):
+                shown = (format_call(call, name), time.time())
+        injection = self.injector.decide(call.nr, self.sb.pids.to_guest(tid)) \
+            if self.injector is not None else None
+        if injection is not None and injection.rule.delay is not None:
+            # hold this thread (not the supervisor) for the delay, then go on
+            timer = threading.Timer(injection.rule.delay, self.call_soon,
+                                    args=(lambda: self._complete(call, data, shown, None),))
+            timer.daemon = True
+            timer.start()
             return
+        self._complete(call, data, shown, injection)
+
+    def _complete(self, call: Call, data: int, shown: tuple[str, float] | None,
+                  injection: Injection | None) -> None:
+        """Handle a trapped call and resume the thread."""
+        tid, regs, nr = call.tid, call.regs, call.nr
+        if tid not in self.sb.threads:
+            return   # killed while its call was delayed
+        original = (regs.orig_rax, args_of(regs))
+        workload = _workload(call)
+        if workload:
+            self.sb.stats.trapped(nr)
+        started = time.perf_counter()
+        if injection is not None:
+            result, how = injection.result, "injected"
+            self.sb.stats.injected[nr] += 1
+        else:
+            try:
+                result = self.dispatch(call, data)
+            except StrictViolation as exc:
+                print(f"brandpy: strict mode: the container called {exc}; stopping it",
+                      file=sys.stderr)
+                if self.status is None:
+                    self.status = 128 + signal.SIGSYS
+                self.kill_all()
+                self._kill(tid)
+                return
+            how = self.effective.handling(nr, data, result, call.changed)
+        if workload:
+            self.sb.stats.seconds[nr] += time.perf_counter() - started
+            self.sb.stats.handled[how] += 1
         if result is not None:
             regs.orig_rax = SKIP
             regs.rax = result & 0xFFFFFFFFFFFFFFFF
@@ -385,6 +435,13 @@ class Supervisor:
             if result < 0:
                 self.sb.stats.errors[nr] += 1
             call.changed = True
+            if shown is not None:
+                self.tracer.record(call, shown[0], result, how, shown[1])
+        elif shown is not None:
+            if nr in NO_RETURN:
+                self.tracer.record(call, shown[0], None, how, shown[1])
+            else:
+                self._show_at_exit(call, shown, how)
         try:
             if call.changed:
                 ptrace_setregs(tid, regs)
@@ -397,6 +454,18 @@ class Supervisor:
             self._resume(tid, request=PTRACE_SYSCALL)
         else:
             self._resume(tid)
+
+    def _show_at_exit(self, call: Call, shown: tuple[str, float], how: str) -> None:
+        """A traced call the kernel runs: its result is known at its exit."""
+        handler_after = call.after_fn
+
+        def after(c: Call, result: int) -> int | None:
+            replaced = handler_after(c, result) if handler_after is not None else None
+            self.tracer.record(c, shown[0], result if replaced is None else replaced, how,
+                               shown[1])
+            return replaced
+
+        call.after_fn = after
 
     def _undo_rewrite_on_restart(self, tid: int, regs) -> None:
         """A call whose arguments we rewrote can be interrupted by a signal
@@ -432,31 +501,30 @@ class Supervisor:
 
     def _on_syscall_exit(self, tid: int) -> None:
         child = self.fork_return.pop(tid, None)
-        if child is not None:
-            self._set_result(tid, child)
-            return
         call = self.at_exit.pop(tid, None)
-        if call is None:
+        if child is None and call is None:
             self._resume(tid)
             return
-        self.sb.stats.exit_stop(call.nr)
         try:
             regs = ptrace_getregs(tid)
         except Exception:
             return
-        call.regs = regs
+        changed = False
+        if child is not None and regs.rax < 1 << 63:   # a failed fork keeps its -errno
+            regs.rax = child
+            changed = True
         result = regs.rax - (1 << 64) if regs.rax >= 1 << 63 else regs.rax
-        if -516 <= result <= -512:   # ERESTART*: the kernel will restart the call
-            self._resume(tid)
-            return
-        try:
-            new = call.after_fn(call, result) if call.after_fn else None
-        except Errno as exc:
-            new = -exc.errno
-        if new is not None:
-            regs.rax = new & 0xFFFFFFFFFFFFFFFF
-            call.changed = True
-        if call.changed:
+        if call is not None and not -516 <= result <= -512:   # ERESTART*: it will restart
+            self.sb.stats.exit_stop(call.nr)
+            call.regs = regs
+            try:
+                new = call.after_fn(call, result) if call.after_fn else None
+            except Errno as exc:
+                new = -exc.errno
+            if new is not None:
+                regs.rax = new & 0xFFFFFFFFFFFFFFFF
+                changed = True
+        if changed:
             try:
                 ptrace_setregs(tid, regs)
             except Exception:
@@ -464,15 +532,11 @@ class Supervisor:
         self._resume(tid)
 
 
-    def _set_result(self, tid: int, value: int) -> None:
-        try:
-            regs = ptrace_getregs(tid)
-            if regs.rax < 1 << 63:      # a failed fork keeps its -errno
-                regs.rax = value
-                ptrace_setregs(tid, regs)
-        except Exception:
-            return
-        self._resume(tid)
+def _workload(call: Call) -> bool:
+    """The spawned child's own calls before its first execve (sending the
+    seccomp listener...) are brandpy's, not the workload's: they are neither
+    traced nor counted."""
+    return call.proc.image is not None or call.nr in (SYS_execve, SYS_execveat)
 
 
 def catches(pid: int, sig: int) -> bool:

@@ -1,0 +1,124 @@
+"""The options of `brandpy run` (shared by `brandpy trace` and
+`brandpy coverage`) and the container configuration they make."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import ExitStack
+from typing import IO
+
+from .runtime.container import Research
+from .runtime.sandbox import PortMapping, SandboxConfig, Volume
+
+
+def add_container_options(p: argparse.ArgumentParser, rootfs_required: bool = True) -> None:
+    p.add_argument("--rootfs", required=rootfs_required, metavar="DIR", help="the container's /")
+    p.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:GUEST[:ro]",
+                   help="bind mount a host path (read-only with :ro)")
+    p.add_argument("-w", "--workdir", default="/", metavar="DIR",
+                   help="working directory inside the container (created if missing)")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
+                   help="set an environment variable")
+    p.add_argument("-u", "--user", default="", metavar="USER[:GROUP]",
+                   help="run as this user (name or uid, from the image's /etc/passwd)")
+    p.add_argument("--hostname", default="", help="the container's hostname")
+    p.add_argument("-p", "--publish", action="append", default=[],
+                   metavar="[IP:]HOST:CONTAINER[/PROTO]",
+                   help="a bind() of CONTAINER port binds HOST port instead")
+    p.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
+                   help="an /etc/hosts line")
+    p.add_argument("--dns", action="append", default=[], metavar="IP",
+                   help="nameserver for /etc/resolv.conf (default: the host's)")
+    p.add_argument("--security-opt", action="append", default=[],
+                   metavar="seccomp=unconfined|PROFILE",
+                   help="seccomp profile in Docker's format (default: Docker's default)")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
+                   help="add a capability to Docker's default set (or ALL)")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
+                   help="drop a capability from Docker's default set (or ALL)")
+    p.add_argument("--cpuset-cpus", default="", metavar="CPUS",
+                   help="CPUs for the container and its supervisor, e.g. 0 or 0-1 (one "
+                   "shared CPU makes syscall emulation much cheaper on many VMs)")
+    p.add_argument("--kernel-release", default="", metavar="VERSION",
+                   help="what uname reports (default: the host's)")
+    p.add_argument("--personality", action="store_true",
+                   help="behave as --kernel-release would: newer syscalls get ENOSYS")
+    p.add_argument("--strict", action="store_true",
+                   help="stop the container at the first unsupported or denied syscall")
+    p.add_argument("--engine", choices=["native", "python"], default="native",
+                   help="the supervisor loop: native (C, with seccomp user notification "
+                   "for the hot syscalls) or python (python-ptrace, the reference)")
+    p.add_argument("--debug", action="store_true",
+                   help="let handler bugs crash the supervisor with a traceback")
+
+
+def add_research_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("research tools")
+    g.add_argument("--trace", metavar="FILE", help="write a syscall trace to FILE (- for stderr)")
+    g.add_argument("--trace-json", action="store_true", help="the trace as JSON lines")
+    g.add_argument("--trace-all", action="store_true",
+                   help="trap every syscall, so the trace also shows those the filter lets "
+                   "run natively (they are invisible otherwise, by design)")
+    g.add_argument("--trace-filter", metavar="NAME,...", default="",
+                   help="trace only these syscalls")
+    g.add_argument("--inject", action="append", default=[], metavar="SPEC",
+                   help="inject a fault: SYSCALL:error=ERRNO|retval=V|delay=D"
+                   "[:when=N|N+|N+S][:prob=P] (see brandpy/runtime/inject.py)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the fault injection draws")
+    g.add_argument("--record", metavar="FILE",
+                   help="record time and randomness so that --replay FILE repeats the run")
+    g.add_argument("--replay", metavar="FILE", help="replay a --record'ed run's inputs")
+
+
+def security_opt(opts: list[str]) -> str:
+    """--security-opt seccomp=unconfined|PROFILE.json (as docker run takes it)."""
+    seccomp = ""
+    for opt in opts:
+        key, sep, value = opt.partition("=")
+        if key != "seccomp" or not sep or not value:
+            raise ValueError(f"unsupported --security-opt {opt!r}: brandpy takes "
+                             "seccomp=unconfined or seccomp=PROFILE.json")
+        seccomp = value
+    return seccomp
+
+
+def config_from(args: argparse.Namespace, rootfs: str | None = None) -> SandboxConfig:
+    """Raises ValueError with a message for the user."""
+    return SandboxConfig(
+        rootfs=rootfs or args.rootfs, argv=args.command, env=list(args.env),
+        workdir=args.workdir, volumes=[Volume.parse(v) for v in args.volume],
+        user=args.user, hostname=args.hostname, kernel_release=args.kernel_release,
+        personality=args.personality, ports=[PortMapping.parse(p) for p in args.publish],
+        seccomp=security_opt(args.security_opt), cap_add=args.cap_add,
+        cap_drop=args.cap_drop, extra_hosts=args.add_host, dns=args.dns, strict=args.strict,
+        cpuset=args.cpuset_cpus)
+
+
+def research_from(args: argparse.Namespace, files: ExitStack,
+                  trace_out: IO[str] | None = None) -> Research:
+    """Raises ValueError with a message for the user."""
+    from syscalls.table import table
+
+    from .runtime.inject import Injector, parse
+    from .runtime.replay import Recording, Replay
+    from .runtime.trace import Tracer
+
+    names = table().names()
+    research = Research(trace_all=args.trace_all)
+    if args.trace or trace_out is not None:
+        out = trace_out or (sys.stderr if args.trace == "-" else
+                            files.enter_context(open(args.trace, "w")))
+        research.tracer = Tracer(out, names, json_lines=args.trace_json,
+                                 names={n for n in args.trace_filter.split(",") if n},
+                                 follow=getattr(args, "follow", True))
+    if args.inject:
+        by_name = {name: nr for nr, name in names.items()}
+        research.injector = Injector([parse(spec, by_name) for spec in args.inject], args.seed)
+    if args.record and args.replay:
+        raise ValueError("--record and --replay exclude each other")
+    if args.record:
+        research.replay = Replay(Recording(), replaying=False)
+    elif args.replay:
+        research.replay = Replay(Recording.load(args.replay), replaying=True)
+    return research

@@ -1,0 +1,142 @@
+"""`brandpy coverage`: how much of Linux brandpy covers.
+
+Without a command: the table's counts beside gVisor's and illumos LX's
+(their tables, extracted into syscalls/reference/, over the same x86_64
+numbers). With one: run the workload trapping every syscall, and report
+which it used, how each was handled, and whether it will run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+from .report import SUPPORT
+from .table import table
+
+REFERENCE = Path(__file__).with_name("reference")
+
+
+def _tsv(name: str) -> list[dict[str, str]]:
+    with (REFERENCE / name).open(encoding="utf-8") as f:
+        lines = [line for line in f if not line.startswith("#")]
+    return list(csv.DictReader(lines, delimiter="\t"))
+
+
+def static_counts() -> dict[str, Counter[str]]:
+    """support level -> count, per runtime, over the syscalls Linux has."""
+    ours = Counter(r.support for r in table().rows if r.name)
+    gvisor = Counter(row["status"] for row in _tsv("gvisor-amd64-syscalls.tsv"))
+    lx = Counter("full" if row["status"] == "implemented" else "unimplemented"
+                 for row in _tsv("lx-brand-amd64-syscalls.tsv"))
+    return {"brandpy": ours, "gVisor (runsc)": gvisor, "illumos LX": lx}
+
+
+def print_static(out=sys.stdout) -> None:
+    counts = static_counts()
+    levels = [s for s in SUPPORT if any(c[s] for c in counts.values())]
+    out.write(f"{'':<16}" + "".join(f"{lvl:>15}" for lvl in levels) + f"{'total':>8}\n")
+    for runtime, c in counts.items():
+        out.write(f"{runtime:<16}" + "".join(f"{c[lvl]:>15}" for lvl in levels)
+                  + f"{sum(c.values()):>8}\n")
+    out.write("\nbrandpy by disposition: " + ", ".join(
+        f"{n} {d}" for d, n in Counter(r.disposition for r in table().rows if r.name)
+        .most_common()) + "\n")
+    out.write("(LX marks a call implemented or not; 'none' counts calls Linux itself no "
+              "longer implements on x86_64.)\n")
+
+
+# -- a workload ---------------------------------------------------------------------
+
+def run_workload(args: argparse.Namespace) -> int:
+    from brandpy.runopts import config_from
+    from brandpy.runtime.container import Research
+    from brandpy.runtime.run import ContainerError, run
+
+    with ExitStack() as stack:
+        rootfs = args.rootfs
+        if args.image:
+            rootfs = stack.enter_context(_image_rootfs(args.image))
+        if not rootfs:
+            print("brandpy coverage: give --image IMAGE or --rootfs DIR", file=sys.stderr)
+            return 125
+        stats_file = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "stats.json"
+        try:
+            config = config_from(args, rootfs=rootfs)
+            # the workload's output goes to stderr: stdout is the report's
+            status = run(config, engine=args.engine, debug=args.debug,
+                         research=Research(trace_all=True), stats_json=str(stats_file),
+                         stdio=(0, 2, 2))
+        except (ValueError, ContainerError) as exc:
+            print(f"brandpy coverage: {exc}", file=sys.stderr)
+            return getattr(exc, "status", 125)
+        result = verdict(json.loads(stats_file.read_text()), status)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print_verdict(result)
+    return 0 if result["WillRun"] else 1
+
+
+def _image_rootfs(ref: str):
+    """A throw-away container rootfs made from an image in the store."""
+    from contextlib import contextmanager
+
+    from brandpy.images import rootfs
+    from brandpy.images.store import Store
+
+    @contextmanager
+    def made():
+        image = Store().get(ref)
+        base = Path(tempfile.mkdtemp(prefix="brandpy-coverage-"))
+        try:
+            rootfs.create(image.tree, base / "rootfs")
+            yield str(base / "rootfs")
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+    return made()
+
+
+def verdict(stats: dict, status: int) -> dict:
+    """Which syscalls the workload used, how each was handled, and whether it
+    will run here: it will unless a call was unsupported or denied."""
+    rows = {r.name: r for r in table().rows if r.name}
+    used = {}
+    for name, s in stats["Syscalls"].items():
+        row = rows.get(name)
+        used[name] = {"Calls": s["Calls"], "Support": row.support if row else "none",
+                      "Disposition": row.disposition if row else "nosys",
+                      "Note": row.note if row else "no such syscall"}
+    failing = [{"Syscall": e["Syscall"], "Calls": e["Calls"], "Reason": e["Reason"]}
+               for e in stats["Ledger"]]
+    return {"ExitStatus": status, "Used": used, "WouldFail": failing,
+            "WillRun": not failing}
+
+
+def print_verdict(result: dict, out=sys.stdout) -> None:
+    out.write(f"{'syscall':<22}{'calls':>8}  {'support':<14}handling\n")
+    for name, u in sorted(result["Used"].items(), key=lambda kv: -kv[1]["Calls"]):
+        out.write(f"{name:<22}{u['Calls']:>8}  {u['Support']:<14}{u['Disposition']}: "
+                  f"{u['Note']}\n")
+    out.write(f"\n{len(result['Used'])} syscalls used; exit status {result['ExitStatus']}\n")
+    if result["WillRun"]:
+        out.write("verdict: will run (no call was unsupported or denied)\n")
+        return
+    out.write("verdict: may not run; these calls failed:\n")
+    for f in result["WouldFail"]:
+        out.write(f"  {f['Syscall']} ×{f['Calls']}: {f['Reason']}\n")
+
+
+def main(args: argparse.Namespace) -> int:
+    if not args.command:
+        print_static()
+        return 0
+    return run_workload(args)
