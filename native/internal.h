@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define BP_PATH_MAX 4096
@@ -48,6 +49,8 @@ struct bp_resolved {
     char host[BP_PATH_MAX + 1024];
     char guest[BP_PATH_MAX];
     const struct bp_mount *mount;
+    int have_stat;              /* st is the final file's (followed) stat */
+    struct stat st;
 };
 
 /* 0, -errno, or BP_FALLBACK: only the Python resolver can answer. */

@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "brandpy.h"
@@ -109,6 +110,13 @@ static void serve(struct bp_loop *L, int i)
     bp_py_notify(&n);
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
 int bp_loop_run(struct bp_loop *L)
 {
     sigset_t chld;
@@ -119,14 +127,20 @@ int bp_loop_run(struct bp_loop *L)
     L->sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (L->sigfd < 0)
         return -errno;
+    int reap = 1;   /* a SIGCHLD (or the safety timeout) says stops may be waiting */
+    long long last_reap = 0;
     for (;;) {
-        int status;
+        int status, ready;
         pid_t tid;
-        while ((tid = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
-            if (bp_py_wait(tid, status) < 0)
-                return -EINTR;
-        if (tid < 0 && errno == ECHILD)
-            return 0;
+        long long now = now_ms();
+        if (reap || now - last_reap >= SAFETY_POLL_MS) {   /* busy notifications: still reap */
+            last_reap = now;
+            while ((tid = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
+                if (bp_py_wait(tid, status) < 0)
+                    return -EINTR;
+            if (tid < 0 && errno == ECHILD)
+                return 0;
+        }
         fds[0] = (struct pollfd){L->sigfd, POLLIN, 0};
         fds[1] = (struct pollfd){L->wakefd, POLLIN, 0};
         int n = L->nlisteners, m = L->nsockets;
@@ -134,17 +148,23 @@ int bp_loop_run(struct bp_loop *L)
             fds[2 + i] = (struct pollfd){L->listeners[i], POLLIN, 0};
         for (int i = 0; i < m; i++)
             fds[2 + n + i] = (struct pollfd){L->sockets[i], POLLIN, 0};
-        if (poll(fds, 2 + n + m, SAFETY_POLL_MS) < 0 && errno != EINTR)
+        ready = poll(fds, 2 + n + m, SAFETY_POLL_MS);
+        if (ready < 0 && errno != EINTR)
             return -errno;
+        reap = ready <= 0;
+        if (ready < 0)
+            bp_py_wake();   /* a signal for Python (brandpy run forwards SIGTERM) */
         if (fds[0].revents & POLLIN) {
             struct signalfd_siginfo si;
             while (read(L->sigfd, &si, sizeof si) == sizeof si)
                 ;
+            reap = 1;
         }
         if (fds[1].revents & POLLIN) {
             unsigned long long count;
             (void)!read(L->wakefd, &count, sizeof count);
             bp_py_wake();
+            reap = 1;   /* a request may have spawned or resumed a task */
         }
         for (int i = m - 1; i >= 0; i--) {
             if (!fds[2 + n + i].revents)

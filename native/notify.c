@@ -125,10 +125,12 @@ static void apply_view(const struct bp_state *s, const char *host, int follow,
 }
 
 static int do_stat(const struct bp_state *s, int pid, const char *host, int follow,
-                   unsigned long buf)
+                   unsigned long buf, const struct stat *known)
 {
     struct stat st;
-    if (fstatat(AT_FDCWD, host, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) < 0)
+    if (known)
+        st = *known;
+    else if (fstatat(AT_FDCWD, host, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) < 0)
         return -errno;
     if (s->fake_ids) {
         unsigned int uid = st.st_uid, gid = st.st_gid, mode = st.st_mode;
@@ -198,6 +200,13 @@ static int path_arg(struct ctx *c, int path_i, int dirfd, int follow)
 static void fd_path(struct ctx *c, int fd)
 {
     snprintf(c->r.host, sizeof c->r.host, "/proc/%d/fd/%d", c->t->tid, fd);
+    c->r.have_stat = 0;
+}
+
+/* The resolver's own lstat of the final file, when it is what stat wants. */
+static const struct stat *known_stat(const struct ctx *c, int follow)
+{
+    return follow && c->r.have_stat ? &c->r.st : NULL;
 }
 
 static long stat_family(struct ctx *c)
@@ -207,10 +216,11 @@ static long stat_family(struct ctx *c)
     case SYS_stat:
     case SYS_lstat:
         rc = path_arg(c, 0, AT_FDCWD, nr == SYS_stat);
-        return rc ? rc : do_stat(c->s, c->req->pid, c->r.host, nr == SYS_stat, arg(c, 1));
+        return rc ? rc : do_stat(c->s, c->req->pid, c->r.host, nr == SYS_stat, arg(c, 1),
+                                 known_stat(c, nr == SYS_stat));
     case SYS_fstat:
         fd_path(c, iarg(c, 0));
-        return do_stat(c->s, c->req->pid, c->r.host, 1, arg(c, 1));
+        return do_stat(c->s, c->req->pid, c->r.host, 1, arg(c, 1), NULL);
     case SYS_newfstatat: {
         int flags = iarg(c, 3), follow = !(flags & AT_SYMLINK_NOFOLLOW);
         if (flags & AT_EMPTY_PATH) {
@@ -219,11 +229,12 @@ static long stat_family(struct ctx *c)
                 if (iarg(c, 0) == AT_FDCWD)
                     return BP_FALLBACK;
                 fd_path(c, iarg(c, 0));
-                return do_stat(c->s, c->req->pid, c->r.host, 1, arg(c, 2));
+                return do_stat(c->s, c->req->pid, c->r.host, 1, arg(c, 2), NULL);
             }
         }
         rc = path_arg(c, 1, iarg(c, 0), follow);
-        return rc ? rc : do_stat(c->s, c->req->pid, c->r.host, follow, arg(c, 2));
+        return rc ? rc : do_stat(c->s, c->req->pid, c->r.host, follow, arg(c, 2),
+                                 known_stat(c, follow));
     }
     case SYS_statx: {
         int flags = iarg(c, 2), follow = !(flags & AT_SYMLINK_NOFOLLOW);

@@ -129,6 +129,7 @@ int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
     }
     memcpy(pend, path, plen + 1);
     p = pend;
+    out->have_stat = 0;
     for (;;) {
         while (*p == '/')
             p++;
@@ -195,11 +196,16 @@ int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
         }
         if (!last && !S_ISDIR(st.st_mode))
             return -ENOTDIR;
+        if (last) {                /* the final file: its stat serves stat(2) */
+            out->st = st;
+            out->have_stat = 1;
+        }
     }
     rc = host_of(s, cur, curlen, out->host, sizeof out->host, &out->mount);
     if (rc)
         return rc;
     if (last_is_dot || (trailing_slash && curlen)) {
+        out->have_stat = 0;
         size_t hl = strlen(out->host);
         const char *suffix = last_is_dot ? "/." : "/";
         if (hl + 3 > sizeof out->host)
