@@ -10,7 +10,7 @@ import json
 
 from aiohttp import web
 
-from brandpy.engine import archive, procstats, views
+from brandpy.engine import archive, procstats, syscall_view, views
 from brandpy.engine.attach import parse_detach_keys
 from brandpy.engine.errors import InvalidParameter
 from brandpy.engine.filters import Filters
@@ -78,7 +78,9 @@ async def inspect(request: web.Request) -> web.Response:
     if qbool(request, "size"):
         from brandpy.engine.system import changed_size
         size = {"SizeRw": await asyncio.to_thread(changed_size, engine(request), rec)}
-    return reply(views.inspect(rec, size))
+    out = views.inspect(rec, size)
+    out["Brandpy"] = await syscall_view.view(rec)
+    return reply(out)
 
 
 async def start(request: web.Request) -> web.Response:

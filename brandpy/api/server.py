@@ -87,7 +87,7 @@ async def docker_errors(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 def make_app(eng: Engine) -> web.Application:
-    from . import (build_routes, container_routes, exec_routes, image_routes,
+    from . import (brandpy_routes, build_routes, container_routes, exec_routes, image_routes,
                    network_routes, system_routes, volume_routes)
 
     app = web.Application(middlewares=[docker_errors], client_max_size=JSON_LIMIT,
@@ -95,6 +95,6 @@ def make_app(eng: Engine) -> web.Application:
     app[ENGINE_KEY] = eng
     router = Router(app)
     for module in (system_routes, container_routes, exec_routes, image_routes,
-                   build_routes, volume_routes, network_routes):
+                   build_routes, volume_routes, network_routes, brandpy_routes):
         module.register(router)
     return app

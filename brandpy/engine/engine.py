@@ -9,6 +9,7 @@ image store) goes to threads.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ from brandpy.runtime.policy import capabilities, load_profile
 from brandpy.runtime.sandbox import SandboxConfig, etc_files
 
 from . import logs as logslib
-from . import shimproto, timefmt
+from . import research, shimproto, timefmt
 from .attach import proxy
 from .create import (Mounts, allocate_ports, check_restart_policy, container_mounts, merge_image_config,
                      parse_signal, port_bindings, seccomp_profile_text, security_options,
@@ -46,6 +47,7 @@ SECCOMP_PROFILE = "seccomp.json"
 SOCKET_MAX = 107          # sun_path holds 108 bytes with the NUL
 DEFAULT_STOP_TIMEOUT = 10
 DRIVER = "brandpy-linkfarm"
+UNSUPPORTED = "brandpy-unsupported"    # the docker event of a call the ledger records
 
 
 class Engine:
@@ -164,6 +166,7 @@ class Engine:
         seccomp, warnings = security_options(host_config.get("SecurityOpt") or [], "")
         port_bindings(host_config, config.get("ExposedPorts"))
         warnings += unenforced(host_config, config)
+        warnings += research.from_labels(config.get("Labels") or {})[1]
 
         async with self._create_lock:
             cid = new_id()
@@ -334,6 +337,7 @@ class Engine:
             "restart": hc.get("RestartPolicy"),
             "stop_signal": parse_signal(cfg.get("StopSignal")),
             "log": str(rec.log_path),
+            "research": research.from_labels(cfg.get("Labels") or {})[0].to_json(),
         }
 
     async def start(self, rec: Record) -> None:
@@ -388,6 +392,12 @@ class Engine:
                 if msg.get("event") == "exec_exit":
                     from .execs import exec_exited
                     exec_exited(self, msg["exec"], int(msg["exitCode"]))
+                    continue
+                if msg.get("event") == "unsupported":
+                    err = int(msg["errno"])
+                    self.container_event(rec, UNSUPPORTED, syscall=str(msg["syscall"]),
+                                         errno=errno.errorcode.get(err, str(err)),
+                                         reason=str(msg["reason"]))
                     continue
                 rec.state = msg["state"]
                 event = msg.get("event")

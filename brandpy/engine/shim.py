@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import Future
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,9 +30,11 @@ from brandpy.images.fsutil import atomic_write_json
 from brandpy.runtime.container import Container, ContainerError
 from brandpy.runtime.native_engine import block_sigchld
 from brandpy.runtime.sandbox import PortMapping, SandboxConfig, Volume
+from brandpy.runtime.stats import LedgerEntry
 
-from . import shimproto, timefmt
+from . import shimproto, syscall_view, timefmt
 from .logs import LogWriter
+from .research import ResearchSpec, research
 from .stdio import Client, Session
 
 SOCKET = "shim.sock"
@@ -42,6 +45,7 @@ STATE = "state.json"
 BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET = 0.1, 60.0, 10.0
 EXEC_DRAIN_GRACE = 2.0
 START_TIMEOUT = 60.0
+SNAPSHOT_TIMEOUT = 10.0
 
 
 def initial_state() -> dict[str, Any]:
@@ -85,6 +89,7 @@ class Shim:
         self.stopping = threading.Event()               # docker stop/kill: no restart
         self.exited = asyncio.Event()                   # set on the loop while not running
         self.log = LogWriter(self.spec["log"])
+        self.research = ResearchSpec.from_json(self.spec.get("research") or {})
 
     # -- the loop thread ------------------------------------------------------
 
@@ -121,8 +126,12 @@ class Shim:
         changes = {**(changes or {}), **more}
         self.state.update(changes)
         atomic_write_json(self.dir / STATE, self.state)
-        msg = shimproto.dumps({"event": event, "state": self.state, **(
+        self.tell_watchers({"event": event, "state": self.state, **(
             {"exitCode": changes["ExitCode"]} if "ExitCode" in changes else {})})
+
+    def tell_watchers(self, obj: dict) -> None:
+        """One line to every daemon watching (loop thread)."""
+        msg = shimproto.dumps(obj)
         for w in list(self.watchers):
             if w.is_closing():
                 self.watchers.discard(w)
@@ -340,8 +349,7 @@ class Shim:
             session.stop_reading()
         session.close_stdin()
         self.execs.pop(exec_id, None)
-        for w in list(self.watchers):
-            w.write(shimproto.dumps({"event": "exec_exit", "exec": exec_id, "exitCode": status}))
+        self.tell_watchers({"event": "exec_exit", "exec": exec_id, "exitCode": status})
         if not detached:
             client.send_control({"exit": status})
         return False
@@ -353,6 +361,22 @@ class Shim:
         except ConnectionError:
             pass
         session.close_stdin()
+
+    async def op_syscalls(self, req: dict, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> bool:
+        """The running container's statistics and ledger; null between runs
+        (the daemon then reads the saved snapshot)."""
+        container = self.container
+        data = None
+        if container is not None:
+            try:
+                data = await asyncio.wait_for(asyncio.wrap_future(container.syscalls()),
+                                              SNAPSHOT_TIMEOUT)
+            except TimeoutError:
+                raise ContainerError("the container's supervisor did not answer for its "
+                                     "statistics; see the shim's log", 500) from None
+        self._reply(writer, syscalls=data)
+        return False
 
     def _running(self) -> Container:
         if self.container is None or not self.state["Running"] or self.state["Restarting"]:
@@ -387,12 +411,25 @@ class Shim:
 
     def _run_once(self, answer: Future[int] | None) -> int | None:
         """One run of the entrypoint; its exit status, None if it could not start."""
+        with ExitStack() as files:
+            return self._run(answer, files)
+
+    def _unsupported(self, entry: LedgerEntry) -> None:
+        """A call the ledger sees for the first time (tracer thread): a
+        docker event."""
+        self.loop.call_soon_threadsafe(self.tell_watchers, {
+            "event": "unsupported", "syscall": entry.name, "errno": entry.errno,
+            "reason": entry.reason})
+
+    def _run(self, answer: Future[int] | None, files: ExitStack) -> int | None:
         session = Session(self.spec["tty"], self.spec["open_stdin"],
                           tuple(self.spec["console_size"]) if self.spec.get("console_size")
                           else None)
         try:
             try:
-                container = Container(sandbox_config(self.spec))
+                container = Container(sandbox_config(self.spec), engine=self.research.engine,
+                                      research=research(self.research, self.dir, files))
+                container.on_unsupported(self._unsupported)
                 pid = container.start(stdio=session.child.stdio, tty=session.tty)
             except ValueError as exc:     # a user, group or policy the runtime rejects
                 raise ContainerError(str(exc)) from None
@@ -426,6 +463,8 @@ class Shim:
         if answer is not None:
             answer.set_result(pid)
         status = container.run()
+        # before "die" reaches the daemon, so inspect after `docker run` has it
+        syscall_view.save(self.dir, container.syscalls().result())
         drained: Future[None] = Future()
 
         def wait_drained() -> None:

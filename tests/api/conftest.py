@@ -6,10 +6,12 @@ tests that kill or restart the daemon make their own with `Daemon`."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,13 +49,14 @@ class Daemon:
     (kept short: container paths end up inside AF_UNIX socket paths)."""
 
     def __init__(self, root: Path | None = None, env: dict | None = None,
-                 user: list[str] | None = None) -> None:
+                 user: list[str] | None = None, args: list[str] | None = None) -> None:
         self.root = root or Path(tempfile.mkdtemp(prefix="bpd-", dir="/tmp"))
         self.root.chmod(0o755)    # containers running as other users traverse it
         self.sock = self.root / "d.sock"
         self.host = f"unix://{self.sock}"
         self.env = env
         self.user = user or []
+        self.args = args or []
         self.proc: subprocess.Popen | None = None
         self.log = self.root / "daemon.log"
 
@@ -63,7 +66,7 @@ class Daemon:
         log = open(self.log, "ab")
         self.proc = subprocess.Popen(
             self.user + [sys.executable, "-m", "brandpy", "daemon", "--data-root",
-                         str(self.root / "data"), "-H", self.host],
+                         str(self.root / "data"), "-H", self.host, *self.args],
             stdout=subprocess.PIPE, stderr=log, env=env, cwd="/")
         log.close()
         line = self.proc.stdout.readline().decode()
@@ -122,8 +125,32 @@ class Daemon:
         assert r.status == 0, r
         return r.out
 
+    def api(self, method: str, path: str, body: object = None) -> tuple[int, str, bytes]:
+        """A raw API request (for brandpy's own endpoints, which neither
+        client knows): status, Content-Type and body."""
+        conn = _UnixHTTP(str(self.sock))
+        try:
+            data = None if body is None else json.dumps(body).encode()
+            conn.request(method, path, body=data,
+                         headers={"Content-Type": "application/json"} if data else {})
+            resp = conn.getresponse()
+            return resp.status, resp.getheader("Content-Type", ""), resp.read()
+        finally:
+            conn.close()
+
     def client(self) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.host, timeout=60)
+
+
+class _UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=60)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(60)
+        self.sock.connect(self.path)
 
 
 @pytest.fixture(scope="module")

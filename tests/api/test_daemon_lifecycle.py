@@ -43,6 +43,9 @@ def test_kill_9_then_restart_tells_the_truth(fresh):
         "exited 4\n"
     assert d.ok("logs", "short") == "done\n"
     assert d.ok("wait", "short") == "4\n"
+    # the statistics: live from the surviving shim, saved by the one that ended
+    assert d.ok("inspect", "-f", "{{.Brandpy.Snapshot}}", "long", "short") == "live\nfinal\n"
+    assert int(d.ok("inspect", "-f", "{{.Brandpy.Syscalls.execve.Calls}}", "short")) >= 1
     d.ok("stop", "long")
     assert d.ok("inspect", "-f", "{{.State.ExitCode}}", "long") == "5\n"
     assert d.ok("logs", "long") == "started\nbye\n"
