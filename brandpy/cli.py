@@ -119,6 +119,7 @@ def parser() -> argparse.ArgumentParser:
 
     _lazy(".images.cli")(sub)
     _lazy(".api.daemon")(sub)
+    _lazy(".oci.cli")(sub)
     return p
 
 

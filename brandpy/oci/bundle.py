@@ -1,0 +1,303 @@
+"""A bundle's config.json read into a Plan: the SandboxConfig brandpy runs,
+with the process, hooks and namespaces around it. Every field brandpy cannot
+honour is either an error (when ignoring it would change what the container
+may do or see in a way the caller relies on) or a note logged at create,
+never silently dropped."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from brandpy.runtime.policy import ALL_CAPS, CAP_NUMBERS, DEFAULT_CAPS
+from brandpy.runtime.sandbox import MASKED, READONLY_PROC, SandboxConfig, Volume
+
+from .errors import OciError
+from .hooks import Hook, parse_hooks
+from .options import Options
+from .process import Note, ProcessPlan, parse_process
+from .seccomp import docker_profile
+from .state import ContainerDir
+
+ANNOTATION = "org.brandpy."
+ENGINES = ("native", "python")
+
+# Mount points brandpy provides itself; what the container gets there instead.
+EMULATED = {
+    "/proc": "brandpy's emulated /proc",
+    "/dev": "brandpy's own /dev (null, zero, full, random, urandom, tty, console, pts, shm)",
+    "/dev/pts": "the host's devpts, as brandpy's /dev/pts",
+    "/dev/shm": "brandpy's private /dev/shm",
+    "/dev/mqueue": "nothing: POSIX message queues are the host's (no IPC namespace)",
+    "/sys": "the host's /sys, read-only (no sysfs namespace)",
+    "/sys/fs/cgroup": "the host's cgroup tree, read-only under /sys (no cgroup namespace)",
+}
+KERNEL_TYPES = {"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "tmpfs"}
+PROPAGATION = {"private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable",
+               "runbindable", "bind", "rbind", "rw", "ro", "rro", "rrw", "defaults"}
+
+
+@dataclass
+class Plan:
+    sandbox: SandboxConfig
+    process: ProcessPlan
+    bundle: str
+    engine: str = "native"
+    netns: str = ""                  # "": the runtime's; "new"; or a namespace file to join
+    nfds: int = 3                    # stdio plus --preserve-fds
+    hooks: dict[str, list[Hook]] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    notes: list[Note] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        data = json.loads(path.read_text())
+        sb = data["sandbox"]
+        sb["volumes"] = [Volume(**v) for v in sb["volumes"]]
+        data["sandbox"] = SandboxConfig(**sb)
+        data["process"] = ProcessPlan.from_json(data["process"])
+        data["hooks"] = {k: [Hook(**h) for h in v] for k, v in data["hooks"].items()}
+        data["notes"] = [tuple(n) for n in data["notes"]]
+        return cls(**data)
+
+
+def read_config(bundle: str) -> dict[str, Any]:
+    path = Path(bundle)
+    if not path.is_dir():
+        raise OciError(f"bundle {bundle}: no such directory: pass --bundle DIR, the directory "
+                       "holding config.json and the root filesystem")
+    try:
+        text = (path / "config.json").read_text()
+    except FileNotFoundError:
+        raise OciError(f"bundle {bundle} has no config.json: write one "
+                       "(brandpy-runc spec makes a template)") from None
+    except OSError as exc:
+        raise OciError(f"cannot read {path / 'config.json'}: {exc.strerror}") from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise OciError(f"{path / 'config.json'} is not valid JSON: {exc.msg} at line "
+                       f"{exc.lineno} column {exc.colno}") from None
+    if not isinstance(config, dict):
+        raise OciError(f"{path / 'config.json'} must hold a JSON object")
+    version = config.get("ociVersion")
+    if not isinstance(version, str) or not version.startswith("1."):
+        raise OciError(f"config.json: ociVersion {version!r} is not supported: brandpy runs "
+                       "OCI runtime spec 1.x bundles")
+    return config
+
+
+def make_plan(bundle: str, config: dict[str, Any], cdir: ContainerDir, defaults: Options,
+              preserve_fds: int = 0) -> Plan:
+    """config.json → Plan. Writes the converted seccomp profile and the
+    tmpfs directories into the container's directory."""
+    bundle = os.path.abspath(bundle)
+    notes: list[Note] = []
+    root = config.get("root")
+    if not isinstance(root, dict) or not isinstance(root.get("path"), str):
+        raise OciError("config.json: root.path is required (the root filesystem)")
+    rootfs = os.path.join(bundle, root["path"])
+    if not os.path.isdir(rootfs):
+        raise OciError(f"root filesystem {rootfs}: no such directory: fix root.path in "
+                       "config.json or unpack the image there")
+    if "process" not in config:
+        raise OciError("config.json has no process: brandpy needs a process to create a "
+                       "container")
+    process, pnotes = parse_process(config["process"])
+    notes += pnotes
+    annotations = config.get("annotations") or {}
+    if not isinstance(annotations, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()):
+        raise OciError("config.json: annotations must map strings to strings")
+    linux = config.get("linux") or {}
+    caps = _capabilities(process, notes)
+    volumes = [Volume(rootfs, "/", readonly=True, kind="rootfs")] if root.get("readonly") else []
+    volumes += _mounts(config.get("mounts") or [], bundle, cdir, notes)
+    netns = _namespaces(linux, notes)
+    seccomp = "unconfined"
+    if linux.get("seccomp") is not None:
+        profile, snotes = docker_profile(linux["seccomp"], caps)
+        notes += snotes
+        path = cdir.path / "seccomp.json"
+        path.write_text(json.dumps(profile))
+        seccomp = str(path)
+    _linux_notes(linux, notes)
+    opts = _annotations(annotations, defaults)
+    sandbox = SandboxConfig(
+        rootfs=rootfs, argv=process.argv, env=process.env, workdir=process.cwd,
+        volumes=volumes, state_dir=str(cdir.sandbox_dir), user=f"{process.uid}:{process.gid}",
+        hostname=_str(config, "hostname"), domainname=_str(config, "domainname"),
+        kernel_release=opts["kernel-release"], personality=opts["personality"] == "true",
+        seccomp=seccomp, cap_add=sorted(caps - DEFAULT_CAPS), cap_drop=sorted(DEFAULT_CAPS - caps),
+        strict=opts["strict"] == "true", cpuset=opts["cpuset"])
+    return Plan(sandbox=sandbox, process=process, bundle=bundle, engine=opts["engine"],
+                netns=netns, nfds=3 + preserve_fds, hooks=parse_hooks(config.get("hooks")),
+                annotations=annotations, notes=notes)
+
+
+def _str(config: dict[str, Any], key: str) -> str:
+    value = config.get(key) or ""
+    if not isinstance(value, str):
+        raise OciError(f"config.json: {key} must be a string")
+    return value
+
+
+def _annotations(annotations: dict[str, str], defaults: Options) -> dict[str, str]:
+    opts = {"engine": defaults.engine, "kernel-release": defaults.kernel_release,
+            "personality": "false", "strict": "false", "cpuset": ""}
+    for key, value in annotations.items():
+        if not key.startswith(ANNOTATION):
+            continue
+        name = key[len(ANNOTATION):]
+        if name not in opts:
+            raise OciError(f"unknown annotation {key}: brandpy reads "
+                           f"{', '.join(ANNOTATION + k for k in opts)}")
+        opts[name] = value
+    if opts["engine"] not in ENGINES:
+        raise OciError(f"{ANNOTATION}engine {opts['engine']!r}: use native or python")
+    for flag in ("personality", "strict"):
+        if opts[flag] not in ("true", "false"):
+            raise OciError(f"{ANNOTATION}{flag} must be true or false")
+    return opts
+
+
+def own_capabilities() -> frozenset[str]:
+    """This process's permitted set: what a real-root container can get."""
+    with open("/proc/self/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("CapPrm:"))
+    return frozenset(name for name, bit in CAP_NUMBERS.items() if mask >> bit & 1)
+
+
+def _capabilities(process: ProcessPlan, notes: list[Note]) -> frozenset[str]:
+    # runc leaves a process without a capabilities object every capability
+    caps = frozenset(process.caps) if process.caps is not None else ALL_CAPS
+    if os.geteuid() == 0:   # credentials are real: only what we hold can be given
+        missing = caps - own_capabilities()
+        if missing:
+            notes.append(("warning", f"capabilities {', '.join(sorted(missing))} not given: "
+                          "the runtime itself does not hold them"))
+            caps -= missing
+    return caps
+
+
+def _mounts(mounts: list[Any], bundle: str, cdir: ContainerDir,
+            notes: list[Note]) -> list[Volume]:
+    volumes: list[Volume] = []
+    emulated: list[str] = []
+    for i, m in enumerate(mounts):
+        if not isinstance(m, dict) or not isinstance(m.get("destination"), str) \
+                or not m["destination"].startswith("/"):
+            raise OciError(f"mounts[{i}].destination must be an absolute path")
+        dest = os.path.normpath(m["destination"])
+        kind = m.get("type") or ""
+        options = [o for o in m.get("options") or [] if isinstance(o, str)]
+        bind = kind == "bind" or "bind" in options or "rbind" in options
+        if dest in ("/proc", "/sys", "/dev") or (dest in EMULATED and not bind):
+            emulated.append(f"{dest} ({kind or 'bind'}): {EMULATED[dest]}")
+            continue
+        unenforced = sorted(set(o for o in options if "=" not in o) - PROPAGATION)
+        if bind:
+            source = os.path.join(bundle, m.get("source") or "")
+            if not os.path.exists(source):
+                raise OciError(f"mounts[{i}]: bind source {source} for {dest} does not exist")
+            volumes.append(Volume(source, dest, readonly="ro" in options or "rro" in options))
+        elif kind == "tmpfs":
+            host = cdir.path / "tmpfs" / str(i)
+            host.mkdir(parents=True)
+            mode = next((o[5:] for o in options if o.startswith("mode=")), "1777")
+            host.chmod(int(mode, 8))
+            volumes.append(Volume(str(host), dest, readonly="ro" in options, kind="tmpfs"))
+            notes.append(("info", f"tmpfs at {dest}: a private directory emptied at delete "
+                          "(size not enforced)"))
+        elif kind in KERNEL_TYPES:
+            notes.append(("warning", f"{kind} mount at {dest} not made: brandpy provides "
+                          f"{kind} file systems only at their usual places"))
+            continue
+        else:
+            raise OciError(f"mounts[{i}]: type {kind!r} at {dest} is not supported: brandpy "
+                           "translates paths instead of mounting; use a bind mount")
+        if unenforced:
+            notes.append(("info", f"mount {dest}: options {','.join(unenforced)} not enforced"))
+    if emulated:
+        notes.append(("info", "mounts brandpy provides itself: " + "; ".join(emulated)))
+    return volumes
+
+
+def _namespaces(linux: dict[str, Any], notes: list[Note]) -> str:
+    """The network namespace to make or join (the only kernel namespace
+    brandpy uses, when root); notes for the others, which it emulates or
+    leaves shared."""
+    root = os.geteuid() == 0
+    netns = ""
+    emulated = {"pid": "the entrypoint is PID 1 and only the container's processes are "
+                       "visible", "uts": "hostname and domainname",
+                "mount": "the mount table, by path translation"}
+    said: list[str] = []
+    for ns in linux.get("namespaces") or []:
+        kind, path = ns.get("type"), ns.get("path") or ""
+        if kind in emulated:
+            if path:
+                notes.append(("warning", f"{kind} namespace {path} not joined: brandpy's "
+                              f"emulated {kind} view covers this container only"))
+            else:
+                said.append(f"{kind} (emulated: {emulated[kind]})")
+        elif kind == "network":
+            if not root:
+                notes.append(("warning", "network namespace not isolated: making or joining "
+                              "one needs root; the container shares the runtime's network"))
+            elif path:
+                netns = path
+                said.append(f"network (joined {path})")
+            else:
+                netns = "new"
+                said.append("network (a new kernel namespace)")
+        elif kind == "user":
+            if root:
+                notes.append(("info", "user namespace not created: identities are real host "
+                              "ids" + (", uid/gid mappings not applied"
+                                       if linux.get("uidMappings") else "")))
+            else:
+                said.append("user (emulated: fakeroot-style identities)")
+        elif kind in ("ipc", "cgroup", "time"):
+            notes.append(("warning", f"{kind} namespace not isolated: brandpy shares the "
+                          f"host's {kind}"))
+        else:
+            raise OciError(f"linux.namespaces: unknown type {kind!r}")
+    if said:
+        notes.append(("info", "namespaces honoured: " + "; ".join(said)))
+    return netns
+
+
+def _linux_notes(linux: dict[str, Any], notes: list[Note]) -> None:
+    limits = []
+    for group, values in (linux.get("resources") or {}).items():
+        if group == "devices" or not isinstance(values, dict):
+            continue
+        limits += [f"{group}.{k}={v}" for k, v in values.items() if v not in (None, 0, "", [], {})]
+    if limits:
+        notes.append(("warning", f"linux.resources not enforced (brandpy uses no cgroups): "
+                      f"{', '.join(limits)}"))
+    ours = {"/" + p.decode().lstrip("/") for p in MASKED + READONLY_PROC}
+    for key in ("maskedPaths", "readonlyPaths"):
+        extra = sorted(set(linux.get(key) or []) - ours)
+        if extra:
+            notes.append(("warning", f"linux.{key} {', '.join(extra)} not applied: brandpy "
+                          "masks Docker's default list"))
+    for dev in linux.get("devices") or []:
+        notes.append(("warning", f"device {dev.get('path')} not created: brandpy's /dev is "
+                      "fixed; bind-mount the device node instead"))
+    if linux.get("sysctl"):
+        notes.append(("warning", f"linux.sysctl {sorted(linux['sysctl'])} not applied: "
+                      "brandpy's /proc/sys is the host's, read-only"))
+    for key in ("intelRdt", "personality", "rootfsPropagation", "mountLabel", "uidMappings"):
+        if linux.get(key) and not (key == "uidMappings" and os.geteuid() == 0):
+            notes.append(("warning", f"linux.{key} not applied by brandpy"))
+    if linux.get("cgroupsPath"):
+        notes.append(("debug", f"linux.cgroupsPath {linux['cgroupsPath']}: brandpy makes no "
+                      "cgroups"))
