@@ -1,0 +1,144 @@
+"""config.json as brandpy applies it: hooks, annotations, identity,
+capabilities, rlimits, mounts, read-only root, seccomp, the network
+namespace, and the notes create logs for what it emulates or ignores."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from brandpy.oci.bundle import own_capabilities
+
+from .conftest import Bundle, Runc, runtime_env
+
+
+def run(runc: Runc, b, cid: str = "c", *global_opts: str) -> str:
+    r = runc(*global_opts, "run", "--bundle", str(b), cid)
+    assert r.status == 0, r
+    return r.out
+
+
+def hook(log, kind: str) -> dict:
+    """A hook that appends its kind and the state it got to a JSON-lines log."""
+    return {"path": "/bin/sh",
+            "args": ["sh", "-c", f'printf "%s %s\\n" {kind} "$(cat)" >> {log}']}
+
+
+def test_hooks_run_in_order_with_the_state_on_stdin(runc: Runc, bundle: Bundle, tmp_path):
+    log = tmp_path / "hooks.log"
+    hooks = {kind: [hook(log, kind)] for kind in ("prestart", "createRuntime",
+                                                  "createContainer", "poststart", "poststop")}
+    # startContainer runs inside the container: /tmp is the rootfs's
+    hooks["startContainer"] = [{"path": "/bin/sh", "args": [
+        "sh", "-c", '{ cat; echo; echo "$HOOKVAR"; } > /tmp/start-state'],
+        "env": ["HOOKVAR=set"]}]
+    b = bundle(["sh", "-c", "test -f /tmp/start-state && echo hooked"], hooks=hooks,
+               annotations={"k": "v"})
+    runc.ok("create", "--bundle", str(b), "h")
+    assert [line.split()[0] for line in log.read_text().splitlines()] == [
+        "prestart", "createRuntime", "createContainer"]
+    runc.ok("start", "h")
+    runc.wait_status("h", "stopped")
+    runc.ok("delete", "h")
+    lines = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    assert [k for k, _ in lines] == ["prestart", "createRuntime", "createContainer",
+                                     "poststart", "poststop"]
+    states = {k: json.loads(v) for k, v in lines}
+    assert {k: s["status"] for k, s in states.items()} == {
+        "prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+        "poststart": "running", "poststop": "stopped"}
+    assert all(s["id"] == "h" and s["bundle"] == str(b) and s["annotations"] == {"k": "v"}
+               for s in states.values())
+    assert states["prestart"]["pid"] > 0 and states["poststop"]["pid"] == 0
+    inside = (b / "rootfs" / "tmp" / "start-state").read_text().splitlines()
+    assert json.loads(inside[0])["status"] == "created" and inside[1] == "set"
+
+
+def test_annotations_set_the_kernel_personality(runc: Runc, bundle: Bundle):
+    b = bundle(["uname", "-r"], annotations={"org.brandpy.kernel-release": "4.4.0-oci"})
+    assert run(runc, b) == "4.4.0-oci\n"
+    # the runtime-wide default (dockerd's runtimeArgs), overridden per container
+    assert run(runc, bundle(["uname", "-r"], name="b2"), "c2",
+               "--kernel-release", "5.10.0-global") == "5.10.0-global\n"
+
+
+def test_hostname_user_and_additional_gids(runc: Runc, bundle: Bundle):
+    b = bundle(["sh", "-c", "hostname; id -u; id -g; id -G"], hostname="oci-host",
+               process_user={"uid": 1000, "gid": 1000, "additionalGids": [2000, 3000]})
+    assert run(runc, b).split() == ["oci-host", "1000", "1000", "1000", "2000", "3000"]
+
+
+def test_capabilities_are_the_effective_set(runc: Runc, bundle: Bundle):
+    caps = {k: ["CAP_CHOWN", "CAP_KILL"] for k in ("bounding", "effective", "permitted")}
+    b = bundle(["sh", "-c", "grep CapEff /proc/self/status"], process_capabilities=caps)
+    assert run(runc, b).split() == ["CapEff:", f"{1 << 0 | 1 << 5:016x}"]
+
+
+def test_rlimits_soft_applied_hard_above_ours_refused(runc: Runc, bundle: Bundle):
+    b = bundle(["sh", "-c", "ulimit -n; ulimit -Hn"],
+               process_rlimits=[{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512}])
+    assert run(runc, b).split() == ["256", "512"]
+    if "CAP_SYS_RESOURCE" in own_capabilities():
+        return   # raising works here: nothing to refuse
+    b = bundle(["true"], name="b2",
+               process_rlimits=[{"type": "RLIMIT_NOFILE", "soft": 1 << 30, "hard": 1 << 30}])
+    message = runc.fails("create", "--bundle", str(b), "c2")
+    assert "needs CAP_SYS_RESOURCE" in message and "lower it in config.json" in message
+
+
+def test_mounts_bind_read_only_and_tmpfs(runc: Runc, bundle: Bundle, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in").write_text("from the host\n")
+    b = bundle(["sh", "-c", "cat /data/in; echo x > /data/out || echo ro; "
+                "echo y > /run/f && cat /run/f; ls -ld /run | cut -c1-10"],
+               mounts=[{"destination": "/data", "type": "bind", "source": str(data),
+                        "options": ["rbind", "ro"]},
+                       {"destination": "/run", "type": "tmpfs", "source": "tmpfs",
+                        "options": ["nosuid", "mode=755"]},
+                       {"destination": "/proc", "type": "proc", "source": "proc"}])
+    out = run(runc, b).splitlines()
+    assert out == ["from the host", "ro", "y", "drwxr-xr-x"]
+    assert not (data / "out").exists()
+    notes = [json.loads(line)["msg"] for line in runc.log.read_text().splitlines()]
+    assert any(n.startswith("tmpfs at /run: a private directory") for n in notes)
+    assert any("/proc (proc): brandpy's emulated /proc" in n for n in notes)
+
+
+def test_read_only_root(runc: Runc, bundle: Bundle):
+    b = bundle(["sh", "-c", "touch /x 2>&1; touch /tmp/y 2>&1; exit 0"],
+               root={"path": "rootfs", "readonly": True})
+    assert run(runc, b).count("Read-only file system") == 2
+
+
+def test_seccomp_profile_from_config(runc: Runc, bundle: Bundle):
+    seccomp = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                             "errnoRet": 13}]}
+    b = bundle(["sh", "-c", "mkdir /tmp/d 2>&1; exit 0"], linux={"seccomp": seccomp})
+    assert "Permission denied" in run(runc, b)
+
+
+def test_a_new_network_namespace_as_root(runc: Runc, bundle: Bundle):
+    """The one kernel namespace brandpy uses: the container sees only lo."""
+    b = bundle(["sh", "-c", "cat /proc/net/dev"])
+    devices = [line.split(":")[0].strip() for line in run(runc, b).splitlines()[2:]]
+    assert devices == ["lo"]
+
+
+def test_oom_score_and_preserved_fds(runc: Runc, bundle: Bundle, tmp_path):
+    b = bundle(["sh", "-c", "cat /proc/self/oom_score_adj; echo to-fd3 >&3"],
+               process_oomScoreAdj=500)
+    r, w = os.pipe()
+    # the runtime gets the pipe as fd 3, as containerd passes ExtraFiles
+    as_fd3 = "import os, sys; os.dup2(int(sys.argv[1]), 3); os.execv(sys.argv[2], sys.argv[2:])"
+    p = subprocess.run([sys.executable, "-c", as_fd3, str(w),
+                        *runc.cmd("run", "--preserve-fds", "1", "--bundle", str(b), "o")],
+                       pass_fds=(w,), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       env=runtime_env())
+    os.close(w)
+    assert (p.returncode, p.stdout) == (0, "500\n"), p
+    assert os.read(r, 100) == b"to-fd3\n"
+    os.close(r)
