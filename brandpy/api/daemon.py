@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 
 from brandpy import datadir
 
+from .adapter_config import AdapterConfigError, Chain
+from .adapter_config import load as load_adapters
+
 SHUTDOWN_TIMEOUT = 2.0
 
 
@@ -77,7 +80,7 @@ def _claim_socket(path: str) -> None:
     raise SystemExit(f"brandpy daemon: {path} is in use by another server")
 
 
-async def serve(root: Path, hosts: list[str]) -> None:
+async def serve(root: Path, hosts: list[str], adapters: Chain | None = None) -> None:
     from aiohttp import web
 
     from brandpy.engine.engine import Engine
@@ -86,7 +89,7 @@ async def serve(root: Path, hosts: list[str]) -> None:
 
     eng = Engine(root)
     await eng.startup()
-    runner = web.AppRunner(make_app(eng), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    runner = web.AppRunner(make_app(eng, adapters), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     sockets = []
     for host in hosts:
@@ -127,11 +130,18 @@ def _daemon(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"brandpy daemon: {exc}", file=sys.stderr)
         return 2
+    adapters = None
+    if args.adapters:
+        try:
+            adapters = load_adapters(args.adapters)
+        except AdapterConfigError as exc:
+            print(f"brandpy daemon: --adapters {exc}", file=sys.stderr)
+            return 2
     lock = _lock(root)
     # `kill -USR1 <daemon>` writes every thread's stack to stderr (diagnosis).
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
-        asyncio.run(serve(root, hosts))
+        asyncio.run(serve(root, hosts, adapters))
     finally:
         os.close(lock)
     return 0
@@ -145,6 +155,10 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", metavar="DIR",
                    help="images, containers and volumes (default: /var/lib/brandpy for root, "
                    "$XDG_DATA_HOME/brandpy otherwise, or $BRANDPY_ROOT)")
+    p.add_argument("--adapters", metavar="FILE",
+                   help="a JSON chain of extension adapters (pre- and post-hooks, HTTP "
+                   "endpoints or Python entry points) run around API requests; see README, "
+                   "'Extension adapters'")
 
 
 DESCRIPTION = ("Serve the Docker Engine API on a unix socket (and/or loopback TCP); point "

@@ -11,6 +11,8 @@ from aiohttp import web
 
 from brandpy.engine.errors import InvalidParameter
 
+API_VERSION = "1.50"
+MIN_API_VERSION = "1.24"
 JSON_LIMIT = 16 << 20      # create/update bodies; streamed uploads are not limited
 RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
@@ -25,6 +27,16 @@ def reply(obj: Any, status: int = 200) -> web.Response:
 
 def error(status: int, message: str) -> web.Response:
     return reply({"message": message}, status)
+
+
+def docker_headers(resp: web.StreamResponse) -> web.StreamResponse:
+    """The headers dockerd sends with every reply (the CLI reads Api-Version)."""
+    if not resp.prepared:
+        resp.headers["Api-Version"] = API_VERSION
+        resp.headers["Docker-Experimental"] = "false"
+        resp.headers["Ostype"] = "linux"
+        resp.headers["Server"] = "brandpy (linux)"
+    return resp
 
 
 def qbool(request: web.Request, name: str, default: bool = False) -> bool:
@@ -50,9 +62,8 @@ def qint(request: web.Request, name: str, default: int | None = None) -> int | N
 
 
 async def body_json(request: web.Request) -> Any:
-    """The request's JSON body, None when empty; 400 for malformed JSON."""
-    if not request.can_read_body:
-        return None
+    """The request's JSON body, None when empty; 400 for malformed JSON.
+    read(), not the payload: an adapter may have put a new body there."""
     raw = await request.read()
     if not raw.strip():
         return None

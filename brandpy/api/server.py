@@ -16,10 +16,9 @@ from brandpy.engine.errors import EngineError
 from brandpy.images.store import Conflict as StoreConflict
 from brandpy.images.store import ImageNotFound, StoreError
 
-from .http import JSON_LIMIT, error
+from .adapter_config import Chain
+from .http import API_VERSION, JSON_LIMIT, MIN_API_VERSION, docker_headers, error
 
-API_VERSION = "1.50"
-MIN_API_VERSION = "1.24"
 ENGINE_KEY = web.AppKey("engine", Engine)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -78,21 +77,21 @@ async def docker_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except Exception as exc:   # a bug: the daemon says so and keeps serving
         traceback.print_exc(file=sys.stderr)
         resp = error(500, f"internal error in brandpy: {exc.__class__.__name__}: {exc}")
-    if not resp.prepared:
-        resp.headers["Api-Version"] = API_VERSION
-        resp.headers["Docker-Experimental"] = "false"
-        resp.headers["Ostype"] = "linux"
-        resp.headers["Server"] = "brandpy (linux)"
-    return resp
+    return docker_headers(resp)
 
 
-def make_app(eng: Engine) -> web.Application:
+def make_app(eng: Engine, adapters: Chain | None = None) -> web.Application:
+    """The API; with adapters, their chain runs around every request."""
+    from . import adapters as adapterlib
     from . import (brandpy_routes, build_routes, container_routes, exec_routes, image_routes,
                    network_routes, system_routes, volume_routes)
 
-    app = web.Application(middlewares=[docker_errors], client_max_size=JSON_LIMIT,
+    middlewares = [adapterlib.run_adapters, docker_errors] if adapters else [docker_errors]
+    app = web.Application(middlewares=middlewares, client_max_size=JSON_LIMIT,
                           handler_args={"max_field_size": 64 * 1024})
     app[ENGINE_KEY] = eng
+    if adapters:
+        adapterlib.install(app, adapters)
     router = Router(app)
     for module in (system_routes, container_routes, exec_routes, image_routes,
                    build_routes, volume_routes, network_routes, brandpy_routes):
