@@ -5,7 +5,7 @@ API'):
                                             docker inspect's Brandpy key
     GET /brandpy/containers/{id}/trace      the latest run's syscall trace:
                                             strace-like text, ?format=json for
-                                            JSON lines
+                                            JSON lines, ?follow=1 until it ends
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from brandpy.engine.errors import InvalidParameter, NotFound
 from brandpy.engine.research import TRACE, TRACE_FILE
 
 from .container_routes import container
-from .http import reply
+from .http import qbool, reply
 from .server import Router
 
 FORMATS = {"text": "text/plain; charset=utf-8", "json": "application/x-ndjson"}
@@ -32,13 +32,16 @@ async def trace(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "text")
     if fmt not in FORMATS:
         raise InvalidParameter(f"invalid format {fmt!r}: use text or json")
+    follow = qbool(request, "follow")
     if not syscall_view.spec_of(rec).trace:
         raise NotFound(f"container {rec.short} is not traced: create it with --label "
                        f"{TRACE}=1 (or {TRACE}=SYSCALL,...)")
     resp = web.StreamResponse(headers={"Content-Type": FORMATS[fmt]})
     await resp.prepare(request)
     try:
-        async for chunk in tracefile.chunks(rec.dir / TRACE_FILE, text=fmt == "text"):
+        async for chunk in tracefile.chunks(
+                rec.dir / TRACE_FILE, text=fmt == "text",
+                alive=lambda: follow and rec.running and not rec.removed.is_set()):
             await resp.write(chunk)
         await resp.write_eof()
     except ConnectionError:

@@ -11,9 +11,10 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import IO, AsyncIterator
+from typing import IO, AsyncIterator, Callable
 
 CHUNK = 1 << 16
+FOLLOW_INTERVAL = 0.2
 
 
 def text_line(rec: dict) -> str:
@@ -39,15 +40,27 @@ def _read_lines(f: IO[bytes]) -> list[bytes]:
     return lines
 
 
-async def chunks(path: Path, text: bool) -> AsyncIterator[bytes]:
-    """The trace as it stands, in pieces (a trace of everything can run to
-    many megabytes)."""
+async def chunks(path: Path, text: bool, alive: Callable[[], bool] = lambda: False
+                 ) -> AsyncIterator[bytes]:
+    """The trace in pieces (a trace of everything can run to many
+    megabytes): as it stands, then, while alive() (follow), what the
+    tracer adds."""
+    f = None
     try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        return    # not started yet: an empty trace
-    with f:
-        while lines := await asyncio.to_thread(_read_lines, f):
-            if text:
-                lines = [text_line(json.loads(line)).encode() for line in lines]
-            yield b"".join(lines)
+        while True:
+            running = alive()   # before the read, so nothing written before the end is missed
+            if f is None:
+                try:
+                    f = open(path, "rb")
+                except FileNotFoundError:
+                    pass        # not started yet
+            while f is not None and (lines := await asyncio.to_thread(_read_lines, f)):
+                if text:
+                    lines = [text_line(json.loads(line)).encode() for line in lines]
+                yield b"".join(lines)
+            if not running:
+                break
+            await asyncio.sleep(FOLLOW_INTERVAL)
+    finally:
+        if f is not None:
+            f.close()

@@ -92,6 +92,19 @@ def test_trace_filter_and_untraced_containers(daemon):
             404, "application/json", {"message": "No such container: nosuch"})
 
 
+def test_trace_follow_streams_until_the_container_ends(daemon):
+    cid = daemon.ok("run", "-d", "--label", "brandpy.trace=openat", "busybox", "sh", "-c",
+                    "sleep 1; cat /etc/hostname").strip()
+    try:
+        status, _, body = daemon.api("GET", f"/brandpy/containers/{cid}/trace?follow=1")
+        assert status == 200
+        # written after the request began, and the stream ended with the container
+        assert "openat(AT_FDCWD, '/etc/hostname', O_RDONLY) = 3 <translated>" in body.decode()
+        assert daemon.ok("inspect", "-f", "{{.State.Status}}", cid) == "exited\n"
+    finally:
+        daemon.ok("rm", "-f", cid)
+
+
 def test_ledger_live_in_inspect_and_unsupported_calls_in_docker_events(daemon):
     since = str(time.time() - 1)
     cid = daemon.ok("run", "-d", "--name", "mounter", "busybox", "sh", "-c",
