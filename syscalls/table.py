@@ -159,7 +159,10 @@ SPEC: dict[str, Spec] = {
         "io_setup", "io_destroy", "io_getevents", "io_submit", "io_cancel", "io_pgetevents",
         "fadvise64", "cachestat", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
         "mq_notify", "mq_getsetattr")},
-    "ioctl": allow("native; terminal and device ioctls act on the real device"),
+    "ioctl": Spec("allow", FULL, "native; terminal and device ioctls act on the real "
+                  "device; process group and session IDs (TIOC[GS]PGRP, TIOCGSID) translated",
+                  handler=pids.tty_pgrp,
+                  when=arg_in(1, pids.TIOCGPGRP, pids.TIOCSPGRP, pids.TIOCGSID)),
     # -- files: paths translated ------------------------------------------------
     "open": hot(trace(fs.open_, PATH_WRITE), perform.open_, not_o_path(1)),
     "openat": hot(trace(fs.openat, PATH_WRITE), perform.openat, not_o_path(2)),

@@ -216,7 +216,7 @@ class Container:
 
     def processes(self) -> list[tuple[int, int]]:
         """(container PID, host PID) of every process, for docker top."""
-        return sorted((self.sb.pids.to_guest(tgid), tgid) for tgid in list(self.sb.procs))
+        return sorted((self.sb.pids.to_guest(tgid), tgid) for tgid in self.sb.tgids())
 
     def _simple(self, fn: Callable[[], None]) -> Future[None]:
         done: Future[None] = Future()

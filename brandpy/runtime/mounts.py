@@ -16,7 +16,7 @@ class Mount:
     guest: bytes            # canonical guest mount point, b"/" for the rootfs
     host: bytes             # host directory or file backing it
     readonly: bool = False
-    kind: str = "bind"      # rootfs | bind | volume | tmpfs | proc | sys | dev
+    kind: str = "bind"      # rootfs | bind | volume | tmpfs | proc | sys | dev | device
 
     @property
     def components(self) -> tuple[bytes, ...]:

@@ -89,7 +89,7 @@ class ProcFS:
         return view
 
     def _guest_tgids(self) -> list[int]:
-        return sorted(self.sb.pids.to_guest(tgid) for tgid in list(self.sb.procs))
+        return sorted(self.sb.pids.to_guest(tgid) for tgid in self.sb.tgids())
 
     def _sync(self, name: bytes, pids: list[bytes], mirror: bytes | None = None) -> bytes:
         """A directory whose entries are `pids` (empty dirs) plus, for
@@ -240,9 +240,8 @@ class ProcFS:
     # -- the mount table ----------------------------------------------------------------
 
     def _visible_mounts(self) -> list[Mount]:
-        devices = {b"/dev/" + name for name in (b"null", b"zero", b"full", b"random",
-                                                 b"urandom", b"tty", b"console")}
-        mounts = [m for m in self.sb.mounts.mounts if m.guest not in devices]
+        # Docker's /dev is a tmpfs with device nodes: ours are binds, not shown
+        mounts = [m for m in self.sb.mounts.mounts if m.kind != "device"]
         return sorted(mounts, key=lambda m: (len(split(m.guest)), m.guest))
 
     def _entry(self, m: Mount) -> tuple[bytes, bytes, bytes]:

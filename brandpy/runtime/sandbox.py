@@ -28,10 +28,13 @@ from .stats import Ledger, Stats
 # Devices a container gets from the host, as Docker's default /dev has them.
 HOST_DEVICES = {b"null": b"/dev/null", b"zero": b"/dev/zero", b"full": b"/dev/full",
                 b"random": b"/dev/random", b"urandom": b"/dev/urandom", b"tty": b"/dev/tty",
-                b"console": b"/dev/tty"}   # the container's console is its terminal
+                b"console": b"/dev/tty",   # the container's console is its terminal
+                # not Docker's link to pts/ptmx: the host devpts has it mode 000,
+                # and /dev/ptmx allocates in that same instance (the /dev/pts we show)
+                b"ptmx": b"/dev/ptmx"}
 DEV_LINKS = {b"fd": b"/proc/self/fd", b"stdin": b"/proc/self/fd/0",
              b"stdout": b"/proc/self/fd/1", b"stderr": b"/proc/self/fd/2",
-             b"ptmx": b"pts/ptmx", b"core": b"/proc/kcore"}
+             b"core": b"/proc/kcore"}
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class Sandbox:
         self.init_pid = 0                       # host PID of the entrypoint
         self.procs: dict[int, Process] = {}     # host tgid -> process
         self.threads: dict[int, Process] = {}   # host tid -> its process
+        self.newborn: set[int] = set()          # forked, first stop not yet seen
         self.resolver = Resolver(self)
         self.procfs = ProcFS(self)
         self.stats = Stats()
@@ -144,6 +148,12 @@ class Sandbox:
     def close(self) -> None:
         """Release what outlives the processes (private /proc listings)."""
         self.procfs.close()
+
+    def tgids(self) -> list[int]:
+        """Every process of the container, including those just forked whose
+        first stop the supervisor has not handled yet (they already run
+        once that stop is reaped, and a group signal must reach them)."""
+        return [*self.procs, *self.newborn]
 
     def process_of(self, host_pid: int) -> Process | None:
         return self.threads.get(host_pid)
@@ -227,7 +237,7 @@ def build_mounts(config: SandboxConfig, rootfs: bytes, hostname: str) -> list[Mo
     for name, host in HOST_DEVICES.items():
         if os.path.exists(host):
             open(os.path.join(dev, name), "ab").close()
-            mounts.append(Mount(b"/dev/" + name, host, kind="bind"))
+            mounts.append(Mount(b"/dev/" + name, host, kind="device"))
     for name, target in DEV_LINKS.items():
         link = os.path.join(dev, name)
         if not os.path.lexists(link):

@@ -43,6 +43,7 @@ SKIP = 0xFFFFFFFFFFFFFFFF   # orig_rax = -1: the kernel skips the call
 SYSGOOD_TRAP = signal.SIGTRAP | 0x80
 CLONE_PARENT_SETTID = 0x00100000
 CLONE_CHILD_SETTID = 0x01000000
+CLONE_THREAD = 0x00010000
 SYS_clone, SYS_clone3 = 56, 435
 SYS_SECCOMP_CODE = 1
 TRAP_DATA = 0xB7          # syscalls/handlers/ident.py stacks traps with this data
@@ -260,6 +261,8 @@ class Supervisor:
 
     def _on_exit(self, tid: int, status: int) -> None:
         self.held.pop(tid, None)
+        self.expected.pop(tid, None)
+        self.sb.newborn.discard(tid)
         self.rewritten.pop(tid, None)
         self.at_exit.pop(tid, None)
         self.frozen.pop(tid, None)
@@ -310,7 +313,7 @@ class Supervisor:
         (CLONE_PARENT_SETTID) is patched here and the parent's return value
         at its syscall exit."""
         guest = self.sb.pids.assign(child)
-        parent_ptr = child_ptr = 0
+        flags = parent_ptr = child_ptr = 0
         try:
             regs = ptrace_getregs(parent_tid)
             if regs.orig_rax == SYS_clone:
@@ -318,8 +321,6 @@ class Supervisor:
             elif regs.orig_rax == SYS_clone3:
                 flags, _pidfd, child_ptr, parent_ptr = struct.unpack(
                     "<QQQQ", linux.vm_read(parent_tid, regs.rdi, 32))
-            else:
-                flags = 0
             if flags & CLONE_PARENT_SETTID and parent_ptr:
                 linux.vm_write(parent_tid, parent_ptr, struct.pack("<I", guest))
             if not flags & CLONE_CHILD_SETTID:
@@ -327,6 +328,8 @@ class Supervisor:
         except (OSError, struct.error):
             child_ptr = 0
         self.fork_return[parent_tid] = guest
+        if not (event == PTRACE_EVENT_CLONE and flags & CLONE_THREAD):
+            self.sb.newborn.add(child)
         creator = self.sb.threads[parent_tid]
         if child in self.held:
             status = self.held.pop(child)
@@ -339,6 +342,7 @@ class Supervisor:
                   child_ptr: int) -> None:
         """The creator may have exited meanwhile (a daemon's fork-and-exit):
         its Process record still says what the child inherits."""
+        self.sb.newborn.discard(tid)
         if event == PTRACE_EVENT_CLONE and _tgid_of(tid) == creator.tgid:
             self.sb.add_thread(tid, creator)
         else:

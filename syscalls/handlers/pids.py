@@ -36,7 +36,7 @@ def translate_pid(call: Call, i: int, zero_is_self: bool = True) -> None:
 
 def _container_pgrp(call: Call, pgid: int) -> int:
     host = call.sb.pids.to_host(pgid)
-    if host is None or not any(_pgid(t) == host for t in call.sb.procs):
+    if host is None or not any(_pgid(t) == host for t in call.sb.tgids()):
         raise Errno(errno.ESRCH)
     return host
 
@@ -58,14 +58,14 @@ def _signal_group(call: Call, pgid: int, sig: int) -> int:
     """kill() of a process group that holds the init: every member but an
     init that does not handle the signal."""
     sent = 0
-    for tgid in list(call.sb.procs):
+    for tgid in call.sb.tgids():
         if _pgid(tgid) == pgid and not _init_ignores(call, tgid, sig):
             try:
                 os.kill(tgid, sig)
                 sent += 1
             except ProcessLookupError:
                 pass
-    if not sent and not any(_pgid(t) == pgid for t in call.sb.procs):
+    if not sent and not any(_pgid(t) == pgid for t in call.sb.tgids()):
         raise Errno(errno.ESRCH)
     return 0
 
@@ -93,7 +93,7 @@ def _kill_all(call: Call, sig: int) -> int:
     if not 0 <= sig <= 64:
         raise Errno(errno.EINVAL)
     sent = 0
-    for tgid in list(call.sb.procs):
+    for tgid in call.sb.tgids():
         if tgid in (call.proc.tgid, call.sb.init_pid):
             continue
         try:
@@ -211,6 +211,30 @@ def setpgid(call: Call) -> None:
             call.set_arg(i, host)
         elif pid < 0:
             raise Errno(errno.EINVAL)
+
+
+# Terminal ioctls that carry a process group or session ID through memory.
+TIOCGPGRP, TIOCSPGRP, TIOCGSID = 0x540F, 0x5410, 0x5429
+
+
+def tty_pgrp(call: Call) -> None:
+    """ioctl(fd, TIOCSPGRP, &pgid) takes a container pgid: the kernel is
+    handed a copy holding the host one. TIOCGPGRP and TIOCGSID write a host
+    ID, translated on the way out (0 when it is outside the container)."""
+    cmd, ptr = call.arg(1) & 0xFFFFFFFF, call.arg(2)
+    if cmd == TIOCSPGRP:
+        guest = int.from_bytes(call.read(ptr, 4), "little", signed=True)
+        if guest < 0:
+            raise Errno(errno.EINVAL)
+        call.set_arg(2, call.push(_container_pgrp(call, guest).to_bytes(4, "little")))
+        return
+
+    def after(c: Call, result: int) -> None:
+        if result == 0:
+            host = int.from_bytes(c.read(ptr, 4), "little")
+            c.write(ptr, _guest_id(c, host).to_bytes(4, "little"))
+
+    call.after(after)
 
 
 def set_tid_address(call: Call) -> None:

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -365,6 +366,51 @@ static int corpus(void)
     return 0;
 }
 
+/* Job control on a pseudo-terminal: the process group and session IDs
+ * the terminal ioctls take and give must be the ones getpgrp and getsid
+ * report. */
+static int tty(void)
+{
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) || unlockpt(master)) {
+        show("posix_openpt", -errno);
+        return 1;
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        setsid();
+        int slave = open(ptsname(master), O_RDWR);
+        show("TIOCSCTTY", r(ioctl(slave, TIOCSCTTY, 0)));
+        pid_t pgrp = 0, sid = 0;
+        show("TIOCGPGRP", r(ioctl(slave, TIOCGPGRP, &pgrp)));
+        printf("pgrp matches: %d\n", pgrp == getpgrp());
+        show("TIOCGSID", r(ioctl(slave, TIOCGSID, &sid)));
+        printf("sid matches: %d\n", sid == getsid(0));
+        pid_t group = fork();
+        if (group == 0) {
+            setpgid(0, 0);
+            pause();
+            _exit(0);
+        }
+        setpgid(group, group);             /* both sides, as shells do */
+        show("TIOCSPGRP child group", r(ioctl(slave, TIOCSPGRP, &group)));
+        ioctl(slave, TIOCGPGRP, &pgrp);
+        printf("foreground is the child group: %d\n", pgrp == group);
+        signal(SIGTTOU, SIG_IGN);          /* we are in the background now */
+        pid_t own = getpgrp();
+        show("TIOCSPGRP back", r(ioctl(slave, TIOCSPGRP, &own)));
+        pid_t unknown = 4242;
+        show("TIOCSPGRP unknown group", r(ioctl(slave, TIOCSPGRP, &unknown)));
+        show("TIOCSPGRP bad pointer", r(ioctl(slave, TIOCSPGRP, (pid_t *)1)));
+        kill(group, SIGKILL);
+        waitpid(group, NULL, 0);
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -384,6 +430,8 @@ int main(int argc, char **argv)
         return denied();
     if (argc >= 2 && !strcmp(argv[1], "restart"))
         return restart();
+    if (argc >= 2 && !strcmp(argv[1], "tty"))
+        return tty();
     if (argc >= 2 && !strcmp(argv[1], "corpus"))
         return corpus();
     fprintf(stderr, "usage: probe badptr | openat-escape PATH | unix bind|connect PATH | procs | "

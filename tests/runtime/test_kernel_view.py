@@ -91,7 +91,8 @@ def test_entrypoint_is_pid_1(brandpy, busybox):
 
 
 def test_ps_lists_only_container_processes(brandpy, debian_shared):
-    r = brandpy(debian_shared, ["/bin/bash", "-c", "sleep 5 & ps -e -o pid=,comm=; kill %1"])
+    r = brandpy(debian_shared, ["/bin/bash", "-c", "sleep 5 & until [ $(cat /proc/$!/comm) = "
+                                "sleep ]; do :; done; ps -e -o pid=,comm=; kill %1"])
     rows = [line.split() for line in r.out.splitlines()]
     assert rows[0] == ["1", "bash"], r      # in PID order, as procfs lists them
     assert {c for _, c in rows} == {"bash", "sleep", "ps"}, r
@@ -251,3 +252,13 @@ def test_restarted_syscalls_keep_their_arguments(brandpy, probed):
     """A blocking open interrupted by a SA_RESTART signal handler."""
     r = brandpy(probed, ["/usr/bin/probe", "restart"])
     assert r.out == "open: 0\nread: hi\n", r
+
+
+def test_terminal_job_control_ids(brandpy, probed):
+    """TIOCGPGRP/TIOCSPGRP/TIOCGSID carry container IDs, as getpgrp and
+    getsid report them (a shell's job control depends on it)."""
+    r = brandpy(probed, ["/usr/bin/probe", "tty"])
+    assert r.out.splitlines() == [
+        "TIOCSCTTY: 0", "TIOCGPGRP: 0", "pgrp matches: 1", "TIOCGSID: 0", "sid matches: 1",
+        "TIOCSPGRP child group: 0", "foreground is the child group: 1", "TIOCSPGRP back: 0",
+        "TIOCSPGRP unknown group: ESRCH", "TIOCSPGRP bad pointer: EFAULT"], r
