@@ -373,8 +373,9 @@ static long open_family(struct ctx *c, int *answered)
         if (exists && S_ISREG(st.st_mode) && getxattr(c->r.host, IMAGE_MARKER, &marker, 1) >= 0)
             return BP_FALLBACK;          /* copy-up first */
     }
-    if ((flags & (O_CREAT | __O_TMPFILE)) && !(c->t->umask & BP_UMASK_KNOWN))
-        return BP_FALLBACK;
+    if ((flags & (O_CREAT | __O_TMPFILE)) &&
+        (!(c->t->umask & BP_UMASK_KNOWN) || c->t->fsgid != 0 || c->t->fsuid != 0))
+        return BP_FALLBACK;     /* a new file gets the caller's IDs: Python's */
     mode_t old = umask(0);
     int fd = openat(AT_FDCWD, c->r.host, (flags | O_CLOEXEC | O_NOCTTY) & ~O_ASYNC,
                     mode & 07777 & ~(c->t->umask & 0777));

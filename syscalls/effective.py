@@ -26,6 +26,7 @@ from brandpy.runtime.seccomp import (Action, compile_filter, ret_allow, ret_errn
                                      ret_trace)
 from brandpy.runtime.stats import LedgerEntry
 
+from .handlers import ident
 from .linux import parse_release
 from .table import Row, Spec, Table
 
@@ -158,8 +159,13 @@ class Effective:
         return Decision(base, handler, denials, disposition if notify is None else "notify",
                         notify, passes)
 
-    def bpf(self) -> bytes:
-        return compile_filter({nr: d.action for nr, d in enumerate(self.decisions)})
+    def bpf(self, id_trap: bool = False) -> bytes:
+        """id_trap: the identity getters raise the SIGSYS the identity trap
+        filter raises (for a process started as a non-root user)."""
+        actions = {nr: d.action for nr, d in enumerate(self.decisions)}
+        if id_trap:
+            actions.update(dict.fromkeys(ident.GETID_NRS, ident.SECCOMP_RET_TRAP | ident.TRAP_DATA))
+        return compile_filter(actions)
 
     def needs_data(self, nr: int) -> bool:
         """Whether a stop for nr can carry trace data (a denial, or a call

@@ -75,9 +75,6 @@ def create(engine: Engine, rec: Record, body: object) -> ExecRecord:
     if rec.state.get("Paused"):
         raise Conflict(f"Container {rec.id} is paused, unpause the container before exec")
     user = body.get("User") or ""
-    if user and user not in ("root", "0", "0:0"):
-        raise InvalidParameter(f"exec --user {user}: not supported yet: the runtime has no "
-                               "user switching, every process runs as the container's root")
     if body.get("DetachKeys"):
         parse_detach_keys(body["DetachKeys"])
     ex = ExecRecord(secrets.token_hex(32), rec, argv, list(body.get("Env") or []),
@@ -122,8 +119,8 @@ async def start(engine: Engine, ex: ExecRecord, body: dict,
     detach = bool(body.get("Detach")) or client is None
     try:
         reply, sr, sw = await rec.shim.connect(
-            "exec", id=ex.id, argv=ex.argv, env=ex.env, workdir=ex.workdir, tty=tty,
-            stdin=ex.stdin and not detach, stdout=ex.stdout, stderr=ex.stderr, detach=detach,
+            "exec", id=ex.id, argv=ex.argv, env=ex.env, workdir=ex.workdir, user=ex.user,
+            tty=tty, stdin=ex.stdin and not detach, stdout=ex.stdout, stderr=ex.stderr, detach=detach,
             console_size=body.get("ConsoleSize") or ex.console_size)
     except ProcessFailed as exc:
         ex.finish(exc.exit_code)

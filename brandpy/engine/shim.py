@@ -326,7 +326,7 @@ class Shim:
         try:
             pid = await asyncio.wrap_future(container.exec(
                 list(req["argv"]), list(req.get("env") or []), req.get("workdir") or None,
-                session.child.stdio, session.tty, on_exit))
+                session.child.stdio, session.tty, on_exit, user=req.get("user") or ""))
         except ContainerError:
             session.abandon()
             raise

@@ -11,13 +11,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable
 
-from .identity import UserError
+from .identity import Cred, UserError, resolve_user
 from .inject import Injector
 from .mounts import Mount
 from .replay import ADDR_NO_RANDOMIZE, SYS_getrandom, TIME_CALLS, Replay
 from .trace import Tracer
 from .policy import PolicyError, cap_mask
-from .run_setup import ContainerError, default_env, find_command, prepare_workdir
+from .run_setup import ContainerError, default_env, find_command, merge_env, prepare_workdir
 from .sandbox import Sandbox, SandboxConfig
 from .spawn import spawn
 from .stats import LedgerEntry, as_dict
@@ -142,13 +142,14 @@ class Container:
 
     def _spawn(self, argv: list[str], env: list[str], workdir: str,
                stdio: tuple[int, int, int], tty: bool, own_session: bool,
-               hold_fd: int = -1) -> int:
+               hold_fd: int = -1, cred: Cred | None = None) -> int:
         cwd = prepare_workdir(self.sb, workdir)
         path = find_command(self.sb, argv[0] if argv else "", env, workdir)
-        real = None if self.sb.fake_ids else self.sb.cred
+        cred = cred or self.sb.cred
+        real = None if self.sb.fake_ids else cred
         try:
             pid, listener = spawn(
-                path, argv, env, cwd, self._filter, fds=stdio,
+                path, argv, env, cwd, self._filter_for(cred), fds=stdio,
                 seccomp_flags=SECCOMP_FILTER_FLAG_NEW_LISTENER if self.notifications else 0,
                 setsid=own_session or tty, ctty=tty, setpgid=not own_session,
                 ids=(real.ruid, real.rgid, real.groups) if real else None,
@@ -165,22 +166,38 @@ class Container:
 
     # -- from other threads --------------------------------------------------
 
+    def _filter_for(self, cred: Cred) -> bytes:
+        """A process started as another user than the container's root gets
+        the getters trapped, as a thread that drops root does."""
+        if self.sb.needs_id_trap(cred):
+            return self.effective.bpf(id_trap=True)
+        return self._filter
+
     def exec(self, argv: list[str], env: list[str] | None = None, workdir: str | None = None,
              stdio: tuple[int, int, int] = (0, 1, 2), tty: bool = False,
-             on_exit: Callable[[int], None] | None = None) -> Future[int]:
-        """Start another process in the running container (docker exec). The
-        future gives its host PID, or a ContainerError (127 not found...)."""
+             on_exit: Callable[[int], None] | None = None, user: str = "",
+             own_env: bool = False) -> Future[int]:
+        """Start another process in the running container (docker exec). env
+        overrides the container's by name (own_env: it is the whole
+        environment, as an OCI process's is); user is `docker exec -u`'s
+        USER[:GROUP] (default: the container's). The future gives the host
+        PID, or a ContainerError (127 not found...)."""
         done: Future[int] = Future()
-        full_env = self.env + list(env or [])
+        try:
+            cred = resolve_user(self.sb.rootfs, user, self.sb.caps) if user else None
+        except UserError as exc:
+            done.set_exception(ContainerError(str(exc)))
+            return done
+        full_env = list(env or []) if own_env else merge_env(self.env, env or [])
 
         def start() -> None:
             try:
                 pid = self._spawn(argv, full_env, workdir or self.config.workdir, stdio, tty,
-                                  True)
+                                  True, cred=cred)
             except ContainerError as exc:
                 done.set_exception(exc)
                 return
-            self.sup.adopt(pid, on_exit=on_exit)
+            self.sup.adopt(pid, on_exit=on_exit, cred=cred)
             done.set_result(pid)
 
         self._submit(start, done)

@@ -39,6 +39,13 @@ def default_env(env: list[str], sb: Sandbox) -> list[str]:
     return extra + env
 
 
+def merge_env(base: list[str], overrides: list[str]) -> list[str]:
+    """base with overrides applied by variable name (docker exec -e)."""
+    merged = {e.split("=", 1)[0]: e for e in base}
+    merged.update((e.split("=", 1)[0], e) for e in overrides)
+    return list(merged.values())
+
+
 def find_command(sb: Sandbox, argv0: str, env: list[str], workdir: str) -> str:
     """The guest path of the entrypoint, looked up in the container's PATH
     as runc does; raises ContainerError with docker's status codes."""

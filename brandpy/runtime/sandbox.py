@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .identity import resolve_user
+from .identity import Cred, resolve_user
 from .linux import pidfd_getfd, pidfd_open
 from .mounts import Mount, MountTable, split
 from .pathres import Resolver
@@ -148,6 +148,13 @@ class Sandbox:
     def close(self) -> None:
         """Release what outlives the processes (private /proc listings)."""
         self.procfs.close()
+
+    def needs_id_trap(self, cred: Cred) -> bool:
+        """With emulated identities the filter answers getuid & co with 0
+        while the container's user is root: a process with other IDs needs
+        them trapped (see syscalls/handlers/ident.py)."""
+        return (self.fake_ids and self.cred.euid == 0
+                and (cred.ruid, cred.euid, cred.rgid, cred.egid) != (0, 0, 0, 0))
 
     def tgids(self) -> list[int]:
         """Every process of the container, including those just forked whose

@@ -29,6 +29,7 @@ from .linux import (PTRACE_CONT, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_E
                     PTRACE_EVENT_SECCOMP, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK,
                     PTRACE_INTERRUPT, PTRACE_LISTEN, PTRACE_SYSCALL, STOP_SIGNALS, WALL)
 from .errors import Errno, StrictViolation
+from .identity import Cred
 from .inject import Injection, Injector
 from .replay import Replay
 from .trace import Tracer, format_call
@@ -91,12 +92,16 @@ class Supervisor:
     # -- running ------------------------------------------------------------
 
     def adopt(self, pid: int, init: bool = False,
-              on_exit: Callable[[int], None] | None = None) -> None:
+              on_exit: Callable[[int], None] | None = None, cred: Cred | None = None) -> None:
         """Register a process just spawned (seized) by this thread: the
-        entrypoint, or a process `docker exec` starts in the container."""
+        entrypoint, or a process `docker exec` starts in the container
+        (maybe as another user)."""
         if init:
             self.init_pid = self.sb.init_pid = pid
-        self.sb.add_thread(pid, Process(tgid=pid, cred=self.sb.cred.copy()))
+        cred = (cred or self.sb.cred).copy()
+        if self.sb.needs_id_trap(cred):
+            self.sb.id_trapped.add(pid)   # spawned with the trap (Container._filter_for)
+        self.sb.add_thread(pid, Process(tgid=pid, cred=cred))
         if on_exit is not None:
             self.watchers[pid] = on_exit
 

@@ -103,8 +103,7 @@ def _changed(call: Call) -> int | None:
     c = cred(call)
     sb = call.sb
     sb.changed(call.proc)
-    if (sb.cred.euid == 0 and call.tid not in sb.id_trapped
-            and (c.ruid, c.euid, c.rgid, c.egid) != (0, 0, 0, 0)):
+    if call.tid not in sb.id_trapped and sb.needs_id_trap(c):
         prog = trap_filter()
         insns = call.push(prog)
         fprog = call.push(struct.pack("<H6xQ", len(prog) // 8, insns))

@@ -24,7 +24,7 @@ from brandpy.runtime.errors import Errno
 from brandpy.runtime.linux import AT_SYMLINK_NOFOLLOW, libc
 
 from . import fakefs, fs
-from .paths import private, resolve
+from .paths import exists, private, resolve
 
 SYS_setgroups, SYS_setfsuid, SYS_setfsgid = 116, 122, 123
 O_ACCMODE = 0o3
@@ -45,10 +45,12 @@ def root_like(call: Call) -> bool:
 
 @contextmanager
 def as_tracee(call: Call) -> Iterator[None]:
-    if call.sb.fake_ids or root_like(call):
+    """The supervisor thread takes the tracee's filesystem IDs and groups
+    (real mode): its permission checks, and the owner of what it creates."""
+    c = call.proc.cred
+    if call.sb.fake_ids or (root_like(call) and c.fsgid == 0):
         yield
         return
-    c = call.proc.cred
     old_groups = os.getgroups()
     groups = (ctypes.c_uint * max(1, len(c.groups)))(*c.groups)
     libc.syscall(SYS_setgroups, len(c.groups), groups)
@@ -153,10 +155,14 @@ def _open(call: Call, dirfd_i: int | None, path_i: int, flags: int, mode: int) -
         is_fifo = False
     if is_fifo and not flags & os.O_NONBLOCK and deferred_answer is not None:
         return _open_fifo(call, (call.tid, host, real_flags), do_open, deferred_answer)
+    new = bool(flags & fs.O_CREAT) and fakefs.creator(call) and not exists(host)
     try:
-        return do_open()
+        opened = do_open()
     except OSError as exc:
         raise Errno(exc.errno or errno.EIO) from None
+    if new:
+        fakefs.own_new(call, host)
+    return opened
 
 
 class _FifoOpen:

@@ -79,6 +79,11 @@ def test_exec_and_exec_it(daemon):
                          "echo $PWD $X") == "/tmp 1\n"
         status, out = in_pty(daemon, ["exec", "-it", cid, "sh", "-c", "tty; exit 3"])
         assert status == 3 and b"/dev/pts/" in out, out
+        assert daemon.ok("exec", "-u", "app", cid, "id") == \
+            "uid=1000(app) gid=1000(app) groups=1000(app)\n"
+        assert daemon.ok("exec", "-u", "0:1000", cid, "id", "-g") == "1000\n"
+        bad = daemon.docker("exec", "-u", "nosuch", cid, "true")
+        assert bad.status != 0 and "unable to find user nosuch" in bad.out + bad.err, bad
     finally:
         daemon.ok("rm", "-f", cid)
 
