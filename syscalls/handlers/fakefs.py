@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from dataclasses import replace
 
 from brandpy import fsmeta
 from brandpy.fsmeta import Override
@@ -215,6 +216,30 @@ def _record(host: bytes, st: os.stat_result, ov: Override) -> None:
         raise Errno(exc.errno or errno.EPERM) from None
 
 
+def creator(call: Call) -> bool:
+    """Whether what this caller creates needs its owner recorded: the
+    container's root creates files as the host user, which the default view
+    already shows as root; anyone else's must say who they are."""
+    c = call.proc.cred
+    return call.sb.fake_ids and (c.fsuid, c.fsgid) != (0, 0)
+
+
+def own_new(call: Call, host: bytes) -> None:
+    """Record the caller as the owner of the file it just created at host."""
+    try:
+        st = os.lstat(host)
+    except OSError:
+        return   # gone already
+    if not stat.S_ISLNK(st.st_mode):
+        c = call.proc.cred
+        _record(host, st, replace(Override.from_stat(st), uid=c.fsuid, gid=c.fsgid))
+
+
+def own_after(call: Call, host: bytes) -> None:
+    """own_new once the kernel's call (rewritten to host) succeeds."""
+    call.after(lambda c, result: own_new(c, host) if result >= 0 else None)
+
+
 def _ids(call: Call, i: int) -> int:
     v = call.arg(i) & 0xFFFFFFFF
     return -1 if v == 0xFFFFFFFF else v
@@ -302,6 +327,8 @@ def _mknod(call: Call, dirfd_i: int | None, path_i: int, mode: int, dev: int) ->
         raise Errno(errno.EROFS)
     if kind not in (stat.S_IFCHR, stat.S_IFBLK):
         rewrite(call, r, path_i, dirfd_i)
+        if creator(call):
+            own_after(call, r.host)
         return None
     if not call.proc.cred.capable("CAP_MKNOD"):
         raise Errno(errno.EPERM)

@@ -13,6 +13,7 @@ from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, AT
 from brandpy.runtime.pathres import _MAGIC, Resolved
 from brandpy.runtime.errors import Errno
 
+from . import fakefs
 from .paths import (check_fd_writable, exists, private, private_fd, read_path, resolve,
                     rewrite, translate)
 
@@ -41,6 +42,8 @@ def _open(call: Call, dirfd_i: int | None, path_i: int, flags: int, resolve_flag
     if r.mount.kind == "proc" and flags & O_ACCMODE == os.O_RDONLY:
         r = _proc_view(call, r)
     rewrite(call, r, path_i, dirfd_i)
+    if flags & O_CREAT and fakefs.creator(call) and not exists(r.host):
+        fakefs.own_after(call, r.host)
 
 
 def _proc_view(call: Call, r: Resolved) -> Resolved:
@@ -200,12 +203,18 @@ def readlinkat(call: Call) -> int:
 
 # -- creating and removing names -------------------------------------------
 
+def _mkdir(call: Call, path_i: int, dirfd_i: int | None) -> None:
+    r = translate(call, path_i, dirfd_i, follow=False, write=True)
+    if r is not None and fakefs.creator(call):
+        fakefs.own_after(call, r.host)
+
+
 def mkdir(call: Call) -> None:
-    translate(call, 0, follow=False, write=True)
+    _mkdir(call, 0, None)
 
 
 def mkdirat(call: Call) -> None:
-    translate(call, 1, 0, follow=False, write=True)
+    _mkdir(call, 1, 0)
 
 
 def mknod(call: Call) -> None:

@@ -37,8 +37,10 @@ def rewrite(call: Call, r: Resolved, path_i: int, dirfd_i: int | None = None) ->
 
 
 def translate(call: Call, path_i: int, dirfd_i: int | None = None, *, follow: bool = True,
-              write: bool = False, modify: bool = False, empty_path_flags: int = 0) -> None:
-    """The common case: resolve, check, rewrite, let the kernel do the call.
+              write: bool = False, modify: bool = False,
+              empty_path_flags: int = 0) -> Resolved | None:
+    """The common case: resolve, check, rewrite, let the kernel do the call;
+    what the path resolved to (None: the call acts on the dirfd).
     `write`: the call changes the file system (EROFS on read-only mounts);
     `modify`: it changes the file itself (copy-up of an image file first).
     With AT_EMPTY_PATH in `empty_path_flags` and an empty path the call acts
@@ -54,7 +56,7 @@ def translate(call: Call, path_i: int, dirfd_i: int | None = None, *, follow: bo
     if modify:
         private(r.host)
     rewrite(call, r, path_i, dirfd_i)
-    return None
+    return r
 
 
 def private(host: bytes) -> None:
