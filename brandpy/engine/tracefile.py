@@ -6,29 +6,15 @@ so one file serves both formats."""
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import os
-import time
 from pathlib import Path
 from typing import IO, AsyncIterator, Callable
 
+from brandpy.runtime.trace import text_line
+
 CHUNK = 1 << 16
 FOLLOW_INTERVAL = 0.2
-
-
-def text_line(rec: dict) -> str:
-    """One JSON trace record as runtime/trace.py's text line."""
-    started, result = float(rec["time"]), rec["result"]
-    stamp = time.strftime("%H:%M:%S", time.localtime(started)) + \
-        f".{int(started % 1 * 1e6):06d}"
-    if result is None:
-        res = "?"
-    elif -4096 < result < 0:
-        res = f"-1 {errno.errorcode.get(-result, -result)} ({os.strerror(-result)})"
-    else:
-        res = str(result)
-    return f"[pid {rec['pid']:>5}] {stamp} {rec['call']} = {res} <{rec['disposition']}>\n"
 
 
 def _read_lines(f: IO[bytes]) -> list[bytes]:

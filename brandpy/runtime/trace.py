@@ -99,21 +99,24 @@ class Tracer:
         sb = call.sb
         pid, tid = sb.pids.to_guest(call.proc.tgid), sb.pids.to_guest(call.tid)
         name = self.syscall_names.get(call.nr, str(call.nr))
-        if self.json_lines:
-            rec = {"time": round(started, 6), "pid": pid, "tid": tid, "syscall": name,
-                   "nr": call.nr, "call": text, "result": result,
-                   "errno": errno.errorcode.get(-result) if result and result < 0 else None,
-                   "disposition": disposition}
-            self.out.write(json.dumps(rec) + "\n")
-        else:
-            stamp = time.strftime("%H:%M:%S", time.localtime(started)) + \
-                f".{int(started % 1 * 1e6):06d}"
-            if result is None:
-                res = "?"
-            elif -4096 < result < 0:
-                res = f"-1 {errno.errorcode.get(-result, -result)} ({os.strerror(-result)})"
-            else:
-                res = str(result)
-            self.out.write(f"[pid {pid:>5}] {stamp} {text} = {res} <{disposition}>\n")
+        rec = {"time": round(started, 6), "pid": pid, "tid": tid, "syscall": name,
+               "nr": call.nr, "call": text, "result": result,
+               "errno": errno.errorcode.get(-result) if result and result < 0 else None,
+               "disposition": disposition}
+        self.out.write(json.dumps(rec) + "\n" if self.json_lines else text_line(rec))
         self.out.flush()
 
+
+def text_line(rec: dict) -> str:
+    """A trace record as its strace-like text line (the daemon keeps JSON
+    lines and renders them with this on request)."""
+    started, result = rec["time"], rec["result"]
+    stamp = time.strftime("%H:%M:%S", time.localtime(started)) + \
+        f".{int(started % 1 * 1e6):06d}"
+    if result is None:
+        res = "?"
+    elif -4096 < result < 0:
+        res = f"-1 {errno.errorcode.get(-result, -result)} ({os.strerror(-result)})"
+    else:
+        res = str(result)
+    return f"[pid {rec['pid']:>5}] {stamp} {rec['call']} = {res} <{rec['disposition']}>\n"
