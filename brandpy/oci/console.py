@@ -65,7 +65,7 @@ def raw_stdin() -> Iterator[None]:
         yield
         return
     saved = termios.tcgetattr(0)
-    tty.setraw(0)
+    tty.setraw(0, termios.TCSANOW)   # keep what was typed ahead (TCSAFLUSH drops it)
     try:
         yield
     finally:

@@ -212,8 +212,50 @@ def no_leftovers(tmp_path: Path, workdir: Path):
     assert wait_for_none(lambda: from_dir(workdir)) == []
 
 
-def shutil_which(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: apt-get install docker.io containerd")
-    return path
+# -- containerd and dockerd, once per session ------------------------------------
+
+@pytest.fixture(scope="session")
+def daemons_dir(world_tmp: Path) -> Path:
+    path = world_tmp / "daemons"
+    path.mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def netns(daemons_dir: Path):
+    from .daemons import NetNS
+
+    ns = NetNS(f"brandpy-oci-{os.getpid()}")
+    yield ns
+    ns.remove()
+
+
+@pytest.fixture(scope="session")
+def containerd(daemons_dir: Path, netns, busybox_image: Path):
+    from .daemons import Containerd, require
+
+    require("containerd", "ctr")
+    base = daemons_dir / "containerd"
+    base.mkdir()
+    daemon = Containerd(base, netns)
+    try:
+        daemon.import_busybox(busybox_image.with_suffix(".tar"))
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def dockerd(daemons_dir: Path, netns, containerd, runtime_bin: str, busybox_image: Path):
+    from .daemons import Dockerd, require
+
+    require("dockerd", "docker")
+    base = daemons_dir / "docker"
+    base.mkdir()
+    daemon = Dockerd(base, netns, containerd, runtime_bin)
+    try:
+        daemon.ok("import", str(busybox_image.with_suffix(".tar")), "busybox:latest")
+        yield daemon
+    finally:
+        daemon.stop()

@@ -1,0 +1,115 @@
+"""brandpy-runc under Debian's dockerd 20.10 (`runtimes` in daemon.json,
+`docker run --runtime brandpy`), driven by the real docker CLI. The sign
+that a container runs under brandpy: its uname is the kernel release brandpy
+translates (runtimeArgs --kernel-release), its processes are traced by the
+monitor while they see TracerPid 0, and the monitor counts their syscalls."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import monitors, wait_for_none
+from .daemons import KERNEL_RELEASE
+from .test_console import read_until
+
+RUN = ("run", "--runtime", "brandpy")
+
+
+@pytest.fixture(autouse=True)
+def no_container_left(dockerd):
+    yield
+    assert dockerd.docker("ps", "-aq").out.split() == []
+    assert wait_for_none(lambda: [m for m in monitors() if str(dockerd.base) in m]) == []
+
+
+def brandpy_runc(dockerd, *args: str) -> str:
+    """brandpy-runc on the state dockerd gave it."""
+    p = subprocess.run([sys.executable, "-m", "brandpy.oci", "--root", str(dockerd.runtime_root),
+                        *args], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    return p.stdout
+
+
+def test_run_rm_echo(dockerd):
+    out = dockerd.ok(*RUN, "--rm", "busybox", "sh", "-c",
+                     "echo hi; uname -r; grep TracerPid /proc/self/status")
+    assert out.split("\n") == ["hi", KERNEL_RELEASE, "TracerPid:\t0", ""]
+
+
+def test_detached_logs_exec_top_stop(dockerd):
+    cid = dockerd.ok(*RUN, "-d", "busybox", "sh", "-c",
+                     "trap 'echo bye; exit 0' TERM; i=0; "
+                     "while :; do echo tick $i; i=$((i+1)); sleep 0.1; done").strip()
+    deadline = time.monotonic() + 20
+    while "tick 2" not in dockerd.ok("logs", cid):
+        assert time.monotonic() < deadline, dockerd.docker("logs", cid)
+        time.sleep(0.1)
+    r = dockerd.docker("exec", cid, "sh", "-c", "echo in exec; uname -r; exit 5")
+    assert (r.status, r.out) == (5, f"in exec\n{KERNEL_RELEASE}\n"), r
+    # the host's view: every process of the container is traced by its monitor
+    state = json.loads(brandpy_runc(dockerd, "state", cid))
+    assert state["status"] == "running"
+    top = dockerd.ok("top", cid).splitlines()
+    pids = [int(line.split()[1]) for line in top[1:]]
+    assert state["brandpy"]["initPid"] in pids
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        assert f"TracerPid:\t{state['pid']}\n" in status
+    stats = json.loads(brandpy_runc(dockerd, "events", "--stats", cid))["data"]["brandpy"]
+    assert stats["trappedCalls"] > 0 and stats["trapped"]["execve"] > 0
+    dockerd.ok("stop", "-t", "10", cid)   # the entrypoint handles TERM: forwarded to it
+    assert dockerd.ok("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "0"
+    assert "bye" in dockerd.ok("logs", cid)
+    dockerd.ok("rm", cid)
+
+
+def test_stop_kills_an_entrypoint_that_ignores_term(dockerd):
+    cid = dockerd.ok(*RUN, "-d", "busybox", "sleep", "60").strip()
+    dockerd.ok("stop", "-t", "1", cid)
+    assert dockerd.ok("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "137"
+    dockerd.ok("rm", cid)
+
+
+def test_exit_statuses_and_a_missing_command(dockerd):
+    assert dockerd.docker(*RUN, "--rm", "busybox", "sh", "-c", "exit 3").status == 3
+    r = dockerd.docker(*RUN, "--rm", "busybox", "nosuch")
+    assert r.status == 127 and "executable file not found" in r.err, r
+
+
+def test_run_it_and_exec_it_through_a_terminal(dockerd):
+    out, status = interact(dockerd, [*RUN, "-it", "--rm", "busybox", "sh", "-c",
+                                     "tty; read x; echo got $x; exit 4"], b"hello\r")
+    assert b"/dev/pts/" in out and b"got hello" in out and status == 4, out
+    cid = dockerd.ok(*RUN, "-d", "busybox", "sleep", "60").strip()
+    out, status = interact(dockerd, ["exec", "-it", cid, "sh", "-c",
+                                     "tty; read x; echo exec got $x"], b"there\r")
+    assert b"exec got there" in out and status == 0, out
+    dockerd.ok("rm", "-f", cid)
+
+
+def interact(dockerd, args: list[str], typed: bytes) -> tuple[bytes, int]:
+    """The docker CLI on a terminal (a pty here): type a line, read the
+    container's answer, return its output and exit status."""
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execvp("docker", ["docker", "-H", dockerd.host, *args])
+    try:
+        out = read_until(master, b"/dev/pts/")
+        os.write(master, typed)
+        out += read_until(master, b"got ")
+        out += read_until(master, b"\0", timeout=5)   # until the terminal closes
+        deadline = time.monotonic() + 20
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+            assert time.monotonic() < deadline, out
+            time.sleep(0.05)
+        return out, os.waitstatus_to_exitcode(done[1])
+    finally:
+        os.close(master)
