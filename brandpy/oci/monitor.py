@@ -19,7 +19,6 @@ signals. All signals they wait for are blocked before any thread starts.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import resource
@@ -29,7 +28,7 @@ import sys
 import threading
 import traceback
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
 
 from brandpy.runtime.container import Container, ContainerError
 from brandpy.runtime.native_engine import block_sigchld
@@ -39,68 +38,40 @@ from .control import Channel, socket_path
 from .errors import OciError
 from .hooks import Hook
 from .log import Log
+from .namespaces import enter_network, private_paths
 from .process import ProcessPlan
 from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, ContainerDir, start_time
 
 FORWARDED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH}
-CLONE_NEWNET = 0x40000000
 REQUEST_TIMEOUT = 30.0
 HOOK_TIMEOUT = 60.0
-
-
-class OciContainer(Container):
-    def exec_process(self, argv: list[str], env: list[str], workdir: str,
-                     stdio: tuple[int, int, int], tty: bool,
-                     on_exit: Callable[[int], None]) -> Future[int]:
-        """Container.exec with the process's own environment: an OCI
-        process's env is complete (runc adds the entrypoint's to nothing)."""
-        done: Future[int] = Future()
-
-        def start() -> None:
-            try:
-                pid = self._spawn(argv, env, workdir, stdio, tty, True)
-            except ContainerError as exc:
-                done.set_exception(exc)
-                return
-            self.sup.adopt(pid, on_exit=on_exit)
-            done.set_result(pid)
-
-        self._submit(start, done)
-        return done
-
-
-def enter_network(netns: str) -> None:
-    """Make ("new") or join (a path) the network namespace the container
-    gets; this thread's children inherit it. Python 3.11 has no os.unshare."""
-    if not netns:
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if netns == "new":
-        rc = libc.unshare(CLONE_NEWNET)
-    else:
-        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            rc = libc.setns(fd, CLONE_NEWNET)
-        finally:
-            os.close(fd)
-    if rc != 0:
-        raise OciError(f"network namespace {netns}: {os.strerror(ctypes.get_errno())}")
 
 
 def rlim(value: int) -> int:
     return resource.RLIM_INFINITY if value >= 1 << 63 else value
 
 
-def apply_limits(pid: int, process: ProcessPlan) -> None:
+def apply_limits(pid: int, process: ProcessPlan, log: Log) -> None:
+    """rlimits and the OOM score of a process just spawned. Without
+    CAP_SYS_RESOURCE (root lacks it on some machines) a hard limit cannot be
+    raised, which is an error, and another user's process cannot be
+    changed at all, which is a warning: failing every non-root container
+    there would be worse (see the runtime's spawn for the lasting fix)."""
     for r in process.rlimits:
         try:
             resource.prlimit(pid, r.resource, (rlim(r.soft), rlim(r.hard)))
         except PermissionError:
-            hard = resource.prlimit(pid, r.resource)[1]
-            raise OciError(f"process.rlimits {r.type}: the hard limit {r.hard} is above the "
-                           f"runtime's own ({hard}) and raising it needs CAP_SYS_RESOURCE, "
-                           "which this runtime lacks: lower it in config.json") from None
+            ours = resource.getrlimit(r.resource)[1]
+            if ours != resource.RLIM_INFINITY and rlim(r.hard) > ours \
+                    or rlim(r.hard) == resource.RLIM_INFINITY != ours:
+                raise OciError(f"process.rlimits {r.type}: the hard limit {r.hard} is above "
+                               f"the runtime's own ({ours}) and raising it needs "
+                               "CAP_SYS_RESOURCE, which this runtime lacks: lower it in "
+                               "config.json") from None
+            log.warning(f"process.rlimits {r.type} not applied: changing the limits of "
+                        f"another user's process (uid {process.uid}) needs CAP_SYS_RESOURCE, "
+                        "which this runtime lacks; it keeps the runtime's")
     if process.oom_score_adj is not None:
         try:
             with open(f"/proc/{pid}/oom_score_adj", "w") as f:
@@ -119,7 +90,7 @@ class Monitor:
         self.plan = Plan.load(cdir.plan_file)
         self.state = cdir.read()
         self.lock = threading.Lock()
-        self.container: OciContainer | None = None
+        self.container: Container | None = None
         self.listener: socket.socket | None = None
 
     # -- main thread ----------------------------------------------------------
@@ -130,17 +101,24 @@ class Monitor:
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
         try:
             enter_network(self.plan.netns)
-            c = self.container = OciContainer(self.plan.sandbox, engine=self.plan.engine)
+            config = self.plan.sandbox
+            if os.geteuid() == 0:
+                config = private_paths(config)
+            c = self.container = Container(config, engine=self.plan.engine)
             self._groups(c)
             pid = c.start(stdio=stdio, tty=self.plan.process.terminal, hold=True)
-        except (ContainerError, OciError, OSError) as exc:
+        except (ContainerError, OciError) as exc:
             self._sync({"error": str(exc)})
+            return 1
+        except OSError as exc:   # unexpected: the traceback says where
+            traceback.print_exc()
+            self._sync({"error": f"brandpy monitor: {exc} (see {self.cdir.monitor_log})"})
             return 1
         finally:
             for fd in set(stdio):
                 os.close(fd)
         try:
-            apply_limits(pid, self.plan.process)
+            apply_limits(pid, self.plan.process, self.log)
             self._listen()
         except (OciError, OSError) as exc:
             self._sync({"error": str(exc)})
@@ -174,7 +152,7 @@ class Monitor:
             os.close(i)
         return fds
 
-    def _groups(self, c: OciContainer) -> None:
+    def _groups(self, c: Container) -> None:
         """additionalGids beyond the image's /etc/group membership.
         SandboxConfig has no field for them yet, so the credentials the
         entrypoint will be started with are amended before start()."""
@@ -197,7 +175,7 @@ class Monitor:
         c = self.container
         assert c is not None
         try:
-            self.cdir.stats_file.write_text(json.dumps(stats_of(c), indent=1))
+            self.cdir.stats_file.write_text(json.dumps(c.syscalls().result(), indent=1))
         except OSError as exc:
             self.log.warning(f"cannot write {self.cdir.stats_file}: {exc.strerror}")
         self._update(STOPPED, exitStatus=status)
@@ -295,8 +273,8 @@ class Monitor:
         exited: Future[int] = Future()
         try:
             argv = [hook.path] + hook.argv[1:]
-            c.exec_process(argv, hook.env, "/", (r, 2, 2), False,
-                           exited.set_result).result(REQUEST_TIMEOUT)
+            c.exec(argv, hook.env, "/", (r, 2, 2), False, exited.set_result,
+                   own_env=True).result(REQUEST_TIMEOUT)
             status = exited.result(hook.timeout or HOOK_TIMEOUT)
         except ContainerError as exc:
             c.signal(signal.SIGKILL)
@@ -350,11 +328,7 @@ class Monitor:
     def op_stats(self, req: dict, fds: list[int], chan: Channel) -> dict:
         c = self.container
         assert c is not None
-        done: Future[dict] = Future()
-        # the counters belong to the tracer thread: copy them there
-        if not c.sup.call_soon(lambda: done.set_result(stats_of(c))):
-            raise OciError("container not running")
-        return done.result(REQUEST_TIMEOUT)
+        return c.syscalls().result(REQUEST_TIMEOUT)
 
     def op_exec(self, req: dict, fds: list[int], chan: Channel) -> None:
         """Start a process; reply with its host pid, then relay signals to
@@ -367,12 +341,14 @@ class Monitor:
         if status not in (CREATED, RUNNING):
             raise OciError("cannot exec in a stopped container")
         proc = ProcessPlan.from_json(req["process"])
-        cred = c.sb.cred
-        if (proc.uid, proc.gid) != (cred.euid, cred.egid):
-            raise OciError(f"exec as {proc.uid}:{proc.gid} is not supported: brandpy runs "
-                           f"exec'd processes as the container's user ({cred.euid}:{cred.egid})")
-        if len(fds) != 3:
+        if len(fds) < 3:
             raise OciError("exec: the caller must pass the process's stdin, stdout and stderr")
+        cred = c.sb.cred
+        # the container's own user keeps its credentials (additionalGids included)
+        user = "" if (proc.uid, proc.gid) == (cred.euid, cred.egid) else f"{proc.uid}:{proc.gid}"
+        if proc.caps is not None and frozenset(proc.caps) != c.sb.caps:
+            self.log.info(f"exec {proc.argv[0]}: capabilities as the container's; the "
+                          "process's own set is not applied")
         exited: Future[int] = Future()
         told = threading.Lock()   # the caller hears of the pid before the exit
         pid_sent = False
@@ -384,16 +360,15 @@ class Monitor:
                     _tell_exit(chan, status)
 
         try:
-            pid = c.exec_process(proc.argv, proc.env, proc.cwd, (fds[0], fds[1], fds[2]),
-                                 proc.terminal, on_exit).result(REQUEST_TIMEOUT)
+            pid = c.exec(proc.argv, proc.env, proc.cwd, tuple(fds), proc.terminal, on_exit,
+                         user=user, own_env=True).result(REQUEST_TIMEOUT)
         finally:   # the process has them now; holding them would delay EOF for readers
             for fd in fds:
                 os.close(fd)
             fds.clear()
         try:
             # exec'd processes start with the monitor's limits: apply theirs now
-            apply_limits(pid, ProcessPlan(argv=proc.argv, rlimits=proc.rlimits,
-                                          oom_score_adj=proc.oom_score_adj))
+            apply_limits(pid, proc, self.log)
         except OciError as exc:
             self.log.warning(f"exec {proc.argv[0]}: {exc}")
         with told:
@@ -422,19 +397,6 @@ def _tell_exit(chan: Channel, status: int) -> None:
         chan.send({"exit": status})
     except OSError:
         pass   # the caller is gone
-
-
-def stats_of(c: Container) -> dict[str, Any]:
-    """What the supervisor counted: trapped syscalls by name, ptrace stops,
-    user notifications, and the unsupported or denied calls."""
-    st, names = c.sb.stats, c.effective.names
-    return {
-        "trapped": {names.get(nr, str(nr)): n for nr, n in st.calls.most_common()},
-        "trappedCalls": st.total_calls, "ptraceStops": st.total_stops,
-        "notified": {names.get(nr, str(nr)): n for nr, n in st.notified.most_common()},
-        "unsupported": [{"syscall": e.name, "errno": e.errno, "reason": e.reason, "calls": n}
-                        for e, n in c.sb.ledger.counts.most_common()],
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import pytest
 
+from brandpy.oci.namespaces import PRIVATE_BASE
 from tests.conftest import REPO, copy_rootfs
 
 MONITOR = "brandpy.oci.monitor"
@@ -149,8 +150,9 @@ def workdir(world_tmp: Path) -> Path:
 def bundle(workdir: Path, busybox_image: Path, template: dict[str, Any]) -> Bundle:
     """make(args, **changes): a bundle with a private busybox rootfs;
     `changes` are merged into config.json (process.* keys as process_KEY)."""
-    def make(args: list[str], name: str = "bundle", **changes: Any) -> Path:
-        d = workdir / name
+    def make(args: list[str], name: str = "bundle", under: Path | None = None,
+             **changes: Any) -> Path:
+        d = (under or workdir) / name
         d.mkdir()
         copy_rootfs(busybox_image, d / "rootfs")
         config = json.loads(json.dumps(template))
@@ -179,7 +181,8 @@ def monitors() -> list[str]:
 
 
 def from_dir(path: Path) -> list[str]:
-    """Processes running from below path (cwd or executable)."""
+    """Processes running from below path (cwd or executable), or from any
+    container's private view of its files (brandpy/oci/namespaces.py)."""
     found = []
     for pid in os.listdir("/proc"):
         for link in ("cwd", "exe"):
@@ -187,7 +190,7 @@ def from_dir(path: Path) -> list[str]:
                 target = os.readlink(f"/proc/{pid}/{link}")
             except OSError:
                 continue
-            if target.startswith(str(path)):
+            if target.startswith((str(path), PRIVATE_BASE + "/")):
                 found.append(f"{pid} {link}={target}")
                 break
     return found

@@ -70,6 +70,16 @@ def test_hostname_user_and_additional_gids(runc: Runc, bundle: Bundle):
     assert run(runc, b).split() == ["oci-host", "1000", "1000", "1000", "2000", "3000"]
 
 
+def test_a_non_root_user_reaches_a_rootfs_below_closed_directories(runc: Runc, bundle: Bundle,
+                                                                     tmp_path):
+    """As under dockerd (data-root 0710, exec-root 0700): the monitor's
+    private mount namespace gives the container's files an open path."""
+    assert tmp_path.stat().st_mode & 0o077 == 0
+    b = bundle(["sh", "-c", "id -u; cat /etc/hostname; ls /bin/sh"], hostname="closed",
+               under=tmp_path, process_user={"uid": 65534, "gid": 65534})
+    assert run(runc, b).split() == ["65534", "closed", "/bin/sh"]
+
+
 def test_capabilities_are_the_effective_set(runc: Runc, bundle: Bundle):
     caps = {k: ["CAP_CHOWN", "CAP_KILL"] for k in ("bounding", "effective", "permitted")}
     b = bundle(["sh", "-c", "grep CapEff /proc/self/status"], process_capabilities=caps)

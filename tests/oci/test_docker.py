@@ -44,6 +44,13 @@ def test_run_rm_echo(dockerd):
     assert out.split("\n") == ["hi", KERNEL_RELEASE, "TracerPid:\t0", ""]
 
 
+def test_run_as_a_non_root_user(dockerd):
+    """dockerd keeps the rootfs below 0710 directories: brandpy's container
+    processes, which use real host paths, still reach it."""
+    assert dockerd.ok(*RUN, "--rm", "-u", "nobody", "busybox", "id").startswith(
+        "uid=65534(nobody) gid=65534(nogroup)")
+
+
 def test_detached_logs_exec_top_stop(dockerd):
     cid = dockerd.ok(*RUN, "-d", "busybox", "sh", "-c",
                      "trap 'echo bye; exit 0' TERM; i=0; "
@@ -64,7 +71,7 @@ def test_detached_logs_exec_top_stop(dockerd):
         status = Path(f"/proc/{pid}/status").read_text()
         assert f"TracerPid:\t{state['pid']}\n" in status
     stats = json.loads(brandpy_runc(dockerd, "events", "--stats", cid))["data"]["brandpy"]
-    assert stats["trappedCalls"] > 0 and stats["trapped"]["execve"] > 0
+    assert stats["PtraceStops"] > 0 and stats["Syscalls"]["execve"]["Calls"] > 0
     dockerd.ok("stop", "-t", "10", cid)   # the entrypoint handles TERM: forwarded to it
     assert dockerd.ok("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "0"
     assert "bye" in dockerd.ok("logs", cid)
@@ -86,25 +93,33 @@ def test_exit_statuses_and_a_missing_command(dockerd):
 
 def test_run_it_and_exec_it_through_a_terminal(dockerd):
     out, status = interact(dockerd, [*RUN, "-it", "--rm", "busybox", "sh", "-c",
-                                     "tty; read x; echo got $x; exit 4"], b"hello\r")
-    assert b"/dev/pts/" in out and b"got hello" in out and status == 4, out
+                                     "tty; read x; echo got $x; exit 4"],
+                           b"/dev/pts/", b"hello\r", b"got hello")
+    assert status == 4, out
+    # an interactive shell: job control on the container's terminal
+    out, status = interact(dockerd, [*RUN, "-it", "--rm", "busybox", "sh"],
+                           b"# ", b"echo $((6*7)); exit 3\r", b"42")
+    assert status == 3, out
     cid = dockerd.ok(*RUN, "-d", "busybox", "sleep", "60").strip()
     out, status = interact(dockerd, ["exec", "-it", cid, "sh", "-c",
-                                     "tty; read x; echo exec got $x"], b"there\r")
-    assert b"exec got there" in out and status == 0, out
+                                     "tty; read x; echo exec got $x"],
+                           b"/dev/pts/", b"there\r", b"exec got there")
+    assert status == 0, out
     dockerd.ok("rm", "-f", cid)
 
 
-def interact(dockerd, args: list[str], typed: bytes) -> tuple[bytes, int]:
-    """The docker CLI on a terminal (a pty here): type a line, read the
-    container's answer, return its output and exit status."""
+def interact(dockerd, args: list[str], ready: bytes, typed: bytes,
+             answer: bytes) -> tuple[bytes, int]:
+    """The docker CLI on a terminal (a pty here): once `ready` shows, type a
+    line, read up to the container's `answer`; its output and exit status."""
     pid, master = pty.fork()
     if pid == 0:
         os.execvp("docker", ["docker", "-H", dockerd.host, *args])
     try:
-        out = read_until(master, b"/dev/pts/")
+        out = read_until(master, ready)
         os.write(master, typed)
-        out += read_until(master, b"got ")
+        out += read_until(master, answer)
+        assert answer in out, out
         out += read_until(master, b"\0", timeout=5)   # until the terminal closes
         deadline = time.monotonic() + 20
         while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:

@@ -118,6 +118,8 @@ def test_exec_foreground_with_args_and_with_a_process_file(runc: Runc, bundle: B
     (tmp_path / "process.json").write_text(json.dumps(process))
     out = runc.ok("exec", "--process", str(tmp_path / "process.json"), "e")
     assert out == "ONLY=this\n"
+    assert runc.ok("exec", "--user", "65534:65534", "e", "id").startswith(
+        "uid=65534(nobody) gid=65534(nogroup)")
     assert "executable file not found" in runc.fails("exec", "e", "nosuch")
     runc.ok("delete", "--force", "e")
 
@@ -208,12 +210,12 @@ def test_events_stats_count_the_syscalls_brandpy_trapped(runc: Runc, bundle: Bun
     time.sleep(0.5)
     live = json.loads(runc.ok("events", "--stats", "st"))
     assert live["type"] == "stats" and live["id"] == "st"
-    assert live["data"]["brandpy"]["trappedCalls"] > 0
-    assert live["data"]["brandpy"]["trapped"]["execve"] > 0
+    assert live["data"]["brandpy"]["PtraceStops"] > 0
+    assert live["data"]["brandpy"]["Syscalls"]["execve"]["Calls"] > 0
     runc.ok("kill", "st", "KILL")
     runc.wait_status("st", "stopped")
     final = json.loads(runc.ok("events", "--stats", "st"))["data"]["brandpy"]
-    assert final["trappedCalls"] >= live["data"]["brandpy"]["trappedCalls"]
+    assert final["PtraceStops"] >= live["data"]["brandpy"]["PtraceStops"]
     runc.ok("delete", "st")
 
 
