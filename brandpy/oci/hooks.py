@@ -65,6 +65,7 @@ def run_hooks(kind: str, hooks: list[Hook], state: dict[str, Any]) -> None:
         except OSError as exc:
             raise OciError(f"{kind} hook {hook.path}: {exc.strerror}") from None
         if p.returncode != 0:
+            how = (f"was killed by signal {-p.returncode}" if p.returncode < 0
+                   else f"failed with exit status {p.returncode}")
             detail = p.stderr.decode(errors="replace").strip()[-500:]
-            raise OciError(f"{kind} hook {hook.path} failed with exit status {p.returncode}"
-                           + (f": {detail}" if detail else ""))
+            raise OciError(f"{kind} hook {hook.path} {how}" + (f": {detail}" if detail else ""))

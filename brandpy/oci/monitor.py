@@ -238,11 +238,9 @@ class Monitor:
         with self.lock:
             return self.state["status"]
 
-    def _need(self, *allowed: str, message: str = "container not running") -> str:
-        status = self._status()
-        if status not in allowed:
-            raise OciError(message.format(status=status))
-        return status
+    def _need(self, status: str, message: str = "container not running") -> None:
+        if self._status() != status:
+            raise OciError(message)
 
     def op_created(self, req: dict, fds: list[int], chan: Channel) -> dict:
         self._update(CREATED)

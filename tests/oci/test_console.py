@@ -66,6 +66,17 @@ def test_create_sends_the_terminal_to_the_console_socket(runc: Runc, bundle: Bun
     runc.ok("delete", "t")
 
 
+def test_pidfd_socket_gets_a_pidfd_of_the_containers_pid(runc: Runc, bundle: Bundle, tmp_path):
+    server = console_socket(tmp_path / "pidfd.sock")
+    runc.ok("create", "--bundle", str(bundle(["true"])), "--pidfd-socket",
+            str(tmp_path / "pidfd.sock"), "p")
+    _, pidfd = receive_master(server)
+    fdinfo = Path(f"/proc/self/fdinfo/{pidfd}").read_text()
+    assert f"Pid:\t{runc.state('p')['pid']}\n" in fdinfo
+    os.close(pidfd)
+    runc.ok("delete", "p")
+
+
 def test_exec_with_a_terminal_over_the_console_socket(runc: Runc, bundle: Bundle, tmp_path):
     runc.ok("run", "-d", "--bundle", str(bundle(["sleep", "30"])), "x")
     server = console_socket(tmp_path / "exec.sock")
