@@ -329,8 +329,10 @@ SPEC: dict[str, Spec] = {
     "ptrace": trace(process.ptrace, "EPERM: every container process is already traced by "
                     "brandpy, so debuggers cannot attach", support=UNIMPLEMENTED),
     "prctl": Spec("allow", FULL, "native; PR_SET_DUMPABLE is recorded, not applied, so "
-                  "the supervisor keeps access to /proc", handler=process.prctl_dumpable,
-                  when=arg_in(0, process.PR_GET_DUMPABLE, process.PR_SET_DUMPABLE)),
+                  "the supervisor keeps access to /proc; PR_GET_NAME gives the container's "
+                  "name for the program", handler=process.prctl,
+                  when=arg_in(0, process.PR_GET_DUMPABLE, process.PR_SET_DUMPABLE,
+                              process.PR_GET_NAME)),
     "kcmp": deny(errno.EPERM, DOCKER),
     "pidfd_getfd": deny(errno.EPERM, DOCKER),
     "process_madvise": deny(errno.EPERM, DOCKER),

@@ -13,15 +13,17 @@ from dataclasses import dataclass, field
 
 from .identity import Cred
 
+COMM_LEN = 15    # TASK_COMM_LEN - 1: a process name's longest
+
 
 @dataclass(frozen=True)
 class ExecImage:
     """What a successful execve makes the process: its guest program, and
-    how the ELF loader prefix shows in what the kernel reports."""
+    how the host path and ELF loader prefix show in what the kernel reports."""
     exe: bytes
-    comm: bytes = b""            # the program's name (for loader-started programs)
-    loader_comm: bytes = b""     # the name the kernel gave it (the loader's)
-    loader_args: int = 0         # argv entries exec prepended: 4 (--argv0 form) or 1
+    comm: bytes = b""            # its name, as the kernel would give it in the container
+    kernel_comm: bytes = b""     # the name the kernel gave it (the host file's, or ld.so's)
+    loader_args: int = 0         # argv entries exec prepended: 4 (--argv0 form), 1, or 0
 
 
 @dataclass
@@ -50,8 +52,8 @@ class Process:
         return self.image.comm if self.image else b""
 
     @property
-    def loader_comm(self) -> bytes:
-        return self.image.loader_comm if self.image else b""
+    def kernel_comm(self) -> bytes:
+        return self.image.kernel_comm if self.image else b""
 
     @property
     def loader_args(self) -> int:

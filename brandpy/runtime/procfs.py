@@ -186,8 +186,10 @@ class ProcFS:
         return self.sb.pids.to_guest(host)
 
     def _comm_of(self, proc: Process | None, real: bytes) -> bytes:
-        """The kernel names a program started through ld.so after the loader."""
-        if proc is not None and proc.comm and real == proc.loader_comm:
+        """The kernel names a program after the host file exec'd (a resolved
+        symlink, ld.so): show the name it would have in the container,
+        unless the program renamed itself (PR_SET_NAME)."""
+        if proc is not None and proc.comm and real == proc.kernel_comm:
             return proc.comm
         return real
 

@@ -17,12 +17,11 @@ from brandpy.runtime import binfmt
 from brandpy.runtime.call import Call
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from brandpy.runtime.errors import Errno
-from brandpy.runtime.process import ExecImage
+from brandpy.runtime.process import COMM_LEN, ExecImage
 
 from .paths import read_path
 
 SYS_execve = 59
-COMM_LEN = 15                 # TASK_COMM_LEN - 1
 
 
 def execve(call: Call) -> None:
@@ -51,6 +50,9 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
                              follow=not flags & AT_SYMLINK_NOFOLLOW)
         host, guest, name = r.host, r.guest, path
     argv: list[bytes | int] = list(call.read_ptrs(call.arg(argv_i))) if call.arg(argv_i) else []
+    # the kernel names the process after the path as given (a symlink's own
+    # name, busybox applets' included), even when a script's interpreter runs
+    comm = os.path.basename(name)[:COMM_LEN]
 
     for _depth in range(binfmt.MAX_INTERP_DEPTH + 1):
         _check_executable(host)
@@ -66,7 +68,6 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
     else:
         raise Errno(errno.ELOOP)
 
-    image = ExecImage(exe=guest)
     if kind.interp is not None:
         loader = resolver.resolve(call.proc, call.tid, kind.interp)
         _check_executable(loader.host, missing=errno.ENOENT)
@@ -77,10 +78,9 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
         else:
             argv = [kind.interp, prog] + argv[1:]
         host = loader.host
-        image = ExecImage(exe=guest, comm=os.path.basename(guest)[:COMM_LEN],
-                          loader_comm=os.path.basename(loader.host)[:COMM_LEN],
-                          loader_args=4 if argv[1:2] == [b"--argv0"] else 1)
-    call.proc.exec_pending = image
+    call.proc.exec_pending = ExecImage(
+        exe=guest, comm=comm, kernel_comm=os.path.basename(host)[:COMM_LEN],
+        loader_args=0 if kind.interp is None else 4 if argv[1:2] == [b"--argv0"] else 1)
 
     ptrs = [item if isinstance(item, int) else call.push_str(item) for item in argv]
     array = b"".join(p.to_bytes(8, "little") for p in ptrs) + bytes(8)

@@ -262,3 +262,12 @@ def test_terminal_job_control_ids(brandpy, probed):
         "TIOCSCTTY: 0", "TIOCGPGRP: 0", "pgrp matches: 1", "TIOCGSID: 0", "sid matches: 1",
         "TIOCSPGRP child group: 0", "foreground is the child group: 1", "TIOCSPGRP back: 0",
         "TIOCSPGRP unknown group: ESRCH", "TIOCSPGRP bad pointer: EFAULT"], r
+
+
+def test_process_names_are_the_names_run(brandpy, busybox, debian_shared):
+    """The kernel names a process after the path exec'd: a busybox applet's
+    link, an alternatives link, not the host file they lead to."""
+    r = brandpy.sh(busybox, "cat /proc/self/comm; sleep 1 & sleep 0.3; ps -o comm | grep -x sleep")
+    assert r.out == "cat\nsleep\n", r
+    r = brandpy(debian_shared, ["/usr/bin/awk", 'BEGIN { getline n < "/proc/self/comm"; print n }'])
+    assert r.out == "awk\n", r
