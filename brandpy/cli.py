@@ -7,22 +7,22 @@ import argparse
 import sys
 from contextlib import ExitStack
 
+from .images.runconfig import scratch_container
 from .runopts import add_container_options, add_research_options, config_from, research_from
 
 
 def _run(args: argparse.Namespace, trace_out=None) -> int:
+    from .images.store import StoreError
     from .runtime.run import ContainerError, run
 
-    if not args.command:
-        print(f"brandpy {args.cmd}: no command given: brandpy {args.cmd} --rootfs DIR -- CMD "
-              "[ARGS...]", file=sys.stderr)
-        return 125
     with ExitStack() as files:
         try:
-            config = config_from(args)
+            rootfs, image = files.enter_context(scratch_container(args.image)) \
+                if args.image else (args.rootfs, None)
+            config = config_from(args, rootfs, image)
             research = research_from(args, files, trace_out)
-        except (ValueError, OSError) as exc:
-            print(f"brandpy: {exc}", file=sys.stderr)
+        except (ValueError, OSError, StoreError) as exc:
+            print(f"brandpy {args.cmd}: {exc}", file=sys.stderr)
             return 125
         try:
             return run(config, debug=args.debug, stats=args.stats, report=args.report,
@@ -106,8 +106,7 @@ def parser() -> argparse.ArgumentParser:
                          "gVisor's and illumos LX's. With one: run it (--image or --rootfs), "
                          "trapping every syscall, and report which it used, how each was "
                          "handled, and a will-it-run verdict.")
-    add_container_options(cov, rootfs_required=False)
-    cov.add_argument("--image", help="an image in the store (instead of --rootfs)")
+    add_container_options(cov, root_required=False)
     cov.add_argument("--json", action="store_true", help="machine-readable output")
     cov.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
     cov.set_defaults(func=_coverage)

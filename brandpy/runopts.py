@@ -8,16 +8,26 @@ import sys
 from contextlib import ExitStack
 from typing import IO
 
+from .images.runconfig import merge_image_config
 from .runtime.container import Research
 from .runtime.sandbox import PortMapping, SandboxConfig, Volume
 
 
-def add_container_options(p: argparse.ArgumentParser, rootfs_required: bool = True) -> None:
-    p.add_argument("--rootfs", required=rootfs_required, metavar="DIR", help="the container's /")
+def add_container_options(p: argparse.ArgumentParser, root_required: bool = True) -> None:
+    root = p.add_mutually_exclusive_group(required=root_required)
+    root.add_argument("--rootfs", metavar="DIR", help="the container's / (used in place)")
+    root.add_argument("--image", metavar="IMAGE",
+                      help="an image in the store (`brandpy image pull/load/import`): a "
+                      "throw-away container of it, its Entrypoint, Cmd, Env, WorkingDir "
+                      "and User the defaults")
+    p.add_argument("--entrypoint", metavar="CMD",
+                   help="with --image: run CMD instead of the image's Entrypoint "
+                   "(\"\" clears it)")
     p.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:GUEST[:ro]",
                    help="bind mount a host path (read-only with :ro)")
-    p.add_argument("-w", "--workdir", default="/", metavar="DIR",
-                   help="working directory inside the container (created if missing)")
+    p.add_argument("-w", "--workdir", default="", metavar="DIR",
+                   help="working directory inside the container (created if missing; "
+                   "default: the image's, or /)")
     p.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
                    help="set an environment variable")
     p.add_argument("-u", "--user", default="", metavar="USER[:GROUP]",
@@ -83,12 +93,27 @@ def security_opt(opts: list[str]) -> str:
     return seccomp
 
 
-def config_from(args: argparse.Namespace, rootfs: str | None = None) -> SandboxConfig:
-    """Raises ValueError with a message for the user."""
+def config_from(args: argparse.Namespace, rootfs: str | None = None,
+                image: dict | None = None) -> SandboxConfig:
+    """The container configuration; with `image` (an image's config), the
+    options merged over it as `docker run` merges them. Raises ValueError
+    with a message for the user."""
+    argv, env, workdir, user = list(args.command), list(args.env), args.workdir, args.user
+    if image is not None:
+        merged = merge_image_config(
+            {"Cmd": argv or None, "Env": env, "WorkingDir": workdir, "User": user,
+             "Entrypoint": None if args.entrypoint is None else [args.entrypoint]}, image)
+        argv = (merged["Entrypoint"] or []) + (merged["Cmd"] or [])
+        env, workdir, user = merged["Env"], merged.get("WorkingDir"), merged.get("User")
+    elif args.entrypoint is not None:
+        raise ValueError("--entrypoint goes with --image: with --rootfs, give the command")
+    if not argv:
+        raise ValueError("no command given: brandpy run --rootfs DIR -- CMD [ARGS...], or "
+                         "--image IMAGE with an Entrypoint or Cmd")
     return SandboxConfig(
-        rootfs=rootfs or args.rootfs, argv=args.command, env=list(args.env),
-        workdir=args.workdir, volumes=[Volume.parse(v) for v in args.volume],
-        user=args.user, hostname=args.hostname, kernel_release=args.kernel_release,
+        rootfs=rootfs or args.rootfs, argv=argv, env=env,
+        workdir=workdir or "/", volumes=[Volume.parse(v) for v in args.volume],
+        user=user or "", hostname=args.hostname, kernel_release=args.kernel_release,
         personality=args.personality, ports=[PortMapping.parse(p) for p in args.publish],
         seccomp=security_opt(args.security_opt), cap_add=args.cap_add,
         cap_drop=args.cap_drop, extra_hosts=args.add_host, dns=args.dns, strict=args.strict,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 import sys
 import tempfile
 from collections import Counter
@@ -56,25 +55,26 @@ def print_static(out=sys.stdout) -> None:
 # -- a workload ---------------------------------------------------------------------
 
 def run_workload(args: argparse.Namespace) -> int:
+    from brandpy.images.runconfig import scratch_container
+    from brandpy.images.store import StoreError
     from brandpy.runopts import config_from
     from brandpy.runtime.container import Research
     from brandpy.runtime.run import ContainerError, run
 
+    if not (args.image or args.rootfs):
+        print("brandpy coverage: give --image IMAGE or --rootfs DIR", file=sys.stderr)
+        return 125
     with ExitStack() as stack:
-        rootfs = args.rootfs
-        if args.image:
-            rootfs = stack.enter_context(_image_rootfs(args.image))
-        if not rootfs:
-            print("brandpy coverage: give --image IMAGE or --rootfs DIR", file=sys.stderr)
-            return 125
         stats_file = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "stats.json"
         try:
-            config = config_from(args, rootfs=rootfs)
+            rootfs, image = stack.enter_context(scratch_container(args.image)) \
+                if args.image else (args.rootfs, None)
+            config = config_from(args, rootfs, image)
             # the workload's output goes to stderr: stdout is the report's
             status = run(config, engine=args.engine, debug=args.debug,
                          research=Research(trace_all=True), stats_json=str(stats_file),
                          stdio=(0, 2, 2))
-        except (ValueError, ContainerError) as exc:
+        except (ValueError, ContainerError, StoreError) as exc:
             print(f"brandpy coverage: {exc}", file=sys.stderr)
             return getattr(exc, "status", 125)
         result = verdict(json.loads(stats_file.read_text()), status)
@@ -83,26 +83,6 @@ def run_workload(args: argparse.Namespace) -> int:
     else:
         print_verdict(result)
     return 0 if result["WillRun"] else 1
-
-
-def _image_rootfs(ref: str):
-    """A throw-away container rootfs made from an image in the store."""
-    from contextlib import contextmanager
-
-    from brandpy.images import rootfs
-    from brandpy.images.store import Store
-
-    @contextmanager
-    def made():
-        image = Store().get(ref)
-        base = Path(tempfile.mkdtemp(prefix="brandpy-coverage-"))
-        try:
-            rootfs.create(image.tree, base / "rootfs")
-            yield str(base / "rootfs")
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
-
-    return made()
 
 
 def verdict(stats: dict, status: int) -> dict:
@@ -136,7 +116,7 @@ def print_verdict(result: dict, out=sys.stdout) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if not args.command:
+    if not (args.command or args.image or args.rootfs):
         print_static()
         return 0
     return run_workload(args)

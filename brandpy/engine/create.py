@@ -15,12 +15,6 @@ from .names import valid_name
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 
 
-def strslice(value: str | list[str] | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [value] if isinstance(value, str) else list(value)
-
-
 def parse_signal(text: str | int | None, default: int = signal.SIGTERM) -> int:
     """SIGTERM, TERM or 15, as docker accepts them."""
     if text is None or text == "":
@@ -36,41 +30,6 @@ def parse_signal(text: str | int | None, default: int = signal.SIGTERM) -> int:
         return int(signal.Signals[name])
     except KeyError:
         raise InvalidParameter(f"Invalid signal: {text}") from None
-
-
-def merge_image_config(cfg: dict, image: dict) -> dict:
-    """The container's Config with the image's defaults filled in (Docker's
-    daemon/create merge: Env and Labels merged by key, Cmd taken from the
-    image only when neither Cmd nor Entrypoint is given)."""
-    out = dict(cfg)
-    env = list(image.get("Env") or [])
-    for e in cfg.get("Env") or []:
-        key = e.split("=", 1)[0]
-        env = [x for x in env if x.split("=", 1)[0] != key] + [e]
-    out["Env"] = env
-    out["Labels"] = {**(image.get("Labels") or {}), **(cfg.get("Labels") or {})}
-    cmd, entrypoint = strslice(cfg.get("Cmd")), strslice(cfg.get("Entrypoint"))
-    if entrypoint == [""]:
-        entrypoint = []          # `--entrypoint ""` resets the image's entrypoint
-    elif not entrypoint:
-        entrypoint = None
-    if not entrypoint:
-        if not cmd:
-            cmd = image.get("Cmd")
-        if entrypoint is None:
-            entrypoint = image.get("Entrypoint")
-    out["Cmd"], out["Entrypoint"] = cmd or None, entrypoint or None
-    for key in ("User", "WorkingDir", "StopSignal", "Domainname", "Shell"):
-        if not out.get(key) and image.get(key):
-            out[key] = image[key]
-    if out.get("Healthcheck") is None and image.get("Healthcheck"):
-        out["Healthcheck"] = image["Healthcheck"]
-    for key in ("ExposedPorts", "Volumes"):
-        merged = {**(image.get(key) or {}), **(cfg.get(key) or {})}
-        out[key] = merged or None
-    if image.get("OnBuild"):
-        out["OnBuild"] = image["OnBuild"]
-    return out
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Callable
 
 from brandpy.images import rootfs as rootfslib
 from brandpy.images.fsutil import atomic_write, atomic_write_json, rmtree
+from brandpy.images.runconfig import merge_image_config
 from brandpy.images.store import ImageNotFound, Store, StoreError
 from brandpy.runtime.policy import capabilities, load_profile
 from brandpy.runtime.sandbox import SandboxConfig, etc_files
@@ -28,7 +29,7 @@ from brandpy.runtime.sandbox import SandboxConfig, etc_files
 from . import logs as logslib
 from . import research, shimproto, timefmt
 from .attach import proxy
-from .create import (Mounts, allocate_ports, check_restart_policy, container_mounts, merge_image_config,
+from .create import (Mounts, allocate_ports, check_restart_policy, container_mounts,
                      parse_signal, port_bindings, seccomp_profile_text, security_options,
                      unenforced)
 from .errors import (Conflict, EngineError, Forbidden, InvalidParameter, NotFound,

@@ -3,15 +3,15 @@ the container's shim, which reports their exit status."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import asyncio
 import secrets
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from brandpy.images.runconfig import strslice
 
 from . import shimproto
 from .attach import parse_detach_keys, proxy
-from .create import strslice
 from .errors import Conflict, InvalidParameter, NotFound
 from .records import Record
 from .shimclient import ProcessFailed

@@ -34,6 +34,9 @@ def credentials_for(host: str, config: Path | None = None) -> Credentials | None
         doc = json.loads(path.read_text())
     except FileNotFoundError:
         return None
+    except PermissionError:
+        raise ValueError(f"cannot read {path} (permission denied): point DOCKER_CONFIG at "
+                         "a directory of yours, or set HOME") from None
     except ValueError as e:
         raise ValueError(f"{path} is not valid JSON ({e}); fix or remove it") from None
     auths = doc.get("auths") or {}

@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -257,3 +261,33 @@ def test_pull_zstd_layers(registry, source_archive, tmp_path):
     out = io.BytesIO()
     archive.save(store, [image_id], out)
     assert archive.load(Store(tmp_path / "b"), io.BytesIO(out.getvalue())) == [f"Loaded image ID: {image_id}"]
+
+
+@pytest.mark.parametrize("user", ["root", "nobody"])
+def test_brandpy_run_of_a_pulled_image(registry, world_tmp, user):
+    """`brandpy image pull`, then `brandpy run --image`: the image's
+    Entrypoint, Cmd, Env and WorkingDir are the defaults, run's options
+    override them, and the image stays as it was."""
+    root = tempfile.mkdtemp(dir=world_tmp)
+    prefix = []
+    if user == "nobody":
+        os.chown(root, 65534, 65534)
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    env = {**os.environ, "BRANDPY_ROOT": root, "HOME": root}
+    ref = f"{registry.addr}/lib/bb:1"
+
+    def brandpy(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*prefix, sys.executable, "-m", "brandpy", *args], env=env,
+                              cwd="/", capture_output=True, text=True, timeout=120)
+
+    assert brandpy("image", "pull", ref).returncode == 0
+    r = brandpy("run", "--image", ref)
+    assert (r.returncode, r.stdout) == (0, "hello from /tmp\n"), r
+    r = brandpy("run", "--image", ref, "-e", "GREETING=bye", "-w", "/etc", "--",
+                "echo $GREETING from $PWD > /tmp/x; cat /tmp/x")
+    assert r.stdout == "bye from /etc\n", r
+    r = brandpy("run", "--image", ref, "--entrypoint", "/bin/cat", "--", "/tmp/x")
+    assert r.returncode == 1 and "No such file" in r.stderr, r   # a fresh container each run
+    r = brandpy("run", "--image", f"{registry.addr}/lib/nosuch:1")
+    assert r.returncode == 125 and "No such image" in r.stderr, r
+    assert not list(Path(tempfile.gettempdir()).glob("brandpy-run-*")), "scratch rootfs left"
