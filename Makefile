@@ -17,7 +17,7 @@ APT_PKGS := python3-venv python3-dev gcc make busybox-static debootstrap \
 
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv install images demo test test-slow bench clean
+.PHONY: all deps venv install images demo test test-slow bench bench-images clean
 
 all: install
 
@@ -42,9 +42,29 @@ install: venv
 images: deps
 	tests/images/build.sh $(IMAGES)
 
+# The daemon on a private socket, driven by the real docker CLI; stopped at the end.
+DEMO_DIR ?= /tmp/brandpy-demo
 demo: install images
-	@echo "== brandpy run: busybox rootfs, as the current user =="
-	$(PY) -m brandpy run --rootfs $(IMAGES)/busybox -- /bin/sh -c 'echo hello from $$(uname -s) in brandpy; ls /; id'
+	@echo "== brandpy run: the busybox rootfs, no daemon =="
+	$(PY) -m brandpy run --rootfs $(IMAGES)/busybox -- /bin/sh -c 'echo hello from $$(uname -s) in brandpy; id'
+	@echo "== brandpyd, driven by the docker CLI =="
+	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	@$(PY) -m brandpy daemon -H unix://$(DEMO_DIR)/docker.sock --data-root $(DEMO_DIR)/root \
+	    > $(DEMO_DIR)/daemon.log 2>&1 & echo $$! > $(DEMO_DIR)/daemon.pid; \
+	export DOCKER_HOST=unix://$(DEMO_DIR)/docker.sock; \
+	trap 'kill $$(cat $(DEMO_DIR)/daemon.pid) 2>/dev/null' EXIT; \
+	for i in $$(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.1; done; \
+	set -ex; \
+	docker version --format 'client {{.Client.Version}}, server {{.Server.Version}} ({{.Server.Os}})'; \
+	docker import $(IMAGES)/busybox.tar busybox:demo; \
+	docker run --rm --hostname demo busybox:demo sh -c 'echo "hello from $$(hostname), pid $$$$, as $$(id -un)"; ls /'; \
+	docker run -d --name web -p 127.0.0.1:8080:80 busybox:demo httpd -f -p 80 -h /etc; \
+	sleep 0.5; docker ps --format '{{.Names}} {{.Status}} {{.Ports}}'; \
+	wget -q -O - http://127.0.0.1:8080/hostname; \
+	docker exec web ps -o pid,user,comm; \
+	docker stop -t 1 web; docker rm web; \
+	docker run --rm --label brandpy.trace=1 --name traced busybox:demo ls / > /dev/null; \
+	echo "images: $$(docker images --format '{{.Repository}}:{{.Tag}}')"
 
 test: install images
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -54,6 +74,9 @@ test-slow: install images
 
 bench: install images
 	$(PY) -m benchmarks.run
+
+bench-images: install images
+	$(PY) -m benchmarks.images
 
 clean:
 	rm -rf build *.egg-info brandpy/_native*.so .pytest_cache
