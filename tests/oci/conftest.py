@@ -122,7 +122,7 @@ def runc(tmp_path: Path) -> Runc:
 
 
 @pytest.fixture(scope="session")
-def template(world_tmp: Path, busybox_image: Path) -> dict[str, Any]:
+def template(world_tmp: Path) -> dict[str, Any]:
     """`brandpy-runc spec`'s config.json, non-interactive."""
     d = world_tmp / "spec"
     d.mkdir()
