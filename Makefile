@@ -63,8 +63,10 @@ demo: install images
 	wget -q -O - http://127.0.0.1:8080/hostname; \
 	docker exec web ps -o pid,user,comm; \
 	docker stop -t 1 web; docker rm web; \
-	docker run --rm --label brandpy.trace=1 --name traced busybox:demo ls / > /dev/null; \
-	echo "images: $$(docker images --format '{{.Repository}}:{{.Tag}}')"
+	docker run --label brandpy.trace=1 --name traced busybox:demo ls / > /dev/null; \
+	curl -s --unix-socket $(DEMO_DIR)/docker.sock http://d/brandpy/containers/traced/trace | head -4; \
+	docker inspect -f 'ptrace stops: {{.Brandpy.PtraceStops}}' traced; \
+	docker rm traced
 
 test: install images
 	$(PY) -m pytest $(PYTEST_ARGS)

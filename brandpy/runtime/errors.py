@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class Errno(Exception):
     """Raised by handlers and the resolver: the syscall fails with -errno."""
@@ -14,3 +16,13 @@ class Errno(Exception):
 
 class StrictViolation(Exception):
     """Strict mode: the container made a call brandpy does not support."""
+
+
+def warn(message: str) -> None:
+    """A message for the user on stderr. The supervisor carries on whatever
+    happens to stderr (closed by `| head`, a full disk): its tracees are
+    stopped until it resumes them."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass

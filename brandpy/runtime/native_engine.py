@@ -15,7 +15,6 @@ import fcntl
 import os
 import signal
 import struct
-import sys
 import threading
 import traceback
 from typing import TYPE_CHECKING
@@ -24,7 +23,7 @@ from brandpy._native import ffi, lib
 from syscalls.handlers import perform
 
 from .call import Inject, NotifCall
-from .errors import Errno
+from .errors import Errno, warn
 from .linux import kernel_release
 from .process import Process
 from .supervisor import Supervisor
@@ -148,8 +147,8 @@ class NativeSupervisor(Supervisor):
         except Exception:
             if self.debug:
                 raise
-            print(f"brandpy: internal error in the notified {call.nr} handler (the call "
-                  f"returns EIO; please report it):\n{traceback.format_exc()}", file=sys.stderr)
+            warn(f"brandpy: internal error in the notified {call.nr} handler (the call "
+                 f"returns EIO; please report it):\n{traceback.format_exc()}")
             result = -errno.EIO
         if result is not None and not answer(call, result) and isinstance(result, Inject):
             os.close(result.fd)
@@ -187,7 +186,7 @@ def bp_py_wait(tid: int, status: int) -> int:
         sup.handle(tid, status)
         return 0
     except BaseException:   # never unwind through C: stop the loop cleanly
-        traceback.print_exc()
+        warn(traceback.format_exc())
         return -1
 
 
@@ -196,7 +195,7 @@ def bp_py_notify(n) -> None:
     try:
         _active.sup.notify(n)
     except BaseException:
-        traceback.print_exc()
+        warn(traceback.format_exc())
 
 
 @ffi.def_extern()
@@ -204,4 +203,4 @@ def bp_py_wake() -> None:
     try:
         _active.sup._drain_requests()
     except BaseException:
-        traceback.print_exc()
+        warn(traceback.format_exc())

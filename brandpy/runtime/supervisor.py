@@ -14,7 +14,6 @@ import errno
 import os
 import signal
 import struct
-import sys
 import threading
 import time
 import traceback
@@ -28,7 +27,7 @@ from .call import ARG_REGS, Call, args_of
 from .linux import (PTRACE_CONT, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK,
                     PTRACE_EVENT_SECCOMP, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK,
                     PTRACE_INTERRUPT, PTRACE_LISTEN, PTRACE_SYSCALL, STOP_SIGNALS, WALL)
-from .errors import Errno, StrictViolation
+from .errors import Errno, StrictViolation, warn
 from .identity import Cred
 from .inject import Injection, Injector
 from .replay import Replay
@@ -137,8 +136,8 @@ class Supervisor:
             if self.debug:
                 raise
             # a supervisor bug must not strand the tracee in its stop
-            print(f"brandpy: internal error handling task {tid} (please report it):\n"
-                  f"{traceback.format_exc()}", file=sys.stderr)
+            warn(f"brandpy: internal error handling task {tid} (please report it):\n"
+                 f"{traceback.format_exc()}")
             if os.WIFSTOPPED(status):
                 self._ptrace(PTRACE_CONT, tid)
 
@@ -379,7 +378,7 @@ class Supervisor:
             try:
                 self.replay.on_exec(tid, self.sb.pids.to_guest(tid), ptrace_getregs(tid).rsp)
             except Errno as exc:
-                print(f"brandpy: replay: {exc.why}", file=sys.stderr)
+                warn(f"brandpy: replay: {exc.why}")
         return tid in self.at_exit
 
     # -- syscalls -----------------------------------------------------------
@@ -426,8 +425,7 @@ class Supervisor:
             try:
                 result = self.dispatch(call, data)
             except StrictViolation as exc:
-                print(f"brandpy: strict mode: the container called {exc}; stopping it",
-                      file=sys.stderr)
+                warn(f"brandpy: strict mode: the container called {exc}; stopping it")
                 if self.status is None:
                     self.status = 128 + signal.SIGSYS
                 self.kill_all()
@@ -503,9 +501,8 @@ class Supervisor:
             name = self.effective.names.get(call.nr, str(call.nr))
             if name not in self._reported:
                 self._reported.add(name)
-                print(f"brandpy: internal error in the {name} handler "
-                      f"(the call returns EIO; please report it):\n{traceback.format_exc()}",
-                      file=sys.stderr)
+                warn(f"brandpy: internal error in the {name} handler "
+                     f"(the call returns EIO; please report it):\n{traceback.format_exc()}")
             return -errno.EIO
 
     def _on_syscall_exit(self, tid: int) -> None:

@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING
 
 from ptrace.func_call import FunctionCallOptions
 from ptrace.syscall import PtraceSyscall
+from ptrace.syscall.syscall_argument import SyscallArgument
 
 from .linux import vm_read
 
@@ -72,10 +73,80 @@ class _Memory:
         return getattr(self.regs, name)
 
 
+# strace's names for the prctl options programs use most
+PRCTL_OPTIONS = {1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_GET_DUMPABLE",
+                 4: "PR_SET_DUMPABLE", 15: "PR_SET_NAME", 16: "PR_GET_NAME",
+                 22: "PR_SET_SECCOMP", 36: "PR_SET_CHILD_SUBREAPER",
+                 38: "PR_SET_NO_NEW_PRIVS", 39: "PR_GET_NO_NEW_PRIVS", 23: "PR_CAPBSET_READ"}
+
+
+def _quote(data: bytes, truncated: bool) -> str:
+    """A C string as strace shows it: double quotes, C escapes."""
+    out = []
+    for b in data:
+        c = chr(b)
+        if c in '"\\':
+            out.append("\\" + c)
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\t":
+            out.append("\\t")
+        elif 32 <= b < 127:
+            out.append(c)
+        else:
+            out.append(f"\\x{b:02x}")
+    return '"' + "".join(out) + '"' + ("..." if truncated else "")
+
+
+class _Argument(SyscallArgument):
+    """python-ptrace's argument formatting, with strace's notation: strings
+    in double quotes, string arrays in brackets, other pointers as
+    addresses."""
+
+    def createText(self):
+        if self.function.name == "prctl" and self.name == "option":
+            return PRCTL_OPTIONS.get(self.value, str(self.value))
+        return super().createText()
+
+    def readCString(self, address: int) -> str:
+        if not address:
+            return "NULL"
+        data, truncated = self.function.process.readCString(
+            address, self.options.string_max_length)
+        return _quote(data, truncated)
+
+    def readString(self, address: int, size: int) -> str:
+        if not address:
+            return "NULL"
+        limit = self.options.string_max_length
+        return _quote(self.function.process.readBytes(address, min(size, limit)), size > limit)
+
+    def readCStringArray(self, address: int) -> str:
+        if not address:
+            return "NULL"
+        items = []
+        while len(items) < self.options.max_array_count:
+            ptr = self.function.process.readWord(address + 8 * len(items))
+            if not ptr:
+                return "[" + ", ".join(items) + "]"
+            items.append(self.readCString(ptr))
+        return "[" + ", ".join(items) + ", ...]"
+
+    def readStruct(self, address: int, struct) -> str:
+        text = super().readStruct(address, struct)          # "<name a=1, b=2>"
+        return "{" + text[1:-1].partition(" ")[2] + "}"
+
+    def formatValuePointer(self, argtype: str):
+        if argtype == "int":
+            return None    # strace shows the address of what the call will write
+        return super().formatValuePointer(argtype)
+
+
 def format_call(call: Call, name: str) -> str:
     """name(args) as strace prints it, from the call's current registers."""
     try:
         sc = PtraceSyscall(_Memory(call.tid, call.regs), OPTIONS, call.regs)
+        sc.argument_class = _Argument
         sc.enter(call.regs)
         return sc.format()
     except Exception:   # unreadable or odd arguments: still show the call
@@ -89,9 +160,11 @@ class Tracer:
     json_lines: bool = False
     names: set[str] = field(default_factory=set)   # empty: every call
     follow: bool = True                             # children too (strace -f)
+    lost: str = ""                                  # why the output stopped
 
     def wants(self, name: str, guest_tgid: int) -> bool:
-        return (not self.names or name in self.names) and (self.follow or guest_tgid == 1)
+        return (not self.lost and (not self.names or name in self.names)
+                and (self.follow or guest_tgid == 1))
 
     def record(self, call: Call, text: str, result: int | None, disposition: str,
                started: float) -> None:
@@ -103,8 +176,13 @@ class Tracer:
                "nr": call.nr, "call": text, "result": result,
                "errno": errno.errorcode.get(-result) if result and result < 0 else None,
                "disposition": disposition}
-        self.out.write(json.dumps(rec) + "\n" if self.json_lines else text_line(rec))
-        self.out.flush()
+        try:
+            self.out.write(json.dumps(rec) + "\n" if self.json_lines else text_line(rec))
+            self.out.flush()
+        except OSError as exc:
+            # the reader went away (`| head`) or the disk filled: the
+            # container runs on untraced, as under strace whose pipe closed
+            self.lost = exc.strerror or str(exc)
 
 
 def text_line(rec: dict) -> str:
