@@ -10,7 +10,7 @@ from typing import IO
 
 from .images.runconfig import merge_image_config
 from .runtime.container import Research
-from .runtime.sandbox import PortMapping, SandboxConfig, Volume
+from .runtime.sandbox import PortMapping, SandboxConfig, Ulimit, Volume
 
 
 def add_container_options(p: argparse.ArgumentParser, root_required: bool = True) -> None:
@@ -47,6 +47,12 @@ def add_container_options(p: argparse.ArgumentParser, root_required: bool = True
                    help="add a capability to Docker's default set (or ALL)")
     p.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
                    help="drop a capability from Docker's default set (or ALL)")
+    p.add_argument("--read-only", action="store_true",
+                   help="mount the container's root filesystem read-only")
+    p.add_argument("--group-add", action="append", default=[], metavar="GROUP",
+                   help="an additional group for the container's processes (name or GID)")
+    p.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                   help="a resource limit, as docker run --ulimit (-1: unlimited)")
     p.add_argument("--cpuset-cpus", default="", metavar="CPUS",
                    help="CPUs for the container and its supervisor, e.g. 0 or 0-1 (one "
                    "shared CPU makes syscall emulation much cheaper on many VMs)")
@@ -117,7 +123,8 @@ def config_from(args: argparse.Namespace, rootfs: str | None = None,
         personality=args.personality, ports=[PortMapping.parse(p) for p in args.publish],
         seccomp=security_opt(args.security_opt), cap_add=args.cap_add,
         cap_drop=args.cap_drop, extra_hosts=args.add_host, dns=args.dns, strict=args.strict,
-        cpuset=args.cpuset_cpus)
+        cpuset=args.cpuset_cpus, readonly_rootfs=args.read_only, group_add=args.group_add,
+        ulimits=[Ulimit.parse(u) for u in args.ulimit])
 
 
 def research_from(args: argparse.Namespace, files: ExitStack,

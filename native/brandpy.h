@@ -10,6 +10,11 @@
 #define BP_SPAWN_CTTY 2
 #define BP_SPAWN_SETPGID 4
 
+struct bp_rlimit {
+    int resource;
+    unsigned long long soft, hard;
+};
+
 struct bp_spawn_args {
     const char *path;          /* guest path of the entrypoint */
     char *const *argv;
@@ -24,6 +29,8 @@ struct bp_spawn_args {
     int flags;                 /* BP_SPAWN_* */
     int hold_fd;               /* >= 0: wait for a byte on it before exec (OCI "created") */
     long personality;          /* >= 0: personality(2) flags for the program (replay: no ASLR) */
+    const struct bp_rlimit *rlimits;   /* docker --ulimit: set before credentials change */
+    int nrlimits;
     /* Real credentials (the supervisor is root): applied before the filter. */
     int set_ids;
     unsigned int uid, gid;

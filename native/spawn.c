@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/personality.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -184,6 +185,12 @@ static void child(const struct bp_spawn_args *a, int sync_fd, int listener_sock)
         child_fail(a->cwd, errno);
     if (a->personality >= 0 && personality((unsigned long)a->personality) < 0)
         child_fail("personality", errno);
+    for (i = 0; i < a->nrlimits; i++) {
+        struct rlimit lim = {a->rlimits[i].soft, a->rlimits[i].hard};
+        if (setrlimit(a->rlimits[i].resource, &lim) < 0)
+            child_fail("setrlimit (a hard limit above the supervisor's needs "
+                       "CAP_SYS_RESOURCE)", errno);
+    }
     apply_credentials(a);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail("PR_SET_NO_NEW_PRIVS", errno);

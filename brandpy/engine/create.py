@@ -9,6 +9,10 @@ import signal
 import socket
 from dataclasses import dataclass, field
 
+from brandpy.runtime.container import parse_cpuset
+from brandpy.runtime.run_setup import ContainerError
+from brandpy.runtime.sandbox import Ulimit
+
 from .errors import InvalidParameter
 from .names import valid_name
 
@@ -185,6 +189,31 @@ def seccomp_profile_text(opts: list[str]) -> str | None:
     return None
 
 
+def ulimits(host_config: dict) -> list[dict]:
+    """HostConfig.Ulimits as the shim's spec carries them (checked here, so
+    a bad one is a 400 at create)."""
+    out = []
+    for u in host_config.get("Ulimits") or []:
+        if not isinstance(u, dict):
+            raise InvalidParameter("invalid Ulimits: expected {\"Name\", \"Soft\", \"Hard\"}")
+        try:
+            limit = Ulimit(str(u.get("Name")), int(u.get("Soft", 0)), int(u.get("Hard", 0)))
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameter(str(exc)) from None
+        out.append({"name": limit.name, "soft": limit.soft, "hard": limit.hard})
+    return out
+
+
+def cpuset(host_config: dict) -> str:
+    spec = host_config.get("CpusetCpus") or ""
+    if spec:
+        try:
+            parse_cpuset(spec)
+        except ContainerError as exc:
+            raise InvalidParameter(str(exc)) from None
+    return spec
+
+
 def port_bindings(host_config: dict, exposed: dict | None) -> dict[str, list[dict]]:
     """Requested bindings {"80/tcp": [{"HostIp", "HostPort"}]}, with -P's
     exposed ports added; an empty HostPort means "pick one" at start."""
@@ -231,15 +260,12 @@ UNENFORCED_HOST = {
     "NanoCpus": "CPU limits are not enforced (no cgroups)",
     "CpuShares": "CPU shares are not enforced (no cgroups)",
     "CpuQuota": "CPU limits are not enforced (no cgroups)",
-    "CpusetCpus": "CPU sets are not enforced (no cgroups)",
     "PidsLimit": "PID limits are not enforced (no cgroups)",
-    "ReadonlyRootfs": "--read-only is not enforced yet for the root filesystem",
     "Sysctls": "sysctls are not applied",
     "Devices": "host devices are not passed through",
     "Init": "--init is not provided: the entrypoint is the container's PID 1",
     "DnsSearch": "DNS search domains are not written to /etc/resolv.conf",
     "DnsOptions": "DNS options are not written to /etc/resolv.conf",
-    "Ulimits": "ulimits are not applied",
     "ShmSize": "the size of /dev/shm is not limited",
 }
 UNENFORCED_CONFIG = {

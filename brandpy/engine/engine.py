@@ -29,9 +29,9 @@ from brandpy.runtime.sandbox import SandboxConfig, etc_files
 from . import logs as logslib
 from . import research, shimproto, timefmt
 from .attach import proxy
-from .create import (Mounts, allocate_ports, check_restart_policy, container_mounts,
+from .create import (Mounts, allocate_ports, check_restart_policy, container_mounts, cpuset,
                      parse_signal, port_bindings, seccomp_profile_text, security_options,
-                     unenforced)
+                     ulimits, unenforced)
 from .errors import (Conflict, EngineError, Forbidden, InvalidParameter, NotFound,
                      NotModified)
 from .events import Events
@@ -166,6 +166,8 @@ class Engine:
             raise InvalidParameter(str(exc)) from None
         seccomp, warnings = security_options(host_config.get("SecurityOpt") or [], "")
         port_bindings(host_config, config.get("ExposedPorts"))
+        ulimits(host_config)
+        cpuset(host_config)
         warnings += unenforced(host_config, config)
         warnings += research.from_labels(config.get("Labels") or {})[1]
 
@@ -331,7 +333,10 @@ class Engine:
                         "cap_drop": list(hc.get("CapDrop") or []),
                         "extra_hosts": list(hc.get("ExtraHosts") or [])
                         + self.network_peers(rec),
-                        "dns": list(hc.get("Dns") or [])},
+                        "dns": list(hc.get("Dns") or []),
+                        "readonly_rootfs": bool(hc.get("ReadonlyRootfs")),
+                        "group_add": list(hc.get("GroupAdd") or []),
+                        "ulimits": ulimits(hc), "cpuset": cpuset(hc)},
             "tty": rec.tty, "open_stdin": bool(cfg.get("OpenStdin")),
             "stdin_once": bool(cfg.get("StdinOnce")),
             "console_size": hc.get("ConsoleSize"),

@@ -29,7 +29,7 @@ from typing import Any, Callable
 from brandpy.images.fsutil import atomic_write_json
 from brandpy.runtime.container import Container, ContainerError
 from brandpy.runtime.native_engine import block_sigchld
-from brandpy.runtime.sandbox import PortMapping, SandboxConfig, Volume
+from brandpy.runtime.sandbox import PortMapping, SandboxConfig, Ulimit, Volume
 from brandpy.runtime.stats import LedgerEntry
 
 from . import shimproto, syscall_view, timefmt
@@ -59,6 +59,7 @@ def sandbox_config(spec: dict) -> SandboxConfig:
     fields = dict(spec["sandbox"])
     fields["volumes"] = [Volume(**v) for v in fields.get("volumes", [])]
     fields["ports"] = [PortMapping(**p) for p in fields.get("ports", [])]
+    fields["ulimits"] = [Ulimit(**u) for u in fields.get("ulimits", [])]
     return SandboxConfig(**fields)
 
 

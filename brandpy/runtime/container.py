@@ -154,7 +154,8 @@ class Container:
                 setsid=own_session or tty, ctty=tty, setpgid=not own_session,
                 ids=(real.ruid, real.rgid, real.groups) if real else None,
                 caps=cap_mask(self.sb.caps) if real else None, hold_fd=hold_fd,
-                personality=ADDR_NO_RANDOMIZE if self.research.replay else -1)
+                personality=ADDR_NO_RANDOMIZE if self.research.replay else -1,
+                rlimits=[u.rlimit() for u in self.config.ulimits])
             if listener is not None:
                 self.sup.add_listener(listener)
             return pid
@@ -184,7 +185,8 @@ class Container:
         PID, or a ContainerError (127 not found...)."""
         done: Future[int] = Future()
         try:
-            cred = resolve_user(self.sb.rootfs, user, self.sb.caps) if user else None
+            cred = resolve_user(self.sb.rootfs, user, self.sb.caps,
+                                tuple(self.config.group_add)) if user else None
         except UserError as exc:
             done.set_exception(ContainerError(str(exc)))
             return done

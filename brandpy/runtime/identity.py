@@ -138,9 +138,11 @@ def _read_db(rootfs: bytes, name: bytes) -> list[list[str]]:
         return []
 
 
-def resolve_user(rootfs: bytes, spec: str, caps: frozenset[str]) -> Cred:
+def resolve_user(rootfs: bytes, spec: str, caps: frozenset[str],
+                 group_add: tuple[str, ...] = ()) -> Cred:
     """`docker run --user` semantics: "", NAME, UID, NAME:GROUP, UID:GID.
-    A numeric UID need not exist in /etc/passwd; a name must."""
+    A numeric UID need not exist in /etc/passwd; a name must. group_add:
+    `--group-add` supplementary groups (names or GIDs)."""
     user, _, group = (spec or "0").partition(":")
     passwd = _read_db(rootfs, b"passwd")
     groups_db = _read_db(rootfs, b"group")
@@ -163,8 +165,15 @@ def resolve_user(rootfs: bytes, spec: str, caps: frozenset[str]) -> Cred:
                                 "group file")
             gid = int(g[2])
     name = entry[0] if entry else None
-    extra = tuple(sorted({int(e[2]) for e in groups_db if len(e) > 3 and name
-                          and name in e[3].split(",") and e[2].isdigit()} - {gid}))
+    added = set()
+    for g in group_add:
+        found = g if g.isdigit() else next((e[2] for e in groups_db if len(e) > 2
+                                            and e[0] == g), None)
+        if found is None or not found.isdigit():
+            raise UserError(f"unable to find group {g}: no matching entries in group file")
+        added.add(int(found))
+    extra = tuple(sorted(({int(e[2]) for e in groups_db if len(e) > 3 and name
+                           and name in e[3].split(",") and e[2].isdigit()} | added) - {gid}))
     return Cred(uid, uid, uid, uid, gid, gid, gid, gid, (gid,) + extra,
                 caps if uid == 0 else frozenset())
 

@@ -57,6 +57,48 @@ class Volume:
         return cls(host=os.path.abspath(parts[0]), guest=parts[1], readonly=mode == "ro")
 
 
+# docker --ulimit names and their RLIMIT_* numbers (asm-generic/resource.h;
+# Python's resource module lacks some)
+ULIMITS = {"cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6,
+           "nofile": 7, "memlock": 8, "locks": 10, "sigpending": 11, "msgqueue": 12,
+           "nice": 13, "rtprio": 14, "rttime": 15}
+RLIM_INFINITY = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class Ulimit:
+    """A resource limit for every process of the container (-1: unlimited)."""
+    name: str
+    soft: int
+    hard: int
+
+    def __post_init__(self) -> None:
+        if self.name not in ULIMITS:
+            raise ValueError(f"invalid ulimit type: {self.name} (one of "
+                             f"{', '.join(sorted(ULIMITS))})")
+        if self.hard != -1 and (self.soft == -1 or self.soft > self.hard):
+            raise ValueError(f"ulimit {self.name}: soft limit {self.soft} is above the hard "
+                             f"limit {self.hard}")
+
+    @classmethod
+    def parse(cls, spec: str) -> Ulimit:
+        """`NAME=SOFT[:HARD]` as `docker run --ulimit` takes it."""
+        name, _, limits = spec.partition("=")
+        soft, _, hard = limits.partition(":")
+        try:
+            return cls(name, int(soft), int(hard or soft))
+        except ValueError as exc:
+            if "ulimit" in str(exc):
+                raise
+            raise ValueError(f"invalid ulimit {spec!r}: expected NAME=SOFT[:HARD]") from None
+
+    def rlimit(self) -> tuple[int, int, int]:
+        """(resource, soft, hard) for setrlimit."""
+        def value(v: int) -> int:
+            return RLIM_INFINITY if v == -1 else v
+        return ULIMITS[self.name], value(self.soft), value(self.hard)
+
+
 @dataclass(frozen=True)
 class PortMapping:
     """`-p [IP:]HOST:CONTAINER[/tcp|udp]`: the container's bind() of
@@ -109,6 +151,9 @@ class SandboxConfig:
     dns: list[str] = field(default_factory=list)
     strict: bool = False         # the first unsupported syscall stops the container
     cpuset: str = ""             # docker --cpuset-cpus: the container and its supervisor
+    readonly_rootfs: bool = False                          # docker --read-only
+    group_add: list[str] = field(default_factory=list)     # docker --group-add
+    ulimits: list[Ulimit] = field(default_factory=list)    # docker --ulimit
 
 
 class Mirror(Protocol):
@@ -124,7 +169,7 @@ class Sandbox:
         self.profile = profile_for(config.seccomp, self.caps)
         # Unprivileged, identity is emulated (fakeroot-style); as root it is real.
         self.fake_ids = os.geteuid() != 0
-        self.cred = resolve_user(self.rootfs, config.user, self.caps)
+        self.cred = resolve_user(self.rootfs, config.user, self.caps, tuple(config.group_add))
         self.hostname = config.hostname or secrets.token_hex(6)
         self.domainname = config.domainname or "(none)"
         self.release = config.kernel_release or os.uname().release
@@ -223,7 +268,7 @@ def build_mounts(config: SandboxConfig, rootfs: bytes, hostname: str) -> list[Mo
     dev = os.path.join(state, b"dev")
     empty = os.path.join(state, b"empty")
     mounts = [
-        Mount(b"/", rootfs, kind="rootfs"),
+        Mount(b"/", rootfs, readonly=config.readonly_rootfs, kind="rootfs"),
         Mount(b"/proc", b"/proc", kind="proc"),
         Mount(b"/sys", b"/sys", readonly=True, kind="sys"),
         Mount(b"/dev", dev, kind="dev"),

@@ -18,7 +18,8 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
           setsid: bool = False, ctty: bool = False, setpgid: bool = False,
           ids: tuple[int, int, tuple[int, ...]] | None = None,
           caps: int | None = None, hold_fd: int = -1,
-          personality: int = -1) -> tuple[int, int | None]:
+          personality: int = -1,
+          rlimits: list[tuple[int, int, int]] = ()) -> tuple[int, int | None]:
     """Returns the child's pid; raises OSError if fork or ptrace fail. The
     child gets a session (setsid, optionally with fd 0 as its controlling
     terminal) or a process group of its own, so kill(0, ...) inside the
@@ -26,7 +27,8 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
     `caps` (a capability bit mask) are real credentials to apply: only for a
     supervisor running as root. With hold_fd, the child waits for a byte on
     it before it execs (and exits if it is closed). Returns the pid and, with
-    SECCOMP_FILTER_FLAG_NEW_LISTENER in seccomp_flags, the notification fd."""
+    SECCOMP_FILTER_FLAG_NEW_LISTENER in seccomp_flags, the notification fd.
+    rlimits: (resource, soft, hard) to set in the child."""
     from brandpy._native import ffi, lib
 
     keep = []   # cffi buffers must outlive the call
@@ -68,6 +70,11 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
     if caps is not None:
         args.set_caps = 1
         args.caps = caps
+    if rlimits:
+        limits = ffi.new("struct bp_rlimit[]", [{"resource": r, "soft": soft, "hard": hard}
+                                                 for r, soft, hard in rlimits])
+        keep.append(limits)
+        args.rlimits, args.nrlimits = limits, len(rlimits)
     listener = ffi.new("int *", -1)
     pid = lib.bp_spawn(args, listener)
     if pid < 0:

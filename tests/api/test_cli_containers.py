@@ -128,6 +128,12 @@ def test_run_options_user_workdir_env_entrypoint(daemon, tmp_path):
     assert daemon.ok("run", "--rm", "--workdir", "/srv/app", "busybox", "pwd") == "/srv/app\n"
     assert daemon.ok("run", "--rm", "--entrypoint", "/bin/echo", "busybox", "a", "b") == "a b\n"
     assert daemon.ok("run", "--rm", "--hostname", "box1", "busybox", "hostname") == "box1\n"
+    r = daemon.docker("run", "--rm", "--read-only", "--group-add", "app", "--ulimit",
+                      "nofile=100:200", "--cpuset-cpus", "0", "busybox", "sh", "-c",
+                      "id -G; ulimit -n; ulimit -Hn; touch /x || echo refused")
+    assert r.out == "0 1000\n100\n200\nrefused\n" and "Read-only file system" in r.err, r
+    bad = daemon.docker("run", "--rm", "--cpuset-cpus", "7-9", "busybox", "true")
+    assert bad.status == 125 and "CPUs available here are" in bad.err, bad
 
 
 def test_volumes_bind_and_named(daemon, tmp_path):

@@ -271,3 +271,15 @@ def test_process_names_are_the_names_run(brandpy, busybox, debian_shared):
     assert r.out == "cat\nsleep\n", r
     r = brandpy(debian_shared, ["/usr/bin/awk", 'BEGIN { getline n < "/proc/self/comm"; print n }'])
     assert r.out == "awk\n", r
+
+
+def test_read_only_group_add_and_ulimits(brandpy, busybox):
+    r = brandpy.sh(busybox, "id -G; ulimit -n; ulimit -Hn; touch /x || echo refused",
+                   "--read-only", "--group-add", "app", "--group-add", "4242",
+                   "--ulimit", "nofile=100:200")
+    assert r.out == "0 1000 4242\n100\n200\nrefused\n", r
+    assert "Read-only file system" in r.err
+    bad = brandpy.sh(busybox, "true", "--group-add", "nosuch")
+    assert bad.status == 125 and "unable to find group nosuch" in bad.err, bad
+    bad = brandpy.sh(busybox, "true", "--ulimit", "nofile=10:5")
+    assert bad.status == 125 and "soft limit 10 is above the hard limit 5" in bad.err, bad
