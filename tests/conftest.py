@@ -27,7 +27,7 @@ class Result:
     err: str
 
     def __repr__(self) -> str:
-        return f"Result(status={self.status}, out={self.out!r}, err={self.err[-2000:]!r})"
+        return f"Result(status={self.status}, out={self.out[-3000:]!r}, err={self.err[-3000:]!r})"
 
 
 def image(name: str) -> Path:

@@ -16,14 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-IMAGES = Path(os.environ.get("BRANDPY_TEST_IMAGES", "/var/cache/brandpy/images"))
+from tests.conftest import IMAGES, REPO, Result
+
 DOCKER = shutil.which("docker") or "docker"
 
 
@@ -32,16 +31,6 @@ def image_tar(name: str) -> Path:
     if not (IMAGES / "READY").exists() or not path.exists():
         pytest.fail(f"test image {path} missing: run `make images` (tests/images/build.sh)")
     return path
-
-
-@dataclass
-class Result:
-    status: int
-    out: str
-    err: str
-
-    def __repr__(self) -> str:
-        return f"Result(status={self.status}, out={self.out[-3000:]!r}, err={self.err[-3000:]!r})"
 
 
 class Daemon:

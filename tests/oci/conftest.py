@@ -12,26 +12,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 from brandpy.oci.namespaces import PRIVATE_BASE
-from tests.conftest import REPO, copy_rootfs
+from tests.conftest import REPO, Result, copy_rootfs
 
 MONITOR = "brandpy.oci.monitor"
-
-
-@dataclass
-class Result:
-    status: int
-    out: str
-    err: str
-
-    def __repr__(self) -> str:
-        return f"Result(status={self.status}, out={self.out!r}, err={self.err[-2000:]!r})"
 
 
 def runtime_env() -> dict[str, str]:
