@@ -21,7 +21,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import IMAGES, REPO, Result
+from tests.conftest import IMAGES, Result
 
 DOCKER = shutil.which("docker") or "docker"
 
