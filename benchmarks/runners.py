@@ -93,12 +93,13 @@ class Brandpy(Runner):
     # Supervisor and container on one CPU: on small VMs a ptrace stop costs
     # a fraction as much without a cross-CPU wake-up (DESIGN.md's knob).
     one_cpu: bool = False
+    options: tuple[str, ...] = ()    # more `brandpy run` options (--report, --trace ...)
 
     def command(self, rootfs: Path, argv: Sequence[str], state: Path) -> list[str]:
         env = [f"--env={k}={v}" for k, v in GUEST_ENV.items()]
         pin = ["taskset", "--cpu-list", str(max(os.sched_getaffinity(0)))] if self.one_cpu else []
         return [*pin, sys.executable, "-m", "brandpy", "run", "--engine", self.engine,
-                "--stats", "--rootfs", str(rootfs), *env, "--", *argv]
+                "--stats", *self.options, "--rootfs", str(rootfs), *env, "--", *argv]
 
     def env(self) -> dict[str, str]:
         # The brandpy the suite itself imports (PYTHONPATH may point at a checkout).

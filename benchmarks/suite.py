@@ -87,19 +87,20 @@ def rotate(items: Sequence[Runner], k: int) -> list[Runner]:
     return [*items[k:], *items[:k]]
 
 
-def probe(runner: Runner, ws: Workspace) -> str | None:
+def probe(runner: Runner, ws: Workspace, image: str = "busybox",
+          argv: Sequence[str] = ("/bin/true",)) -> str | None:
     """Why the runner cannot be used here (None: it can): a missing
-    prerequisite, or a trial `/bin/true` in the busybox rootfs that fails."""
+    prerequisite, or a trial run of argv in the image's copy that fails."""
     if reason := runner.missing():
         return reason
-    argv = runner.command(ws.rootfs("busybox"), ["/bin/true"], ws.state)
-    out = execute(argv, runner.env(), PROBE_TIMEOUT)
+    trial = " ".join(argv)
+    out = execute(runner.command(ws.rootfs(image), argv, ws.state), runner.env(), PROBE_TIMEOUT)
     if out.timed_out:
-        return f"trial run of /bin/true timed out after {PROBE_TIMEOUT} s"
+        return f"trial run of {trial} timed out after {PROBE_TIMEOUT} s"
     if out.status != 0:
         # The last line: where argparse and Python tracebacks say what went wrong.
         lines = [ln.strip() for ln in out.stderr.splitlines() if ln.strip()]
-        return f"trial run of /bin/true exited {out.status}: {lines[-1] if lines else 'no stderr'}"
+        return f"trial run of {trial} exited {out.status}: {lines[-1] if lines else 'no stderr'}"
     return None
 
 
