@@ -241,7 +241,9 @@ def losses_section(results: CoverageResults) -> str:
         f"call of note also shows under the same engine (`{BASELINE[1]}`). A failed call is a "
         "suspect, not a verdict; with none, the call behind the failure returned success with "
         "a different answer from Linux's, or was not trapped. The last column is the test's "
-        "line that failed and the exception, from the module run.")
+        "line that failed and the exception, from the module run. To repeat one: "
+        "`python -m brandpy run --engine ENGINE --rootfs COPY-OF-DEBIAN -- python3 -m test "
+        "-v -m TEST-ID MODULE` (copy the rootfs and add its /etc/hosts as the benchmark does).")
     return "\n\n".join([
         "## Tests brandpy loses", intro,
         _table(["module", "test", *(results.labels[e] for e in engines),
