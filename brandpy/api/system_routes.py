@@ -76,7 +76,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 async def not_implemented(request: web.Request) -> web.Response:
     raise NotImplementedHere(f"{request.method} {request.path}: brandpy does not implement "
-                             "this endpoint (see README, 'Docker endpoint')")
+                             "this endpoint (see README, 'Pointing docker at it')")
 
 
 def register(r: Router) -> None:
