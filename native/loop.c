@@ -135,7 +135,7 @@ int bp_loop_run(struct bp_loop *L)
         long long now = now_ms();
         if (reap || now - last_reap >= SAFETY_POLL_MS) {   /* busy notifications: still reap */
             last_reap = now;
-            while ((tid = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
+            while ((tid = waitpid(-1, &status, __WALL | __WNOTHREAD | WNOHANG)) > 0)
                 if (bp_py_wait(tid, status) < 0)
                     return -EINTR;
             if (tid < 0 && errno == ECHILD)

@@ -47,6 +47,7 @@ TRACE_OPTIONS = (PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFOR
                  | PTRACE_O_EXITKILL)
 
 WALL = 0x40000000  # __WALL: wait for threads and non-SIGCHLD children too
+WNOTHREAD = 0x20000000  # __WNOTHREAD: not for other threads' children
 
 # seccomp (include/uapi/linux/seccomp.h)
 SECCOMP_SET_MODE_FILTER = 1

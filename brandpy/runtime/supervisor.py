@@ -26,7 +26,8 @@ from . import linux
 from .call import ARG_REGS, Call, args_of
 from .linux import (PTRACE_CONT, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK,
                     PTRACE_EVENT_SECCOMP, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK,
-                    PTRACE_INTERRUPT, PTRACE_LISTEN, PTRACE_SYSCALL, STOP_SIGNALS, WALL)
+                    PTRACE_INTERRUPT, PTRACE_LISTEN, PTRACE_SYSCALL, STOP_SIGNALS, WALL,
+                    WNOTHREAD)
 from .errors import Errno, StrictViolation, warn
 from .identity import Cred
 from .inject import Injection, Injector
@@ -79,7 +80,8 @@ class Supervisor:
         self.frozen: dict[int, tuple[int, int]] = {}         # paused tid -> its pending resume
         self.watchers: dict[int, Callable[[int], None]] = {}  # tgid -> called with its exit status
         self._requests: deque[Callable[[], None]] = deque()
-        self._wakers: set[int] = set()
+        self._sentinel = 0      # Python engine: a child whose exit wakes run()
+        self._wake_fd = -1      # closing it makes the sentinel exit
         self._lock = threading.Lock()
         self._closed = False
         self._reported: set[str] = set()
@@ -107,14 +109,23 @@ class Supervisor:
     def run(self) -> int:
         """Supervise the container until the entrypoint and every other
         process are gone; return the entrypoint's exit status."""
+        self._arm()
         while True:
             self._drain_requests()
             try:
-                tid, status = os.waitpid(-1, WALL)
+                # __WNOTHREAD: only this thread's children and tracees, so
+                # other threads' subprocesses keep their exit statuses
+                tid, status = os.waitpid(-1, WALL | WNOTHREAD)
             except ChildProcessError:
                 break
             self.handle(tid, status)
+            if self._sentinel and self._gone():
+                self._disarm()   # then waitpid reports ECHILD once stragglers are reaped
         return self._finish()
+
+    def _gone(self) -> bool:
+        return (self.status is not None and not self.sb.threads and not self.held
+                and not self.sb.newborn and not self.expected)
 
     def _finish(self) -> int:
         with self._lock:
@@ -124,8 +135,10 @@ class Supervisor:
 
     def handle(self, tid: int, status: int) -> None:
         """One waitpid() result."""
-        if tid in self._wakers:
-            self._wakers.discard(tid)
+        if tid == self._sentinel:
+            self._sentinel = 0
+            if not self._gone():
+                self._arm()
             return
         try:
             if os.WIFSTOPPED(status):
@@ -143,9 +156,9 @@ class Supervisor:
 
     def call_soon(self, fn: Callable[[], None]) -> bool:
         """Run fn on the tracer thread (ptrace requests must come from it),
-        from any thread. The loop sleeps in waitpid, so it is woken by a
-        short-lived child: control requests are rare, and the hot path keeps
-        its single blocking syscall. False once the container is gone."""
+        from any thread. The loop sleeps in waitpid, so it is woken by the
+        exit of a sentinel child: control requests are rare, and the hot path
+        keeps its single blocking syscall. False once the container is gone."""
         with self._lock:
             if self._closed:
                 return False
@@ -154,7 +167,27 @@ class Supervisor:
         return True
 
     def _wake(self) -> None:
-        self._wakers.add(os.posix_spawn("/bin/true", ["true"], {}))
+        """With the lock held."""
+        if self._wake_fd >= 0:
+            os.close(self._wake_fd)   # the sentinel reads EOF and exits
+            self._wake_fd = -1
+
+    def _disarm(self) -> None:
+        with self._lock:
+            self._wake()
+
+    def _arm(self) -> None:
+        """Start the sentinel: a child of this (the tracer) thread, as
+        waitpid(__WNOTHREAD) sees no other thread's children."""
+        r, w = os.pipe2(os.O_CLOEXEC)
+        try:
+            self._sentinel = os.posix_spawn("/bin/cat", ["cat"], {}, file_actions=[
+                (os.POSIX_SPAWN_DUP2, r, 0),
+                (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)])
+        finally:
+            os.close(r)
+        with self._lock:
+            self._wake_fd = w
 
     def _drain_requests(self) -> None:
         while self._requests:

@@ -26,22 +26,32 @@ def proc_state(pid: int) -> str:
     return "?"
 
 
-@pytest.fixture
-def running(tmp_path, busybox_image):
+def in_thread(c: Container, **start) -> tuple[threading.Thread, Future[int]]:
+    """Supervise from a thread that is not the main one, as the tests'
+    process also has other children (registries, dockerd)."""
+    status: Future[int] = Future()
+
+    def supervise():
+        try:
+            c.start(**start)
+            status.set_result(c.run())
+        except BaseException as exc:
+            status.set_exception(exc)
+
+    t = threading.Thread(target=supervise, daemon=True)
+    t.start()
+    return t, status
+
+
+@pytest.fixture(params=["native", "python"])
+def running(request, tmp_path, busybox_image):
     rootfs = copy_rootfs(busybox_image, tmp_path / "rootfs")
     config = SandboxConfig(rootfs=str(rootfs), state_dir=str(tmp_path / "state"),
                            argv=["/bin/sh", "-c", "while :; do sleep 0.05; done"])
     (tmp_path / "state").mkdir()
-    c = Container(config)
-    status: Future[int] = Future()
-
-    def supervise():
-        c.start(stdio=(0, 1, 2))
-        status.set_result(c.run())
-
-    t = threading.Thread(target=supervise)
-    t.start()
-    while not c.init_pid:
+    c = Container(config, engine=request.param)
+    t, status = in_thread(c, stdio=(0, 1, 2))
+    while not c.init_pid and not status.done():
         time.sleep(0.01)
     yield c, status, rootfs
     c.signal(signal.SIGKILL)
@@ -108,7 +118,7 @@ def test_held_entrypoint_starts_on_release(tmp_path, busybox_image):
         ready.set()
         status.set_result(c.run())
 
-    t = threading.Thread(target=supervise)
+    t = threading.Thread(target=supervise, daemon=True)
     t.start()
     ready.wait(10)
     time.sleep(0.3)
@@ -117,6 +127,26 @@ def test_held_entrypoint_starts_on_release(tmp_path, busybox_image):
     assert status.result(10) == 0
     assert (rootfs / "tmp" / "ran").read_text() == "ran\n"
     t.join(5)
+
+
+@pytest.mark.parametrize("engine", ["native", "python"])
+def test_other_threads_children_keep_their_statuses(tmp_path, busybox_image, engine):
+    """The supervisor waits only for its own thread's children and tracees:
+    a process's other children (an OCI monitor's hooks, daemons a test
+    started) neither keep it running nor lose their exit statuses to it."""
+    rootfs = copy_rootfs(busybox_image, tmp_path / "rootfs")
+    (tmp_path / "state").mkdir()
+    lingering = subprocess.Popen(["sleep", "60"])
+    quick = subprocess.Popen(["sh", "-c", "sleep 0.3; exit 3"])
+    try:
+        c = Container(SandboxConfig(rootfs=str(rootfs), state_dir=str(tmp_path / "state"),
+                                    argv=["/bin/sh", "-c", "sleep 1; exit 7"]), engine=engine)
+        _, status = in_thread(c)
+        assert status.result(20) == 7
+        assert quick.wait(10) == 3
+    finally:
+        lingering.kill()
+        lingering.wait()
 
 
 EXEC_AS = """
