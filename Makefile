@@ -17,7 +17,7 @@ APT_PKGS := python3-venv python3-dev gcc make busybox-static debootstrap \
 
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv install images demo test test-slow bench bench-images clean
+.PHONY: all deps venv install images demo test test-slow bench bench-images bench-coverage clean
 
 all: install
 
@@ -68,8 +68,10 @@ demo: install images
 	docker inspect -f 'ptrace stops: {{.Brandpy.PtraceStops}}' traced; \
 	docker rm traced
 
+# A hung run fails with what it printed rather than outlasting CI (the suite
+# takes about 5 minutes here).
 test: install images
-	$(PY) -m pytest $(PYTEST_ARGS)
+	timeout --kill-after=60 45m $(PY) -m pytest $(PYTEST_ARGS)
 
 test-slow: install images
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
@@ -79,6 +81,12 @@ bench: install images
 
 bench-images: install images
 	$(PY) -m benchmarks.images
+
+# CPython's regression tests under each runner; hours for every module
+# (COVERAGE_ARGS="--modules test_os,test_posix" for a part).
+COVERAGE_ARGS ?=
+bench-coverage: install images
+	$(PY) -m benchmarks.coverage $(COVERAGE_ARGS)
 
 clean:
 	rm -rf build *.egg-info brandpy/_native*.so .pytest_cache
