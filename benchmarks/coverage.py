@@ -6,9 +6,7 @@ in history/) and prints the Markdown."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import signal
 import sys
 from pathlib import Path
@@ -20,7 +18,7 @@ from .coverage_report import to_json, to_markdown
 from .coverage_results import CoverageResults
 from .coverage_suite import (DEFAULT_ATTRIBUTE, DEFAULT_MODULE_TIMEOUT, DEFAULT_PER_TEST,
                              CoverageConfig, run_coverage)
-from .run import RESULTS
+from .publish import RESULTS, publish
 
 # The CPU-pinned brandpy is a speed knob of the performance suite, not a
 # different emulation: it is left out unless asked for.
@@ -55,25 +53,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def write(results: CoverageResults, out: Path) -> list[Path]:
-    """coverage.{md,json,png} in out, and copies named by the run's start
-    time in out/history/."""
-    out.mkdir(parents=True, exist_ok=True)
-    md, js, png = out / "coverage.md", out / "coverage.json", out / "coverage.png"
-    md.write_text(to_markdown(results))
-    js.write_text(json.dumps(to_json(results), indent=1, ensure_ascii=False) + "\n")
-    written = [md, js]
-    try:
-        write_chart(results, png)
-        written.append(png)
-    except ImportError as exc:
-        print(f"chart skipped ({exc}): install the bench extra, pip install -e '.[bench]'",
-              file=sys.stderr)
-    history = out / "history"
-    history.mkdir(exist_ok=True)
-    stamp = results.meta["started"].replace(":", "").replace("-", "")
-    for path in written:
-        shutil.copy(path, history / f"coverage-{stamp}{path.suffix}")
-    return written
+    return publish(out, "coverage", results.meta["started"], to_markdown(results),
+                   to_json(results), lambda png: write_chart(results, png))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                             offline=offline)
     # SIGTERM unwinds like Ctrl-C: the running command is killed, the workspace removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    results = run_coverage(config, log=lambda line: print(line, file=sys.stderr, flush=True))
+    results = run_coverage(config, log=lambda line: print(line, file=sys.stderr, flush=True),
+                           progress=lambda partial: write(partial, args.out))
     written = write(results, args.out)
     print(to_markdown(results))
     print("written: " + ", ".join(str(p) for p in written), file=sys.stderr)

@@ -103,7 +103,7 @@ def to_markdown(results: CoverageResults) -> str:
         f"private copy of the Debian rootfs, one module at a time, no optional regrtest "
         f"resources; {m['network']}. A test running longer than {m['per_test_timeout_s']:.0f} s "
         f"ends its module (⏱), as does a module running longer than "
-        f"{m['module_timeout_s']:.0f} s.",
+        f"{m['module_timeout_s']:.0f} s." + _partial(results),
         module_table(results),
         claims_section(results),
         losses_section(results),
@@ -112,6 +112,15 @@ def to_markdown(results: CoverageResults) -> str:
         excluded_section(results),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _partial(results: CoverageResults) -> str:
+    planned = results.meta.get("modules_planned") or results.modules
+    left = [m for m in planned if m not in results.modules]
+    if not left:
+        return ""
+    return (f" **Partial run**: {len(results.modules)} of {len(planned)} modules finished "
+            f"before it was stopped; not run: {', '.join(left)}.")
 
 
 def _duration(seconds: float) -> str:

@@ -48,7 +48,12 @@ class CoverageConfig:
     images: Path = IMAGES
 
 
-def run_coverage(config: CoverageConfig, log: Log) -> CoverageResults:
+def run_coverage(config: CoverageConfig, log: Log,
+                 progress: Callable[[CoverageResults], None] = lambda results: None
+                 ) -> CoverageResults:
+    """Each module under every runner, then its lost tests run again alone;
+    progress gets the results so far after each module, so a run stopped
+    early still leaves the modules it finished."""
     become_subreaper()
     network = "host network"
     if config.offline:
@@ -68,9 +73,10 @@ def run_coverage(config: CoverageConfig, log: Log) -> CoverageResults:
             else:
                 available.append(runner)
         results = CoverageResults(
-            meta={}, modules=list(config.modules), runners=[r.name for r in available],
+            meta={}, modules=[], runners=[r.name for r in available],
             labels={r.name: r.label for r in chosen}, unavailable=unavailable,
             excluded={m: EXCLUDED[m] for m in config.modules if m in EXCLUDED})
+        baselined: set[str] = set()
         for i, module in enumerate(config.modules):
             for runner in available:
                 run = run_module(runner, rootfs, ws.state, module, regrtest_args(module), config)
@@ -79,16 +85,19 @@ def run_coverage(config: CoverageConfig, log: Log) -> CoverageResults:
                 log(f"[{i + 1}/{len(config.modules)}] {module:<26}{runner.name:<16}"
                     f"{run.wall:8.1f} s  {run.verdict:<11} {c['passed']} passed, "
                     f"{c['failed']} failed, {c['error']} errors, {c['skipped']} skipped")
-        for runner in available:
-            if isinstance(runner, Brandpy) and config.attribute > 0:
-                attribute(results, runner, rootfs, ws.state, config, log)
-    results.meta = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "duration_s": round(time.time() - started, 1), "kernel": platform.release(),
-        "cpus": os.cpu_count(), "commit": commit, "user": os.geteuid(),
-        "pythonpath": os.environ.get("PYTHONPATH"), "network": network,
-        "per_test_timeout_s": config.per_test, "module_timeout_s": config.module_timeout,
-    }
+            results.modules.append(module)
+            for runner in available:
+                if isinstance(runner, Brandpy) and config.attribute > 0:
+                    attribute(results, runner, module, rootfs, ws.state, config, log, baselined)
+            results.meta = {
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                "duration_s": round(time.time() - started, 1), "kernel": platform.release(),
+                "cpus": os.cpu_count(), "commit": commit, "user": os.geteuid(),
+                "pythonpath": os.environ.get("PYTHONPATH"), "network": network,
+                "per_test_timeout_s": config.per_test, "module_timeout_s": config.module_timeout,
+                "modules_planned": list(config.modules),
+            }
+            progress(results)
     return results
 
 
@@ -136,27 +145,28 @@ def clear_tmp(rootfs: Path) -> None:
                 entry.unlink(missing_ok=True)
 
 
-def attribute(results: CoverageResults, runner: Brandpy, rootfs: Path, state: Path,
-              config: CoverageConfig, log: Log) -> None:
-    """Run each test lost under the runner alone, after a baseline test
-    that shows what every rerun shows. Tests the module never reached
-    (it timed out first) are not lost to a call of their own: left out."""
-    failed = {m: [loss for loss in results.lost(m, runner.name) if loss.outcome != NOT_RUN]
-              for m in results.modules}
-    if not any(failed.values()):
+def attribute(results: CoverageResults, runner: Brandpy, module: str, rootfs: Path,
+              state: Path, config: CoverageConfig, log: Log, baselined: set[str]) -> None:
+    """Run each test of the module lost under the runner alone, after (once
+    per runner) a baseline test that shows what every rerun shows. Tests the
+    module never reached (it timed out first) are not lost to a call of
+    their own: left out."""
+    losses = [loss for loss in results.lost(module, runner.name) if loss.outcome != NOT_RUN]
+    if not losses:
         return
-    base = rerun(runner, rootfs, state, *BASELINE, config, trace=True)
-    if base.outcome == "passed" and base.traced == "passed":
-        results.baselines[runner.name] = base
-    log(f"  baseline {runner.name:<16}{base.test_id}: {_calls(base)}")
-    for module, losses in failed.items():
-        for loss in losses[:config.attribute]:
-            a = rerun(runner, rootfs, state, module, loss.test_id, config)
-            results.attributions.append(a)
-            log(f"  rerun {runner.name:<16}{loss.test_id}: {_calls(a)}")
-        if len(losses) > config.attribute:
-            log(f"  {module} under {runner.name}: {len(losses) - config.attribute} more lost "
-                f"tests not run again (--attribute {config.attribute})")
+    if runner.name not in baselined:
+        baselined.add(runner.name)
+        base = rerun(runner, rootfs, state, *BASELINE, config, trace=True)
+        if base.outcome == "passed" and base.traced == "passed":
+            results.baselines[runner.name] = base
+        log(f"  baseline {runner.name:<16}{base.test_id}: {_calls(base)}")
+    for loss in losses[:config.attribute]:
+        a = rerun(runner, rootfs, state, module, loss.test_id, config)
+        results.attributions.append(a)
+        log(f"  rerun {runner.name:<16}{loss.test_id}: {_calls(a)}")
+    if len(losses) > config.attribute:
+        log(f"  {module} under {runner.name}: {len(losses) - config.attribute} more lost "
+            f"tests not run again (--attribute {config.attribute})")
 
 
 def rerun(runner: Brandpy, rootfs: Path, state: Path, module: str, test_id: str,

@@ -33,7 +33,8 @@ from brandpy.images.fsutil import rmtree
 from brandpy.images.store import Store
 from tests.images_store.registries import Registry
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from .publish import RESULTS
+
 IMAGES = Path(os.environ.get("BRANDPY_TEST_IMAGES", "/var/cache/brandpy/images"))
 NAMES = ("busybox", "debian")
 

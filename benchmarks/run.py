@@ -5,19 +5,17 @@ and print the Markdown tables."""
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import signal
 import sys
 from pathlib import Path
 
 from . import runners, workloads
 from .chart import write_chart
+from .publish import RESULTS, publish
 from .report import to_json, to_markdown
 from .results import Results
 from .suite import DEFAULT_REPS, DEFAULT_TIMEOUT, Config, run_suite
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,25 +40,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def write(results: Results, out: Path) -> list[Path]:
-    """latest.{md,json,png} in out, and copies named by the run's start
-    time in out/history/."""
-    out.mkdir(parents=True, exist_ok=True)
-    md, js, png = out / "latest.md", out / "latest.json", out / "latest.png"
-    md.write_text(to_markdown(results))
-    js.write_text(json.dumps(to_json(results), indent=1, ensure_ascii=False) + "\n")
-    written = [md, js]
-    try:
-        write_chart(results, png)
-        written.append(png)
-    except ImportError as exc:
-        print(f"chart skipped ({exc}): install the bench extra, pip install -e '.[bench]'",
-              file=sys.stderr)
-    history = out / "history"
-    history.mkdir(exist_ok=True)
-    stamp = results.meta["started"].replace(":", "").replace("-", "")
-    for path in written:
-        shutil.copy(path, history / f"{stamp}{path.suffix}")
-    return written
+    return publish(out, "latest", results.meta["started"], to_markdown(results),
+                   to_json(results), lambda png: write_chart(results, png))
 
 
 def main(argv: list[str] | None = None) -> int:

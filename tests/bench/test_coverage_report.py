@@ -144,3 +144,10 @@ def test_fails_alone_passes_traced_and_tests_never_reached(results):
     assert "| 0 | 1 |" in unreached and "the module ended in `x.3`" in unreached
     prlimit = next(line for line in md.splitlines() if "`R.test_prlimit`" in line)
     assert "| error | passed |" in prlimit
+
+
+def test_a_stopped_run_says_which_modules_it_left_out(results):
+    assert "Partial run" not in to_markdown(results)
+    results.meta["modules_planned"] = ["test_a", "test_resource", "test_os", "test_io"]
+    md = to_markdown(results)
+    assert "**Partial run**: 2 of 4 modules finished" in md and "not run: test_os, test_io" in md
