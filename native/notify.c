@@ -11,6 +11,7 @@
  * Python handler (bp_py_notify), which answers the same notification. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
 #include <stdio.h>
@@ -333,6 +334,37 @@ static long getcwd_(struct ctx *c)
     return rc ? rc : (long)len;
 }
 
+/* SECCOMP_IOCTL_NOTIF_ADDFD is a round trip with plain (not synchronous)
+ * wake-ups: the tracee wakes to install the fd, then wakes the supervisor,
+ * each onto an idle CPU if there is one. In a VM a cross-CPU wake-up costs
+ * as much as a ptrace stop, so both are held on the supervisor's CPU (where
+ * the synchronous notification already brought it) for the ioctl: 11 us
+ * instead of 74 for open+close. Only where the tracee may run on that CPU
+ * (--cpuset-cpus); its own mask is put back after. */
+static int addfd_on_one_cpu(int lfd, pid_t tid, struct seccomp_notif_addfd *add)
+{
+    cpu_set_t one, own, theirs;
+    int cpu = sched_getcpu();
+    int held = cpu >= 0 && sched_getaffinity(0, sizeof own, &own) == 0
+               && sched_getaffinity(tid, sizeof theirs, &theirs) == 0
+               && CPU_ISSET(cpu, &theirs);
+    if (held) {
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        held = sched_setaffinity(tid, sizeof one, &one) == 0;
+        if (held)
+            sched_setaffinity(0, sizeof one, &one);
+    }
+    int rc = ioctl(lfd, SECCOMP_IOCTL_NOTIF_ADDFD, add);
+    int err = errno;
+    if (held) {
+        sched_setaffinity(0, sizeof own, &own);
+        sched_setaffinity(tid, sizeof theirs, &theirs);
+    }
+    errno = err;
+    return rc;
+}
+
 /* open(2) family: the supervisor opens the file and installs the fd in the
  * tracee. Only regular files and directories; anything else (fifos that
  * block, terminals, devices), image files to copy up, /proc views and
@@ -385,7 +417,7 @@ static long open_family(struct ctx *c, int *answered)
     struct seccomp_notif_addfd add = {
         .id = c->req->id, .flags = SECCOMP_ADDFD_FLAG_SEND, .srcfd = fd,
         .newfd_flags = flags & O_CLOEXEC};
-    rc = ioctl(c->lfd, SECCOMP_IOCTL_NOTIF_ADDFD, &add);
+    rc = addfd_on_one_cpu(c->lfd, c->req->pid, &add);
     int err = errno;
     close(fd);
     if (rc < 0 && err != ENOENT)    /* ENOENT: the tracee went away meanwhile */

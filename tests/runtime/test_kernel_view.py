@@ -283,3 +283,15 @@ def test_read_only_group_add_and_ulimits(brandpy, busybox):
     assert bad.status == 125 and "unable to find group nosuch" in bad.err, bad
     bad = brandpy.sh(busybox, "true", "--ulimit", "nofile=10:5")
     assert bad.status == 125 and "soft limit 10 is above the hard limit 5" in bad.err, bad
+
+
+def test_opens_leave_the_cpu_mask_as_it_was(brandpy, busybox):
+    """The native engine holds a tracee on one CPU while it installs an
+    opened fd (a faster wake-up); the tracee's own mask is put back."""
+    r = brandpy.sh(busybox, "for i in 1 2 3 4 5 6 7 8; do cat /etc/passwd >/dev/null; done; "
+                            "grep Cpus_allowed_list /proc/self/status")
+    cpus = set()
+    for part in r.out.split()[-1].split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    assert r.status == 0 and cpus == os.sched_getaffinity(0), r
