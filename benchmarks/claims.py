@@ -60,16 +60,18 @@ def _beats_anchors(results: Results) -> Claim:
 
 def _pass_through(results: Results) -> Claim:
     text = (f"pass-through-heavy workloads ({', '.join(PASS_THROUGH)}) under brandpy native "
-            f"stay within {PASS_THROUGH_LIMIT}× of native")
+            f"stay within {PASS_THROUGH_LIMIT}× of native (past the runner's start-up, which "
+            f"has its own row)")
     if why := _missing(results, (FAST,)):
         return Claim(text, "n/a", why)
-    ratios = {w: results.ratio(w, FAST) for w in PASS_THROUGH}
+    ratios = {w: results.ratio_past_startup(w, FAST) for w in PASS_THROUGH}
     if any(r is None for r in ratios.values()):
         return Claim(text, "n/a", "no ratio for " + ", ".join(w for w, r in ratios.items()
                                                            if r is None))
     ok = all(r <= PASS_THROUGH_LIMIT for r in ratios.values())   # type: ignore[operator]
-    return Claim(text, "yes" if ok else "no",
-                 ", ".join(f"{w} {r:.2f}×" for w, r in ratios.items()))
+    return Claim(text, "yes" if ok else "no", ", ".join(
+        f"{w} {r:.2f}× ({results.ratio(w, FAST):.2f}× with start-up)"
+        if results.ratio(w, FAST) != r else f"{w} {r:.2f}×" for w, r in ratios.items()))
 
 
 def _below_floor(results: Results) -> Claim:

@@ -75,9 +75,9 @@ def stop_summary(results: Results, cell: Cell) -> dict[str, Any]:
     per_call = (sum(p * c for p, c in counted) / sum(c for _, c in counted)
                 if counted else None)
     added = None
-    extra = _extra_time(results, cell.workload.name, cell.runner)
+    extra = results.extra_time(cell.workload.name, cell.runner)
     # A workload timing itself has no start-up in its time; micro's time is fixed.
-    startup = None if cell.workload.timing else _extra_time(results, "startup", cell.runner)
+    startup = None if cell.workload.timing else results.extra_time("startup", cell.runner)
     if (calls and calls >= MIN_CALLS_PER_COST and extra is not None
             and not cell.workload.micro):
         added = (extra - (startup or 0.0)) / calls * 1e6
@@ -87,13 +87,6 @@ def stop_summary(results: Results, cell: Cell) -> dict[str, Any]:
                                            if s.event_stops is not None]),
             "added_us_per_trapped": added,
             "per_syscall_last_run": runs[-1].per_syscall}
-
-
-def _extra_time(results: Results, workload: str, runner: str) -> float | None:
-    cell, native = results.cell(workload, runner), results.native_time(workload)
-    if cell is None or cell.time is None or native is None:
-        return None
-    return cell.time - native
 
 
 # --- Markdown --------------------------------------------------------------

@@ -122,6 +122,24 @@ class Results:
             return None
         return ratio(cell.time, self.native_time(workload))
 
+    def extra_time(self, workload: str, runner: str) -> float | None:
+        """The runner's median seconds over native's."""
+        cell, native = self.cell(workload, runner), self.native_time(workload)
+        if cell is None or cell.time is None or native is None:
+            return None
+        return cell.time - native
+
+    def ratio_past_startup(self, workload: str, runner: str) -> float | None:
+        """The ratio without the runner's extra start-up time (the `startup`
+        workload), for workloads timed by wall clock; a workload timing
+        itself has none in its time."""
+        cell, native = self.cell(workload, runner), self.native_time(workload)
+        if cell is None or cell.time is None or native is None or \
+                cell.verdict in ("failed", "timeout"):
+            return None
+        startup = 0.0 if cell.workload.timing else self.extra_time("startup", runner)
+        return None if startup is None else ratio(cell.time - startup, native)
+
     def metric_ratio(self, workload: str, runner: str, name: str) -> float | None:
         cell, base = self.cell(workload, runner), self.cell(workload, NATIVE)
         if cell is None or base is None or cell.verdict in ("failed", "timeout"):

@@ -63,6 +63,12 @@ def test_medians_ratios_and_verdicts(results):
     assert results.ratio("b", "brandpy-python") is None  # a failed cell has no ratio
 
 
+def test_ratio_past_startup_takes_out_the_runners_extra_start_up(results):
+    # proot on a: median 8 s, start-up 1 s against native's 0.01 s
+    assert results.ratio_past_startup("a", "proot") == pytest.approx((8.0 - 0.99) / 2.0)
+    assert results.ratio_past_startup("b", "brandpy-python") is None   # failed cell
+
+
 def test_geomean_counts_only_usable_workloads_in_it(results):
     value, got, of = results.geomean("proot")
     assert (got, of) == (2, 2)                            # start-up is left out
