@@ -204,6 +204,13 @@ static void fd_path(struct ctx *c, int fd)
     c->r.have_stat = 0;
 }
 
+/* A closed fd has no /proc/TID/fd/N: the caller's error is EBADF (CPython
+ * tolerates ENOENT from fstat, and would take a closed fd for a file). */
+static long fd_errno(long rc)
+{
+    return rc == -ENOENT ? -EBADF : rc;
+}
+
 /* The resolver's own lstat of the final file, when it is what stat wants. */
 static const struct stat *known_stat(const struct ctx *c, int follow)
 {
@@ -221,7 +228,7 @@ static long stat_family(struct ctx *c)
                                  known_stat(c, nr == SYS_stat));
     case SYS_fstat:
         fd_path(c, iarg(c, 0));
-        return do_stat(c->s, c->req->pid, c->r.host, 1, arg(c, 1), NULL);
+        return fd_errno(do_stat(c->s, c->req->pid, c->r.host, 1, arg(c, 1), NULL));
     case SYS_newfstatat: {
         int flags = iarg(c, 3), follow = !(flags & AT_SYMLINK_NOFOLLOW);
         if (flags & AT_EMPTY_PATH) {
@@ -230,7 +237,7 @@ static long stat_family(struct ctx *c)
                 if (iarg(c, 0) == AT_FDCWD)
                     return BP_FALLBACK;
                 fd_path(c, iarg(c, 0));
-                return do_stat(c->s, c->req->pid, c->r.host, 1, arg(c, 2), NULL);
+                return fd_errno(do_stat(c->s, c->req->pid, c->r.host, 1, arg(c, 2), NULL));
             }
         }
         rc = path_arg(c, 1, iarg(c, 0), follow);
@@ -247,8 +254,8 @@ static long stat_family(struct ctx *c)
             if (iarg(c, 0) == AT_FDCWD)
                 return BP_FALLBACK;
             fd_path(c, iarg(c, 0));
-            return do_statx(c->s, c->req->pid, c->r.host, flags & ~AT_SYMLINK_NOFOLLOW, mask,
-                            arg(c, 4));
+            return fd_errno(do_statx(c->s, c->req->pid, c->r.host, flags & ~AT_SYMLINK_NOFOLLOW,
+                                     mask, arg(c, 4)));
         }
         rc = path_arg(c, 1, iarg(c, 0), follow);
         return rc ? rc : do_statx(c->s, c->req->pid, c->r.host, flags, mask, arg(c, 4));

@@ -42,7 +42,10 @@ def _target(call: Call, dirfd_i: int | None, path_i: int | None, follow: bool,
         fd = call.iarg(dirfd_i if path_i is not None else 0)
         if fd == AT_FDCWD:
             return _fd_path(call, b"cwd"), False
-        return _fd_path(call, b"fd/%d" % fd), False
+        link = _fd_path(call, b"fd/%d" % fd)
+        if fd < 0 or not os.path.lexists(link):
+            raise Errno(errno.EBADF)   # not ENOENT: CPython takes that for an odd file
+        return link, False
     r = resolve(call, path_i, dirfd_i, follow=follow)
     return r.host, r.readonly
 

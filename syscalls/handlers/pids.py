@@ -23,15 +23,13 @@ def _host_pid(call: Call, guest: int) -> int:
     return host
 
 
-def translate_pid(call: Call, i: int, zero_is_self: bool = True) -> None:
-    """Rewrite argument i (a container PID) to the host PID; 0 means the
-    caller where the syscall says so."""
+def translate_pid(call: Call, i: int) -> None:
+    """Rewrite argument i (a container PID) to the host PID. 0 and negative
+    values name no other process: the kernel gives them its own meaning
+    (the caller) or its own error (EINVAL or ESRCH, by syscall)."""
     pid = call.iarg(i)
-    if pid == 0 and zero_is_self:
-        return
-    if pid <= 0:
-        raise Errno(errno.EINVAL if pid < 0 else errno.ESRCH)
-    call.set_arg(i, _host_pid(call, pid))
+    if pid > 0:
+        call.set_arg(i, _host_pid(call, pid))
 
 
 def _container_pgrp(call: Call, pgid: int) -> int:
@@ -114,13 +112,13 @@ def _tgid(call: Call, host_tid: int) -> int:
 
 
 def tkill(call: Call) -> int | None:     # tkill(tid, sig), rt_sigqueueinfo(tgid, sig, info)
-    translate_pid(call, 0, zero_is_self=False)
+    translate_pid(call, 0)
     return 0 if _init_ignores(call, _tgid(call, call.arg(0)), call.iarg(1)) else None
 
 
 def tgkill(call: Call) -> int | None:    # tgkill(tgid, tid, sig), rt_tgsigqueueinfo(...)
-    translate_pid(call, 0, zero_is_self=False)
-    translate_pid(call, 1, zero_is_self=False)
+    translate_pid(call, 0)
+    translate_pid(call, 1)
     return 0 if _init_ignores(call, call.arg(0), call.iarg(2)) else None
 
 

@@ -90,3 +90,26 @@ def test_python_threads_subprocess_multiprocessing(brandpy, debian_shared):
         "terminated True",
         "cwd /tmp exe /usr/bin/python3.11 /usr/bin/python3",
     ]
+
+
+# Found by the coverage benchmark (CPython's test_fileio and test_resource).
+BAD_ARGS = """
+import errno, io, os, resource
+fd = os.open("/etc/passwd", os.O_RDONLY)
+os.close(fd)
+def err(f, *a):
+    try:
+        f(*a)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    return "ok"
+print(err(os.fstat, fd), err(os.stat, fd), err(io.FileIO, fd))
+print(err(resource.prlimit, -1, resource.RLIMIT_AS), err(os.sched_getscheduler, -1),
+      err(os.sched_getaffinity, -1))
+"""
+
+
+def test_bad_fds_and_pids_get_the_kernels_errors(brandpy, debian_shared):
+    r = brandpy(debian_shared, ["/usr/bin/python3", "-c", BAD_ARGS])
+    assert r.status == 0, r
+    assert r.out.splitlines() == ["EBADF EBADF EBADF", "ESRCH EINVAL ESRCH"], r
