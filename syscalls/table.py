@@ -123,6 +123,11 @@ def pid_given(i: int) -> Callable[[Action, Action], Action]:
     return lambda trap, other: ArgTest(i, "eq", 0, then=other, otherwise=trap)
 
 
+def arg_negative(i: int) -> Callable[[Action, Action], Action]:
+    """Trap only when int argument i is negative."""
+    return lambda trap, other: ArgTest(i, "set", 0x80000000, then=trap, otherwise=other)
+
+
 def arg_in(i: int, *values: int) -> Callable[[Action, Action], Action]:
     """Trap only when int argument i is one of `values`."""
     def build(trap: Action, other: Action) -> Action:
@@ -358,9 +363,12 @@ SPEC: dict[str, Spec] = {
     "umask": trace(ident.umask, "recorded (the native engine's opens apply it), then run"),
     # -- time -------------------------------------------------------------------------
     **{name: allow() for name in (
-        "nanosleep", "gettimeofday", "time", "clock_gettime", "clock_getres", "clock_nanosleep",
-        "timer_create", "timer_settime", "timer_gettime", "timer_getoverrun", "timer_delete",
+        "nanosleep", "gettimeofday", "time", "timer_settime", "timer_gettime", "timer_getoverrun", "timer_delete",
         "times", "getrusage", "getrlimit", "setrlimit", "sysinfo", "getrandom")},
+    **{name: Spec("allow", FULL, "native; the CPU-time clock of a process or thread (a "
+                  "negative clock ID) names its container PID, translated",
+                  handler=pids.cpu_clock, when=arg_negative(0))
+       for name in ("clock_gettime", "clock_getres", "clock_nanosleep", "timer_create")},
     "adjtimex": trace(process.adjtimex, "read-only: setting the host clock is denied (EPERM)"),
     "clock_adjtime": trace(process.clock_adjtime,
                            "read-only: setting the host clock is denied (EPERM)"),

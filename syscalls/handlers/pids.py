@@ -222,9 +222,8 @@ def tty_pgrp(call: Call) -> None:
     cmd, ptr = call.arg(1) & 0xFFFFFFFF, call.arg(2)
     if cmd == TIOCSPGRP:
         guest = int.from_bytes(call.read(ptr, 4), "little", signed=True)
-        if guest < 0:
-            raise Errno(errno.EINVAL)
-        call.set_arg(2, call.push(_container_pgrp(call, guest).to_bytes(4, "little")))
+        if guest > 0:   # else no group: the kernel's own error (EBADF first)
+            call.set_arg(2, call.push(_container_pgrp(call, guest).to_bytes(4, "little")))
         return
 
     def after(c: Call, result: int) -> None:
@@ -233,6 +232,23 @@ def tty_pgrp(call: Call) -> None:
             c.write(ptr, _guest_id(c, host).to_bytes(4, "little"))
 
     call.after(after)
+
+
+CPUCLOCK_FD = 3          # the low three bits of a clock ID made from an fd
+
+
+def cpu_clock(call: Call) -> None:
+    """clock_gettime & co. with a negative clock ID: the CPU-time clock of
+    a process or thread (clock_getcpuclockid, pthread_getcpuclockid), which
+    carries its PID as ~pid << 3: the container PID becomes the host one."""
+    clock = call.iarg(0)
+    pid = ~(clock >> 3)
+    if clock & 7 == CPUCLOCK_FD or pid == 0:
+        return   # a clock from an fd (PTP), or the caller's own
+    host = call.sb.pids.to_host(pid)
+    if host is None:
+        raise Errno(errno.EINVAL)   # as Linux says for a clock of no process
+    call.set_arg(0, ((~host << 3) | (clock & 7)) & 0xFFFFFFFF)
 
 
 def set_tid_address(call: Call) -> None:

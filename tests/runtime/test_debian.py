@@ -92,9 +92,10 @@ def test_python_threads_subprocess_multiprocessing(brandpy, debian_shared):
     ]
 
 
-# Found by the coverage benchmark (CPython's test_fileio and test_resource).
+# Found by the coverage benchmark (CPython's test_fileio, test_resource,
+# test_os and test_time).
 BAD_ARGS = """
-import errno, io, os, resource
+import errno, io, os, resource, threading, time
 fd = os.open("/etc/passwd", os.O_RDONLY)
 os.close(fd)
 def err(f, *a):
@@ -105,11 +106,15 @@ def err(f, *a):
     return "ok"
 print(err(os.fstat, fd), err(os.stat, fd), err(io.FileIO, fd))
 print(err(resource.prlimit, -1, resource.RLIMIT_AS), err(os.sched_getscheduler, -1),
-      err(os.sched_getaffinity, -1))
+      err(os.sched_getaffinity, -1), err(os.tcsetpgrp, fd, 0))
+clock = time.pthread_getcpuclockid(threading.get_ident())
+print(err(time.clock_gettime, clock), err(time.clock_getres, clock),
+      err(time.clock_gettime, ~12345 << 3 | 6))
 """
 
 
 def test_bad_fds_and_pids_get_the_kernels_errors(brandpy, debian_shared):
     r = brandpy(debian_shared, ["/usr/bin/python3", "-c", BAD_ARGS])
     assert r.status == 0, r
-    assert r.out.splitlines() == ["EBADF EBADF EBADF", "ESRCH EINVAL ESRCH"], r
+    assert r.out.splitlines() == ["EBADF EBADF EBADF", "ESRCH EINVAL ESRCH EBADF",
+                                  "ok ok EINVAL"], r
