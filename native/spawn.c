@@ -61,10 +61,15 @@ static void apply_credentials(const struct bp_spawn_args *a)
             child_fail("setresuid", errno);
     }
     if (a->set_caps && (!a->set_ids || a->uid == 0)) {
+        /* Only what we hold can be kept: --cap-add ALL on a host whose root
+         * lacks some (CAP_SYS_RESOURCE here) gets the rest, not EPERM. */
         struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-        struct __user_cap_data_struct data[2];
+        struct __user_cap_data_struct held[2], data[2];
+        if (syscall(SYS_capget, &hdr, held) < 0)
+            child_fail("capget", errno);
         for (int i = 0; i < 2; i++) {
-            data[i].effective = data[i].permitted = (unsigned int)(a->caps >> (32 * i));
+            data[i].effective = data[i].permitted =
+                (unsigned int)(a->caps >> (32 * i)) & held[i].permitted;
             data[i].inheritable = 0;
         }
         if (syscall(SYS_capset, &hdr, data) < 0)

@@ -66,6 +66,17 @@ def test_cap_drop_chown(brandpy, busybox):
     assert r.status != 0 and "Operation not permitted" in r.err, r
 
 
+def test_cap_add_all_keeps_what_the_host_allows(brandpy, busybox):
+    """ALL on a machine whose root lacks some capabilities (CAP_SYS_RESOURCE
+    here) gives every capability the supervisor holds."""
+    r = brandpy.sh(busybox, "grep CapEff /proc/self/status", "--cap-add", "ALL")
+    assert r.status == 0, r
+    if brandpy.user == "root":
+        held = next(line for line in Path("/proc/self/status").read_text().splitlines()
+                    if line.startswith("CapEff"))
+        assert r.out.split() == held.split(), r
+
+
 def test_setuid_drops_root(brandpy, debian):
     r = brandpy(debian, ["/bin/su", "nobody", "-s", "/bin/sh", "-c",
                          "id -u; touch /tmp/mine; stat -c %U /tmp/mine"])
