@@ -103,7 +103,11 @@ def to_markdown(results: CoverageResults) -> str:
         f"private copy of the Debian rootfs, one module at a time, no optional regrtest "
         f"resources; {m['network']}. A test running longer than {m['per_test_timeout_s']:.0f} s "
         f"ends its module (⏱), as does a module running longer than "
-        f"{m['module_timeout_s']:.0f} s." + _partial(results),
+        f"{m['module_timeout_s']:.0f} s."
+        + (f" brandpy ran with `{' '.join(m['brandpy_options'])}`, as privileged as the other "
+           "runners (Docker's default capabilities and seccomp profile would add their denials)."
+           if m.get("brandpy_options") else "")
+        + _partial(results),
         module_table(results),
         claims_section(results),
         losses_section(results),
