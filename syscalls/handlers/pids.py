@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
@@ -263,21 +264,33 @@ P_PID, P_PGID = 1, 2
 WNOWAIT = 0x01000000
 
 
+def _waitable(find: Callable[[Call, int], int], call: Call, guest: int) -> int:
+    """A PID or group to wait for: one the container does not have is not
+    the caller's child, and Linux says ECHILD for that (CPython's
+    Popen.poll() takes ECHILD for a child already reaped)."""
+    try:
+        return find(call, guest)
+    except Errno as exc:
+        if exc.errno == errno.ESRCH:
+            raise Errno(errno.ECHILD) from None
+        raise
+
+
 def wait4(call: Call) -> None:
     pid = call.iarg(0)
     if pid > 0:
-        call.set_arg(0, _host_pid(call, pid))
+        call.set_arg(0, _waitable(_host_pid, call, pid))
     elif pid < -1:
-        call.set_arg(0, -_container_pgrp(call, -pid))
+        call.set_arg(0, -_waitable(_container_pgrp, call, -pid))
     call.after(lambda c, result: c.sb.pids.reaped(result) if result > 0 else None)
 
 
 def waitid(call: Call) -> None:
     idtype, ident = call.iarg(0), call.iarg(1)
     if idtype == P_PID:
-        call.set_arg(1, _host_pid(call, ident))
+        call.set_arg(1, _waitable(_host_pid, call, ident))
     elif idtype == P_PGID and ident > 0:
-        call.set_arg(1, _container_pgrp(call, ident))
+        call.set_arg(1, _waitable(_container_pgrp, call, ident))
     infop, options = call.arg(2), call.iarg(3)
 
     def after(c: Call, result: int) -> None:
