@@ -55,27 +55,32 @@ def test_detached_logs_exec_top_stop(dockerd):
     cid = dockerd.ok(*RUN, "-d", "busybox", "sh", "-c",
                      "trap 'echo bye; exit 0' TERM; i=0; "
                      "while :; do echo tick $i; i=$((i+1)); sleep 0.1; done").strip()
-    deadline = time.monotonic() + 20
-    while "tick 2" not in dockerd.ok("logs", cid):
-        assert time.monotonic() < deadline, dockerd.docker("logs", cid)
-        time.sleep(0.1)
-    r = dockerd.docker("exec", cid, "sh", "-c", "echo in exec; uname -r; exit 5")
-    assert (r.status, r.out) == (5, f"in exec\n{KERNEL_RELEASE}\n"), r
-    # the host's view: every process of the container is traced by its monitor
-    state = json.loads(brandpy_runc(dockerd, "state", cid))
-    assert state["status"] == "running"
-    top = dockerd.ok("top", cid).splitlines()
-    pids = [int(line.split()[1]) for line in top[1:]]
-    assert state["brandpy"]["initPid"] in pids
-    for pid in pids:
-        status = Path(f"/proc/{pid}/status").read_text()
-        assert f"TracerPid:\t{state['pid']}\n" in status
-    stats = json.loads(brandpy_runc(dockerd, "events", "--stats", cid))["data"]["brandpy"]
-    assert stats["PtraceStops"] > 0 and stats["Syscalls"]["execve"]["Calls"] > 0
-    dockerd.ok("stop", "-t", "10", cid)   # the entrypoint handles TERM: forwarded to it
-    assert dockerd.ok("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "0"
-    assert "bye" in dockerd.ok("logs", cid)
-    dockerd.ok("rm", cid)
+    try:
+        deadline = time.monotonic() + 20
+        while "tick 2" not in dockerd.ok("logs", cid):
+            assert time.monotonic() < deadline, dockerd.docker("logs", cid)
+            time.sleep(0.1)
+        r = dockerd.docker("exec", cid, "sh", "-c", "echo in exec; uname -r; exit 5")
+        assert (r.status, r.out) == (5, f"in exec\n{KERNEL_RELEASE}\n"), r
+        # the host's view: every process of the container is traced by its monitor
+        state = json.loads(brandpy_runc(dockerd, "state", cid))
+        assert state["status"] == "running"
+        top = dockerd.ok("top", cid).splitlines()
+        pids = [int(line.split()[1]) for line in top[1:]]
+        assert state["brandpy"]["initPid"] in pids
+        for pid in pids:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                continue   # a `sleep 0.1` of the loop, gone since `docker top`
+            assert f"TracerPid:\t{state['pid']}\n" in status
+        stats = json.loads(brandpy_runc(dockerd, "events", "--stats", cid))["data"]["brandpy"]
+        assert stats["PtraceStops"] > 0 and stats["Syscalls"]["execve"]["Calls"] > 0
+        dockerd.ok("stop", "-t", "10", cid)   # the entrypoint handles TERM: forwarded to it
+        assert dockerd.ok("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "0"
+        assert "bye" in dockerd.ok("logs", cid)
+    finally:
+        dockerd.docker("rm", "-f", cid)   # a failure above must not leave it to later tests
 
 
 def test_stop_kills_an_entrypoint_that_ignores_term(dockerd):
