@@ -16,7 +16,8 @@ class ChangeError(ValueError):
     pass
 
 
-def _json_array(rest: str) -> list[str] | None:
+def json_array(rest: str) -> list[str] | None:
+    """The exec form: a JSON array of strings, else None."""
     if rest.startswith("["):
         try:
             value = json.loads(rest)
@@ -29,7 +30,7 @@ def _json_array(rest: str) -> list[str] | None:
 
 def _exec_or_shell(rest: str) -> list[str]:
     """JSON array (exec form), else shell form run by /bin/sh -c."""
-    value = _json_array(rest)
+    value = json_array(rest)
     return value if value is not None else ["/bin/sh", "-c", rest]
 
 
@@ -79,7 +80,7 @@ def _healthcheck(rest: str) -> dict:
     if len(words) < 2:
         raise ChangeError("HEALTHCHECK CMD needs a command")
     cmd = rest.split(None, len(opts) + 1)[-1]
-    exec_form = _json_array(cmd)
+    exec_form = json_array(cmd)
     hc: dict = {"Test": ["CMD", *exec_form] if exec_form is not None else ["CMD-SHELL", cmd]}
     names = {"interval": "Interval", "timeout": "Timeout", "start-period": "StartPeriod",
              "start-interval": "StartInterval"}

@@ -43,7 +43,7 @@ def _target(call: Call, dirfd_i: int | None, path_i: int | None, follow: bool,
         if fd == AT_FDCWD:
             return _fd_path(call, b"cwd"), False
         link = _fd_path(call, b"fd/%d" % fd)
-        if fd < 0 or not os.path.lexists(link):
+        if not os.path.lexists(link):
             raise Errno(errno.EBADF)   # not ENOENT: CPython takes that for an odd file
         return link, False
     r = resolve(call, path_i, dirfd_i, follow=follow)

@@ -5,9 +5,10 @@ shell forms, and variable substitution as Docker's shell lexer does it
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
+
+from brandpy.images.changes import json_array
 
 from ..errors import InvalidParameter
 
@@ -35,16 +36,7 @@ class Instruction:
 
     def json_form(self) -> list[str] | None:
         """The exec form's list when args is a JSON array of strings."""
-        text = self.args.strip()
-        if not text.startswith("["):
-            return None
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return None
-        if isinstance(value, list) and all(isinstance(x, str) for x in value):
-            return value
-        return None
+        return json_array(self.args.strip())
 
 
 def parse(text: str) -> list[Instruction]:
