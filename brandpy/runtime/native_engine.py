@@ -19,6 +19,8 @@ import threading
 import traceback
 from typing import TYPE_CHECKING
 
+from ptrace.binding.func import ptrace_getregs, ptrace_setregs
+
 from brandpy._native import ffi, lib
 from syscalls.handlers import perform
 
@@ -37,6 +39,9 @@ if TYPE_CHECKING:
 NOTIF_SEND = 0xC0182101           # SECCOMP_IOWR(1, struct seccomp_notif_resp)
 NOTIF_ADDFD = 0x40182103          # SECCOMP_IOW(3, struct seccomp_notif_addfd)
 ADDFD_FLAG_SEND = 1 << 1
+# what a syscall interrupted by a signal returns, as the signal-delivery stop sees it
+ERESTARTSYS = (1 << 64) - 512
+ERESTARTNOINTR = (1 << 64) - 513
 MOUNT_KINDS = {"rootfs": lib.BP_MOUNT_ROOTFS, "proc": lib.BP_MOUNT_PROC}
 
 _active = threading.local()       # the supervisor whose loop runs on this thread
@@ -131,6 +136,34 @@ class NativeSupervisor(Supervisor):
             if answered or fallback:
                 stats.notified[nr] += answered + fallback
                 stats.notified_python[nr] += fallback
+
+    # -- signals -----------------------------------------------------------------------
+
+    def _on_signal(self, tid: int, sig: int) -> None:
+        self._restart_notified(tid)
+        super()._on_signal(tid, sig)
+
+    def _restart_notified(self, tid: int) -> None:
+        """A signal that comes while a thread waits for its notification's
+        answer ends the wait with ERESTARTSYS, which a handler without
+        SA_RESTART turns into EINTR: getpid() would return -4 (then kill()
+        of that gets ESRCH), a stat or open of a regular file EINTR, where
+        Linux never fails them so. The call was not answered, so it is
+        restarted whatever the handler's flags. A fifo open still blocking
+        in the supervisor is interruptible natively too: it keeps EINTR."""
+        try:
+            regs = ptrace_getregs(tid)
+        except Exception:
+            return
+        nr = regs.orig_rax
+        if regs.rax != ERESTARTSYS or not 0 <= nr < len(self.effective.decisions) or \
+                self.effective.decisions[nr].notify is None or perform.blocking_open(tid):
+            return
+        regs.rax = ERESTARTNOINTR
+        try:
+            ptrace_setregs(tid, regs)
+        except Exception:
+            pass   # gone meanwhile
 
     # -- notifications the C handlers left to Python -------------------------------------
 

@@ -181,6 +181,13 @@ _fifo_lock = threading.Lock()
 _fifo_opens: dict[tuple[int, bytes, int], _FifoOpen] = {}
 
 
+def blocking_open(tid: int) -> bool:
+    """Whether tid waits on a fifo open in flight."""
+    with _fifo_lock:
+        return any(key[0] == tid and pending.result is None
+                   for key, pending in _fifo_opens.items())
+
+
 def _open_fifo(call: Call, key: tuple[int, bytes, int], do_open: Callable[[], Inject],
                answer: Answer) -> int | Inject | None:
     with _fifo_lock:

@@ -291,6 +291,37 @@ static int restart(void)
     return 0;
 }
 
+/* Calls Linux never fails with EINTR, each with a signal due within
+ * microseconds whose handler lacks SA_RESTART (one-shot, so a slow engine
+ * is not buried under signals); then a fifo open, which such a signal does
+ * interrupt. */
+static int interrupted(void)
+{
+    struct sigaction sa = {.sa_handler = on_alarm};
+    sigaction(SIGALRM, &sa, NULL);
+    pid_t pid = getpid();
+    int wrong_pid = 0, failed_stat = 0, failed_open = 0;
+    for (int i = 0; i < 10000; i++) {
+        struct itimerval soon = {.it_value = {0, 1 + i % 10}};
+        struct stat st;
+        setitimer(ITIMER_REAL, &soon, NULL);
+        wrong_pid += getpid() != pid;
+        failed_stat += stat("/", &st) != 0;
+        int fd = open("/etc/passwd", O_RDONLY);
+        failed_open += fd < 0;
+        if (fd >= 0)
+            close(fd);
+    }
+    printf("wrong getpid: %d\nfailed stat: %d\nfailed open: %d\n", wrong_pid, failed_stat,
+           failed_open);
+    unlink("/tmp/fifo");
+    mkfifo("/tmp/fifo", 0600);
+    struct itimerval once = {.it_value = {0, 100000}};
+    setitimer(ITIMER_REAL, &once, NULL);
+    show("fifo open", r(open("/tmp/fifo", O_RDONLY)));
+    return 0;
+}
+
 /* One line per call: the result the engines must agree on (and with Linux). */
 static void stat_line(const char *what, const char *path, int flags)
 {
@@ -430,11 +461,13 @@ int main(int argc, char **argv)
         return denied();
     if (argc >= 2 && !strcmp(argv[1], "restart"))
         return restart();
+    if (argc >= 2 && !strcmp(argv[1], "interrupted"))
+        return interrupted();
     if (argc >= 2 && !strcmp(argv[1], "tty"))
         return tty();
     if (argc >= 2 && !strcmp(argv[1], "corpus"))
         return corpus();
     fprintf(stderr, "usage: probe badptr | openat-escape PATH | unix bind|connect PATH | procs | "
-            "chroot-escape | newer-syscalls | denied | restart | corpus\n");
+            "chroot-escape | newer-syscalls | denied | restart | interrupted | tty | corpus\n");
     return 2;
 }

@@ -265,6 +265,16 @@ def test_restarted_syscalls_keep_their_arguments(brandpy, probed):
     assert r.out == "open: 0\nread: hi\n", r
 
 
+def test_signals_do_not_interrupt_what_linux_never_interrupts(brandpy, probed):
+    """getpid, stat and open of a file under a signal every few µs whose
+    handler lacks SA_RESTART: a signal that ends a thread's wait for its
+    notification's answer must not become EINTR (getpid returned -4). A
+    blocking fifo open still gets EINTR, as natively."""
+    r = brandpy(probed, ["/usr/bin/probe", "interrupted"])
+    assert r.out.splitlines() == ["wrong getpid: 0", "failed stat: 0", "failed open: 0",
+                                  "fifo open: EINTR"], r
+
+
 def test_terminal_job_control_ids(brandpy, probed):
     """TIOCGPGRP/TIOCSPGRP/TIOCGSID carry container IDs, as getpgrp and
     getsid report them (a shell's job control depends on it)."""
