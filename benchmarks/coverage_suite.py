@@ -66,8 +66,8 @@ def run_coverage(config: CoverageConfig, log: Log,
     # brandpy prints its ledger at exit; the other runners have none. It runs
     # as privileged as they do (every capability the machine's root has, no
     # seccomp profile): the benchmark measures emulation, not Docker's
-    # default policy. What no container may do (set the host clock) stays
-    # denied and shows in the ledger.
+    # default policy. What brandpy never emulates (mounts, module loading...)
+    # stays denied and shows in the ledger.
     chosen = [replace(r, options=(*r.options, "--report", *PRIVILEGED))
               if isinstance(r, Brandpy) else r for r in config.runners]
     with Workspace(config.images) as ws:

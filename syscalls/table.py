@@ -369,11 +369,11 @@ SPEC: dict[str, Spec] = {
                   "negative clock ID) names its container PID, translated",
                   handler=pids.cpu_clock, when=arg_negative(0))
        for name in ("clock_gettime", "clock_getres", "clock_nanosleep", "timer_create")},
-    "adjtimex": trace(process.adjtimex, "read-only: setting the host clock is denied (EPERM)"),
-    "clock_adjtime": trace(process.clock_adjtime,
-                           "read-only: setting the host clock is denied (EPERM)"),
-    "settimeofday": deny(errno.EPERM, DOCKER),
-    "clock_settime": deny(errno.EPERM, DOCKER),
+    # no namespace has its own wall clock: setting it sets the host's, as in Docker
+    **{name: allow("native: setting the clock sets the host's and needs CAP_SYS_TIME "
+                   "(--cap-add SYS_TIME; Docker's default profile allows settimeofday "
+                   "and clock_settime only then)")
+       for name in ("adjtimex", "clock_adjtime", "settimeofday", "clock_settime")},
     # -- system identity ----------------------------------------------------------------
     "uname": trace(uts.uname, "the container's hostname and --kernel-release"),
     "sethostname": trace(uts.sethostname, "the container's own; needs CAP_SYS_ADMIN"),

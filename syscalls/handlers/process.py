@@ -17,7 +17,6 @@ CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x1000000
 PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4
 PR_GET_NAME = 16
-ADJ_READONLY = 0
 
 
 def clone3(call: Call) -> None:
@@ -69,17 +68,3 @@ def _get_name(call: Call) -> int | None:
     call.write(call.arg(1), call.proc.comm[:COMM_LEN].ljust(COMM_LEN + 1, b"\0"))
     return 0
 
-
-def adjtimex(call: Call) -> None:
-    """Reading the clock state is fine; setting the host's clock is not."""
-    (modes,) = struct.unpack("<I", call.read(call.arg(0), 4))
-    if modes != ADJ_READONLY:
-        raise Errno(errno.EPERM)
-    return None
-
-
-def clock_adjtime(call: Call) -> None:
-    (modes,) = struct.unpack("<I", call.read(call.arg(1), 4))
-    if modes != ADJ_READONLY:
-        raise Errno(errno.EPERM)
-    return None

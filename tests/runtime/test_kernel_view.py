@@ -232,6 +232,16 @@ def test_docker_default_denials(brandpy, probed):
     assert len(results) == 15 and set(results.values()) == {"EPERM"}, r
 
 
+def test_setting_the_clock_needs_cap_sys_time(brandpy, probed):
+    """As in Docker, --cap-add SYS_TIME lets a container set the clock,
+    which is the host's (settimeofday(NULL, NULL) checks the capability and
+    changes nothing); unprivileged, the host refuses."""
+    r = brandpy(probed, ["/usr/bin/probe", "denied"], "--cap-add", "SYS_TIME")
+    results = dict(line.split(": ") for line in r.out.splitlines())
+    assert results["settimeofday"] == ("0" if brandpy.uid == 0 else "EPERM"), r
+    assert results["mount"] == "EPERM", r
+
+
 def test_report_lists_unsupported_calls(brandpy, probed):
     r = brandpy(probed, ["/usr/bin/probe", "denied"], "--report")
     report = r.err.splitlines()
