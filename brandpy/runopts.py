@@ -10,6 +10,7 @@ from typing import IO
 
 from .images.runconfig import merge_image_config
 from .runtime.container import Research
+from .runtime.devices import Device
 from .runtime.sandbox import PortMapping, SandboxConfig, Ulimit, Volume
 
 
@@ -53,6 +54,10 @@ def add_container_options(p: argparse.ArgumentParser, root_required: bool = True
                    help="an additional group for the container's processes (name or GID)")
     p.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
                    help="a resource limit, as docker run --ulimit (-1: unlimited)")
+    p.add_argument("--device", action="append", default=[],
+                   metavar="HOST[:CONTAINER][:PERMS]",
+                   help="the host's device node (or the nodes under a directory) in the "
+                   "container; PERMS rwm by default, without w read-only")
     p.add_argument("--cpuset-cpus", default="", metavar="CPUS",
                    help="CPUs for the container and its supervisor, e.g. 0 or 0-1 (one "
                    "shared CPU makes syscall emulation much cheaper on many VMs)")
@@ -124,7 +129,15 @@ def config_from(args: argparse.Namespace, rootfs: str | None = None,
         seccomp=security_opt(args.security_opt), cap_add=args.cap_add,
         cap_drop=args.cap_drop, extra_hosts=args.add_host, dns=args.dns, strict=args.strict,
         cpuset=args.cpuset_cpus, readonly_rootfs=args.read_only, group_add=args.group_add,
-        ulimits=[Ulimit.parse(u) for u in args.ulimit])
+        ulimits=[Ulimit.parse(u) for u in args.ulimit], devices=devices(args.device))
+
+
+def devices(specs: list[str]) -> list[Device]:
+    """--device options, each checked to name device nodes."""
+    out = [Device.parse(spec) for spec in specs]
+    for device in out:
+        device.nodes()
+    return out
 
 
 def research_from(args: argparse.Namespace, files: ExitStack,

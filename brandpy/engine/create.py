@@ -10,6 +10,7 @@ import socket
 from dataclasses import dataclass, field
 
 from brandpy.runtime.container import parse_cpuset
+from brandpy.runtime.devices import Device
 from brandpy.runtime.run_setup import ContainerError
 from brandpy.runtime.sandbox import Ulimit
 
@@ -204,6 +205,25 @@ def ulimits(host_config: dict) -> list[dict]:
     return out
 
 
+def devices(host_config: dict) -> list[dict]:
+    """HostConfig.Devices as the shim's spec carries them (checked here, so
+    a device that is not there is a 400 at create)."""
+    out = []
+    for d in host_config.get("Devices") or []:
+        if not isinstance(d, dict) or not isinstance(d.get("PathOnHost"), str):
+            raise InvalidParameter("invalid Devices: expected {\"PathOnHost\", "
+                                   "\"PathInContainer\", \"CgroupPermissions\"}")
+        try:
+            device = Device(d["PathOnHost"], d.get("PathInContainer") or d["PathOnHost"],
+                            d.get("CgroupPermissions") or "rwm")
+            device.nodes()
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from None
+        out.append({"host": device.host, "guest": device.guest,
+                    "permissions": device.permissions})
+    return out
+
+
 def cpuset(host_config: dict) -> str:
     spec = host_config.get("CpusetCpus") or ""
     if spec:
@@ -262,7 +282,6 @@ UNENFORCED_HOST = {
     "CpuQuota": "CPU limits are not enforced (no cgroups)",
     "PidsLimit": "PID limits are not enforced (no cgroups)",
     "Sysctls": "sysctls are not applied",
-    "Devices": "host devices are not passed through",
     "Init": "--init is not provided: the entrypoint is the container's PID 1",
     "DnsSearch": "DNS search domains are not written to /etc/resolv.conf",
     "DnsOptions": "DNS options are not written to /etc/resolv.conf",

@@ -30,8 +30,8 @@ from . import logs as logslib
 from . import research, shimproto, timefmt
 from .attach import proxy
 from .create import (Mounts, allocate_ports, check_restart_policy, container_mounts, cpuset,
-                     parse_signal, port_bindings, seccomp_profile_text, security_options,
-                     ulimits, unenforced)
+                     devices, parse_signal, port_bindings, seccomp_profile_text,
+                     security_options, ulimits, unenforced)
 from .errors import (Conflict, EngineError, Forbidden, InvalidParameter, NotFound,
                      NotModified)
 from .events import Events
@@ -167,6 +167,7 @@ class Engine:
         seccomp, warnings = security_options(host_config.get("SecurityOpt") or [], "")
         port_bindings(host_config, config.get("ExposedPorts"))
         ulimits(host_config)
+        devices(host_config)
         cpuset(host_config)
         warnings += unenforced(host_config, config)
         warnings += research.from_labels(config.get("Labels") or {})[1]
@@ -336,7 +337,8 @@ class Engine:
                         "dns": list(hc.get("Dns") or []),
                         "readonly_rootfs": bool(hc.get("ReadonlyRootfs")),
                         "group_add": list(hc.get("GroupAdd") or []),
-                        "ulimits": ulimits(hc), "cpuset": cpuset(hc)},
+                        "ulimits": ulimits(hc), "devices": devices(hc),
+                        "cpuset": cpuset(hc)},
             "tty": rec.tty, "open_stdin": bool(cfg.get("OpenStdin")),
             "stdin_once": bool(cfg.get("StdinOnce")),
             "console_size": hc.get("ConsoleSize"),

@@ -29,6 +29,7 @@ from typing import Any, Callable
 from brandpy.images.fsutil import atomic_write_json
 from brandpy.runtime.container import Container, ContainerError
 from brandpy.runtime.native_engine import block_sigchld
+from brandpy.runtime.devices import Device
 from brandpy.runtime.sandbox import PortMapping, SandboxConfig, Ulimit, Volume
 from brandpy.runtime.stats import LedgerEntry
 
@@ -60,6 +61,7 @@ def sandbox_config(spec: dict) -> SandboxConfig:
     fields["volumes"] = [Volume(**v) for v in fields.get("volumes", [])]
     fields["ports"] = [PortMapping(**p) for p in fields.get("ports", [])]
     fields["ulimits"] = [Ulimit(**u) for u in fields.get("ulimits", [])]
+    fields["devices"] = [Device(**d) for d in fields.get("devices", [])]
     return SandboxConfig(**fields)
 
 

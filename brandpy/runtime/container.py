@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable
 
+from .devices import DeviceError
 from .identity import Cred, UserError, resolve_user
 from .inject import Injector
 from .mounts import Mount
@@ -77,7 +78,7 @@ class Container:
             config.kernel_release = replay.rec.release or config.kernel_release
         try:
             self.sb = Sandbox(config)
-        except (PolicyError, UserError) as exc:
+        except (PolicyError, UserError, DeviceError) as exc:
             raise ContainerError(str(exc)) from None
         if replay is not None:
             replay.rec.hostname, replay.rec.release = self.sb.hostname, self.sb.release

@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .devices import DEFAULT_DEVICES, DEV_LINKS, Device
 from .identity import Cred, resolve_user
 from .linux import pidfd_getfd, pidfd_open
 from .mounts import Mount, MountTable, split
@@ -24,18 +25,6 @@ from .procfs import ProcFS
 from .errors import Errno
 from .process import Process
 from .stats import Ledger, Stats
-
-# Devices a container gets from the host, as Docker's default /dev has them.
-HOST_DEVICES = {b"null": b"/dev/null", b"zero": b"/dev/zero", b"full": b"/dev/full",
-                b"random": b"/dev/random", b"urandom": b"/dev/urandom", b"tty": b"/dev/tty",
-                b"console": b"/dev/tty",   # the container's console is its terminal
-                # not Docker's link to pts/ptmx: the host devpts has it mode 000,
-                # and /dev/ptmx allocates in that same instance (the /dev/pts we show)
-                b"ptmx": b"/dev/ptmx"}
-DEV_LINKS = {b"fd": b"/proc/self/fd", b"stdin": b"/proc/self/fd/0",
-             b"stdout": b"/proc/self/fd/1", b"stderr": b"/proc/self/fd/2",
-             b"core": b"/proc/kcore"}
-
 
 @dataclass(frozen=True)
 class Volume:
@@ -154,6 +143,7 @@ class SandboxConfig:
     readonly_rootfs: bool = False                          # docker --read-only
     group_add: list[str] = field(default_factory=list)     # docker --group-add
     ulimits: list[Ulimit] = field(default_factory=list)    # docker --ulimit
+    devices: list[Device] = field(default_factory=list)    # docker --device
 
 
 class Mirror(Protocol):
@@ -286,10 +276,19 @@ def build_mounts(config: SandboxConfig, rootfs: bytes, hostname: str) -> list[Mo
     os.makedirs(os.path.join(dev, b"pts"), exist_ok=True)
     os.makedirs(os.path.join(dev, b"shm"), mode=0o1777, exist_ok=True)
     os.chmod(os.path.join(dev, b"shm"), 0o1777)
-    for name, host in HOST_DEVICES.items():
+    for name, host in DEFAULT_DEVICES.items():
         if os.path.exists(host):
             open(os.path.join(dev, name), "ab").close()
             mounts.append(Mount(b"/dev/" + name, host, kind="device"))
+    for device in config.devices:
+        for host, guest in device.nodes():
+            guest = b"/" + b"/".join(split(guest))
+            if guest.startswith(b"/dev/"):     # its name shows in the container's /dev
+                os.makedirs(os.path.dirname(os.path.join(dev, guest[5:])), exist_ok=True)
+                open(os.path.join(dev, guest[5:]), "ab").close()
+            else:
+                _make_mountpoint(rootfs, guest, False)
+            mounts.append(Mount(guest, host, readonly=device.readonly, kind="device"))
     for name, target in DEV_LINKS.items():
         link = os.path.join(dev, name)
         if not os.path.lexists(link):

@@ -132,6 +132,12 @@ def test_run_options_user_workdir_env_entrypoint(daemon, tmp_path):
                       "nofile=100:200", "--cpuset-cpus", "0", "busybox", "sh", "-c",
                       "id -G; ulimit -n; ulimit -Hn; touch /x || echo refused")
     assert r.out == "0 1000\n100\n200\nrefused\n" and "Read-only file system" in r.err, r
+    r = daemon.docker("run", "--rm", "--device", "/dev/zero:/dev/z:r", "busybox", "sh", "-c",
+                      "head -c 3 /dev/z | wc -c; echo x > /dev/z || echo refused")
+    assert r.out == "3\nrefused\n", r
+    bad = daemon.docker("run", "--rm", "--device", "/dev/nonexistent", "busybox", "true")
+    # docker says 127 for any error naming a missing file, as for a missing command
+    assert bad.status == 127 and "error gathering device information" in bad.err, bad
     bad = daemon.docker("run", "--rm", "--cpuset-cpus", "7-9", "busybox", "true")
     assert bad.status == 125 and "CPUs available here are" in bad.err, bad
 

@@ -165,6 +165,28 @@ def test_dev(brandpy, busybox):
     assert r.out.splitlines()[1:] == ["4", "/proc/self/fd", "/proc/self/fd/1"]
 
 
+def test_device_option_adds_host_devices(brandpy, busybox, world_tmp):
+    """--device HOST[:CONTAINER][:PERMS], as docker run takes it: the host's
+    node (not a copy) at the container path, read-only without w; a
+    directory gives every node under it."""
+    r = brandpy.sh(busybox, "ls -l /dev/myzero | cut -c1; ls /dev | grep -c myzero; "
+                   "head -c 4 /dev/myzero | wc -c; echo x > /dev/myzero || echo refused; "
+                   "echo x > /opt/full || echo full",
+                   "--device", "/dev/zero:/dev/myzero:r", "--device", "/dev/full:/opt/full")
+    assert r.out == "c\n1\n4\nrefused\nfull\n", r
+    assert "Read-only file system" in r.err and "No space left on device" in r.err, r
+    nodes = Path(world_tmp) / f"nodes-{os.urandom(3).hex()}"
+    (nodes / "sub").mkdir(parents=True)
+    os.mknod(nodes / "sub" / "null", 0o20666, os.makedev(1, 3))
+    os.chmod(nodes / "sub" / "null", 0o666)
+    (nodes / "not-a-device").write_text("x")
+    r = brandpy.sh(busybox, "ls /dev/extra/sub; echo x > /dev/extra/sub/null && echo wrote; "
+                   "ls /dev/extra/not-a-device", "--device", f"{nodes}:/dev/extra")
+    assert r.out == "null\nwrote\n" and "No such file" in r.err, r
+    r = brandpy.sh(busybox, "true", "--device", "/dev/nonexistent")
+    assert r.status == 125 and "error gathering device information" in r.err, r
+
+
 def test_sys_is_read_only(brandpy, busybox):
     r = brandpy.sh(busybox, "touch /sys/x || echo refused; ls /sys | grep -c kernel")
     assert "refused" in r.out and "Read-only file system" in r.err, r
