@@ -105,7 +105,8 @@ def to_markdown(results: CoverageResults) -> str:
         f"ends its module (⏱), as does a module running longer than "
         f"{m['module_timeout_s']:.0f} s."
         + (f" brandpy ran with `{' '.join(m['brandpy_options'])}`, as privileged as the other "
-           "runners (Docker's default capabilities and seccomp profile would add their denials)."
+           "runners and with the host devices they see (Docker's default capabilities and "
+           "seccomp profile would add their denials)."
            if m.get("brandpy_options") else "")
         + _partial(results),
         module_table(results),

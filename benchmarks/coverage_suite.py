@@ -49,6 +49,14 @@ class CoverageConfig:
 
 
 PRIVILEGED = ("--cap-add", "ALL", "--security-opt", "seccomp=unconfined")
+# host devices the suite uses that are not in a container's /dev (the other
+# runners see the host's /dev, or in runsc none)
+DEVICES = ("/dev/vsock",)
+
+
+def privileged() -> tuple[str, ...]:
+    return PRIVILEGED + tuple(opt for dev in DEVICES if os.path.exists(dev)
+                              for opt in ("--device", dev))
 
 
 def run_coverage(config: CoverageConfig, log: Log,
@@ -68,7 +76,8 @@ def run_coverage(config: CoverageConfig, log: Log,
     # seccomp profile): the benchmark measures emulation, not Docker's
     # default policy. What brandpy never emulates (mounts, module loading...)
     # stays denied and shows in the ledger.
-    chosen = [replace(r, options=(*r.options, "--report", *PRIVILEGED))
+    options = privileged()
+    chosen = [replace(r, options=(*r.options, "--report", *options))
               if isinstance(r, Brandpy) else r for r in config.runners]
     with Workspace(config.images) as ws:
         rootfs = prepare_rootfs(ws)
@@ -102,7 +111,7 @@ def run_coverage(config: CoverageConfig, log: Log,
                 "cpus": os.cpu_count(), "commit": commit, "user": os.geteuid(),
                 "pythonpath": os.environ.get("PYTHONPATH"), "network": network,
                 "per_test_timeout_s": config.per_test, "module_timeout_s": config.module_timeout,
-                "modules_planned": list(config.modules), "brandpy_options": list(PRIVILEGED),
+                "modules_planned": list(config.modules), "brandpy_options": list(options),
             }
             progress(results)
     return results
