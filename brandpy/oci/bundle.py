@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from brandpy.runtime.devices import DEFAULT_DEVICES, Device
 from brandpy.runtime.policy import ALL_CAPS, CAP_NUMBERS, DEFAULT_CAPS
 from brandpy.runtime.sandbox import MASKED, READONLY_PROC, SandboxConfig, Volume
 
@@ -60,6 +62,7 @@ class Plan:
         data = json.loads(path.read_text())
         sb = data["sandbox"]
         sb["volumes"] = [Volume(**v) for v in sb["volumes"]]
+        sb["devices"] = [Device(**d) for d in sb.get("devices", [])]
         data["sandbox"] = SandboxConfig(**sb)
         data["process"] = ProcessPlan.from_json(data["process"])
         data["hooks"] = {k: [Hook(**h) for h in v] for k, v in data["hooks"].items()}
@@ -127,6 +130,7 @@ def make_plan(bundle: str, config: dict[str, Any], cdir: ContainerDir, defaults:
         path = cdir.path / "seccomp.json"
         path.write_text(json.dumps(profile))
         seccomp = str(path)
+    devices = _devices(linux, notes)
     _linux_notes(linux, notes)
     opts = _annotations(annotations, defaults)
     sandbox = SandboxConfig(
@@ -135,7 +139,7 @@ def make_plan(bundle: str, config: dict[str, Any], cdir: ContainerDir, defaults:
         hostname=_str(config, "hostname"), domainname=_str(config, "domainname"),
         kernel_release=opts["kernel-release"], personality=opts["personality"] == "true",
         seccomp=seccomp, cap_add=sorted(caps - DEFAULT_CAPS), cap_drop=sorted(DEFAULT_CAPS - caps),
-        strict=opts["strict"] == "true", cpuset=opts["cpuset"])
+        strict=opts["strict"] == "true", cpuset=opts["cpuset"], devices=devices)
     return Plan(sandbox=sandbox, process=process, bundle=bundle, engine=opts["engine"],
                 netns=netns, nfds=3 + preserve_fds, hooks=parse_hooks(config.get("hooks")),
                 annotations=annotations, notes=notes)
@@ -274,6 +278,54 @@ def _namespaces(linux: dict[str, Any], notes: list[Note]) -> str:
     return netns
 
 
+def _devices(linux: dict[str, Any], notes: list[Note]) -> list[Device]:
+    """linux.devices: brandpy makes no device nodes, so each is the host's
+    node of that type and number, bound at its path (with the host node's
+    mode and owner). Docker's default devices are in every container's /dev."""
+    out = []
+    for dev in linux.get("devices") or []:
+        if not isinstance(dev, dict) or not isinstance(dev.get("path"), str) or \
+                dev.get("type") not in ("c", "u", "b", "p"):
+            raise OciError("config.json: each of linux.devices needs a path and a type "
+                           "(c, u, b or p)")
+        path = dev["path"]
+        if path.startswith("/dev/") and os.fsencode(path[5:]) in DEFAULT_DEVICES:
+            continue
+        host = _host_node(dev) if dev["type"] != "p" else None
+        if host is None:
+            notes.append(("warning", f"device {path} not created: brandpy makes no device "
+                          "nodes and the host has no node of its type and number in /dev"))
+            continue
+        out.append(Device(host, path))
+    return out
+
+
+def _host_node(dev: dict[str, Any]) -> str | None:
+    """The host's node of dev's type and number: at dev's path, else the
+    first in /dev."""
+    try:
+        want = os.makedev(int(dev.get("major", 0)), int(dev.get("minor", 0)))
+    except (TypeError, ValueError):
+        raise OciError(f"config.json: device {dev['path']}: major and minor must be "
+                       "numbers") from None
+    kind = stat.S_IFBLK if dev["type"] == "b" else stat.S_IFCHR
+
+    def matches(path: str) -> bool:
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        return stat.S_IFMT(st.st_mode) == kind and st.st_rdev == want
+
+    if matches(dev["path"]):
+        return dev["path"]
+    for top, _dirs, files in os.walk("/dev"):
+        for name in sorted(files):
+            if matches(os.path.join(top, name)):
+                return os.path.join(top, name)
+    return None
+
+
 def _linux_notes(linux: dict[str, Any], notes: list[Note]) -> None:
     limits = []
     for group, values in (linux.get("resources") or {}).items():
@@ -289,9 +341,6 @@ def _linux_notes(linux: dict[str, Any], notes: list[Note]) -> None:
         if extra:
             notes.append(("warning", f"linux.{key} {', '.join(extra)} not applied: brandpy "
                           "masks Docker's default list"))
-    for dev in linux.get("devices") or []:
-        notes.append(("warning", f"device {dev.get('path')} not created: brandpy's /dev is "
-                      "fixed; bind-mount the device node instead"))
     if linux.get("sysctl"):
         notes.append(("warning", f"linux.sysctl {sorted(linux['sysctl'])} not applied: "
                       "brandpy's /proc/sys is the host's, read-only"))

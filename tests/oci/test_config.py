@@ -117,6 +117,23 @@ def test_mounts_bind_read_only_and_tmpfs(runc: Runc, bundle: Bundle, tmp_path):
     assert any("/proc (proc): brandpy's emulated /proc" in n for n in notes)
 
 
+def test_devices_are_the_hosts_nodes(runc: Runc, bundle: Bundle):
+    """linux.devices: the host's node of that type and number, found in
+    /dev, at the container path; one the host lacks is logged."""
+    b = bundle(["sh", "-c", "ls -l /dev/myfull | cut -c1; echo x > /dev/myfull; "
+                "ls /dev/nothing 2>&1; exit 0"],
+               linux={"devices": [
+                   {"path": "/dev/myfull", "type": "c", "major": 1, "minor": 7},
+                   {"path": "/dev/null", "type": "c", "major": 1, "minor": 3},
+                   {"path": "/dev/nothing", "type": "c", "major": 4095, "minor": 4095}]})
+    r = runc("run", "--bundle", str(b), "c")
+    assert r.out.splitlines()[0] == "c" and "No space left on device" in r.err, r
+    assert "/dev/nothing: No such file" in r.out, r
+    notes = [json.loads(line)["msg"] for line in runc.log.read_text().splitlines()]
+    assert any(n.startswith("device /dev/nothing not created") for n in notes), notes
+    assert not any("/dev/null" in n for n in notes), notes
+
+
 def test_read_only_root(runc: Runc, bundle: Bundle):
     b = bundle(["sh", "-c", "touch /x 2>&1; touch /tmp/y 2>&1; exit 0"],
                root={"path": "rootfs", "readonly": True})
