@@ -227,14 +227,23 @@ def test_two_containers_publish_port_80(brandpy, world_tmp, busybox_image):
             (rootfs / "www" / "index.html").write_text(f"site {n}\n")
             port = _free_port()
             ports.append(port)
+            # a shell as PID 1 that stops httpd on SIGTERM (PID 1 ignores what
+            # it does not handle), so brandpy exits and cleans up after itself
             servers.append(subprocess.Popen(
-                brandpy.cmd(rootfs, ["/usr/sbin/httpd", "-f", "-p", "80", "-h", "/www"],
+                brandpy.cmd(rootfs, ["/bin/sh", "-c", "httpd -f -p 80 -h /www & "
+                                     "trap 'kill $!; exit 0' TERM; wait"],
                             "-p", f"{port}:80"), env=brandpy.env(), stderr=subprocess.PIPE))
         assert [_get(p) for p in ports] == ["site 1\n", "site 2\n"]
     finally:
         for s in servers:
-            s.kill()
-            s.wait()
+            s.terminate()
+        for s in servers:
+            try:
+                assert s.wait(30) == 0
+            except subprocess.TimeoutExpired:
+                s.kill()
+                s.wait()
+                raise
 
 
 def test_getsockname_shows_the_container_port(brandpy, debian_shared):
