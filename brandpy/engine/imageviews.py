@@ -53,25 +53,29 @@ def summaries(engine: Engine, f: Filters | None = None, show_all: bool = True,
             continue
         if not f.match_labels((img.config.get("config") or {}).get("Labels") or {}):
             continue
-        if "reference" in f and not any(_ref_match(img, pattern) for pattern in f.get("reference")):
-            continue
+        tags, digests = img.repo_tags, img.repo_digests
+        if "reference" in f:
+            # as dockerd: only the references that match are listed
+            patterns = f.get("reference")
+            tags = [t for t in tags if _ref_match(t, patterns)]
+            digests = [d for d in digests if _ref_match(d, patterns)]
+            if not tags and not digests:
+                continue
         if "before" in bounds and _created(img) >= bounds["before"]:
             continue
         if "since" in bounds and _created(img) <= bounds["since"]:
             continue
         count = (sum(1 for r in engine.containers if r.image_id == img.id)
                  if with_containers else -1)
-        out.append(summary(img, count))
+        out.append(dict(summary(img, count), RepoTags=tags, RepoDigests=digests))
     return out
 
 
-def _ref_match(img: Image, pattern: str) -> bool:
+def _ref_match(ref: str, patterns: list[str]) -> bool:
+    """NAME:TAG or NAME@DIGEST matches a pattern in full or by its name."""
     from fnmatch import fnmatchcase
-    for tag in img.repo_tags:
-        name = tag.rsplit(":", 1)[0]
-        if fnmatchcase(tag, pattern) or fnmatchcase(name, pattern):
-            return True
-    return False
+    name = ref.split("@")[0] if "@" in ref else ref.rsplit(":", 1)[0]
+    return any(fnmatchcase(ref, p) or fnmatchcase(name, p) for p in patterns)
 
 
 def inspect(img: Image) -> dict:
