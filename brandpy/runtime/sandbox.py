@@ -276,19 +276,20 @@ def build_mounts(config: SandboxConfig, rootfs: bytes, hostname: str) -> list[Mo
     os.makedirs(os.path.join(dev, b"pts"), exist_ok=True)
     os.makedirs(os.path.join(dev, b"shm"), mode=0o1777, exist_ok=True)
     os.chmod(os.path.join(dev, b"shm"), 0o1777)
+    added = [Mount(b"/" + b"/".join(split(guest)), host, readonly=device.readonly,
+                   kind="device") for device in config.devices for host, guest in device.nodes()]
+    taken = {m.guest for m in added}     # --device /dev/zero:/dev/null replaces /dev/null
     for name, host in DEFAULT_DEVICES.items():
-        if os.path.exists(host):
+        if os.path.exists(host) and b"/dev/" + name not in taken:
             open(os.path.join(dev, name), "ab").close()
             mounts.append(Mount(b"/dev/" + name, host, kind="device"))
-    for device in config.devices:
-        for host, guest in device.nodes():
-            guest = b"/" + b"/".join(split(guest))
-            if guest.startswith(b"/dev/"):     # its name shows in the container's /dev
-                os.makedirs(os.path.dirname(os.path.join(dev, guest[5:])), exist_ok=True)
-                open(os.path.join(dev, guest[5:]), "ab").close()
-            else:
-                _make_mountpoint(rootfs, guest, False)
-            mounts.append(Mount(guest, host, readonly=device.readonly, kind="device"))
+    for m in added:
+        if m.guest.startswith(b"/dev/"):     # its name shows in the container's /dev
+            os.makedirs(os.path.dirname(os.path.join(dev, m.guest[5:])), exist_ok=True)
+            open(os.path.join(dev, m.guest[5:]), "ab").close()
+        else:
+            _make_mountpoint(rootfs, m.guest, False)
+    mounts += added
     for name, target in DEV_LINKS.items():
         link = os.path.join(dev, name)
         if not os.path.lexists(link):

@@ -183,6 +183,8 @@ def test_device_option_adds_host_devices(brandpy, busybox, world_tmp):
     r = brandpy.sh(busybox, "ls /dev/extra/sub; echo x > /dev/extra/sub/null && echo wrote; "
                    "ls /dev/extra/not-a-device", "--device", f"{nodes}:/dev/extra")
     assert r.out == "null\nwrote\n" and "No such file" in r.err, r
+    r = brandpy.sh(busybox, "echo x > /dev/null || echo full", "--device", "/dev/full:/dev/null")
+    assert r.out == "full\n", r      # a --device replaces a default device at its path
     r = brandpy.sh(busybox, "true", "--device", "/dev/nonexistent")
     assert r.status == 125 and "error gathering device information" in r.err, r
 
