@@ -70,7 +70,6 @@ void bp_state_clear_mounts(struct bp_state *s);
 int bp_state_set_thread(struct bp_state *s, int tid, int tgid, int guest_tid, int guest_tgid,
                         int flags, unsigned int fsuid, unsigned int fsgid);
 void bp_state_del_thread(struct bp_state *s, int tid);
-void bp_state_set_umask(struct bp_state *s, int tgid, unsigned int umask);
 void bp_state_set_identity(struct bp_state *s, int fake_ids, unsigned int host_uid,
                            unsigned int host_gid);
 unsigned long long bp_state_calls(struct bp_state *s, int nr);

@@ -9,7 +9,6 @@
 
 #define BP_PATH_MAX 4096
 #define BP_MAX_MOUNTS 64
-#define BP_UMASK_KNOWN 0x10000
 
 struct bp_mount {
     char guest[512];
@@ -25,7 +24,6 @@ struct bp_thread {
     int guest_tid, guest_tgid;
     int flags;                  /* BP_THREAD_* */
     unsigned int fsuid, fsgid;  /* real mode: what the kernel would check with */
-    unsigned int umask;         /* | BP_UMASK_KNOWN once known */
 };
 
 struct bp_state {

@@ -372,10 +372,28 @@ static int addfd_on_one_cpu(int lfd, pid_t tid, struct seccomp_notif_addfd *add)
     return rc;
 }
 
+/* The caller's umask, which the kernel keeps and /proc shows (umask(2) runs
+ * natively: tracking it would cost a trap per call); -1 if it is gone. */
+static int umask_of(pid_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/status", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    char *line = strstr(buf, "\nUmask:");
+    return line ? (int)strtoul(line + 7, NULL, 8) & 0777 : -1;
+}
+
 /* open(2) family: the supervisor opens the file and installs the fd in the
  * tracee. Only regular files and directories; anything else (fifos that
- * block, terminals, devices), image files to copy up, /proc views and
- * unknown umasks are Python's. */
+ * block, terminals, devices), image files to copy up and /proc views are
+ * Python's. */
 static long open_family(struct ctx *c, int *answered)
 {
     int nr = c->req->data.nr, dirfd = AT_FDCWD, path_i = 0, flags, rc;
@@ -412,12 +430,16 @@ static long open_family(struct ctx *c, int *answered)
         if (exists && S_ISREG(st.st_mode) && getxattr(c->r.host, IMAGE_MARKER, &marker, 1) >= 0)
             return BP_FALLBACK;          /* copy-up first */
     }
-    if ((flags & (O_CREAT | __O_TMPFILE)) &&
-        (!(c->t->umask & BP_UMASK_KNOWN) || c->t->fsgid != 0 || c->t->fsuid != 0))
-        return BP_FALLBACK;     /* a new file gets the caller's IDs: Python's */
+    int mask = 0;
+    if (flags & (O_CREAT | __O_TMPFILE)) {
+        if (c->t->fsgid != 0 || c->t->fsuid != 0)
+            return BP_FALLBACK;     /* a new file gets the caller's IDs: Python's */
+        if ((mask = umask_of(c->req->pid)) < 0)
+            return BP_FALLBACK;
+    }
     mode_t old = umask(0);
     int fd = openat(AT_FDCWD, c->r.host, (flags | O_CLOEXEC | O_NOCTTY) & ~O_ASYNC,
-                    mode & 07777 & ~(c->t->umask & 0777));
+                    mode & 07777 & ~mask);
     umask(old);
     if (fd < 0)
         return -errno;

@@ -1,6 +1,6 @@
-/* The sandbox state the C fast path reads: the mount table, the container's
- * threads (host TID -> container TID, chroot, credentials), per-process
- * umask. Python owns the truth (brandpy/runtime/sandbox.py) and mirrors
+/* The sandbox state the C fast path reads: the mount table and the
+ * container's threads (host TID -> container TID, chroot, credentials).
+ * Python owns the truth (brandpy/runtime/sandbox.py) and mirrors
  * every change here through the bp_state_* calls; the C handlers fall back
  * to Python for whatever this table cannot answer. */
 #define _GNU_SOURCE
@@ -126,13 +126,6 @@ void bp_state_del_thread(struct bp_state *s, int tid)
         t->tid = -1;
         s->used--;
     }
-}
-
-void bp_state_set_umask(struct bp_state *s, int tgid, unsigned int umask)
-{
-    for (size_t i = 0; i < s->cap; i++)
-        if (s->threads[i].tgid == tgid && s->threads[i].tid > 0)
-            s->threads[i].umask = umask | BP_UMASK_KNOWN;
 }
 
 const struct bp_mount *bp_mount_of_guest(const struct bp_state *s, const char *guest,

@@ -5,7 +5,7 @@ Everything that is not hot stays Python: ptrace stops are handed to the
 same Supervisor code the Python engine runs (one `handle()` per waitpid
 result), and notifications the C handlers leave alone are performed by
 syscalls/handlers/perform.py. The C side reads a mirror of the sandbox
-(mounts, threads, credentials, umasks) that this class keeps current.
+(mounts, threads, credentials) that this class keeps current.
 """
 
 from __future__ import annotations
@@ -95,8 +95,6 @@ class NativeSupervisor(Supervisor):
         lib.bp_state_set_thread(self.state, tid, proc.tgid, pids.assign(tid),
                                 pids.to_guest(proc.tgid) or pids.assign(proc.tgid), flags,
                                 c.fsuid, c.fsgid)
-        if proc.umask is not None:
-            lib.bp_state_set_umask(self.state, proc.tgid, proc.umask)
 
     def gone(self, tid: int) -> None:
         lib.bp_state_del_thread(self.state, tid)

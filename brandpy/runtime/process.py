@@ -40,12 +40,10 @@ class Process:
     pidfd: int | None = None            # opened on first use, for pidfd_getfd
     dumpable: bool = True               # what prctl(PR_GET_DUMPABLE) should say
     cred: Cred = field(default_factory=Cred)   # emulated credentials (unprivileged mode)
-    umask: int | None = None            # when known (the native engine's opens need it)
 
     def fork(self, tgid: int) -> Process:
         return Process(tgid=tgid, root=self.root, exe=self.exe, image=self.image,
-                       parent=self.tgid, dumpable=self.dumpable, cred=self.cred.copy(),
-                       umask=self.umask)
+                       parent=self.tgid, dumpable=self.dumpable, cred=self.cred.copy())
 
     @property
     def comm(self) -> bytes:

@@ -181,12 +181,6 @@ def capget(call: Call) -> int:
     return 0
 
 
-def umask(call: Call) -> None:
-    """Recorded for opens the supervisor performs (native engine), then run."""
-    call.proc.umask = call.arg(0) & 0o777
-    call.sb.changed(call.proc)
-
-
 def real_change(call: Call) -> None:
     """set*id with real credentials (supervisor root): run natively, then
     learn what the kernel did, for the calls the supervisor performs."""

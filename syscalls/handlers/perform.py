@@ -108,13 +108,6 @@ def faccessat2(call: Call) -> int:
 
 # -- open -------------------------------------------------------------------------
 
-def _umask(call: Call) -> int:
-    if call.proc.umask is None:
-        call.proc.umask = fakefs.process_umask(call.tid)
-        call.sb.changed(call.proc)
-    return call.proc.umask
-
-
 def _terminal(call: Call, host: bytes) -> bytes:
     """/dev/tty is the opener's controlling terminal, not the supervisor's."""
     if host not in (b"/dev/tty",):
@@ -137,7 +130,7 @@ def _open(call: Call, dirfd_i: int | None, path_i: int, flags: int, mode: int) -
     if r.mount.kind == "proc" and flags & O_ACCMODE == os.O_RDONLY:
         r = fs._proc_view(call, r)
     host = _terminal(call, r.host)
-    umask = _umask(call) if flags & (fs.O_CREAT | fs.O_TMPFILE) else 0
+    umask = fakefs.process_umask(call.tid) if flags & (fs.O_CREAT | fs.O_TMPFILE) else 0
     cloexec = bool(flags & os.O_CLOEXEC)
     real_flags = flags | os.O_CLOEXEC | os.O_NOCTTY
 

@@ -390,6 +390,10 @@ static int corpus(void)
     printf("creat umask: %s\n", open("/tmp/c/new2", O_CREAT | O_WRONLY, 0666) >= 0 ? "ok"
                                                                                   : strerrorname_np(errno));
     stat_line("stat", "/tmp/c/new2", 0);
+    if (fork() == 0)        /* a child creates with the umask it inherited */
+        _exit(open("/tmp/c/new3", O_CREAT | O_WRONLY, 0666) < 0);
+    wait(NULL);
+    stat_line("stat", "/tmp/c/new3", 0);
     chdir("/tmp/c/dir");
     printf("getcwd: %s\n", getcwd(buf, sizeof buf) ? buf : strerrorname_np(errno));
     printf("getcwd small: %s\n", getcwd(buf, 3) ? buf : strerrorname_np(errno));
