@@ -73,6 +73,7 @@ class _Memory:
         return getattr(self.regs, name)
 
 
+PR_SET_NAME, PR_GET_NAME = 15, 16
 # strace's names for the prctl options programs use most
 PRCTL_OPTIONS = {1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_GET_DUMPABLE",
                  4: "PR_SET_DUMPABLE", 15: "PR_SET_NAME", 16: "PR_GET_NAME",
@@ -104,8 +105,14 @@ class _Argument(SyscallArgument):
     addresses."""
 
     def createText(self):
-        if self.function.name == "prctl" and self.name == "option":
-            return PRCTL_OPTIONS.get(self.value, str(self.value))
+        if self.function.name == "prctl":
+            if self.name == "option":
+                return PRCTL_OPTIONS.get(self.value, str(self.value))
+            option = self.function.arguments[0].value
+            if self.name == "arg2" and option == PR_SET_NAME:
+                return self.readCString(self.value)
+            if self.name == "arg2" and option == PR_GET_NAME:
+                return f"0x{self.value:x}"    # the buffer the call fills
         return super().createText()
 
     def readCString(self, address: int) -> str:

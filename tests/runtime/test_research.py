@@ -22,6 +22,8 @@ def test_trace_reads_like_strace(brandpy, busybox, outdir):
     opens = [l for l in lines if ' openat(AT_FDCWD, "/", O_RDONLY|' in l]
     assert opens and opens[0].split(" = ")[1].split()[0].isdigit()
     assert any(" getpid() = 1 <emulated>" in l or "getpid" not in l for l in lines)
+    prctl = next(l for l in lines if " prctl(" in l)     # busybox asks for its name
+    assert " prctl(PR_GET_NAME, 0x" in prctl, prctl
 
 
 def test_trace_into_a_closed_pipe(brandpy, busybox):
