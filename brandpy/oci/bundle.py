@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from brandpy.runtime.devices import DEFAULT_DEVICES, Device
+from brandpy.runtime.devices import DEFAULT_DEVICES, Device, device_nodes
 from brandpy.runtime.policy import ALL_CAPS, CAP_NUMBERS, DEFAULT_CAPS
 from brandpy.runtime.sandbox import MASKED, READONLY_PROC, SandboxConfig, Volume
 
@@ -310,20 +310,15 @@ def _host_node(dev: dict[str, Any]) -> str | None:
                        "numbers") from None
     kind = stat.S_IFBLK if dev["type"] == "b" else stat.S_IFCHR
 
-    def matches(path: str) -> bool:
-        try:
-            st = os.stat(path, follow_symlinks=False)
-        except OSError:
-            return False
+    def matches(st: os.stat_result) -> bool:
         return stat.S_IFMT(st.st_mode) == kind and st.st_rdev == want
 
-    if matches(dev["path"]):
-        return dev["path"]
-    for top, _dirs, files in os.walk("/dev"):
-        for name in sorted(files):
-            if matches(os.path.join(top, name)):
-                return os.path.join(top, name)
-    return None
+    try:
+        if matches(os.stat(dev["path"], follow_symlinks=False)):
+            return dev["path"]
+    except OSError:
+        pass
+    return next((os.fsdecode(node) for node, st in device_nodes(b"/dev") if matches(st)), None)
 
 
 def _linux_notes(linux: dict[str, Any], notes: list[Note]) -> None:

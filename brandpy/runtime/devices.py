@@ -24,6 +24,22 @@ class DeviceError(ValueError):
     """A --device that names no device node."""
 
 
+def device_nodes(top: bytes) -> list[tuple[bytes, os.stat_result]]:
+    """The character and block device nodes under a host directory (symlinks
+    not followed), in path order."""
+    found = []
+    for parent, _dirs, files in os.walk(top):
+        for name in files:
+            node = os.path.join(parent, name)
+            try:
+                st = os.stat(node, follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                found.append((node, st))
+    return sorted(found)
+
+
 def _valid_permissions(perms: str) -> bool:
     return 0 < len(perms) <= 3 and set(perms) <= set("rwm") and len(set(perms)) == len(perms)
 
@@ -85,16 +101,8 @@ class Device:
             return [(host, guest)]
         if not stat.S_ISDIR(st.st_mode):
             raise DeviceError(f"{self.host} is not a device node nor a directory of them")
-        found = []
-        for top, _dirs, files in os.walk(host):
-            for name in files:
-                node = os.path.join(top, name)
-                try:
-                    mode = os.stat(node, follow_symlinks=False).st_mode
-                except OSError:
-                    continue
-                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                    found.append((node, os.path.join(guest, os.path.relpath(node, host))))
+        found = [(node, os.path.join(guest, os.path.relpath(node, host)))
+                 for node, _st in device_nodes(host)]
         if not found:
             raise DeviceError(f"no device nodes under {self.host}")
-        return sorted(found)
+        return found

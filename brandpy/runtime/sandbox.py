@@ -279,17 +279,15 @@ def build_mounts(config: SandboxConfig, rootfs: bytes, hostname: str) -> list[Mo
     added = [Mount(b"/" + b"/".join(split(guest)), host, readonly=device.readonly,
                    kind="device") for device in config.devices for host, guest in device.nodes()]
     taken = {m.guest for m in added}     # --device /dev/zero:/dev/null replaces /dev/null
-    for name, host in DEFAULT_DEVICES.items():
-        if os.path.exists(host) and b"/dev/" + name not in taken:
-            open(os.path.join(dev, name), "ab").close()
-            mounts.append(Mount(b"/dev/" + name, host, kind="device"))
-    for m in added:
+    devices = [Mount(b"/dev/" + name, host, kind="device") for name, host in
+               DEFAULT_DEVICES.items() if os.path.exists(host) and b"/dev/" + name not in taken]
+    for m in devices + added:
         if m.guest.startswith(b"/dev/"):     # its name shows in the container's /dev
             os.makedirs(os.path.dirname(os.path.join(dev, m.guest[5:])), exist_ok=True)
             open(os.path.join(dev, m.guest[5:]), "ab").close()
         else:
             _make_mountpoint(rootfs, m.guest, False)
-    mounts += added
+    mounts += devices + added
     for name, target in DEV_LINKS.items():
         link = os.path.join(dev, name)
         if not os.path.lexists(link):
