@@ -17,7 +17,7 @@ APT_PKGS := python3-venv python3-dev gcc make busybox-static debootstrap \
 
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv install images demo test test-slow bench bench-images bench-coverage clean
+.PHONY: all deps venv install lint images demo test test-slow bench bench-images bench-coverage clean
 
 all: install
 
@@ -37,7 +37,11 @@ venv: deps $(PY)
 
 # `pip install -e .` compiles the cffi extension (native/) into brandpy/.
 install: venv
-	PYTHONWARNINGS=ignore $(PY) -m pip install -q -e '.[test,bench]'
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q -e '.[test,bench,lint]'
+
+# ruff's rules and the reasons for those turned off are in pyproject.toml.
+lint: install
+	$(PY) -m ruff check .
 
 images: deps
 	tests/images/build.sh $(IMAGES)
@@ -70,7 +74,7 @@ demo: install images
 
 # A hung run fails with what it printed rather than outlasting CI (the suite
 # takes about 5 minutes here).
-test: install images
+test: install lint images
 	timeout --kill-after=60 45m $(PY) -m pytest $(PYTEST_ARGS)
 
 test-slow: install images

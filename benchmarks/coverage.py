@@ -16,8 +16,13 @@ from .coverage_chart import write_chart
 from .coverage_modules import MODULES
 from .coverage_report import to_json, to_markdown
 from .coverage_results import CoverageResults
-from .coverage_suite import (DEFAULT_ATTRIBUTE, DEFAULT_MODULE_TIMEOUT, DEFAULT_PER_TEST,
-                             CoverageConfig, run_coverage)
+from .coverage_suite import (
+    DEFAULT_ATTRIBUTE,
+    DEFAULT_MODULE_TIMEOUT,
+    DEFAULT_PER_TEST,
+    CoverageConfig,
+    run_coverage,
+)
 from .publish import RESULTS, publish
 
 # The CPU-pinned brandpy is a speed knob of the performance suite, not a

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .ledger import LedgerRow
-from .regrtest_records import OUTCOMES, RegrtestRun, CaseOutcome
+from .regrtest_records import OUTCOMES, CaseOutcome, RegrtestRun
 from .runners import NATIVE
 from .syscall_trace import FailedCall
 

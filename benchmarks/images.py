@@ -25,8 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from brandpy.images import importer, pull, rootfs
 from brandpy.images.fsutil import rmtree
@@ -39,9 +39,9 @@ IMAGES = Path(os.environ.get("BRANDPY_TEST_IMAGES", "/var/cache/brandpy/images")
 NAMES = ("busybox", "debian")
 
 
-def timed(fn: Callable[[], object]) -> float:
+def timed(fn: Callable[..., object], *args: object, **kwargs: object) -> float:
     began = time.perf_counter()
-    fn()
+    fn(*args, **kwargs)
     return time.perf_counter() - began
 
 
@@ -70,10 +70,10 @@ def create_times(store: Store, reps: int, work: Path) -> list[dict]:
             for runner in samples:   # interleaved, so drift hits both
                 dest = work / f"{name}-{runner.replace(' ', '')}-{i}"
                 if runner == "brandpy":
-                    samples[runner].append(timed(lambda: rootfs.create(tree, dest)))
+                    samples[runner].append(timed(rootfs.create, tree, dest))
                 else:
-                    samples[runner].append(timed(lambda: subprocess.run(
-                        ["cp", "-a", str(tree), str(dest)], check=True)))
+                    samples[runner].append(timed(
+                        subprocess.run, ["cp", "-a", str(tree), str(dest)], check=True))
                 rmtree(dest)
         med = median_of(samples)
         rows.append({"image": name, "bytes": size, "entries": entries,
@@ -91,18 +91,18 @@ def pull_throughput(registry: Registry, reps: int, work: Path) -> list[dict]:
         for i in range(reps):
             dest = work / f"pull-{name}-{i}"
             layout = f"{dest}-oci"
-            samples["skopeo copy"].append(timed(lambda: subprocess.run(
-                ["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{ref}",
-                 f"oci:{layout}:x"], check=True)))
+            samples["skopeo copy"].append(timed(
+                subprocess.run, ["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                                 f"docker://{ref}", f"oci:{layout}:x"], check=True))
             unpack = ["umoci", "unpack", *(["--rootless"] if os.geteuid() else []),
                       "--image", f"{layout}:x", f"{dest}-bundle"]
             samples["+ umoci unpack"].append(samples["skopeo copy"][-1] + timed(
-                lambda: subprocess.run(unpack, check=True, capture_output=True)))
+                subprocess.run, unpack, check=True, capture_output=True))
             blobs = sum(f.stat().st_size for f in (Path(layout) / "blobs" / "sha256").iterdir())
             rmtree(Path(layout))
             rmtree(Path(f"{dest}-bundle"))
             store = Store(dest / "images")
-            samples["brandpy pull"].append(timed(lambda: pull.pull(store, ref)))
+            samples["brandpy pull"].append(timed(pull.pull, store, ref))
             rmtree(dest)
         med = median_of(samples)
         rows.append({"image": name, "transferred_bytes": blobs, "seconds": med,

@@ -27,7 +27,7 @@ def to_json(results: Results) -> dict[str, Any]:
                        "in_geomean": w.in_geomean, "micro": w.micro}
                       for w in results.workloads],
         "cells": [_cell_json(results, c) for c in results.cells.values()],
-        "geomean": {r: dict(zip(("ratio", "counted", "of"), results.geomean(r)))
+        "geomean": {r: dict(zip(("ratio", "counted", "of"), results.geomean(r), strict=True))
                     for r in results.runners},
         "floor": results.floor.to_json() if results.floor else None,
         "claims": [vars(c) for c in claims.check(results)],

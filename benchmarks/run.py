@@ -17,7 +17,6 @@ from .results import Results
 from .suite import DEFAULT_REPS, DEFAULT_TIMEOUT, Config, run_suite
 
 
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run",
                                 description="brandpy's benchmark suite: workloads under "

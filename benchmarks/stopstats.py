@@ -46,7 +46,7 @@ def split_stats(stderr: str) -> tuple[str, StopStats | None]:
             continue
         numbers = [int(c) for c in cells[1:]]
         # Named columns when the header lines up with the row; "calls" comes first anyway.
-        row = dict(zip(columns, numbers)) if len(columns) == len(numbers) else {}
+        row = dict(zip(columns, numbers, strict=True)) if len(columns) == len(numbers) else {}
         row.setdefault("calls", numbers[0])
         if cells[0] == "total":
             stats.totals = row

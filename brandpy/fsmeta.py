@@ -20,12 +20,11 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
-from typing import Union
 
 XATTR = "user.containers.override_stat"
 KINDS = ("file", "dir", "symlink", "pipe", "socket", "block", "char")
 
-Target = Union[str, bytes, os.PathLike, int]  # a path (symlinks not followed) or an fd
+Target = str | bytes | os.PathLike | int  # a path (symlinks not followed) or an fd
 
 _IFMT = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink",
          stat.S_IFIFO: "pipe", stat.S_IFSOCK: "socket", stat.S_IFBLK: "block",
@@ -53,7 +52,7 @@ class Override:
         return value.encode()
 
     @classmethod
-    def decode(cls, raw: bytes) -> "Override":
+    def decode(cls, raw: bytes) -> Override:
         try:
             parts = raw.decode().split(":")
             uid, gid, mode = int(parts[0]), int(parts[1]), int(parts[2], 8)
@@ -70,7 +69,7 @@ class Override:
         return cls(uid, gid, mode & 0o7777, kind, rdev)
 
     @classmethod
-    def from_stat(cls, st: os.stat_result) -> "Override":
+    def from_stat(cls, st: os.stat_result) -> Override:
         return cls(st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode),
                    _IFMT.get(stat.S_IFMT(st.st_mode), "file"), st.st_rdev)
 

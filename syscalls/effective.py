@@ -17,13 +17,13 @@ be both handled (when allowed) and denied (otherwise) by argument.
 from __future__ import annotations
 
 import errno as errnos
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno, StrictViolation
-from brandpy.runtime.seccomp import (Action, compile_filter, ret_allow, ret_errno, ret_notify,
-                                     ret_trace)
+from brandpy.runtime.seccomp import Action, compile_filter, ret_allow, ret_errno, ret_notify, ret_trace
 from brandpy.runtime.stats import LedgerEntry
 
 from .handlers import ident

@@ -21,8 +21,8 @@ itself has no such call).
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from brandpy.runtime.seccomp import Action, ArgTest
 

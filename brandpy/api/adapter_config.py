@@ -16,9 +16,10 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_TIMEOUT = 10.0

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from brandpy.engine import images_api
 from brandpy.engine.bridge import consume
 from brandpy.engine.build import builder as builderlib
 from brandpy.engine.build.context import Ignore, apply_ignore, unpack
 from brandpy.engine.build.dockerfile import DockerfileError
 from brandpy.engine.errors import EngineError, InvalidParameter, NotImplementedHere
-from brandpy.engine import images_api
 from brandpy.engine.images_api import check_ref
 from brandpy.images.fsutil import rmtree
 from brandpy.images.store import StoreError

@@ -3,10 +3,9 @@ remove, and the filesystem endpoints (archive, export, changes)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 

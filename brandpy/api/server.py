@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -54,10 +54,7 @@ async def docker_errors(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         resp = await handler(request)
     except EngineError as exc:
-        if exc.status == 304:
-            resp = web.Response(status=304)
-        else:
-            resp = error(exc.status, exc.message)
+        resp = web.Response(status=304) if exc.status == 304 else error(exc.status, exc.message)
     except ImageNotFound as exc:
         resp = error(404, str(exc))
     except StoreConflict as exc:
@@ -83,8 +80,16 @@ async def docker_errors(request: web.Request, handler: Handler) -> web.StreamRes
 def make_app(eng: Engine, adapters: Chain | None = None) -> web.Application:
     """The API; with adapters, their chain runs around every request."""
     from . import adapters as adapterlib
-    from . import (brandpy_routes, build_routes, container_routes, exec_routes, image_routes,
-                   network_routes, system_routes, volume_routes)
+    from . import (
+        brandpy_routes,
+        build_routes,
+        container_routes,
+        exec_routes,
+        image_routes,
+        network_routes,
+        system_routes,
+        volume_routes,
+    )
 
     middlewares = [adapterlib.run_adapters, docker_errors] if adapters else [docker_errors]
     app = web.Application(middlewares=middlewares, client_max_size=JSON_LIMIT,

@@ -210,10 +210,9 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: str, no_overwri
             old = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
         except FileNotFoundError:
             old = None
-        if old is not None and no_overwrite_dir:
-            if stat.S_ISDIR(old.st_mode) != m.isdir():
-                raise InvalidParameter(f"cannot overwrite {'directory' if m.isdir() else 'non-directory'} "
-                                       f"{m.name!r} with {'non-directory' if m.isdir() else 'directory'}")
+        if old is not None and no_overwrite_dir and stat.S_ISDIR(old.st_mode) != m.isdir():
+            raise InvalidParameter(f"cannot overwrite {'directory' if m.isdir() else 'non-directory'} "
+                                   f"{m.name!r} with {'non-directory' if m.isdir() else 'directory'}")
         if m.isdir():
             if old is not None and not stat.S_ISDIR(old.st_mode):
                 os.unlink(name, dir_fd=dirfd)

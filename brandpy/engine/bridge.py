@@ -8,7 +8,8 @@ import asyncio
 import io
 import queue
 import threading
-from typing import Any, BinaryIO, Callable
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 from .errors import EngineError
 

@@ -108,8 +108,8 @@ def parse_mount(m: dict) -> MountSpec:
     kind = m.get("Type") or "volume"
     target = m.get("Target") or ""
     if not target:
-        raise InvalidParameter("invalid mount config for type \"%s\": field Target must not be "
-                               "empty" % kind)
+        raise InvalidParameter(f"invalid mount config for type \"{kind}\": field Target must not be "
+                               "empty")
     rw = not m.get("ReadOnly")
     source = m.get("Source") or ""
     if kind == "bind":
@@ -168,10 +168,7 @@ def security_options(opts: list[str], cdir_profile: str) -> tuple[str, list[str]
     for opt in opts:
         key, sep, value = opt.partition("=" if "=" in opt else ":")
         if key == "seccomp":
-            if value in ("unconfined", "builtin", "default"):
-                seccomp = value
-            else:
-                seccomp = cdir_profile
+            seccomp = value if value in ("unconfined", "builtin", "default") else cdir_profile
         elif key == "no-new-privileges":
             continue    # always in effect: the supervisor sets PR_SET_NO_NEW_PRIVS
         elif key in ("apparmor", "label", "systempaths", "writable-cgroups"):

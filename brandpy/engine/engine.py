@@ -16,8 +16,8 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from brandpy.images import rootfs as rootfslib
 from brandpy.images.fsutil import atomic_write, atomic_write_json, rmtree
@@ -29,11 +29,21 @@ from brandpy.runtime.sandbox import SandboxConfig, etc_files
 from . import logs as logslib
 from . import research, shimproto, timefmt
 from .attach import proxy
-from .create import (Mounts, allocate_ports, check_restart_policy, container_mounts, cpuset,
-                     devices, parse_signal, port_bindings, seccomp_profile_text,
-                     security_options, ulimits, unenforced)
-from .errors import (Conflict, EngineError, Forbidden, InvalidParameter, NotFound,
-                     NotModified)
+from .create import (
+    Mounts,
+    allocate_ports,
+    check_restart_policy,
+    container_mounts,
+    cpuset,
+    devices,
+    parse_signal,
+    port_bindings,
+    seccomp_profile_text,
+    security_options,
+    ulimits,
+    unenforced,
+)
+from .errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, NotModified
 from .events import Events
 from .filters import Filters
 from .names import new_id, random_name, valid_name

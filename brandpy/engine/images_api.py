@@ -10,7 +10,8 @@ import base64
 import binascii
 import json
 import urllib.request
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from brandpy.images import archive, commit, importer, pull, push, reference
 from brandpy.images.auth import Credentials

@@ -10,9 +10,10 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 from . import timefmt
 

@@ -6,10 +6,9 @@ shared, so there is no per-container interface to count)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import asyncio
 import os
+from typing import TYPE_CHECKING
 
 from . import timefmt
 from .errors import EngineError

@@ -17,6 +17,7 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from brandpy.images.fsutil import atomic_write_json
 
 from .errors import InvalidParameter, NotFound

@@ -21,15 +21,16 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from brandpy.images.fsutil import atomic_write_json
 from brandpy.runtime.container import Container, ContainerError
-from brandpy.runtime.native_engine import block_sigchld
 from brandpy.runtime.devices import Device
+from brandpy.runtime.native_engine import block_sigchld
 from brandpy.runtime.sandbox import PortMapping, SandboxConfig, Ulimit, Volume
 from brandpy.runtime.stats import LedgerEntry
 

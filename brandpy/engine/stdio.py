@@ -10,8 +10,8 @@ import fcntl
 import os
 import struct
 import termios
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from . import shimproto
 from .logs import LogWriter

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import os
 import platform
 import socket
 import sys
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 from brandpy.images import rootfs
 

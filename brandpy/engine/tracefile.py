@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import IO, AsyncIterator, Callable
+from typing import IO
 
 from brandpy.runtime.trace import text_line
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from . import timefmt
 from .errors import InvalidParameter
@@ -188,6 +188,4 @@ def matches(rec: Record, f: Filters, resolve_image: Callable[[str], str | None],
             any(b.get("HostPort") == p.split("/")[0] for b in bindings or [])
             for p in f.get("publish") for bindings in ports(rec).values()):
         return False
-    if "health" in f and "none" not in f.get("health"):
-        return False
-    return True
+    return not ("health" in f and "none" not in f.get("health"))

@@ -7,8 +7,8 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from brandpy.images.fsutil import atomic_write_json, rmtree
 from brandpy.images.layers import MARKER

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime
 import posixpath
 import tarfile
+from datetime import datetime
 from typing import BinaryIO
 
 from brandpy.images import manifests as mf
 from brandpy.images import ocilayout, reference
 from brandpy.images.compression import STREAM_ERRORS, HashingReader, decompressed, detect
 from brandpy.images.layers import LayerError, split_name
-from brandpy.images.store import (DigestMismatch, LayerRecord, Store, StoreError, Transaction,
-                                  sha256_bytes)
+from brandpy.images.store import DigestMismatch, LayerRecord, Store, StoreError, Transaction, sha256_bytes
 
 
 class ArchiveError(StoreError):
@@ -233,7 +232,7 @@ def _load_manifest_json(txn: Transaction, files: _ArchiveFiles) -> list[tuple[st
             raise ArchiveError(f"{cfg_name}: manifest.json lists {len(layers)} layers but the config has "
                                f"{len(diff_ids)} diff_ids")
         records = []
-        for i, (lname, diff_id) in enumerate(zip(layers, diff_ids)):
+        for lname, diff_id in zip(layers, diff_ids, strict=True):
             digest, size = files.stage(lname, None)
             name = f"layer {lname}"
             if txn.has_layer(diff_id):

@@ -52,7 +52,7 @@ def human_duration(seconds: float) -> str:
 def table(rows: list[list[str]], out: TextIO) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        out.write("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+        out.write("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
 
 
 def _store(args: argparse.Namespace) -> Store:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from brandpy.images import changes as changelib
 from brandpy.images import rootfs as rootfslib

@@ -7,7 +7,8 @@ import hashlib
 import io
 import lzma
 import zlib
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
 import zstandard
 

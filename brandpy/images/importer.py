@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import BinaryIO, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import BinaryIO
 
 from brandpy.images import changes as changelib
 from brandpy.images.compression import decompressed
@@ -13,7 +14,7 @@ OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_config(diff_ids: list[str], container_config: dict, *, comment: str = "",

@@ -21,9 +21,10 @@ import errno
 import os
 import stat
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from brandpy import fsmeta
 from brandpy.images.compression import STREAM_ERRORS, HashingReader, decompressed
@@ -116,7 +117,7 @@ def _remove_at(dir_fd: int, name: str) -> None:
     if not stat.S_ISDIR(st.st_mode):
         os.unlink(name, dir_fd=dir_fd)
         return
-    if not os.geteuid() == 0:
+    if os.geteuid() != 0:
         os.chmod(name, stat.S_IMODE(st.st_mode) | 0o700, dir_fd=dir_fd, follow_symlinks=False)
     fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
     try:

@@ -81,14 +81,11 @@ def import_manifest(txn: Transaction, src: Source, raw: bytes, digest: str, what
         raise StoreError(f"{what}: the manifest lists {len(m.get('layers', []))} layers but the "
                          f"config has {len(diff_ids)} diff_ids")
     records = []
-    for i, (desc, diff_id) in enumerate(zip(m["layers"], diff_ids)):
+    for i, (desc, diff_id) in enumerate(zip(m["layers"], diff_ids, strict=True)):
         mf.layer_compression(desc["mediaType"])
         blob, size = src.stage(blob_name(desc["digest"]), desc["digest"])
         name = f"{what} layer {i + 1} ({desc['digest'][7:19]})"
-        if txn.has_layer(diff_id):
-            usize = txn.layer_size(diff_id)
-        else:
-            usize = txn.unpack_blob(blob, diff_id, name).size
+        usize = txn.layer_size(diff_id) if txn.has_layer(diff_id) else txn.unpack_blob(blob, diff_id, name).size
         records.append(LayerRecord(diff_id, usize, blob, desc["mediaType"], size))
     manifest = txn.put_bytes(raw, digest, what="manifest")
     return txn.add_image(config_raw, records, manifest=(manifest, mf.media_type_of(raw)))

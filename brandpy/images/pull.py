@@ -10,8 +10,8 @@ from __future__ import annotations
 import http.client
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from brandpy.images import manifests as mf
 from brandpy.images import reference
@@ -77,9 +77,9 @@ def pull(store: Store, name: str, *, progress: Progress | None = None, creds: Cr
     existed = image_id in store.records()
 
     with store.transaction() as txn:
-        todo = [(desc, diff_id) for desc, diff_id in zip(layer_descs, diff_ids)
+        todo = [(desc, diff_id) for desc, diff_id in zip(layer_descs, diff_ids, strict=True)
                 if txn.blob_path(desc["digest"]) is None or not txn.has_layer(diff_id)]
-        for desc, diff_id in zip(layer_descs, diff_ids):
+        for desc, diff_id in zip(layer_descs, diff_ids, strict=True):
             # Docker lists no layers at all for an image it already has.
             if (desc, diff_id) in todo:
                 emit({"status": "Pulling fs layer", "progressDetail": {}, "id": _short(desc["digest"])})
@@ -91,7 +91,7 @@ def pull(store: Store, name: str, *, progress: Progress | None = None, creds: Cr
             else:
                 emit({"status": "Download complete", "progressDetail": {}, "id": _short(desc["digest"])})
         records = []
-        for desc, diff_id in zip(layer_descs, diff_ids):
+        for desc, diff_id in zip(layer_descs, diff_ids, strict=True):
             lid = _short(desc["digest"])
             if txn.has_layer(diff_id):
                 size = txn.layer_size(diff_id)

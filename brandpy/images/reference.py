@@ -50,10 +50,10 @@ class Reference:
         return self.familiar_name + (f":{self.tag}" if self.tag else "") + (
             f"@{self.digest}" if self.digest else "")
 
-    def with_tag(self, tag: str | None) -> "Reference":
+    def with_tag(self, tag: str | None) -> Reference:
         return Reference(self.domain, self.path, tag, None)
 
-    def with_digest(self, digest: str) -> "Reference":
+    def with_digest(self, digest: str) -> Reference:
         return Reference(self.domain, self.path, None, digest)
 
     @property

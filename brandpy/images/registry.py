@@ -10,7 +10,8 @@ import json
 import socket
 import ssl
 import urllib.parse
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
 from brandpy.images import manifests as mf
 from brandpy.images.auth import Credentials, parse_challenge

@@ -21,14 +21,15 @@ import os
 import stat
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator, Union
+from typing import BinaryIO
 
 from brandpy import fsmeta
 from brandpy.images.layers import MARKER, WHITEOUT_PREFIX
 from brandpy.images.tree import copy_dir_meta
 
-PathOrFd = Union[str, bytes, os.PathLike, int]
+PathOrFd = str | bytes | os.PathLike | int
 
 
 def create(image_tree: Path, dest: Path) -> None:

@@ -26,9 +26,10 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 from brandpy import datadir
 from brandpy.images import layers as layerlib
@@ -87,7 +88,7 @@ class ImageRecord:
     last_tag_time: float = 0.0
 
     @classmethod
-    def from_json(cls, d: dict) -> "ImageRecord":
+    def from_json(cls, d: dict) -> ImageRecord:
         d = dict(d)
         d["layers"] = [LayerRecord(**x) for x in d["layers"]]
         return cls(**d)
@@ -370,7 +371,7 @@ class Store:
         return True
 
     # ---- writing ----------------------------------------------------------
-    def transaction(self) -> "Transaction":
+    def transaction(self) -> Transaction:
         return Transaction(self)
 
 
@@ -392,7 +393,7 @@ class Transaction:
         self._sizes: dict[str, int] = {}
         self.replaced_tags: list[tuple[str, str]] = []  # (familiar ref, old image ID) after commit
 
-    def __enter__(self) -> "Transaction":
+    def __enter__(self) -> Transaction:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001

@@ -55,9 +55,8 @@ def _apply(src: Path, dst: Path, times: list[tuple[Path, os.stat_result]]) -> No
             for child in os.listdir(dfd):
                 _remove_at(dfd, child)
         for e in entries:
-            if e.name.startswith(WHITEOUT_PREFIX):
-                if e.name != OPAQUE:
-                    _remove_at(dfd, e.name[len(WHITEOUT_PREFIX):])
+            if e.name.startswith(WHITEOUT_PREFIX) and e.name != OPAQUE:
+                _remove_at(dfd, e.name[len(WHITEOUT_PREFIX):])
         for e in entries:
             if e.name.startswith(WHITEOUT_PREFIX):
                 continue

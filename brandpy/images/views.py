@@ -1,7 +1,7 @@
 """Images as the Docker Engine API shows them: inspect, list summary, history."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from brandpy.images.store import Image
 
@@ -33,7 +33,7 @@ def inspect(image: Image) -> dict:
         "Size": image.size,
         "GraphDriver": {"Name": "brandpy", "Data": {"RootDir": str(image.tree)}},
         "RootFS": {"Type": "layers", "Layers": image.diff_ids},
-        "Metadata": {"LastTagTime": datetime.fromtimestamp(last_tag, timezone.utc).isoformat().replace(
+        "Metadata": {"LastTagTime": datetime.fromtimestamp(last_tag, UTC).isoformat().replace(
             "+00:00", "Z") if last_tag else "0001-01-01T00:00:00Z"},
     }
 

@@ -15,8 +15,8 @@ import socket
 import struct
 import termios
 import tty
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from .errors import OciError
 

@@ -65,7 +65,7 @@ def list_containers(opts: Options, fmt: str, quiet: bool) -> str:
     rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])
              for s in found]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "".join("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n"
+    return "".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n"
                    for r in rows)
 
 

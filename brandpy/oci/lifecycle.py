@@ -19,8 +19,7 @@ from .console import open_pty, relay, send_console, send_pidfd
 from .errors import NotExist, OciError
 from .hooks import run_hooks
 from .options import Options
-from .state import (CREATED, LIVE, PAUSED, RUNNING, STOPPED, ContainerDir, atomic_write,
-                    new_state, oci_view)
+from .state import CREATED, LIVE, PAUSED, RUNNING, STOPPED, ContainerDir, atomic_write, new_state, oci_view
 
 SYNC_TIMEOUT = 120.0      # the monitor builds the sandbox and spawns the entrypoint
 KILL_TIMEOUT = 10.0       # delete --force waits this long, as runc does

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -35,7 +35,7 @@ class Log:
     def write(self, level: str, msg: str) -> None:
         if LEVELS.index(level) < self.min_level:
             return
-        now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
         now = now.replace("+00:00", "Z")   # RFC 3339, as Go's time.Time decodes it
         if self.fmt == "json":
             line = json.dumps({"level": level, "msg": msg, "time": now})

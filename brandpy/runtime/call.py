@@ -15,10 +15,11 @@ by the C loop (wrapped in place) in the native engine.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .linux import vm_read, vm_write
 from .errors import Errno
+from .linux import vm_read, vm_write
 from .process import Process
 
 if TYPE_CHECKING:

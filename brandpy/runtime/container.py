@@ -7,25 +7,24 @@ from __future__ import annotations
 import errno
 import os
 import signal
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Callable
 
 from .devices import DeviceError
 from .identity import Cred, UserError, resolve_user
 from .inject import Injector
+from .linux import SECCOMP_FILTER_FLAG_NEW_LISTENER
 from .mounts import Mount
-from .replay import ADDR_NO_RANDOMIZE, SYS_getrandom, TIME_CALLS, Replay
-from .trace import Tracer
+from .native_engine import NativeSupervisor, notifications_supported
 from .policy import PolicyError, cap_mask
+from .replay import ADDR_NO_RANDOMIZE, TIME_CALLS, Replay, SYS_getrandom
 from .run_setup import ContainerError, default_env, find_command, merge_env, prepare_workdir
 from .sandbox import Sandbox, SandboxConfig
 from .spawn import spawn
 from .stats import LedgerEntry, as_dict
-from .linux import SECCOMP_FILTER_FLAG_NEW_LISTENER
-from .native_engine import NativeSupervisor, notifications_supported
 from .supervisor import Supervisor
-
+from .trace import Tracer
 
 ENGINES = ("native", "python")
 

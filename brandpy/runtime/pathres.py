@@ -25,9 +25,9 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .errors import Errno
 from .linux import AT_FDCWD
 from .mounts import Mount, MountTable, join, split
-from .errors import Errno
 from .process import Process
 
 if TYPE_CHECKING:

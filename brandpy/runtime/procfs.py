@@ -15,7 +15,8 @@ import os
 import re
 import shutil
 import tempfile
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .mounts import Mount, split
 

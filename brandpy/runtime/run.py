@@ -9,8 +9,8 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from .container import Container, Research
 from .native_engine import block_sigchld

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 
-from .mounts import split
 from .errors import Errno
 from .identity import home_of
+from .mounts import split
 from .process import Process
 from .sandbox import Sandbox
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .devices import DEFAULT_DEVICES, DEV_LINKS, Device
+from .errors import Errno
 from .identity import Cred, resolve_user
 from .linux import pidfd_getfd, pidfd_open
 from .mounts import Mount, MountTable, split
@@ -21,10 +22,10 @@ from .pathres import Resolver
 from .pids import PidMap
 from .policy import capabilities, profile_for
 from .ports import PortMap
-from .procfs import ProcFS
-from .errors import Errno
 from .process import Process
+from .procfs import ProcFS
 from .stats import Ledger, Stats
+
 
 @dataclass(frozen=True)
 class Volume:

@@ -12,10 +12,15 @@ from __future__ import annotations
 import errno
 import struct
 from dataclasses import dataclass
-from typing import Union
 
-from .linux import (AUDIT_ARCH_X86_64, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO,
-                    SECCOMP_RET_TRACE, SECCOMP_RET_USER_NOTIF, X32_SYSCALL_BIT)
+from .linux import (
+    AUDIT_ARCH_X86_64,
+    SECCOMP_RET_ALLOW,
+    SECCOMP_RET_ERRNO,
+    SECCOMP_RET_TRACE,
+    SECCOMP_RET_USER_NOTIF,
+    X32_SYSCALL_BIT,
+)
 
 # classic BPF opcodes
 LD_W_ABS = 0x20
@@ -41,6 +46,9 @@ def ret_errno(err: int) -> int:
     return SECCOMP_RET_ERRNO | (err & 0xFFFF)
 
 
+RET_ENOSYS = ret_errno(errno.ENOSYS)
+
+
 def ret_trace(data: int = 0) -> int:
     return SECCOMP_RET_TRACE | (data & 0xFFFF)
 
@@ -57,12 +65,12 @@ class ArgTest:
     arg: int
     op: str                  # eq | ge | gt | set | eq64
     value: int
-    then: "Action"
-    otherwise: "Action"
+    then: Action
+    otherwise: Action
     mask: int = 0xFFFFFFFF
 
 
-Action = Union[int, ArgTest]
+Action = int | ArgTest
 Insn = tuple[int, int, int, int]
 
 
@@ -101,8 +109,8 @@ def _search(runs: list[tuple[int, Action]]) -> list[Insn]:
     return [_insn(JGE, boundary, jt=0, jf=1), _insn(JA, len(left))] + left + right
 
 
-def compile_filter(actions: dict[int, Action], default: Action = ret_errno(errno.ENOSYS),
-                   foreign_arch: int = ret_errno(errno.ENOSYS)) -> bytes:
+def compile_filter(actions: dict[int, Action], default: Action = RET_ENOSYS,
+                   foreign_arch: int = RET_ENOSYS) -> bytes:
     """actions: syscall number -> action; numbers not listed get `default`."""
     top = max(actions) + 1 if actions else 0
     runs: list[tuple[int, Action]] = []

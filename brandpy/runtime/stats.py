@@ -4,8 +4,8 @@ and how many ptrace stops it cost (the number that dominates speed)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass

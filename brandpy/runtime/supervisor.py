@@ -18,22 +18,34 @@ import threading
 import time
 import traceback
 from collections import deque
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 
 from . import linux
 from .call import ARG_REGS, Call, args_of
-from .linux import (PTRACE_CONT, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK,
-                    PTRACE_EVENT_SECCOMP, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK,
-                    PTRACE_INTERRUPT, PTRACE_LISTEN, PTRACE_SYSCALL, STOP_SIGNALS, WALL,
-                    WNOTHREAD)
 from .errors import Errno, StrictViolation, warn
 from .identity import Cred
 from .inject import Injection, Injector
+from .linux import (
+    PTRACE_CONT,
+    PTRACE_EVENT_CLONE,
+    PTRACE_EVENT_EXEC,
+    PTRACE_EVENT_FORK,
+    PTRACE_EVENT_SECCOMP,
+    PTRACE_EVENT_STOP,
+    PTRACE_EVENT_VFORK,
+    PTRACE_INTERRUPT,
+    PTRACE_LISTEN,
+    PTRACE_SYSCALL,
+    STOP_SIGNALS,
+    WALL,
+    WNOTHREAD,
+)
+from .process import Process
 from .replay import Replay
 from .trace import Tracer, format_call
-from .process import Process
 
 if TYPE_CHECKING:
     from syscalls.effective import Effective
@@ -520,7 +532,7 @@ class Supervisor:
         new_nr, new_args, old_nr, old_args = last
         if regs.orig_rax == new_nr and args_of(regs) == new_args:
             regs.orig_rax = old_nr
-            for name, value in zip(ARG_REGS, old_args):
+            for name, value in zip(ARG_REGS, old_args, strict=True):
                 setattr(regs, name, value)
 
     def dispatch(self, call: Call, data: int = 0) -> int | None:

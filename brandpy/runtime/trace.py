@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import errno
 import json
-import time
 import os
+import time
 from ctypes import sizeof
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING

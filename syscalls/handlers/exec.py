@@ -15,8 +15,8 @@ import stat
 
 from brandpy.runtime import binfmt
 from brandpy.runtime.call import Call
-from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from brandpy.runtime.errors import Errno
+from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from brandpy.runtime.process import COMM_LEN, ExecImage
 
 from .paths import read_path

@@ -178,10 +178,10 @@ def _chown(call: Call, host: bytes, readonly: bool, follow: bool, uid: int, gid:
     st = _lstat(host, follow)
     old = view(host, st)
     c = call.proc.cred
-    if not c.capable("CAP_CHOWN"):
-        if (uid != -1 and uid != old.uid) or c.fsuid != old.uid or \
-                (gid != -1 and gid != old.gid and gid not in c.groups and gid != c.fsgid):
-            raise Errno(errno.EPERM)
+    if not c.capable("CAP_CHOWN") and (
+            (uid != -1 and uid != old.uid) or c.fsuid != old.uid
+            or (gid != -1 and gid != old.gid and gid not in c.groups and gid != c.fsgid)):
+        raise Errno(errno.EPERM)
     new_uid = old.uid if uid == -1 else uid
     new_gid = old.gid if gid == -1 else gid
     mode = old.mode

@@ -9,13 +9,12 @@ import os
 import struct
 
 from brandpy.runtime.call import Call
+from brandpy.runtime.errors import Errno
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW
 from brandpy.runtime.pathres import _MAGIC, Resolved
-from brandpy.runtime.errors import Errno
 
 from . import fakefs
-from .paths import (check_fd_writable, exists, private, private_fd, read_path, resolve,
-                    rewrite, translate)
+from .paths import check_fd_writable, exists, private, private_fd, read_path, resolve, rewrite, translate
 
 O_ACCMODE = 0o3
 O_CREAT = 0o100

@@ -17,9 +17,9 @@ import errno
 import struct
 
 from brandpy.runtime.call import Call
+from brandpy.runtime.errors import Errno
 from brandpy.runtime.identity import Cred
 from brandpy.runtime.policy import CAP_NUMBERS, cap_mask
-from brandpy.runtime.errors import Errno
 from brandpy.runtime.seccomp import compile_filter, ret_allow
 
 TRAP_DATA = 0xB7

@@ -9,10 +9,10 @@ import stat
 
 from brandpy.images import rootfs
 from brandpy.runtime.call import Call
+from brandpy.runtime.errors import Errno
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD
 from brandpy.runtime.mounts import Mount
 from brandpy.runtime.pathres import Resolved
-from brandpy.runtime.errors import Errno
 
 
 def read_path(call: Call, i: int) -> bytes:

@@ -16,8 +16,8 @@ import errno
 import os
 import stat
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from brandpy.runtime.call import Call, Inject
 from brandpy.runtime.errors import Errno
@@ -65,7 +65,7 @@ def as_tracee(call: Call) -> Iterator[None]:
         libc.syscall(SYS_setgroups, len(old_groups), saved)
 
 
-def _performed(handler: Callable[[Call], "int | None"]) -> Callable[[Call], "int | None"]:
+def _performed(handler: Callable[[Call], int | None]) -> Callable[[Call], int | None]:
     def perform(call: Call) -> int | None:
         with as_tracee(call):
             return handler(call)

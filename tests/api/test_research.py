@@ -34,7 +34,7 @@ def test_trace_of_ls_reads_as_strace_and_adds_up_to_the_stats(daemon, engine):
         assert (status, ctype) == (200, "text/plain; charset=utf-8")
         lines = body.decode().splitlines()
         parsed = [LINE.match(line) for line in lines]
-        assert all(parsed), [line for line, m in zip(lines, parsed) if not m][:5]
+        assert all(parsed), [line for line, m in zip(lines, parsed, strict=True) if not m][:5]
         assert ' execve("/bin/ls", ["ls", "/"], ' in lines[0]
         assert lines[0].endswith(" = 0 <translated>")
         assert any(re.search(r'openat\(AT_FDCWD, "/", .*\) = 3 <translated>$', line)

@@ -8,7 +8,7 @@ import pytest
 from benchmarks.coverage_report import evidence, to_json, to_markdown
 from benchmarks.coverage_results import Attribution, CoverageResults, ModuleRun
 from benchmarks.ledger import LedgerRow
-from benchmarks.regrtest_records import RegrtestRun, CaseOutcome
+from benchmarks.regrtest_records import CaseOutcome, RegrtestRun
 from benchmarks.syscall_trace import FailedCall
 
 pytestmark = pytest.mark.bench

@@ -80,7 +80,7 @@ def legacy_archive(layers: list[bytes], repo_tags: list[str], compressions: list
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
         names = []
-        for i, (layer, how) in enumerate(zip(layers, compressions)):
+        for i, (layer, how) in enumerate(zip(layers, compressions, strict=True)):
             name = f"{i:064x}/layer.tar"
             add(name, compress(layer, how))
             names.append(name)

@@ -16,8 +16,7 @@ import zstandard
 
 from brandpy.images import archive, importer, layers, reference
 from brandpy.images.store import DigestMismatch, ImageNotFound, Store, StoreError
-from tests.images_store.helpers import (compress, legacy_archive, make_tar, sha,
-                                        store_listing, tree_listing)
+from tests.images_store.helpers import compress, legacy_archive, make_tar, sha, store_listing, tree_listing
 
 
 def test_reference_normalisation():

@@ -48,7 +48,8 @@ buf = io.BytesIO()
 rootfs.export(c2, buf)
 with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as t:
     m = {x.name.rstrip("/"): x for x in t.getmembers()}
-out["export"] = {n: [m[n].uid, m[n].gid, oct(m[n].mode), m[n].type.decode()] for n in ("owned", "dev/null", "fifo", "suid")}
+out["export"] = {n: [m[n].uid, m[n].gid, oct(m[n].mode), m[n].type.decode()]
+                 for n in ("owned", "dev/null", "fifo", "suid")}
 s.remove("wh:test")
 print(json.dumps(out))
 """

@@ -77,7 +77,7 @@ def test_proc_of_host_processes_is_hidden(brandpy, jail):
 
 def test_openat_with_dirfds(brandpy, jail):
     r = brandpy(jail, ["/usr/bin/probe", "openat-escape", "secret"])
-    lines = dict(l.split(": ") for l in r.out.splitlines())
+    lines = dict(line.split(": ") for line in r.out.splitlines())
     # resolved inside the container: the guest's /secret opens (an fd number)
     for key in ("openat-root", "openat-tmp", "openat2"):
         assert lines[key].isdigit(), r

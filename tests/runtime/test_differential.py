@@ -32,7 +32,7 @@ sh -c 'exit 42'; echo "child $?"
 x=$( (echo inner; exit 5) ); echo "$x $?"
 echo $(( 6 * 7 )) > calc; cat calc
 test -d d1/d2 && echo isdir; test -e nope || echo nofile
-mv d1 renamed; ls; cd renamed/d2/d3 && pwd && cd ../../.. 
+mv d1 renamed; ls; cd renamed/d2/d3 && pwd && cd ../../..
 chmod 600 calc; ls -l calc | cut -c1-10
 for i in 1 2 3; do echo "loop $i"; done | tail -1
 cd / && rm -rf $d && echo cleaned

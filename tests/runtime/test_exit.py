@@ -89,9 +89,9 @@ def test_stats_show_one_stop_per_trapped_call(brandpy, busybox):
                    "--stats")
     assert r.status == 0
     lines = r.err.splitlines()
-    rows = [l.split() for l in lines[1:lines.index(next(l for l in lines if l.startswith("total")))]]
+    rows = [line.split() for line in lines[1:lines.index(next(x for x in lines if x.startswith("total")))]]
     assert len(rows) >= 3
-    for name, calls, exit_stops, *_ in rows:
+    for name, _calls, exit_stops, *_ in rows:
         if name not in NEEDS_EXIT_STOP:
             assert exit_stops == "0", f"{name} took a second stop"
     assert "wait4" in {row[0] for row in rows}

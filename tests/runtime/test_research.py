@@ -15,14 +15,14 @@ def test_trace_reads_like_strace(brandpy, busybox, outdir):
     r = brandpy(busybox, ["/bin/ls", "/"], "--trace", str(out))
     assert r.status == 0 and "etc" in r.out.split()
     lines = out.read_text().splitlines()
-    execve = next(l for l in lines if " execve(" in l)
+    execve = next(line for line in lines if " execve(" in line)
     assert execve.startswith("[pid     1] ")
     assert 'execve("/bin/ls", ["/bin/ls", "/"], ["PATH=' in execve
     assert execve.endswith("= 0 <translated>")
-    opens = [l for l in lines if ' openat(AT_FDCWD, "/", O_RDONLY|' in l]
+    opens = [line for line in lines if ' openat(AT_FDCWD, "/", O_RDONLY|' in line]
     assert opens and opens[0].split(" = ")[1].split()[0].isdigit()
-    assert any(" getpid() = 1 <emulated>" in l or "getpid" not in l for l in lines)
-    prctl = next(l for l in lines if " prctl(" in l)     # busybox asks for its name
+    assert any(" getpid() = 1 <emulated>" in line or "getpid" not in line for line in lines)
+    prctl = next(line for line in lines if " prctl(" in line)     # busybox asks for its name
     assert " prctl(PR_GET_NAME, 0x" in prctl, prctl
 
 
@@ -45,7 +45,7 @@ def test_stats_add_up_to_the_trace(brandpy, busybox, outdir):
                    "--trace", str(trace), "--trace-json", "--trace-all", "--stats-json",
                    str(stats))
     assert r.status != 0   # mount fails, as it should
-    records = [json.loads(l) for l in trace.read_text().splitlines()]
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
     traced = Counter(rec["syscall"] for rec in records)
     counted = {name: s["Calls"] for name, s in json.loads(stats.read_text())["Syscalls"].items()}
     assert traced == counted
@@ -59,7 +59,7 @@ def test_stats_add_up_to_the_trace(brandpy, busybox, outdir):
 def test_trace_filter_and_follow(brandpy, busybox):
     r = brandpy.sh(busybox, "cat /etc/hostname >/dev/null; true", "--trace", "-",
                    "--trace-filter", "execve")
-    assert [l.split(") = ")[1] for l in r.err.splitlines() if "execve(" in l] == \
+    assert [line.split(") = ")[1] for line in r.err.splitlines() if "execve(" in line] == \
         ["0 <translated>", "0 <translated>"]
 
 

@@ -69,9 +69,9 @@ def test_engines_agree_call_by_call(world_tmp, probe_bin, busybox_image, unpriv_
             rootfs = copy_rootfs(busybox_image, world_tmp / "corpus-chroot")
             install_probe(rootfs, probe_bin)
             native_ref = chroot_run(rootfs, ["/usr/bin/probe", "corpus"]).out
-            mine = [l for l in outputs["python"].splitlines() if "/proc/self" not in l
-                    and not l.startswith("getpid")]
-            ref = [l for l in native_ref.splitlines() if "/proc/self" not in l
-                   and not l.startswith("getpid")]
+            mine = [line for line in outputs["python"].splitlines() if "/proc/self" not in line
+                    and not line.startswith("getpid")]
+            ref = [line for line in native_ref.splitlines() if "/proc/self" not in line
+                   and not line.startswith("getpid")]
             assert mine == ref
             assert len(ref) > 250
