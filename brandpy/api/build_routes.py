@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from brandpy import pathnames
 from brandpy.engine import images_api
 from brandpy.engine.bridge import consume
 from brandpy.engine.build import builder as builderlib
@@ -98,8 +99,11 @@ async def build(request: web.Request) -> web.StreamResponse:
 
 
 def _read_dockerfile(context: Path, name: str) -> str:
-    path = (context / name).resolve()
-    if not str(path).startswith(str(context.resolve()) + "/") or not path.is_file():
+    try:
+        path = pathnames.inside(context, name)
+    except pathnames.InvalidName:
+        path = context      # not a file: the same message as a missing one
+    if not path.is_file():
         raise DockerfileError(f"Cannot locate specified Dockerfile: {name}")
     return path.read_text()
 

@@ -15,6 +15,7 @@ from brandpy.engine.engine import Engine
 from brandpy.engine.errors import EngineError
 from brandpy.images.store import Conflict as StoreConflict
 from brandpy.images.store import ImageNotFound, StoreError
+from brandpy.pathnames import InvalidName
 
 from .adapter_config import Chain
 from .http import API_VERSION, JSON_LIMIT, MIN_API_VERSION, docker_headers, error
@@ -55,6 +56,8 @@ async def docker_errors(request: web.Request, handler: Handler) -> web.StreamRes
         resp = await handler(request)
     except EngineError as exc:
         resp = web.Response(status=304) if exc.status == 304 else error(exc.status, exc.message)
+    except InvalidName as exc:
+        resp = error(400, str(exc))
     except ImageNotFound as exc:
         resp = error(404, str(exc))
     except StoreConflict as exc:

@@ -9,13 +9,13 @@ import signal
 import socket
 from dataclasses import dataclass, field
 
+from brandpy import pathnames
 from brandpy.runtime.container import parse_cpuset
 from brandpy.runtime.devices import Device
 from brandpy.runtime.run_setup import ContainerError
 from brandpy.runtime.sandbox import Ulimit
 
 from .errors import InvalidParameter
-from .names import valid_name
 
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 
@@ -93,11 +93,7 @@ def parse_bind(text: str) -> MountSpec:
     mode = ",".join(opts)
     if src.startswith("/"):
         return MountSpec("bind", dst, posixpath.normpath(src), rw, mode)
-    if not valid_name(src):
-        raise InvalidParameter(f"create {src}: \"{src}\" includes invalid characters for a local "
-                               "volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If "
-                               "you intended to pass a host directory, use absolute path")
-    return MountSpec("volume", dst, src, rw, mode)
+    return MountSpec("volume", dst, pathnames.volume_name(src), rw, mode)
 
 
 def parse_mount(m: dict) -> MountSpec:
@@ -118,7 +114,7 @@ def parse_mount(m: dict) -> MountSpec:
                                    f"path: '{source}' mount path must be absolute")
         return MountSpec("bind", target, posixpath.normpath(source), rw)
     if kind == "volume":
-        return MountSpec("volume", target, source, rw)
+        return MountSpec("volume", target, source and pathnames.volume_name(source), rw)
     if kind == "tmpfs":
         if source:
             raise InvalidParameter("invalid mount config for type \"tmpfs\": field Source "

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from brandpy import pathnames
 from brandpy.images import rootfs as rootfslib
 from brandpy.images.fsutil import atomic_write, atomic_write_json, rmtree
 from brandpy.images.runconfig import merge_image_config
@@ -46,7 +47,7 @@ from .create import (
 from .errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, NotModified
 from .events import Events
 from .filters import Filters
-from .names import new_id, random_name, valid_name
+from .names import new_id, random_name
 from .networks import BUILTIN, Networks, endpoint
 from .records import Record, Table
 from .shim import SPEC
@@ -136,10 +137,7 @@ class Engine:
         body = check(body, CREATE_BODY, "ContainerConfigWrapper")
         host_config = dict(body.get("HostConfig") or {})
         cfg = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
-        if name and not valid_name(name):
-            raise InvalidParameter(f"Invalid container name ({name}), only "
-                                   "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-        name = name.lstrip("/") if name else ""
+        name = pathnames.container_name(name) if name else ""
         if not cfg.get("Image"):
             raise InvalidParameter("no image specified: give an image to create the "
                                    "container from")
@@ -234,7 +232,7 @@ class Engine:
                     spec.source = vol["Name"]
                     source = vol["Mountpoint"]
                     if created or not any(Path(source).iterdir()):
-                        self.volumes.populate(vol["Name"], rec.rootfs / spec.destination.lstrip("/"))
+                        self.volumes.populate(vol["Name"], rec.rootfs, spec.destination)
                 elif spec.type == "bind" and not os.path.exists(spec.source):
                     os.makedirs(spec.source, exist_ok=True)   # as docker -v does
                 rec.mounts.append(spec.mount_point(source))
@@ -568,10 +566,7 @@ class Engine:
         self.refresh_hosts()
 
     async def rename(self, rec: Record, new: str) -> None:
-        new = new.lstrip("/")
-        if not valid_name(new):
-            raise InvalidParameter(f"Invalid container name ({new}), only "
-                                   "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        new = pathnames.container_name(new)
         if new == rec.name:
             raise Conflict("Renaming a container with the same name as its current name")
         other = self.containers.by_name(new)

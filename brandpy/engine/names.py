@@ -1,12 +1,10 @@
 """Container IDs and names: 64 hex digits, and Docker's adjective_surname
-style for containers created without --name."""
+style for containers created without --name (the grammar of names a
+client gives is brandpy.pathnames')."""
 
 from __future__ import annotations
 
-import re
 import secrets
-
-NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 _LEFT = ("admiring", "bold", "brave", "busy", "clever", "cool", "dazzling", "eager",
          "elastic", "festive", "focused", "gallant", "gifted", "happy", "hopeful",
@@ -26,7 +24,3 @@ def new_id() -> str:
 
 def random_name() -> str:
     return f"{secrets.choice(_LEFT)}_{secrets.choice(_RIGHT)}"
-
-
-def valid_name(name: str) -> bool:
-    return bool(NAME_RE.match(name))

@@ -14,12 +14,12 @@ import json
 import secrets
 from pathlib import Path
 
+from brandpy import pathnames
 from brandpy.images.fsutil import atomic_write_json
 
 from . import timefmt
 from .errors import Conflict, Forbidden, InvalidParameter, NotFound
 from .filters import Filters
-from .names import valid_name
 
 BUILTIN = {"bridge": "bridge", "host": "host", "none": "null"}
 
@@ -79,9 +79,7 @@ class Networks:
         name = body.get("Name")
         if not isinstance(name, str) or not name:
             raise InvalidParameter("network name is required")
-        if not valid_name(name):
-            raise InvalidParameter(f"invalid network name {name!r}: only "
-                                   "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        pathnames.network_name(name)
         driver = body.get("Driver") or "bridge"
         if driver != "bridge":
             raise InvalidParameter(f"network driver {driver!r} is not supported: brandpy "

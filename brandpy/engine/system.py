@@ -120,8 +120,7 @@ def disk_usage(engine: Engine, types: list[str]) -> dict:
         vols = []
         for vol in engine.volumes.all():
             users = engine.users_of_volume(vol["Name"])
-            vols.append({**vol, "UsageData": {"Size": usage(engine.volumes.root / vol["Name"]
-                                                            / "_data"),
+            vols.append({**vol, "UsageData": {"Size": usage(engine.volumes.data_path(vol["Name"])),
                                               "RefCount": len(users)}})
         out["Volumes"] = vols
     if "build-cache" in want:

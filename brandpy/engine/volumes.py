@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -10,13 +11,15 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from brandpy import pathnames
 from brandpy.images.fsutil import atomic_write_json, rmtree
 from brandpy.images.layers import MARKER
+from brandpy.runtime.errors import Errno
 
 from . import timefmt
 from .errors import Conflict, InvalidParameter, NotFound
 from .filters import Filters
-from .names import valid_name
+from .fsview import FsView
 
 META = "volume.json"
 
@@ -29,16 +32,20 @@ class Volumes:
             rmtree(leftover)
 
     def _dir(self, name: str) -> Path:
-        return self.root / name
+        """The volume's directory; only a name of Docker's grammar has one,
+        so no name reaches outside the volumes directory."""
+        return pathnames.child(self.root, pathnames.volume_name(name))
+
+    def data_path(self, name: str) -> Path:
+        return self._dir(name) / "_data"
 
     def exists(self, name: str) -> bool:
-        return (self._dir(name) / META).exists()
+        return pathnames.is_volume_name(name) and (self._dir(name) / META).exists()
 
     def get(self, name: str) -> dict:
-        try:
-            return json.loads((self._dir(name) / META).read_text())
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(f"get {name}: no such volume") from None
+        if not self.exists(name):
+            raise NotFound(f"get {name}: no such volume")
+        return json.loads((self._dir(name) / META).read_text())
 
     def create(self, name: str = "", driver: str = "local", labels: dict | None = None,
                options: dict | None = None, anonymous: bool = False) -> tuple[dict, bool]:
@@ -51,22 +58,25 @@ class Volumes:
                                    "brandpy volumes are plain directories: drop --opt")
         if not name:
             name, anonymous = secrets.token_hex(32), True
-        elif not valid_name(name):
-            raise InvalidParameter(f"create {name}: \"{name}\" includes invalid characters for a "
-                                   "local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are "
-                                   "allowed. If you intended to pass a host directory, use "
-                                   "absolute path")
+        final = self._dir(name)
         if self.exists(name):
             return self.get(name), False
-        tmp = self.root / f".tmp-{secrets.token_hex(6)}"
-        (tmp / "_data").mkdir(parents=True)
         vol = {"CreatedAt": timefmt.iso().split(".")[0] + "Z", "Driver": "local",
-               "Labels": dict(labels or {}), "Mountpoint": str(self._dir(name) / "_data"),
+               "Labels": dict(labels or {}), "Mountpoint": str(final / "_data"),
                "Name": name, "Options": None, "Scope": "local"}
         if anonymous:
             vol["Labels"]["com.docker.volume.anonymous"] = ""
-        atomic_write_json(tmp / META, vol)
-        os.rename(tmp, self._dir(name))
+        tmp = self.root / f".tmp-{secrets.token_hex(6)}"
+        try:
+            (tmp / "_data").mkdir(parents=True)
+            atomic_write_json(tmp / META, vol)
+            os.rename(tmp, final)
+        except BaseException as exc:
+            rmtree(tmp)
+            if (isinstance(exc, OSError) and exc.errno in (errno.EEXIST, errno.ENOTEMPTY)
+                    and self.exists(name)):
+                return self.get(name), False     # made by a concurrent create
+            raise
         return vol, True
 
     def all(self) -> list[dict]:
@@ -115,11 +125,16 @@ class Volumes:
             removed.append(vol["Name"])
         return removed, space
 
-    def populate(self, name: str, source: Path) -> None:
+    def populate(self, name: str, rootfs: Path, destination: str) -> None:
         """Docker copies the image's content at the mount point into an empty
-        volume the first time it is mounted."""
-        data = self._dir(name) / "_data"
-        if not source.is_dir() or source.is_symlink() or any(data.iterdir()):
+        volume the first time it is mounted; the mount point is resolved as
+        the container sees it, so an image's symlinks stay in its rootfs."""
+        data = self.data_path(name)
+        try:
+            source = Path(os.fsdecode(FsView(rootfs).resolve(destination).host))
+        except Errno:
+            return      # nothing there in the image
+        if not source.is_dir() or any(data.iterdir()):
             return
         shutil.copytree(source, data, symlinks=True, dirs_exist_ok=True,
                         copy_function=_private_copy)

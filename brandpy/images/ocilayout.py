@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
+from brandpy import pathnames
 from brandpy.images import manifests as mf
 from brandpy.images import reference
 from brandpy.images.fsutil import atomic_write, atomic_write_json
@@ -37,10 +38,10 @@ class DirSource:
         self.root, self.txn = root, txn
 
     def _path(self, name: str) -> Path:
-        path = (self.root / name).resolve()
-        if not path.is_relative_to(self.root.resolve()):
-            raise StoreError(f"{name!r} points outside the layout {self.root}")
-        return path
+        try:
+            return pathnames.inside(self.root, name)
+        except pathnames.InvalidName:
+            raise StoreError(f"{name!r} points outside the layout {self.root}") from None
 
     def read(self, name: str) -> bytes:
         path = self._path(name)

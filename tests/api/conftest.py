@@ -114,14 +114,21 @@ class Daemon:
         assert r.status == 0, r
         return r.out
 
-    def api(self, method: str, path: str, body: object = None) -> tuple[int, str, bytes]:
+    def api(self, method: str, path: str, body: object = None,
+            headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
         """A raw API request (for brandpy's own endpoints, which neither
-        client knows): status, Content-Type and body."""
+        client knows, and for requests no client would send): status,
+        Content-Type and body. A bytes body is sent as it is, anything
+        else as JSON."""
         conn = _UnixHTTP(str(self.sock))
         try:
-            data = None if body is None else json.dumps(body).encode()
-            conn.request(method, path, body=data,
-                         headers={"Content-Type": "application/json"} if data else {})
+            if isinstance(body, bytes):
+                data: bytes | None = body
+            else:
+                data = None if body is None else json.dumps(body).encode()
+                headers = {"Content-Type": "application/json", **(headers or {})} if data \
+                    else headers
+            conn.request(method, path, body=data, headers=headers or {})
             resp = conn.getresponse()
             return resp.status, resp.getheader("Content-Type", ""), resp.read()
         finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from brandpy.images.compression import decompressed
+from brandpy.images.fsutil import remove_any
 
 from .dockerfile import DockerfileError
 
@@ -82,7 +83,9 @@ def _regex(pattern: str) -> str:
 
 def unpack(src: BinaryIO, dest: Path) -> None:
     """Unpack the context tar into dest: no entry may leave it, links stay
-    links, and devices are skipped."""
+    links, and devices are skipped. An entry replaces what an earlier one
+    left at its name (a directory stays for a directory), as Docker's
+    unpacker does: writing through it would follow a symlink out."""
     stream, _ = decompressed(src)
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -99,6 +102,9 @@ def unpack(src: BinaryIO, dest: Path) -> None:
                         continue
                 if _through_symlink(dest, name):
                     raise DockerfileError(f"the build context has {m.name!r} below a symlink")
+                target = dest / name
+                if not (m.isdir() and target.is_dir() and not target.is_symlink()):
+                    remove_any(target)
                 tar.extract(m, dest, set_attrs=os.geteuid() == 0)
     except tarfile.TarError as exc:
         raise DockerfileError(f"the build context is not a valid tar archive ({exc})") from None
