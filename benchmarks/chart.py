@@ -66,7 +66,7 @@ def _micro(results: Results, ops: list[str], ax) -> None:
     for r in results.runners:
         cell = results.cell("micro", r)
         ok = cell is not None and cell.verdict not in ("failed", "timeout")
-        series[r] = [cell.metric(op) if ok else None for op in ops]
+        series[r] = [cell.metric(op) if cell is not None and ok else None for op in ops]
     _bars(ax, results, ops, series)
     if (floor := results.floor) is not None:
         for samples, style, where in ((floor.any_cpu, "--", "any CPU"),

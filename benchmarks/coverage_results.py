@@ -138,7 +138,7 @@ class CoverageResults:
     def own_ledger(self, a: Attribution) -> list[LedgerRow]:
         """The rerun's ledger without the rows its runner's baseline has."""
         base = self.baselines.get(a.runner)
-        background = {(r.syscall, r.error) for r in (base.ledger or []) if base}
+        background = {(r.syscall, r.error) for r in ((base.ledger or []) if base else [])}
         return [r for r in a.ledger or [] if (r.syscall, r.error) not in background]
 
     def own_failures(self, a: Attribution) -> list[FailedCall]:

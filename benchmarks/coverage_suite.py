@@ -60,7 +60,7 @@ def privileged() -> tuple[str, ...]:
 
 
 def run_coverage(config: CoverageConfig, log: Log,
-                 progress: Callable[[CoverageResults], None] = lambda results: None
+                 progress: Callable[[CoverageResults], object] = lambda results: None
                  ) -> CoverageResults:
     """Each module under every runner, then its lost tests run again alone;
     progress gets the results so far after each module, so a run stopped

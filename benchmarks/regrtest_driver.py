@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import traceback
+import unittest
 
 MARK = "\x1ebrandpy-regrtest "
 DETAIL_CHARS = 4000          # the end of a traceback is where the error is
@@ -31,8 +32,8 @@ def emit(**record: object) -> None:
     os.write(_records, ("\n" + MARK + json.dumps(record) + "\n").encode())
 
 
-def _names(test: object) -> dict[str, str]:
-    from unittest.case import _SubTest
+def _names(test: unittest.TestCase) -> dict[str, str]:
+    from unittest.case import _SubTest  # type: ignore[attr-defined]  # private (typeshed omits it), there since 3.4
     if isinstance(test, _SubTest):
         return {"id": test.test_case.id(), "sub": test._subDescription()}
     return {"id": test.id()}

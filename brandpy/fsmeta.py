@@ -99,7 +99,7 @@ def write(target: Target, ov: Override) -> None:
         os.setxattr(target, XATTR, ov.encode(), **nofollow(target))
     except OSError as e:
         if e.errno == errno.ENOTSUP:
-            raise OSError(e.errno, f"{target}: this filesystem has no user xattrs, which "
+            raise OSError(e.errno, f"{target!r}: this filesystem has no user xattrs, which "
                           "brandpy needs to run unprivileged; put the data root "
                           "($BRANDPY_ROOT) on ext4, xfs, btrfs or tmpfs") from None
         raise

@@ -139,9 +139,12 @@ async def run_with_progress(work: Callable[[Callable[[dict], None]], Any],
     q: asyncio.Queue = asyncio.Queue()
     done = object()
 
+    def emit(msg: dict) -> None:
+        loop.call_soon_threadsafe(q.put_nowait, msg)
+
     def run() -> Any:
         try:
-            return work(lambda msg: loop.call_soon_threadsafe(q.put_nowait, msg))
+            return work(emit)
         finally:
             loop.call_soon_threadsafe(q.put_nowait, done)
 

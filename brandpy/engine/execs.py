@@ -117,6 +117,8 @@ async def start(engine: Engine, ex: ExecRecord, body: dict,
     ex.started = ex.running = True
     tty = ex.tty if body.get("Tty") is None else bool(body["Tty"])
     detach = bool(body.get("Detach")) or client is None
+    if rec.shim is None:
+        raise Conflict(f"container {rec.id} is not running")
     try:
         reply, sr, sw = await rec.shim.connect(
             "exec", id=ex.id, argv=ex.argv, env=ex.env, workdir=ex.workdir, user=ex.user,
@@ -132,7 +134,7 @@ async def start(engine: Engine, ex: ExecRecord, body: dict,
         return
     ex.pid = int(reply.get("pid") or 0)
     engine.container_event(rec, "exec_start: " + " ".join(ex.argv), execID=ex.id)
-    if detach:
+    if detach or client is None:
         sw.close()
         return
 

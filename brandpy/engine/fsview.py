@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Sequence
 from pathlib import Path
 
 from brandpy.runtime.mounts import Mount, MountTable
@@ -20,7 +21,7 @@ PLACEHOLDERS = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sy
 
 
 class FsView:
-    def __init__(self, rootfs: Path, volumes: list[tuple[str, str, bool, str]] = (),
+    def __init__(self, rootfs: Path, volumes: Sequence[tuple[str, str, bool, str]] = (),
                  state_dir: Path | None = None) -> None:
         mounts = [Mount(b"/", os.fsencode(os.path.realpath(rootfs)), kind="rootfs")]
         if state_dir is not None:

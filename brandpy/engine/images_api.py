@@ -72,7 +72,7 @@ def pull_reference(from_image: str, tag: str) -> str:
     try:
         if reference.is_name_only(from_image):
             return from_image + ":latest"
-    except reference.ReferenceError as exc:
+    except reference.InvalidReference as exc:
         raise InvalidParameter(str(exc)) from None
     return from_image
 
@@ -80,8 +80,8 @@ def pull_reference(from_image: str, tag: str) -> str:
 def check_ref(name: str) -> None:
     try:
         reference.parse(name)
-    except reference.ReferenceError as exc:
-        raise InvalidParameter(f"invalid reference format: {exc}") from None
+    except reference.InvalidReference as exc:
+        raise InvalidParameter(str(exc)) from None
 
 
 async def do_pull(engine: Engine, name: str, creds: Credentials | None, send: Send) -> str:

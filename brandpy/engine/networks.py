@@ -10,6 +10,7 @@ no IP addresses are invented (IPAddress is empty).
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 from pathlib import Path
@@ -97,7 +98,8 @@ class Networks:
         self._save()
         return rec
 
-    def remove(self, ref: str, members: list[str]) -> dict:
+    # builtins.list in the methods below list(): the name is the method there.
+    def remove(self, ref: str, members: builtins.list[str]) -> dict:
         net = self.get(ref)
         if net["Name"] in BUILTIN:
             raise Forbidden(f"{net['Name']} is a pre-defined network and cannot be removed")

@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from brandpy.images.fsutil import atomic_write_json
-from brandpy.runtime.container import Container, ContainerError
+from brandpy.runtime.container import Container
 from brandpy.runtime.devices import Device
 from brandpy.runtime.native_engine import block_sigchld
+from brandpy.runtime.run_setup import ContainerError
 from brandpy.runtime.sandbox import PortMapping, SandboxConfig, Ulimit, Volume
 from brandpy.runtime.stats import LedgerEntry
 
@@ -322,10 +323,10 @@ class Shim:
         session = Session(bool(req.get("tty")), bool(req.get("stdin")),
                           tuple(req["console_size"]) if req.get("console_size") else None)
         ex = Exec(session)
-        ex.exit = self.loop.create_future()
+        exited = ex.exit = self.loop.create_future()
 
         def on_exit(status: int) -> None:
-            self.loop.call_soon_threadsafe(ex.exit.set_result, status)
+            self.loop.call_soon_threadsafe(exited.set_result, status)
 
         try:
             pid = await asyncio.wrap_future(container.exec(
@@ -346,11 +347,8 @@ class Shim:
         self._reply(writer, pid=pid)
         if not detached and req.get("stdin"):
             self.loop.create_task(self._feed(reader, session))
-        status = await ex.exit
-        try:
-            await asyncio.wait_for(asyncio.shield(session.drained), EXEC_DRAIN_GRACE)
-        except TimeoutError:
-            session.stop_reading()
+        status = await exited
+        await session.drain(EXEC_DRAIN_GRACE)
         session.close_stdin()
         self.execs.pop(exec_id, None)
         self.tell_watchers({"event": "exec_exit", "exec": exec_id, "exitCode": status})
@@ -392,7 +390,7 @@ class Shim:
     def supervise(self) -> None:
         """Run the entrypoint, and again as the restart policy says."""
         try:
-            answer = self.start_request.result(START_TIMEOUT)
+            answer: Future[int] | None = self.start_request.result(START_TIMEOUT)
         except TimeoutError:
             return   # the daemon that started us went away before asking for the start
         delay = BACKOFF_START
@@ -473,10 +471,7 @@ class Shim:
 
         def wait_drained() -> None:
             async def drain() -> None:
-                try:
-                    await asyncio.wait_for(asyncio.shield(session.drained), EXEC_DRAIN_GRACE)
-                except TimeoutError:
-                    session.stop_reading()
+                await session.drain(EXEC_DRAIN_GRACE)
                 drained.set_result(None)
             self.loop.create_task(drain())
 

@@ -45,6 +45,7 @@ class ShimClient:
                 start_new_session=True, cwd="/")
         finally:
             log.close()
+        assert proc.stdout is not None   # a PIPE
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), SPAWN_TIMEOUT)
         except TimeoutError:

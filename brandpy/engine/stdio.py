@@ -173,7 +173,7 @@ class Session:
     def begin(self, loop: asyncio.AbstractEventLoop, log: LogWriter | None = None) -> None:
         """Start pumping (on the loop, after the process was spawned)."""
         self.log = log
-        self.drained = loop.create_future()
+        drained = self.drained = loop.create_future()
         open_fds = {fd for _, fd in self._out}
         for stream, fd in self._out:
             def on_data(data: bytes, stream: int = stream) -> None:
@@ -181,10 +181,10 @@ class Session:
 
             def on_eof(fd: int = fd) -> None:
                 open_fds.discard(fd)
-                if not open_fds and not self.drained.done():
+                if not open_fds and not drained.done():
                     if self.log is not None:
                         self.log.flush()
-                    self.drained.set_result(None)
+                    drained.set_result(None)
 
             self.readers.append(FdReader(loop, fd, on_data, on_eof))
         if self._stdin_fd >= 0:
@@ -217,6 +217,16 @@ class Session:
     def close_stdin(self) -> None:
         if self.stdin is not None:
             self.stdin.close()
+
+    async def drain(self, grace: float) -> None:
+        """Wait for the output to be read to its end (begun first), at most
+        grace seconds: a leftover process may hold it open."""
+        if self.drained is None:
+            raise RuntimeError("Session.drain() before begin()")
+        try:
+            await asyncio.wait_for(asyncio.shield(self.drained), grace)
+        except TimeoutError:
+            self.stop_reading()
 
     def stop_reading(self) -> None:
         """Give up on output still held open by a leftover process."""

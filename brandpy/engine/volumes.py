@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import builtins
 import errno
 import json
 import os
@@ -61,11 +62,12 @@ class Volumes:
         final = self._dir(name)
         if self.exists(name):
             return self.get(name), False
-        vol = {"CreatedAt": timefmt.iso().split(".")[0] + "Z", "Driver": "local",
-               "Labels": dict(labels or {}), "Mountpoint": str(final / "_data"),
-               "Name": name, "Options": None, "Scope": "local"}
+        vol_labels = dict(labels or {})
         if anonymous:
-            vol["Labels"]["com.docker.volume.anonymous"] = ""
+            vol_labels["com.docker.volume.anonymous"] = ""
+        vol = {"CreatedAt": timefmt.iso().split(".")[0] + "Z", "Driver": "local",
+               "Labels": vol_labels, "Mountpoint": str(final / "_data"),
+               "Name": name, "Options": None, "Scope": "local"}
         tmp = self.root / f".tmp-{secrets.token_hex(6)}"
         try:
             (tmp / "_data").mkdir(parents=True)
@@ -100,7 +102,8 @@ class Volumes:
             out.append(vol)
         return out
 
-    def remove(self, name: str, force: bool, users: list[str]) -> None:
+    # builtins.list in the methods below list(): the name is the method there.
+    def remove(self, name: str, force: bool, users: builtins.list[str]) -> None:
         if not self.exists(name):
             if force:
                 return
@@ -111,8 +114,10 @@ class Volumes:
         os.rename(self._dir(name), trash)
         rmtree(trash)
 
-    def prune(self, filters: Filters, users: Callable[[str], list[str]]) -> tuple[list[str], int]:
-        removed, space = [], 0
+    def prune(self, filters: Filters, users: Callable[[str], builtins.list[str]]
+              ) -> tuple[builtins.list[str], int]:
+        removed: builtins.list[str] = []
+        space = 0
         all_volumes = filters.bool("all")
         for vol in self.all():
             if users(vol["Name"]) or not filters.match_labels(vol["Labels"]):

@@ -19,11 +19,11 @@ import json
 import posixpath
 import tarfile
 from datetime import datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from brandpy.images import manifests as mf
 from brandpy.images import ocilayout, reference
-from brandpy.images.compression import STREAM_ERRORS, HashingReader, decompressed, detect
+from brandpy.images.compression import STREAM_ERRORS, HashingReader, Reader, decompressed, detect
 from brandpy.images.layers import LayerError, split_name
 from brandpy.images.store import DigestMismatch, LayerRecord, Store, StoreError, Transaction, sha256_bytes
 
@@ -57,7 +57,7 @@ def _resolve_names(store: Store, names: list[str]) -> list[tuple[str, list[refer
     return list(out.items())
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes | BinaryIO, size: int | None = None,
+def _add(tar: tarfile.TarFile, name: str, data: bytes | Reader, size: int | None = None,
          mtime: int = 0) -> None:
     info = tarfile.TarInfo(name)
     info.mtime = mtime
@@ -106,7 +106,7 @@ def save(store: Store, names: list[str], out: BinaryIO) -> None:
                 with open(store.blob_path(layer.digest), "rb") as f:
                     plain, _ = decompressed(f)
                     check = HashingReader(plain)
-                    _add(tar, path, check, layer.size, created)  # type: ignore[arg-type]
+                    _add(tar, path, check, layer.size, created)
                     if check.digest != layer.diff_id:
                         raise ArchiveError(f"stored layer {layer.digest} no longer matches its diffID "
                                            f"{layer.diff_id}; the store is damaged: remove the image and "
@@ -208,6 +208,13 @@ def _json(files: _ArchiveFiles, name: str) -> object:
         raise ArchiveError(f"{name} in the archive is not valid JSON") from None
 
 
+def _json_object(files: _ArchiveFiles, name: str) -> dict[str, Any]:
+    doc = _json(files, name)
+    if not isinstance(doc, dict):
+        raise ArchiveError(f"{name} in the archive is not a JSON object")
+    return doc
+
+
 def _load_manifest_json(txn: Transaction, files: _ArchiveFiles) -> list[tuple[str, list[str]]]:
     entries = _json(files, "manifest.json")
     if not isinstance(entries, list):
@@ -243,7 +250,9 @@ def _load_manifest_json(txn: Transaction, files: _ArchiveFiles) -> list[tuple[st
                 usize, compression = info.size, info.compression
             if compression in ("xz", "bzip2"):
                 # No registry media type exists for these: keep the plain tar instead.
-                with open(txn.blob_path(digest), "rb") as f:  # type: ignore[arg-type]
+                staged = txn.blob_path(digest)
+                assert staged is not None   # staged or unpacked just above
+                with open(staged, "rb") as f:
                     plain, _ = decompressed(f)
                     digest, size = txn.write_blob(plain, diff_id, what=name)
                 compression = None
@@ -276,17 +285,17 @@ def _load_v1(txn: Transaction, files: _ArchiveFiles) -> list[tuple[str, list[str
             by_top.setdefault(v1_id, []).append(str(reference.parse(f"{repo}:{tag}")))
     out = []
     for top, refs in by_top.items():
-        chain, v1_id = [], top
+        chain: list[str] = []
+        v1_id = top
         while v1_id:
             if v1_id in chain or len(chain) > 1000:
                 raise ArchiveError(f"the parent chain of {top} loops")
             chain.append(v1_id)
-            doc = _json(files, f"{v1_id}/json")
-            v1_id = doc.get("parent", "") if isinstance(doc, dict) else ""
+            v1_id = _json_object(files, f"{v1_id}/json").get("parent", "")
         chain.reverse()
         records, history = [], []
         for v1_id in chain:
-            doc = _json(files, f"{v1_id}/json")
+            doc = _json_object(files, f"{v1_id}/json")
             digest, size = files.stage(f"{v1_id}/layer.tar", None)
             info = txn.unpack_blob(digest, None, f"layer {v1_id}")
             records.append(LayerRecord(info.diff_id, info.size, digest, mf.layer_type_for(None), size))
@@ -294,7 +303,7 @@ def _load_v1(txn: Transaction, files: _ArchiveFiles) -> list[tuple[str, list[str
             h = {"created": doc.get("created", ""), "created_by": " ".join(cmd)}
             h.update({k: doc[k] for k in ("author", "comment") if doc.get(k)})
             history.append(h)
-        config = {k: v for k, v in _json(files, f"{top}/json").items() if k not in _V1_DROP}
+        config = {k: v for k, v in _json_object(files, f"{top}/json").items() if k not in _V1_DROP}
         config["rootfs"] = {"type": "layers", "diff_ids": [r.diff_id for r in records]}
         config["history"] = history
         raw = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -26,7 +26,7 @@ def commit(store: Store, container_rootfs: Path, image: str, *, tag: str | None 
     for line in changes:
         changelib.apply(container_config, line)
     created = now_rfc3339()
-    history = {"created": created}
+    history: dict[str, str | bool] = {"created": created}
     if author:
         history["author"] = author
     if created_by:

@@ -8,9 +8,16 @@ import io
 import lzma
 import zlib
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import zstandard
+
+
+class Reader(Protocol):
+    """Whatever a blob is read from: a file, an HTTP response, a decompressor."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
 
 MAGIC = {
     b"\x1f\x8b": "gzip",
@@ -28,19 +35,24 @@ def detect(head: bytes) -> str | None:
     return None
 
 
-def peekable(f: BinaryIO) -> io.BufferedReader:
-    return f if isinstance(f, io.BufferedReader) else io.BufferedReader(f, 1 << 16)  # type: ignore[arg-type]
+def peekable(f: BinaryIO | io.RawIOBase) -> io.BufferedReader:
+    if isinstance(f, io.BufferedReader):
+        return f
+    # BufferedReader needs only readinto(), which every binary file has; typeshed asks for a RawIOBase.
+    return io.BufferedReader(f, 1 << 16)  # type: ignore[arg-type]
 
 
-def decompressed(f: BinaryIO) -> tuple[BinaryIO, str | None]:
+def decompressed(f: BinaryIO | io.RawIOBase) -> tuple[BinaryIO, str | None]:
     """Wrap f so that reading gives the uncompressed bytes; also returns the
     compression found."""
     f = peekable(f)
     kind = detect(f.peek(6)[:6])
     if kind == "gzip":
+        # (typeshed's GzipFile, LZMAFile and BZ2File are io.BufferedIOBase, not typing.BinaryIO,
+        # though they read alike)
         return gzip.GzipFile(fileobj=f, mode="rb"), kind  # type: ignore[return-value]
     if kind == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True), kind  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True), kind
     if kind == "xz":
         return lzma.LZMAFile(f), kind  # type: ignore[return-value]
     if kind == "bzip2":
@@ -56,7 +68,7 @@ STREAM_ERRORS: tuple[type[BaseException], ...] = (
 class HashingReader(io.RawIOBase):
     """Reads through f, keeping a sha256 and a byte count of what passed."""
 
-    def __init__(self, f: BinaryIO, on_read: Callable[[int], None] | None = None):
+    def __init__(self, f: Reader, on_read: Callable[[int], None] | None = None):
         self._f = f
         self.sha = hashlib.sha256()
         self.count = 0

@@ -279,7 +279,7 @@ def extract(src: BinaryIO, dest: Path, *, name: str = "layer",
     Returns the diffID (sha256 of the uncompressed tar), which the caller must
     compare with the image config's rootfs.diff_ids."""
     counted = HashingReader(src, on_read)
-    raw, kind = decompressed(counted)  # type: ignore[arg-type]
+    raw, kind = decompressed(counted)
     plain = HashingReader(raw)
     ex = _Extractor(dest)
     try:

@@ -53,8 +53,9 @@ class DirSource:
             raise StoreError(f"{self.root} is missing {name}; it is not a complete OCI layout") from None
 
     def stage(self, name: str, expected: str | None) -> tuple[str, int]:
-        if expected is not None and self.txn.blob_path(expected) is not None:
-            return expected, self.txn.blob_path(expected).stat().st_size  # type: ignore[union-attr]
+        have = self.txn.blob_path(expected) if expected is not None else None
+        if expected is not None and have is not None:
+            return expected, have.stat().st_size
         try:
             with open(self._path(name), "rb") as f:
                 return self.txn.write_blob(f, expected, what=f"blob {name}")

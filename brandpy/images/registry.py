@@ -11,10 +11,11 @@ import socket
 import ssl
 import urllib.parse
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from brandpy.images import manifests as mf
 from brandpy.images.auth import Credentials, parse_challenge
+from brandpy.images.compression import Reader
 from brandpy.images.reference import Reference
 from brandpy.images.store import StoreError, sha256_bytes
 
@@ -67,7 +68,7 @@ class Client:
                                                context=ssl.create_default_context())
         return http.client.HTTPConnection(netloc, timeout=self.timeout)
 
-    def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | BinaryIO | None,
+    def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | Reader | None,
               auth: bool) -> http.client.HTTPResponse:
         u = urllib.parse.urlsplit(url)
         conn = self._connect(u.scheme, u.netloc)
@@ -85,7 +86,7 @@ class Client:
         return resp
 
     def request(self, method: str, path: str, headers: dict[str, str] | None = None,
-                body: bytes | BinaryIO | None = None, actions: str = "pull",
+                body: bytes | Reader | None = None, actions: str = "pull",
                 extra_scopes: tuple[str, ...] = ()) -> http.client.HTTPResponse:
         """Send a request, answering one auth challenge and following redirects."""
         url = path if "://" in path else f"{self.scheme}://{self.host}{path}"
@@ -94,8 +95,8 @@ class Client:
         if resp.status == 401:
             challenge = resp.getheader("WWW-Authenticate", "")
             resp.read()
-            if hasattr(body, "seek"):
-                body.seek(0)  # type: ignore[union-attr]
+            if isinstance(body, _Rewindable):
+                body.seek(0)
             self._authenticate(challenge, actions, extra_scopes)
             resp = self._send(method, url, headers, body, auth=True)
         hops = 0
@@ -231,6 +232,13 @@ class Client:
         if resp.status not in (200, 201):
             raise self._fail(resp, f"manifest {reference}")
         return resp.getheader("Docker-Content-Digest") or sha256_bytes(raw)
+
+
+@runtime_checkable
+class _Rewindable(Protocol):
+    """A body that can be sent again after an auth challenge."""
+
+    def seek(self, pos: int, /) -> object: ...
 
 
 class _ProgressReader:

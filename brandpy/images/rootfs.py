@@ -178,13 +178,13 @@ def diff(container_rootfs: Path, image_tree: Path) -> list[tuple[str, str]]:
                 out.append(("D", path))
                 changed = True
                 continue
-            if ist is None:
+            if ist is None or idir is None:     # (no idir, no ist)
                 out.append(("A", path))
                 changed = True
                 if stat.S_ISDIR(cst.st_mode):
                     walk(cpath, None, path)
                 continue
-            ipath = os.path.join(idir, name)  # type: ignore[arg-type]
+            ipath = os.path.join(idir, name)
             if stat.S_ISDIR(cst.st_mode) and stat.S_ISDIR(ist.st_mode):
                 sub = walk(cpath, ipath, path)
                 if sub or _meta(cpath, cst) != _meta(ipath, ist):

@@ -34,7 +34,7 @@ from typing import BinaryIO
 from brandpy import datadir
 from brandpy.images import layers as layerlib
 from brandpy.images import reference, tree
-from brandpy.images.compression import HashingReader
+from brandpy.images.compression import HashingReader, Reader
 from brandpy.images.fsutil import atomic_write, atomic_write_json, fsync_dir, remove_any, rmtree
 
 _CHUNK = 1 << 20
@@ -420,7 +420,7 @@ class Transaction:
         path = self.store.blob_path(digest)
         return path if path.exists() else None
 
-    def write_blob(self, src: BinaryIO, expected: str | None = None, size: int | None = None,
+    def write_blob(self, src: Reader, expected: str | None = None, size: int | None = None,
                    on_read: Callable[[int], None] | None = None, what: str = "blob") -> tuple[str, int]:
         """Copy src into a staged blob, verifying digest (and size when given).
         Returns (digest, size)."""

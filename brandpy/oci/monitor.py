@@ -30,8 +30,9 @@ import traceback
 from concurrent.futures import Future
 from typing import Any
 
-from brandpy.runtime.container import Container, ContainerError
+from brandpy.runtime.container import Container
 from brandpy.runtime.native_engine import block_sigchld
+from brandpy.runtime.run_setup import ContainerError
 
 from .bundle import Plan
 from .control import Channel, socket_path

@@ -106,9 +106,10 @@ class Container:
     def init_pid(self) -> int:
         return self.sup.init_pid
 
-    def start(self, stdio: tuple[int, int, int] = (0, 1, 2), tty: bool = False,
+    def start(self, stdio: tuple[int, ...] = (0, 1, 2), tty: bool = False,
               own_session: bool = True, hold: bool = False) -> int:
-        """Spawn the entrypoint (on the thread that will call run()). With a
+        """Spawn the entrypoint (on the thread that will call run()), with
+        stdio as its fds 0, 1, 2 and on (runc's --preserve-fds). With a
         cpuset, this process (the supervisor) is pinned to it as well: the
         container inherits it, and on machines where waking a task on
         another CPU is slow, one shared CPU makes every stop far cheaper."""
@@ -141,7 +142,7 @@ class Container:
             self.sb.close()
 
     def _spawn(self, argv: list[str], env: list[str], workdir: str,
-               stdio: tuple[int, int, int], tty: bool, own_session: bool,
+               stdio: tuple[int, ...], tty: bool, own_session: bool,
                hold_fd: int = -1, cred: Cred | None = None) -> int:
         cwd = prepare_workdir(self.sb, workdir)
         path = find_command(self.sb, argv[0] if argv else "", env, workdir)
@@ -175,7 +176,7 @@ class Container:
         return self._filter
 
     def exec(self, argv: list[str], env: list[str] | None = None, workdir: str | None = None,
-             stdio: tuple[int, int, int] = (0, 1, 2), tty: bool = False,
+             stdio: tuple[int, ...] = (0, 1, 2), tty: bool = False,
              on_exit: Callable[[int], None] | None = None, user: str = "",
              own_env: bool = False) -> Future[int]:
         """Start another process in the running container (docker exec). env

@@ -5,10 +5,12 @@ errors and exit statuses docker uses."""
 from __future__ import annotations
 
 import os
+from typing import Protocol
 
 from .errors import Errno
 from .identity import home_of
 from .mounts import split
+from .pathres import Resolver
 from .process import Process
 from .sandbox import Sandbox
 
@@ -16,6 +18,11 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # exit statuses as docker uses them
 EXIT_RUNTIME, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND = 125, 126, 127
+
+
+class Resolving(Protocol):
+    """A sandbox, or the engine's view of a stopped container's files."""
+    resolver: Resolver
 
 
 class ContainerError(Exception):
@@ -76,7 +83,7 @@ def find_command(sb: Sandbox, argv0: str, env: list[str], workdir: str) -> str:
     raise ContainerError(f'exec: "{argv0}": {where}', EXIT_NOT_FOUND)
 
 
-def prepare_workdir(sb: Sandbox, workdir: str) -> bytes:
+def prepare_workdir(sb: Resolving, workdir: str) -> bytes:
     """The host path of the working directory, created if missing as docker
     does: one guest component at a time, each resolved inside the rootfs."""
     if not workdir.startswith("/"):

@@ -80,6 +80,11 @@ def test_error_shapes(daemon):
     assert status == 400 and "too new" in body["message"]
     status, body, _ = call(daemon, "GET", "/v1.50/no/such/endpoint")
     assert (status, body) == (404, {"message": "page not found"})
+    status, body, _ = call(daemon, "POST", "/v1.50/images/create?fromImage=bad%20name")
+    assert (status, body) == (400, {"message": "invalid reference format: 'bad name'"})
+    status, body, _ = call(daemon, "POST", "/v1.50/images/busybox/tag?repo=UPPER/case")
+    assert status == 400 and body["message"].startswith(
+        "invalid reference format: 'UPPER/case' (repository names must be lowercase)")
     status, body, _ = call(daemon, "GET", "/v1.50/images/search?term=x")
     assert status == 501 and "not implemented" in body["message"]
     status, body, _ = call(daemon, "DELETE", "/v1.50/containers/unknown-fields")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from brandpy.runtime.container import Container, ContainerError
+from brandpy.runtime.container import Container
+from brandpy.runtime.run_setup import ContainerError
 from brandpy.runtime.sandbox import SandboxConfig
 from tests.conftest import SETPRIV, copy_rootfs, leftovers
 

@@ -23,16 +23,17 @@ import tarfile
 import tempfile
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from brandpy.images import changes as changelib
-from brandpy.images import reference
-from brandpy.images.auth import Credentials
 from brandpy.images import commit as commitlib
+from brandpy.images import reference
 from brandpy.images import rootfs as rootfslib
+from brandpy.images.auth import Credentials
 from brandpy.images.compression import detect
 from brandpy.images.fsutil import rmtree
 from brandpy.images.importer import new_config

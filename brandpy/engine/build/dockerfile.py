@@ -6,7 +6,9 @@ shell forms, and variable substitution as Docker's shell lexer does it
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal, overload
 
 from brandpy.images.changes import json_array
 
@@ -190,20 +192,25 @@ class Lexer:
         return self.env.get(m.group(0), ""), i + 1 + m.end()
 
 
-def key_values(text: str, lexer: Lexer, what: str) -> list[tuple[str, str]]:
-    """ENV/LABEL/ARG pairs: `k=v k2="v 2"`, or the legacy `KEY value...`."""
+@overload
+def key_values(text: str, lexer: Lexer, what: Literal["ARG"]) -> list[tuple[str, str | None]]: ...
+@overload
+def key_values(text: str, lexer: Lexer, what: Literal["ENV", "LABEL"]) -> list[tuple[str, str]]: ...
+def key_values(text: str, lexer: Lexer, what: str) -> Sequence[tuple[str, str | None]]:
+    """ENV/LABEL/ARG pairs: `k=v k2="v 2"`, or the legacy `KEY value...`;
+    only ARG's may lack a value (None)."""
     words = lexer.words(text)
     if not words:
         raise DockerfileError(f"{what} requires at least one argument")
     if "=" not in words[0]:
         key, _, value = text.strip().partition(" ")
         if what == "ARG":
-            return [(key, None)] if not value else [(key, lexer.word(value.strip()))]  # type: ignore[list-item]
+            return [(key, lexer.word(value.strip()) if value else None)]
         if not value.strip():
             raise DockerfileError(f"{what} names can not be blank" if not key else
                                   f"{what} {key} requires a value: use {what} {key}=VALUE")
         return [(lexer.word(key), lexer.word(value.strip()))]
-    out = []
+    out: list[tuple[str, str | None]] = []
     for w in words:
         key, eq, value = w.partition("=")
         if not key:
@@ -214,4 +221,4 @@ def key_values(text: str, lexer: Lexer, what: str) -> list[tuple[str, str]]:
             out.append((key, None))
             continue
         out.append((key, value))
-    return out   # type: ignore[return-value]
+    return out
