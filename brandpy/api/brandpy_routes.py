@@ -18,7 +18,7 @@ from brandpy.engine.research import TRACE, TRACE_FILE
 
 from .container_routes import container
 from .http import qbool, reply
-from .server import Router
+from .router import Router
 
 FORMATS = {"text": "text/plain; charset=utf-8", "json": "application/x-ndjson"}
 

@@ -21,7 +21,7 @@ from brandpy.images.fsutil import rmtree
 from brandpy.images.store import StoreError
 
 from .http import JsonLines, qbool, reply
-from .server import Router, engine
+from .router import Router, engine
 
 
 def _json_map(request: web.Request, name: str) -> dict[str, str]:

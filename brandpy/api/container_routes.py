@@ -18,7 +18,7 @@ from brandpy.engine.shimproto import STDERR, STDOUT, frame
 from brandpy.engine.timefmt import parse_since
 
 from .http import MULTIPLEXED, RAW_STREAM, body_json, end_hijack, hijack, qbool, qint, reply
-from .server import Router, engine
+from .router import Router, engine
 
 if TYPE_CHECKING:
     from brandpy.engine.engine import Engine

@@ -8,7 +8,7 @@ from brandpy.engine import execs
 
 from .container_routes import container
 from .http import MULTIPLEXED, RAW_STREAM, body_json, end_hijack, hijack, qint, reply
-from .server import Router, engine
+from .router import Router, engine
 
 
 async def create(request: web.Request) -> web.Response:

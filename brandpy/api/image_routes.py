@@ -12,7 +12,7 @@ from brandpy.engine.filters import Filters
 from brandpy.images.store import StoreError
 
 from .http import JsonLines, body_json, qbool, reply
-from .server import Router, engine
+from .router import Router, engine
 
 
 async def list_(request: web.Request) -> web.Response:

@@ -12,7 +12,7 @@ from brandpy.engine.timefmt import parse_since, to_ns
 from brandpy.engine.validate import BOOL, OBJ, STR, STRMAP, check
 
 from .http import body_json, reply
-from .server import Router, engine
+from .router import Router, engine
 
 if TYPE_CHECKING:
     from brandpy.engine.engine import Engine

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -17,28 +16,24 @@ from brandpy.images.store import Conflict as StoreConflict
 from brandpy.images.store import ImageNotFound, StoreError
 from brandpy.pathnames import InvalidName
 
+from . import adapters as adapterlib
+from . import (
+    brandpy_routes,
+    build_routes,
+    container_routes,
+    exec_routes,
+    image_routes,
+    network_routes,
+    system_routes,
+    volume_routes,
+)
 from .adapter_config import Chain
 from .http import API_VERSION, JSON_LIMIT, MIN_API_VERSION, docker_headers, error
-
-ENGINE_KEY = web.AppKey("engine", Engine)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def engine(request: web.Request) -> Engine:
-    return request.app[ENGINE_KEY]
+from .router import ENGINE_KEY, Handler, Router
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in v.split("."))
-
-
-class Router:
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
-
-    def add(self, method: str, path: str, handler: Handler) -> None:
-        for prefix in ("", r"/v{version:[0-9]+\.[0-9]+}"):
-            self.app.router.add_route(method, prefix + path, handler)
 
 
 @web.middleware
@@ -82,18 +77,6 @@ async def docker_errors(request: web.Request, handler: Handler) -> web.StreamRes
 
 def make_app(eng: Engine, adapters: Chain | None = None) -> web.Application:
     """The API; with adapters, their chain runs around every request."""
-    from . import adapters as adapterlib
-    from . import (
-        brandpy_routes,
-        build_routes,
-        container_routes,
-        exec_routes,
-        image_routes,
-        network_routes,
-        system_routes,
-        volume_routes,
-    )
-
     middlewares = [adapterlib.run_adapters, docker_errors] if adapters else [docker_errors]
     app = web.Application(middlewares=middlewares, client_max_size=JSON_LIMIT,
                           handler_args={"max_field_size": 64 * 1024})

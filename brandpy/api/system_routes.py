@@ -14,8 +14,8 @@ from brandpy.engine.events import FILTERS, matches
 from brandpy.engine.filters import Filters
 from brandpy.engine.timefmt import parse_since
 
-from .http import JsonLines, reply
-from .server import API_VERSION, MIN_API_VERSION, Router, engine
+from .http import API_VERSION, MIN_API_VERSION, JsonLines, reply
+from .router import Router, engine
 
 PING_HEADERS = {"Api-Version": API_VERSION, "Docker-Experimental": "false", "Ostype": "linux",
                 "Builder-Version": "1", "Swarm": "inactive", "Cache-Control": "no-cache, no-store, "

@@ -9,7 +9,7 @@ from brandpy.engine.filters import Filters
 from brandpy.engine.validate import STR, STRMAP, check
 
 from .http import body_json, qbool, reply
-from .server import Router, engine
+from .router import Router, engine
 
 CREATE = {"Name": STR, "Driver": STR, "DriverOpts": STRMAP, "Labels": STRMAP}
 
