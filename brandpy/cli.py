@@ -13,7 +13,7 @@ from .runopts import add_container_options, add_research_options, config_from, r
 
 def _run(args: argparse.Namespace, trace_out=None) -> int:
     from .images.store import StoreError
-    from .runtime.run import ContainerError, run
+    from .supervise.run import ContainerError, run
 
     with ExitStack() as files:
         try:
@@ -49,9 +49,43 @@ def _syscalls(args: argparse.Namespace) -> int:
 
 
 def _coverage(args: argparse.Namespace) -> int:
-    from syscalls.coverage import main as coverage
+    """Without a command, the table's coverage; with one, run the workload
+    trapping every syscall and report which it used and whether it will run."""
+    import json
+    import tempfile
+    from pathlib import Path
 
-    return coverage(args)
+    from syscalls.coverage import print_static, print_verdict, verdict
+
+    from .images.store import StoreError
+    from .supervise.container import Research
+    from .supervise.run import ContainerError, run
+
+    if not (args.command or args.image or args.rootfs):
+        print_static()
+        return 0
+    if not (args.image or args.rootfs):
+        print("brandpy coverage: give --image IMAGE or --rootfs DIR", file=sys.stderr)
+        return 125
+    with ExitStack() as stack:
+        stats_file = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "stats.json"
+        try:
+            rootfs, image = stack.enter_context(scratch_container(args.image)) \
+                if args.image else (args.rootfs, None)
+            config = config_from(args, rootfs, image)
+            # the workload's output goes to stderr: stdout is the report's
+            status = run(config, engine=args.engine, debug=args.debug,
+                         research=Research(trace_all=True), stats_json=str(stats_file),
+                         stdio=(0, 2, 2))
+        except (ValueError, ContainerError, StoreError) as exc:
+            print(f"brandpy coverage: {exc}", file=sys.stderr)
+            return getattr(exc, "status", 125)
+        result = verdict(json.loads(stats_file.read_text()), status)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print_verdict(result)
+    return 0 if result["WillRun"] else 1
 
 
 def _lazy(module: str, attr: str = "register"):

@@ -9,9 +9,9 @@ from contextlib import ExitStack
 from typing import IO
 
 from .images.runconfig import merge_image_config
-from .runtime.container import Research
 from .runtime.devices import Device
 from .runtime.sandbox import PortMapping, SandboxConfig, Ulimit, Volume
+from .supervise.container import Research
 
 
 def add_container_options(p: argparse.ArgumentParser, root_required: bool = True) -> None:

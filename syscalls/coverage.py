@@ -1,20 +1,17 @@
-"""`brandpy coverage`: how much of Linux brandpy covers.
+"""How much of Linux brandpy covers (`brandpy coverage`, which runs the
+workloads: brandpy/cli.py).
 
-Without a command: the table's counts beside gVisor's and illumos LX's
-(their tables, extracted into syscalls/reference/, over the same x86_64
-numbers). With one: run the workload trapping every syscall, and report
-which it used, how each was handled, and whether it will run.
+The table's counts beside gVisor's and illumos LX's (their tables,
+extracted into syscalls/reference/, over the same x86_64 numbers); and
+for a workload's statistics, which calls it used, how each was handled,
+and whether it will run.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import sys
-import tempfile
 from collections import Counter
-from contextlib import ExitStack
 from pathlib import Path
 
 from .report import SUPPORT
@@ -52,39 +49,6 @@ def print_static(out=sys.stdout) -> None:
               "longer implements on x86_64.)\n")
 
 
-# -- a workload ---------------------------------------------------------------------
-
-def run_workload(args: argparse.Namespace) -> int:
-    from brandpy.images.runconfig import scratch_container
-    from brandpy.images.store import StoreError
-    from brandpy.runopts import config_from
-    from brandpy.runtime.container import Research
-    from brandpy.runtime.run import ContainerError, run
-
-    if not (args.image or args.rootfs):
-        print("brandpy coverage: give --image IMAGE or --rootfs DIR", file=sys.stderr)
-        return 125
-    with ExitStack() as stack:
-        stats_file = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "stats.json"
-        try:
-            rootfs, image = stack.enter_context(scratch_container(args.image)) \
-                if args.image else (args.rootfs, None)
-            config = config_from(args, rootfs, image)
-            # the workload's output goes to stderr: stdout is the report's
-            status = run(config, engine=args.engine, debug=args.debug,
-                         research=Research(trace_all=True), stats_json=str(stats_file),
-                         stdio=(0, 2, 2))
-        except (ValueError, ContainerError, StoreError) as exc:
-            print(f"brandpy coverage: {exc}", file=sys.stderr)
-            return getattr(exc, "status", 125)
-        result = verdict(json.loads(stats_file.read_text()), status)
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        print_verdict(result)
-    return 0 if result["WillRun"] else 1
-
-
 def verdict(stats: dict, status: int) -> dict:
     """Which syscalls the workload used, how each was handled, and whether it
     will run here: it will unless a call was unsupported or denied."""
@@ -113,10 +77,3 @@ def print_verdict(result: dict, out=sys.stdout) -> None:
     out.write("verdict: may not run; these calls failed:\n")
     for f in result["WouldFail"]:
         out.write(f"  {f['Syscall']} ×{f['Calls']}: {f['Reason']}\n")
-
-
-def main(args: argparse.Namespace) -> int:
-    if not (args.command or args.image or args.rootfs):
-        print_static()
-        return 0
-    return run_workload(args)

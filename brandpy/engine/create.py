@@ -10,10 +10,10 @@ import socket
 from dataclasses import dataclass, field
 
 from brandpy import pathnames
-from brandpy.runtime.container import parse_cpuset
 from brandpy.runtime.devices import Device
 from brandpy.runtime.run_setup import ContainerError
 from brandpy.runtime.sandbox import Ulimit
+from brandpy.supervise.container import parse_cpuset
 
 from .errors import InvalidParameter
 

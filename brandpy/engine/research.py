@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from brandpy.runtime.container import ENGINES, Research
+from brandpy.supervise.container import ENGINES, Research
 
 from .errors import InvalidParameter
 

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from brandpy.images.fsutil import atomic_write_json
-from brandpy.runtime.container import Container
 from brandpy.runtime.devices import Device
-from brandpy.runtime.native_engine import block_sigchld
 from brandpy.runtime.run_setup import ContainerError
 from brandpy.runtime.sandbox import PortMapping, SandboxConfig, Ulimit, Volume
 from brandpy.runtime.stats import LedgerEntry
+from brandpy.supervise.container import Container
+from brandpy.supervise.native_engine import block_sigchld
 
 from . import shimproto, syscall_view, timefmt
 from .logs import LogWriter

@@ -30,9 +30,9 @@ import traceback
 from concurrent.futures import Future
 from typing import Any
 
-from brandpy.runtime.container import Container
-from brandpy.runtime.native_engine import block_sigchld
 from brandpy.runtime.run_setup import ContainerError
+from brandpy.supervise.container import Container
+from brandpy.supervise.native_engine import block_sigchld
 
 from .bundle import Plan
 from .control import Channel, socket_path

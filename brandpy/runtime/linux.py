@@ -188,3 +188,15 @@ def pidfd_getfd(pidfd: int, targetfd: int) -> int:
 def kernel_release() -> tuple[int, int]:
     major, minor = os.uname().release.split(".")[:2]
     return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+def catches(pid: int, sig: int) -> bool:
+    """Whether a process has a handler for sig (SigCgt in /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except OSError:
+        pass
+    return False

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
-from brandpy.runtime.supervisor import catches
+from brandpy.runtime.linux import catches
 
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
 IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from brandpy.runtime.container import Container
 from brandpy.runtime.run_setup import ContainerError
 from brandpy.runtime.sandbox import SandboxConfig
+from brandpy.supervise.container import Container
 from tests.conftest import SETPRIV, copy_rootfs, leftovers
 
 
@@ -153,7 +153,7 @@ def test_other_threads_children_keep_their_statuses(tmp_path, busybox_image, eng
 EXEC_AS = """
 import os, signal, sys, threading, time
 from concurrent.futures import Future
-from brandpy.runtime.container import Container
+from brandpy.supervise.container import Container
 from brandpy.runtime.sandbox import SandboxConfig
 
 rootfs, state, engine = sys.argv[1:]

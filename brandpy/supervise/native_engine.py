@@ -22,18 +22,17 @@ from typing import TYPE_CHECKING
 from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 
 from brandpy._native import ffi, lib
+from brandpy.runtime.call import Inject, NotifCall
+from brandpy.runtime.errors import Errno, warn
+from brandpy.runtime.linux import kernel_release
+from brandpy.runtime.process import Process
 from syscalls.handlers import perform
 
-from .call import Inject, NotifCall
-from .errors import Errno, warn
-from .linux import kernel_release
-from .process import Process
 from .supervisor import Supervisor
 
 if TYPE_CHECKING:
+    from brandpy.runtime.sandbox import Sandbox
     from syscalls.effective import Effective
-
-    from .sandbox import Sandbox
 
 # linux/seccomp.h
 NOTIF_SEND = 0xC0182101           # SECCOMP_IOWR(1, struct seccomp_notif_resp)

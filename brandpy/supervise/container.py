@@ -11,20 +11,21 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from .devices import DeviceError
-from .identity import Cred, UserError, resolve_user
-from .inject import Injector
-from .linux import SECCOMP_FILTER_FLAG_NEW_LISTENER
-from .mounts import Mount
+from brandpy.runtime.devices import DeviceError
+from brandpy.runtime.identity import Cred, UserError, resolve_user
+from brandpy.runtime.inject import Injector
+from brandpy.runtime.linux import SECCOMP_FILTER_FLAG_NEW_LISTENER
+from brandpy.runtime.mounts import Mount
+from brandpy.runtime.policy import PolicyError, cap_mask
+from brandpy.runtime.replay import ADDR_NO_RANDOMIZE, TIME_CALLS, Replay, SYS_getrandom
+from brandpy.runtime.run_setup import ContainerError, default_env, find_command, merge_env, prepare_workdir
+from brandpy.runtime.sandbox import Sandbox, SandboxConfig
+from brandpy.runtime.spawn import spawn
+from brandpy.runtime.stats import LedgerEntry, as_dict
+from brandpy.runtime.trace import Tracer
+
 from .native_engine import NativeSupervisor, notifications_supported
-from .policy import PolicyError, cap_mask
-from .replay import ADDR_NO_RANDOMIZE, TIME_CALLS, Replay, SYS_getrandom
-from .run_setup import ContainerError, default_env, find_command, merge_env, prepare_workdir
-from .sandbox import Sandbox, SandboxConfig
-from .spawn import spawn
-from .stats import LedgerEntry, as_dict
 from .supervisor import Supervisor
-from .trace import Tracer
 
 ENGINES = ("native", "python")
 

@@ -12,11 +12,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from brandpy.runtime.run_setup import ContainerError
+from brandpy.runtime.sandbox import SandboxConfig
+from brandpy.runtime.stats import as_dict
+
 from .container import Container, Research
 from .native_engine import block_sigchld
-from .run_setup import ContainerError
-from .sandbox import SandboxConfig
-from .stats import as_dict
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 
 from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 
-from . import linux
-from .call import ARG_REGS, Call, args_of
-from .errors import Errno, StrictViolation, warn
-from .identity import Cred
-from .inject import Injection, Injector
-from .linux import (
+from brandpy.runtime import linux
+from brandpy.runtime.call import ARG_REGS, Call, args_of
+from brandpy.runtime.errors import Errno, StrictViolation, warn
+from brandpy.runtime.identity import Cred
+from brandpy.runtime.inject import Injection, Injector
+from brandpy.runtime.linux import (
     PTRACE_CONT,
     PTRACE_EVENT_CLONE,
     PTRACE_EVENT_EXEC,
@@ -43,14 +43,13 @@ from .linux import (
     WALL,
     WNOTHREAD,
 )
-from .process import Process
-from .replay import Replay
-from .trace import Tracer, format_call
+from brandpy.runtime.process import Process
+from brandpy.runtime.replay import Replay
+from brandpy.runtime.trace import Tracer, format_call
 
 if TYPE_CHECKING:
+    from brandpy.runtime.sandbox import Sandbox
     from syscalls.effective import Effective
-
-    from .sandbox import Sandbox
 
 SKIP = 0xFFFFFFFFFFFFFFFF   # orig_rax = -1: the kernel skips the call
 SYSGOOD_TRAP = signal.SIGTRAP | 0x80
@@ -223,7 +222,7 @@ class Supervisor:
         entrypoint, which, as a namespace's init, only gets the signals it
         handles, plus SIGKILL and SIGSTOP."""
         if self.init_pid and self.status is None:
-            if sig not in (signal.SIGKILL, signal.SIGSTOP) and not catches(self.init_pid, sig):
+            if sig not in (signal.SIGKILL, signal.SIGSTOP) and not linux.catches(self.init_pid, sig):
                 return
             try:
                 os.kill(self.init_pid, sig)
@@ -588,18 +587,6 @@ def _workload(call: Call) -> bool:
     seccomp listener...) are brandpy's, not the workload's: they are neither
     traced nor counted."""
     return call.proc.image is not None or call.nr in (SYS_execve, SYS_execveat)
-
-
-def catches(pid: int, sig: int) -> bool:
-    """Whether a process has a handler for sig (SigCgt in /proc/PID/status)."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"SigCgt:"):
-                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
-    except OSError:
-        pass
-    return False
 
 
 def _tgid_of(tid: int) -> int:
