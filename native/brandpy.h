@@ -103,9 +103,6 @@ int bp_py_wait(int tid, int status);
 void bp_py_notify(struct bp_notif *n);
 void bp_py_wake(void);
 
-/* the path resolver, exposed for the equivalence tests */
-int bp_resolve_path(struct bp_state *s, int tid, int dirfd, const char *path, int follow,
-                    char *host, int hostlen);
 /* CDEF-END */
 
 #endif

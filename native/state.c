@@ -195,19 +195,3 @@ unsigned long long bp_state_fallbacks(struct bp_state *s, int nr)
 {
     return nr >= 0 && nr < 512 ? s->fallbacks[nr] : 0;
 }
-
-int bp_resolve_path(struct bp_state *s, int tid, int dirfd, const char *path, int follow,
-                    char *host, int hostlen)
-{
-    struct bp_resolved r;
-    struct bp_thread *t = bp_state_thread(s, tid);
-    if (!t)
-        return -ESRCH;
-    int rc = bp_resolve(s, t, dirfd, path, follow, &r);
-    if (rc)
-        return rc;
-    if ((int)strlen(r.host) >= hostlen)
-        return -ENAMETOOLONG;
-    strcpy(host, r.host);
-    return 0;
-}
