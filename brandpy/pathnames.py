@@ -5,7 +5,9 @@ name under its root whatever the name's bytes.
 Every name a client sends that could end up in a path goes through here
 (a volume's directory, a Dockerfile in a build context, a file of an OCI
 layout), and a grammar is checked before anything is made, so a bad name
-is refused with Docker's message and nothing is left behind. Digests name
+is refused with Docker's message and nothing is left behind. Image
+references and tags are distribution's grammar, in brandpy.images.reference
+(its InvalidReference is an InvalidName); they name no file: digests name
 the image store's files (brandpy.images.store checks those: 64 hex)."""
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from .adapter_config import Adapter, Chain
-from .http import JSON_LIMIT, docker_headers, error
+from .http import JSON_LIMIT, error
 
 PROTOCOL = 1
 VERSIONED = re.compile(r"^/v(\d+\.\d+)(/.*)$")
@@ -258,7 +258,7 @@ def make_response(resp: web.Response, original: dict, final: dict) -> web.Respon
 
 
 def _failed(status: int, message: str) -> web.StreamResponse:
-    return docker_headers(error(status, message))
+    return error(status, message)
 
 
 @web.middleware

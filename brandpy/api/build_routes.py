@@ -15,10 +15,9 @@ from brandpy.engine.bridge import consume
 from brandpy.engine.build import builder as builderlib
 from brandpy.engine.build.context import Ignore, apply_ignore, unpack
 from brandpy.engine.build.dockerfile import DockerfileError
-from brandpy.engine.errors import EngineError, InvalidParameter, NotImplementedHere
-from brandpy.engine.images_api import check_ref
+from brandpy.engine.errors import InvalidParameter, NotImplementedHere
+from brandpy.images import reference
 from brandpy.images.fsutil import rmtree
-from brandpy.images.store import StoreError
 
 from .http import JsonLines, qbool, reply
 from .router import Router, engine
@@ -48,8 +47,12 @@ def options(request: web.Request) -> builderlib.Options:
     platform = q.get("platform", "")
     if platform and not platform.startswith("linux"):
         raise InvalidParameter(f"platform {platform!r} is not supported: only linux/amd64")
+    # dockerd skips an empty t=; the others must be references.
+    tags = [t for t in q.getall("t", []) if t]
+    for tag in tags:
+        reference.parse(tag)
     return builderlib.Options(
-        tags=q.getall("t", []), buildargs=_json_map(request, "buildargs"),
+        tags=tags, buildargs=_json_map(request, "buildargs"),
         labels=_json_map(request, "labels"), target=q.get("target", ""),
         nocache=qbool(request, "nocache"), pull=qbool(request, "pull"),
         remove=qbool(request, "rm", True), force_remove=qbool(request, "forcerm"),
@@ -60,52 +63,48 @@ def options(request: web.Request) -> builderlib.Options:
 async def build(request: web.Request) -> web.StreamResponse:
     eng = engine(request)
     opts = options(request)
-    for tag in opts.tags:
-        check_ref(tag)
     work = eng.root / "build" / secrets.token_hex(6)
     context = work / "context"
     context.mkdir(parents=True)
     try:
         await consume(request.content, lambda f: unpack(f, context))
         dockerfile_name = request.query.get("dockerfile") or "Dockerfile"
-        text = await asyncio.to_thread(_read_dockerfile, context, dockerfile_name)
-        ignore_file = context / ".dockerignore"
-        if ignore_file.is_file():
-            ignore = Ignore(ignore_file.read_text())
+        text = await asyncio.to_thread(_read_text, context, dockerfile_name)
+        if (context / ".dockerignore").is_file():
+            ignore = Ignore(await asyncio.to_thread(_read_text, context, ".dockerignore"))
             await asyncio.to_thread(apply_ignore, context, ignore,
                                     {dockerfile_name, ".dockerignore"})
+        # From here on a failure is reported in the progress stream.
         async with JsonLines(request) as out:
-            try:
-                b = builderlib.Builder(eng, context, text, opts, out.send)
-                image_id = await b.run()
+            b = builderlib.Builder(eng, context, text, opts, out.send)
+            image_id = await b.run()
+            for tag in opts.tags:
+                await asyncio.to_thread(eng.store.tag, image_id, tag)
+                eng.events.emit("image", "tag", image_id, {"name": tag})
+            await out.send({"aux": {"ID": image_id}})
+            if opts.quiet:
+                await out.send({"stream": image_id + "\n"})   # what `build -q` prints
+            else:
+                await out.send({"stream": f"Successfully built {image_id[7:19]}\n"})
                 for tag in opts.tags:
-                    await asyncio.to_thread(eng.store.tag, image_id, tag)
-                    eng.events.emit("image", "tag", image_id, {"name": tag})
-                await out.send({"aux": {"ID": image_id}})
-                if opts.quiet:
-                    await out.send({"stream": image_id + "\n"})   # what `build -q` prints
-                else:
-                    await out.send({"stream": f"Successfully built {image_id[7:19]}\n"})
-                    for tag in opts.tags:
-                        await out.send({"stream": f"Successfully tagged {tag}\n"})
-            except (EngineError, StoreError) as exc:
-                message = exc.message if isinstance(exc, EngineError) else str(exc)
-                code = getattr(exc, "code", 1)
-                await out.send({"errorDetail": {"message": message, "code": code},
-                                "error": message})
+                    await out.send({"stream": f"Successfully tagged {tag}\n"})
         return out.resp
     finally:
         await asyncio.to_thread(rmtree, work)
 
 
-def _read_dockerfile(context: Path, name: str) -> str:
+def _read_text(context: Path, name: str) -> str:
+    """The Dockerfile or .dockerignore: a UTF-8 file inside the context."""
     try:
         path = pathnames.inside(context, name)
     except pathnames.InvalidName:
         path = context      # not a file: the same message as a missing one
     if not path.is_file():
         raise DockerfileError(f"Cannot locate specified Dockerfile: {name}")
-    return path.read_text()
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DockerfileError(f"{name} is not UTF-8 text ({exc})") from None
 
 
 async def prune(request: web.Request) -> web.Response:

@@ -16,6 +16,9 @@ MIN_API_VERSION = "1.24"
 JSON_LIMIT = 16 << 20      # create/update bodies; streamed uploads are not limited
 RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+# The reply whose status line has gone out (a response prepared, or a
+# connection hijacked): an error after it cannot be answered with another.
+STARTED = web.RequestKey("started", web.StreamResponse)
 
 
 def reply(obj: Any, status: int = 200) -> web.Response:
@@ -78,7 +81,9 @@ async def body_json(request: web.Request) -> Any:
 
 
 class JsonLines:
-    """A streamed reply of JSON objects, one per line (progress, events)."""
+    """A streamed reply of JSON objects, one per line (progress, events).
+    An exception leaves the stream open: the error middleware ends it with
+    Docker's in-stream error."""
 
     def __init__(self, request: web.Request, status: int = 200) -> None:
         self.request = request
@@ -89,7 +94,9 @@ class JsonLines:
         await self.resp.prepare(self.request)
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is not None:
+            return
         try:
             await self.resp.write_eof()
         except ConnectionError:
@@ -143,6 +150,7 @@ async def hijack(request: web.Request, content_type: str = RAW_STREAM
     if not transport.is_reading():
         transport.resume_reading()
     writer = asyncio.StreamWriter(transport, proto, reader, loop)
+    request[STARTED] = HijackedResponse()
     if upgrade:
         head = ("HTTP/1.1 101 UPGRADED\r\nContent-Type: " + content_type
                 + "\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")

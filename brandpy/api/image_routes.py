@@ -7,9 +7,9 @@ import asyncio
 from aiohttp import web
 
 from brandpy.engine import images_api, imageviews
-from brandpy.engine.errors import EngineError, InvalidParameter, NotImplementedHere
+from brandpy.engine.errors import InvalidParameter, NotImplementedHere
 from brandpy.engine.filters import Filters
-from brandpy.images.store import StoreError
+from brandpy.images import reference
 
 from .http import JsonLines, body_json, qbool, reply
 from .router import Router, engine
@@ -35,7 +35,8 @@ async def history(request: web.Request) -> web.Response:
 class _Progress:
     """A JSON-lines progress reply started at the second message, so a
     failure before any real progress (no such image, registry down) can
-    still be answered with its HTTP status, as dockerd does."""
+    still be answered with its HTTP status, as dockerd does; a later one is
+    reported in the stream (errors.answer)."""
 
     def __init__(self, request: web.Request) -> None:
         self.request = request
@@ -53,16 +54,6 @@ class _Progress:
                 await self.out.send(m)
             return
         await self.out.send(msg)
-
-    async def fail(self, exc: Exception) -> web.StreamResponse:
-        message = exc.message if isinstance(exc, EngineError) else str(exc)
-        if self.out is None:
-            status = getattr(exc, "status", 0) or 500
-            if isinstance(exc, StoreError) and status not in (400, 401, 403, 404):
-                status = 404 if "not found" in message or "unknown" in message else 500
-            raise EngineError(message, status)
-        await self.out.send({"errorDetail": {"message": message}, "error": message})
-        return await self.finish()
 
     async def finish(self) -> web.StreamResponse:
         if self.out is None:
@@ -82,37 +73,31 @@ async def create(request: web.Request) -> web.StreamResponse:
     if platform and not platform.startswith("linux"):
         raise InvalidParameter(f"platform {platform!r} is not supported: only linux/amd64")
     progress = _Progress(request)
-    try:
-        if q.get("fromSrc"):
-            image_id = await images_api.do_import(eng, request.content, q["fromSrc"],
-                                                  _repo_tag(q.get("repo", ""), q.get("tag", "")),
-                                                  q.getall("changes", []), q.get("message", ""))
-            await progress.send({"status": image_id})
-        else:
-            name = images_api.pull_reference(q.get("fromImage", ""), q.get("tag", ""))
-            creds = images_api.registry_auth(request.headers.get("X-Registry-Auth"))
-            await images_api.do_pull(eng, name, creds, progress.send)
-    except (EngineError, StoreError) as exc:
-        return await progress.fail(exc)
+    if q.get("fromSrc"):
+        image_id = await images_api.do_import(eng, request.content, q["fromSrc"],
+                                              _repo_tag(q.get("repo", ""), q.get("tag", "")),
+                                              q.getall("changes", []), q.get("message", ""))
+        await progress.send({"status": image_id})
+    else:
+        name = images_api.pull_reference(q.get("fromImage", ""), q.get("tag", ""))
+        creds = images_api.registry_auth(request.headers.get("X-Registry-Auth"))
+        await images_api.do_pull(eng, name, creds, progress.send)
     return await progress.finish()
 
 
 def _repo_tag(repo: str, tag: str) -> str:
-    return f"{repo}:{tag}" if repo and tag else repo
+    return f"{repo}:{reference.check_tag(tag)}" if repo and tag else repo
 
 
 async def push(request: web.Request) -> web.StreamResponse:
     eng = engine(request)
     name = request.match_info["name"]
     tag = request.query.get("tag", "")
-    target = f"{name}:{tag}" if tag else name
+    target = f"{name}:{reference.check_tag(tag)}" if tag else name
     await asyncio.to_thread(eng.store.resolve, target)     # 404 before streaming
     creds = images_api.registry_auth(request.headers.get("X-Registry-Auth"))
     progress = _Progress(request)
-    try:
-        await images_api.do_push(eng, target, creds, progress.send)
-    except (EngineError, StoreError) as exc:
-        return await progress.fail(exc)
+    await images_api.do_push(eng, target, creds, progress.send)
     return await progress.finish()
 
 
@@ -139,19 +124,22 @@ async def prune(request: web.Request) -> web.Response:
 
 
 async def load(request: web.Request) -> web.StreamResponse:
-    messages = await images_api.do_load(engine(request), request.content)
+    """As dockerd: the reply starts at once, and a bad archive is an error
+    in its stream."""
     async with JsonLines(request) as out:
-        for line in messages:
+        for line in await images_api.do_load(engine(request), request.content):
             await out.send({"stream": line + "\n"})
     return out.resp
 
 
 async def save(request: web.Request) -> web.StreamResponse:
+    """A docker-archive of the named images (none: an archive of nothing,
+    as dockerd 20.10 sends)."""
     names = ([request.match_info["name"]] if "name" in request.match_info
              else request.query.getall("names", []))
     eng = engine(request)
     for name in names:
-        await asyncio.to_thread(eng.store.resolve, name)
+        await asyncio.to_thread(eng.store.resolve, name)   # 404 before streaming
     resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
     await resp.prepare(request)
     try:

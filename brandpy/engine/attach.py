@@ -109,7 +109,11 @@ async def proxy(shim_reader: asyncio.StreamReader, shim_writer: asyncio.StreamWr
         result = "gone"
     finally:
         for t in (out_task, in_task):
-            if t is not None and not t.done():
+            if t is None:
+                continue
+            if not t.done():
                 t.cancel()
+            elif not t.cancelled():
+                t.exception()   # both sides may fail at once (the client reset): seen, not logged
         shim_writer.close()
     return result

@@ -67,25 +67,17 @@ def registry_configs(header: str | None) -> dict[str, Credentials]:
 def pull_reference(from_image: str, tag: str) -> str:
     if not from_image:
         raise InvalidParameter("fromImage or fromSrc is required")
+    if reference.DIGEST_RE.fullmatch(tag):
+        return f"{from_image}@{tag}"
     if tag:
-        return f"{from_image}@{tag}" if tag.startswith("sha256:") else f"{from_image}:{tag}"
-    try:
-        if reference.is_name_only(from_image):
-            return from_image + ":latest"
-    except reference.InvalidReference as exc:
-        raise InvalidParameter(str(exc)) from None
+        return f"{from_image}:{reference.check_tag(tag)}"
+    if reference.is_name_only(from_image):
+        return from_image + ":latest"
     return from_image
 
 
-def check_ref(name: str) -> None:
-    try:
-        reference.parse(name)
-    except reference.InvalidReference as exc:
-        raise InvalidParameter(str(exc)) from None
-
-
 async def do_pull(engine: Engine, name: str, creds: Credentials | None, send: Send) -> str:
-    check_ref(name)
+    reference.parse(name)
     image_id = await run_with_progress(
         lambda emit: pull.pull(engine.store, name, progress=emit, creds=creds), send)
     engine.events.emit("image", "pull", reference.parse(name).familiar(),
@@ -94,7 +86,7 @@ async def do_pull(engine: Engine, name: str, creds: Credentials | None, send: Se
 
 
 async def do_push(engine: Engine, name: str, creds: Credentials | None, send: Send) -> str:
-    check_ref(name)
+    reference.parse(name)
     digest = await run_with_progress(
         lambda emit: push.push(engine.store, name, progress=emit, creds=creds), send)
     engine.events.emit("image", "push", reference.parse(name).familiar(),
@@ -106,7 +98,7 @@ async def do_import(engine: Engine, body: asyncio.StreamReader, source: str, rep
                     changes: list[str], message: str) -> str:
     tag = None
     if repo:
-        check_ref(repo)
+        reference.parse(repo)
         tag = repo
     try:
         if source == "-":
@@ -144,8 +136,6 @@ async def do_load(engine: Engine, body: asyncio.StreamReader) -> list[str]:
 
 
 async def do_save(engine: Engine, names: list[str], write: Callable[[bytes], Any]) -> None:
-    if not names:
-        raise InvalidParameter("no image names given")
     for name in names:
         await asyncio.to_thread(engine.store.resolve, name)     # 404 before streaming
     await produce(lambda f: archive.save(engine.store, names, f), write)
@@ -156,8 +146,9 @@ async def do_save(engine: Engine, names: list[str], write: Callable[[bytes], Any
 def tag(engine: Engine, source: str, repo: str, tag_: str) -> None:
     if not repo:
         raise InvalidParameter("repository name (repo) is required")
-    target = f"{repo}:{tag_}" if tag_ else repo
-    check_ref(target)
+    target = f"{repo}:{reference.check_tag(tag_)}" if tag_ else repo
+    if reference.parse(target).digest:
+        raise InvalidParameter("refusing to create a tag with a digest reference")
     engine.store.tag(source, target)
     image_id = engine.store.resolve(target)
     engine.events.emit("image", "tag", image_id, {"name": reference.parse(target).familiar()})
@@ -222,8 +213,8 @@ async def do_commit(engine: Engine, rec: Record, repo: str, tag_: str, comment: 
                     author: str, changes: list[str], pause: bool, config: dict | None) -> str:
     target = None
     if repo:
-        target = f"{repo}:{tag_}" if tag_ else repo
-        check_ref(target)
+        target = f"{repo}:{reference.check_tag(tag_)}" if tag_ else repo
+        reference.parse(target)
     paused_here = False
     if pause and rec.running and not rec.state.get("Paused"):
         await engine.pause(rec, True)

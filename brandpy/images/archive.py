@@ -217,6 +217,8 @@ def _json_object(files: _ArchiveFiles, name: str) -> dict[str, Any]:
 
 def _load_manifest_json(txn: Transaction, files: _ArchiveFiles) -> list[tuple[str, list[str]]]:
     entries = _json(files, "manifest.json")
+    if entries is None:
+        entries = []     # dockerd 20.10's archive of no images says null
     if not isinstance(entries, list):
         raise ArchiveError("manifest.json in the archive is not a list")
     out = []

@@ -2,12 +2,15 @@
 
 `busybox` → docker.io/library/busybox:latest; `localhost:5000/x`,
 `127.0.0.1:5000/x:tag`, `name@sha256:…`. The grammar is distribution's
-reference package, reduced to what a client needs.
+reference package, reduced to what a client needs, with its messages
+(what dockerd answers for a malformed reference).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from brandpy.pathnames import InvalidName
 
 DEFAULT_DOMAIN = "docker.io"
 DEFAULT_TAG = "latest"
@@ -16,12 +19,19 @@ _PATH_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _DOMAIN_RE = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
                         r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
                         r"|\[[0-9a-fA-F:]+\])(?::[0-9]+)?")
-_TAG_RE = re.compile(r"[\w][\w.-]{0,127}")
+_TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)     # Go's \w is ASCII
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+_INVALID = "invalid reference format"
 
 
-class InvalidReference(ValueError):
+class InvalidReference(InvalidName):
     pass
+
+
+def check_tag(tag: str) -> str:
+    if not _TAG_RE.fullmatch(tag):
+        raise InvalidReference("invalid tag format")
+    return tag
 
 
 @dataclass(frozen=True)
@@ -65,25 +75,21 @@ class Reference:
 def parse(text: str, default_tag: bool = True) -> Reference:
     """Parse and normalise a reference; adds :latest when it has neither tag nor
     digest (unless default_tag is False)."""
-    s = text.strip()
-    if not s:
-        raise InvalidReference("invalid reference format: empty image name")
-    name, _, digest = s.partition("@")
-    if digest and not DIGEST_RE.fullmatch(digest):
-        raise InvalidReference(f"invalid reference format: {text!r} has a malformed digest "
-                             "(expected sha256: and 64 lowercase hex digits)")
+    name, _, digest = text.partition("@")
+    if not name or digest and not DIGEST_RE.fullmatch(digest):
+        raise InvalidReference(_INVALID)
     tag = None
     slash = name.rfind("/")
     colon = name.rfind(":")
     if colon > slash:
         name, tag = name[:colon], name[colon + 1:]
         if not _TAG_RE.fullmatch(tag):
-            raise InvalidReference(f"invalid reference format: bad tag {tag!r} in {text!r}")
+            raise InvalidReference(_INVALID)
     first, sep, rest = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         domain, path = first, rest
         if not _DOMAIN_RE.fullmatch(domain):
-            raise InvalidReference(f"invalid reference format: bad registry {domain!r} in {text!r}")
+            raise InvalidReference(_INVALID)
     else:
         domain, path = DEFAULT_DOMAIN, name
     if domain == "index.docker.io":
@@ -91,10 +97,11 @@ def parse(text: str, default_tag: bool = True) -> Reference:
     if domain == DEFAULT_DOMAIN and "/" not in path:
         path = "library/" + path
     if not _PATH_RE.fullmatch(path):
-        hint = " (repository names must be lowercase)" if path.lower() != path else ""
-        raise InvalidReference(f"invalid reference format: {text!r}{hint}")
+        if _PATH_RE.fullmatch(path.lower()):
+            raise InvalidReference(f"{_INVALID}: repository name must be lowercase")
+        raise InvalidReference(_INVALID)
     if len(domain) + 1 + len(path) > 255:
-        raise InvalidReference(f"invalid reference format: repository name {text!r} is longer than 255")
+        raise InvalidReference("repository name must not be more than 255 characters")
     if default_tag and tag is None and not digest:
         tag = DEFAULT_TAG
     return Reference(domain, path, tag, digest or None)
