@@ -39,9 +39,11 @@ venv: deps $(PY)
 install: venv
 	PYTHONWARNINGS=ignore $(PY) -m pip install -q -e '.[test,bench,lint]'
 
-# ruff's rules and the reasons for those turned off are in pyproject.toml.
+# ruff's rules and mypy's strictness per layer, and the reasons for what is
+# turned off, are in pyproject.toml.
 lint: install
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 images: deps
 	tests/images/build.sh $(IMAGES)

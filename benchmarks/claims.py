@@ -54,7 +54,7 @@ def _beats_anchors(results: Results) -> Claim:
     if any(v is None for v, _ in values.values()):
         return Claim(text, "n/a", evidence)
     fast = values[FAST][0]
-    ok = all(fast < values[a][0] for a in ANCHORS)   # type: ignore[operator]
+    ok = all(fast < values[a][0] for a in ANCHORS)   # type: ignore[operator]  # no None: checked above
     return Claim(text, "yes" if ok else "no", evidence)
 
 
@@ -68,7 +68,7 @@ def _pass_through(results: Results) -> Claim:
     if any(r is None for r in ratios.values()):
         return Claim(text, "n/a", "no ratio for " + ", ".join(w for w, r in ratios.items()
                                                            if r is None))
-    ok = all(r <= PASS_THROUGH_LIMIT for r in ratios.values())   # type: ignore[operator]
+    ok = all(r <= PASS_THROUGH_LIMIT for r in ratios.values())   # type: ignore[operator]  # no None: checked above
     return Claim(text, "yes" if ok else "no", ", ".join(
         f"{w} {r:.2f}× ({results.ratio(w, FAST):.2f}× with start-up)"
         if results.ratio(w, FAST) != r else f"{w} {r:.2f}×" for w, r in ratios.items()))
@@ -91,7 +91,7 @@ def _below_floor(results: Results) -> Claim:
     costs = {op: cell.metric(op) if cell else None for op in HOT_CALLS}
     if any(v is None for v in costs.values()):
         return Claim(text, "n/a", f"brandpy native micro-benchmark failed; {evidence}")
-    ok = all(v < floor for v in costs.values())   # type: ignore[operator]
+    ok = all(v < floor for v in costs.values())   # type: ignore[operator]  # no None: checked above
     native = ", ".join(f"{op} {v:.2f} µs" for op, v in costs.items())
     return Claim(text, "yes" if ok else "no", f"brandpy native: {native}; {evidence}")
 

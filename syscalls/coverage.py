@@ -13,6 +13,7 @@ import csv
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any, TextIO
 
 from .report import SUPPORT
 from .table import table
@@ -35,7 +36,7 @@ def static_counts() -> dict[str, Counter[str]]:
     return {"brandpy": ours, "gVisor (runsc)": gvisor, "illumos LX": lx}
 
 
-def print_static(out=sys.stdout) -> None:
+def print_static(out: TextIO = sys.stdout) -> None:
     counts = static_counts()
     levels = [s for s in SUPPORT if any(c[s] for c in counts.values())]
     out.write(f"{'':<16}" + "".join(f"{lvl:>15}" for lvl in levels) + f"{'total':>8}\n")
@@ -49,7 +50,7 @@ def print_static(out=sys.stdout) -> None:
               "longer implements on x86_64.)\n")
 
 
-def verdict(stats: dict, status: int) -> dict:
+def verdict(stats: dict[str, Any], status: int) -> dict[str, Any]:
     """Which syscalls the workload used, how each was handled, and whether it
     will run here: it will unless a call was unsupported or denied."""
     rows = {r.name: r for r in table().rows if r.name}
@@ -65,7 +66,7 @@ def verdict(stats: dict, status: int) -> dict:
             "WillRun": not failing}
 
 
-def print_verdict(result: dict, out=sys.stdout) -> None:
+def print_verdict(result: dict[str, Any], out: TextIO = sys.stdout) -> None:
     out.write(f"{'syscall':<22}{'calls':>8}  {'support':<14}handling\n")
     for name, u in sorted(result["Used"].items(), key=lambda kv: -kv[1]["Calls"]):
         out.write(f"{name:<22}{u['Calls']:>8}  {u['Support']:<14}{u['Disposition']}: "

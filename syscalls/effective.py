@@ -21,14 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from brandpy.runtime.call import Call
+from brandpy.runtime.call import Call, Inject
 from brandpy.runtime.errors import Errno, StrictViolation
 from brandpy.runtime.seccomp import Action, compile_filter, ret_allow, ret_errno, ret_notify, ret_trace
 from brandpy.runtime.stats import LedgerEntry
 
 from .handlers import ident
 from .linux import parse_release
-from .table import Row, Spec, Table
+from .table import NotifyHandler, Row, Spec, Table
 
 if TYPE_CHECKING:
     from brandpy.runtime.sandbox import Sandbox
@@ -48,7 +48,7 @@ class Decision:
     handler: Handler | None          # for trace data 0
     denials: dict[int, str]          # trace data -> reason, for denied variants
     disposition: str                 # what `brandpy syscalls --container` shows
-    notify: Handler | None = None    # performs the call when it comes by notification
+    notify: NotifyHandler | None = None   # performs the call when it comes by notification
     passes: bool = False             # some arguments are trapped only to be seen (PASS)
 
 
@@ -97,7 +97,9 @@ class Effective:
         if spec.disposition == "identity":
             # answered by BPF while the container's user is root (a process
             # that drops root gets a trap filter stacked, see handlers/ident)
-            spec = spec.fake_root if self.sb.cred.euid == 0 else spec.fake_user
+            chosen = spec.fake_root if self.sb.cred.euid == 0 else spec.fake_user
+            assert chosen is not None, f"identity row {row.name} lacks a root or a user spec"
+            spec = chosen
         return spec
 
     def _decide(self, row: Row, release: tuple[int, ...] | None) -> Decision:
@@ -207,7 +209,7 @@ class Effective:
             return "emulated"
         return "translated" if rewritten else "native"
 
-    def notify(self, call: Call) -> object:
+    def notify(self, call: Call) -> int | Inject | None:
         """Perform a notified call the C handlers left to Python."""
         decision = self.decisions[call.nr]
         if decision.notify is None:

@@ -24,6 +24,7 @@ import errno
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from brandpy.runtime.call import Inject
 from brandpy.runtime.seccomp import Action, ArgTest
 
 from . import linux
@@ -31,6 +32,8 @@ from .handlers import exec as exec_
 from .handlers import fakefs, fs, ident, perform, pids, process, sock, uts
 
 Handler = Callable[..., "int | None"]
+# a user-notification handler may also answer with an fd to install in the caller
+NotifyHandler = Callable[..., "int | Inject | None"]
 
 FULL, PARTIAL, UNIMPLEMENTED, NONE = "full", "partial", "unimplemented", "none"
 
@@ -46,7 +49,7 @@ class Spec:
     fake: Spec | None = None            # used instead when identity is emulated (unprivileged)
     fake_root: Spec | None = None       # identity rows: container user root / not root
     fake_user: Spec | None = None
-    notify: Handler | None = None       # performs the call in the user-notification tier
+    notify: NotifyHandler | None = None   # performs the call in the user-notification tier
     notify_when: Callable[[Action, Action], Action] | None = None   # (notify, trace) -> action
     real_tracked: Spec | None = None    # real credentials, native engine: learn changes
 
@@ -86,7 +89,7 @@ def real_or_fake(real: Spec, handler: Handler, fake_note: str) -> Spec:
                 fake=Spec("trace", real.support, fake_note, handler=handler))
 
 
-def hot(spec: Spec, notify: Handler,
+def hot(spec: Spec, notify: NotifyHandler,
         when: Callable[[Action, Action], Action] | None = None) -> Spec:
     """A hot row: in the native engine it goes through seccomp user
     notification, answered in C (native/notify.c) or, for the cases C

@@ -36,7 +36,7 @@ class Adapter:
     hook: str                       # "pre" or "post"
     url: str = ""                   # an HTTP endpoint...
     python: str = ""                # ...or a Python entry point "module:function"
-    function: Callable[[dict], Any] | None = None
+    function: Callable[[dict[str, Any]], Any] | None = None
     match: tuple[str, ...] = ("*",)
     timeout: float = DEFAULT_TIMEOUT
 
@@ -60,7 +60,7 @@ class Chain:
                 if a.matches(method, path)]
 
 
-def entry_point(text: str) -> Callable[[dict], Any]:
+def entry_point(text: str) -> Callable[[dict[str, Any]], Any]:
     module, sep, attr = text.partition(":")
     if not sep or not module or not attr:
         raise AdapterConfigError(f"python {text!r}: give MODULE:FUNCTION, e.g. "
@@ -74,7 +74,8 @@ def entry_point(text: str) -> Callable[[dict], Any]:
         obj = getattr(obj, part, None)
     if not callable(obj):
         raise AdapterConfigError(f"python {text!r}: {module} has no function {attr}")
-    return obj
+    fn: Callable[[dict[str, Any]], Any] = obj
+    return fn
 
 
 def _adapter(hook: str, i: int, d: object) -> Adapter:

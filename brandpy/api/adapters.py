@@ -41,6 +41,7 @@ from multidict import CIMultiDict
 
 from .adapter_config import Adapter, Chain
 from .http import JSON_LIMIT, error
+from .router import Handler
 
 PROTOCOL = 1
 VERSIONED = re.compile(r"^/v(\d+\.\d+)(/.*)$")
@@ -73,7 +74,7 @@ def _plain(obj: Any) -> Any:
     return json.loads(json.dumps(obj))
 
 
-async def describe_request(request: web.Request) -> tuple[dict, bytes | None]:
+async def describe_request(request: web.Request) -> tuple[dict[str, Any], bytes | None]:
     """The request as hooks see it, and its JSON body's bytes (read here,
     so the handler must be given them: see rebuild)."""
     match = VERSIONED.match(request.path)
@@ -93,7 +94,7 @@ async def describe_request(request: web.Request) -> tuple[dict, bytes | None]:
             "Headers": _headers(request.headers), "Body": body}, raw
 
 
-async def _post(adapter: Adapter, payload: dict, session: aiohttp.ClientSession) -> Any:
+async def _post(adapter: Adapter, payload: dict[str, Any], session: aiohttp.ClientSession) -> Any:
     async with session.post(adapter.url, json=payload,
                             timeout=aiohttp.ClientTimeout(total=adapter.timeout)) as r:
         text = await r.text()
@@ -109,7 +110,7 @@ async def _post(adapter: Adapter, payload: dict, session: aiohttp.ClientSession)
                              f"{text.strip()[:200]!r}") from None
 
 
-async def _run_python(adapter: Adapter, payload: dict) -> Any:
+async def _run_python(adapter: Adapter, payload: dict[str, Any]) -> Any:
     fn = adapter.function
     assert fn is not None
     if inspect.iscoroutinefunction(fn):
@@ -119,8 +120,8 @@ async def _run_python(adapter: Adapter, payload: dict) -> Any:
     return await result if inspect.isawaitable(result) else result
 
 
-async def call(adapter: Adapter, payload: dict, session: aiohttp.ClientSession | None,
-               answers: str) -> dict:
+async def call(adapter: Adapter, payload: dict[str, Any], session: aiohttp.ClientSession | None,
+               answers: str) -> dict[str, Any]:
     """Run one hook; its answer checked (answers: "Request" or "Response",
     what it may change). Raises Rejected or AdapterFailure."""
     who = f"adapter {adapter.name} ({adapter.where})"
@@ -174,7 +175,7 @@ def _str_map(who: str, what: str, value: Any, lists: bool = False) -> None:
                              f"{'strings or lists of strings' if lists else 'strings'}")
 
 
-def apply_request(adapter: Adapter, desc: dict, change: dict, streamed: bool) -> dict:
+def apply_request(adapter: Adapter, desc: dict[str, Any], change: dict[str, Any], streamed: bool) -> dict[str, Any]:
     who = f"adapter {adapter.name} ({adapter.where})"
     for key in ("Method", "Path", "Version"):
         if key in change and change[key] != desc[key]:
@@ -190,7 +191,7 @@ def apply_request(adapter: Adapter, desc: dict, change: dict, streamed: bool) ->
     return {**desc, **{k: v for k, v in change.items() if k in ("Query", "Headers", "Body")}}
 
 
-def rebuild(request: web.Request, original: dict, final: dict, raw: bytes | None
+def rebuild(request: web.Request, original: dict[str, Any], final: dict[str, Any], raw: bytes | None
             ) -> web.Request:
     """The request the handler serves: the hooks' changes applied, and the
     JSON body read by describe_request handed back."""
@@ -216,7 +217,7 @@ def rebuild(request: web.Request, original: dict, final: dict, raw: bytes | None
     return request
 
 
-def describe_response(resp: web.StreamResponse) -> dict | None:
+def describe_response(resp: web.StreamResponse) -> dict[str, Any] | None:
     """The response as post-hooks see it; None when it is streamed."""
     if not isinstance(resp, web.Response) or resp.prepared:
         return None
@@ -232,7 +233,7 @@ def describe_response(resp: web.StreamResponse) -> dict | None:
     return {"Status": resp.status, "Headers": _headers(resp.headers), "Body": parsed}
 
 
-def apply_response(adapter: Adapter, desc: dict, change: dict) -> dict:
+def apply_response(adapter: Adapter, desc: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     who = f"adapter {adapter.name} ({adapter.where})"
     status = change.get("Status", desc["Status"])
     if not isinstance(status, int) or not 100 <= status <= 599:
@@ -245,7 +246,7 @@ def apply_response(adapter: Adapter, desc: dict, change: dict) -> dict:
     return final
 
 
-def make_response(resp: web.Response, original: dict, final: dict) -> web.Response:
+def make_response(resp: web.Response, original: dict[str, Any], final: dict[str, Any]) -> web.Response:
     if final == original:
         return resp
     headers = CIMultiDict(final["Headers"])
@@ -262,7 +263,7 @@ def _failed(status: int, message: str) -> web.StreamResponse:
 
 
 @web.middleware
-async def run_adapters(request: web.Request, handler: Any) -> web.StreamResponse:
+async def run_adapters(request: web.Request, handler: Handler) -> web.StreamResponse:
     chain = request.app[CHAIN_KEY]
     match = VERSIONED.match(request.path)
     path = match.group(2) if match else request.path
@@ -288,7 +289,7 @@ async def run_adapters(request: web.Request, handler: Any) -> web.StreamResponse
         return _failed(502, str(exc))
     resp = await handler(request)
     shown = describe_response(resp) if post else None
-    if shown is None:
+    if shown is None or not isinstance(resp, web.Response):     # (None for all but a Response)
         return resp
     final = shown
     try:

@@ -139,8 +139,9 @@ async def wait(request: web.Request) -> web.StreamResponse:
     condition = request.query.get("condition", "")
     waiting = asyncio.ensure_future(engine(request).wait(rec, condition))
     await asyncio.sleep(0)
-    if waiting.done() and waiting.exception() is not None:
-        raise waiting.exception()
+    failed = waiting.exception() if waiting.done() else None
+    if failed is not None:
+        raise failed
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     await resp.prepare(request)
     try:

@@ -102,7 +102,8 @@ async def serve(root: Path, hosts: list[str], adapters: Chain | None = None) -> 
             os.chmod(where, 0o660)
             sockets.append(where)
         else:
-            address, port = where   # type: ignore[misc]
+            assert not isinstance(where, str)
+            address, port = where
             await web.TCPSite(runner, address, port).start()
     print(f"brandpy daemon: data root {root}", file=sys.stderr)
     for host in hosts:
@@ -165,7 +166,7 @@ DESCRIPTION = ("Serve the Docker Engine API on a unix socket (and/or loopback TC
                "DOCKER_HOST at it. Containers keep running when the daemon stops.")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("daemon", help="serve the Docker Engine API (docker CLI and SDK)",
                        description=DESCRIPTION)
     _arguments(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, overload
 
 from aiohttp import web
 
@@ -54,6 +54,10 @@ def qbool(request: web.Request, name: str, default: bool = False) -> bool:
     raise InvalidParameter(f"invalid boolean value for {name}: {value!r}")
 
 
+@overload
+def qint(request: web.Request, name: str, default: int) -> int: ...
+@overload
+def qint(request: web.Request, name: str, default: None = None) -> int | None: ...
 def qint(request: web.Request, name: str, default: int | None = None) -> int | None:
     value = request.query.get(name)
     if value is None or value == "":
@@ -102,7 +106,7 @@ class JsonLines:
         except ConnectionError:
             pass
 
-    async def send(self, obj: dict) -> None:
+    async def send(self, obj: dict[str, Any]) -> None:
         await self.resp.write(json.dumps(obj).encode() + b"\r\n")
 
 
@@ -125,7 +129,7 @@ class HijackedResponse(web.StreamResponse):
     """Returned by a handler whose connection was hijacked: aiohttp must
     not write anything more to it."""
 
-    async def prepare(self, request: web.BaseRequest):   # noqa: ANN201 - aiohttp signature
+    async def prepare(self, request: web.BaseRequest) -> None:
         return None
 
     async def write_eof(self, data: bytes = b"") -> None:
@@ -139,6 +143,8 @@ async def hijack(request: web.Request, content_type: str = RAW_STREAM
     upgrade = (request.headers.get("Upgrade", "").lower() == "tcp"
                and "upgrade" in request.headers.get("Connection", "").lower())
     protocol, transport = request.protocol, request.transport
+    if transport is None:
+        raise ConnectionResetError("the client closed the connection before the upgrade")
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
     proto = _Hijacked(reader, protocol)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
@@ -41,9 +42,9 @@ class _Progress:
     def __init__(self, request: web.Request) -> None:
         self.request = request
         self.out: JsonLines | None = None
-        self.held: list[dict] = []
+        self.held: list[dict[str, Any]] = []
 
-    async def send(self, msg: dict) -> None:
+    async def send(self, msg: dict[str, Any]) -> None:
         if self.out is None:
             self.held.append(msg)
             if len(self.held) < 2:

@@ -3,7 +3,7 @@ containers use the host's network stack, see the README)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -22,7 +22,7 @@ CREATE = {"Name": STR, "Driver": STR, "Internal": BOOL, "Attachable": BOOL, "IPA
 CONNECT = {"Container": STR, "EndpointConfig": OBJ, "Force": BOOL}
 
 
-def _view(eng: Engine, net: dict) -> dict:
+def _view(eng: Engine, net: dict[str, Any]) -> dict[str, Any]:
     members = {}
     for rec in eng.containers:
         ep = rec.networks.get(net["Name"])

@@ -11,7 +11,6 @@ one over it, which leaves the image's hard-linked inode alone.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import errno
 import json
@@ -30,7 +29,7 @@ from brandpy.runtime.errors import Errno
 from brandpy.runtime.pathres import Resolved
 
 from . import timefmt
-from .bridge import consume, produce
+from .bridge import Body, consume, produce
 from .errors import Forbidden, InvalidParameter, NotFound
 from .fsview import PLACEHOLDERS, FsView
 from .records import Record
@@ -142,7 +141,7 @@ def changes(engine: Engine, rec: Record) -> list[dict]:
 
 # ---------------------------------------------------------------- put -----
 
-async def put(engine: Engine, rec: Record, path: str, body: asyncio.StreamReader,
+async def put(engine: Engine, rec: Record, path: str, body: Body,
               no_overwrite_dir: bool, copy_uid_gid: bool) -> None:
     r = _resolve(rec, path, True)
     host = os.fsdecode(r.host)
@@ -230,7 +229,8 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: str, no_overwri
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dirfd)
             try:
                 src = tar.extractfile(m)
-                while chunk := src.read(1 << 20):   # type: ignore[union-attr]
+                assert src is not None   # m is a regular file
+                while chunk := src.read(1 << 20):
                     os.write(fd, chunk)
                 _set_meta(fd, m, owner)
             finally:

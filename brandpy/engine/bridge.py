@@ -9,18 +9,24 @@ import io
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from .errors import EngineError
 
 DEPTH = 16          # chunks in flight
 
 
+class Body(Protocol):
+    """A request body: aiohttp's stream, or asyncio's."""
+
+    async def read(self, n: int = -1, /) -> bytes: ...
+
+
 class BodyReader(io.RawIOBase):
     """A request body as a blocking file for a thread; `feed` runs on the
     loop. A consumer that stops early (an error) stops the feeding too."""
 
-    def __init__(self, body: asyncio.StreamReader) -> None:
+    def __init__(self, body: Body) -> None:
         self.body = body
         self.q: queue.Queue[bytes] = queue.Queue(maxsize=DEPTH)
         self.buf = b""
@@ -64,7 +70,7 @@ class BodyReader(io.RawIOBase):
         self.stopped.set()
 
 
-async def consume(body: asyncio.StreamReader, work: Callable[[BinaryIO], Any]) -> Any:
+async def consume(body: Body, work: Callable[[BinaryIO], Any]) -> Any:
     """Run work(file) in a thread with the request body as its file."""
     reader = BodyReader(body)
 
@@ -109,7 +115,7 @@ async def produce(work: Callable[[BinaryIO], Any], write: Callable[[bytes], Any]
 
     def run() -> None:
         try:
-            work(out)   # type: ignore[arg-type]
+            work(out)   # type: ignore[arg-type]  # a write-only RawIOBase: all work uses of BinaryIO
             out.q.put(None)
         except BaseException as exc:   # handed to the loop, which raises it
             out.q.put(exc)

@@ -34,6 +34,7 @@ class FsView:
                                 os.fsencode(os.path.realpath(host)), readonly=readonly,
                                 kind=kind))
         self.mounts = MountTable(mounts)
+        # Resolver is typed for a Sandbox; it reads only the mount table FsView has
         self.resolver = Resolver(self)   # type: ignore[arg-type]
 
     def resolve(self, path: str, follow: bool = True) -> Resolved:

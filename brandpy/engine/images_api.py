@@ -19,7 +19,7 @@ from brandpy.images.changes import ChangeError
 from brandpy.images.registry import Client, RegistryError
 from brandpy.images.store import StoreError
 
-from .bridge import consume, produce, run_with_progress
+from .bridge import Body, consume, produce, run_with_progress
 from .errors import Conflict, EngineError, InvalidParameter, NotFound
 from .fsview import drop_placeholders
 from .records import Record
@@ -94,7 +94,7 @@ async def do_push(engine: Engine, name: str, creds: Credentials | None, send: Se
     return digest
 
 
-async def do_import(engine: Engine, body: asyncio.StreamReader, source: str, repo: str,
+async def do_import(engine: Engine, body: Body, source: str, repo: str,
                     changes: list[str], message: str) -> str:
     tag = None
     if repo:
@@ -126,7 +126,7 @@ def _import_url(engine: Engine, url: str, tag: str | None, changes: list[str],
         raise EngineError(f"cannot download {url}: {exc}") from None
 
 
-async def do_load(engine: Engine, body: asyncio.StreamReader) -> list[str]:
+async def do_load(engine: Engine, body: Body) -> list[str]:
     messages = await consume(body, lambda f: archive.load(engine.store, f))
     for line in messages:
         if line.startswith("Loaded image"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import Errno
 from .linux import vm_read, vm_write
@@ -31,9 +31,11 @@ PAGE = 4096
 PATH_MAX = 4096
 
 AfterFn = Callable[["Call", int], "int | None"]
+# python-ptrace's user_regs_struct, a ctypes Structure it ships no types for.
+Regs = Any
 
 
-def args_of(regs) -> tuple[int, ...]:
+def args_of(regs: Regs) -> tuple[int, ...]:
     return tuple(getattr(regs, r) for r in ARG_REGS)
 
 
@@ -41,7 +43,7 @@ class Call:
     __slots__ = ("sb", "proc", "tid", "regs", "nr", "changed", "after_fn", "_scratch",
                  "tag")
 
-    def __init__(self, sb: Sandbox, proc: Process, tid: int, regs) -> None:
+    def __init__(self, sb: Sandbox, proc: Process, tid: int, regs: Regs) -> None:
         self.sb = sb
         self.proc = proc
         self.tid = tid
@@ -55,12 +57,13 @@ class Call:
     # -- arguments --------------------------------------------------------
 
     def arg(self, i: int) -> int:
-        return getattr(self.regs, ARG_REGS[i])
+        value: int = getattr(self.regs, ARG_REGS[i])
+        return value
 
     def iarg(self, i: int) -> int:
         """Argument i as a C int (the upper 32 bits of an int argument are
         unspecified in the ABI)."""
-        v = getattr(self.regs, ARG_REGS[i]) & 0xFFFFFFFF
+        v: int = getattr(self.regs, ARG_REGS[i]) & 0xFFFFFFFF
         return v - (1 << 32) if v & 0x80000000 else v
 
     def set_arg(self, i: int, value: int) -> None:
@@ -176,10 +179,25 @@ class NotifCall(Call):
         v = self.args[i] & 0xFFFFFFFF
         return v - (1 << 32) if v & 0x80000000 else v
 
-    def _cannot(self, *_args: object) -> None:
-        raise RuntimeError("a notified call cannot be rewritten; use a performing handler")
+    # The tracee is in the kernel, not stopped: nothing of it can be rewritten.
+    def set_arg(self, i: int, value: int) -> None:
+        _cannot_rewrite()
 
-    set_arg = set_nr = after = push = push_str = _cannot
+    def set_nr(self, nr: int) -> None:
+        _cannot_rewrite()
+
+    def after(self, fn: AfterFn) -> None:
+        _cannot_rewrite()
+
+    def push(self, data: bytes) -> int:
+        _cannot_rewrite()
+
+    def push_str(self, s: bytes) -> int:
+        _cannot_rewrite()
+
+
+def _cannot_rewrite() -> NoReturn:
+    raise RuntimeError("a notified call cannot be rewritten; use a performing handler")
 
 
 class Inject:

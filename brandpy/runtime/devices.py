@@ -96,7 +96,7 @@ class Device:
             st = os.stat(host)
         except OSError as exc:
             raise DeviceError(f"error gathering device information while adding custom device "
-                             f"\"{self.host}\": {exc.strerror.lower()}") from None
+                             f"\"{self.host}\": {(exc.strerror or str(exc)).lower()}") from None
         if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
             return [(host, guest)]
         if not stat.S_ISDIR(st.st_mode):

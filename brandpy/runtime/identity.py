@@ -166,11 +166,11 @@ def resolve_user(rootfs: bytes, spec: str, caps: frozenset[str],
             gid = int(g[2])
     name = entry[0] if entry else None
     added = set()
-    for g in group_add:
-        found = g if g.isdigit() else next((e[2] for e in groups_db if len(e) > 2
-                                            and e[0] == g), None)
+    for wanted in group_add:
+        found = wanted if wanted.isdigit() else next((e[2] for e in groups_db if len(e) > 2
+                                                      and e[0] == wanted), None)
         if found is None or not found.isdigit():
-            raise UserError(f"unable to find group {g}: no matching entries in group file")
+            raise UserError(f"unable to find group {wanted}: no matching entries in group file")
         added.add(int(found))
     extra = tuple(sorted(({int(e[2]) for e in groups_db if len(e) > 3 and name
                            and name in e[3].split(",") and e[2].isdigit()} | added) - {gid}))

@@ -19,6 +19,7 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(us|ms|s)?$")
 WHEN = re.compile(r"^(\d+)(?:(\+)(\d+)?)?$")
@@ -56,7 +57,7 @@ def parse(spec: str, syscalls: dict[str, int]) -> Rule:
         if name not in syscalls:
             raise InjectError(f"--inject {spec}: unknown syscall {name!r}")
         nrs.add(syscalls[name])
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}     # Rule's keyword arguments, each parsed to its type
     for part in rest.split(":"):
         key, sep, value = part.partition("=")
         if not sep:
@@ -86,16 +87,17 @@ def parse(spec: str, syscalls: dict[str, int]) -> Rule:
                 fields["step"] = int(m.group(3) or 0)
         elif key == "prob":
             try:
-                fields["prob"] = float(value.rstrip("%")) / (100 if value.endswith("%") else 1)
+                prob = float(value.rstrip("%")) / (100 if value.endswith("%") else 1)
             except ValueError:
                 raise InjectError(f"--inject {spec}: prob is a number from 0 to 1") from None
-            if not 0 <= fields["prob"] <= 1:
+            if not 0 <= prob <= 1:
                 raise InjectError(f"--inject {spec}: prob is a number from 0 to 1")
+            fields["prob"] = prob
         else:
             raise InjectError(f"--inject {spec}: unknown key {key!r}")
     if sum(k in fields for k in ("error", "retval", "delay")) != 1:
         raise InjectError(f"--inject {spec}: give exactly one of error=, retval=, delay=")
-    return Rule(spec=spec, nrs=frozenset(nrs), **fields)   # type: ignore[arg-type]
+    return Rule(spec=spec, nrs=frozenset(nrs), **fields)
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ def vm_write(pid: int, addr: int, data: bytes) -> int:
     buf = ctypes.create_string_buffer(data, len(data))
     local = _IOVec(ctypes.addressof(buf), len(data))
     remote = _IOVec(addr, len(data))
-    n = _vm_writev(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    n: int = _vm_writev(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
     if n < 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))

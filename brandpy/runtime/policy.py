@@ -13,6 +13,7 @@ import errno
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .seccomp import Action, ArgTest
 
@@ -144,7 +145,7 @@ ACTIONS_ERRNO = {"SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
                  "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP"}
 
 
-def _applies(filter_: dict | None, caps: frozenset[str], include: bool) -> bool:
+def _applies(filter_: dict[str, Any] | None, caps: frozenset[str], include: bool) -> bool:
     if not filter_:
         return True
     hits = []

@@ -24,7 +24,7 @@ import os
 import secrets
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import Errno
 from .linux import vm_read, vm_write
@@ -49,7 +49,8 @@ class Recording:
     seed: str = field(default_factory=lambda: secrets.token_hex(16))
     hostname: str = ""
     release: str = ""
-    calls: dict[str, list[list]] = field(default_factory=dict)   # guest tid -> [[nr, hex, result]]
+    # guest tid -> [[nr, hex, result]]
+    calls: dict[str, list[list[Any]]] = field(default_factory=dict)
 
     def save(self, path: str) -> None:
         tmp = path + ".tmp"
@@ -118,6 +119,9 @@ class Replay:
         i = self._next.get(tid, 0)
         if i >= len(calls):
             return None
+        nr: int
+        data: str
+        result: int
         nr, data, result = calls[i]
         if nr != call.nr:
             # the program took another path: live answers for this thread from here

@@ -135,14 +135,14 @@ def evaluate(prog: bytes, nr: int, args: tuple[int, ...] = (0,) * 6,
              arch: int = AUDIT_ARCH_X86_64) -> int:
     """Run a compiled program on one syscall (an interpreter for tests and
     for `brandpy syscalls --check`): the action the kernel would take."""
-    insns = [struct.unpack_from("<HBBI", prog, off) for off in range(0, len(prog), 8)]
+    insns: list[Insn] = [struct.unpack_from("<HBBI", prog, off) for off in range(0, len(prog), 8)]
     data = struct.pack("<iI", nr, arch) + struct.pack("<Q", 0) + b"".join(
         struct.pack("<Q", a & 0xFFFFFFFFFFFFFFFF) for a in args)
     pc, acc = 0, 0
     while True:
         code, jt, jf, k = insns[pc]
         if code == LD_W_ABS:
-            acc = struct.unpack_from("<I", data, k)[0]
+            (acc,) = struct.unpack_from("<I", data, k)
         elif code == AND:
             acc &= k
         elif code == RET:

@@ -5,6 +5,8 @@ between fork and execve)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 from .linux import TRACE_OPTIONS
 
@@ -19,7 +21,7 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
           ids: tuple[int, int, tuple[int, ...]] | None = None,
           caps: int | None = None, hold_fd: int = -1,
           personality: int = -1,
-          rlimits: list[tuple[int, int, int]] = ()) -> tuple[int, int | None]:
+          rlimits: Sequence[tuple[int, int, int]] = ()) -> tuple[int, int | None]:
     """Returns the child's pid; raises OSError if fork or ptrace fail. The
     child gets a session (setsid, optionally with fd 0 as its controlling
     terminal) or a process group of its own, so kill(0, ...) inside the
@@ -33,12 +35,12 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
 
     keep = []   # cffi buffers must outlive the call
 
-    def cstr(s: str | bytes):
+    def cstr(s: str | bytes) -> Any:     # cffi's CData
         buf = ffi.new("char[]", os.fsencode(s))
         keep.append(buf)
         return buf
 
-    def cvec(items: list[str]):
+    def cvec(items: list[str]) -> Any:
         arr = ffi.new("char *[]", [cstr(i) for i in items] + [ffi.NULL])
         keep.append(arr)
         return arr

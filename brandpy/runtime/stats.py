@@ -3,9 +3,10 @@ and how many ptrace stops it cost (the number that dominates speed)."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -15,7 +16,7 @@ class Stats:
     emulated: Counter[int] = field(default_factory=Counter)    # answered without running
     errors: Counter[int] = field(default_factory=Counter)      # returned -errno
     injected: Counter[int] = field(default_factory=Counter)    # faults injected
-    seconds: Counter[int] = field(default_factory=Counter)     # supervisor time per nr
+    seconds: defaultdict[int, float] = field(default_factory=lambda: defaultdict(float))  # time per nr
     handled: Counter[str] = field(default_factory=Counter)     # trapped calls per handling
     notified: Counter[int] = field(default_factory=Counter)    # user notifications, no stop
     notified_python: Counter[int] = field(default_factory=Counter)  # of which answered in Python
@@ -96,7 +97,7 @@ class Ledger:
         return "\n".join(lines)
 
 
-def as_dict(stats: Stats, ledger: Ledger, names: dict[int, str]) -> dict:
+def as_dict(stats: Stats, ledger: Ledger, names: dict[int, str]) -> dict[str, Any]:
     """Statistics and the ledger as JSON (docker inspect's Brandpy key, the
     API's /brandpy/containers/{id}/syscalls, brandpy run --stats-json)."""
     def name(nr: int) -> str:

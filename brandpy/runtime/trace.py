@@ -13,9 +13,9 @@ import errno
 import json
 import os
 import time
-from ctypes import sizeof
+from ctypes import Structure, sizeof
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from ptrace.func_call import FunctionCallOptions
 from ptrace.syscall import PtraceSyscall
@@ -24,7 +24,7 @@ from ptrace.syscall.syscall_argument import SyscallArgument
 from .linux import vm_read
 
 if TYPE_CHECKING:
-    from .call import Call
+    from .call import Call, Regs
 
 OPTIONS = FunctionCallOptions(write_types=False, write_argname=False, string_max_length=256,
                               max_array_count=16)
@@ -34,7 +34,7 @@ class _Memory:
     """The part of python-ptrace's PtraceProcess its argument formatter
     reads, over process_vm_readv."""
 
-    def __init__(self, tid: int, regs) -> None:
+    def __init__(self, tid: int, regs: Regs) -> None:
         self.tid = tid
         self.regs = regs
 
@@ -59,18 +59,19 @@ class _Memory:
             data += chunk
         return data, True
 
-    def readStruct(self, address: int, struct):
+    def readStruct(self, address: int, struct: type[Structure]) -> Structure:
         return struct.from_buffer_copy(self.readBytes(address, sizeof(struct)))
 
-    def readArray(self, address: int, basetype, count: int):
+    def readArray(self, address: int, basetype: type[Any], count: int) -> Any:   # a ctypes array
         return (basetype * count).from_buffer_copy(
             self.readBytes(address, sizeof(basetype) * count))
 
-    def getregs(self):
+    def getregs(self) -> Regs:
         return self.regs
 
     def getreg(self, name: str) -> int:
-        return getattr(self.regs, name)
+        value: int = getattr(self.regs, name)
+        return value
 
 
 PR_SET_NAME, PR_GET_NAME = 15, 16
@@ -99,12 +100,12 @@ def _quote(data: bytes, truncated: bool) -> str:
     return '"' + "".join(out) + '"' + ("..." if truncated else "")
 
 
-class _Argument(SyscallArgument):
+class _Argument(SyscallArgument):  # type: ignore[misc]  # python-ptrace ships no types
     """python-ptrace's argument formatting, with strace's notation: strings
     in double quotes, string arrays in brackets, other pointers as
     addresses."""
 
-    def createText(self):
+    def createText(self) -> str:
         if self.function.name == "prctl":
             if self.name == "option":
                 return PRCTL_OPTIONS.get(self.value, str(self.value))
@@ -113,7 +114,8 @@ class _Argument(SyscallArgument):
                 return self.readCString(self.value)
             if self.name == "arg2" and option == PR_GET_NAME:
                 return f"0x{self.value:x}"    # the buffer the call fills
-        return super().createText()
+        text: str = super().createText()
+        return text
 
     def readCString(self, address: int) -> str:
         if not address:
@@ -131,7 +133,7 @@ class _Argument(SyscallArgument):
     def readCStringArray(self, address: int) -> str:
         if not address:
             return "NULL"
-        items = []
+        items: list[str] = []
         while len(items) < self.options.max_array_count:
             ptr = self.function.process.readWord(address + 8 * len(items))
             if not ptr:
@@ -139,14 +141,15 @@ class _Argument(SyscallArgument):
             items.append(self.readCString(ptr))
         return "[" + ", ".join(items) + ", ...]"
 
-    def readStruct(self, address: int, struct) -> str:
-        text = super().readStruct(address, struct)          # "<name a=1, b=2>"
+    def readStruct(self, address: int, struct: type[Structure]) -> str:
+        text: str = super().readStruct(address, struct)          # "<name a=1, b=2>"
         return "{" + text[1:-1].partition(" ")[2] + "}"
 
-    def formatValuePointer(self, argtype: str):
+    def formatValuePointer(self, argtype: str) -> str | None:
         if argtype == "int":
             return None    # strace shows the address of what the call will write
-        return super().formatValuePointer(argtype)
+        text: str | None = super().formatValuePointer(argtype)
+        return text
 
 
 def format_call(call: Call, name: str) -> str:
@@ -155,7 +158,8 @@ def format_call(call: Call, name: str) -> str:
         sc = PtraceSyscall(_Memory(call.tid, call.regs), OPTIONS, call.regs)
         sc.argument_class = _Argument
         sc.enter(call.regs)
-        return sc.format()
+        text: str = sc.format()
+        return text
     except Exception:   # unreadable or odd arguments: still show the call
         return f"{name}(" + ", ".join(hex(call.arg(i)) for i in range(6)) + ")"
 
@@ -192,7 +196,7 @@ class Tracer:
             self.lost = exc.strerror or str(exc)
 
 
-def text_line(rec: dict) -> str:
+def text_line(rec: dict[str, Any]) -> str:
     """A trace record as its strace-like text line (the daemon keeps JSON
     lines and renders them with this on request)."""
     started, result = rec["time"], rec["result"]

@@ -10,6 +10,7 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from brandpy.runtime.devices import DeviceError
 from brandpy.runtime.identity import Cred, UserError, resolve_user
@@ -158,7 +159,8 @@ class Container:
                 caps=cap_mask(self.sb.caps) if real else None, hold_fd=hold_fd,
                 personality=ADDR_NO_RANDOMIZE if self.research.replay else -1,
                 rlimits=[u.rlimit() for u in self.config.ulimits])
-            if listener is not None:
+            if listener is not None:    # asked for only with notifications: the native engine
+                assert isinstance(self.sup, NativeSupervisor)
                 self.sup.add_listener(listener)
             return pid
         except OSError as exc:
@@ -217,11 +219,11 @@ class Container:
         """Signal the entrypoint (docker kill / stop)."""
         self.sup.forward_signal(sig)
 
-    def syscalls(self) -> Future[dict]:
+    def syscalls(self) -> Future[dict[str, Any]]:
         """Statistics and the ledger as JSON-ready data (brandpy.runtime.stats
         as_dict), taken on the tracer thread; after the container ends, at
         once."""
-        done: Future[dict] = Future()
+        done: Future[dict[str, Any]] = Future()
 
         def snapshot() -> None:
             done.set_result(as_dict(self.sb.stats, self.sb.ledger, self.effective.names))
@@ -249,7 +251,7 @@ class Container:
         self._submit(call, done)
         return done
 
-    def _submit(self, fn: Callable[[], None], done: Future) -> None:
+    def _submit(self, fn: Callable[[], None], done: Future[Any]) -> None:
         if not self.sup.call_soon(fn):
             done.set_exception(ContainerError("the container is not running", 409))
 

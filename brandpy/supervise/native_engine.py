@@ -17,12 +17,12 @@ import signal
 import struct
 import threading
 import traceback
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 
 from brandpy._native import ffi, lib
-from brandpy.runtime.call import Inject, NotifCall
+from brandpy.runtime.call import Call, Inject, NotifCall
 from brandpy.runtime.errors import Errno, warn
 from brandpy.runtime.linux import kernel_release
 from brandpy.runtime.process import Process
@@ -164,7 +164,7 @@ class NativeSupervisor(Supervisor):
 
     # -- notifications the C handlers left to Python -------------------------------------
 
-    def notify(self, n) -> None:
+    def notify(self, n: Any) -> None:    # cffi's struct bp_notif *
         tid = n.pid
         proc = self.sb.threads.get(tid)
         if proc is None:
@@ -184,10 +184,12 @@ class NativeSupervisor(Supervisor):
             os.close(result.fd)
 
 
-def answer(call: NotifCall, result: int | Inject) -> bool:
+def answer(call: Call, result: int | Inject) -> bool:
     """Send a notified call's result (or install the fd it opened). False
     when the tracee is gone or was interrupted by a signal meanwhile (an
     Inject's fd is then kept open for the caller to retry with)."""
+    if not isinstance(call, NotifCall):
+        raise TypeError(f"syscall {call.nr} was not notified: it has no answer to send")
     try:
         if isinstance(result, Inject):
             fcntl.ioctl(call.listener, NOTIF_ADDFD, struct.pack(
@@ -221,7 +223,7 @@ def bp_py_wait(tid: int, status: int) -> int:
 
 
 @ffi.def_extern()
-def bp_py_notify(n) -> None:
+def bp_py_notify(n: Any) -> None:
     try:
         _active.sup.notify(n)
     except BaseException:

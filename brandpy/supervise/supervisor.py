@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 
 from brandpy.runtime import linux
-from brandpy.runtime.call import ARG_REGS, Call, args_of
+from brandpy.runtime.call import ARG_REGS, Call, Regs, args_of
 from brandpy.runtime.errors import Errno, StrictViolation, warn
 from brandpy.runtime.identity import Cred
 from brandpy.runtime.inject import Injection, Injector
@@ -83,7 +83,8 @@ class Supervisor:
         self.held: dict[int, int] = {}                       # new tracee -> its first stop status
         self.at_exit: dict[int, Call] = {}                   # tids stopped for syscall exit
         self.fork_return: dict[int, int] = {}                # parent tid -> child's container PID
-        self.rewritten: dict[int, tuple] = {}                # tid -> its last rewritten call
+        # tid -> its last rewritten call: (new nr, new args, old nr, old args)
+        self.rewritten: dict[int, tuple[int, tuple[int, ...], int, tuple[int, ...]]] = {}
         self.tracer: Tracer | None = None
         self.injector: Injector | None = None
         self.replay: Replay | None = None
@@ -486,13 +487,13 @@ class Supervisor:
             if result < 0:
                 self.sb.stats.errors[nr] += 1
             call.changed = True
-            if shown is not None:
+            if shown is not None and self.tracer is not None:
                 self.tracer.record(call, shown[0], result, how, shown[1])
-        elif shown is not None:
+        elif shown is not None and self.tracer is not None:
             if nr in NO_RETURN:
                 self.tracer.record(call, shown[0], None, how, shown[1])
             else:
-                self._show_at_exit(call, shown, how)
+                self._show_at_exit(call, self.tracer, shown, how)
         try:
             if call.changed:
                 ptrace_setregs(tid, regs)
@@ -506,19 +507,18 @@ class Supervisor:
         else:
             self._resume(tid)
 
-    def _show_at_exit(self, call: Call, shown: tuple[str, float], how: str) -> None:
+    def _show_at_exit(self, call: Call, tracer: Tracer, shown: tuple[str, float], how: str) -> None:
         """A traced call the kernel runs: its result is known at its exit."""
         handler_after = call.after_fn
 
         def after(c: Call, result: int) -> int | None:
             replaced = handler_after(c, result) if handler_after is not None else None
-            self.tracer.record(c, shown[0], result if replaced is None else replaced, how,
-                               shown[1])
+            tracer.record(c, shown[0], result if replaced is None else replaced, how, shown[1])
             return replaced
 
         call.after_fn = after
 
-    def _undo_rewrite_on_restart(self, tid: int, regs) -> None:
+    def _undo_rewrite_on_restart(self, tid: int, regs: Regs) -> None:
         """A call whose arguments we rewrote can be interrupted by a signal
         and restarted by the kernel (ERESTARTSYS...) with the rewritten
         registers, and a signal handler may have overwritten the scratch

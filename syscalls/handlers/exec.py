@@ -61,7 +61,7 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
             break
         # `#!interp [arg]`: argv becomes interp [arg] NAME ARGV[1:]
         tail = argv[1:]
-        argv = [kind.interpreter] + ([kind.arg] if kind.arg is not None else []) + [name] + tail
+        argv = [kind.interpreter, *([kind.arg] if kind.arg is not None else []), name, *tail]
         name = kind.interpreter
         r = resolver.resolve(call.proc, call.tid, kind.interpreter)
         host, guest = r.host, r.guest
@@ -74,9 +74,9 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
         prog = resolver.relative_to_root(call.proc, guest)
         argv0 = argv[0] if argv else prog
         if binfmt.loader_takes_argv0(loader.host):
-            argv = [kind.interp, b"--argv0", argv0, prog] + argv[1:]
+            argv = [kind.interp, b"--argv0", argv0, prog, *argv[1:]]
         else:
-            argv = [kind.interp, prog] + argv[1:]
+            argv = [kind.interp, prog, *argv[1:]]
         host = loader.host
     call.proc.exec_pending = ExecImage(
         exe=guest, comm=comm, kernel_comm=os.path.basename(host)[:COMM_LEN],

@@ -39,7 +39,7 @@ def _target(call: Call, dirfd_i: int | None, path_i: int | None, follow: bool,
     for fd calls and AT_EMPTY_PATH (through /proc/TID/fd/N, which the
     supervisor may open as the tracer)."""
     if path_i is None or (flags & AT_EMPTY_PATH and not read_path(call, path_i)):
-        fd = call.iarg(dirfd_i if path_i is not None else 0)
+        fd = call.iarg(0 if path_i is None or dirfd_i is None else dirfd_i)
         if fd == AT_FDCWD:
             return _fd_path(call, b"cwd"), False
         link = _fd_path(call, b"fd/%d" % fd)

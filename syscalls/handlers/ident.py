@@ -168,9 +168,10 @@ def capget(call: Call) -> int:
     target = call.proc
     if pid:
         host = call.sb.pids.to_host(pid)
-        target = call.sb.process_of(host) if host else None
-        if target is None:
+        found = call.sb.process_of(host) if host else None
+        if found is None:
             raise Errno(errno.ESRCH)
+        target = found
     if call.arg(1) == 0:
         return 0
     mask = cap_mask(target.cred.caps)

@@ -66,7 +66,8 @@ def connect(call: Call) -> None:
 def _family(call: Call, addr_i: int, len_i: int) -> int:
     if call.arg(addr_i) == 0 or call.iarg(len_i) < 2:
         return -1
-    return struct.unpack("<H", call.read(call.arg(addr_i), 2))[0]
+    family: int = struct.unpack("<H", call.read(call.arg(addr_i), 2))[0]
+    return family
 
 
 def _proto(call: Call, fd: int) -> str | None:
@@ -91,13 +92,13 @@ def _bind_port(call: Call) -> None:
     sa = _inet_sockaddr(call, 1, 2)
     if len(sa) < 4:
         return None
-    port = struct.unpack_from(">H", sa, 2)[0]
+    port: int = struct.unpack_from(">H", sa, 2)[0]
     ports = call.sb.ports
     if not ports.interesting(port):
         return None
     proto = _proto(call, call.iarg(0))
     target = ports.for_bind(proto, port) if proto else None
-    if target is None:
+    if proto is None or target is None:
         return None
     host_ip, host_port = target
     struct.pack_into(">H", sa, 2, host_port)
@@ -119,7 +120,8 @@ def _local_port(call: Call, fd: int) -> int:
     dup = call.sb.grab_fd(call.proc, fd)
     sock = socket.socket(fileno=dup)
     try:
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
     except OSError:
         return 0
     finally:
