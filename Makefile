@@ -75,12 +75,13 @@ demo: install images
 	docker rm traced
 
 # A hung run fails with what it printed rather than outlasting CI (the suite
-# takes about 5 minutes here).
+# takes about 5 minutes here). A run that leaves brandpy's or its tests'
+# files in /tmp or /dev/shm fails (tests/conftest.py lists them).
 test: install lint images
-	timeout --kill-after=60 45m $(PY) -m pytest $(PYTEST_ARGS)
+	BRANDPY_TMP_STRICT=1 timeout --kill-after=60 45m $(PY) -m pytest $(PYTEST_ARGS)
 
 test-slow: install images
-	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+	BRANDPY_TMP_STRICT=1 $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 bench: install images
 	$(PY) -m benchmarks.run

@@ -23,6 +23,3 @@ ffibuilder.set_source(
     include_dirs=[str(HERE)],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
 )
-
-if __name__ == "__main__":
-    ffibuilder.compile(tmpdir="/tmp/brandpy-native-build", verbose=True)

@@ -4,6 +4,7 @@ for `brandpy run` as root or as an unprivileged user (uid 65534)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,57 @@ class Result:
 
     def __repr__(self) -> str:
         return f"Result(status={self.status}, out={self.out[-3000:]!r}, err={self.err[-3000:]!r})"
+
+
+# -- tests leave /tmp and /dev/shm as they found them ---------------------------------
+# pytest's own temp directories go below one removed at the end, and what
+# appeared meanwhile is listed; entries named as brandpy and its tests name
+# theirs fail the run under BRANDPY_TMP_STRICT=1 (`make test`: other programs
+# on a shared machine make entries of their own).
+SCRATCH = (Path("/tmp"), Path("/dev/shm"))
+OURS = re.compile(r"(brandpy-|bp[a-z]?-|pytest-of-)")
+_BEFORE = pytest.StashKey[set[Path]]()
+_BASETEMP = pytest.StashKey[Path]()
+_LEFT = pytest.StashKey[list[Path]]()
+
+
+def _scratch_entries() -> set[Path]:
+    found: set[Path] = set()
+    for top in SCRATCH:
+        try:
+            found.update(top / name for name in os.listdir(top))
+        except OSError:
+            pass
+    return found
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_BEFORE] = _scratch_entries()
+    if config.option.basetemp is None:
+        base = Path(tempfile.mkdtemp(prefix="brandpy-pytest-", dir="/tmp"))
+        config.option.basetemp = config.stash[_BASETEMP] = base
+
+
+@pytest.hookimpl(trylast=True)    # after the session fixtures' teardown
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if _BASETEMP in config.stash:
+        shutil.rmtree(config.stash[_BASETEMP], ignore_errors=True)
+    left = sorted(_scratch_entries() - config.stash[_BEFORE])
+    config.stash[_LEFT] = left
+    if os.environ.get("BRANDPY_TMP_STRICT") == "1" and session.exitstatus == 0 and \
+            any(OURS.match(p.name) for p in left):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    left = config.stash.get(_LEFT, [])
+    if left:
+        terminalreporter.write_sep("=", "new in /tmp or /dev/shm since the session began", red=True)
+        for path in left:
+            mine = " (named as brandpy's: a leak)" if OURS.match(path.name) else ""
+            terminalreporter.write_line(f"{path}{mine}")
 
 
 def image(name: str) -> Path:
