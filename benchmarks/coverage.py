@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 
 from . import runners
+from .cli import comma_list, run_and_publish
 from .coverage_chart import write_chart
 from .coverage_modules import MODULES
 from .coverage_report import to_json, to_markdown
@@ -64,9 +64,9 @@ def write(results: CoverageResults, out: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    modules = _names(args.modules)
+    modules = comma_list(args.modules)
     try:
-        chosen = runners.by_names(_names(args.runners))
+        chosen = runners.by_names(comma_list(args.runners))
     except ValueError as exc:
         print(f"benchmarks.coverage: {exc}", file=sys.stderr)
         return 2
@@ -82,18 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     config = CoverageConfig(modules=modules, runners=chosen, per_test=args.per_test_timeout,
                             module_timeout=args.module_timeout, attribute=args.attribute,
                             offline=offline)
-    # SIGTERM unwinds like Ctrl-C: the running command is killed, the workspace removed.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    results = run_coverage(config, log=lambda line: print(line, file=sys.stderr, flush=True),
-                           progress=lambda partial: write(partial, args.out))
-    written = write(results, args.out)
-    print(to_markdown(results))
-    print("written: " + ", ".join(str(p) for p in written), file=sys.stderr)
-    return 0
-
-
-def _names(text: str) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()]
+    return run_and_publish(
+        lambda log: run_coverage(config, log=log, progress=lambda partial: write(partial, args.out)),
+        lambda results: write(results, args.out), to_markdown)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from .ledger import parse_ledger
 from .regrtest_records import parse
 from .runners import Brandpy, Runner
 from .stopstats import split_stats
-from .suite import git_commit, probe
+from .suite import Log, git_commit, probe
 from .syscall_trace import failed_calls
 from .workspace import IMAGES, Workspace
 
@@ -33,8 +33,6 @@ STDERR_TAIL = 30             # lines kept of a run's own stderr
 DEFAULT_PER_TEST = 300.0
 DEFAULT_MODULE_TIMEOUT = 3600.0
 DEFAULT_ATTRIBUTE = 40       # reruns per (module, runner)
-
-Log = Callable[[str], None]
 
 
 @dataclass

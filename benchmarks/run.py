@@ -5,12 +5,12 @@ and print the Markdown tables."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
 from . import runners, workloads
 from .chart import write_chart
+from .cli import comma_list, run_and_publish
 from .publish import RESULTS, publish
 from .report import to_json, to_markdown
 from .results import Results
@@ -46,8 +46,8 @@ def write(results: Results, out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        chosen = runners.by_names(_names(args.runners))
-        loads = workloads.by_names(_names(args.workloads), args.micro_seconds)
+        chosen = runners.by_names(comma_list(args.runners))
+        loads = workloads.by_names(comma_list(args.workloads), args.micro_seconds)
     except ValueError as exc:
         print(f"benchmarks: {exc}", file=sys.stderr)
         return 2
@@ -56,17 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = Config(workloads=loads, runners=chosen, reps=args.reps, timeout=args.timeout,
                     floor=not args.no_floor, floor_seconds=args.micro_seconds)
-    # SIGTERM unwinds like Ctrl-C: the running command is killed, the workspace removed.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    results = run_suite(config, log=lambda line: print(line, file=sys.stderr, flush=True))
-    written = write(results, args.out)
-    print(to_markdown(results))
-    print("written: " + ", ".join(str(p) for p in written), file=sys.stderr)
-    return 0
-
-
-def _names(text: str) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()]
+    return run_and_publish(lambda log: run_suite(config, log=log),
+                           lambda results: write(results, args.out), to_markdown)
 
 
 if __name__ == "__main__":
