@@ -17,7 +17,7 @@ from .records import Record
 from .shimclient import ProcessFailed
 from .validate import BOOL, INTS, STR, STRS, STRSLICE, check
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:     # the engine imports this module
     from .engine import Engine
 
 EXEC_CONFIG = {"AttachStdin": BOOL, "AttachStdout": BOOL, "AttachStderr": BOOL,

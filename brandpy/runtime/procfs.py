@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .mounts import Mount, split
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:     # the sandbox owns its ProcFS and imports this module
     from .process import Process
     from .sandbox import Sandbox
 
