@@ -55,4 +55,8 @@ struct bp_resolved {
 int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
                const char *path, int follow, struct bp_resolved *out);
 
+/* Test-only: sleeps BRANDPY_TEST_RACE_PAUSE_US between a resolution and its
+ * use (racepause.c); nothing when the variable is unset. */
+void bp_race_pause(void);
+
 #endif

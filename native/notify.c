@@ -194,7 +194,10 @@ static int path_arg(struct ctx *c, int path_i, int dirfd, int follow)
         return rc;
     if (!still_valid(c->lfd, c->req->id))
         return -ESRCH;
-    return bp_resolve(c->s, c->t, dirfd, c->path, follow, &c->r);
+    rc = bp_resolve(c->s, c->t, dirfd, c->path, follow, &c->r);
+    if (rc == 0)
+        bp_race_pause();
+    return rc;
 }
 
 /* "/proc/TID/fd/N": the file an fd refers to, for fstat and AT_EMPTY_PATH. */

@@ -29,6 +29,7 @@ from .errors import Errno
 from .linux import AT_FDCWD
 from .mounts import Mount, MountTable, join, split
 from .process import Process
+from .racepause import race_pause
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -80,7 +81,9 @@ class Resolver:
             floor = start = self._base(proc, tid, dirfd)
         else:
             start = floor if absolute else self._base(proc, tid, dirfd)
-        return self._walk(proc, tid, list(start), len(floor), path, follow, resolve_flags)
+        resolved = self._walk(proc, tid, list(start), len(floor), path, follow, resolve_flags)
+        race_pause()
+        return resolved
 
     def _base(self, proc: Process, tid: int, dirfd: int) -> tuple[bytes, ...]:
         if dirfd == AT_FDCWD:
