@@ -29,7 +29,7 @@ from brandpy.runtime.seccomp import Action, ArgTest
 
 from . import linux
 from .handlers import exec as exec_
-from .handlers import fakefs, fs, ident, perform, pids, process, sock, uts
+from .handlers import fakefs, fs, ident, owners, perform, pids, prio, process, signals, sock, sockcreds, sysv, uts
 
 Handler = Callable[..., "int | None"]
 # a user-notification handler may also answer with an fd to install in the caller
@@ -151,26 +151,48 @@ ROOT_ACCESS = "the container's root passes checks as root does"
 DEVICES = "device nodes recorded as files with their type in an xattr"
 DOCKER = "denied (EPERM) as in Docker's default profile"
 NEVER = "never implemented on x86_64 Linux (ENOSYS there too)"
+SIGNALFD = ("native; the fd number a new signalfd gets has its reads trapped in the process "
+            "(its records carry the sender's IDs)")
+SIGINFO_SENT = "a siginfo with a kernel's code carries the sender's PID as the kernel would"
+SCM_RECV = "in processes that turned SO_PASSCRED on, SCM_CREDENTIALS shows container IDs"
+IPC_STATUS = ("native: the SysV IPC namespace is the host's; the PIDs and IDs of the status "
+              "commands are the container's")
+
+
+def _id_ioctls(trap: Action, other: Action) -> Action:
+    """The ioctls that carry IDs: PIDFD_GET_INFO (any size) and the
+    terminal and socket owner ones."""
+    rest = arg_in(1, pids.TIOCGPGRP, pids.TIOCSPGRP, pids.TIOCGSID,
+                  *owners.SOCKET_OWNER_CMDS)(trap, other)
+    return ArgTest(1, "eq", owners.PIDFD_GET_INFO, then=trap, otherwise=rest,
+                   mask=owners.PIDFD_GET_INFO_MASK)
 
 SPEC: dict[str, Spec] = {
     # -- files and descriptors: native ---------------------------------------
     **{name: allow() for name in (
-        "read", "write", "close", "poll", "lseek", "pread64", "pwrite64", "readv",
-        "writev", "pipe", "select", "dup", "dup2", "dup3", "pipe2", "fcntl", "flock", "fsync",
+        "write", "close", "poll", "lseek", "pread64", "pwrite64",
+        "writev", "pipe", "select", "dup", "dup2", "dup3", "pipe2", "flock", "fsync",
         "fdatasync", "ftruncate", "getdents", "getdents64", "fchdir", "sendfile",
         "fstatfs", "readahead", "fgetxattr", "flistxattr", "epoll_create", "epoll_create1",
         "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "pselect6", "ppoll",
         "splice", "tee", "vmsplice", "sync_file_range", "fallocate", "preadv", "pwritev",
         "preadv2", "pwritev2", "copy_file_range", "sync", "syncfs", "inotify_init",
-        "inotify_init1", "inotify_rm_watch", "signalfd", "signalfd4", "eventfd", "eventfd2",
+        "inotify_init1", "inotify_rm_watch", "eventfd", "eventfd2",
         "timerfd_create", "timerfd_settime", "timerfd_gettime", "memfd_create", "close_range",
         "io_setup", "io_destroy", "io_getevents", "io_submit", "io_cancel", "io_pgetevents",
         "fadvise64", "cachestat", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
         "mq_notify", "mq_getsetattr")},
+    **{name: Spec("allow", FULL, "native; reads of a signalfd (trapped only in processes that "
+                  "made one) show container IDs in its records", handler=signals.signalfd_read)
+       for name in ("read", "readv")},
+    "signalfd": trace(signals.signalfd, SIGNALFD),
+    "signalfd4": trace(signals.signalfd, SIGNALFD),
+    "fcntl": Spec("allow", FULL, "native; the IDs of F_GETLK/F_OFD_GETLK (l_pid), "
+                  "F_[GS]ETOWN(_EX) and F_GETOWNER_UIDS are the container's", handler=owners.fcntl,
+                  when=arg_in(1, *owners.FCNTL_CMDS)),
     "ioctl": Spec("allow", FULL, "native; terminal and device ioctls act on the real "
-                  "device; process group and session IDs (TIOC[GS]PGRP, TIOCGSID) translated",
-                  handler=pids.tty_pgrp,
-                  when=arg_in(1, pids.TIOCGPGRP, pids.TIOCSPGRP, pids.TIOCGSID)),
+                  "device; the IDs of TIOC[GS]PGRP, TIOCGSID, FIO[GS]ETOWN, SIOC[GS]PGRP and "
+                  "PIDFD_GET_INFO are the container's", handler=owners.ioctl, when=_id_ioctls),
     # -- files: paths translated ------------------------------------------------
     "open": hot(trace(fs.open_, PATH_WRITE), perform.open_, not_o_path(1)),
     "openat": hot(trace(fs.openat, PATH_WRITE), perform.openat, not_o_path(2)),
@@ -252,14 +274,19 @@ SPEC: dict[str, Spec] = {
     "execveat": trace(exec_.execveat, "as execve; fexecve of a dynamic memfd needs the "
                       "guest loader to open /proc/self/fd/N"),
     # -- sockets ------------------------------------------------------------------
-    **{name: allow() for name in (
-        "socketpair", "listen", "shutdown", "setsockopt", "getsockopt", "sendmmsg",
-        "recvmmsg")},
+    **{name: allow() for name in ("socketpair", "listen", "shutdown", "sendmmsg")},
     "socket": allow(),
-    "sendmsg": allow("native: an AF_UNIX destination in msg_name is not translated",
-                     support=PARTIAL),
-    "recvmsg": allow("native: an AF_UNIX source in msg_name is not translated",
-                     support=PARTIAL),
+    "getsockopt": Spec("allow", FULL, "native; SO_PEERCRED and SO_PEERGROUPS answered with the "
+                       "peer's container IDs", handler=sockcreds.getsockopt,
+                       when=arg_in(2, sockcreds.SO_PEERCRED, sockcreds.SO_PEERGROUPS)),
+    "setsockopt": Spec("allow", FULL, "native; SO_PASSCRED first traps the process's "
+                       "receives, for SCM_CREDENTIALS", handler=sockcreds.setsockopt,
+                       when=arg_in(2, sockcreds.SO_PASSCRED)),
+    "sendmsg": allow("native: an AF_UNIX destination in msg_name is not translated, nor the "
+                     "PID and IDs of an explicit SCM_CREDENTIALS", support=PARTIAL),
+    "recvmsg": Spec("allow", PARTIAL, "native: an AF_UNIX source in msg_name is not "
+                    "translated; " + SCM_RECV, handler=sockcreds.recvmsg),
+    "recvmmsg": Spec("allow", FULL, "native; " + SCM_RECV, handler=sockcreds.recvmsg),
     "bind": trace(sock.bind, "AF_UNIX paths resolved inside the container"),
     "connect": trace(sock.connect, "AF_UNIX paths resolved inside the container"),
     "sendto": trace(sock.sendto, "AF_UNIX destination resolved inside the container",
@@ -282,13 +309,15 @@ SPEC: dict[str, Spec] = {
     "set_mempolicy": deny(errno.EPERM, DOCKER),
     "get_mempolicy": deny(errno.EPERM, DOCKER),
     "set_mempolicy_home_node": deny(errno.EPERM, DOCKER),
-    "migrate_pages": deny(errno.EPERM, DOCKER),
-    "move_pages": deny(errno.EPERM, DOCKER),
+    "migrate_pages": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
+    "move_pages": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
     "userfaultfd": deny(errno.EPERM, DOCKER),
     # -- processes ------------------------------------------------------------------
     **{name: allow() for name in (
-        "exit", "exit_group", "set_robust_list", "arch_prctl", "sched_yield", "setsid",
-        "restart_syscall", "rseq", "seccomp", "getcpu", "pidfd_send_signal", "personality")},
+        "exit", "exit_group", "set_robust_list", "arch_prctl", "sched_yield",
+        "restart_syscall", "rseq", "seccomp", "getcpu", "personality")},
+    "pidfd_send_signal": trace(signals.pidfd_send_signal, PIDS + "; " + SIGINFO_SENT),
+    "setsid": trace(pids.setsid, "returns the container's session ID (exit stop)"),
     "getpid": hot(trace(pids.getpid, "the container PID (the entrypoint is 1)"), pids.getpid),
     "gettid": hot(trace(pids.gettid, "the container TID"), pids.gettid),
     "getppid": hot(trace(pids.getppid, "the container PID; 0 outside the container, 1 for "
@@ -310,8 +339,8 @@ SPEC: dict[str, Spec] = {
     "kill": trace(pids.kill, PIDS + "; kill(-1) signals only the container"),
     "tkill": trace(pids.tkill, PIDS),
     "tgkill": trace(pids.tgkill, PIDS),
-    "rt_sigqueueinfo": trace(pids.tkill, PIDS),
-    "rt_tgsigqueueinfo": trace(pids.tgkill, PIDS),
+    "rt_sigqueueinfo": trace(signals.sigqueueinfo, PIDS + "; " + SIGINFO_SENT),
+    "rt_tgsigqueueinfo": trace(signals.tgsigqueueinfo, PIDS + "; " + SIGINFO_SENT),
     "pidfd_open": trace(pids.first_pid, PIDS),
     "process_vm_readv": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
     "process_vm_writev": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
@@ -326,12 +355,8 @@ SPEC: dict[str, Spec] = {
     "sched_setattr": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
     "sched_getattr": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
     "sched_rr_get_interval": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
-    "getpriority": trace(pids.which_who, PIDS),
-    "setpriority": trace(pids.which_who, PIDS + "; PRIO_USER not emulated (EPERM)",
-                         support=PARTIAL),
-    "ioprio_get": trace(pids.which_who, PIDS),
-    "ioprio_set": trace(pids.which_who, PIDS + "; IOPRIO_WHO_USER not emulated (EPERM)",
-                        support=PARTIAL),
+    **{name: trace(prio.priority, PIDS + "; a user's processes are the container's")
+       for name in ("getpriority", "setpriority", "ioprio_get", "ioprio_set")},
     "sched_get_priority_max": allow(),
     "sched_get_priority_min": allow(),
     "ptrace": trace(process.ptrace, "EPERM: every container process is already traced by "
@@ -341,15 +366,17 @@ SPEC: dict[str, Spec] = {
                   "name for the program", handler=process.prctl,
                   when=arg_in(0, process.PR_GET_DUMPABLE, process.PR_SET_DUMPABLE,
                               process.PR_GET_NAME)),
-    "kcmp": deny(errno.EPERM, DOCKER),
+    "kcmp": trace(pids.two_pids, PIDS),
     "pidfd_getfd": deny(errno.EPERM, DOCKER),
     "process_madvise": deny(errno.EPERM, DOCKER),
     "unshare": deny(errno.EPERM, DOCKER),
     "setns": deny(errno.EPERM, DOCKER),
     # -- signals --------------------------------------------------------------------
     **{name: allow() for name in (
-        "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending", "rt_sigtimedwait",
+        "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending",
         "rt_sigsuspend", "sigaltstack", "pause", "alarm", "getitimer", "setitimer")},
+    "rt_sigtimedwait": trace(signals.sigtimedwait, "the siginfo shows the sender's container "
+                             "IDs (exit stop)"),
     # -- credentials ----------------------------------------------------------------
     "getuid": identity(ident.getuid),
     "geteuid": identity(ident.geteuid),
@@ -357,22 +384,31 @@ SPEC: dict[str, Spec] = {
     "getegid": identity(ident.getegid),
     **{name: real_or_fake(allow("real as root"), getattr(ident, name),
                           "emulated credentials, Linux's rules") for name in (
-        "getresuid", "getresgid", "getgroups", "capget")},
+        "getresuid", "getresgid", "getgroups")},
+    "capget": real_or_fake(trace(ident.capget_real, "real as root, the header's PID "
+                                 "translated"), ident.capget, "emulated credentials, Linux's rules"),
     **{name: replace(real_or_fake(allow("real as root"), getattr(ident, name),
                                   "emulated credentials, Linux's rules"),
                      real_tracked=trace(ident.real_change, "real: run, then learned"))
        for name in ("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
-                    "setgroups", "setfsuid", "setfsgid", "capset")},
+                    "setgroups", "setfsuid", "setfsgid")},
+    "capset": replace(real_or_fake(trace(ident.capset_real, "real as root, the header's PID "
+                                         "translated"), ident.capset,
+                                   "emulated credentials, Linux's rules"),
+                      real_tracked=trace(ident.capset_tracked, "real: run, then learned")),
     "umask": allow("native; files the native engine's supervisor creates get the mask "
                    "/proc/PID/status shows"),
     # -- time -------------------------------------------------------------------------
     **{name: allow() for name in (
-        "nanosleep", "gettimeofday", "time", "timer_settime", "timer_gettime", "timer_getoverrun", "timer_delete",
+        "nanosleep", "gettimeofday", "time", "timer_settime", "timer_gettime", "timer_getoverrun",
+        "timer_delete",
         "times", "getrusage", "getrlimit", "setrlimit", "sysinfo", "getrandom")},
     **{name: Spec("allow", FULL, "native; the CPU-time clock of a process or thread (a "
                   "negative clock ID) names its container PID, translated",
                   handler=pids.cpu_clock, when=arg_negative(0))
-       for name in ("clock_gettime", "clock_getres", "clock_nanosleep", "timer_create")},
+       for name in ("clock_gettime", "clock_getres", "clock_nanosleep")},
+    "timer_create": trace(signals.timer_create, "a process or thread CPU-time clock and "
+                          "SIGEV_THREAD_ID's thread are container IDs, translated"),
     # no namespace has its own wall clock: setting it sets the host's, as in Docker
     **{name: allow("native: setting the clock sets the host's and needs CAP_SYS_TIME "
                    "(--cap-add SYS_TIME; Docker's default profile allows settimeofday "
@@ -386,8 +422,12 @@ SPEC: dict[str, Spec] = {
     **{name: allow() for name in (
         "futex", "futex_waitv", "futex_wake", "futex_wait", "futex_requeue")},
     **{name: allow("native: the SysV IPC namespace is the host's", support=PARTIAL)
-       for name in ("shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl",
-                    "semtimedop", "msgget", "msgsnd", "msgrcv", "msgctl")},
+       for name in ("shmget", "shmat", "shmdt", "semget", "semop", "semtimedop", "msgget",
+                    "msgsnd", "msgrcv")},
+    "shmctl": Spec("allow", PARTIAL, IPC_STATUS, handler=sysv.shmctl, when=arg_in(1, *sysv.SHM_CMDS)),
+    "msgctl": Spec("allow", PARTIAL, IPC_STATUS, handler=sysv.msgctl, when=arg_in(1, *sysv.MSG_CMDS)),
+    "semctl": Spec("allow", PARTIAL, IPC_STATUS + "; GETPID too", handler=sysv.semctl,
+                   when=arg_in(2, *sysv.SEM_CMDS)),
     # -- security modules -----------------------------------------------------------------
     **{name: allow() for name in (
         "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self")},

@@ -140,15 +140,6 @@ def siginfo_code(info: bytes) -> int:
     return int.from_bytes(info[8:12], "little", signed=True)
 
 
-def siginfo_pid(info: bytes) -> int:
-    """si_pid, for kill()-sent signals and SIGCHLD."""
-    return int.from_bytes(info[16:20], "little", signed=True)
-
-
-def siginfo_with_pid(info: bytes, pid: int) -> bytes:
-    return info[:16] + pid.to_bytes(4, "little", signed=True) + info[20:]
-
-
 def vm_read(pid: int, addr: int, size: int) -> bytes:
     """Read tracee memory; a short read means the rest is unmapped."""
     buf = ctypes.create_string_buffer(size)
@@ -190,13 +181,18 @@ def kernel_release() -> tuple[int, int]:
     return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
 
 
-def catches(pid: int, sig: int) -> bool:
-    """Whether a process has a handler for sig (SigCgt in /proc/PID/status)."""
+def receives(tid: int, sig: int, waiting: int = 0) -> bool:
+    """Whether a PID namespace's init takes sig rather than ignoring it: it
+    has a handler (SigCgt), or the signal is blocked (SigBlk, or `waiting`
+    for it in sigtimedwait), which Linux queues whatever the handler."""
+    bit = 1 << (sig - 1)
+    if waiting & bit:
+        return True
     try:
-        with open(f"/proc/{pid}/status", "rb") as f:
+        with open(f"/proc/{tid}/status", "rb") as f:
             for line in f:
-                if line.startswith(b"SigCgt:"):
-                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+                if line.startswith((b"SigBlk:", b"SigCgt:")) and int(line.split()[1], 16) & bit:
+                    return True
     except OSError:
         pass
     return False

@@ -5,6 +5,10 @@ reach the guest; guest PIDs are translated wherever a syscall takes one."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .identity import Cred
 
 ZOMBIES_KEPT = 4096
 
@@ -17,6 +21,7 @@ class PidMap:
         # Exited but not yet reaped: its parent's wait4() still names it.
         self._zombies: OrderedDict[int, int] = OrderedDict()    # host -> guest
         self._zombie_hosts: dict[int, int] = {}                   # guest -> host
+        self._zombie_creds: dict[int, Cred] = {}                  # host -> its last identity
 
     def assign(self, host: int) -> int:
         guest = self._h2g.get(host)
@@ -28,18 +33,21 @@ class PidMap:
             self._g2h[guest] = host
         return guest
 
-    def exited(self, host: int) -> None:
+    def exited(self, host: int, cred: Cred | None = None) -> None:
         guest = self._h2g.pop(host, None)
         if guest is None:
             return
         self._g2h.pop(guest, None)
         self._zombies[host] = guest
         self._zombie_hosts[guest] = host
+        if cred is not None:
+            self._zombie_creds[host] = cred
         while len(self._zombies) > ZOMBIES_KEPT:
             self._forget(next(iter(self._zombies)))
 
     def _forget(self, host: int) -> None:
         guest = self._zombies.pop(host, None)
+        self._zombie_creds.pop(host, None)
         if guest is not None:
             self._zombie_hosts.pop(guest, None)
 
@@ -59,6 +67,14 @@ class PidMap:
     def to_host(self, guest: int) -> int | None:
         host = self._g2h.get(guest)
         return host if host is not None else self._zombie_hosts.get(guest)
+
+    def zombie_cred(self, host: int) -> Cred | None:
+        """The identity an exited, not yet reaped task had (SIGCHLD's si_uid)."""
+        return self._zombie_creds.get(host)
+
+    def last(self) -> int:
+        """The container PID given last (the PID namespace's ns_last_pid)."""
+        return self._next - 1
 
     def guests(self) -> list[int]:
         return sorted(self._g2h)

@@ -6,7 +6,11 @@ host names is produced here instead and handed to the tracee as a private
 file: /proc and /proc/PID/task listings (directories of container PIDs),
 stat, status, cmdline and comm (PIDs and the program's own name, not the
 ELF loader that started it), mounts and mountinfo (the container's mount
-table), cgroup, and the kernel's hostname, domainname and release.
+table), cgroup, and the kernel's hostname, domainname and release. Every
+file that names processes names them by container PID (and, with emulated
+identity, users by container ID: brandpy/runtime/ids.py): timers, sched,
+children, fdinfo (a pidfd's process, a lock's holder), /proc/locks (only
+the container's), loadavg and ns_last_pid (the last container PID).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .ids import parent_out, pid_out
 from .mounts import Mount, split
 
 if TYPE_CHECKING:     # the sandbox owns its ProcFS and imports this module
@@ -25,10 +30,10 @@ if TYPE_CHECKING:     # the sandbox owns its ProcFS and imports this module
     from .sandbox import Sandbox
 
 _PID_FILE = re.compile(rb"^(\d+)(?:/task/(\d+))?/(stat|status|cmdline|comm|mounts|mountinfo|"
-                       rb"cgroup)$")
+                       rb"cgroup|timers|sched|children|fdinfo/\d+)$")
 _TASK_DIR = re.compile(rb"^(\d+)/task$")
 KERNEL_FILES = {b"sys/kernel/hostname", b"sys/kernel/domainname", b"sys/kernel/osrelease",
-                b"version", b"mounts"}
+                b"version", b"mounts", b"locks", b"loadavg", b"sys/kernel/ns_last_pid"}
 MOUNT_TYPES = {
     "rootfs": (b"overlay", b"overlay", b"rw,relatime"),
     "proc": (b"proc", b"proc", b"rw,nosuid,nodev,noexec,relatime"),
@@ -143,19 +148,27 @@ class ProcFS:
         if host is None:
             return None
         what = match.group(3)
+        if what.startswith(b"fdinfo/"):
+            what = b"fdinfo"
+            host_path = b"/proc/%d/fdinfo/%s" % (host, rel[-1])
+        elif what == b"children":           # only under task/
+            host_path = b"/proc/%d/task/%d/children" % (host, host)
+        else:
+            host_path = b"/proc/%d/%s" % (host, what)
         if what in (b"mounts", b"mountinfo"):
             return self.mounts(reader) if what == b"mounts" else self.mountinfo(reader)
         if what == b"cgroup":
             return b"0::/\n"
         proc = self.sb.process_of(host)
         try:
-            with open(b"/proc/%d/%s" % (host, what), "rb") as f:
+            with open(host_path, "rb") as f:
                 raw = f.read()
         except OSError:
             return None
         fix: Callable[[bytes, Process | None, int], bytes] = {
             b"stat": self._stat, b"status": self._status, b"cmdline": self._cmdline,
-            b"comm": self._comm}[what]
+            b"comm": self._comm, b"timers": self._timers, b"sched": self._sched,
+            b"children": self._children, b"fdinfo": self._fdinfo}[what]
         return fix(raw, proc, host)
 
     def materialize(self, tid: int, content: bytes) -> bytes:
@@ -174,6 +187,12 @@ class ProcFS:
         sb = self.sb
         if path == b"mounts":
             return self.mounts(reader)
+        if path in (b"locks", b"loadavg"):
+            with open(b"/proc/" + path, "rb") as f:
+                raw = f.read()
+            return self._locks(raw) if path == b"locks" else self._loadavg(raw)
+        if path == b"sys/kernel/ns_last_pid":
+            return b"%d\n" % sb.pids.last()
         if path == b"version":
             u = os.uname()
             return f"Linux version {sb.release} (brandpy) {u.version}\n".encode()
@@ -200,7 +219,8 @@ class ProcFS:
         fields = tail.split(b" ")
         fields[0] = _state(fields[0], host, self._reader_tid)
         # fields: state ppid pgrp session tty_nr tpgid ...
-        for i in (1, 2, 3, 5):
+        fields[1] = b"%d" % parent_out(self.sb, host, int(fields[1]))
+        for i in (2, 3, 5):
             value = int(fields[i])
             if value > 0:
                 fields[i] = b"%d" % self._guest(value)
@@ -213,9 +233,13 @@ class ProcFS:
             key, _, value = line.partition(b":")
             if key == b"Name":
                 line = b"Name:\t" + self._comm_of(proc, value.strip())
-            elif key in (b"Pid", b"PPid", b"Tgid", b"NStgid", b"NSpid", b"NSpgid", b"NSsid"):
+            elif key == b"PPid":
+                line = b"PPid:\t%d" % parent_out(self.sb, host, int(value))
+            elif key in (b"Pid", b"Tgid", b"NStgid", b"NSpid", b"NSpgid", b"NSsid"):
                 first = int(value.split()[0])
                 line = key + b":\t%d" % (self._guest(first) if first > 0 else 0)
+            elif key in (b"Uid", b"Gid", b"Groups") and self.sb.fake_ids and proc is not None:
+                line = _cred_line(key, proc)
             elif key == b"State":
                 state = _state(value.strip()[:1], host, self._reader_tid)
                 line = b"State:\t" + STATE_NAMES.get(state, value.strip())
@@ -239,6 +263,55 @@ class ProcFS:
 
     def _comm(self, raw: bytes, proc: Process | None, host: int) -> bytes:
         return self._comm_of(proc, raw.rstrip(b"\n")) + b"\n"
+
+    def _timers(self, raw: bytes, proc: Process | None, host: int) -> bytes:
+        """`notify: signal/tid.N` names the thread a timer signals."""
+        return _NOTIFY.sub(lambda m: m.group(1) + b"%d" % self._guest(int(m.group(2))), raw)
+
+    def _sched(self, raw: bytes, proc: Process | None, host: int) -> bytes:
+        """The first line: `comm (PID, #threads: N)`."""
+        return _SCHED.sub(lambda m: m.group(1) + b"%d" % self._guest(int(m.group(2))), raw, 1)
+
+    def _children(self, raw: bytes, proc: Process | None, host: int) -> bytes:
+        guests = [self._guest(int(pid)) for pid in raw.split()]
+        return b"".join(b"%d " % g for g in guests if g)
+
+    def _fdinfo(self, raw: bytes, proc: Process | None, host: int) -> bytes:
+        """A pidfd's process (Pid, NSpid) and the holders of a file's locks."""
+        out = []
+        for line in raw.split(b"\n"):
+            key, _, value = line.partition(b":")
+            if key in (b"Pid", b"NSpid") and value.split():
+                line = key + b":\t%d" % pid_out(self.sb, int(value.split()[0]))
+            elif key == b"lock":
+                line = b"lock:\t" + (self._lock_line(value.strip()) or value.strip())
+            out.append(line)
+        return b"\n".join(out)
+
+    def _lock_line(self, line: bytes) -> bytes | None:
+        """`ID: [-> ]POSIX ADVISORY WRITE PID DEV:INODE START END` with the
+        container PID, or None for a holder outside the container (which
+        /proc/locks does not show in a PID namespace)."""
+        fields = line.split(b" ")
+        words = [i for i, f in enumerate(fields) if f]
+        at = words[5] if len(words) > 5 and fields[words[1]] == b"->" else \
+            words[4] if len(words) > 4 else None
+        if at is None:
+            return line
+        pid = int(fields[at])
+        if pid > 0 and not self._guest(pid):
+            return None
+        fields[at] = b"%d" % pid_out(self.sb, pid)
+        return b" ".join(fields)
+
+    def _locks(self, raw: bytes) -> bytes:
+        lines = (self._lock_line(line) for line in raw.splitlines())
+        return b"".join(line + b"\n" for line in lines if line is not None)
+
+    def _loadavg(self, raw: bytes) -> bytes:
+        """The last field is the last PID given, the namespace's own."""
+        head = raw.rsplit(b" ", 1)[0]
+        return head + b" %d\n" % self.sb.pids.last()
 
     # -- the mount table ----------------------------------------------------------------
 
@@ -296,6 +369,17 @@ class ProcFS:
 
 
 STATE_NAMES = {b"R": b"R (running)", b"S": b"S (sleeping)"}
+_NOTIFY = re.compile(rb"(notify:\s*\S+/(?:tid|pid)\.)(\d+)")
+_SCHED = re.compile(rb"^(.*\()(\d+)(?=, #threads)")
+
+
+def _cred_line(key: bytes, proc: Process) -> bytes:
+    """Uid/Gid/Groups of /proc/PID/status with emulated identity."""
+    c = proc.cred
+    if key == b"Groups":
+        return b"Groups:\t" + b"".join(b"%d " % g for g in c.groups)
+    ids = (c.ruid, c.euid, c.suid, c.fsuid) if key == b"Uid" else (c.rgid, c.egid, c.sgid, c.fsgid)
+    return key + b":\t" + b"\t".join(b"%d" % i for i in ids)
 
 
 def _state(state: bytes, host: int, reader_tid: int) -> bytes:

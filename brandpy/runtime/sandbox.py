@@ -179,6 +179,10 @@ class Sandbox:
         self.stats = Stats()
         self.ledger = Ledger()
         self.id_trapped: set[int] = set()       # threads with the identity trap filter
+        self.sigwaiting: dict[int, int] = {}    # tid -> the signals it waits for (sigtimedwait)
+        # trap filters stacked on threads (syscalls/handlers/stacked.py)
+        self.stacked: dict[int, set[str]] = {}
+        self.stacked_pending: dict[int, tuple[str, str, tuple[int, ...]]] = {}
         self.mirror: Mirror | None = None       # the native engine's copy of this state
 
     def close(self) -> None:
@@ -219,8 +223,11 @@ class Sandbox:
         proc = self.threads.pop(tid, None)
         if proc is None:
             return
-        self.pids.exited(tid)
+        self.pids.exited(tid, proc.cred)
         self.id_trapped.discard(tid)
+        self.sigwaiting.pop(tid, None)
+        self.stacked.pop(tid, None)
+        self.stacked_pending.pop(tid, None)
         if self.mirror is not None:
             self.mirror.gone(tid)
         proc.threads.discard(tid)

@@ -27,6 +27,7 @@ from brandpy.runtime import linux
 from brandpy.runtime.call import ARG_REGS, Call, Regs, args_of
 from brandpy.runtime.errors import Errno, StrictViolation, warn
 from brandpy.runtime.identity import Cred
+from brandpy.runtime.ids import siginfo_out
 from brandpy.runtime.inject import Injection, Injector
 from brandpy.runtime.linux import (
     PTRACE_CONT,
@@ -59,7 +60,6 @@ CLONE_THREAD = 0x00010000
 SYS_clone, SYS_clone3 = 56, 435
 SYS_SECCOMP_CODE = 1
 TRAP_DATA = 0xB7          # syscalls/handlers/ident.py stacks traps with this data
-SI_USER, SI_QUEUE, SI_TKILL = 0, -1, -6
 NO_RETURN = frozenset({60, 231})   # exit, exit_group: traced at entry (strace's "= ?")
 SYS_execve, SYS_execveat = 59, 322
 
@@ -223,7 +223,8 @@ class Supervisor:
         entrypoint, which, as a namespace's init, only gets the signals it
         handles, plus SIGKILL and SIGSTOP."""
         if self.init_pid and self.status is None:
-            if sig not in (signal.SIGKILL, signal.SIGSTOP) and not linux.catches(self.init_pid, sig):
+            if sig not in (signal.SIGKILL, signal.SIGSTOP) and \
+                    not linux.receives(self.init_pid, sig, self.sb.sigwaiting.get(self.init_pid, 0)):
                 return
             try:
                 os.kill(self.init_pid, sig)
@@ -273,8 +274,10 @@ class Supervisor:
             self._on_signal(tid, sig)               # signal-delivery-stop
 
     def _on_signal(self, tid: int, sig: int) -> None:
-        """Deliver a signal, with its sender's PID as a container PID; a
+        """Deliver a signal, its sender's IDs as the container sees them; a
         SIGSYS from the identity trap filter is answered instead."""
+        # a wait a signal interrupts is over (a restarted one says so again)
+        self.sb.sigwaiting.pop(tid, None)
         info = linux.getsiginfo(tid)
         if info is None:
             self._resume(tid, sig)
@@ -284,10 +287,9 @@ class Supervisor:
                 linux.siginfo_errno(info) == TRAP_DATA:
             self._answer_trap(tid)
             return
-        if sig == signal.SIGCHLD or code in (SI_USER, SI_QUEUE, SI_TKILL):
-            host = linux.siginfo_pid(info)
-            if host:
-                linux.setsiginfo(tid, linux.siginfo_with_pid(info, self.sb.pids.to_guest(host)))
+        seen = siginfo_out(self.sb, info)
+        if seen != info:
+            linux.setsiginfo(tid, seen)
         self._resume(tid, sig)
 
     def _answer_trap(self, tid: int) -> None:
@@ -518,6 +520,21 @@ class Supervisor:
 
         call.after_fn = after
 
+    def _restore_arguments(self, tid: int, regs: Regs) -> bool:
+        """At the exit stop of a call whose arguments were rewritten, the
+        thread gets its own back: the kernel preserves argument registers,
+        and compiled code reuses them after an inline syscall (glibc's
+        clock_getcpuclockid stores the clock ID it passed)."""
+        last = self.rewritten.pop(tid, None)
+        if last is None:
+            return False
+        _new_nr, new_args, _old_nr, old_args = last
+        if args_of(regs) != new_args:
+            return False          # an after handler set them (a rewound call)
+        for name, value in zip(ARG_REGS, old_args, strict=True):
+            setattr(regs, name, value)
+        return True
+
     def _undo_rewrite_on_restart(self, tid: int, regs: Regs) -> None:
         """A call whose arguments we rewrote can be interrupted by a signal
         and restarted by the kernel (ERESTARTSYS...) with the rewritten
@@ -574,6 +591,8 @@ class Supervisor:
             if new is not None:
                 regs.rax = new & 0xFFFFFFFFFFFFFFFF
                 changed = True
+        if call is not None and not (call.nr in (SYS_execve, SYS_execveat) and result == 0):
+            changed |= self._restore_arguments(tid, regs)   # (a new program has its own)
         if changed:
             try:
                 ptrace_setregs(tid, regs)

@@ -19,6 +19,7 @@ import struct
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.identity import Cred
+from brandpy.runtime.ids import pid_in
 from brandpy.runtime.policy import CAP_NUMBERS, cap_mask
 from brandpy.runtime.seccomp import compile_filter, ret_allow
 
@@ -29,6 +30,7 @@ SECCOMP_SET_MODE_FILTER = 1
 GETID_NRS = (102, 104, 107, 108)   # getuid getgid geteuid getegid
 NGROUPS_MAX = 65536
 LINUX_CAPABILITY_VERSION_1 = 0x19980330
+LINUX_CAPABILITY_VERSION_2 = 0x20071026
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
@@ -160,10 +162,28 @@ def setfsgid(call: Call) -> int:
     return cred(call).setfsgid(_u32(call, 0))
 
 
-def capget(call: Call) -> int:
+CAP_VERSIONS = (LINUX_CAPABILITY_VERSION_1, LINUX_CAPABILITY_VERSION_2, LINUX_CAPABILITY_VERSION_3)
+
+
+def _cap_header(call: Call) -> tuple[int, int]:
+    """capget/capset's header: (version, pid)."""
     version, pid = struct.unpack("<Ii", call.read(call.arg(0), 8))
-    if version not in (LINUX_CAPABILITY_VERSION_1, 0x20071026, LINUX_CAPABILITY_VERSION_3):
+    return version, pid
+
+
+def capget(call: Call) -> int:
+    """Emulated, in Linux's order: an unknown version is answered with the
+    preferred one (EINVAL, or 0 to a version probe with no data), then the
+    pid: negative EINVAL, none ESRCH."""
+    version, pid = _cap_header(call)
+    if version not in CAP_VERSIONS:
         call.write(call.arg(0), struct.pack("<I", LINUX_CAPABILITY_VERSION_3))
+        if call.arg(1) == 0:
+            return 0
+        raise Errno(errno.EINVAL)
+    if call.arg(1) == 0:
+        return 0
+    if pid < 0:
         raise Errno(errno.EINVAL)
     target = call.proc
     if pid:
@@ -172,14 +192,41 @@ def capget(call: Call) -> int:
         if found is None:
             raise Errno(errno.ESRCH)
         target = found
-    if call.arg(1) == 0:
-        return 0
     mask = cap_mask(target.cred.caps)
     words = 1 if version == LINUX_CAPABILITY_VERSION_1 else 2
     data = b"".join(struct.pack("<III", (mask >> 32 * w) & 0xFFFFFFFF,
                                 (mask >> 32 * w) & 0xFFFFFFFF, 0) for w in range(words))
     call.write(call.arg(1), data)
     return 0
+
+
+def capget_real(call: Call) -> None:
+    """Real credentials: the kernel answers for the host task the
+    header's container PID names (a copy of the header carries it)."""
+    version, pid = _cap_header(call)
+    if pid <= 0 or version not in CAP_VERSIONS or call.arg(1) == 0:
+        return None       # answered before the pid is read, or the kernel's EINVAL
+    call.set_arg(0, call.push(struct.pack("<Ii", version, pid_in(call.sb, pid))))
+    return None
+
+
+def capset_real(call: Call) -> int | None:
+    """Real credentials: only the caller's own capabilities can be set,
+    named by 0 or its own (container) TID."""
+    version, pid = _cap_header(call)
+    if pid == 0 or version not in CAP_VERSIONS:
+        return None
+    if pid != call.sb.pids.to_guest(call.tid):
+        raise Errno(errno.EPERM)
+    call.set_arg(0, call.push(struct.pack("<Ii", version, 0)))
+    return None
+
+
+def capset_tracked(call: Call) -> int | None:
+    """capset_real, and the native engine learns the result."""
+    capset_real(call)
+    real_change(call)
+    return None
 
 
 def real_change(call: Call) -> None:
@@ -207,7 +254,10 @@ def _status_ids(tid: int) -> tuple[int, int]:
 
 def capset(call: Call) -> int:
     """Capabilities can be dropped, never gained (no file capabilities)."""
-    version, pid = struct.unpack("<Ii", call.read(call.arg(0), 8))
+    version, pid = _cap_header(call)
+    if version not in CAP_VERSIONS:
+        call.write(call.arg(0), struct.pack("<I", LINUX_CAPABILITY_VERSION_3))
+        raise Errno(errno.EINVAL)
     if pid not in (0, call.sb.pids.to_guest(call.tid)):
         raise Errno(errno.EPERM)
     words = 1 if version == LINUX_CAPABILITY_VERSION_1 else 2

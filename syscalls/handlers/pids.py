@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 from collections.abc import Callable
 
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
-from brandpy.runtime.linux import catches
+from brandpy.runtime.ids import SIGINFO, parent_out, pid_out, to_guest
+from brandpy.runtime.linux import receives
 
-PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
-IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
+INT_MIN = -(1 << 31)
 
 
 def _host_pid(call: Call, guest: int) -> int:
@@ -47,10 +48,13 @@ def _pgid(pid: int) -> int:
         return -1
 
 
-def _init_ignores(call: Call, host: int, sig: int) -> bool:
+def _init_ignores(call: Call, host: int, sig: int, tid: int = 0) -> bool:
     """The container's init, like a PID namespace's, only receives from
-    inside the signals it has a handler for (not even SIGKILL)."""
-    return host == call.sb.init_pid and sig != 0 and not catches(host, sig)
+    inside the signals it has a handler for or blocks (not even SIGKILL).
+    `tid`: the thread a thread-directed signal is for."""
+    target = tid or host
+    return host == call.sb.init_pid and sig != 0 and \
+        not receives(target, sig, call.sb.sigwaiting.get(target, 0))
 
 
 def _signal_group(call: Call, pgid: int, sig: int) -> int:
@@ -80,7 +84,7 @@ def kill(call: Call) -> int | None:
     if pid == -1:
         return _kill_all(call, sig)
     pgid = _pgid(call.proc.tgid) if pid == 0 else _container_pgrp(call, -pid)
-    if _pgid(call.sb.init_pid) == pgid and not catches(call.sb.init_pid, sig):
+    if _pgid(call.sb.init_pid) == pgid and _init_ignores(call, call.sb.init_pid, sig):
         return _signal_group(call, pgid, sig)
     call.set_arg(0, -pgid)
     return None
@@ -114,39 +118,28 @@ def _tgid(call: Call, host_tid: int) -> int:
 
 def tkill(call: Call) -> int | None:     # tkill(tid, sig), rt_sigqueueinfo(tgid, sig, info)
     translate_pid(call, 0)
-    return 0 if _init_ignores(call, _tgid(call, call.arg(0)), call.iarg(1)) else None
+    tid = call.iarg(0)
+    return 0 if _init_ignores(call, _tgid(call, tid), call.iarg(1), tid) else None
 
 
 def tgkill(call: Call) -> int | None:    # tgkill(tgid, tid, sig), rt_tgsigqueueinfo(...)
     translate_pid(call, 0)
     translate_pid(call, 1)
-    return 0 if _init_ignores(call, call.arg(0), call.iarg(2)) else None
+    return 0 if _init_ignores(call, call.iarg(0), call.iarg(2), call.iarg(1)) else None
 
 
 def first_pid(call: Call) -> None:
     """Calls whose first argument is a PID with 0 meaning the caller:
     sched_*, prlimit64, get_robust_list, pidfd_open (0 is EINVAL there:
-    the kernel says so itself), process_vm_readv/writev."""
+    the kernel says so itself), process_vm_readv/writev, move_pages,
+    migrate_pages."""
     translate_pid(call, 0)
 
 
-def which_who(call: Call) -> int | None:
-    """getpriority/setpriority(which, who) and ioprio_get/set(which, who):
-    a process, a process group, or every process of a user."""
-    which, who = call.iarg(0), call.iarg(1)
-    ioprio = call.nr in (251, 252)
-    by_process = IOPRIO_WHO_PROCESS if ioprio else PRIO_PROCESS
-    by_group = IOPRIO_WHO_PGRP if ioprio else PRIO_PGRP
-    if who == 0:
-        return None
-    if which == by_process:
-        call.set_arg(1, _host_pid(call, who))
-    elif which == by_group:
-        call.set_arg(1, _container_pgrp(call, who))
-    else:
-        # all processes of a user: on the host that reaches beyond the container
-        raise Errno(errno.EPERM, "per-user priority changes are not emulated")
-    return None
+def two_pids(call: Call) -> None:
+    """kcmp(pid1, pid2, ...)."""
+    translate_pid(call, 0)
+    translate_pid(call, 1)
 
 
 # -- the caller's own IDs --------------------------------------------------------
@@ -168,10 +161,7 @@ def getppid(call: Call) -> int:
             ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         raise Errno(errno.ESRCH) from None
-    guest = call.sb.pids.to_guest(ppid)
-    if guest:
-        return guest
-    return 0 if call.proc.parent is None else 1
+    return parent_out(call.sb, call.proc.tgid, ppid)
 
 
 def _guest_id(call: Call, host: int) -> int:
@@ -201,15 +191,22 @@ def getsid(call: Call) -> int:
 
 
 def setpgid(call: Call) -> None:
-    for i in (0, 1):
-        pid = call.iarg(i)
-        if pid > 0:
-            host = call.sb.pids.to_host(pid)
+    """Linux's order: pgid 0 means pid, a negative pgid is EINVAL, then an
+    unknown pid ESRCH and an unknown group EPERM."""
+    pid, pgid = call.iarg(0), call.iarg(1)
+    if (pgid or pid) < 0:
+        raise Errno(errno.EINVAL)
+    for i, value, err in ((0, pid, errno.ESRCH), (1, pgid, errno.EPERM)):
+        if value:
+            host = call.sb.pids.to_host(value)
             if host is None:
-                raise Errno(errno.ESRCH if i == 0 else errno.EPERM)
+                raise Errno(err)
             call.set_arg(i, host)
-        elif pid < 0:
-            raise Errno(errno.EINVAL)
+
+
+def setsid(call: Call) -> None:
+    """setsid() returns the new session's ID: the caller's host PID."""
+    call.after(lambda c, result: pid_out(c.sb, result) if result > 0 else None)
 
 
 # Terminal ioctls that carry a process group or session ID through memory.
@@ -250,6 +247,9 @@ def cpu_clock(call: Call) -> None:
     if host is None:
         raise Errno(errno.EINVAL)   # as Linux says for a clock of no process
     call.set_arg(0, ((~host << 3) | (clock & 7)) & 0xFFFFFFFF)
+    # glibc's clock_getcpuclockid stores the clock ID from the argument
+    # register after the call: the exit stop gives the thread its own back
+    call.after(lambda c, result: None)
 
 
 def set_tid_address(call: Call) -> None:
@@ -278,6 +278,8 @@ def _waitable(find: Callable[[Call, int], int], call: Call, guest: int) -> int:
 
 def wait4(call: Call) -> None:
     pid = call.iarg(0)
+    if pid == INT_MIN:
+        raise Errno(errno.ESRCH)     # as Linux: -INT_MIN names no group
     if pid > 0:
         call.set_arg(0, _waitable(_host_pid, call, pid))
     elif pid < -1:
@@ -287,7 +289,7 @@ def wait4(call: Call) -> None:
 
 def waitid(call: Call) -> None:
     idtype, ident = call.iarg(0), call.iarg(1)
-    if idtype == P_PID:
+    if idtype == P_PID and ident > 0:     # else EINVAL, the kernel's
         call.set_arg(1, _waitable(_host_pid, call, ident))
     elif idtype == P_PGID and ident > 0:
         call.set_arg(1, _waitable(_container_pgrp, call, ident))
@@ -295,10 +297,12 @@ def waitid(call: Call) -> None:
 
     def after(c: Call, result: int) -> None:
         if result == 0 and infop:
-            host = int.from_bytes(c.read(infop + 16, 4), "little")
-            if host:
-                guest = c.sb.pids.to_guest(host) if options & WNOWAIT else \
+            info = c.read(infop, 24)
+            host = struct.unpack_from("<i", info, 16)[0]
+            if host > 0:
+                seen = to_guest(c.sb, info, SIGINFO)   # while the child is still known
+                if not options & WNOWAIT:
                     c.sb.pids.reaped(host)
-                c.write(infop + 16, guest.to_bytes(4, "little"))
+                c.write(infop + 16, seen[16:24])
 
     call.after(after)
