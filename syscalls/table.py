@@ -335,7 +335,8 @@ SPEC: dict[str, Spec] = {
                   "brandpy emulates them", handler=process.clone_namespaces,
                   when=lambda trap, other: ArgTest(0, "set", process.CLONE_NAMESPACES,
                                                    then=trap, otherwise=other)),
-    "clone3": trace(process.clone3, "followed by the supervisor; namespace flags denied (EPERM)"),
+    "clone3": trace(process.clone3, "followed by the supervisor; namespace flags denied (EPERM); "
+                    "set_tid gives the container PID asked for"),
     "kill": trace(pids.kill, PIDS + "; kill(-1) signals only the container"),
     "tkill": trace(pids.tkill, PIDS),
     "tgkill": trace(pids.tgkill, PIDS),
@@ -363,9 +364,9 @@ SPEC: dict[str, Spec] = {
                     "brandpy, so debuggers cannot attach", support=UNIMPLEMENTED),
     "prctl": Spec("allow", FULL, "native; PR_SET_DUMPABLE is recorded, not applied, so "
                   "the supervisor keeps access to /proc; PR_GET_NAME gives the container's "
-                  "name for the program", handler=process.prctl,
+                  "name for the program; PR_SET_PTRACER's PID is translated", handler=process.prctl,
                   when=arg_in(0, process.PR_GET_DUMPABLE, process.PR_SET_DUMPABLE,
-                              process.PR_GET_NAME)),
+                              process.PR_GET_NAME, process.PR_SET_PTRACER)),
     "kcmp": trace(pids.two_pids, PIDS),
     "pidfd_getfd": deny(errno.EPERM, DOCKER),
     "process_madvise": deny(errno.EPERM, DOCKER),

@@ -22,18 +22,41 @@ class PidMap:
         self._zombies: OrderedDict[int, int] = OrderedDict()    # host -> guest
         self._zombie_hosts: dict[int, int] = {}                   # guest -> host
         self._zombie_creds: dict[int, Cred] = {}                  # host -> its last identity
+        self._requests: dict[int, int] = {}                       # creating tid -> wanted PID
 
-    def assign(self, host: int) -> int:
+    def assign(self, host: int, wanted: int | None = None) -> int:
+        """The container PID of a task, given now if it has none: the next
+        free one, or `wanted` (clone3's set_tid)."""
         guest = self._h2g.get(host)
         if guest is None:
             self._forget(host)
-            guest = self._next
-            self._next += 1
+            if wanted is None:
+                while self.taken(self._next):
+                    self._next += 1
+                wanted = self._next
+                self._next += 1
+            guest = wanted
             self._h2g[host] = guest
             self._g2h[guest] = host
         return guest
 
+    def taken(self, guest: int) -> bool:
+        return guest in self._g2h or guest in self._zombie_hosts
+
+    def request(self, tid: int, guest: int | None) -> None:
+        """The next task `tid` creates gets container PID `guest` (None: the
+        next free one)."""
+        if guest is None:
+            self._requests.pop(tid, None)
+        else:
+            self._requests[tid] = guest
+
+    def requested(self, tid: int) -> int | None:
+        """What `request` asked for the task `tid` creates now (once)."""
+        return self._requests.pop(tid, None)
+
     def exited(self, host: int, cred: Cred | None = None) -> None:
+        self._requests.pop(host, None)
         guest = self._h2g.pop(host, None)
         if guest is None:
             return

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .ids import parent_out, pid_out
+from .ids import cred_of, gid_out, parent_out, pid_out, uid_out
 from .mounts import Mount, split
 
 if TYPE_CHECKING:     # the sandbox owns its ProcFS and imports this module
@@ -33,7 +33,12 @@ _PID_FILE = re.compile(rb"^(\d+)(?:/task/(\d+))?/(stat|status|cmdline|comm|mount
                        rb"cgroup|timers|sched|children|fdinfo/\d+)$")
 _TASK_DIR = re.compile(rb"^(\d+)/task$")
 KERNEL_FILES = {b"sys/kernel/hostname", b"sys/kernel/domainname", b"sys/kernel/osrelease",
-                b"version", b"mounts", b"locks", b"loadavg", b"sys/kernel/ns_last_pid"}
+                b"version", b"mounts", b"locks", b"loadavg", b"sys/kernel/ns_last_pid",
+                b"sysvipc/shm", b"sysvipc/msg", b"sysvipc/sem"}
+# /proc/sysvipc/*: the token indexes of (PIDs, UIDs, GIDs); a segment's IDs are its creator's
+SYSVIPC_COLUMNS = {b"sysvipc/shm": ((4, 5), (7, 9), (8, 10)),
+                   b"sysvipc/msg": ((5, 6), (7, 9), (8, 10)),
+                   b"sysvipc/sem": ((), (4, 6), (5, 7))}
 MOUNT_TYPES = {
     "rootfs": (b"overlay", b"overlay", b"rw,relatime"),
     "proc": (b"proc", b"proc", b"rw,nosuid,nodev,noexec,relatime"),
@@ -193,6 +198,10 @@ class ProcFS:
             return self._locks(raw) if path == b"locks" else self._loadavg(raw)
         if path == b"sys/kernel/ns_last_pid":
             return b"%d\n" % sb.pids.last()
+        if path in SYSVIPC_COLUMNS:
+            with open(b"/proc/" + path, "rb") as f:
+                head, *rows = f.read().splitlines(keepends=True)
+            return head + b"".join(self._sysvipc_row(row, *SYSVIPC_COLUMNS[path]) for row in rows)
         if path == b"version":
             u = os.uname()
             return f"Linux version {sb.release} (brandpy) {u.version}\n".encode()
@@ -307,6 +316,20 @@ class ProcFS:
     def _locks(self, raw: bytes) -> bytes:
         lines = (self._lock_line(line) for line in raw.splitlines())
         return b"".join(line + b"\n" for line in lines if line is not None)
+
+    def _sysvipc_row(self, row: bytes, pids: tuple[int, ...], uids: tuple[int, ...],
+                     gids: tuple[int, ...]) -> bytes:
+        """One object of /proc/sysvipc/*, its IDs the container's, each in
+        its column's width."""
+        tokens = re.findall(rb"\s*\S+", row.rstrip(b"\n"))
+        values = [int(t) if t.strip().lstrip(b"-").isdigit() else 0 for t in tokens]
+        owner = cred_of(self.sb, values[pids[0]]) if pids and values[pids[0]] > 0 else None
+        seen = {i: pid_out(self.sb, values[i]) for i in pids}
+        seen.update({i: uid_out(self.sb, values[i], owner) for i in uids})
+        seen.update({i: gid_out(self.sb, values[i], owner) for i in gids})
+        for i, value in seen.items():
+            tokens[i] = (b" %d" % value).rjust(len(tokens[i]))
+        return b"".join(tokens) + b"\n"
 
     def _loadavg(self, raw: bytes) -> bytes:
         """The last field is the last PID given, the namespace's own."""

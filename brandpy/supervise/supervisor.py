@@ -363,7 +363,7 @@ class Supervisor:
         kernel wrote and returns its host TID, so the parent's copy
         (CLONE_PARENT_SETTID) is patched here and the parent's return value
         at its syscall exit."""
-        guest = self.sb.pids.assign(child)
+        guest = self.sb.pids.assign(child, self.sb.pids.requested(parent_tid))
         flags = parent_ptr = child_ptr = 0
         try:
             regs = ptrace_getregs(parent_tid)

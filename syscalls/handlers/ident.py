@@ -38,6 +38,19 @@ def cred(call: Call) -> Cred:
     return call.proc.cred
 
 
+def capable(call: Call, *caps: str) -> bool:
+    """Whether the calling thread holds one of `caps` (CAP_* names):
+    emulated ones unprivileged, the kernel's (CapEff) as root."""
+    if call.sb.fake_ids:
+        return any(call.proc.cred.capable(c) for c in caps)
+    try:
+        with open(b"/proc/%d/status" % call.tid, "rb") as f:
+            held = next(int(line.split()[1], 16) for line in f if line.startswith(b"CapEff:"))
+    except (OSError, StopIteration):
+        return False
+    return any(held >> CAP_NUMBERS[c] & 1 for c in caps)
+
+
 def _u32(call: Call, i: int) -> int:
     """A uid/gid argument: -1 (0xffffffff) means "unchanged"."""
     v = call.arg(i) & 0xFFFFFFFF

@@ -22,6 +22,7 @@ from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.linux import libc
 
+from .ident import capable
 from .pids import _container_pgrp, _host_pid
 
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
@@ -30,7 +31,6 @@ SYS_getpriority, SYS_ioprio_set, SYS_ioprio_get = 140, 251, 252
 NICE_MIN, NICE_MAX = -20, 19
 IOPRIO_CLASS_NONE, IOPRIO_CLASS_RT, IOPRIO_CLASS_BE, IOPRIO_CLASS_IDLE = 0, 1, 2, 3
 IOPRIO_LEVELS = 8
-CAP_SYS_ADMIN, CAP_SYS_NICE = 21, 23
 RLIMIT_NICE = 13
 
 
@@ -55,8 +55,8 @@ def priority(call: Call) -> int | None:
 
 def _per_user(call: Call, who: int, io: bool) -> int:
     sb = call.sb
-    uid = (who & 0xFFFFFFFF) if who else _ids(call, call.tid)[0][0]
-    tids = [tid for tid in list(sb.threads) if _ids(call, tid)[0][0] == uid]
+    uid = (who & 0xFFFFFFFF) if who else _uids(call, call.tid)[0]
+    tids = [tid for tid in list(sb.threads) if _uids(call, tid)[0] == uid]
     if call.nr == SYS_ioprio_get:
         found = [p for p in (_ioprio(SYS_ioprio_get, tid) for tid in tids) if p >= 0]
         if not found:
@@ -101,32 +101,26 @@ def _per_user(call: Call, who: int, io: bool) -> int:
     return 0
 
 
-def _ids(call: Call, tid: int) -> tuple[tuple[int, int], int]:
-    """((real, effective) UIDs, effective capabilities) of a container
-    thread: emulated ones unprivileged, the kernel's as root."""
+def _uids(call: Call, tid: int) -> tuple[int, int]:
+    """The (real, effective) UIDs of a container thread: emulated ones
+    unprivileged, the kernel's as root."""
     proc = call.sb.threads.get(tid)
     if call.sb.fake_ids and proc is not None:
-        return (proc.cred.ruid, proc.cred.euid), -1
-    uids, caps = (-1, -1), 0
+        return proc.cred.ruid, proc.cred.euid
     try:
         with open(b"/proc/%d/status" % tid, "rb") as f:
-            for line in f:
-                if line.startswith(b"Uid:"):
-                    fields = line.split()
-                    uids = int(fields[1]), int(fields[2])
-                elif line.startswith(b"CapEff:"):
-                    caps = int(line.split()[1], 16)
-    except OSError:
-        pass
-    return uids, caps
+            fields = next(line for line in f if line.startswith(b"Uid:")).split()
+        return int(fields[1]), int(fields[2])
+    except (OSError, StopIteration):
+        return -1, -1
 
 
 def _may_reprioritize(call: Call, tid: int, io: bool, nice: int = 0) -> None:
     """What Linux checks before the caller changes another task's priority
     (set_one_prio / set_task_ioprio), for a root supervisor acting for it."""
-    (ruid, euid), caps = _ids(call, call.tid)
-    (t_ruid, t_euid), _ = _ids(call, tid)
-    nice_cap = bool(caps >> CAP_SYS_NICE & 1)
+    ruid, euid = _uids(call, call.tid)
+    t_ruid, t_euid = _uids(call, tid)
+    nice_cap = capable(call, "CAP_SYS_NICE")
     allowed = t_ruid in (euid, ruid) if io else euid in (t_ruid, t_euid)
     if not allowed and not nice_cap:
         raise Errno(errno.EPERM)
@@ -146,10 +140,9 @@ def _check_ioprio(call: Call, ioprio: int) -> None:
     Unprivileged the kernel checks with the same (no) capabilities; as
     root only the real-time class needs the caller's own."""
     klass, level = ioprio >> 13 & 7, ioprio & 7
-    if klass == IOPRIO_CLASS_RT and not call.sb.fake_ids:
-        caps = _ids(call, call.tid)[1]
-        if not (caps >> CAP_SYS_NICE & 1 or caps >> CAP_SYS_ADMIN & 1):
-            raise Errno(errno.EPERM)
+    if klass == IOPRIO_CLASS_RT and not call.sb.fake_ids and \
+            not capable(call, "CAP_SYS_NICE", "CAP_SYS_ADMIN"):
+        raise Errno(errno.EPERM)
     if klass in (IOPRIO_CLASS_RT, IOPRIO_CLASS_BE) and level >= IOPRIO_LEVELS or \
             klass == IOPRIO_CLASS_NONE and level or \
             klass not in (IOPRIO_CLASS_NONE, IOPRIO_CLASS_RT, IOPRIO_CLASS_BE, IOPRIO_CLASS_IDLE):

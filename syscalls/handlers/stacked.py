@@ -15,6 +15,7 @@ changed its IDs: see ident.py), the caller alone does.
 
 from __future__ import annotations
 
+import os
 import struct
 
 from brandpy.runtime.call import ARG_REGS, Call, args_of
@@ -58,17 +59,27 @@ def ready(call: Call, key: str, prog: bytes) -> bool:
             sb.stacked.setdefault(tid, set()).add(key)
         have.add(key)
         return True
-    tsync = pending is None and len(call.proc.threads) > 1
-    _prepend(call, key, prog, SECCOMP_FILTER_FLAG_TSYNC if tsync else 0)
+    threads = _threads(call) if pending is None else (call.tid,)
+    _prepend(call, key, prog, threads)
     return False
+
+
+def _threads(call: Call) -> tuple[int, ...]:
+    """The threads of the caller's process as the kernel has them (a new
+    thread's first stop may not have reached the supervisor yet)."""
+    try:
+        return tuple(int(t) for t in os.listdir(b"/proc/%d/task" % call.proc.tgid))
+    except OSError:
+        return (call.tid,)
 
 
 INSTALLED, RETRY, FAILED = "installed", "retry", "failed"
 
 
-def _prepend(call: Call, key: str, prog: bytes, flags: int) -> None:
+def _prepend(call: Call, key: str, prog: bytes, threads: tuple[int, ...]) -> None:
+    """For `threads` (all the process's: TSYNC) or the caller alone."""
     nr, args = call.nr, args_of(call.regs)
-    threads = tuple(call.proc.threads) if flags else (call.tid,)
+    flags = SECCOMP_FILTER_FLAG_TSYNC if len(threads) > 1 else 0
     rewrite_into_filter(call, prog, flags)
 
     def rewind(c: Call, result: int) -> int:

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/capability.h>
 #include <linux/kcmp.h>
 #include <sched.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/msg.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
@@ -724,6 +726,8 @@ static void edges(void)
     show("process_vm_readv -1", r(process_vm_readv(-1, &local, 1, &remote, 1, 0)));
     siginfo_t q = {.si_code = SI_QUEUE};
     show("rt_sigqueueinfo nobody", r(syscall(SYS_rt_sigqueueinfo, NOBODY_PID, 0, &q)));
+    show("prctl PR_SET_PTRACER parent", r(prctl(PR_SET_PTRACER, getppid(), 0, 0, 0)));
+    show("prctl PR_SET_PTRACER nobody", r(prctl(PR_SET_PTRACER, NOBODY_PID, 0, 0, 0)));
     pid_t child = fork();
     if (child == 0) {
         pid_t sid = setsid();
@@ -745,6 +749,19 @@ static void ipc(void)
     rel("shm_cpid shm_lpid", sds.shm_cpid == getpid() && sds.shm_lpid == getpid());
     rel("shm_perm uid cuid", sds.shm_perm.uid == geteuid() && sds.shm_perm.cuid == geteuid() &&
         sds.shm_perm.gid == getegid());
+    char line[512];
+    int found = 0;
+    FILE *f = fopen("/proc/sysvipc/shm", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        int id, cpid, lpid;
+        unsigned uid;
+        if (sscanf(line, "%*d %d %*o %*u %d %d %*u %u", &id, &cpid, &lpid, &uid) == 4 &&
+            id == shm)
+            found = cpid == getpid() && lpid == getpid() && uid == geteuid();
+    }
+    if (f)
+        fclose(f);
+    rel("/proc/sysvipc/shm cpid lpid uid", found);
     shmdt(at);
     shmctl(shm, IPC_RMID, NULL);
     int sem = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
@@ -767,10 +784,92 @@ static void ipc(void)
     msgctl(msq, IPC_RMID, NULL);
 }
 
+/* -- the same from another thread ------------------------------------------------------------- */
+
+static int go[2], thread_sfd, thread_sock;
+static struct signalfd_siginfo thread_ssi;
+static struct ucred thread_cred;
+
+static void *other_thread(void *arg)
+{
+    char c, data, cbuf[CMSG_SPACE(sizeof(struct ucred))];
+    (void)arg;
+    if (read(go[0], &c, 1) != 1 || read(thread_sfd, &thread_ssi, sizeof thread_ssi) < 0)
+        return NULL;
+    struct iovec iov = {&data, 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                       .msg_controllen = sizeof cbuf};
+    if (recvmsg(thread_sock, &m, 0) > 0 && CMSG_FIRSTHDR(&m))
+        memcpy(&thread_cred, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof thread_cred);
+    return NULL;
+}
+
+/* A signalfd and SO_PASSCRED set up while another thread exists, which
+ * then reads them. */
+static void threads(void)
+{
+    sigset_t set;
+    pthread_t t;
+    int sv[2], one = 1;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    if (pipe(go) < 0 || socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0)
+        return;
+    pthread_create(&t, NULL, other_thread, NULL);
+    thread_sfd = signalfd(-1, &set, 0);
+    thread_sock = sv[1];
+    setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+    (void)!write(go[1], "x", 1);
+    pid_t child = signaller(SIGUSR1, 0);
+    usleep(100000);
+    (void)!write(sv[0], "y", 1);
+    pthread_join(t, NULL);
+    rel("another thread's signalfd ssi_pid", thread_ssi.ssi_pid == (uint32_t)child);
+    rel("another thread's SCM_CREDENTIALS", thread_cred.pid == getpid() &&
+        thread_cred.uid == getuid());
+    reap(child);
+}
+
+/* -- clone3's set_tid ------------------------------------------------------------------------ */
+
+struct clone_args_v1 {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+    uint64_t set_tid, set_tid_size;
+};
+
+static long clone3_with(pid_t *tids, uint64_t count)
+{
+    struct clone_args_v1 a = {.exit_signal = SIGCHLD, .set_tid = (uintptr_t)tids,
+                              .set_tid_size = count};
+    long pid = syscall(SYS_clone3, &a, sizeof a);
+    if (pid == 0)
+        _exit(getpid() == tids[0] ? 0 : 1);
+    if (pid < 0)
+        return -errno;
+    int status;
+    waitpid(pid, &status, 0);
+    return pid == tids[0] && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void set_tid(void)
+{
+    pid_t want = getpid() + 1000;
+    while (kill(want, 0) == 0 || errno != ESRCH)     /* a PID nothing has */
+        want++;
+    show("clone3 set_tid gives that PID", clone3_with(&want, 1));
+    pid_t own = getpid();
+    show("clone3 set_tid taken", clone3_with(&own, 1));
+    pid_t zero = 0;
+    show("clone3 set_tid 0", clone3_with(&zero, 1));
+    show("clone3 set_tid NULL", clone3_with(NULL, 1));
+}
+
 static const struct { const char *name; void (*run)(void); } SECTIONS[] = {
     {"caps", caps}, {"locks", locks}, {"owners", owners}, {"timers", timers},
     {"siginfo", siginfo}, {"pidfds", pidfds}, {"sockets", sockets}, {"prio", prio},
-    {"proc", proc}, {"edges", edges}, {"ipc", ipc}};
+    {"proc", proc}, {"edges", edges}, {"ipc", ipc}, {"threads", threads},
+    {"set_tid", set_tid}};
 
 int main(int argc, char **argv)
 {
