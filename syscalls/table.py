@@ -162,7 +162,7 @@ IPC_STATUS = ("native: the SysV IPC namespace is the host's; the PIDs and IDs of
 def _id_ioctls(trap: Action, other: Action) -> Action:
     """The ioctls that carry IDs: PIDFD_GET_INFO (any size) and the
     terminal and socket owner ones."""
-    rest = arg_in(1, pids.TIOCGPGRP, pids.TIOCSPGRP, pids.TIOCGSID,
+    rest = arg_in(1, pids.TIOCGPGRP, pids.TIOCSPGRP, pids.TIOCGSID, owners.NS_GET_OWNER_UID,
                   *owners.SOCKET_OWNER_CMDS)(trap, other)
     return ArgTest(1, "eq", owners.PIDFD_GET_INFO, then=trap, otherwise=rest,
                    mask=owners.PIDFD_GET_INFO_MASK)
@@ -191,8 +191,8 @@ SPEC: dict[str, Spec] = {
                   "F_[GS]ETOWN(_EX) and F_GETOWNER_UIDS are the container's", handler=owners.fcntl,
                   when=arg_in(1, *owners.FCNTL_CMDS)),
     "ioctl": Spec("allow", FULL, "native; terminal and device ioctls act on the real "
-                  "device; the IDs of TIOC[GS]PGRP, TIOCGSID, FIO[GS]ETOWN, SIOC[GS]PGRP and "
-                  "PIDFD_GET_INFO are the container's", handler=owners.ioctl, when=_id_ioctls),
+                  "device; the IDs of TIOC[GS]PGRP, TIOCGSID, FIO[GS]ETOWN, SIOC[GS]PGRP, "
+                  "PIDFD_GET_INFO and NS_GET_OWNER_UID are the container's", handler=owners.ioctl, when=_id_ioctls),
     # -- files: paths translated ------------------------------------------------
     "open": hot(trace(fs.open_, PATH_WRITE), perform.open_, not_o_path(1)),
     "openat": hot(trace(fs.openat, PATH_WRITE), perform.openat, not_o_path(2)),

@@ -1,7 +1,8 @@
 """IDs that file descriptors carry: the holder of a record lock
 (F_GETLK's l_pid), the process or group a file signals (F_SETOWN and its
-variants, the socket ioctls FIOSETOWN/SIOCSPGRP and their getters) and
-the process a pidfd names (PIDFD_GET_INFO). Container PIDs go to the
+variants, the socket ioctls FIOSETOWN/SIOCSPGRP and their getters), the
+process a pidfd names (PIDFD_GET_INFO) and a user namespace's owner
+(NS_GET_OWNER_UID). Container PIDs go to the
 kernel as host PIDs and come back translated (brandpy/runtime/ids.py)."""
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ F_OFD_GETLK = 36
 FCNTL_CMDS = (F_GETLK, F_SETOWN, F_GETOWN, F_SETOWN_EX, F_GETOWN_EX, F_GETOWNER_UIDS, F_OFD_GETLK)
 F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
 FLOCK = Layout(32, pids=(24,))
+NS_OWNER = Layout(4, uids=((0, "euid"),))        # no process: the supervisor's or overflow
 INT_MIN = -(1 << 31)
 
 FIOSETOWN, SIOCSPGRP, FIOGETOWN, SIOCGPGRP = 0x8901, 0x8902, 0x8903, 0x8904
@@ -34,6 +36,7 @@ SOCKET_OWNER_CMDS = (FIOSETOWN, SIOCSPGRP, FIOGETOWN, SIOCGPGRP)
 # PIDFD_GET_INFO is _IOWR(0xFF, 11, struct pidfd_info): its size bits vary
 PIDFD_GET_INFO, PIDFD_GET_INFO_MASK = 0xC000FF0B, 0xC000FFFF
 PIDFD_INFO_CREDS = 1 << 1
+NS_GET_OWNER_UID = 0xB704         # _IO(0xb7, 0x4): the user namespace owner's UID
 PIDFD_INFO = Layout(64, pids=(16, 20),
                     uids=((28, "ruid"), (36, "euid"), (44, "suid"), (52, "fsuid")),
                     gids=((32, "rgid"), (40, "egid"), (48, "sgid"), (56, "fsgid")))
@@ -118,7 +121,10 @@ def ioctl(call: Call) -> int | None:
     cmd = call.arg(1) & 0xFFFFFFFF
     if cmd in SOCKET_OWNER_CMDS:
         return _socket_owner(call, cmd)
-    if cmd & PIDFD_GET_INFO_MASK == PIDFD_GET_INFO:
+    if cmd == NS_GET_OWNER_UID:
+        ptr = call.arg(2)
+        call.after(lambda c, result: translate_back(c, ptr, NS_OWNER) if result == 0 else None)
+    elif cmd & PIDFD_GET_INFO_MASK == PIDFD_GET_INFO:
         _pidfd_info(call, min(cmd >> 16 & 0x3FFF, PIDFD_INFO.size))
     else:
         pids.tty_pgrp(call)

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <linux/capability.h>
 #include <linux/kcmp.h>
+#include <linux/nsfs.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -726,6 +727,15 @@ static void edges(void)
     show("process_vm_readv -1", r(process_vm_readv(-1, &local, 1, &remote, 1, 0)));
     siginfo_t q = {.si_code = SI_QUEUE};
     show("rt_sigqueueinfo nobody", r(syscall(SYS_rt_sigqueueinfo, NOBODY_PID, 0, &q)));
+    int self = syscall(SYS_pidfd_open, getpid(), 0);
+    int ns = ioctl(self, _IO(0xFF, 9), 0);      /* PIDFD_GET_USER_NAMESPACE, Linux 6.11 */
+    close(self);
+    uid_t owner = 12345;
+    struct stat st;
+    show("NS_GET_OWNER_UID", r(ioctl(ns, NS_GET_OWNER_UID, &owner)));
+    rel("NS_GET_OWNER_UID is the owner stat shows of root's files",
+        stat("/proc/sys", &st) == 0 && owner == st.st_uid);
+    close(ns);
     show("prctl PR_SET_PTRACER parent", r(prctl(PR_SET_PTRACER, getppid(), 0, 0, 0)));
     show("prctl PR_SET_PTRACER nobody", r(prctl(PR_SET_PTRACER, NOBODY_PID, 0, 0, 0)));
     pid_t child = fork();
