@@ -18,6 +18,8 @@ from . import (
     exec_routes,
     image_routes,
     network_routes,
+    plugin_routes,
+    swarm_routes,
     system_routes,
     volume_routes,
 )
@@ -65,6 +67,7 @@ def make_app(eng: Engine, adapters: Chain | None = None) -> web.Application:
         adapterlib.install(app, adapters)
     router = Router(app)
     for module in (system_routes, container_routes, exec_routes, image_routes,
-                   build_routes, volume_routes, network_routes, brandpy_routes):
+                   build_routes, volume_routes, network_routes, swarm_routes, plugin_routes,
+                   brandpy_routes):
         module.register(router)
     return app

@@ -1,5 +1,6 @@
 """/_ping, /version, /info, /system/df, /events, and the 501s of what
-brandpy does not implement (swarm, plugins, BuildKit sessions)."""
+brandpy does not implement (BuildKit sessions, checkpoints; swarm mode's
+answers are in swarm_routes, plugins' in plugin_routes)."""
 
 from __future__ import annotations
 
@@ -86,12 +87,9 @@ def register(r: Router) -> None:
     r.add("GET", "/info", info)
     r.add("GET", "/system/df", df)
     r.add("GET", "/events", events)
-    for method, path in (("GET", "/swarm"), ("POST", "/swarm/init"), ("POST", "/swarm/join"),
-                         ("GET", "/nodes"), ("GET", "/services"), ("GET", "/tasks"),
-                         ("GET", "/secrets"), ("GET", "/configs"), ("GET", "/plugins"),
-                         ("POST", "/session"), ("GET", "/distribution/{name:.*}/json"),
+    for method, path in (("POST", "/session"),
+                         ("GET", "/distribution/{name:.*}/json"),
                          ("GET", "/containers/{id}/attach/ws"),
                          ("GET", "/containers/{id}/checkpoints"),
-                         ("POST", "/containers/{id}/checkpoints"),
-                         ("POST", "/plugins/pull"), ("GET", "/swarm/unlockkey")):
+                         ("POST", "/containers/{id}/checkpoints")):
         r.add(method, path, not_implemented)

@@ -38,5 +38,10 @@ class NotModified(EngineError):
     status = 304
 
 
+class Unavailable(EngineError):
+    """A feature that is off (swarm mode), as dockerd answers it."""
+    status = 503
+
+
 class NotImplementedHere(EngineError):
     status = 501

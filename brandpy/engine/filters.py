@@ -9,7 +9,8 @@ from .errors import InvalidParameter
 
 
 class Filters:
-    def __init__(self, raw: str | None, accepted: tuple[str, ...]) -> None:
+    def __init__(self, raw: str | None, accepted: tuple[str, ...] | None) -> None:
+        """accepted: the filter names allowed; None for any (checked later)."""
         self.values: dict[str, list[str]] = {}
         if not raw:
             return
@@ -20,7 +21,7 @@ class Filters:
         if not isinstance(obj, dict):
             raise InvalidParameter("invalid filter: expected a JSON object of name: [values]")
         for name, vals in obj.items():
-            if name not in accepted:
+            if accepted is not None and name not in accepted:
                 raise InvalidParameter(f"invalid filter '{name}'")
             if isinstance(vals, dict):
                 vals = [k for k, on in vals.items() if on]

@@ -1,0 +1,53 @@
+"""Docker parity (issue 18): what docker-py's own integration tests and
+docker-compose expect of dockerd, one test per cause, through the docker
+SDK and CLI or, for requests no client sends as such, raw API calls."""
+
+from __future__ import annotations
+
+import json
+
+import docker
+import pytest
+
+
+def message(daemon, method: str, path: str, body: object = None) -> tuple[int, str]:
+    status, _, raw = daemon.api(method, path, body)
+    return status, json.loads(raw)["message"] if raw else ""
+
+
+def test_swarm_endpoints_answer_as_with_swarm_off(daemon, client):
+    # docker-py's teardown leaves the swarm it may have joined: a 503 is "none"
+    assert client.api.leave_swarm(force=True) is True
+    no_swarm = (503, "This node is not part of a swarm")
+    for method, path in (("GET", "/swarm"), ("POST", "/swarm/leave"), ("GET", "/swarm/unlockkey"),
+                         ("POST", "/swarm/unlock"), ("GET", "/nodes"), ("GET", "/nodes/x"),
+                         ("DELETE", "/nodes/x"), ("GET", "/services"), ("GET", "/services/x"),
+                         ("POST", "/services/create"), ("DELETE", "/services/x"),
+                         ("GET", "/tasks"), ("GET", "/tasks/x"), ("GET", "/secrets"),
+                         ("POST", "/secrets/create"), ("GET", "/configs/x"),
+                         ("POST", "/swarm/update?version=3"),
+                         ("GET", "/services/x/logs?stdout=1")):
+        assert message(daemon, method, "/v1.41" + path) == no_swarm, path
+    # what the request gets wrong is still its own error, checked first
+    assert message(daemon, "POST", "/swarm/update") == (
+        400, "invalid swarm version '': strconv.ParseUint: parsing \"\": invalid syntax")
+    assert message(daemon, "POST", "/secrets/x/update?version=a") == (
+        400, "invalid secret version")
+    assert message(daemon, "POST", "/services/create", b"[1]")[0] == 400
+    assert message(daemon, "GET", "/nodes?filters=nojson")[0] == 400
+    status, text = message(daemon, "POST", "/swarm/init", {"ListenAddr": "0.0.0.0:2377"})
+    assert status == 501 and "no swarm mode" in text
+    with pytest.raises(docker.errors.APIError) as err:
+        client.services.list()
+    assert err.value.status_code == 503
+    r = daemon.docker("node", "ls")
+    assert r.status != 0 and "This node is not part of a swarm" in r.err
+
+
+def test_plugins_none_installed(daemon, client):
+    assert client.plugins.list() == []
+    with pytest.raises(docker.errors.NotFound, match='plugin "vieux/sshfs:latest" not found'):
+        client.plugins.get("vieux/sshfs:latest")
+    assert message(daemon, "POST", "/plugins/x/enable") == (404, 'plugin "x" not found')
+    assert message(daemon, "GET", "/plugins?filters=%7B%22nope%22%3A%5B%22x%22%5D%7D")[0] == 400
+    assert message(daemon, "POST", "/plugins/pull?remote=x")[0] == 501
