@@ -17,7 +17,7 @@ APT_PKGS := python3-venv python3-dev gcc make busybox-static debootstrap \
 
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv install lint images demo test test-slow bench bench-images bench-coverage clean
+.PHONY: all deps venv install lint images demo test test-slow fuzz bench bench-images bench-coverage clean
 
 all: install
 
@@ -82,6 +82,15 @@ test: install lint images
 
 test-slow: install images
 	BRANDPY_TMP_STRICT=1 $(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+# schemathesis over the whole Engine API (tests/fuzz/run.py says what fails
+# it), with the daemon in a network namespace of its own, as uid 65534 and
+# as root; schemathesis is pinned in pyproject's test extras.
+FUZZ_EXAMPLES ?= 30
+FUZZ_SEED ?= 1
+fuzz: install images
+	unshare --net $(PY) -m tests.fuzz.run --user nobody --examples $(FUZZ_EXAMPLES) --seed $(FUZZ_SEED)
+	unshare --net $(PY) -m tests.fuzz.run --user root --examples $(FUZZ_EXAMPLES) --seed $(FUZZ_SEED)
 
 bench: install images
 	$(PY) -m benchmarks.run

@@ -42,10 +42,7 @@ def classify(exc: BaseException) -> tuple[int, str] | None:
     if isinstance(exc, EngineError):
         return exc.status, exc.message
     if isinstance(exc, RegistryError):
-        # The registry's own 4xx (401, 404, 429...) passes through; a
-        # registry that cannot be reached or answers nonsense makes the
-        # image unavailable, which Docker says with 404 (pull access denied).
-        return (exc.status if 400 <= exc.status < 500 else 404), str(exc)
+        return exc.http_status, str(exc)
     for kind, status in _STATUS:
         if isinstance(exc, kind):
             return status, str(exc)

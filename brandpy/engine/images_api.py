@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from brandpy.images import archive, commit, importer, pull, push, reference
 from brandpy.images.auth import Credentials
 from brandpy.images.changes import ChangeError
-from brandpy.images.registry import Client, RegistryError
+from brandpy.images.registry import Client, RegistryError, daemon_status
 from brandpy.images.store import StoreError
 
 from .bridge import Body, consume, produce, run_with_progress
@@ -251,12 +251,12 @@ def login(body: dict) -> dict:
         resp = client.request("GET", "/v2/")
         resp.read()
     except RegistryError as exc:
-        raise EngineError(f"login to {host} failed: {exc}", 401 if exc.status == 401 else 500
-                          ) from None
+        raise EngineError(f"login to {host} failed: {exc}", exc.http_status) from None
     if resp.status == 401:
         raise EngineError(f"login to {host} failed: unauthorized: incorrect username or "
                           "password", 401)
     if resp.status >= 400:
-        raise EngineError(f"login to {host} failed: the registry answered {resp.status}")
+        raise EngineError(f"login to {host} failed: the registry answered {resp.status}",
+                          daemon_status(resp.status))
     return {"Status": "Login Succeeded", "IdentityToken": ""}
 

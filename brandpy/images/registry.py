@@ -28,6 +28,18 @@ class RegistryError(StoreError):
         super().__init__(message)
         self.status = status
 
+    @property
+    def http_status(self) -> int:
+        return daemon_status(self.status)
+
+
+def daemon_status(registry_status: int) -> int:
+    """What the daemon answers when a registry fails it: the registry's own
+    4xx (401, 404, 429...); a registry that cannot be reached (status 0) or
+    fails makes the image unavailable, which Docker says with 404 (as for
+    "pull access denied")."""
+    return registry_status if 400 <= registry_status < 500 else 404
+
 
 def is_loopback(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:host.index("]")]
