@@ -159,6 +159,15 @@ def daemon() -> Daemon:
     assert not errors, errors[-6000:]
 
 
+@pytest.fixture
+def fresh() -> Daemon:
+    """A daemon of the test's own, for tests that kill or restart it."""
+    d = Daemon().start()
+    d.ok("import", str(image_tar("busybox")), "busybox:latest")
+    yield d
+    d.destroy()
+
+
 @pytest.fixture(scope="module")
 def client(daemon: Daemon) -> docker.DockerClient:
     c = daemon.client()

@@ -19,14 +19,6 @@ from tests.api.conftest import Daemon, image_tar, wait_for
 from tests.conftest import NOBODY, SETPRIV
 
 
-@pytest.fixture
-def fresh():
-    d = Daemon().start()
-    d.ok("import", str(image_tar("busybox")), "busybox:latest")
-    yield d
-    d.destroy()
-
-
 def test_kill_9_then_restart_tells_the_truth(fresh):
     d = fresh
     long = d.ok("run", "-d", "--name", "long", "busybox", "sh", "-c",
