@@ -369,7 +369,7 @@ def only_loopback() -> None:
 def run(user: str, examples: int, seed_value: int) -> Summary:
     only_loopback()
     summary = Summary(user, examples, seed_value)
-    work = Path(tempfile.mkdtemp(prefix="bpfuzz-", dir="/tmp"))
+    work = Path(tempfile.mkdtemp(prefix="bpf-", dir="/tmp"))
     daemon = Daemon(work, user)
     try:
         work.chmod(0o755)
