@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from brandpy.engine import archive, procstats, syscall_view, views
+from brandpy.engine import archive, procstats, syscall_view, validate, views
 from brandpy.engine.attach import parse_detach_keys
 from brandpy.engine.errors import InvalidParameter
 from brandpy.engine.filters import Filters
@@ -33,8 +33,8 @@ def no_content() -> web.Response:
 
 
 async def create(request: web.Request) -> web.Response:
-    body = await body_json(request)
-    if body is None:
+    body = await body_json(request, validate.CREATE_BODY, "ContainerConfigWrapper")
+    if not body:
         raise InvalidParameter("config cannot be empty in order to create a container")
     platform = request.query.get("platform", "")
     if platform and platform.split("/")[0] != "linux":
@@ -303,7 +303,7 @@ async def prune(request: web.Request) -> web.Response:
 
 async def update(request: web.Request) -> web.Response:
     rec = container(request)
-    body = await body_json(request) or {}
+    body = await body_json(request, validate.UPDATE_BODY, "UpdateConfig")
     warnings = await engine(request).update(rec, body)
     return reply({"Warnings": warnings})
 

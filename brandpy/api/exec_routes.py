@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from brandpy.engine import execs
+from brandpy.engine import execs, validate
 
 from .container_routes import container
 from .http import MULTIPLEXED, RAW_STREAM, body_json, end_hijack, hijack, qint, reply
@@ -12,14 +12,15 @@ from .router import Router, engine
 
 
 async def create(request: web.Request) -> web.Response:
-    ex = execs.create(engine(request), container(request), await body_json(request))
+    body = await body_json(request, validate.EXEC_CONFIG, "ExecConfig")
+    ex = execs.create(engine(request), container(request), body)
     return reply({"Id": ex.id}, status=201)
 
 
 async def start(request: web.Request) -> web.StreamResponse:
     eng = engine(request)
     ex = execs.get(eng, request.match_info["id"])
-    body = execs.check_start(ex, await body_json(request))
+    body = execs.check_start(ex, await body_json(request, validate.EXEC_START, "ExecStartCheck"))
     if body.get("Detach"):
         await execs.start(eng, ex, body, None)
         return web.Response(status=200)

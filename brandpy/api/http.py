@@ -9,6 +9,7 @@ from typing import Any, overload
 
 from aiohttp import web
 
+from brandpy.engine import validate
 from brandpy.engine.errors import InvalidParameter
 
 API_VERSION = "1.50"
@@ -68,20 +69,23 @@ def qint(request: web.Request, name: str, default: int | None = None) -> int | N
         raise InvalidParameter(f"invalid value for {name}: {value!r} is not an integer") from None
 
 
-async def body_json(request: web.Request) -> Any:
-    """The request's JSON body, None when empty; 400 for malformed JSON.
-    read(), not the payload: an adapter may have put a new body there."""
+async def body_json(request: web.Request, schema: dict[str, Any], where: str) -> dict[str, Any]:
+    """The request's JSON body decoded as dockerd decodes it into the Go
+    struct `where` (validate.check: field names case-insensitive, types
+    checked); {} when empty. read(), not the payload: an adapter may have
+    put a new body there."""
     raw = await request.read()
     if not raw.strip():
-        return None
+        return {}
     ctype = request.headers.get("Content-Type", "")
     if ctype and "json" not in ctype and "text/plain" not in ctype:
         raise InvalidParameter(f"unsupported Content-Type header ({ctype}): must be "
                                "'application/json'")
     try:
-        return json.loads(raw)
+        value = validate.loads(raw)
     except ValueError as exc:
         raise InvalidParameter(f"invalid JSON in the request body: {exc}") from None
+    return validate.check(value, schema, where)
 
 
 class JsonLines:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from brandpy.engine import images_api, imageviews
+from brandpy.engine import images_api, imageviews, validate
 from brandpy.engine.errors import InvalidParameter, NotImplementedHere
 from brandpy.engine.filters import Filters
 from brandpy.images import reference
@@ -161,9 +161,7 @@ async def commit(request: web.Request) -> web.Response:
     if not q.get("container"):
         raise InvalidParameter("container is required: the container to commit")
     rec = engine(request).containers.get(q["container"])
-    config = await body_json(request)
-    if config is not None and not isinstance(config, dict):
-        raise InvalidParameter("the commit body must be a container Config object")
+    config = await body_json(request, validate.CONTAINER_CONFIG, "container.Config")
     image_id = await images_api.do_commit(engine(request), rec, q.get("repo", ""),
                                           q.get("tag", ""), q.get("comment", ""),
                                           q.get("author", ""), q.getall("changes", []),
@@ -172,9 +170,7 @@ async def commit(request: web.Request) -> web.Response:
 
 
 async def auth(request: web.Request) -> web.Response:
-    body = await body_json(request) or {}
-    if not isinstance(body, dict):
-        raise InvalidParameter("the login body must be a JSON object")
+    body = await body_json(request, validate.AUTH_CONFIG, "registry.AuthConfig")
     return reply(await asyncio.to_thread(images_api.login, body))
 
 

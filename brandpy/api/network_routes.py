@@ -9,17 +9,13 @@ from aiohttp import web
 
 from brandpy.engine.filters import Filters
 from brandpy.engine.timefmt import parse_since, to_ns
-from brandpy.engine.validate import BOOL, OBJ, STR, STRMAP, check
+from brandpy.engine.validate import NETWORK_CONNECT, NETWORK_CREATE, NETWORK_DISCONNECT
 
 from .http import body_json, reply
 from .router import Router, engine
 
 if TYPE_CHECKING:
     from brandpy.engine.engine import Engine
-
-CREATE = {"Name": STR, "Driver": STR, "Internal": BOOL, "Attachable": BOOL, "IPAM": OBJ,
-          "EnableIPv6": BOOL, "Options": STRMAP, "Labels": STRMAP, "CheckDuplicate": BOOL}
-CONNECT = {"Container": STR, "EndpointConfig": OBJ, "Force": BOOL}
 
 
 def _view(eng: Engine, net: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +42,7 @@ async def inspect(request: web.Request) -> web.Response:
 
 async def create(request: web.Request) -> web.Response:
     eng = engine(request)
-    net = eng.networks.create(check(await body_json(request), CREATE, "network.CreateRequest"))
+    net = eng.networks.create(await body_json(request, NETWORK_CREATE, "network.CreateRequest"))
     eng.events.emit("network", "create", net["Id"], {"name": net["Name"], "type": "bridge"})
     return reply({"Id": net["Id"], "Warning": ""}, status=201)
 
@@ -62,7 +58,7 @@ async def remove(request: web.Request) -> web.Response:
 
 async def connect(request: web.Request) -> web.Response:
     eng = engine(request)
-    body = check(await body_json(request), CONNECT, "network.ConnectOptions")
+    body = await body_json(request, NETWORK_CONNECT, "network.ConnectOptions")
     net = eng.networks.get(request.match_info["id"])
     rec = eng.containers.get(body.get("Container") or "")
     await eng.connect(rec, net, body.get("EndpointConfig") or {})
@@ -71,8 +67,7 @@ async def connect(request: web.Request) -> web.Response:
 
 async def disconnect(request: web.Request) -> web.Response:
     eng = engine(request)
-    body = check(await body_json(request), {"Container": STR, "Force": BOOL},
-                 "network.DisconnectOptions")
+    body = await body_json(request, NETWORK_DISCONNECT, "network.DisconnectOptions")
     net = eng.networks.get(request.match_info["id"])
     rec = eng.containers.get(body.get("Container") or "")
     await eng.disconnect(rec, net)

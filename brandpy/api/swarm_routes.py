@@ -11,7 +11,6 @@ from aiohttp import web
 
 from brandpy.engine.errors import InvalidParameter, NotImplementedHere, Unavailable
 from brandpy.engine.filters import Filters
-from brandpy.engine.validate import check
 
 from .http import body_json, qbool
 from .router import Handler, Router
@@ -28,7 +27,7 @@ def _off(*, body: str = "", version: str = "", filters: bool = False,
 
     async def handler(request: web.Request) -> web.StreamResponse:
         if body:
-            check(await body_json(request), {}, body)
+            await body_json(request, {}, body)
         if version:
             raw = request.query.get("version", "")
             if not raw.isdigit() or int(raw) >= 1 << 64:

@@ -6,12 +6,10 @@ from aiohttp import web
 
 from brandpy.engine.errors import InvalidParameter
 from brandpy.engine.filters import Filters
-from brandpy.engine.validate import STR, STRMAP, check
+from brandpy.engine.validate import VOLUME_CREATE
 
 from .http import body_json, qbool, reply
 from .router import Router, engine
-
-CREATE = {"Name": STR, "Driver": STR, "DriverOpts": STRMAP, "Labels": STRMAP}
 
 
 async def list_(request: web.Request) -> web.Response:
@@ -23,7 +21,7 @@ async def list_(request: web.Request) -> web.Response:
 
 async def create(request: web.Request) -> web.Response:
     eng = engine(request)
-    body = check(await body_json(request), CREATE, "volume.CreateOptions")
+    body = await body_json(request, VOLUME_CREATE, "volume.CreateOptions")
     vol, created = eng.volumes.create(body.get("Name") or "", body.get("Driver") or "local",
                                       body.get("Labels"), body.get("DriverOpts"))
     if created:

@@ -52,7 +52,6 @@ from .networks import BUILTIN, Networks, endpoint
 from .records import Record, Table
 from .shim import SPEC
 from .shimclient import ShimClient, ShimGone, alive
-from .validate import CREATE_BODY, check
 from .volumes import Volumes
 
 SECCOMP_PROFILE = "seccomp.json"
@@ -133,8 +132,8 @@ class Engine:
 
     # -- create -----------------------------------------------------------------
 
-    async def create(self, body: object, name: str = "") -> tuple[Record, list[str]]:
-        body = check(body, CREATE_BODY, "ContainerConfigWrapper")
+    async def create(self, body: dict, name: str = "") -> tuple[Record, list[str]]:
+        """body: a ContainerConfigWrapper as validate.check() decodes it."""
         host_config = dict(body.get("HostConfig") or {})
         cfg = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
         name = pathnames.container_name(name) if name else ""
@@ -652,11 +651,9 @@ class Engine:
             deleted.append(rec.id)
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": space}
 
-    async def update(self, rec: Record, body: object) -> list[str]:
+    async def update(self, rec: Record, body: dict) -> list[str]:
         """`docker update`: only the restart policy can change; resource
         limits need cgroups, which brandpy does not use."""
-        body = check(body, {"RestartPolicy": {"Name": "string", "MaximumRetryCount": "int64"}},
-                     "UpdateConfig")
         other = sorted(k for k, v in body.items() if v not in (None, 0, "", [], {})
                        and k != "RestartPolicy")
         if other:

@@ -15,15 +15,10 @@ from .attach import parse_detach_keys, proxy
 from .errors import Conflict, InvalidParameter, NotFound
 from .records import Record
 from .shimclient import ProcessFailed
-from .validate import BOOL, INTS, STR, STRS, STRSLICE, check
 
 if TYPE_CHECKING:     # the engine imports this module
     from .engine import Engine
 
-EXEC_CONFIG = {"AttachStdin": BOOL, "AttachStdout": BOOL, "AttachStderr": BOOL,
-               "DetachKeys": STR, "Tty": BOOL, "Env": STRS, "Cmd": STRSLICE,
-               "Privileged": BOOL, "User": STR, "WorkingDir": STR, "ConsoleSize": INTS}
-START_CONFIG = {"Detach": BOOL, "Tty": BOOL, "ConsoleSize": INTS}
 
 
 @dataclass(eq=False)
@@ -65,8 +60,8 @@ class ExecRecord:
         return True
 
 
-def create(engine: Engine, rec: Record, body: object) -> ExecRecord:
-    body = check(body, EXEC_CONFIG, "ExecConfig")
+def create(engine: Engine, rec: Record, body: dict) -> ExecRecord:
+    """body: an ExecConfig as validate.check() decodes it."""
     argv = strslice(body.get("Cmd")) or []
     if not argv or not argv[0]:
         raise InvalidParameter("No exec command specified")
@@ -94,9 +89,8 @@ def get(engine: Engine, exec_id: str) -> ExecRecord:
     return ex
 
 
-def check_start(ex: ExecRecord, body: object) -> dict:
+def check_start(ex: ExecRecord, body: dict) -> dict:
     """Errors a start must give before the connection is hijacked."""
-    body = check(body, START_CONFIG, "ExecStartCheck")
     if ex.started:
         raise Conflict(f"Error: Exec command {ex.id} is already running" if ex.running
                        else f"Error: Exec command {ex.id} has already run")

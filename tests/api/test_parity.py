@@ -51,3 +51,36 @@ def test_plugins_none_installed(daemon, client):
     assert message(daemon, "POST", "/plugins/x/enable") == (404, 'plugin "x" not found')
     assert message(daemon, "GET", "/plugins?filters=%7B%22nope%22%3A%5B%22x%22%5D%7D")[0] == 400
     assert message(daemon, "POST", "/plugins/pull?remote=x")[0] == 501
+
+
+def test_json_bodies_decoded_as_go_decodes_them(daemon, client):
+    """Field names match case-insensitively, the later of two keys for a
+    field wins, map keys stay as sent: in every body."""
+    body = (b'{"image": "busybox", "CMD": ["sleep", "30"], "tty": true, "Tty": false, '
+            b'"labels": {"Mixed.Case": "v"}, "hostconfig": {"restartpolicy": {"name": "always"},'
+            b' "AUTOREMOVE": false}}')
+    status, _, raw = daemon.api("POST", "/v1.41/containers/create?name=folded", body,
+                                {"Content-Type": "application/json"})
+    assert status == 201, raw
+    try:
+        c = client.containers.get("folded")
+        assert c.attrs["Config"]["Tty"] is False
+        assert c.attrs["Config"]["Cmd"] == ["sleep", "30"]
+        assert c.attrs["Config"]["Labels"] == {"Mixed.Case": "v"}
+        assert c.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
+        c.start()
+        # docker-py sends exec's detach keys as `detachKeys`
+        exec_id = client.api.exec_create(c.id, "true", detach_keys="ctrl-x")["Id"]
+        assert client.api.exec_inspect(exec_id)["DetachKeys"] == "ctrl-x"
+        status, _, raw = daemon.api("POST", "/v1.41/volumes/create",
+                                    {"name": "folded-vol", "labels": {"K": "v"}})
+        assert status == 201 and json.loads(raw)["Name"] == "folded-vol"
+        assert client.volumes.get("folded-vol").attrs["Labels"] == {"K": "v"}
+    finally:
+        client.api.remove_container("folded", force=True)
+        for v in client.volumes.list(filters={"name": "folded-vol"}):
+            v.remove()
+    # a wrong type is still the decoder's 400, whatever the key's case
+    assert message(daemon, "POST", "/containers/create", {"image": "busybox", "env": "x"}) == (
+        400, "json: cannot unmarshal string into Go struct field ContainerConfigWrapper.Env "
+             "of type []string")
