@@ -24,8 +24,8 @@ async def start(request: web.Request) -> web.StreamResponse:
     if body.get("Detach"):
         await execs.start(eng, ex, body, None)
         return web.Response(status=200)
-    tty = ex.tty if body.get("Tty") is None else bool(body["Tty"])
-    reader, writer = await hijack(request, RAW_STREAM if tty else MULTIPLEXED)
+    raw = execs.framed_raw(ex, body)
+    reader, writer = await hijack(request, RAW_STREAM if raw else MULTIPLEXED)
     try:
         await execs.start(eng, ex, body, (reader, writer))
     except ConnectionError:

@@ -109,20 +109,22 @@ async def start(engine: Engine, ex: ExecRecord, body: dict,
     status (126, 127) becomes the exec's exit code."""
     rec = ex.container
     ex.started = ex.running = True
-    tty = ex.tty if body.get("Tty") is None else bool(body["Tty"])
+    # As dockerd: the process gets a terminal if the exec was created with
+    # Tty; start's Tty only says how its output is framed on the stream.
+    raw = framed_raw(ex, body)
     detach = bool(body.get("Detach")) or client is None
     if rec.shim is None:
         raise Conflict(f"container {rec.id} is not running")
     try:
         reply, sr, sw = await rec.shim.connect(
             "exec", id=ex.id, argv=ex.argv, env=ex.env, workdir=ex.workdir, user=ex.user,
-            tty=tty, stdin=ex.stdin and not detach, stdout=ex.stdout, stderr=ex.stderr, detach=detach,
+            tty=ex.tty, stdin=ex.stdin and not detach, stdout=ex.stdout, stderr=ex.stderr, detach=detach,
             console_size=body.get("ConsoleSize") or ex.console_size)
     except ProcessFailed as exc:
         ex.finish(exc.exit_code)
         if client is not None:
             message = f"OCI runtime exec failed: {exc}\r\n".encode()
-            client[1].write(message if tty else shimproto.frame(shimproto.STDOUT, message))
+            client[1].write(message if raw else shimproto.frame(shimproto.STDOUT, message))
         else:
             raise
         return
@@ -136,8 +138,14 @@ async def start(engine: Engine, ex: ExecRecord, body: dict,
         if "exit" in msg and ex.finish(int(msg["exit"])):
             engine.container_event(rec, "exec_die", execID=ex.id, exitCode=str(msg["exit"]))
 
-    await proxy(sr, sw, client[0], client[1], tty=tty, stdin=ex.stdin,
+    await proxy(sr, sw, client[0], client[1], tty=raw, stdin=ex.stdin,
                 detach_keys=parse_detach_keys(ex.detach_keys or None), on_control=on_control)
+
+
+def framed_raw(ex: ExecRecord, body: dict) -> bool:
+    """Whether the start's stream is raw (a terminal's) rather than
+    multiplexed: start's Tty, else create's."""
+    return ex.tty if body.get("Tty") is None else bool(body["Tty"])
 
 
 def exec_exited(engine: Engine, exec_id: str, code: int) -> None:

@@ -84,3 +84,19 @@ def test_json_bodies_decoded_as_go_decodes_them(daemon, client):
     assert message(daemon, "POST", "/containers/create", {"image": "busybox", "env": "x"}) == (
         400, "json: cannot unmarshal string into Go struct field ContainerConfigWrapper.Env "
              "of type []string")
+
+
+def test_exec_terminal_follows_create_and_framing_follows_start(client):
+    c = client.containers.run("busybox", ["sleep", "30"], detach=True)
+    try:
+        exec_id = client.api.exec_create(c.id, ["tty"], tty=True)["Id"]
+        # docker-py's exec_start defaults to tty=False: a multiplexed stream
+        out = client.api.exec_start(exec_id, demux=True)
+        assert out[0].decode().splitlines()[0] == "/dev/pts/0", out
+        assert client.api.exec_inspect(exec_id)["ProcessConfig"]["tty"] is True
+        # and the other way round: no terminal, raw framing
+        exec_id = client.api.exec_create(c.id, ["tty"], tty=False)["Id"]
+        out = client.api.exec_start(exec_id, tty=True)
+        assert out.decode().strip() == "not a tty", out
+    finally:
+        c.remove(force=True)
