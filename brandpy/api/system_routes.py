@@ -91,5 +91,6 @@ def register(r: Router) -> None:
                          ("GET", "/distribution/{name:.*}/json"),
                          ("GET", "/containers/{id}/attach/ws"),
                          ("GET", "/containers/{id}/checkpoints"),
-                         ("POST", "/containers/{id}/checkpoints")):
+                         ("POST", "/containers/{id}/checkpoints"),
+                         ("DELETE", "/containers/{id}/checkpoints/{checkpoint}")):
         r.add(method, path, not_implemented)
