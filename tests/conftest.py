@@ -105,19 +105,24 @@ def copy_rootfs(src: Path, dest: Path, owner: int | None = None) -> Path:
     return dest
 
 
-@pytest.fixture(scope="session")
-def unpriv_pythonpath(world_tmp: Path) -> str | None:
-    """The source tree as uid 65534 can import it: the checkout itself when
-    it is readable, else a copy (CI may clone under a 0700 home)."""
+def readable_source(copy_dir: Path) -> str | None:
+    """The source tree as uid 65534 can import it: None when the checkout
+    itself is readable, else (CI may clone under a 0700 home) the path of a
+    copy made in copy_dir."""
     probe = subprocess.run(SETPRIV + [sys.executable, "-c", "import brandpy._native, "
                                       "syscalls.table"], capture_output=True, cwd="/")
     if probe.returncode == 0:
         return None
-    src = world_tmp / "src"
+    src = copy_dir / "src"
     for pkg in ("brandpy", "syscalls"):
         shutil.copytree(REPO / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(["chmod", "-R", "a+rX", str(src)], check=True)
     return str(src)
+
+
+@pytest.fixture(scope="session")
+def unpriv_pythonpath(world_tmp: Path) -> str | None:
+    return readable_source(world_tmp)
 
 
 @dataclass

@@ -36,8 +36,6 @@ import collections
 import hashlib
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,12 +51,12 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.errors import Unsatisfiable
 
+from tests.api.conftest import Daemon
+from tests.conftest import NOBODY, SETPRIV, readable_source
 from tests.not_implemented import is_documented
 
-REPO = Path(__file__).resolve().parents[2]
 SPEC = Path(__file__).with_name("engine-api-v1.50.yaml")
 IMAGES = Path(os.environ.get("BRANDPY_TEST_IMAGES", "/var/cache/brandpy/images"))
-NOBODY = 65534
 PORT = 2375              # the namespace's own loopback: no other listener
 REQUEST_TIMEOUT = 60.0
 STREAM_SECONDS = 2.0
@@ -120,33 +118,21 @@ def tar_body(ctx: Any, value: Any) -> bytes:
 
 # -- the daemon ---------------------------------------------------------------------------
 
-class Daemon:
-    def __init__(self, work: Path, user: str) -> None:
-        self.work = work
-        self.user = user
-        self.data = work / "data"
-        self.log_path = work / "daemon.log"
-        self.url = f"http://127.0.0.1:{PORT}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_seen = 0
+class FuzzDaemon(Daemon):
+    """The tests' daemon, also served on the namespace's loopback for
+    schemathesis, as root or as uid 65534."""
 
-    def start(self) -> None:
-        prefix = []
+    def __init__(self, work: Path, user: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DOCKER_"))}
-        if self.user == "nobody":
-            prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-            env["PYTHONPATH"] = _readable_source(self.work)
-            env["HOME"] = str(self.work)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                prefix + [sys.executable, "-m", "brandpy", "daemon", "--data-root", str(self.data),
-                          "-H", f"tcp://127.0.0.1:{PORT}"],
-                stdout=subprocess.PIPE, stderr=log, env=env, cwd="/")
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("export DOCKER_HOST="):
-            self.proc.kill()
-            raise SystemExit(f"the daemon did not start: {line!r}\n{self.log_path.read_text()}")
+        if user == "nobody":
+            source = readable_source(work)
+            if source:
+                env["PYTHONPATH"] = source
+            env["HOME"] = str(work)
+        super().__init__(root=work, env=env, user=SETPRIV if user == "nobody" else [],
+                         args=["-H", f"tcp://127.0.0.1:{PORT}"])
+        self.url = f"http://127.0.0.1:{PORT}"
+        self.log_seen = 0
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -160,48 +146,12 @@ class Daemon:
 
     def new_tracebacks(self) -> str:
         """What the log gained since the last call, if it holds a traceback."""
-        text = self.log_path.read_bytes()[self.log_seen:].decode(errors="replace")
-        self.log_seen += len(text.encode(errors="replace"))
+        data = self.log.read_bytes()
+        text, self.log_seen = data[self.log_seen:].decode(errors="replace"), len(data)
         return text if "Traceback" in text else ""
 
-    def stop(self) -> None:
-        """Stop the daemon, then every shim it started (by the PIDs its
-        containers' state records)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for state in (self.data / "containers").glob("*/state.json"):
-            try:
-                pid = int(json.loads(state.read_text()).get("ShimPid") or 0)
-            except (OSError, ValueError):
-                continue
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
-
-def _readable_source(work: Path) -> str:
-    """The source tree as uid 65534 can import it: the checkout when it is
-    readable, else a copy in the work directory."""
-    probe = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                            sys.executable, "-c", "import brandpy._native, syscalls.table"],
-                           capture_output=True, cwd="/", env={**os.environ, "PYTHONPATH": str(REPO)})
-    if probe.returncode == 0:
-        return str(REPO)
-    src = work / "src"
-    for pkg in ("brandpy", "syscalls"):
-        shutil.copytree(REPO / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(["chmod", "-R", "a+rX", str(src)], check=True)
-    return str(src)
-
-
-def seed_objects(daemon: Daemon) -> None:
+def seed_objects(daemon: FuzzDaemon) -> None:
     """Something for the list and inspect operations to show: the busybox
     image (when the test images are built), a volume, a network and a
     container."""
@@ -287,7 +237,7 @@ def allowed_5xx(label: str, status: int, query: dict[str, Any] | None) -> bool:
     return status == 503 and path.startswith(SWARM)
 
 
-def send(daemon: Daemon, label: str, kwargs: dict[str, Any]) -> tuple[int | None, str]:
+def send(daemon: FuzzDaemon, label: str, kwargs: dict[str, Any]) -> tuple[int | None, str]:
     """The status (None: cut or not answered) and what happened."""
     deadline = STREAM_SECONDS if label in STREAMING else REQUEST_TIMEOUT
     kwargs = {**kwargs, "timeout": (10, deadline)}
@@ -330,7 +280,7 @@ def generate(op: schemathesis.APIOperation, mode: schemathesis.GenerationMode, e
     return cases
 
 
-def fuzz(daemon: Daemon, summary: Summary, work: Path) -> None:
+def fuzz(daemon: FuzzDaemon, summary: Summary, work: Path) -> None:
     schema = schemathesis.openapi.from_path(SPEC)
     operations = [op.ok() for op in schema.get_all_operations()]
     summary.operations = len(operations)
@@ -378,15 +328,13 @@ def run(user: str, examples: int, seed_value: int) -> Summary:
     only_loopback()
     summary = Summary(user, examples, seed_value)
     work = Path(tempfile.mkdtemp(prefix="bpf-", dir="/tmp"))
-    daemon = Daemon(work, user)
+    daemon = FuzzDaemon(work, user)
     try:
-        work.chmod(0o755)
-        owner = NOBODY if user == "nobody" else 0
-        (work / "data").mkdir()
-        (work / "binds").mkdir()
         (work / "hypothesis").mkdir()
         set_hypothesis_home_dir(work / "hypothesis")    # its caches: not in the checkout
-        for p in (work / "data", work / "binds"):
+        owner = NOBODY if user == "nobody" else 0
+        for p in (work, work / "data", work / "binds"):     # the daemon's socket, data, binds
+            p.mkdir(exist_ok=True)
             os.chown(p, owner, owner)
         make_canary(work / "canary", owner)
         daemon.start()
@@ -399,8 +347,7 @@ def run(user: str, examples: int, seed_value: int) -> Summary:
         if tracebacks:
             summary.failures.append(f"the daemon logged {tracebacks[-3000:]}")
     finally:
-        daemon.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        daemon.destroy()
     return summary
 
 
