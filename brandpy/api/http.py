@@ -33,14 +33,13 @@ def error(status: int, message: str) -> web.Response:
     return reply({"message": message}, status)
 
 
-def docker_headers(resp: web.StreamResponse) -> web.StreamResponse:
-    """The headers dockerd sends with every reply (the CLI reads Api-Version)."""
-    if not resp.prepared:
-        resp.headers["Api-Version"] = API_VERSION
-        resp.headers["Docker-Experimental"] = "false"
-        resp.headers["Ostype"] = "linux"
-        resp.headers["Server"] = "brandpy (linux)"
-    return resp
+def docker_headers(resp: web.StreamResponse) -> None:
+    """The headers dockerd sends with every reply (the CLI reads
+    Api-Version); set while the reply is prepared, before they are sent."""
+    resp.headers["Api-Version"] = API_VERSION
+    resp.headers["Docker-Experimental"] = "false"
+    resp.headers["Ostype"] = "linux"
+    resp.headers["Server"] = "brandpy (linux)"
 
 
 def qbool(request: web.Request, name: str, default: bool = False) -> bool:
