@@ -35,9 +35,14 @@ $(PY):
 
 venv: deps $(PY)
 
-# `pip install -e .` compiles the cffi extension (native/) into brandpy/.
+# `pip install -e .` compiles the cffi extension (native/) and the C launcher
+# into brandpy/; the launcher becomes the venv's `brandpy` command (pip's
+# script runs the same CLI through Python: `brandpy run` then pays Python's
+# start-up and imports; see README's Performance).
 install: venv
 	PYTHONWARNINGS=ignore $(PY) -m pip install -q -e '.[test,bench,lint]'
+	ln -sf "$$($(PY) -c 'import brandpy, os; print(os.path.dirname(brandpy.__file__))')/_launcher" \
+	    $(VENV)/bin/brandpy
 
 # ruff's rules and mypy's strictness per layer, and the reasons for what is
 # turned off, are in pyproject.toml.

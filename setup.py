@@ -1,5 +1,29 @@
 # The cffi extension brandpy._native is compiled by `pip install [-e] .`;
 # everything else is declared in pyproject.toml.
-from setuptools import setup
+import json
+import sys
+from pathlib import Path
 
-setup(cffi_modules=["native/build.py:ffibuilder"])
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+LAUNCHER = "native/launcher/launcher.c"
+
+
+class BuildExt(build_ext):
+    """The extension, then brandpy/_launcher: the C `brandpy` command
+    (native/launcher/launcher.c) that runs `brandpy run` through a warm
+    zygote. It execs this interpreter for everything else, so it is built
+    for it (`make install` links it as the venv's `brandpy`)."""
+
+    def run(self) -> None:
+        super().run()
+        out = Path(self.get_ext_fullpath("brandpy._native")).parent
+        objects = self.compiler.compile(
+            [LAUNCHER], output_dir=self.build_temp,
+            macros=[("BP_PYTHON", json.dumps(sys.executable))],
+            extra_postargs=["-O2", "-Wall", "-Wextra", "-std=gnu11"])
+        self.compiler.link_executable(objects, "_launcher", output_dir=str(out))
+
+
+setup(cffi_modules=["native/build.py:ffibuilder"], cmdclass={"build_ext": BuildExt})

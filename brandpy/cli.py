@@ -27,7 +27,7 @@ def _run(args: argparse.Namespace, trace_out=None) -> int:
         try:
             return run(config, debug=args.debug, stats=args.stats, report=args.report,
                        engine=args.engine, research=research, record=args.record,
-                       stats_json=args.stats_json)
+                       stats_json=args.stats_json, on_start=getattr(args, "on_start", None))
         except ContainerError as exc:
             print(f"brandpy: {exc}", file=sys.stderr)
             return exc.status
@@ -156,10 +156,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def parse(argv: list[str] | None = None,
+          p: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """The command line as the subcommands take it (a zygote passes the
+    parser it built once)."""
+    args = (p or parser()).parse_args(argv)
     if getattr(args, "command", None) and args.command[0] == "--":
         args.command = args.command[1:]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     return args.func(args)
 
 

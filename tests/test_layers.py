@@ -23,6 +23,7 @@ LAYERS: list[list[tuple[str, ...]]] = [
     [("brandpy.engine",), ("brandpy.oci",)],
     [("brandpy.api",)],
     [("brandpy.cli", "brandpy.runopts", "brandpy.__main__")],
+    [("brandpy.zygote",)],      # forks the command line's runs
 ]
 
 def modules() -> dict[str, Path]:

@@ -10,6 +10,7 @@ The profile is compiled per syscall into `Rule`s that the effective table
 from __future__ import annotations
 
 import errno
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,13 +204,20 @@ def load_profile(text: str, caps: frozenset[str]) -> Profile:
     return Profile(default_errno=default_errno, rules=rules)
 
 
+@functools.lru_cache(maxsize=8)
+def docker_default(caps: frozenset[str]) -> Profile:
+    """Docker's default profile for these capabilities, parsed once per
+    process (a zygote's supervisors share its parse; a Profile is frozen)."""
+    return load_profile(DOCKER_DEFAULT_PROFILE.read_text(), caps)
+
+
 def profile_for(spec: str, caps: frozenset[str]) -> Profile | None:
     """`--security-opt seccomp=...`: "" or "default" for Docker's default,
     "unconfined" for none, else a file in Docker's format."""
     if spec == "unconfined":
         return None
     if spec in ("", "default", "builtin"):
-        return load_profile(DOCKER_DEFAULT_PROFILE.read_text(), caps)
+        return docker_default(caps)
     try:
         text = Path(spec).read_text()
     except OSError as exc:

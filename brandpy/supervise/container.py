@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -254,4 +255,13 @@ class Container:
     def _submit(self, fn: Callable[[], None], done: Future[Any]) -> None:
         if not self.sup.call_soon(fn):
             done.set_exception(ContainerError("the container is not running", 409))
+
+
+def warm_up() -> None:
+    """Compute what every container of the default policy computes alike
+    (Docker's seccomp profile, the effective decisions and their filter:
+    cached per process), by setting up one that never starts; a zygote
+    calls this before it forks, so its supervisors find them made."""
+    with tempfile.TemporaryDirectory(prefix="brandpy-warm-") as rootfs:
+        Container(SandboxConfig(rootfs=rootfs, argv=["true"], state_dir=rootfs)).sb.close()
 

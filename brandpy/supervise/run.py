@@ -9,7 +9,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from brandpy.runtime.run_setup import ContainerError
@@ -22,7 +22,18 @@ from .native_engine import block_sigchld
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)
 
+SHM = "/dev/shm"
+
 __all__ = ["ContainerError", "run"]
+
+
+def foreground_terminal() -> bool:
+    """Whether stdin is a terminal whose foreground job we are (a zygote's
+    worker, in a session of its own, never is: tcgetpgrp fails)."""
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
 
 
 @contextmanager
@@ -51,8 +62,13 @@ def foreground(pgid: int | None) -> Iterator[None]:
 
 @contextmanager
 def state_dir() -> Iterator[str]:
+    """The run's private /dev, /etc/hosts... and the container's /dev/shm:
+    on a memory file system where there is one (the user's runtime
+    directory, else /dev/shm), as each run makes and removes them."""
     base = os.environ.get("XDG_RUNTIME_DIR") if os.geteuid() else None
-    path = tempfile.mkdtemp(prefix="brandpy-", dir=base if base and os.path.isdir(base) else None)
+    if not (base and os.path.isdir(base)):
+        base = SHM if os.path.isdir(SHM) else None
+    path = tempfile.mkdtemp(prefix="brandpy-", dir=base)
     os.chmod(path, 0o755)   # a container user other than the owner reads /dev and /proc views
     try:
         yield path
@@ -63,8 +79,11 @@ def state_dir() -> Iterator[str]:
 def run(config: SandboxConfig, debug: bool = False, stats: bool = False,
         report: bool = False, engine: str = "native", research: Research | None = None,
         record: str | None = None, stats_json: str | None = None,
-        stdio: tuple[int, int, int] = (0, 1, 2)) -> int:
-    """Run the container in the foreground; returns its exit status."""
+        stdio: tuple[int, int, int] = (0, 1, 2),
+        on_start: Callable[[Container], None] | None = None) -> int:
+    """Run the container in the foreground; returns its exit status.
+    on_start gets the container once its entrypoint exists (the zygote's
+    worker kills it when its launcher goes away)."""
     # The only thread: the native loop's signalfd then sees every SIGCHLD (the
     # container's processes start with an empty signal mask).
     block_sigchld()
@@ -74,10 +93,12 @@ def run(config: SandboxConfig, debug: bool = False, stats: bool = False,
         container = Container(config, debug=debug, engine=engine, research=research)
         # In a terminal's foreground the container becomes the foreground
         # job; otherwise it gets a session of its own.
-        interactive = os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+        interactive = foreground_terminal()
         pid = container.start(stdio=stdio, own_session=not interactive)
         previous = {s: signal.signal(s, lambda sig, _f: container.signal(sig))
                     for s in FORWARDED}
+        if on_start is not None:
+            on_start(container)
         try:
             with foreground(pid if interactive else None):
                 status = container.run()
