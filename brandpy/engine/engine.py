@@ -51,7 +51,7 @@ from .names import new_id, random_name
 from .networks import BUILTIN, Networks, endpoint
 from .records import Record, Table
 from .shim import SPEC
-from .shimclient import ShimClient, ShimGone, alive
+from .shimclient import ShimClient, ShimForker, ShimGone, alive
 from .volumes import Volumes
 
 SECCOMP_PROFILE = "seccomp.json"
@@ -80,12 +80,14 @@ class Engine:
         self.daemon_id = _daemon_id(root / "engine-id")
         self.execs: dict = {}            # exec ID -> execs.ExecRecord
         self._create_lock = asyncio.Lock()   # name reservation
+        self.shims = ShimForker()
 
     # -- daemon start ---------------------------------------------------------
 
     async def startup(self) -> None:
         """Load the containers on disk, reconnect to the shims still running,
         tell the truth about those that died, and apply restart policies."""
+        await self.shims.start()    # it imports while the daemon loads
         for leftover in self.cdir.glob(".*"):
             await asyncio.to_thread(rmtree, leftover)
         for d in sorted(self.cdir.iterdir()):
@@ -119,6 +121,7 @@ class Engine:
 
     async def shutdown(self) -> None:
         """Stop watching; the shims and their containers keep running."""
+        self.shims.close()
         for rec in self.containers:
             if rec.watcher is not None:
                 rec.watcher.cancel()
@@ -366,7 +369,7 @@ class Engine:
             rec.state = {**rec.state, "RestartCount": 0, "Error": ""}
             rec.save_state()
             shim = ShimClient(rec.dir)
-            await shim.spawn()
+            await shim.spawn(self.shims)
             await self._watch(rec, shim)
             pending, rec.pending_attach = rec.pending_attach, []
             connected = []

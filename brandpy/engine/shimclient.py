@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,27 +31,74 @@ class ProcessFailed(EngineError):
         self.exit_code = exit_code
 
 
+class ShimForker:
+    """The daemon's shim zygote (shimzygote.py), started with the daemon:
+    shims are forked from it instead of started as new Pythons. Started
+    again if it died; the engine closes it at shutdown (it then exits)."""
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            return
+        self.close()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "brandpy.engine.shimzygote", str(theirs.fileno()),
+                pass_fds=[theirs.fileno()], stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, start_new_session=True, cwd="/")
+        finally:
+            theirs.close()
+        self.sock = ours
+
+    async def fork(self, cdir: Path, stdio: tuple[int, int, int]) -> None:
+        """Ask for a shim for cdir with these fds as its stdin, stdout, stderr."""
+        for attempt in range(2):
+            await self.start()
+            assert self.sock is not None
+            try:
+                socket.send_fds(self.sock, [os.fsencode(cdir)], list(stdio))
+                return
+            except OSError:
+                if attempt:
+                    raise
+                self.close()      # it died meanwhile: a new one
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.proc = None
+
+
 class ShimClient:
     def __init__(self, cdir: Path) -> None:
         self.dir = cdir
         self.path = str(cdir / SOCKET)
 
-    async def spawn(self) -> int:
+    async def spawn(self, forker: ShimForker) -> int:
         """Start a shim for the container in self.dir; its pid once it serves."""
-        log = open(self.dir / "shim.log", "ab")
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        reader = asyncio.StreamReader()
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_end, "rb", 0))
         try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "brandpy.engine.shim", str(self.dir),
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log,
-                start_new_session=True, cwd="/")
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                with open(self.dir / "shim.log", "ab") as log:
+                    await forker.fork(self.dir, (null, write_end, log.fileno()))
+            finally:
+                os.close(null)
+                os.close(write_end)
+            try:
+                line = await asyncio.wait_for(reader.readline(), SPAWN_TIMEOUT)
+            except TimeoutError:
+                line = b""
         finally:
-            log.close()
-        assert proc.stdout is not None   # a PIPE
-        try:
-            line = await asyncio.wait_for(proc.stdout.readline(), SPAWN_TIMEOUT)
-        except TimeoutError:
-            line = b""
-        await proc.wait()
+            transport.close()
         if not line.startswith(b"ready "):
             raise EngineError("the container's shim did not start: "
                               + (self._log_tail().strip() or f"see {self.dir}/shim.log"))
