@@ -99,6 +99,7 @@ fuzz: install images
 
 bench: install images
 	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.startup
 
 bench-images: install images
 	$(PY) -m benchmarks.images

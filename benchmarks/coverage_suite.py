@@ -132,7 +132,7 @@ def run_module(runner: Runner, rootfs: Path, state: Path, module: str, args: lis
     clear_tmp(rootfs)
     guest = ["python3", DRIVER, "--per-test", f"{config.per_test:g}", *args]
     argv = runner.command(rootfs, guest, state)
-    return to_module_run(module, runner, argv, execute(argv, runner.env(),
+    return to_module_run(module, runner, argv, execute(argv, runner.env(state),
                                                        config.module_timeout))
 
 

@@ -42,7 +42,7 @@ def execute(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> Outc
     timeout kill its process group (SIGKILL) and report status 137."""
     # Files, not pipes: no reader thread in the timed path, and runsc's
     # sandbox writes to them directly.
-    before = set(_children(os.getpid()))
+    before = set(children(os.getpid()))
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -79,21 +79,21 @@ def execute(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> Outc
 def kill_new_children(before: set[int]) -> None:
     """SIGKILL and reap every child of ours not in `before`, until none is
     left (each kill may re-parent its own children to us)."""
-    while children := [p for p in _children(os.getpid()) if p not in before]:
-        for pid in children:
+    while new := [p for p in children(os.getpid()) if p not in before]:
+        for pid in new:
             _killpg(pid)
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for pid in children:
+        for pid in new:
             try:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
 
 
-def _children(parent: int) -> list[int]:
+def children(parent: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -107,6 +107,25 @@ def _children(parent: int) -> list[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
             found.append(int(entry))
     return found
+
+
+def stop_children(pids: set[int], grace: float = 10.0) -> None:
+    """SIGTERM those of our children (a zygote tidies up on it), then
+    kill what is left."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and set(children(os.getpid())) & pids:
+        for pid in pids:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        time.sleep(0.05)
+    kill_new_children(set())
 
 
 def _killpg(pid: int) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# brandpy's C launcher: `brandpy run` through a warm zygote, as installed
+LAUNCHER = Path(__file__).resolve().parents[1] / "brandpy" / "_launcher"
 GUEST_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -34,8 +35,9 @@ class Runner:
         a private directory the runner may keep files in."""
         raise NotImplementedError
 
-    def env(self) -> dict[str, str]:
-        """The environment the runner's command starts with."""
+    def env(self, state: Path) -> dict[str, str]:
+        """The environment the runner's command starts with (state: as
+        for command())."""
         return dict(GUEST_ENV)
 
     @property
@@ -88,6 +90,22 @@ class Runsc(Runner):
 
 
 @dataclass(frozen=True)
+class ProotSeccomp(Proot):
+    """A PRoot built with its seccomp acceleration (upstream 5.4), when the
+    PROOT environment variable points at one; Debian's is built without."""
+    binary: str | None = os.environ.get("PROOT")
+
+    def missing(self) -> str | None:
+        if not self.binary:
+            return "PROOT is not set (point it at a PRoot with seccomp acceleration)"
+        return super().missing()
+
+    def command(self, rootfs: Path, argv: Sequence[str], state: Path) -> list[str]:
+        assert self.binary is not None    # missing() said so otherwise
+        return [self.binary, *super().command(rootfs, argv, state)[1:]]
+
+
+@dataclass(frozen=True)
 class Brandpy(Runner):
     engine: str = "python"
     # Supervisor and container on one CPU: on small VMs a ptrace stop costs
@@ -98,13 +116,23 @@ class Brandpy(Runner):
     def command(self, rootfs: Path, argv: Sequence[str], state: Path) -> list[str]:
         env = [f"--env={k}={v}" for k, v in GUEST_ENV.items()]
         pin = ["taskset", "--cpu-list", str(max(os.sched_getaffinity(0)))] if self.one_cpu else []
-        return [*pin, sys.executable, "-m", "brandpy", "run", "--engine", self.engine,
+        return [*pin, str(LAUNCHER), "run", "--engine", self.engine,
                 "--stats", *self.options, "--rootfs", str(rootfs), *env, "--", *argv]
 
-    def env(self) -> dict[str, str]:
-        # The brandpy the suite itself imports (PYTHONPATH may point at a checkout).
+    def env(self, state: Path) -> dict[str, str]:
+        # The brandpy the suite itself imports (PYTHONPATH may point at a checkout);
+        # its zygote stays for the whole suite (run_suite starts and stops it),
+        # with its socket in the workspace.
         extra = {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}
-        return {**GUEST_ENV, **extra}
+        runtime = state / "brandpy-runtime"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        return {**GUEST_ENV, **extra, "BRANDPY_ZYGOTE_IDLE": "3600",
+                "XDG_RUNTIME_DIR": str(runtime)}
+
+    def missing(self) -> str | None:
+        if not LAUNCHER.exists():
+            return f"{LAUNCHER} is not built (make install)"
+        return super().missing()
 
     @property
     def counts_stops(self) -> bool:
@@ -114,6 +142,7 @@ class Brandpy(Runner):
 RUNNERS: list[Runner] = [
     Chroot("native", "native"),
     Proot("proot", "proot"),
+    ProotSeccomp("proot-seccomp", "proot (seccomp, $PROOT)"),
     Runsc("runsc", "runsc-ptrace"),
     Brandpy("brandpy-python", "brandpy python", engine="python"),
     Brandpy("brandpy-python-1cpu", "brandpy python, 1 CPU", engine="python", one_cpu=True),
