@@ -39,3 +39,13 @@ def runtime_dir(create: bool = True) -> Path:
                 f"{path} is not a private directory owned by uid {uid}; "
                 f"remove it or set XDG_RUNTIME_DIR")
     return path
+
+
+def config_file() -> Path:
+    """brandpyd's daemon.json: /etc/brandpy/daemon.json for root, else
+    $XDG_CONFIG_HOME/brandpy/daemon.json (dockerd's own file is left to
+    dockerd)."""
+    if os.geteuid() == 0:
+        return Path("/etc/brandpy/daemon.json")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return Path(xdg) / "brandpy" / "daemon.json"

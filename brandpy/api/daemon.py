@@ -18,7 +18,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from brandpy import datadir
+from brandpy.engine.settings import Settings
 
+from . import daemon_config
 from .adapter_config import AdapterConfigError, Chain
 from .adapter_config import load as load_adapters
 
@@ -80,14 +82,15 @@ def _claim_socket(path: str) -> None:
     raise SystemExit(f"brandpy daemon: {path} is in use by another server")
 
 
-async def serve(root: Path, hosts: list[str], adapters: Chain | None = None) -> None:
+async def serve(root: Path, hosts: list[str], adapters: Chain | None = None,
+                settings: Settings | None = None) -> None:
     from aiohttp import web
 
     from brandpy.engine.engine import Engine
 
     from .server import make_app
 
-    eng = Engine(root)
+    eng = Engine(root, settings or Settings())
     await eng.startup()
     runner = web.AppRunner(make_app(eng, adapters), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
@@ -123,14 +126,15 @@ async def serve(root: Path, hosts: list[str], adapters: Chain | None = None) -> 
 
 
 def _daemon(args: argparse.Namespace) -> int:
-    root = Path(args.data_root).absolute() if args.data_root else datadir.data_root()
-    hosts = args.host or [default_host()]
     try:
+        config = daemon_config.resolve(args)
+        hosts = config.hosts or [default_host()]
         for host in hosts:
             parse_host(host)
-    except ValueError as exc:
+    except (ValueError, daemon_config.ConfigError) as exc:
         print(f"brandpy daemon: {exc}", file=sys.stderr)
         return 2
+    root = config.data_root
     adapters = None
     if args.adapters:
         try:
@@ -142,7 +146,7 @@ def _daemon(args: argparse.Namespace) -> int:
     # `kill -USR1 <daemon>` writes every thread's stack to stderr (diagnosis).
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
-        asyncio.run(serve(root, hosts, adapters))
+        asyncio.run(serve(root, hosts, adapters, config.settings))
     finally:
         os.close(lock)
     return 0
@@ -156,6 +160,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", metavar="DIR",
                    help="images, containers and volumes (default: /var/lib/brandpy for root, "
                    "$XDG_DATA_HOME/brandpy otherwise, or $BRANDPY_ROOT)")
+    daemon_config.arguments(p)
     p.add_argument("--adapters", metavar="FILE",
                    help="a JSON chain of extension adapters (pre- and post-hooks, HTTP "
                    "endpoints or Python entry points) run around API requests; see README, "

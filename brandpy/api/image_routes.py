@@ -171,7 +171,8 @@ async def commit(request: web.Request) -> web.Response:
 
 async def auth(request: web.Request) -> web.Response:
     body = await body_json(request, validate.AUTH_CONFIG, "registry.AuthConfig")
-    return reply(await asyncio.to_thread(images_api.login, body))
+    return reply(await asyncio.to_thread(images_api.login, body,
+                                         engine(request).settings.registries))
 
 
 def register(r: Router) -> None:

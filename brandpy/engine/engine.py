@@ -50,6 +50,7 @@ from .filters import Filters
 from .names import new_id, random_name
 from .networks import BUILTIN, Networks, endpoint
 from .records import Record, Table
+from .settings import Settings
 from .shim import SPEC
 from .shimclient import ShimClient, ShimForker, ShimGone, alive
 from .volumes import Volumes
@@ -62,8 +63,9 @@ UNSUPPORTED = "brandpy-unsupported"    # the docker event of a call the ledger r
 
 
 class Engine:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, settings: Settings | None = None) -> None:
         self.root = root
+        self.settings = settings or Settings()
         root.mkdir(parents=True, exist_ok=True)
         self.store = Store(root / "images")
         self.cdir = root / "containers"

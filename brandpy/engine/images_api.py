@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from brandpy.images import archive, commit, importer, pull, push, reference
 from brandpy.images.auth import Credentials
 from brandpy.images.changes import ChangeError
+from brandpy.images.endpoints import Registries
 from brandpy.images.registry import Client, RegistryError, daemon_status
 from brandpy.images.store import StoreError
 
@@ -79,7 +80,8 @@ def pull_reference(from_image: str, tag: str) -> str:
 async def do_pull(engine: Engine, name: str, creds: Credentials | None, send: Send) -> str:
     reference.parse(name)
     image_id = await run_with_progress(
-        lambda emit: pull.pull(engine.store, name, progress=emit, creds=creds), send)
+        lambda emit: pull.pull(engine.store, name, progress=emit, creds=creds,
+                               registries=engine.settings.registries), send)
     engine.events.emit("image", "pull", reference.parse(name).familiar(),
                        {"name": reference.parse(name).familiar()})
     return image_id
@@ -88,7 +90,8 @@ async def do_pull(engine: Engine, name: str, creds: Credentials | None, send: Se
 async def do_push(engine: Engine, name: str, creds: Credentials | None, send: Send) -> str:
     reference.parse(name)
     digest = await run_with_progress(
-        lambda emit: push.push(engine.store, name, progress=emit, creds=creds), send)
+        lambda emit: push.push(engine.store, name, progress=emit, creds=creds,
+                               registries=engine.settings.registries), send)
     engine.events.emit("image", "push", reference.parse(name).familiar(),
                        {"name": reference.parse(name).familiar()})
     return digest
@@ -236,7 +239,7 @@ async def do_commit(engine: Engine, rec: Record, repo: str, tag_: str, comment: 
     return image_id
 
 
-def login(body: dict) -> dict:
+def login(body: dict, registries: Registries) -> dict:
     """`docker login`: check the credentials against the registry's /v2/
     (Basic or Bearer challenge, as a pull would)."""
     server = str(body.get("serveraddress") or "docker.io")
@@ -246,7 +249,7 @@ def login(body: dict) -> dict:
         raise InvalidParameter("username is required to log in")
     ref = reference.parse(f"{host}/library/login-check" if "." in host or ":" in host
                           or host == "localhost" else "login-check")
-    client = Client(ref, creds)
+    client = Client(ref, creds, endpoint=registries.endpoint(ref.registry_host))
     try:
         resp = client.request("GET", "/v2/")
         resp.read()

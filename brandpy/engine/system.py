@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import platform
 import socket
-import sys
 from importlib import metadata
 from typing import TYPE_CHECKING
 
 from brandpy.images import rootfs
 
-from . import imageviews, timefmt
+from . import imageviews, runtimes, timefmt
 from .records import Record
 from .views import summary
 from .volumes import usage
@@ -72,23 +71,23 @@ def info(engine: Engine) -> dict:
         "DriverStatus": [["Backing Filesystem", "hard-link farm of the image tree"],
                          ["Root Dir", str(engine.root)]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
-                    "Authorization": None, "Log": ["json-file"]},
+                    "Authorization": None, "Log": ["json-file", "local", "none"]},
         "MemoryLimit": False, "SwapLimit": False, "KernelMemoryTCP": False,
         "CpuCfsPeriod": False, "CpuCfsQuota": False, "CPUShares": False, "CPUSet": False,
         "PidsLimit": False, "IPv4Forwarding": False, "Debug": False,
         "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
-        "NGoroutines": 0, "SystemTime": timefmt.iso(), "LoggingDriver": "json-file",
+        "NGoroutines": 0, "SystemTime": timefmt.iso(),
+        "LoggingDriver": engine.settings.log_driver,
         "CgroupDriver": "none", "CgroupVersion": "", "NEventsListener": len(
             engine.events.subscribers),
         "KernelVersion": uname.release, "OperatingSystem": _os_name(), "OSVersion": "",
         "OSType": "linux", "Architecture": uname.machine, "NCPU": os.cpu_count() or 1,
         "MemTotal": _meminfo(), "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"],
-                           "Mirrors": None},
+        "RegistryConfig": engine.settings.registries.info(),
         "GenericResources": None, "DockerRootDir": str(engine.root), "HttpProxy": "",
         "HttpsProxy": "", "NoProxy": "", "Name": socket.gethostname(), "Labels": [],
         "ExperimentalBuild": False, "ServerVersion": brandpy_version(),
-        "Runtimes": {"brandpy": {"path": sys.executable}}, "DefaultRuntime": "brandpy",
+        "Runtimes": runtimes.info(), "DefaultRuntime": engine.settings.default_runtime,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                   "ControlAvailable": False, "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",

@@ -10,6 +10,7 @@ from pathlib import Path
 from brandpy.images import manifests as mf
 from brandpy.images import reference
 from brandpy.images.auth import Credentials, credentials_for
+from brandpy.images.endpoints import Registries
 from brandpy.images.pull import Progress, _short, _Throttle
 from brandpy.images.registry import Client
 from brandpy.images.store import Store, StoreError
@@ -29,8 +30,9 @@ def _mount_sources(store: Store, ref: reference.Reference, digest: str) -> list[
 
 
 def push(store: Store, name: str, *, progress: Progress | None = None, creds: Credentials | None = None,
-         docker_config: Path | None = None) -> str:
-    """Push the local image tagged name; returns the manifest digest."""
+         docker_config: Path | None = None, registries: Registries | None = None) -> str:
+    """Push the local image tagged name (never to a mirror); returns the
+    manifest digest."""
     emit: Progress = progress or (lambda msg: None)
     ref = reference.parse(name)
     if ref.digest:
@@ -38,7 +40,8 @@ def push(store: Store, name: str, *, progress: Progress | None = None, creds: Cr
     image = store.get(str(ref))
     rec = image.record
     client = Client(ref, creds or credentials_for(ref.domain, docker_config)
-                    or credentials_for(ref.registry_host, docker_config))
+                    or credentials_for(ref.registry_host, docker_config),
+                    endpoint=(registries or Registries()).endpoint(ref.registry_host))
     emit({"status": f"The push refers to repository [{ref.name}]"})
     blobs = [(layer.digest, layer.blob_size) for layer in reversed(rec.layers)]
     for digest, _ in blobs:

@@ -1,11 +1,11 @@
 """A synchronous OCI distribution API client (http.client): manifests, blobs,
 uploads, with anonymous, Basic and Bearer-token auth (the WWW-Authenticate
 challenge flow Docker Hub uses). Plain http is used for loopback registries
-(localhost, 127.0.0.0/8, ::1), https for every other host."""
+(localhost, 127.0.0.0/8, ::1), https for every other host; where to reach a
+registry (mirrors, insecure registries) is endpoints.py's."""
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
 import socket
 import ssl
@@ -16,6 +16,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 from brandpy.images import manifests as mf
 from brandpy.images.auth import Credentials, parse_challenge
 from brandpy.images.compression import Reader
+from brandpy.images.endpoints import Endpoint, Registries
 from brandpy.images.reference import Reference
 from brandpy.images.store import StoreError, sha256_bytes
 
@@ -41,16 +42,6 @@ def daemon_status(registry_status: int) -> int:
     return registry_status if 400 <= registry_status < 500 else 404
 
 
-def is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:host.index("]")]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 def _error_detail(body: bytes) -> str:
     try:
         errors = json.loads(body).get("errors") or []
@@ -63,11 +54,15 @@ def _error_detail(body: bytes) -> str:
 class Client:
     """One repository on one registry."""
 
-    def __init__(self, ref: Reference, creds: Credentials | None = None, timeout: float = 60):
+    def __init__(self, ref: Reference, creds: Credentials | None = None, timeout: float = 60,
+                 endpoint: Endpoint | None = None):
+        """endpoint: where to reach the repository (a mirror, an insecure
+        registry); by default the reference's registry."""
         self.ref = ref
-        self.host = ref.registry_host
+        self.endpoint = endpoint or Registries().endpoint(ref.registry_host)
+        self.host = self.endpoint.host
         self.repo = ref.path
-        self.scheme = "http" if is_loopback(self.host) else "https"
+        self.scheme = self.endpoint.scheme
         self.creds = creds
         self.timeout = timeout
         self._auth: str | None = None   # Authorization header that worked last
@@ -76,8 +71,11 @@ class Client:
     # ---- transport --------------------------------------------------------
     def _connect(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
         if scheme == "https":
-            return http.client.HTTPSConnection(netloc, timeout=self.timeout,
-                                               context=ssl.create_default_context())
+            context = ssl.create_default_context()
+            if self.endpoint.insecure and netloc == self.host:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            return http.client.HTTPSConnection(netloc, timeout=self.timeout, context=context)
         return http.client.HTTPConnection(netloc, timeout=self.timeout)
 
     def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | Reader | None,
@@ -93,6 +91,14 @@ class Client:
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as e:
             conn.close()
+            if isinstance(e, ssl.SSLError) and self.endpoint.insecure and u.scheme == "https" \
+                    and u.netloc == self.host:
+                # An insecure registry that does not speak TLS: plain HTTP, as dockerd falls back.
+                self.scheme = "http"
+                if isinstance(body, _Rewindable):
+                    body.seek(0)
+                return self._send(method, urllib.parse.urlunsplit(u._replace(scheme="http")),
+                                  headers, body, auth)
             raise RegistryError(f"cannot reach registry {u.netloc} ({e.__class__.__name__}: {e}); check that "
                                 "it is running and the name is right") from None
         return resp

@@ -5,9 +5,14 @@ SDK and CLI or, for requests no client sends as such, raw API calls."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import docker
 import pytest
+
+from tests.api.conftest import Daemon
+from tests.images_store.registries import Registry
 
 
 def message(daemon, method: str, path: str, body: object = None) -> tuple[int, str]:
@@ -100,3 +105,58 @@ def test_exec_terminal_follows_create_and_framing_follows_start(client):
         assert out.decode().strip() == "not a tty", out
     finally:
         c.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    reg = Registry(tmp_path_factory.mktemp("registry"))
+    yield reg
+    reg.stop()
+
+
+def brandpyd(*args: str) -> subprocess.CompletedProcess:
+    """A daemon start that is expected to fail at once."""
+    return subprocess.run([sys.executable, "-m", "brandpy", "daemon", "-H", "unix:///nonexistent/s",
+                           *args], capture_output=True, text=True, timeout=60)
+
+
+def test_daemon_json_mirrors_and_flags(daemon, registry, tmp_path):
+    # Docker Hub's busybox, as a mirror holds it
+    daemon.ok("tag", "busybox", f"{registry.addr}/library/busybox:mirrored")
+    daemon.ok("push", f"{registry.addr}/library/busybox:mirrored")
+    config = tmp_path / "daemon.json"
+    config.write_text(json.dumps({
+        "registry-mirrors": ["http://127.0.0.1:9/", f"http://{registry.addr}"],
+        "insecure-registries": ["10.0.0.0/8", "registry.invalid:5000"],
+        "log-driver": "json-file", "log-opts": {"max-size": "1m", "max-file": "2"}}))
+    d = Daemon(args=["--config-file", str(config)]).start()
+    try:
+        # the first mirror is down, the second serves it: Docker Hub is never asked
+        d.ok("pull", "busybox:mirrored")
+        out = json.loads(d.ok("inspect", "busybox:mirrored"))[0]
+        assert out["RepoTags"] == ["busybox:mirrored"]
+        assert out["RepoDigests"][0].startswith("busybox@sha256:")
+        info = d.client().info()
+        assert info["RegistryConfig"]["Mirrors"] == ["http://127.0.0.1:9/",
+                                                      f"http://{registry.addr}/"]
+        assert "10.0.0.0/8" in info["RegistryConfig"]["InsecureRegistryCIDRs"]
+        assert "registry.invalid:5000" in info["RegistryConfig"]["IndexConfigs"]
+        assert info["LoggingDriver"] == "json-file"
+        assert "Registry Mirrors:" in d.ok("info")
+    finally:
+        d.destroy()
+    # dockerd's rules: no setting both ways, no unknown or unapplied option
+    r = brandpyd("--config-file", str(config), "--registry-mirror", "https://m.invalid")
+    assert r.returncode == 2 and ("the following directives are specified both as a flag and "
+                                  "in the configuration file: registry-mirrors: (from flag: "
+                                  "[https://m.invalid], from file: [http://127.0.0.1:9/ ") in r.stderr
+    for content, error in (({"nosuch": 1}, "don't match any configuration option: nosuch"),
+                           ({"iptables": False}, "does not apply these dockerd options: iptables"),
+                           ({"registry-mirrors": ["ftp://x"]}, "unsupported scheme 'ftp'"),
+                           ({"log-driver": "syslog"}, "'syslog' is not supported by brandpy"),
+                           ({"default-runtime": "runc"}, "default runtime 'runc' does not exist")):
+        config.write_text(json.dumps(content))
+        r = brandpyd("--config-file", str(config))
+        assert r.returncode == 2 and error in r.stderr, (content, r.stderr)
+    r = brandpyd("--config-file", str(tmp_path / "missing.json"))
+    assert r.returncode == 2 and "missing.json" in r.stderr
