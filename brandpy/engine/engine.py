@@ -28,7 +28,7 @@ from brandpy.runtime.policy import capabilities, load_profile
 from brandpy.runtime.sandbox import SandboxConfig, etc_files
 
 from . import logs as logslib
-from . import research, shimproto, timefmt
+from . import research, runtimes, shimproto, timefmt
 from .attach import proxy
 from .create import (
     Mounts,
@@ -53,6 +53,7 @@ from .records import Record, Table
 from .settings import Settings
 from .shim import SPEC
 from .shimclient import ShimClient, ShimForker, ShimGone, alive
+from .syscall_view import spec_of
 from .volumes import Volumes
 
 SECCOMP_PROFILE = "seccomp.json"
@@ -182,7 +183,12 @@ class Engine:
         devices(host_config)
         cpuset(host_config)
         warnings += unenforced(host_config, config)
-        warnings += research.from_labels(config.get("Labels") or {})[1]
+        spec, research_warnings = research.from_labels(config.get("Labels") or {})
+        warnings += research_warnings
+        labels = config.get("Labels") or {}
+        host_config["Runtime"] = runtimes.choose(
+            host_config.get("Runtime") or "", spec.engine if research.ENGINE in labels else "",
+            self.settings.default_runtime)
 
         async with self._create_lock:
             cid = new_id()
@@ -357,7 +363,7 @@ class Engine:
             "restart": hc.get("RestartPolicy"),
             "stop_signal": parse_signal(cfg.get("StopSignal")),
             "log": str(rec.log_path),
-            "research": research.from_labels(cfg.get("Labels") or {})[0].to_json(),
+            "research": spec_of(rec).to_json(),
         }
 
     async def start(self, rec: Record) -> None:

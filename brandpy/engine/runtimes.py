@@ -21,6 +21,22 @@ def check(name: str) -> str:
     return name
 
 
+def choose(requested: str, label_engine: str, default: str) -> str:
+    """A new container's runtime: --runtime, else the brandpy.engine
+    label's engine (the older way to choose it), else the daemon's
+    default; a label that contradicts --runtime is a 400."""
+    if requested:
+        check(requested)
+        if label_engine and RUNTIMES[requested] != label_engine:
+            raise InvalidParameter(f"label brandpy.engine={label_engine} contradicts --runtime "
+                                   f"{requested} (the {RUNTIMES[requested]} engine): give one "
+                                   "of them")
+        return requested
+    if label_engine:
+        return next(name for name, engine in RUNTIMES.items() if engine == label_engine)
+    return default
+
+
 def info() -> dict[str, dict[str, object]]:
     """GET /info's Runtimes."""
     return {name: {"path": sys.executable, "runtimeArgs": [f"--engine={engine}"]}

@@ -6,6 +6,7 @@ shim saved when its latest run ended (so a restarted daemon shows it too)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from brandpy.runtime.stats import Ledger, Stats, as_dict
 
 from .errors import EngineError, InvalidParameter
 from .research import SYSCALLS_FILE, ResearchSpec, from_labels
+from .runtimes import RUNTIMES
 
 if TYPE_CHECKING:     # records imports the shim, which imports this module
     from .records import Record
@@ -31,10 +33,15 @@ def load(cdir: Path) -> dict | None:
 
 
 def spec_of(rec: Record) -> ResearchSpec:
+    """The labels' research settings, with the engine of the container's
+    runtime (containers made before runtimes have none: their label's
+    engine stands)."""
     try:
-        return from_labels(rec.config.get("Labels") or {})[0]
+        spec = from_labels(rec.config.get("Labels") or {})[0]
     except InvalidParameter:     # labels brandpy did not check when it was created
-        return ResearchSpec()
+        spec = ResearchSpec()
+    runtime = rec.host_config.get("Runtime")
+    return replace(spec, engine=RUNTIMES[runtime]) if runtime in RUNTIMES else spec
 
 
 async def view(rec: Record) -> dict:

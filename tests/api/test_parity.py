@@ -128,6 +128,7 @@ def test_daemon_json_mirrors_and_flags(daemon, registry, tmp_path):
     config.write_text(json.dumps({
         "registry-mirrors": ["http://127.0.0.1:9/", f"http://{registry.addr}"],
         "insecure-registries": ["10.0.0.0/8", "registry.invalid:5000"],
+        "default-runtime": "brandpy-python",
         "log-driver": "json-file", "log-opts": {"max-size": "1m", "max-file": "2"}}))
     d = Daemon(args=["--config-file", str(config)]).start()
     try:
@@ -143,6 +144,10 @@ def test_daemon_json_mirrors_and_flags(daemon, registry, tmp_path):
         assert "registry.invalid:5000" in info["RegistryConfig"]["IndexConfigs"]
         assert info["LoggingDriver"] == "json-file"
         assert "Registry Mirrors:" in d.ok("info")
+        assert info["DefaultRuntime"] == "brandpy-python"
+        d.ok("create", "--name", "rt1", "busybox:mirrored", "true")
+        assert d.ok("inspect", "-f", "{{.HostConfig.Runtime}} {{.Brandpy.Engine}}",
+                    "rt1").split() == ["brandpy-python", "python"]
     finally:
         d.destroy()
     # dockerd's rules: no setting both ways, no unknown or unapplied option
@@ -160,3 +165,26 @@ def test_daemon_json_mirrors_and_flags(daemon, registry, tmp_path):
         assert r.returncode == 2 and error in r.stderr, (content, r.stderr)
     r = brandpyd("--config-file", str(tmp_path / "missing.json"))
     assert r.returncode == 2 and "missing.json" in r.stderr
+
+
+def test_runtimes(daemon, client):
+    r = daemon.docker("run", "--rm", "--runtime", "runc", "busybox", "true")
+    assert r.status == 125 and "unknown or invalid runtime name: runc" in r.err, r
+    assert set(client.info()["Runtimes"]) == {"brandpy", "brandpy-python"}
+    try:
+        for runtime, engine in (("", "native"), ("brandpy", "native"),
+                                ("brandpy-python", "python")):
+            args = ["--runtime", runtime] if runtime else []
+            assert daemon.ok("run", "--name", "rt", *args, "busybox", "echo", "hi") == "hi\n"
+            assert daemon.ok("inspect", "-f", "{{.HostConfig.Runtime}} {{.Brandpy.Engine}}",
+                             "rt").split() == [runtime or "brandpy", engine]
+            daemon.ok("rm", "rt")
+        # the older way, the brandpy.engine label, names the runtime too
+        c = client.containers.create("busybox", "true", labels={"brandpy.engine": "python"})
+        assert c.attrs["HostConfig"]["Runtime"] == "brandpy-python"
+        c.remove()
+        with pytest.raises(docker.errors.APIError, match="contradicts --runtime brandpy"):
+            client.containers.create("busybox", "true", runtime="brandpy",
+                                     labels={"brandpy.engine": "python"})
+    finally:
+        daemon.docker("rm", "-f", "rt")
