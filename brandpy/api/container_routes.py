@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from brandpy.engine import archive, procstats, syscall_view, validate, views
+from brandpy.engine import archive, logdrivers, procstats, syscall_view, validate, views
 from brandpy.engine.attach import parse_detach_keys
 from brandpy.engine.errors import InvalidParameter
 from brandpy.engine.filters import Filters
@@ -158,6 +158,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
     stdout, stderr = qbool(request, "stdout"), qbool(request, "stderr")
     if not stdout and not stderr:
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    logdrivers.check_readable(rec.host_config.get("LogConfig") or {})
     tail_text = request.query.get("tail", "all")
     try:
         tail = -1 if tail_text in ("all", "") else int(tail_text)
@@ -194,6 +195,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
     logs_too, stream = qbool(request, "logs"), qbool(request, "stream")
     if not (logs_too or stream):
         raise InvalidParameter("Bad parameters: you must choose at least one of logs or stream")
+    if logs_too:
+        logdrivers.check_readable(rec.host_config.get("LogConfig") or {})
     reader, writer = await hijack(request, RAW_STREAM if rec.tty else MULTIPLEXED)
     try:
         await eng.attach(rec, reader, writer, stdin=stdin, stdout=stdout, stderr=stderr,

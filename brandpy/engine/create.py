@@ -292,9 +292,6 @@ def unenforced(host_config: dict, config: dict) -> list[str]:
     for key, why in UNENFORCED_HOST.items():
         if host_config.get(key) not in (None, 0, -1, False, "", [], {}):
             out.append(f"{key}: {why}")
-    if (host_config.get("LogConfig") or {}).get("Config"):
-        out.append("LogConfig: log options (max-size, max-file...) are not applied: the "
-                   "json-file log grows without rotation")
     if host_config.get("NetworkMode") == "none":
         out.append("NetworkMode: --network none is not enforced: the container shares the "
                    "host's network stack (brandpy has no network namespaces)")

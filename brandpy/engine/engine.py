@@ -27,8 +27,8 @@ from brandpy.images.store import ImageNotFound, Store, StoreError
 from brandpy.runtime.policy import capabilities, load_profile
 from brandpy.runtime.sandbox import SandboxConfig, etc_files
 
+from . import logdrivers, research, runtimes, shimproto, timefmt
 from . import logs as logslib
-from . import research, runtimes, shimproto, timefmt
 from .attach import proxy
 from .create import (
     Mounts,
@@ -162,11 +162,7 @@ class Engine:
         host_config["NetworkMode"] = network_mode
         endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
         networks = self.networks.attach_config(network_mode, endpoints)
-        host_config.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
-        if host_config["LogConfig"].get("Type") not in ("", "json-file", None):
-            raise InvalidParameter(f"logging driver {host_config['LogConfig']['Type']!r} is not "
-                                   "supported: brandpy writes json-file logs only")
-        host_config["LogConfig"]["Type"] = "json-file"
+        host_config["LogConfig"] = self.log_config(host_config.get("LogConfig") or {})
         caps_add = list(host_config.get("CapAdd") or [])
         if host_config.get("Privileged"):
             caps_add.append("ALL")
@@ -224,6 +220,17 @@ class Engine:
             raise
         self.container_event(rec, "create")
         return rec, warnings
+
+    def log_config(self, given: dict) -> dict:
+        """A container's LogConfig, with the daemon's driver and options
+        filled in as dockerd does (the options when the driver is the
+        default one), checked (400 at create)."""
+        driver = given.get("Type") or self.settings.log_driver
+        opts = dict(given.get("Config") or {})
+        if driver == self.settings.log_driver:
+            opts = {**self.settings.log_opts, **opts}
+        logdrivers.check(driver, opts)
+        return {"Type": driver, "Config": opts}
 
     def _make_dir(self, rec: Record, tmp: Path, tree: Path, mounts: Mounts,
                   profile: str | None) -> None:
@@ -362,9 +369,17 @@ class Engine:
             "console_size": hc.get("ConsoleSize"),
             "restart": hc.get("RestartPolicy"),
             "stop_signal": parse_signal(cfg.get("StopSignal")),
-            "log": str(rec.log_path),
+            **self.log_spec(rec),
             "research": spec_of(rec).to_json(),
         }
+
+    def log_spec(self, rec: Record) -> dict:
+        """The shim's log file ("" for the none driver) and its rotation."""
+        log = rec.host_config.get("LogConfig") or {}
+        rotation = logdrivers.check(log.get("Type") or logdrivers.DEFAULT_DRIVER,
+                                    log.get("Config") or {})
+        return {"log": str(rec.log_path) if rotation else "",
+                "log_rotation": rotation.to_json() if rotation else {}}
 
     async def start(self, rec: Record) -> None:
         async with rec.lock:

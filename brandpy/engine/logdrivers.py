@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import InvalidParameter
+from .errors import InvalidParameter, NotImplementedHere
 
 DEFAULT_DRIVER = "json-file"
 NONE = "none"
@@ -38,6 +38,12 @@ class Rotation:
 
     def to_json(self) -> dict[str, object]:
         return {"max_size": self.max_size, "max_file": self.max_file, "compress": self.compress}
+
+
+def check_readable(log_config: dict) -> None:
+    """dockerd's 501 for reading a log the driver does not keep."""
+    if log_config.get("Type") == NONE:
+        raise NotImplementedHere("configured logging driver does not support reading")
 
 
 def size(text: str) -> int:

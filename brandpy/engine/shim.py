@@ -36,6 +36,7 @@ from brandpy.supervise.container import Container
 from brandpy.supervise.native_engine import block_sigchld
 
 from . import shimproto, syscall_view, timefmt
+from .logdrivers import Rotation
 from .logs import LogWriter
 from .research import ResearchSpec, research
 from .stdio import Client, Session
@@ -93,7 +94,9 @@ class Shim:
         self.start_request: Future[Future[int]] = Future()
         self.stopping = threading.Event()               # docker stop/kill: no restart
         self.exited = asyncio.Event()                   # set on the loop while not running
-        self.log = LogWriter(self.spec["log"])
+        # None: the `none` log driver
+        self.log = LogWriter(self.spec["log"], Rotation(**self.spec.get("log_rotation") or {})) \
+            if self.spec["log"] else None
         self.research = ResearchSpec.from_json(self.spec.get("research") or {})
 
     # -- the loop thread ------------------------------------------------------
@@ -503,7 +506,8 @@ class Shim:
 
     async def _finish(self) -> None:
         """Flush and close every connection before the process exits."""
-        self.log.close()
+        if self.log is not None:
+            self.log.close()
         writers = [*self.watchers, *(c.writer for c in self.attached)]
         for w in writers:
             w.close()

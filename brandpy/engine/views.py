@@ -86,7 +86,8 @@ def inspect(rec: Record, size: dict | None = None) -> dict:
         "Args": argv[1:], "State": {k: v for k, v in public_state(rec).items()
                                     if k != "RestartCount"},
         "Image": rec.image_id, "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "",
-        "LogPath": str(rec.log_path), "Name": "/" + rec.name,
+        "LogPath": "" if (rec.host_config.get("LogConfig") or {}).get("Type") == "none"
+        else str(rec.log_path), "Name": "/" + rec.name,
         "RestartCount": rec.state.get("RestartCount", 0), "Driver": "brandpy-linkfarm",
         "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
         "ExecIDs": None, "HostConfig": rec.host_config,

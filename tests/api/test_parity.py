@@ -4,13 +4,20 @@ SDK and CLI or, for requests no client sends as such, raw API calls."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import docker
 import pytest
 
+from brandpy.engine import logs
+from brandpy.engine.logdrivers import Rotation
+from brandpy.engine.logs import LogWriter
 from tests.api.conftest import Daemon
 from tests.images_store.registries import Registry
 
@@ -188,3 +195,78 @@ def test_runtimes(daemon, client):
                                      labels={"brandpy.engine": "python"})
     finally:
         daemon.docker("rm", "-f", "rt")
+
+
+def test_log_drivers(daemon, client):
+    try:
+        # none: nothing kept, but an attached run still sees its output
+        assert daemon.ok("run", "--name", "ln", "--log-driver", "none", "busybox",
+                         "echo", "hi") == "hi\n"
+        r = daemon.docker("logs", "ln")
+        assert r.status != 0 and "configured logging driver does not support reading" in r.err
+        assert daemon.ok("inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "ln") == "none\n"
+        # json-file and local rotate: what is kept is the end of the output, in order
+        for name, args in (("lj", ["--log-opt", "max-size=2k", "--log-opt", "max-file=3"]),
+                           ("ll", ["--log-driver", "local", "--log-opt", "max-size=2k",
+                                   "--log-opt", "max-file=3"])):
+            daemon.ok("run", "--name", name, *args, "busybox", "seq", "1", "500")
+            path = daemon.ok("inspect", "-f", "{{.LogPath}}", name).strip()
+            kept = sorted(p.name for p in Path(path).parent.iterdir()
+                          if p.name.startswith("json.log"))
+            suffix = ".gz" if name == "ll" else ""     # local compresses by default
+            assert kept == ["json.log", f"json.log.1{suffix}", f"json.log.2{suffix}"], kept
+            lines = [int(n) for n in daemon.ok("logs", name).split()]
+            assert lines == list(range(lines[0], 501)) and 20 < len(lines) < 200, lines
+            assert daemon.ok("logs", "--tail", "3", name).split() == ["498", "499", "500"]
+            tail = [int(n) for n in daemon.ok("logs", "--tail", str(len(lines) - 1), name).split()]
+            assert tail == lines[1:]
+        c = client.containers.create("busybox", "true", log_config={"Type": "local"})
+        assert c.attrs["HostConfig"]["LogConfig"] == {"Type": "local", "Config": {}}
+        c.remove()
+    finally:
+        daemon.docker("rm", "-f", "ln", "lj", "ll")
+    # dockerd's errors, at create
+    for args, error in ((["--log-driver", "asdf"],
+                         'error looking up logging plugin asdf: plugin "asdf" not found'),
+                        (["--log-opt", "max-file=0"], "max-file cannot be less than 1"),
+                        (["--log-opt", "foo=bar"], "unknown log opt 'foo' for json-file log "
+                                                   "driver"),
+                        (["--log-driver", "local", "--log-opt", "max-size=x"],
+                         "invalid size: 'x'")):
+        r = daemon.docker("create", *args, "busybox", "true")
+        assert r.status != 0 and error in r.err, (args, r)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_log_follow_across_rotation(tmp_path, compress):
+    """`docker logs -f` keeps up while the shim rotates under it (once
+    per poll at most: a file rotated away twice between polls is gone)."""
+    path = tmp_path / "json.log"
+    writer = LogWriter(str(path), Rotation(max_size=1000, max_file=3, compress=compress))
+    writer.write("stdout", b"-1\n")     # before the reader: tail=0 skips it
+    opened, done = threading.Event(), threading.Event()
+
+    def write() -> None:
+        opened.wait(10)
+        for n in range(100):
+            writer.write("stdout", f"{n}\n".encode())
+            if n % 10 == 9:
+                time.sleep(logs.FOLLOW_POLL * 2.5)
+        writer.close()
+        done.set()
+
+    def alive() -> bool:
+        opened.set()       # called once the reader has its file open
+        return not done.is_set()
+
+    async def follow() -> list[int]:
+        return [int(entry.data) async for entry in logs.read(
+            path, stdout=True, stderr=True, tail=0, since=None, until=None, follow=True,
+            alive=alive)]
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    seen = asyncio.run(follow())
+    thread.join()
+    assert seen == list(range(100))
+    assert len(logs.rotated(path)) == 2
