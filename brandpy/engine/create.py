@@ -280,9 +280,6 @@ UNENFORCED_HOST = {
     "DnsOptions": "DNS options are not written to /etc/resolv.conf",
     "ShmSize": "the size of /dev/shm is not limited",
 }
-UNENFORCED_CONFIG = {
-    "Healthcheck": "health checks are recorded but not run",
-}
 
 
 def unenforced(host_config: dict, config: dict) -> list[str]:
@@ -295,9 +292,6 @@ def unenforced(host_config: dict, config: dict) -> list[str]:
     if host_config.get("NetworkMode") == "none":
         out.append("NetworkMode: --network none is not enforced: the container shares the "
                    "host's network stack (brandpy has no network namespaces)")
-    health = config.get("Healthcheck") or {}
-    if health.get("Test") not in (None, [], ["NONE"]):
-        out.append(f"Healthcheck: {UNENFORCED_CONFIG['Healthcheck']}")
     for mp in host_config.get("Tmpfs") or {}:
         if any(o.startswith(("size=", "nr_inodes=")) for o in host_config["Tmpfs"][mp].split(",")):
             out.append(f"Tmpfs {mp}: size limits are not enforced (a private directory stands "

@@ -27,7 +27,7 @@ from brandpy.images.store import ImageNotFound, Store, StoreError
 from brandpy.runtime.policy import capabilities, load_profile
 from brandpy.runtime.sandbox import SandboxConfig, etc_files
 
-from . import logdrivers, research, runtimes, shimproto, timefmt
+from . import health, logdrivers, research, runtimes, shimproto, timefmt
 from . import logs as logslib
 from .attach import proxy
 from .create import (
@@ -84,6 +84,7 @@ class Engine:
         self.execs: dict = {}            # exec ID -> execs.ExecRecord
         self._create_lock = asyncio.Lock()   # name reservation
         self.shims = ShimForker()
+        self.monitors: dict[str, health.Monitor] = {}    # container ID -> its health checks
 
     # -- daemon start ---------------------------------------------------------
 
@@ -424,6 +425,17 @@ class Engine:
         rec.state = reply["state"]
         rec.shim = shim
         rec.watcher = asyncio.get_running_loop().create_task(self._follow(rec, reader, writer))
+        if rec.running:
+            self._health(rec, True)     # a daemon restarted: its checks start again
+
+    def _health(self, rec: Record, running: bool) -> None:
+        """Start (again) or stop a container's health checks."""
+        monitor = self.monitors.pop(rec.id, None)
+        if monitor is not None:
+            monitor.stop()
+        argv = health.probe_argv(rec.config)
+        if running and argv is not None and not rec.removing:
+            self.monitors[rec.id] = health.Monitor(self, rec, argv)
 
     async def _follow(self, rec: Record, reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter) -> None:
@@ -443,10 +455,13 @@ class Engine:
                 rec.state = msg["state"]
                 event = msg.get("event")
                 if event == "die":
+                    self._health(rec, False)
                     self.container_event(rec, "die", exitCode=str(msg.get("exitCode", 0)))
                     self._wake_exit_waiters(rec)
                 elif event:
                     self.container_event(rec, event)
+                    if event == "start":
+                        self._health(rec, True)
         except asyncio.CancelledError:
             writer.close()
             raise
@@ -455,6 +470,7 @@ class Engine:
         writer.close()
         rec.shim = None
         rec.watcher = None
+        self._health(rec, False)
         rec.reload_state()
         if rec.running:
             self._shim_died(rec)

@@ -13,6 +13,7 @@ loop on a second thread serves the socket and pumps the stdio.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -72,6 +73,7 @@ class Exec:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.exit: asyncio.Future[int] | None = None
+        self.pidfd = -1      # to signal it by: a PID can be reused once it is reaped
 
 
 class Shim:
@@ -339,6 +341,8 @@ class Shim:
             session.abandon()
             raise
         session.child.close()
+        with contextlib.suppress(ProcessLookupError):
+            ex.pidfd = os.pidfd_open(pid)
         self.execs[exec_id] = ex
         detached = bool(req.get("detach"))
         if not detached:
@@ -354,9 +358,21 @@ class Shim:
         await session.drain(EXEC_DRAIN_GRACE)
         session.close_stdin()
         self.execs.pop(exec_id, None)
+        if ex.pidfd >= 0:
+            os.close(ex.pidfd)
         self.tell_watchers({"event": "exec_exit", "exec": exec_id, "exitCode": status})
         if not detached:
             client.send_control({"exit": status})
+        return False
+
+    async def op_kill_exec(self, req: dict, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> bool:
+        """SIGKILL an exec's process (a health check past its timeout)."""
+        ex = self.execs.get(str(req.get("exec")))
+        if ex is not None and ex.pidfd >= 0 and ex.exit is not None and not ex.exit.done():
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(ex.pidfd, signal.SIGKILL)
+        self._reply(writer)
         return False
 
     async def _feed(self, reader: asyncio.StreamReader, session: Session) -> None:

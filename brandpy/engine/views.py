@@ -8,7 +8,7 @@ import shlex
 import time
 from collections.abc import Callable
 
-from . import timefmt
+from . import health, timefmt
 from .errors import InvalidParameter
 from .filters import Filters
 from .records import Record, Table
@@ -55,7 +55,12 @@ def status_text(rec: Record) -> str:
         return f"Restarting ({st.get('ExitCode', 0)}) {human_duration(since)} ago"
     if st.get("Running"):
         up = f"Up {human_duration(now - timefmt.to_ns(st['StartedAt']) / 1e9)}"
-        return up + " (Paused)" if st.get("Paused") else up
+        if st.get("Paused"):
+            return up + " (Paused)"
+        status = health_status(rec)
+        if status:
+            return up + (" (health: starting)" if status == health.STARTING else f" ({status})")
+        return up
     if rec.status == "created":
         return "Created"
     finished = timefmt.to_ns(st.get("FinishedAt", ""))
@@ -73,9 +78,21 @@ def ports(rec: Record) -> dict:
     return out
 
 
+def health_status(rec: Record) -> str:
+    """State.Health.Status, "" for a container without health checks (or
+    never started)."""
+    if health.probe_argv(rec.config) is None:
+        return ""
+    return str((health.load(rec) or {}).get("Status") or "")
+
+
 def public_state(rec: Record) -> dict:
     st = {k: v for k, v in rec.state.items() if k not in HIDDEN_STATE}
     st["Status"] = rec.status
+    if health.probe_argv(rec.config) is not None:
+        found = health.load(rec)
+        if found is not None:
+            st["Health"] = found
     return st
 
 
@@ -189,4 +206,4 @@ def matches(rec: Record, f: Filters, resolve_image: Callable[[str], str | None],
             any(b.get("HostPort") == p.split("/")[0] for b in bindings or [])
             for p in f.get("publish") for bindings in ports(rec).values()):
         return False
-    return not ("health" in f and "none" not in f.get("health"))
+    return "health" not in f or (health_status(rec) or "none") in f.get("health")

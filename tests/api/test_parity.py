@@ -18,7 +18,7 @@ import pytest
 from brandpy.engine import logs
 from brandpy.engine.logdrivers import Rotation
 from brandpy.engine.logs import LogWriter
-from tests.api.conftest import Daemon
+from tests.api.conftest import Daemon, wait_for
 from tests.images_store.registries import Registry
 
 
@@ -270,3 +270,62 @@ def test_log_follow_across_rotation(tmp_path, compress):
     thread.join()
     assert seen == list(range(100))
     assert len(logs.rotated(path)) == 2
+
+
+def test_health_checks_run(daemon, client):
+    second = 1_000_000_000
+    events = client.events(decode=True, filters={"event": "health_status"})
+    try:
+        ok = client.containers.run("busybox", "sleep 60", detach=True, name="hc-ok",
+                                   healthcheck={"test": "true", "interval": second // 5,
+                                                "timeout": second, "retries": 1})
+        bad = client.containers.run("busybox", "sleep 60", detach=True, name="hc-bad",
+                                    healthcheck={"test": ["CMD", "false"],
+                                                 "interval": second // 5, "retries": 2})
+        # failures within the start period do not count; the third try succeeds
+        slow = client.containers.run("busybox", "sleep 60", detach=True, name="hc-slow",
+                                     healthcheck={"test": "echo x >> /n; test $(wc -l < /n) -ge 3",
+                                                  "interval": second // 5, "retries": 1,
+                                                  "start_period": 3 * second})
+        hung = client.containers.run("busybox", "sleep 60", detach=True, name="hc-hung",
+                                     healthcheck={"test": "sleep 30", "interval": second // 5,
+                                                  "timeout": second // 5, "retries": 1})
+
+        def status(c) -> str:     # noqa: ANN001
+            c.reload()
+            return c.attrs["State"]["Health"]["Status"]
+
+        waiting = client.containers.create("busybox", "sleep 60", name="hc-wait",
+                                           healthcheck={"test": "true", "interval": 60 * second})
+        assert "Health" not in waiting.attrs["State"]     # checks begin at start
+        waiting.start()
+        assert status(waiting) == "starting"
+        wait_for(lambda: status(ok) == "healthy", 15)
+        wait_for(lambda: status(bad) == "unhealthy", 15)
+        wait_for(lambda: status(slow) == "healthy", 15)
+        wait_for(lambda: status(hung) == "unhealthy", 15)
+        assert bad.attrs["State"]["Health"]["FailingStreak"] >= 2
+        assert bad.attrs["State"]["Health"]["Log"][-1]["ExitCode"] == 1
+        hung.reload()
+        assert hung.attrs["State"]["Health"]["Log"][-1]["Output"].startswith(
+            "Health check exceeded timeout")
+        assert "(healthy)" in daemon.ok("ps", "--filter", "name=hc-ok", "--format",
+                                         "{{.Status}}")
+        assert daemon.ok("ps", "-q", "--filter", "health=unhealthy").split() == sorted(
+            [bad.short_id, hung.short_id], key=daemon.ok("ps", "-q").split().index)
+        seen = set()
+        for ev in events:
+            seen.add((ev["Actor"]["Attributes"]["name"], ev["Action"]))
+            if len(seen) == 4:
+                break
+        assert seen == {("hc-ok", "health_status: healthy"), ("hc-bad", "health_status: unhealthy"),
+                        ("hc-slow", "health_status: healthy"),
+                        ("hc-hung", "health_status: unhealthy")}
+        ok.stop(timeout=1)
+        assert status(ok) == "unhealthy"     # dockerd's rule for a stopped container
+        # probes past their timeout were killed: one at most runs (the current one)
+        assert daemon.ok("top", "hc-hung").count("sleep 30") <= 1
+    finally:
+        events.close()
+        for name in ("hc-ok", "hc-bad", "hc-slow", "hc-hung", "hc-wait"):
+            daemon.docker("rm", "-f", name)
