@@ -144,8 +144,10 @@ class Sampler:
         if not pids:
             snap = {**snap, "pids_stats": {}, "memory_stats": {}, "blkio_stats": {}}
         now = timefmt.iso()
+        # Containers have no interfaces of their own (they use the host's
+        # stack; README): no per-network counters, and none invented.
         out = {"id": self.rec.id, "name": "/" + self.rec.name, "read": now,
-               "preread": self.prev_read, "num_procs": 0, "storage_stats": {},
+               "preread": self.prev_read, "num_procs": 0, "storage_stats": {}, "networks": {},
                "precpu_stats": self.prev["cpu_stats"] if self.prev else EMPTY_CPU, **snap}
         self.prev, self.prev_read = snap, now
         return out

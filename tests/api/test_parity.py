@@ -329,3 +329,16 @@ def test_health_checks_run(daemon, client):
         events.close()
         for name in ("hc-ok", "hc-bad", "hc-slow", "hc-hung", "hc-wait"):
             daemon.docker("rm", "-f", name)
+
+
+def test_stats_have_networks(client):
+    c = client.containers.run("busybox", "sleep 30", detach=True)
+    try:
+        stats = c.stats(stream=False)
+        # the keys docker-py's tests and `docker stats` read; no interfaces of its own
+        for key in ("read", "networks", "precpu_stats", "cpu_stats", "memory_stats",
+                    "blkio_stats"):
+            assert key in stats, key
+        assert stats["networks"] == {}
+    finally:
+        c.remove(force=True)
