@@ -16,6 +16,7 @@ from brandpy.runtime.sandbox import Ulimit
 from brandpy.supervise.container import parse_cpuset
 
 from .errors import InvalidParameter
+from .validate import RESOURCES
 
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 
@@ -282,13 +283,22 @@ UNENFORCED_HOST = {
 }
 
 
+# Resources brandpy applies (at each start); every other one is a cgroup's.
+APPLIED_RESOURCES = ("CpusetCpus", "Ulimits", "Devices")
+UNSET: tuple[object, ...] = (None, 0, -1, False, "", [], {})
+
+
 def unenforced(host_config: dict, config: dict) -> list[str]:
     """Warnings for settings brandpy accepts but does not enforce; docker
     prints them at create time (the README lists them too)."""
     out = []
     for key, why in UNENFORCED_HOST.items():
-        if host_config.get(key) not in (None, 0, -1, False, "", [], {}):
+        if host_config.get(key) not in UNSET:
             out.append(f"{key}: {why}")
+    for key in RESOURCES:
+        if key not in UNENFORCED_HOST and key not in APPLIED_RESOURCES \
+                and host_config.get(key) not in UNSET:
+            out.append(f"{key}: resource limits are not enforced (no cgroups)")
     if host_config.get("NetworkMode") == "none":
         out.append("NetworkMode: --network none is not enforced: the container shares the "
                    "host's network stack (brandpy has no network namespaces)")

@@ -31,6 +31,8 @@ from . import health, logdrivers, research, runtimes, shimproto, timefmt
 from . import logs as logslib
 from .attach import proxy
 from .create import (
+    APPLIED_RESOURCES,
+    UNSET,
     Mounts,
     allocate_ports,
     check_restart_policy,
@@ -54,6 +56,7 @@ from .settings import Settings
 from .shim import SPEC
 from .shimclient import ShimClient, ShimForker, ShimGone, alive
 from .syscall_view import spec_of
+from .validate import RESOURCES
 from .volumes import Volumes
 
 SECCOMP_PROFILE = "seccomp.json"
@@ -694,24 +697,28 @@ class Engine:
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": space}
 
     async def update(self, rec: Record, body: dict) -> list[str]:
-        """`docker update`: only the restart policy can change; resource
-        limits need cgroups, which brandpy does not use."""
-        other = sorted(k for k, v in body.items() if v not in (None, 0, "", [], {})
-                       and k != "RestartPolicy")
-        if other:
-            raise InvalidParameter(f"cannot update {', '.join(other)}: resource limits are not "
-                                   "supported (brandpy uses no cgroups); only --restart can be "
-                                   "updated")
-        if body.get("RestartPolicy"):
-            policy = check_restart_policy({"RestartPolicy": body["RestartPolicy"],
-                                           "AutoRemove": rec.host_config.get("AutoRemove")})
-            rec.host_config["RestartPolicy"] = policy
-            rec.save()
-            warnings = ["the new restart policy applies from the container's next start"] \
-                if rec.running else []
-            self.container_event(rec, "update")
-            return warnings
-        return []
+        """`docker update`: the restart policy and resources given (a zero
+        value leaves one as it is, as in dockerd) are stored; the warnings
+        say what is not enforced (cgroup limits, as at create) and what
+        applies from the next start."""
+        changed = {k: v for k, v in body.items() if k in RESOURCES and v not in UNSET}
+        cpuset(changed)
+        ulimits(changed)
+        devices(changed)
+        warnings = unenforced(changed, {})
+        if (body.get("RestartPolicy") or {}).get("Name"):     # the CLI sends an empty one
+            changed["RestartPolicy"] = check_restart_policy(
+                {"RestartPolicy": body["RestartPolicy"],
+                 "AutoRemove": rec.host_config.get("AutoRemove")})
+        if not changed:
+            return []
+        rec.host_config.update(changed)
+        rec.save()
+        if rec.running:
+            warnings += [f"{key}: applies from the container's next start"
+                         for key in (*APPLIED_RESOURCES, "RestartPolicy") if key in changed]
+        self.container_event(rec, "update")
+        return warnings
 
 
 def _label_match(rec: Record, want: str) -> bool:

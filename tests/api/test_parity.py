@@ -342,3 +342,20 @@ def test_stats_have_networks(client):
         assert stats["networks"] == {}
     finally:
         c.remove(force=True)
+
+
+def test_update_stores_resources(client):
+    c = client.containers.run("busybox", "sleep 30", detach=True, mem_limit=400 << 20)
+    try:
+        warnings = client.api.update_container(c.id, mem_limit=300 << 20, blkio_weight=500,
+                                               cpuset_cpus="0")["Warnings"]
+        c.reload()
+        assert (c.attrs["HostConfig"]["Memory"], c.attrs["HostConfig"]["BlkioWeight"],
+                c.attrs["HostConfig"]["CpusetCpus"]) == (300 << 20, 500, "0")
+        assert "Memory: memory limits are not enforced (no cgroups)" in warnings
+        assert "BlkioWeight: resource limits are not enforced (no cgroups)" in warnings
+        assert "CpusetCpus: applies from the container's next start" in warnings
+        with pytest.raises(docker.errors.APIError, match="cpuset"):
+            client.api.update_container(c.id, cpuset_cpus="nonsense")
+    finally:
+        c.remove(force=True)
