@@ -416,6 +416,11 @@ class Engine:
             await self._settle(rec, lambda: rec.running or rec.status != "created")
         self.refresh_hosts()
 
+    async def has_stopped(self, rec: Record) -> bool:
+        """Whether rec stopped, once the watcher has seen what its shim says."""
+        await self._settle(rec, lambda: not rec.running)
+        return not rec.running
+
     async def _settle(self, rec: Record, done: Callable[[], bool], timeout: float = 10) -> None:
         """Wait until the watcher has seen the state `done` checks for, so a
         request's reply and the next request agree with it."""

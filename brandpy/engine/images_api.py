@@ -220,8 +220,14 @@ async def do_commit(engine: Engine, rec: Record, repo: str, tag_: str, comment: 
         reference.parse(target)
     paused_here = False
     if pause and rec.running and not rec.state.get("Paused"):
-        await engine.pause(rec, True)
-        paused_here = True
+        try:
+            await engine.pause(rec, True)
+            paused_here = True
+        except EngineError as exc:
+            # It ended between the check and the pause: committed as stopped,
+            # as by dockerd (which checks and pauses under one lock).
+            if exc.status != 409 or not await engine.has_stopped(rec):
+                raise
     if not rec.running:
         tree = engine.store.get(rec.image_id).tree
         await asyncio.to_thread(drop_placeholders, rec.rootfs, tree)
