@@ -135,8 +135,7 @@ def changes(engine: Engine, rec: Record) -> list[dict]:
     # The runtime's mount points are not the container's changes (Docker
     # hides its /etc/hosts and friends the same way).
     return [{"Path": path, "Kind": kinds[kind]}
-            for kind, path in rootfslib.diff(rec.rootfs, tree)
-            if not (kind == "A" and path in PLACEHOLDERS)]
+            for kind, path in rootfslib.diff(rec.rootfs, tree, PLACEHOLDERS)]
 
 
 # ---------------------------------------------------------------- put -----

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from brandpy.images import rootfs
 
 from . import imageviews, runtimes, timefmt
+from .fsview import PLACEHOLDERS
 from .records import Record
 from .views import summary
 from .volumes import usage
@@ -137,7 +138,7 @@ def changed_size(engine: Engine, rec: Record) -> int:
         return 0
     tree = engine.store.get(rec.image_id).tree
     total = 0
-    for kind, path in rootfs.diff(rec.rootfs, tree):
+    for kind, path in rootfs.diff(rec.rootfs, tree, PLACEHOLDERS):
         if kind == "D":
             continue
         try:

@@ -21,7 +21,7 @@ import os
 import stat
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -161,10 +161,13 @@ def _scan(path: str | None) -> dict[str, os.stat_result]:
         return {e.name: e.stat(follow_symlinks=False) for e in it}
 
 
-def diff(container_rootfs: Path, image_tree: Path) -> list[tuple[str, str]]:
+def diff(container_rootfs: Path, image_tree: Path,
+         hidden: Collection[str] = ()) -> list[tuple[str, str]]:
     """[(kind, path)] with kind 'A' (added), 'C' (changed), 'D' (deleted), as
     `docker diff` reports them, sorted by path. A regular file is unchanged
-    while it is still the image's inode."""
+    while it is still the image's inode. A hidden path the image has not
+    (the runtime's mount points) is no change, nor a change of its
+    directory."""
     out: list[tuple[str, str]] = []
 
     def walk(cdir: str, idir: str | None, rel: str) -> bool:
@@ -179,6 +182,8 @@ def diff(container_rootfs: Path, image_tree: Path) -> list[tuple[str, str]]:
                 changed = True
                 continue
             if ist is None or idir is None:     # (no idir, no ist)
+                if path in hidden:
+                    continue
                 out.append(("A", path))
                 changed = True
                 if stat.S_ISDIR(cst.st_mode):

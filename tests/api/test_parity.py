@@ -372,3 +372,14 @@ def test_commit_right_after_start(client):
             client.images.remove(image)
         finally:
             c.remove(force=True)
+
+
+def test_diff_hides_the_runtimes_mount_points(daemon):
+    try:
+        daemon.ok("run", "--name", "df1", "busybox", "touch", "/test")
+        # /etc/hosts and friends are mount points, not changes: nor is /etc then
+        assert daemon.ok("diff", "df1") == "A /test\n"
+        daemon.ok("run", "--name", "df2", "busybox", "touch", "/etc/mine")
+        assert daemon.ok("diff", "df2") == "C /etc\nA /etc/mine\n"
+    finally:
+        daemon.docker("rm", "df1", "df2")
