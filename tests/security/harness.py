@@ -181,7 +181,7 @@ class Canary:
             elif new is None:
                 found.append(f"removed {name}")
             else:
-                changed = [f"{f} {a!r}->{b!r}" for f, a, b in zip(FIELDS, old, new) if a != b]
+                changed = [f"{f} {a!r}->{b!r}" for f, a, b in zip(FIELDS, old, new, strict=True) if a != b]
                 found.append(f"changed {name}: " + ", ".join(changed))
         return found
 
