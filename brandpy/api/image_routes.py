@@ -11,6 +11,7 @@ from brandpy.engine import images_api, imageviews, validate
 from brandpy.engine.errors import InvalidParameter, NotImplementedHere
 from brandpy.engine.filters import Filters
 from brandpy.images import reference
+from brandpy.images.distribution import inspect as distribution_inspect
 
 from .http import JsonLines, body_json, qbool, reply
 from .router import Router, engine
@@ -175,7 +176,15 @@ async def auth(request: web.Request) -> web.Response:
                                          engine(request).settings.registries))
 
 
+async def distribution(request: web.Request) -> web.Response:
+    """What the registry holds for a reference (no pull)."""
+    creds = images_api.registry_auth(request.headers.get("X-Registry-Auth"))
+    return reply(await asyncio.to_thread(distribution_inspect, request.match_info["name"], creds,
+                                         engine(request).settings.registries))
+
+
 def register(r: Router) -> None:
+    r.add("GET", "/distribution/{name:.+}/json", distribution)
     r.add("GET", "/images/json", list_)
     r.add("POST", "/images/create", create)
     r.add("POST", "/images/load", load)

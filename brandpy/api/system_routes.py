@@ -88,7 +88,6 @@ def register(r: Router) -> None:
     r.add("GET", "/system/df", df)
     r.add("GET", "/events", events)
     for method, path in (("POST", "/session"),
-                         ("GET", "/distribution/{name:.*}/json"),
                          ("GET", "/containers/{id}/attach/ws"),
                          ("GET", "/containers/{id}/checkpoints"),
                          ("POST", "/containers/{id}/checkpoints"),

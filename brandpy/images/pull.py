@@ -18,7 +18,7 @@ from brandpy.images import reference
 from brandpy.images.auth import Credentials, credentials_for
 from brandpy.images.compression import STREAM_ERRORS as DECOMPRESS_ERRORS
 from brandpy.images.endpoints import Registries
-from brandpy.images.registry import STREAM_ERRORS, Client, RegistryError
+from brandpy.images.registry import STREAM_ERRORS, Client, RegistryError, on_endpoints
 from brandpy.images.store import DigestMismatch, LayerRecord, Store, Transaction, sha256_bytes
 
 Progress = Callable[[dict], None]
@@ -45,22 +45,14 @@ class _Throttle:
 def pull(store: Store, name: str, *, progress: Progress | None = None, creds: Credentials | None = None,
          docker_config: Path | None = None, platform: tuple[str, str] = ("linux", "amd64"),
          registries: Registries | None = None) -> str:
-    """Pull name (tag or digest reference) and return the image ID. A
-    Docker Hub image is tried on each of the registries' mirrors first: a
-    mirror that fails in any way (unreachable, no such image, bad
-    content) passes the pull on to the next, as dockerd does."""
+    """Pull name (tag or digest reference) and return the image ID, from
+    the registries' mirrors first for a Docker Hub image (on_endpoints)."""
     emit: Progress = progress or (lambda msg: None)
     ref = reference.parse(name)
     creds = creds or credentials_for(ref.domain, docker_config) \
         or credentials_for(ref.registry_host, docker_config)
-    *mirrors, origin = (registries or Registries()).pull_endpoints(ref)
-    for endpoint in mirrors:
-        try:
-            # The registry's credentials are not for a mirror's operator.
-            return _pull_from(store, ref, Client(ref, None, endpoint=endpoint), emit, platform)
-        except (RegistryError, DigestMismatch, ValueError, KeyError):
-            continue
-    return _pull_from(store, ref, Client(ref, creds, endpoint=origin), emit, platform)
+    return on_endpoints(ref, creds, registries,
+                        lambda client: _pull_from(store, ref, client, emit, platform))
 
 
 def _pull_from(store: Store, ref: reference.Reference, client: Client, emit: Progress,

@@ -11,7 +11,7 @@ import socket
 import ssl
 import urllib.parse
 from collections.abc import Callable
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
 
 from brandpy.images import manifests as mf
 from brandpy.images.auth import Credentials, parse_challenge
@@ -276,3 +276,22 @@ class _ProgressReader:
 
 # Errors a dropped connection raises while a body is streamed.
 STREAM_ERRORS = (http.client.HTTPException, ConnectionError, socket.timeout, ssl.SSLError)
+
+
+T = TypeVar("T")
+
+
+def on_endpoints(ref: Reference, creds: Credentials | None, registries: Registries | None,
+                 action: Callable[[Client], T]) -> T:
+    """action on the first of the registries' endpoints for ref that serves
+    it: a Docker Hub image is tried on each mirror first, and a mirror that
+    fails in any way (unreachable, no such image, bad content) passes it
+    on to the next, as dockerd does; the registry itself is last. The
+    registry's credentials are not for a mirror's operator."""
+    *mirrors, origin = (registries or Registries()).pull_endpoints(ref)
+    for endpoint in mirrors:
+        try:
+            return action(Client(ref, None, endpoint=endpoint))
+        except (StoreError, ValueError, KeyError):
+            continue
+    return action(Client(ref, creds, endpoint=origin))

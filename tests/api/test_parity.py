@@ -152,6 +152,10 @@ def test_daemon_json_mirrors_and_flags(daemon, registry, tmp_path):
         assert info["LoggingDriver"] == "json-file"
         assert "Registry Mirrors:" in d.ok("info")
         assert info["DefaultRuntime"] == "brandpy-python"
+        # what the registry holds, without a pull: through the mirror too
+        dist = d.client().api.inspect_distribution("busybox:mirrored")
+        assert dist["Platforms"] == [{"architecture": "amd64", "os": "linux"}]
+        assert "busybox@" + dist["Descriptor"]["digest"] == out["RepoDigests"][0]
         d.ok("create", "--name", "rt1", "busybox:mirrored", "true")
         assert d.ok("inspect", "-f", "{{.HostConfig.Runtime}} {{.Brandpy.Engine}}",
                     "rt1").split() == ["brandpy-python", "python"]
@@ -383,3 +387,18 @@ def test_diff_hides_the_runtimes_mount_points(daemon):
         assert daemon.ok("diff", "df2") == "C /etc\nA /etc/mine\n"
     finally:
         daemon.docker("rm", "df1", "df2")
+
+
+def test_distribution_inspect(daemon, client, registry):
+    name = f"{registry.addr}/dist/bb"
+    daemon.ok("tag", "busybox", f"{name}:1")
+    daemon.ok("push", f"{name}:1")
+    daemon.ok("rmi", f"{name}:1")
+    data = client.api.inspect_distribution(f"{name}:1")
+    assert data["Platforms"] == [{"architecture": "amd64", "os": "linux"}]
+    assert data["Descriptor"]["mediaType"] in (
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json")
+    assert f"{name}:1" not in [t for i in client.images.list() for t in i.tags]   # no pull
+    with pytest.raises(docker.errors.NotFound):
+        client.api.inspect_distribution(f"{name}:nosuch")
