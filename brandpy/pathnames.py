@@ -1,5 +1,5 @@
-"""Names that become paths: Docker's grammars for volume, container and
-network names, and the two joins that keep a path made from a client's
+"""Names that become paths: Docker's grammars for volume and container
+names (and libnetwork's for network names, which name no file), and the two joins that keep a path made from a client's
 name under its root whatever the name's bytes.
 
 Every name a client sends that could end up in a path goes through here
@@ -33,7 +33,9 @@ def is_volume_name(name: str) -> bool:
 
 
 def is_network_name(name: str) -> bool:
-    return _RESTRICTED.fullmatch(name) is not None
+    """libnetwork's rule (a network name names no file): not blank. Control
+    characters are refused too, so a name prints on one line."""
+    return bool(name.strip()) and not any(ord(c) < 32 or ord(c) == 127 for c in name)
 
 
 def volume_name(name: str) -> str:
@@ -54,7 +56,8 @@ def container_name(name: str) -> str:
 
 def network_name(name: str) -> str:
     if not is_network_name(name):
-        raise InvalidName(f"invalid network name {name!r}: only {RESTRICTED_CHARS} are allowed")
+        raise InvalidName(f"invalid network name {name!r}: give a name that is not blank, "
+                          "without control characters")
     return name
 
 

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from brandpy.engine import archive, logdrivers, procstats, syscall_view, validate, views
+from brandpy.engine import archive, links, logdrivers, procstats, syscall_view, validate, views
 from brandpy.engine.attach import parse_detach_keys
-from brandpy.engine.errors import InvalidParameter
+from brandpy.engine.errors import Conflict, InvalidParameter, NotFound
 from brandpy.engine.filters import Filters
 from brandpy.engine.records import Record
 from brandpy.engine.shimproto import STDERR, STDOUT, frame
@@ -56,9 +56,10 @@ async def list_(request: web.Request) -> web.Response:
     recs = views.list_containers(eng.containers, f, qbool(request, "all"),
                                  qint(request, "limit", -1), resolve)
     names = await asyncio.to_thread(_image_names, eng)
+    link_names = links.names(eng.containers)
     out = []
     for rec in recs:
-        s = views.summary(rec, names)
+        s = views.summary(rec, names, link_names.get(rec.id, ()))
         if qbool(request, "size"):
             from brandpy.engine.system import changed_size
             s["SizeRw"] = await asyncio.to_thread(changed_size, eng, rec)
@@ -126,9 +127,18 @@ async def rename(request: web.Request) -> web.Response:
 
 async def remove(request: web.Request) -> web.Response:
     if qbool(request, "link"):
-        raise InvalidParameter("legacy links are not supported")
+        raise Conflict("Conflict, cannot remove the default link name of the container")
     await engine(request).remove(container(request), qbool(request, "force"),
                                  qbool(request, "v"))
+    return no_content()
+
+
+async def remove_link(request: web.Request) -> web.Response:
+    """DELETE /containers/PARENT/ALIAS: a legacy link's name (with link=1)."""
+    parent, alias = request.match_info["id"], request.match_info["alias"]
+    if not qbool(request, "link"):
+        raise NotFound(f"No such container: {parent}/{alias}")
+    links.remove(engine(request).containers, parent, alias)
     return no_content()
 
 
@@ -325,6 +335,7 @@ def register(r: Router) -> None:
     r.add("POST", "/containers/{id}/rename", rename)
     r.add("POST", "/containers/{id}/update", update)
     r.add("DELETE", "/containers/{id}", remove)
+    r.add("DELETE", "/containers/{id}/{alias}", remove_link)
     r.add("POST", "/containers/{id}/wait", wait)
     r.add("GET", "/containers/{id}/logs", logs)
     r.add("POST", "/containers/{id}/attach", attach)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from brandpy.engine.errors import NotFound
 from brandpy.engine.filters import Filters
 from brandpy.engine.timefmt import parse_since, to_ns
 from brandpy.engine.validate import NETWORK_CONNECT, NETWORK_CREATE, NETWORK_DISCONNECT
@@ -37,14 +38,18 @@ async def list_(request: web.Request) -> web.Response:
 
 async def inspect(request: web.Request) -> web.Response:
     eng = engine(request)
-    return reply(_view(eng, eng.networks.get(request.match_info["id"])))
+    net = eng.networks.get(request.match_info["id"])
+    if request.query.get("scope", "local") not in ("", "local"):
+        raise NotFound(f"network {request.match_info['id']} not found")
+    return reply(_view(eng, net))
 
 
 async def create(request: web.Request) -> web.Response:
     eng = engine(request)
-    net = eng.networks.create(await body_json(request, NETWORK_CREATE, "network.CreateRequest"))
+    net, warning = eng.networks.create(await body_json(request, NETWORK_CREATE,
+                                                       "network.CreateRequest"))
     eng.events.emit("network", "create", net["Id"], {"name": net["Name"], "type": "bridge"})
-    return reply({"Id": net["Id"], "Warning": ""}, status=201)
+    return reply({"Id": net["Id"], "Warning": warning}, status=201)
 
 
 async def remove(request: web.Request) -> web.Response:

@@ -27,7 +27,7 @@ from brandpy.images.store import ImageNotFound, Store, StoreError
 from brandpy.runtime.policy import capabilities, load_profile
 from brandpy.runtime.sandbox import SandboxConfig, etc_files
 
-from . import health, logdrivers, research, runtimes, shimproto, timefmt
+from . import health, links, logdrivers, research, runtimes, shimproto, timefmt
 from . import logs as logslib
 from .attach import proxy
 from .create import (
@@ -50,7 +50,7 @@ from .errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound
 from .events import Events
 from .filters import Filters
 from .names import new_id, random_name
-from .networks import BUILTIN, Networks, endpoint
+from .networks import BUILTIN, Networks, endpoint, link_name
 from .records import Record, Table
 from .settings import Settings
 from .shim import SPEC
@@ -166,6 +166,7 @@ class Engine:
         host_config["NetworkMode"] = network_mode
         endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
         networks = self.networks.attach_config(network_mode, endpoints)
+        links.check(self.containers, host_config)
         host_config["LogConfig"] = self.log_config(host_config.get("LogConfig") or {})
         caps_add = list(host_config.get("CapAdd") or [])
         if host_config.get("Privileged"):
@@ -295,7 +296,8 @@ class Engine:
         for rec in self.containers:
             if not rec.running or not any(n not in BUILTIN for n in rec.networks):
                 continue
-            extra = list(rec.host_config.get("ExtraHosts") or []) + self.network_peers(rec)
+            extra = list(rec.host_config.get("ExtraHosts") or []) + self.network_peers(rec) \
+                + links.hosts(self.containers, rec)
             config = SandboxConfig(rootfs=str(rec.rootfs), argv=[], extra_hosts=extra)
             content = etc_files(config, rec.config.get("Hostname") or "")[b"hosts"]
             hosts = rec.dir / "run" / "hosts"
@@ -317,6 +319,10 @@ class Engine:
             names = {other.name, other.short}
             for net in shared:
                 names |= set(other.networks[net].get("Aliases") or [])
+                # rec's own links in the network name other by an alias too
+                names |= {alias for link in rec.networks[net].get("Links") or []
+                          for target, alias in [link_name(link)]
+                          if target in (other.name, other.short, other.id)}
             out += [f"{name}:127.0.0.1" for name in sorted(names)]
         return out
 
@@ -326,6 +332,9 @@ class Engine:
         cfg, hc = rec.config, rec.host_config
         env = list(cfg.get("Env") or [])
         names = {e.split("=", 1)[0] for e in env}
+        # dockerd's order: the links' variables, which the container's own override
+        env = [e for e in links.environment(self.containers, rec)
+               if e.split("=", 1)[0] not in names] + env
         if "HOSTNAME" not in names:
             env.append(f"HOSTNAME={cfg['Hostname']}")
         if rec.tty and "TERM" not in names:
@@ -362,7 +371,7 @@ class Engine:
                         "seccomp": seccomp, "cap_add": cap_add,
                         "cap_drop": list(hc.get("CapDrop") or []),
                         "extra_hosts": list(hc.get("ExtraHosts") or [])
-                        + self.network_peers(rec),
+                        + self.network_peers(rec) + links.hosts(self.containers, rec),
                         "dns": list(hc.get("Dns") or []),
                         "readonly_rootfs": bool(hc.get("ReadonlyRootfs")),
                         "group_add": list(hc.get("GroupAdd") or []),

@@ -11,7 +11,9 @@ no IP addresses are invented (IPAddress is empty).
 from __future__ import annotations
 
 import builtins
+import ipaddress
 import json
+import re
 import secrets
 from pathlib import Path
 
@@ -26,13 +28,72 @@ BUILTIN = {"bridge": "bridge", "host": "host", "none": "null"}
 
 
 def _record(name: str, driver: str, labels: dict | None = None, internal: bool = False,
-            attachable: bool = False, options: dict | None = None) -> dict:
+            attachable: bool = False, options: dict | None = None, ipam: dict | None = None,
+            ipv6: bool = False) -> dict:
     return {"Name": name, "Id": secrets.token_hex(32), "Created": timefmt.iso(),
             "Scope": "local", "Driver": driver, "EnableIPv4": driver == "bridge",
-            "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": None, "Config": []},
+            "EnableIPv6": ipv6,
+            "IPAM": ipam or {"Driver": "default", "Options": None, "Config": []},
             "Internal": internal, "Attachable": attachable, "Ingress": False,
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Options": options or {},
             "Labels": labels or {}}
+
+
+Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _network(text: str, what: str) -> Subnet:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise InvalidParameter(f"invalid CIDR address: {text} ({what})") from None
+
+
+def _address(text: str, what: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidParameter(f"invalid {what}: {text!r} is not an IP address") from None
+
+
+def _span(a: Subnet, b: Subnet) -> str:
+    """"inside" (a within b), "overlap", or "apart" (other family too)."""
+    if a.version != b.version:
+        return "apart"
+    lo, hi = int(a.network_address), int(a.broadcast_address)
+    blo, bhi = int(b.network_address), int(b.broadcast_address)
+    if blo <= lo and hi <= bhi:
+        return "inside"
+    return "apart" if hi < blo or bhi < lo else "overlap"
+
+
+def _ipam(given: dict, others: builtins.list[dict]) -> dict:
+    """IPAM as dockerd stores it: the pools as configured (only the fields
+    given), checked for form and against the other networks' pools. No
+    address is allocated from them (containers have none of their own)."""
+    pools = []
+    taken = [_network(c["Subnet"], "subnet") for net in others
+             for c in net["IPAM"].get("Config") or [] if c.get("Subnet")]
+    for pool in given.get("Config") or []:
+        if not pool.get("Subnet"):
+            raise InvalidParameter("an IPAM pool needs a Subnet (brandpy allocates none)")
+        subnet = _network(pool["Subnet"], "subnet")
+        if any(_span(subnet, t) != "apart" for t in taken):
+            raise Forbidden("Pool overlaps with other one on this address space")
+        taken.append(subnet)
+        if pool.get("IPRange") and _span(_network(pool["IPRange"], "ip-range"),
+                                         subnet) != "inside":
+            raise InvalidParameter(f"invalid ip-range {pool['IPRange']}: it is not within the "
+                                   f"subnet {pool['Subnet']}")
+        for what, addr in [("gateway", pool.get("Gateway")),
+                           *(("auxiliary address", a) for a in
+                             (pool.get("AuxiliaryAddresses") or {}).values())]:
+            if addr and _address(addr, what) not in subnet:
+                raise InvalidParameter(f"invalid {what} {addr}: it is not within the subnet "
+                                       f"{pool['Subnet']}")
+        pools.append({k: v for k, v in pool.items() if v})
+    return {"Driver": given.get("Driver") or "default", "Options": given.get("Options") or None,
+            "Config": pools}
 
 
 class Networks:
@@ -52,11 +113,15 @@ class Networks:
         atomic_write_json(self.path, self.nets)
 
     def get(self, ref: str) -> dict:
+        """By full ID, name, or unique ID prefix, as dockerd finds them."""
         if ref in self.nets:
             return self.nets[ref]
-        for net in self.nets.values():
-            if net["Name"] == ref:
-                return net
+        named = [n for n in self.nets.values() if n["Name"] == ref]
+        if len(named) > 1:
+            raise InvalidParameter(f"network {ref} is ambiguous ({len(named)} matches found on "
+                                   "name)")
+        if named:
+            return named[0]
         matches = [n for n in self.nets.values() if n["Id"].startswith(ref)]
         if len(matches) == 1 and ref:
             return matches[0]
@@ -76,27 +141,33 @@ class Networks:
             out.append(net)
         return out
 
-    def create(self, body: dict) -> dict:
+    def create(self, body: dict) -> tuple[dict, str]:
+        """A bridge network. A name in use is refused only with
+        CheckDuplicate (else a warning, as dockerd)."""
         name = body.get("Name")
         if not isinstance(name, str) or not name:
             raise InvalidParameter("network name is required")
         pathnames.network_name(name)
+        if name in BUILTIN:
+            raise Forbidden(f"{name} is a pre-defined network and cannot be created")
         driver = body.get("Driver") or "bridge"
         if driver != "bridge":
             raise InvalidParameter(f"network driver {driver!r} is not supported: brandpy "
                                    "creates bridge networks only")
-        if any(n["Name"] == name for n in self.nets.values()):
+        same = [n for n in self.nets.values() if n["Name"] == name]
+        if same and body.get("CheckDuplicate"):
             raise Conflict(f"network with name {name} already exists")
-        ipam = body.get("IPAM") or {}
-        if ipam.get("Config"):
-            raise InvalidParameter("IPAM configuration (--subnet, --ip-range, --gateway) is "
-                                   "not supported: brandpy containers use the host's network "
-                                   "stack and get no addresses of their own")
+        if body.get("Scope") not in (None, "", "local"):
+            raise InvalidParameter(f"scope {body['Scope']!r} is not supported: brandpy networks "
+                                   "are local")
+        ipam = _ipam(body.get("IPAM") or {}, builtins.list(self.nets.values()))
         rec = _record(name, driver, body.get("Labels"), bool(body.get("Internal")),
-                      bool(body.get("Attachable")), body.get("Options"))
+                      bool(body.get("Attachable")), body.get("Options"), ipam,
+                      bool(body.get("EnableIPv6")))
+        warning = f"Network with name {name} (id : {same[0]['Id']}) already exists" if same else ""
         self.nets[rec["Id"]] = rec
         self._save()
-        return rec
+        return rec, warning
 
     # builtins.list in the methods below list(): the name is the method there.
     def remove(self, ref: str, members: builtins.list[str]) -> dict:
@@ -127,11 +198,47 @@ class Networks:
         return out
 
 
+_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+
+
 def endpoint(net: dict, cfg: dict) -> dict:
-    aliases = cfg.get("Aliases") or []
-    if not isinstance(aliases, list):
-        raise InvalidParameter("network aliases must be a list of strings")
-    return {"IPAMConfig": None, "Links": None, "Aliases": aliases or None, "MacAddress": "",
-            "DriverOpts": None, "NetworkID": net["Id"], "EndpointID": secrets.token_hex(32),
-            "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+    """A container's endpoint in net: the configuration given (aliases,
+    links, IPAM addresses, driver options, MAC address) kept and shown as
+    dockerd keeps it; the operational fields (IPAddress, Gateway...) stay
+    empty, as no address is given to the container."""
+    ipam = {k: v for k, v in (cfg.get("IPAMConfig") or {}).items() if v}
+    subnets = [_network(c["Subnet"], "subnet") for c in net["IPAM"].get("Config") or []]
+    for key in ("IPv4Address", "IPv6Address"):
+        if not ipam.get(key):
+            continue
+        if net["Name"] in BUILTIN:
+            raise InvalidParameter("user specified IP address is supported on user defined "
+                                   "networks only")
+        if not subnets:
+            raise InvalidParameter("user specified IP address is supported only when "
+                                   "connecting to networks with user configured subnets")
+        if not any(_address(ipam[key], key) in s for s in subnets):
+            raise InvalidParameter(f"no configured subnet or ip-range contain the IP address "
+                                   f"{ipam[key]}")
+    for ip in ipam.get("LinkLocalIPs") or []:
+        _address(ip, "link-local IP")
+    mac = cfg.get("MacAddress") or ""
+    if mac and not _MAC.fullmatch(mac):
+        raise InvalidParameter(f"invalid MAC address: {mac}")
+    for link in cfg.get("Links") or []:
+        link_name(link)
+    return {"IPAMConfig": ipam or None, "Links": cfg.get("Links") or None,
+            "Aliases": cfg.get("Aliases") or None, "MacAddress": mac,
+            "DriverOpts": cfg.get("DriverOpts") or None, "NetworkID": net["Id"],
+            "EndpointID": secrets.token_hex(32), "Gateway": "", "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+
+
+def link_name(link: str) -> tuple[str, str]:
+    """`NAME[:ALIAS]` (--link): (the container's name, the alias)."""
+    name, _, alias = link.partition(":")
+    name = name.lstrip("/")
+    if not name or "/" in name:
+        raise InvalidParameter(f"invalid link {link!r}: use NAME or NAME:ALIAS")
+    return name, alias or name

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from . import health, timefmt
 from .errors import InvalidParameter
@@ -126,7 +126,8 @@ def network_settings(rec: Record) -> dict:
             "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": rec.networks}
 
 
-def summary(rec: Record, image_names: dict[str, str]) -> dict:
+def summary(rec: Record, image_names: dict[str, str], link_names: Sequence[str] = ()) -> dict:
+    """`docker ps`'s entry; link_names: the /PARENT/ALIAS names links give it."""
     argv = rec.argv
     port_list = []
     for port, bindings in ports(rec).items():
@@ -138,7 +139,7 @@ def summary(rec: Record, image_names: dict[str, str]) -> dict:
             port_list.append(entry)
     image = rec.config.get("Image", "")
     return {
-        "Id": rec.id, "Names": ["/" + rec.name],
+        "Id": rec.id, "Names": ["/" + rec.name, *link_names],
         "Image": image if image else image_names.get(rec.image_id, rec.image_id),
         "ImageID": rec.image_id, "Command": shlex.join(argv) if argv else "",
         "Created": timefmt.to_ns(rec.created) // 1_000_000_000, "Ports": port_list,

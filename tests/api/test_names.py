@@ -27,8 +27,13 @@ def test_grammars():
         assert pathnames.is_volume_name(good) and pathnames.is_network_name(good)
         assert pathnames.container_name(good) == good
     assert pathnames.container_name("/web") == "web"
+    # network names are libnetwork's: anything but blank (they name no file)
+    for good in ("test 01", "a/b", "é1", "x"):
+        assert pathnames.is_network_name(good)
+    for bad in ("", " ", "ab\n", "a\x00b"):
+        assert not pathnames.is_network_name(bad)
     for bad in BAD_VOLUME_NAMES + ["/x", "//ab", ""]:
-        assert not pathnames.is_volume_name(bad) and not pathnames.is_network_name(bad)
+        assert not pathnames.is_volume_name(bad)
         with pytest.raises(pathnames.InvalidName):
             pathnames.volume_name(bad)
         if bad not in ("/tmp",):

@@ -402,3 +402,93 @@ def test_distribution_inspect(daemon, client, registry):
     assert f"{name}:1" not in [t for i in client.images.list() for t in i.tags]   # no pull
     with pytest.raises(docker.errors.NotFound):
         client.api.inspect_distribution(f"{name}:nosuch")
+
+
+def test_network_configuration_stored(daemon, client):
+    """IPAM pools, endpoint settings and links are kept and shown as dockerd
+    keeps them; no address is invented (containers have none of their own)."""
+    pool = {"Subnet": "172.28.0.0/16", "IPRange": "172.28.5.0/24", "Gateway": "172.28.5.254",
+            "AuxiliaryAddresses": {"a": "172.28.1.5", "b": "172.28.1.6"}}
+    net = client.api.create_network("pools 1", ipam={"Driver": "default", "Config": [pool]})
+    created = []
+    try:
+        ipam = client.api.inspect_network("pools 1")["IPAM"]     # a name with a space
+        assert ipam == {"Driver": "default", "Options": None, "Config": [pool]}
+        with pytest.raises(docker.errors.APIError, match="Pool overlaps"):
+            created.append(client.api.create_network("pools-2", ipam={"Config": [
+                {"Subnet": "172.28.9.0/24"}]})["Id"])
+        with pytest.raises(docker.errors.APIError, match="invalid CIDR address"):
+            client.api.create_network("pools-3", ipam={"Config": [{"Subnet": "nonsense"}]})
+        # create without CheckDuplicate: a second network of that name, with a warning
+        second = client.api.create_network("pools 1", check_duplicate=False)
+        created.append(second["Id"])
+        assert "already exists" in second["Warning"]
+        with pytest.raises(docker.errors.APIError, match="ambiguous"):
+            client.api.inspect_network("pools 1")
+        client.api.remove_network(second["Id"])
+        created.remove(second["Id"])
+
+        endpoint = client.api.create_endpoint_config(
+            aliases=["foo", "bar"], links=[("upstream", "up")], ipv4_address="172.28.5.24",
+            link_local_ips=["169.254.8.8"], driver_opt={"com.example": "on"},
+            mac_address="02:42:ac:11:00:02")
+        c = client.api.create_container(
+            "busybox", "sleep 30", name="ep1",
+            host_config=client.api.create_host_config(network_mode="pools 1"),
+            networking_config=client.api.create_networking_config({"pools 1": endpoint}))
+        client.api.start(c)
+        ep = client.api.inspect_container(c)["NetworkSettings"]["Networks"]["pools 1"]
+        assert ep["Aliases"] == ["foo", "bar"] and ep["Links"] == ["upstream:up"]
+        assert ep["IPAMConfig"] == {"IPv4Address": "172.28.5.24", "LinkLocalIPs": ["169.254.8.8"]}
+        assert ep["DriverOpts"] == {"com.example": "on"}
+        assert ep["MacAddress"] == "02:42:ac:11:00:02" and ep["IPAddress"] == ""
+        assert list(client.api.inspect_network(net["Id"])["Containers"]) == [c["Id"]]
+        # the endpoint's link names the upstream container in ep1's /etc/hosts
+        client.containers.run("busybox", "sleep 30", name="upstream", detach=True,
+                              network="pools 1")
+        assert "up" in daemon.ok("exec", "ep1", "cat", "/etc/hosts").split()
+        with pytest.raises(docker.errors.APIError, match="on user defined networks only"):
+            client.api.connect_container_to_network("upstream", "bridge", ipv4_address="10.0.0.1")
+        quiet = client.api.create_container("busybox", "true", name="ep2")
+        with pytest.raises(docker.errors.APIError, match="no configured subnet or ip-range"):
+            client.api.connect_container_to_network(quiet, net["Id"], ipv4_address="10.9.9.9")
+        # a created container connected with a MAC address shows it
+        client.api.connect_container_to_network(quiet, net["Id"], mac_address="02:42:ac:11:00:03")
+        assert client.api.inspect_container(quiet)["NetworkSettings"]["Networks"]["pools 1"][
+            "MacAddress"] == "02:42:ac:11:00:03"
+    finally:
+        for name in ("ep1", "ep2", "upstream"):
+            daemon.docker("rm", "-f", name)
+        for net_id in [net["Id"], *created]:
+            client.api.remove_network(net_id)
+
+
+def test_legacy_links(daemon, client):
+    try:
+        client.containers.run("busybox", "sleep 30", name="lk1", detach=True,
+                              environment={"FOO": "1"}, ports={"80/tcp": 18480})
+        client.containers.run("busybox", "sleep 30", name="lk2", detach=True,
+                              environment={"FOO": "2"})
+        out = daemon.ok("run", "--name", "lk3", "--link", "lk1:one", "--link", "lk2:two-b",
+                        "busybox", "sh", "-c", "env; cat /etc/hosts")
+        lines = out.split("\n")
+        for var in ("ONE_NAME=/lk3/one", "ONE_ENV_FOO=1", "TWO_B_NAME=/lk3/two-b",
+                    "TWO_B_ENV_FOO=2", "ONE_PORT=tcp://127.0.0.1:18480",
+                    "ONE_PORT_80_TCP_PORT=18480", "ONE_PORT_80_TCP_PROTO=tcp"):
+            assert var in lines, (var, out)
+        assert any(line.split()[1:] == ["one"] for line in lines if line.startswith("127.0.0.1"))
+        names = {n for c in client.api.containers(all=True) for n in c["Names"]}
+        assert {"/lk1", "/lk3/one", "/lk3/two-b"} <= names
+        # docker rm --link: the link goes, the containers stay
+        client.api.remove_container("lk3/one", link=True)
+        assert client.api.inspect_container("lk3")["HostConfig"]["Links"] == ["lk2:two-b"]
+        assert "/lk3/one" not in {n for c in client.api.containers(all=True) for n in c["Names"]}
+        assert len(client.api.containers(all=True, filters={"name": "lk"})) == 3
+        r = daemon.docker("create", "--link", "nosuch:x", "busybox", "true")
+        assert r.status != 0 and "could not get container for nosuch" in r.err
+        daemon.ok("stop", "-t", "0", "lk2")
+        r = daemon.docker("start", "lk3")
+        assert r.status != 0 and "Cannot link to a non running container: /lk2 AS /lk3/two-b" \
+            in r.err
+    finally:
+        daemon.docker("rm", "-f", "lk1", "lk2", "lk3")
