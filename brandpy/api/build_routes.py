@@ -57,7 +57,23 @@ def options(request: web.Request) -> builderlib.Options:
         nocache=qbool(request, "nocache"), pull=qbool(request, "pull"),
         remove=qbool(request, "rm", True), force_remove=qbool(request, "forcerm"),
         quiet=qbool(request, "q"),
-        registries=images_api.registry_configs(request.headers.get("X-Registry-Config")))
+        registries=images_api.registry_configs(request.headers.get("X-Registry-Config")),
+        cache_from=_json_list(request, "cachefrom"),
+        network_mode=q.get("networkmode") or "default",
+        extra_hosts=[h for value in q.getall("extrahosts", []) for h in value.split(",") if h])
+
+
+def _json_list(request: web.Request, name: str) -> list[str]:
+    raw = request.query.get(name)
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidParameter(f"{name} is not valid JSON") from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter(f"{name} must be a JSON list of strings")
+    return value
 
 
 async def build(request: web.Request) -> web.StreamResponse:
@@ -72,8 +88,10 @@ async def build(request: web.Request) -> web.StreamResponse:
         text = await asyncio.to_thread(_read_text, context, dockerfile_name)
         if (context / ".dockerignore").is_file():
             ignore = Ignore(await asyncio.to_thread(_read_text, context, ".dockerignore"))
-            await asyncio.to_thread(apply_ignore, context, ignore,
-                                    {dockerfile_name, ".dockerignore"})
+            # The Dockerfile and .dockerignore go too when it names them
+            # (once read), as dockerd's removeDockerfile does: the CLI sends
+            # them whatever the file says.
+            await asyncio.to_thread(apply_ignore, context, ignore)
         # From here on a failure is reported in the progress stream.
         async with JsonLines(request) as out:
             b = builderlib.Builder(eng, context, text, opts, out.send)

@@ -5,6 +5,7 @@ SDK and CLI or, for requests no client sends as such, raw API calls."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import subprocess
 import sys
@@ -492,3 +493,51 @@ def test_legacy_links(daemon, client):
             in r.err
     finally:
         daemon.docker("rm", "-f", "lk1", "lk2", "lk3")
+
+
+def build_lines(client, dockerfile: str, **kw) -> list[dict]:
+    return list(client.api.build(fileobj=io.BytesIO(dockerfile.encode()), decode=True, rm=True,
+                                 **kw))
+
+
+def test_build_options(daemon, client, tmp_path):
+    # .dockerignore: what it names stays out of the image, the Dockerfile and itself too
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nADD . /test\n")
+    (tmp_path / ".dockerignore").write_text("Dockerfile\n.dockerignore\nsecret*\n!secret-ok\n")
+    for name in ("kept", "secret", "secret-ok"):
+        (tmp_path / name).write_text(name)
+    daemon.ok("build", "-q", "-t", "ignored:1", str(tmp_path), env={"DOCKER_BUILDKIT": "0"})
+    assert daemon.ok("run", "--rm", "ignored:1", "ls", "-A", "/test").split() == [
+        "kept", "secret-ok"]
+    # cache_from: only those images (and their parents) are a cache
+    script = "FROM busybox\nENV FOO=bar\nRUN touch /baz\nRUN touch /bax\n"
+    build_lines(client, script, tag="cached:1")
+    hits = sum("Using cache" in line.get("stream", "")
+               for line in build_lines(client, script, tag="cached:2", cache_from=["cached:1"]))
+    assert hits == 3
+    hits = sum("Using cache" in line.get("stream", "")
+               for line in build_lines(client, script, tag="cached:3", cache_from=["nosuch"]))
+    assert hits == 0
+    # extra_hosts and network_mode reach the RUN containers
+    build_lines(client, "FROM busybox\nRUN grep -w extra.test /etc/hosts\n", tag="hosts:1",
+                extra_hosts={"extra.test": "127.0.0.1"})
+    assert client.images.get("hosts:1")
+    net = client.networks.create("buildnet")
+    peer = client.containers.run("busybox", "sleep 30", detach=True)
+    try:
+        client.api.connect_container_to_network(peer.id, net.id, aliases=["pingtarget.docker"])
+        script = "FROM busybox\nRUN grep -w pingtarget.docker /etc/hosts\n"
+        assert "errorDetail" not in build_lines(client, script, network_mode=net.id,
+                                                tag="withnet:1")[-1]
+        failed = build_lines(client, script, network_mode="none", nocache=True)
+        assert failed[-1]["errorDetail"] == {
+            "message": "The command '/bin/sh -c grep -w pingtarget.docker /etc/hosts' "
+                       "returned a non-zero code: 1", "code": 1}
+    finally:
+        peer.remove(force=True)
+        net.remove()
+    # a step's stderr in red, as dockerd shows it
+    lines = build_lines(client, "FROM busybox\nRUN sh -c '>&2 echo to stderr'\n", nocache=True)
+    assert "\x1b[91mto stderr\n\x1b[0m" in [line.get("stream") for line in lines]
+    for tag in ("ignored:1", "cached:1", "cached:2", "cached:3", "hosts:1", "withnet:1"):
+        client.images.remove(tag)

@@ -17,7 +17,6 @@ import json
 import os
 import posixpath
 import secrets
-import shlex
 import stat
 import tarfile
 import tempfile
@@ -80,7 +79,9 @@ class Options:
     force_remove: bool = False
     quiet: bool = False
     registries: dict[str, Credentials] = field(default_factory=dict)   # host -> login
-
+    cache_from: list[str] = field(default_factory=list)   # the only cache sources, if any
+    network_mode: str = "default"                         # of the RUN containers
+    extra_hosts: list[str] = field(default_factory=list)  # HOST:IP, for RUN
 
 @dataclass
 class Stage:
@@ -104,6 +105,7 @@ class Builder:
         self.global_args: dict[str, str] = {}
         self.used_args: set[str] = set()
         self.scratch_id: str | None = None
+        self.cache_sources: set[str] | None = None   # with cache_from: their ancestors
 
     async def say(self, text: str) -> None:
         if not self.opts.quiet:
@@ -341,7 +343,8 @@ class Builder:
             "User": stage.config.get("User") or "",
             "WorkingDir": stage.config.get("WorkingDir") or "",
             "Labels": {"com.docker.build": "brandpy"},
-            "HostConfig": {"NetworkMode": "default"}}, "")
+            "HostConfig": {"NetworkMode": self.opts.network_mode,
+                           "ExtraHosts": self.opts.extra_hosts}}, "")
         await self.say(f" ---> Running in {rec.short}\n")
         ok = False
         try:
@@ -362,15 +365,18 @@ class Builder:
         try:
             await self.engine.start(rec)
         except EngineError as exc:
-            raise StepFailed(f"The command '{shlex.join(argv)}' could not be run: {exc}",
+            raise StepFailed(f"The command '{' '.join(argv)}' could not be run: {exc}",
                              getattr(exc, "exit_code", 1)) from None
         async for entry in read_logs(rec.log_path, stdout=True, stderr=True, tail=-1, since=None,
                                      until=None, follow=True, alive=lambda: rec.running):
-            await self.say(entry.data.decode(errors="replace"))
+            text = entry.data.decode(errors="replace")
+            # dockerd shows a step's stderr in red
+            await self.say(f"\x1b[91m{text}\x1b[0m" if entry.stream == "stderr" else text)
         await self.engine.wait(rec, "not-running")
         code = int(rec.state.get("ExitCode") or 0)
         if code:
-            raise StepFailed(f"The command '{shlex.join(argv)}' returned a non-zero code: "
+            # dockerd joins the command with spaces, unquoted
+            raise StepFailed(f"The command '{' '.join(argv)}' returned a non-zero code: "
                              f"{code}", code)
 
     # -- COPY and ADD -----------------------------------------------------------------
@@ -477,9 +483,27 @@ class Builder:
         stage.image_id = found
         return True
 
+    def _sources(self) -> set[str]:
+        """With cache_from, as dockerd: a cached step counts only when it is
+        one of those images or an ancestor of one (names it cannot find are
+        skipped)."""
+        if self.cache_sources is None:
+            records = self.store.records()
+            self.cache_sources = set()
+            for ref in self.opts.cache_from:
+                try:
+                    image_id: str | None = self.store.resolve(ref)
+                except StoreError:
+                    continue
+                while image_id and image_id not in self.cache_sources:
+                    self.cache_sources.add(image_id)
+                    image_id = records[image_id].parent if image_id in records else None
+        return self.cache_sources
+
     def _lookup(self, parent: str, created_by: str, config: dict) -> str | None:
+        allowed = self._sources() if self.opts.cache_from else None
         for rec_id, rec in self.store.records().items():
-            if rec.parent != parent:
+            if rec.parent != parent or (allowed is not None and rec_id not in allowed):
                 continue
             img = self.store.get(rec_id)
             history = img.config.get("history") or []

@@ -121,20 +121,20 @@ def _through_symlink(root: Path, rel: str) -> bool:
     return False
 
 
-def apply_ignore(root: Path, ignore: Ignore, keep: set[str]) -> None:
-    """Remove what .dockerignore excludes (the Dockerfile and .dockerignore
-    themselves are always kept, as Docker does)."""
+def apply_ignore(root: Path, ignore: Ignore) -> None:
+    """Remove what .dockerignore excludes, the Dockerfile and .dockerignore
+    too when it names them (read by then), as dockerd does."""
     for dirpath, dirnames, filenames in os.walk(root, topdown=True):
         rel_dir = os.path.relpath(dirpath, root)
         for name in list(dirnames) + filenames:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            if rel in keep or not ignore.ignored(rel):
+            if not ignore.ignored(rel):
                 continue
             full = os.path.join(dirpath, name)
             if name in dirnames and not os.path.islink(full):
                 # With `!` exceptions something below may be re-included:
                 # walk into the directory instead of dropping it whole.
-                if any(k.startswith(rel + "/") for k in keep) or ignore.has_exceptions:
+                if ignore.has_exceptions:
                     continue
                 shutil.rmtree(full)
                 dirnames.remove(name)
