@@ -13,7 +13,7 @@ export BRANDPY_TEST_IMAGES := $(IMAGES)
 APT_PKGS := python3-venv python3-dev gcc make busybox-static debootstrap \
             proot runsc docker-registry skopeo umoci zstd strace procps \
             util-linux apache2-utils ca-certificates curl xz-utils \
-            linux-libc-dev libc6-dev docker.io containerd iproute2
+            linux-libc-dev libc6-dev docker.io containerd iproute2 docker-compose
 
 PYTEST_ARGS ?=
 
