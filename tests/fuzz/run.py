@@ -18,7 +18,8 @@ on:
   entries, the entries of /.
 
 Streaming and hijacked operations (events, logs, stats, wait, attach, exec
-start) are cut after STREAM_SECONDS: that is not the daemon failing.
+start), and stop and restart asked to wait longer than REQUEST_TIMEOUT, are
+cut after STREAM_SECONDS: that is not the daemon failing.
 Bind-mount sources (HostConfig.Binds, Mounts with a Source) are the
 client's authority to write on the host, as with dockerd; the run points
 them into binds/ of the work directory, so that any other write outside the
@@ -67,6 +68,9 @@ STREAMING = {"GET /events", "GET /containers/{id}/logs", "GET /containers/{id}/s
              "POST /containers/{id}/wait", "POST /containers/{id}/attach",
              "GET /containers/{id}/attach/ws", "POST /exec/{id}/start",
              "GET /services/{id}/logs", "GET /tasks/{id}/logs", "POST /session"}
+# Operations that wait as long as they are asked to: stopping a container
+# that ignores its stop signal waits `t` seconds (for ever when negative).
+WAITS_FOR_T = {"POST /containers/{id}/stop", "POST /containers/{id}/restart"}
 SWARM = ("/swarm", "/nodes", "/services", "/tasks", "/secrets", "/configs")
 
 
@@ -237,9 +241,17 @@ def allowed_5xx(label: str, status: int, query: dict[str, Any] | None) -> bool:
     return status == 503 and path.startswith(SWARM)
 
 
-def send(daemon: FuzzDaemon, label: str, kwargs: dict[str, Any]) -> tuple[int | None, str]:
-    """The status (None: cut or not answered) and what happened."""
-    deadline = STREAM_SECONDS if label in STREAMING else REQUEST_TIMEOUT
+def may_be_cut(label: str, query: dict[str, Any] | None) -> bool:
+    """Whether the operation may rightly go on past REQUEST_TIMEOUT."""
+    t = (query or {}).get("t")
+    return label in STREAMING or (label in WAITS_FOR_T and isinstance(t, int)
+                                  and not 0 <= t < REQUEST_TIMEOUT)
+
+
+def send(kwargs: dict[str, Any], long: bool) -> tuple[int | None, str]:
+    """The status (None: cut or not answered) and what happened; long:
+    cut after STREAM_SECONDS."""
+    deadline = STREAM_SECONDS if long else REQUEST_TIMEOUT
     kwargs = {**kwargs, "timeout": (10, deadline)}
     start = time.monotonic()
     with requests.Session() as session:
@@ -251,12 +263,13 @@ def send(daemon: FuzzDaemon, label: str, kwargs: dict[str, Any]) -> tuple[int | 
                 for chunk in resp.iter_content(65536):
                     body += chunk[:4096 - len(body)]
                     if time.monotonic() - start > deadline:
-                        return (resp.status_code if label in STREAMING else None), "cut"
+                        return ((resp.status_code, "cut") if long
+                                else (None, f"no complete answer in {deadline:g} s"))
                 return resp.status_code, body[:300].decode(errors="replace")
         except requests.exceptions.ReadTimeout:
-            return None, "cut"
+            return None, "cut" if long else f"no answer in {deadline:g} s"
         except requests.exceptions.ConnectionError as exc:
-            if label in STREAMING and time.monotonic() - start >= deadline:
+            if long and time.monotonic() - start >= deadline:
                 return None, "cut"
             return None, f"connection failed: {exc}"
 
@@ -292,10 +305,11 @@ def fuzz(daemon: FuzzDaemon, summary: Summary, work: Path) -> None:
             for case in cases:
                 confine_binds(case.body, work / "binds")
                 kwargs = case.as_transport_kwargs(base_url=daemon.url + "/v1.50")
-                status, what = send(daemon, op.label, kwargs)
+                long = may_be_cut(op.label, case.query)
+                status, what = send(kwargs, long)
                 summary.requests += 1
                 where = f"{op.label} ({mode.value}) {kwargs['method']} {kwargs['url'][:200]}"
-                if status is None and what == "cut" and op.label in STREAMING:
+                if status is None and what == "cut" and long:
                     summary.cut_streams += 1
                 elif status is None:
                     summary.failures.append(f"{where}: not answered: {what}")
