@@ -15,25 +15,22 @@ import traceback
 from aiohttp import web
 
 from brandpy.engine.errors import EngineError
-from brandpy.images.archive import ArchiveError
 from brandpy.images.changes import ChangeError
 from brandpy.images.layers import LayerError
-from brandpy.images.reference import InvalidReference
 from brandpy.images.registry import RegistryError
 from brandpy.images.store import Conflict as StoreConflict
-from brandpy.images.store import DigestMismatch, ImageNotFound, StoreError
+from brandpy.images.store import ImageNotFound, StoreError
 from brandpy.pathnames import InvalidName
 
 from .http import JSON_LIMIT, STARTED, error
 
-# Checked in order: subclasses before their bases.
+# Checked in order: subclasses before their bases. InvalidName covers bad
+# image references (InvalidReference); everything else the store refuses
+# (a bad archive, a digest mismatch, an ambiguous ID prefix, a tag with a
+# digest) is a request it cannot do, whose message says what to do.
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
-    (InvalidName, 400), (InvalidReference, 400), (ChangeError, 400),
-    (ImageNotFound, 404), (StoreConflict, 409),
-    (ArchiveError, 400), (DigestMismatch, 400), (LayerError, 400),
-    # Everything else the store refuses is a request it cannot do (an
-    # ambiguous ID prefix, a tag with a digest): its message says what to do.
-    (StoreError, 400),
+    (InvalidName, 400), (ChangeError, 400), (LayerError, 400),
+    (ImageNotFound, 404), (StoreConflict, 409), (StoreError, 400),
 )
 
 
