@@ -5,11 +5,18 @@ the chain is followed here (scripts up to the kernel's depth of 4) and the
 kernel is asked to exec the final ELF: a static one directly, a dynamic one
 through the guest's loader as `ld.so --argv0 ARGV0 PROG ARGS...`, with
 PROG a guest path the loader opens through the translated open().
+
+Linux's checks on every file the kernel would open for exec (the program,
+each `#!` interpreter) are made here with the caller's credentials, as the
+container sees them: a regular file the caller may execute (EACCES), that
+nobody has open for writing (ETXTBSY: the kernel itself checks only what it
+execs, and ld.so opens PROG for reading), then its format (ENOEXEC).
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 
@@ -19,6 +26,8 @@ from brandpy.runtime.errors import Errno
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from brandpy.runtime.process import COMM_LEN, ExecImage
 
+from . import fakefs
+from .ident import capable
 from .paths import read_path
 
 SYS_execve = 59
@@ -55,7 +64,7 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
     comm = os.path.basename(name)[:COMM_LEN]
 
     for _depth in range(binfmt.MAX_INTERP_DEPTH + 1):
-        _check_executable(host)
+        _check_executable(call, host)
         kind = binfmt.inspect(host)
         if isinstance(kind, binfmt.Elf):
             break
@@ -70,7 +79,7 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
 
     if kind.interp is not None:
         loader = resolver.resolve(call.proc, call.tid, kind.interp)
-        _check_executable(loader.host, missing=errno.ENOENT)
+        _check_executable(call, loader.host, missing=errno.ENOENT)
         prog = resolver.relative_to_root(call.proc, guest)
         argv0 = argv[0] if argv else prog
         if binfmt.loader_takes_argv0(loader.host):
@@ -92,12 +101,71 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
         call.set_arg(2, call.arg(3))
 
 
-def _check_executable(host: bytes, missing: int = errno.ENOENT) -> None:
+def _check_executable(call: Call, host: bytes, missing: int = errno.ENOENT) -> None:
+    """open_exec()'s checks, in the kernel's order."""
     try:
         st = os.stat(host)
     except FileNotFoundError:
         raise Errno(missing) from None
     except OSError as exc:
         raise Errno(exc.errno or errno.EACCES) from None
-    if not stat.S_ISREG(st.st_mode) or not os.access(host, os.X_OK):
+    if (not stat.S_ISREG(st.st_mode) or not os.access(host, os.X_OK)
+            or not _may_exec(call, host, st)):
         raise Errno(errno.EACCES)
+    if _open_for_writing(host):
+        raise Errno(errno.ETXTBSY)
+
+
+def _may_exec(call: Call, host: bytes, st: os.stat_result) -> bool:
+    """MAY_EXEC for the caller: the owner's, group's or others' x bit as
+    the caller's fsuid and groups select it; CAP_DAC_OVERRIDE needs any x bit."""
+    if call.sb.fake_ids:
+        view = fakefs.view(host, st)
+        uid, gid, mode = view.uid, view.gid, view.mode
+        c = call.proc.cred
+        fsuid, fsgid, groups = c.fsuid, c.fsgid, c.groups
+    else:
+        uid, gid, mode = st.st_uid, st.st_gid, st.st_mode
+        fsuid, fsgid, groups = _real_fs_ids(call.tid)
+    shift = 6 if fsuid == uid else 3 if gid == fsgid or gid in groups else 0
+    if mode >> shift & 1:
+        return True
+    return bool(mode & 0o111) and capable(call, "CAP_DAC_OVERRIDE")
+
+
+def _real_fs_ids(tid: int) -> tuple[int, int, tuple[int, ...]]:
+    """fsuid, fsgid and supplementary groups from /proc/TID/status."""
+    uid = gid = -1
+    groups: tuple[int, ...] = ()
+    try:
+        with open(b"/proc/%d/status" % tid, "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    uid = int(line.split()[4])
+                elif line.startswith(b"Gid:"):
+                    gid = int(line.split()[4])
+                elif line.startswith(b"Groups:"):
+                    groups = tuple(int(g) for g in line.split()[1:])
+    except OSError:
+        raise Errno(errno.ESRCH) from None
+    return uid, gid, groups
+
+
+def _open_for_writing(host: bytes) -> bool:
+    """Whether any process has the file open for writing: a read lease is
+    refused (EAGAIN) exactly then, and is released at once, so a writer
+    opening meanwhile waits microseconds, not the lease-break time. Without
+    the right to a lease (not the file's owner, no CAP_LEASE) or on a file
+    system without leases, nothing is known and the exec goes on."""
+    try:
+        fd = os.open(host, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    except OSError as exc:
+        return exc.errno == errno.EAGAIN
+    finally:
+        os.close(fd)
+    return False

@@ -14,6 +14,7 @@ from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, AT
 from brandpy.runtime.pathres import _MAGIC, Resolved
 
 from . import fakefs
+from .ident import capable
 from .paths import check_fd_writable, exists, private, private_fd, read_path, resolve, rewrite, translate
 
 O_ACCMODE = 0o3
@@ -446,6 +447,8 @@ def chroot(call: Call) -> int:
         raise Errno(errno.ENOTDIR)
     if not os.access(r.host, os.X_OK):
         raise Errno(errno.EACCES)
+    if not capable(call, "CAP_SYS_CHROOT"):
+        raise Errno(errno.EPERM)
     call.proc.root = r.guest
     call.sb.changed(call.proc)
     return 0

@@ -1,0 +1,65 @@
+"""Linux's permission rules for a non-root container user (issue 17,
+class 2): tests/programs/perms.c prints what Linux answers to chroot,
+execve of files open for writing, of non-executable files and of
+setuid/setgid programs, and to capset, starting as root and then as uid
+1000. Under brandpy (both engines, as root and unprivileged) it must print
+what it prints natively in a chroot."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, Result, chroot_run
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the chroot reference needs root")
+
+OPTIONS = ("--cap-add", "ALL", "--security-opt", "seccomp=unconfined")
+
+
+@pytest.fixture(scope="module")
+def perms_bin(world_tmp: Path) -> Path:
+    out = world_tmp / "perms"
+    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out),
+                    str(REPO / "tests" / "programs" / "perms.c")], check=True)
+    return out
+
+
+def _install(rootfs: Path, program: Path) -> None:
+    dest = rootfs / "usr" / "bin" / "perms"
+    dest.write_bytes(program.read_bytes())
+    dest.chmod(0o755)
+    os.chown(dest, rootfs.stat().st_uid, rootfs.stat().st_gid)
+
+
+def _compare(brandpy, debian_shared: Path, perms_bin: Path, section: str) -> tuple[Result, Result]:
+    """The section natively and under brandpy, in the Debian image (so
+    both static and dynamic programs are exec'd)."""
+    _install(debian_shared, perms_bin)
+    native = chroot_run(debian_shared, ["/usr/bin/perms", section])
+    assert native.status == 0, native
+    mine = brandpy(debian_shared, ["/usr/bin/perms", section], *OPTIONS, timeout=60)
+    assert mine.status == 0, mine
+    return native, mine
+
+
+def test_chroot_needs_cap_sys_chroot(brandpy, debian_shared, perms_bin):
+    native, mine = _compare(brandpy, debian_shared, perms_bin, "chroot")
+    assert "chroot user dir: EPERM" in native.out and "chroot user file: ENOTDIR" in native.out
+    assert mine.out == native.out
+
+
+def test_exec_of_a_file_open_for_writing_is_etxtbsy(brandpy, debian_shared, perms_bin):
+    native, mine = _compare(brandpy, debian_shared, perms_bin, "txtbsy")
+    # the Debian image's /bin/true is dynamic: brandpy execs it through ld.so
+    assert "exec true open for writing: ETXTBSY" in native.out
+    assert "exec script open for writing: ETXTBSY" in native.out
+    assert mine.out == native.out
+
+
+def test_exec_of_a_non_executable_file_fails_as_linux(brandpy, debian_shared, perms_bin):
+    native, mine = _compare(brandpy, debian_shared, perms_bin, "noexec")
+    assert "exec dyn-0744 as user: EACCES" in native.out
+    assert "exec garbage-0755 as user: ENOEXEC" in native.out
+    assert mine.out == native.out
