@@ -30,7 +30,8 @@ class Cred:
     sgid: int = 0
     fsgid: int = 0
     groups: tuple[int, ...] = ()
-    caps: frozenset[str] = field(default_factory=frozenset)   # effective = permitted
+    caps: frozenset[str] = field(default_factory=frozenset)        # effective
+    permitted: frozenset[str] = field(default_factory=frozenset)   # what capset may raise
 
     def copy(self) -> Cred:
         return replace(self)
@@ -41,10 +42,16 @@ class Cred:
     # -- set*id with Linux's permission rules -------------------------------
 
     def _set_uids(self, r: int, e: int, s: int) -> None:
-        was_root = 0 in (self.ruid, self.euid, self.suid)
+        """With Linux's capability fix-ups (cap_emulate_setxuid): the last
+        root ID gone clears every set; effective follows euid 0."""
+        was_root, old_euid = 0 in (self.ruid, self.euid, self.suid), self.euid
         self.ruid, self.euid, self.suid, self.fsuid = r, e, s, e
         if was_root and 0 not in (r, e, s):
-            self.caps = frozenset()   # Linux drops capabilities with the last root ID
+            self.caps = self.permitted = frozenset()
+        elif old_euid == 0 and e != 0:
+            self.caps = frozenset()
+        elif old_euid != 0 and e == 0:
+            self.caps = self.permitted
 
     def setresuid(self, r: int, e: int, s: int) -> None:
         """-1 keeps a value; unprivileged callers may only pick among their
@@ -174,8 +181,8 @@ def resolve_user(rootfs: bytes, spec: str, caps: frozenset[str],
         added.add(int(found))
     extra = tuple(sorted(({int(e[2]) for e in groups_db if len(e) > 3 and name
                            and name in e[3].split(",") and e[2].isdigit()} | added) - {gid}))
-    return Cred(uid, uid, uid, uid, gid, gid, gid, gid, (gid,) + extra,
-                caps if uid == 0 else frozenset())
+    held = caps if uid == 0 else frozenset()
+    return Cred(uid, uid, uid, uid, gid, gid, gid, gid, (gid,) + extra, held, held)
 
 
 def home_of(rootfs: bytes, uid: int) -> str:

@@ -205,10 +205,10 @@ def capget(call: Call) -> int:
         if found is None:
             raise Errno(errno.ESRCH)
         target = found
-    mask = cap_mask(target.cred.caps)
+    effective, permitted = cap_mask(target.cred.caps), cap_mask(target.cred.permitted)
     words = 1 if version == LINUX_CAPABILITY_VERSION_1 else 2
-    data = b"".join(struct.pack("<III", (mask >> 32 * w) & 0xFFFFFFFF,
-                                (mask >> 32 * w) & 0xFFFFFFFF, 0) for w in range(words))
+    data = b"".join(struct.pack("<III", (effective >> 32 * w) & 0xFFFFFFFF,
+                                (permitted >> 32 * w) & 0xFFFFFFFF, 0) for w in range(words))
     call.write(call.arg(1), data)
     return 0
 
@@ -266,7 +266,8 @@ def _status_ids(tid: int) -> tuple[int, int]:
 
 
 def capset(call: Call) -> int:
-    """Capabilities can be dropped, never gained (no file capabilities)."""
+    """Linux's rules: permitted may only shrink, effective is any subset
+    of the new permitted (so a dropped effective capability comes back)."""
     version, pid = _cap_header(call)
     if version not in CAP_VERSIONS:
         call.write(call.arg(0), struct.pack("<I", LINUX_CAPABILITY_VERSION_3))
@@ -281,10 +282,10 @@ def capset(call: Call) -> int:
         effective |= e << 32 * w
         permitted |= p << 32 * w
     c = cred(call)
-    current = cap_mask(c.caps)
-    if permitted & ~current or effective & ~permitted:
+    if permitted & ~cap_mask(c.permitted) or effective & ~permitted:
         raise Errno(errno.EPERM)
     c.caps = frozenset(name for name, bit in CAP_NUMBERS.items() if effective >> bit & 1)
+    c.permitted = frozenset(name for name, bit in CAP_NUMBERS.items() if permitted >> bit & 1)
     call.sb.changed(call.proc)
     return 0
 

@@ -63,3 +63,10 @@ def test_exec_of_a_non_executable_file_fails_as_linux(brandpy, debian_shared, pe
     assert "exec dyn-0744 as user: EACCES" in native.out
     assert "exec garbage-0755 as user: ENOEXEC" in native.out
     assert mine.out == native.out
+
+
+def test_capset_raises_within_permitted(brandpy, debian_shared, perms_bin):
+    native, mine = _compare(brandpy, debian_shared, perms_bin, "caps")
+    assert "after raise: effective 1 permitted 1" in native.out
+    assert "raise beyond permitted: EPERM" in native.out
+    assert mine.out == native.out
