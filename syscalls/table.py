@@ -327,7 +327,8 @@ SPEC: dict[str, Spec] = {
     "getsid": trace(pids.getsid, PIDS),
     "setpgid": trace(pids.setpgid, PIDS),
     "set_tid_address": trace(pids.set_tid_address, "returns the container TID (exit stop)"),
-    "wait4": trace(pids.wait4, PIDS + " (exit stop for the result)"),
+    "wait4": trace(pids.wait4, PIDS + " (exit stop for a reaped PID; none without children: "
+                   "ECHILD at entry)"),
     "waitid": trace(pids.waitid, PIDS + " (exit stop for the result)"),
     "fork": allow("followed by the supervisor (PTRACE_EVENT_FORK)"),
     "vfork": allow("followed by the supervisor (PTRACE_EVENT_VFORK)"),

@@ -262,6 +262,9 @@ def set_tid_address(call: Call) -> None:
 
 P_PID, P_PGID = 1, 2
 WNOWAIT = 0x01000000
+WNOHANG, WUNTRACED, WCONTINUED = 1, 2, 8
+WNOTHREAD, WCLONE, WALL = 0x20000000, 0x80000000, 0x40000000
+WAIT4_OPTIONS = WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WCLONE | WALL
 
 
 def _waitable(find: Callable[[Call, int], int], call: Call, guest: int) -> int:
@@ -276,10 +279,38 @@ def _waitable(find: Callable[[Call, int], int], call: Call, guest: int) -> int:
         raise
 
 
+def _childless(call: Call, options: int) -> bool:
+    """True when the caller (its thread with __WNOTHREAD, else any thread
+    of its process) has no child at all, live or zombie: every wait then
+    fails with ECHILD, answered here without running the call, so without
+    the exit stop a reaped PID needs (a shell's wait4(-1, WNOHANG) after
+    each command). The kernel's children lists are the truth; one that
+    cannot be read says nothing, and the kernel answers."""
+    tgid = call.proc.tgid
+    try:
+        if _has_children(tgid, call.tid):     # the caller's own first: the usual case
+            return False
+        if options & WNOTHREAD:
+            return True
+        return not any(_has_children(tgid, int(tid)) for tid in os.listdir(f"/proc/{tgid}/task")
+                       if int(tid) != call.tid)
+    except OSError:
+        return False
+
+
+def _has_children(tgid: int, tid: int) -> bool:
+    with open(f"/proc/{tgid}/task/{tid}/children", "rb") as f:
+        return bool(f.read(1))
+
+
 def wait4(call: Call) -> None:
-    pid = call.iarg(0)
+    pid, options = call.iarg(0), call.arg(2) & 0xFFFFFFFF
+    if options & ~WAIT4_OPTIONS:
+        return None                  # EINVAL, the kernel's (before any other check)
     if pid == INT_MIN:
         raise Errno(errno.ESRCH)     # as Linux: -INT_MIN names no group
+    if _childless(call, options):
+        raise Errno(errno.ECHILD)
     if pid > 0:
         call.set_arg(0, _waitable(_host_pid, call, pid))
     elif pid < -1:

@@ -118,6 +118,45 @@ print(err(time.clock_gettime, clock), err(time.clock_getres, clock),
 """
 
 
+# Children of another (live) thread count for a wait, but not with
+# __WNOTHREAD; a thread's children go to a sibling when it ends.
+WAITS = """
+import errno, os, threading
+WNOTHREAD = 0x20000000
+def wait(pid, options):
+    try:
+        return str(os.waitpid(pid, options)[0])
+    except OSError as e:
+        return errno.errorcode[e.errno]
+got, forked, done = [], threading.Event(), threading.Event()
+print(wait(-1, 0), wait(-1, os.WNOHANG), wait(12345, os.WNOHANG))
+r, w = os.pipe()
+def spawn():
+    got.append(os.fork())
+    if got[0] == 0:
+        os.read(r, 1)
+        os._exit(3)
+    forked.set()
+    done.wait()
+t = threading.Thread(target=spawn)
+t.start()
+forked.wait()
+print(wait(-1, os.WNOHANG), wait(-1, os.WNOHANG | WNOTHREAD), wait(-1, 0xff0000))
+done.set()
+t.join()
+print(wait(-1, os.WNOHANG | WNOTHREAD))
+os.write(w, b"x")
+pid, status = os.waitpid(-1, 0)
+print(pid == got[0], os.waitstatus_to_exitcode(status), wait(-1, 0))
+"""
+
+
+def test_waits_without_children_fail_with_echild(brandpy, debian_shared):
+    r = brandpy(debian_shared, ["/usr/bin/python3", "-c", WAITS])
+    assert (r.status, r.out.splitlines()) == (0, ["ECHILD ECHILD ECHILD", "0 ECHILD EINVAL",
+                                                  "0", "True 3 ECHILD"]), r
+
+
 def test_bad_fds_and_pids_get_the_kernels_errors(brandpy, debian_shared):
     r = brandpy(debian_shared, ["/usr/bin/python3", "-c", BAD_ARGS])
     assert r.status == 0, r

@@ -95,3 +95,14 @@ def test_stats_show_one_stop_per_trapped_call(brandpy, busybox):
         if name not in NEEDS_EXIT_STOP:
             assert exit_stops == "0", f"{name} took a second stop"
     assert "wait4" in {row[0] for row in rows}
+
+
+def test_a_wait_without_children_takes_no_exit_stop(brandpy, busybox):
+    """A shell's wait4(-1, WNOHANG) after each command finds no child: it
+    is answered ECHILD at entry; only a wait that reaps a child takes the
+    exit stop its PID needs."""
+    r = brandpy.sh(busybox, "for i in 1 2 3 4 5; do /bin/true; done; echo done", "--stats")
+    assert (r.status, r.out) == (0, "done\n"), r
+    wait4 = next(line.split() for line in r.err.splitlines() if line.startswith("wait4 "))
+    calls, exit_stops, emulated, errors = map(int, wait4[1:5])
+    assert (calls, exit_stops, emulated, errors) == (10, 5, 5, 5), r.err
