@@ -38,6 +38,8 @@ struct bp_spawn_args {
     int ngroups;
     int set_caps;              /* keep only these capabilities (bounding set too) */
     unsigned long long caps;
+    int spawner;               /* >= 0: the control socket of the container's spawner,
+                                * which forks the child, in its Landlock domain */
 };
 
 /* Fork, PTRACE_SEIZE, filter, execve. Returns the child's pid or -errno.
@@ -46,6 +48,35 @@ struct bp_spawn_args {
  * (bp_recv_listener takes it from there). */
 int bp_spawn(const struct bp_spawn_args *a, int *listener);
 int bp_recv_listener(int sock);
+
+/* Landlock (native/landlock.c): the ABI version the kernel has, or -errno
+ * (-ENOSYS, -EOPNOTSUPP when it is built in but disabled). */
+int bp_landlock_abi(void);
+struct bp_landlock_rule {
+    const char *path;          /* opened O_PATH; NULL: use fd */
+    int fd;
+    unsigned long long access; /* LANDLOCK_ACCESS_FS_* allowed beneath it */
+};
+/* A ruleset fd handling handled_fs and scoped, with these rules (rights
+ * beyond a non-directory's are dropped), or -errno with *failed the index
+ * of the rule that failed (-1: creating the ruleset did). */
+/* Start a container's spawner restricted with this ruleset (see
+ * native/spawner.c): its pid, and in *ctl the socket to pass as
+ * bp_spawn_args.spawner (closing it ends the spawner); or -errno. With
+ * BP_SPAWNER_NAMESPACES (root), it first makes the container's mount, IPC
+ * and UTS namespaces, with the host read-only but for these mounts. */
+#define BP_SPAWNER_NAMESPACES 1
+#define BP_NS_RW 0              /* bound writable */
+#define BP_NS_RO 1              /* bound read-only */
+#define BP_NS_MASK 2            /* hidden (/dev/null over a file, an empty tmpfs on a dir) */
+struct bp_ns_mount {
+    const char *path;
+    int how;
+};
+int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int flags, int *ctl);
+int bp_landlock_ruleset(const struct bp_landlock_rule *rules, int n,
+                        unsigned long long handled_fs, unsigned long long scoped,
+                        int *failed);
 
 #define BP_FALLBACK -100000    /* a C handler leaves the call to Python (no errno is this low) */
 #define BP_MAX_LISTENERS 64

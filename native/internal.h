@@ -59,4 +59,13 @@ int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
  * use (racepause.c); nothing when the variable is unset. */
 void bp_race_pause(void);
 
+/* bp_spawn's child (native/spawn.c), and the same started by the
+ * container's spawner (native/spawner.c) instead of by a fork of ours:
+ * the child's pid, or -errno. */
+#define BP_SPAWN_MAX_FDS 64
+struct bp_spawn_args;
+void bp_spawn_child(const struct bp_spawn_args *a, int sync_fd, int listener_sock)
+    __attribute__((noreturn));
+int bp_spawn_remote(const struct bp_spawn_args *a, int sync_fd, int listener_sock);
+
 #endif

@@ -23,12 +23,13 @@
 #include <linux/capability.h>
 
 #include "brandpy.h"
+#include "internal.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-static void child_fail(const char *what, int err)
+static void __attribute__((noreturn)) child_fail(const char *what, int err)
 {
     /* One line on the container's stderr, as `docker run` shows exec errors. */
     const char *msg = strerror(err);
@@ -124,7 +125,18 @@ int bp_recv_listener(int sock)
     return fd;
 }
 
-static void child(const struct bp_spawn_args *a, int sync_fd, int listener_sock)
+/* An fd we keep, moved above the range the mapped fds will take. */
+static int move_away(int fd, int nfds)
+{
+    if (fd < 0)
+        return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, nfds + 64);
+    if (moved < 0)
+        child_fail("F_DUPFD", errno);
+    return moved;
+}
+
+void bp_spawn_child(const struct bp_spawn_args *a, int sync_fd, int listener_sock)
 {
     char go;
     struct sock_fprog prog;
@@ -145,19 +157,8 @@ static void child(const struct bp_spawn_args *a, int sync_fd, int listener_sock)
 
     /* the listener socket and the hold pipe move out of the way of the fds
      * we map, then right behind them */
-    int hold_fd = a->hold_fd;
-    if (listener_sock >= 0) {
-        int moved = fcntl(listener_sock, F_DUPFD_CLOEXEC, a->nfds + 64);
-        if (moved < 0)
-            child_fail("F_DUPFD", errno);
-        listener_sock = moved;
-    }
-    if (hold_fd >= 0) {
-        int moved = fcntl(hold_fd, F_DUPFD_CLOEXEC, a->nfds + 64);
-        if (moved < 0)
-            child_fail("F_DUPFD", errno);
-        hold_fd = moved;
-    }
+    int hold_fd = move_away(a->hold_fd, a->nfds);
+    listener_sock = move_away(listener_sock, a->nfds);
     for (i = 0; i < a->nfds; i++) {
         if (a->fds[i] == i)
             fcntl(i, F_SETFD, 0);
@@ -235,22 +236,27 @@ int bp_spawn(const struct bp_spawn_args *a, int *listener)
         close(sync[1]);
         return -err;
     }
-    pid = fork();
+    if (a->spawner >= 0) {
+        pid = bp_spawn_remote(a, sync[0], sock[1]);
+    } else {
+        pid = fork();
+        if (pid == 0) {
+            close(sync[1]);
+            if (want_listener)
+                close(sock[0]);
+            bp_spawn_child(a, sync[0], sock[1]);
+        }
+        if (pid < 0)
+            pid = -errno;
+    }
     if (pid < 0) {
-        err = errno;
         close(sync[0]);
         close(sync[1]);
         if (want_listener) {
             close(sock[0]);
             close(sock[1]);
         }
-        return -err;
-    }
-    if (pid == 0) {
-        close(sync[1]);
-        if (want_listener)
-            close(sock[0]);
-        child(a, sync[0], sock[1]);
+        return pid;
     }
     close(sync[0]);
     if (want_listener)

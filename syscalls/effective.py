@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from brandpy.runtime import faults
 from brandpy.runtime.call import Call, Inject
 from brandpy.runtime.errors import Errno, StrictViolation
 from brandpy.runtime.seccomp import Action, compile_filter, ret_allow, ret_errno, ret_notify, ret_trace
@@ -64,6 +65,11 @@ def _answer(value: int) -> Handler:
     return lambda call: value
 
 
+def _answer_raw(call: Call) -> None:
+    """A broken handler (brandpy.runtime.faults): the call runs untranslated."""
+    return None
+
+
 def _notifies(action: Action) -> bool:
     if isinstance(action, int):
         return action == ret_notify()
@@ -93,6 +99,7 @@ class Effective:
         self.traced = traced
         self.overrides = overrides or {}
         release = parse_release(sb.release) if sb.config.personality else None
+        self.broken = faults.broken({r.name: r.nr for r in table.rows if r.name})
         self.key = self._key(release)
         decisions = _DECISIONS.get(self.key) if self.key is not None else None
         if decisions is None:
@@ -115,7 +122,7 @@ class Effective:
         return (self.table, self.sb.fake_ids, self.track_real_ids, self.sb.cred.euid == 0,
                 self.notifications, release, self.sb.release if release else None,
                 self.trace_all, self.traced, self.sb.config.seccomp == "unconfined",
-                self.sb.caps)
+                self.sb.caps, self.broken)
 
     def _spec(self, row: Row) -> Spec:
         spec = row.spec
@@ -148,7 +155,7 @@ class Effective:
         elif spec.disposition == "allow":
             base, handler = ret_allow(), spec.handler
         elif spec.disposition == "trace" and self.notifications and row.spec.notify is not None \
-                and spec.when is None:
+                and spec.when is None and row.nr not in self.broken:
             base, handler = ret_notify(), spec.handler
             if row.spec.notify_when is not None:
                 base = row.spec.notify_when(base, ret_trace())
@@ -186,6 +193,8 @@ class Effective:
                 base = rule.action(base, deny(KIND_PROFILE, rule.errno,
                                               "denied by the seccomp profile for these "
                                               "arguments"))
+        if row.nr in self.broken and handler is not None:
+            handler = _answer_raw
         notify = row.spec.notify if _notifies(base) else None
         return Decision(base, handler, denials, disposition if notify is None else "notify",
                         notify, passes)

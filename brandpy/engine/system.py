@@ -9,6 +9,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING
 
 from brandpy.images import rootfs
+from brandpy.runtime import landlock
 
 from . import imageviews, runtimes, timefmt
 from .fsview import PLACEHOLDERS
@@ -92,8 +93,9 @@ def info(engine: Engine) -> dict:
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                   "ControlAvailable": False, "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
-        "SecurityOptions": ["name=brandpy-syscall-translation"],
+        "SecurityOptions": ["name=brandpy-syscall-translation", *landlock.security_options()],
         "Warnings": [
+            *([] if landlock.abi() else [f"WARNING: {landlock.UNAVAILABLE}"]),
             "WARNING: no cgroups: memory, CPU and PID limits are not enforced",
             "WARNING: containers share the host's network stack (no network namespace)",
         ],

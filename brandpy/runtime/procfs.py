@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .ids import cred_of, gid_out, parent_out, pid_out, uid_out
+from .linux import read_in_ipc_ns
 from .mounts import Mount, split
 
 if TYPE_CHECKING:     # the sandbox owns its ProcFS and imports this module
@@ -199,8 +200,8 @@ class ProcFS:
         if path == b"sys/kernel/ns_last_pid":
             return b"%d\n" % sb.pids.last()
         if path in SYSVIPC_COLUMNS:
-            with open(b"/proc/" + path, "rb") as f:
-                head, *rows = f.read().splitlines(keepends=True)
+            # as root the container has an IPC namespace of its own
+            head, *rows = read_in_ipc_ns(reader.tgid, b"/proc/" + path).splitlines(keepends=True)
             return head + b"".join(self._sysvipc_row(row, *SYSVIPC_COLUMNS[path]) for row in rows)
         if path == b"version":
             u = os.uname()

@@ -21,7 +21,8 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
           ids: tuple[int, int, tuple[int, ...]] | None = None,
           caps: int | None = None, hold_fd: int = -1,
           personality: int = -1,
-          rlimits: Sequence[tuple[int, int, int]] = ()) -> tuple[int, int | None]:
+          rlimits: Sequence[tuple[int, int, int]] = (),
+          spawner: int = -1) -> tuple[int, int | None]:
     """Returns the child's pid; raises OSError if fork or ptrace fail. The
     child gets a session (setsid, optionally with fd 0 as its controlling
     terminal) or a process group of its own, so kill(0, ...) inside the
@@ -30,7 +31,10 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
     supervisor running as root. With hold_fd, the child waits for a byte on
     it before it execs (and exits if it is closed). Returns the pid and, with
     SECCOMP_FILTER_FLAG_NEW_LISTENER in seccomp_flags, the notification fd.
-    rlimits: (resource, soft, hard) to set in the child."""
+    rlimits: (resource, soft, hard) to set in the child. spawner: the
+    control socket of the container's spawner (brandpy.runtime.landlock
+    Spawner), which then forks the child in the container's Landlock
+    domain."""
     from brandpy._native import ffi, lib
 
     keep = []   # cffi buffers must outlive the call
@@ -59,6 +63,7 @@ def spawn(path: str, argv: list[str], env: list[str], cwd: bytes, filter_prog: b
     args.seccomp_flags = seccomp_flags
     args.ptrace_options = TRACE_OPTIONS
     args.hold_fd = hold_fd
+    args.spawner = spawner
     args.personality = personality
     args.flags = ((BP_SPAWN_SETSID if setsid else 0) | (BP_SPAWN_CTTY if ctty else 0)
                   | (BP_SPAWN_SETPGID if setpgid else 0))

@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from brandpy.runtime import landlock
 from brandpy.runtime.devices import DeviceError
 from brandpy.runtime.identity import Cred, UserError, resolve_user
 from brandpy.runtime.inject import Injector
@@ -104,6 +105,7 @@ class Container:
         self._filter = self.effective.bpf()
         self.cpus = parse_cpuset(config.cpuset) if config.cpuset else set()
         self._hold: int | None = None
+        self.spawner: landlock.Spawner | None = None
 
     @property
     def init_pid(self) -> int:
@@ -122,8 +124,17 @@ class Container:
         if hold:   # OCI create: the process exists, its program starts on release()
             hold_fd, self._hold = os.pipe2(os.O_CLOEXEC)
         try:
+            self.spawner = landlock.Spawner.start(self.sb, stdio)
+        except OSError as exc:
+            raise ContainerError(f"cannot wall the container in: {exc}") from None
+        self.sup.spawner = self.spawner
+        try:
             pid = self._spawn(self.config.argv, self.env, self.config.workdir, stdio, tty,
                               own_session, hold_fd)
+        except BaseException:
+            self._end_spawner()
+            self.sb.close()     # run() will not be called
+            raise
         finally:
             if hold_fd >= 0:
                 os.close(hold_fd)
@@ -142,7 +153,22 @@ class Container:
         try:
             return self.sup.run()
         finally:
+            self._end_spawner()
             self.sb.close()
+
+    def _end_spawner(self) -> None:
+        """Close the spawner, and reap it if the supervisor has not (its
+        loop sets sup.spawner to None when it does)."""
+        if self.spawner is None:
+            return
+        self.spawner.close()
+        if self.sup.spawner is not None:
+            self.sup.spawner = None
+            try:
+                os.waitpid(self.spawner.pid, 0)
+            except ChildProcessError:
+                pass
+        self.spawner = None
 
     def _spawn(self, argv: list[str], env: list[str], workdir: str,
                stdio: tuple[int, ...], tty: bool, own_session: bool,
@@ -159,7 +185,8 @@ class Container:
                 ids=(real.ruid, real.rgid, real.groups) if real else None,
                 caps=cap_mask(self.sb.caps) if real else None, hold_fd=hold_fd,
                 personality=ADDR_NO_RANDOMIZE if self.research.replay else -1,
-                rlimits=[u.rlimit() for u in self.config.ulimits])
+                rlimits=[u.rlimit() for u in self.config.ulimits],
+                spawner=self.spawner.ctl if self.spawner else -1)
             if listener is not None:    # asked for only with notifications: the native engine
                 assert isinstance(self.sup, NativeSupervisor)
                 self.sup.add_listener(listener)

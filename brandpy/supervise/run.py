@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from brandpy.runtime import landlock
 from brandpy.runtime.run_setup import ContainerError
 from brandpy.runtime.sandbox import SandboxConfig
 from brandpy.runtime.stats import as_dict
@@ -91,6 +92,8 @@ def run(config: SandboxConfig, debug: bool = False, stats: bool = False,
         if not config.state_dir:
             config.state_dir = state
         container = Container(config, debug=debug, engine=engine, research=research)
+        if debug:
+            print(f"brandpy: walls: {landlock.status()}", file=sys.stderr)
         # In a terminal's foreground the container becomes the foreground
         # job; otherwise it gets a session of its own.
         interactive = foreground_terminal()

@@ -49,6 +49,7 @@ from brandpy.runtime.replay import Replay
 from brandpy.runtime.trace import Tracer, format_call
 
 if TYPE_CHECKING:
+    from brandpy.runtime.landlock import Spawner
     from brandpy.runtime.sandbox import Sandbox
     from syscalls.effective import Effective
 
@@ -97,6 +98,7 @@ class Supervisor:
         self._lock = threading.Lock()
         self._closed = False
         self._reported: set[str] = set()
+        self.spawner: Spawner | None = None   # the container's (brandpy.runtime.landlock)
         try:   # orphans are reparented to the supervisor, which reaps them
             linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
         except OSError:
@@ -147,6 +149,16 @@ class Supervisor:
 
     def handle(self, tid: int, status: int) -> None:
         """One waitpid() result."""
+        if self.spawner is not None and tid == self.spawner.pid:
+            self.spawner = None     # it ended (we closed it, or it was killed)
+            return
+        try:
+            self._handle(tid, status)
+        finally:
+            if self.spawner is not None and self._gone():
+                self.spawner.close()   # it exits; then waitpid can say ECHILD
+
+    def _handle(self, tid: int, status: int) -> None:
         if tid == self._sentinel:
             self._sentinel = 0
             if not self._gone():

@@ -1,0 +1,359 @@
+/* The container's spawner: one process per container, forked by the
+ * supervisor before the entrypoint and restricted with the container's
+ * Landlock ruleset, that forks every process the supervisor starts in the
+ * container (the entrypoint, docker exec). They then share one Landlock
+ * domain: Landlock scopes signals, abstract unix sockets and ptrace-style
+ * access to a domain, and a process restricted on its own (each exec'd one
+ * by its own landlock_restrict_self) could not signal the entrypoint.
+ *
+ * The spawner is a fork of a threaded process: it uses only
+ * async-signal-safe calls (no malloc: mmap), as bp_spawn's child does. It
+ * is not traced and has no seccomp filter, so it is made non-dumpable:
+ * only CAP_SYS_PTRACE could reach into it, which containers lack unless
+ * given it. It exits when the supervisor closes its control socket. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "brandpy.h"
+#include "internal.h"
+
+#ifndef SYS_landlock_restrict_self
+#define SYS_landlock_restrict_self 446
+#endif
+
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x1
+#endif
+#define AT_RECURSIVE_ 0x8000
+
+#define MAX_REQ_FDS (BP_SPAWN_MAX_FDS + 3)
+
+/* What the supervisor sends: the scalars of the arguments (their pointers
+ * mean nothing in the spawner) and the sizes of what follows. */
+struct request {
+    struct bp_spawn_args a;
+    uint32_t payload;           /* bytes of data after this header */
+    int32_t argc, envc, has_cwd, has_hold, has_listener;
+};
+
+/* All of len bytes, or -1. */
+static int io_all(int fd, void *buf, size_t len, int writing)
+{
+    char *p = buf;
+    while (len) {
+        ssize_t n = writing ? write(fd, p, len) : read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    return io_all(fd, (void *)buf, len, 1);
+}
+
+static int read_all(int fd, void *buf, size_t len)
+{
+    return io_all(fd, buf, len, 0);
+}
+
+static size_t vec_size(char *const *v, int *count)
+{
+    size_t size = 0;
+    int n = 0;
+    for (; v && v[n]; n++)
+        size += strlen(v[n]) + 1;
+    *count = n;
+    return size;
+}
+
+static char *put(char *p, const void *src, size_t len)
+{
+    memcpy(p, src, len);
+    return p + len;
+}
+
+static char *put_vec(char *p, char *const *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p = put(p, v[i], strlen(v[i]) + 1);
+    return p;
+}
+
+/* -- the supervisor's side ------------------------------------------------------------- */
+
+int bp_spawn_remote(const struct bp_spawn_args *a, int sync_fd, int listener_sock)
+{
+    struct request req = {.a = *a, .has_cwd = a->cwd != NULL, .has_hold = a->hold_fd >= 0,
+                          .has_listener = listener_sock >= 0};
+    size_t filter = (size_t)a->filter_len * 8;
+    size_t limits = (size_t)a->nrlimits * sizeof(struct bp_rlimit);
+    size_t groups = a->set_ids ? (size_t)a->ngroups * sizeof(unsigned int) : 0;
+    size_t size = filter + limits + groups + strlen(a->path) + 1 +
+                  (a->cwd ? strlen(a->cwd) + 1 : 0) + vec_size(a->argv, &req.argc) +
+                  vec_size(a->envp, &req.envc);
+    if (a->nfds > BP_SPAWN_MAX_FDS)
+        return -EMFILE;
+    char *buf = mmap(NULL, size ? size : 1, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED)
+        return -errno;
+    char *p = put(buf, a->filter, filter);
+    p = put(p, a->rlimits, limits);
+    p = put(p, a->groups, groups);
+    p = put(p, a->path, strlen(a->path) + 1);
+    if (a->cwd)
+        p = put(p, a->cwd, strlen(a->cwd) + 1);
+    p = put_vec(p, a->argv, req.argc);
+    put_vec(p, a->envp, req.envc);
+    req.payload = (uint32_t)size;
+
+    int fds[MAX_REQ_FDS], n = 0;
+    fds[n++] = sync_fd;
+    for (int i = 0; i < a->nfds; i++)
+        fds[n++] = a->fds[i];
+    if (req.has_hold)
+        fds[n++] = a->hold_fd;
+    if (req.has_listener)
+        fds[n++] = listener_sock;
+    union {
+        char buf[CMSG_SPACE(sizeof fds)];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = {&req, sizeof req};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = CMSG_SPACE(n * sizeof(int))};
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(n * sizeof(int));
+    memcpy(CMSG_DATA(cmsg), fds, n * sizeof(int));
+    int32_t reply = -EPIPE;
+    ssize_t sent;
+    do
+        sent = sendmsg(a->spawner, &msg, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    int ok = sent == (ssize_t)sizeof req && write_all(a->spawner, buf, size) == 0 &&
+             read_all(a->spawner, &reply, sizeof reply) == 0;
+    munmap(buf, size ? size : 1);
+    return ok ? reply : -EPIPE;
+}
+
+/* -- the spawner --------------------------------------------------------------------- */
+
+static int32_t serve(int ctl)
+{
+    struct request req;
+    int fds[MAX_REQ_FDS];
+    union {
+        char buf[CMSG_SPACE(sizeof fds)];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = {&req, sizeof req};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof u.buf};
+    ssize_t got;
+    do
+        got = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC);
+    while (got < 0 && errno == EINTR);
+    if (got <= 0)
+        _exit(0);      /* the supervisor is done with the container */
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    int n = cmsg && cmsg->cmsg_type == SCM_RIGHTS ?
+            (int)((cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int)) : 0;
+    if (n)
+        memcpy(fds, CMSG_DATA(cmsg), n * sizeof(int));
+    if (got < (ssize_t)sizeof req && read_all(ctl, (char *)&req + got, sizeof req - got) < 0)
+        _exit(0);
+    int32_t result = -EPROTO;
+    char *buf = mmap(NULL, req.payload + 1, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    size_t vecs = ((size_t)req.argc + req.envc + 2) * sizeof(char *);
+    char **vec = mmap(NULL, vecs, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED || vec == MAP_FAILED)
+        _exit(0);
+    if (read_all(ctl, buf, req.payload) < 0)
+        _exit(0);
+    struct bp_spawn_args a = req.a;
+    int want = 1 + a.nfds + req.has_hold + req.has_listener;
+    if (n == want && a.nfds <= BP_SPAWN_MAX_FDS) {
+        char *p = buf;
+        a.filter = p;
+        p += (size_t)a.filter_len * 8;
+        a.rlimits = (const struct bp_rlimit *)p;
+        p += (size_t)a.nrlimits * sizeof(struct bp_rlimit);
+        a.groups = (const unsigned int *)p;
+        p += a.set_ids ? (size_t)a.ngroups * sizeof(unsigned int) : 0;
+        a.path = p;
+        p += strlen(p) + 1;
+        a.cwd = NULL;
+        if (req.has_cwd) {
+            a.cwd = p;
+            p += strlen(p) + 1;
+        }
+        char **argv = vec, **envp = vec + req.argc + 1;
+        for (int i = 0; i < req.argc; i++, p += strlen(p) + 1)
+            argv[i] = p;
+        argv[req.argc] = NULL;
+        for (int i = 0; i < req.envc; i++, p += strlen(p) + 1)
+            envp[i] = p;
+        envp[req.envc] = NULL;
+        a.argv = argv;
+        a.envp = envp;
+        a.fds = fds + 1;
+        a.hold_fd = req.has_hold ? fds[1 + a.nfds] : -1;
+        a.spawner = -1;
+        int listener_sock = req.has_listener ? fds[want - 1] : -1;
+        pid_t pid = fork();
+        if (pid == 0) {
+            /* traceable again (we are not), then say who we are */
+            int32_t me = (int32_t)getpid();
+            prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+            if (write_all(ctl, &me, sizeof me) < 0)
+                _exit(125);
+            bp_spawn_child(&a, fds[0], listener_sock);
+        }
+        result = pid < 0 ? -errno : 0;
+    }
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    munmap(buf, req.payload + 1);
+    munmap(vec, vecs);
+    return result;
+}
+
+struct mount_attr_ {
+    uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+static int set_readonly(const char *path, int readonly)
+{
+    struct mount_attr_ attr = {.attr_set = readonly ? MOUNT_ATTR_RDONLY : 0,
+                               .attr_clr = readonly ? 0 : MOUNT_ATTR_RDONLY};
+    return (int)syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE_, &attr, sizeof attr);
+}
+
+/* As root: the container's own mount, IPC and UTS namespaces. The host is
+ * read-only there but for the paths it may write (its rootfs, volumes and
+ * state), whatever call reaches it (chmod, chown, utimes and xattrs too,
+ * which Landlock does not control); /proc/sys and the like are read-only
+ * and Docker's masked paths hidden. Paths stay the host's: the
+ * translation's model is unchanged. 0 or -errno. */
+static int namespaces(const struct bp_ns_mount *mounts, int n)
+{
+    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 || set_readonly("/", 1) < 0)
+        return -errno;
+    for (int i = 0; i < n; i++) {
+        const char *path = mounts[i].path;
+        struct stat st;
+        if (stat(path, &st) < 0) {
+            if (errno == ENOENT)
+                continue;
+            return -errno;
+        }
+        int rc;
+        if (mounts[i].how == BP_NS_MASK)
+            rc = S_ISDIR(st.st_mode) ?
+                 mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                       "size=0,mode=0555") :
+                 mount("/dev/null", path, NULL, MS_BIND, NULL);
+        else
+            rc = mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0 ? -1 :
+                 set_readonly(path, mounts[i].how == BP_NS_RO);
+        if (rc < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int n, int flags)
+{
+    struct sigaction ign = {.sa_handler = SIG_IGN}, nowait = {.sa_handler = SIG_IGN,
+                                                             .sa_flags = SA_NOCLDWAIT};
+    sigset_t none;
+    /* In the supervisor's session (a foreground container's process group
+     * must be in the terminal's), deaf to its terminal's signals. */
+    for (int s = 1; s < 65; s++)
+        if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD)
+            sigaction(s, &ign, NULL);
+    /* our children are reaped by the kernel once their tracer has seen them */
+    sigaction(SIGCHLD, &nowait, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* fds 0-2 on /dev/null (not the supervisor's stdio), ours at 3 and 4 */
+    ctl = fcntl(ctl, F_DUPFD_CLOEXEC, 10);
+    ruleset = fcntl(ruleset, F_DUPFD_CLOEXEC, 10);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (ctl < 0 || ruleset < 0 || null < 0)
+        _exit(125);
+    for (int fd = 0; fd < 3; fd++)
+        if (dup2(null, fd) < 0)
+            _exit(125);
+    if (dup3(ctl, 3, O_CLOEXEC) < 0 || dup3(ruleset, 4, O_CLOEXEC) < 0 ||
+        syscall(SYS_close_range, 5, ~0U, 0) < 0)
+        _exit(125);
+    ctl = 3;
+    /* mounts first: a Landlock domain may not change them */
+    int32_t ready = flags & BP_SPAWNER_NAMESPACES ? namespaces(mounts, n) : 0;
+    if (!ready && (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+                   syscall(SYS_landlock_restrict_self, 4, 0) < 0 ||
+                   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0))
+        ready = -errno;
+    if (write_all(ctl, &ready, sizeof ready) < 0 || ready < 0)
+        _exit(125);
+    close(4);
+    for (;;) {
+        int32_t result = serve(ctl);
+        if (result < 0 && write_all(ctl, &result, sizeof result) < 0)
+            _exit(0);
+    }
+}
+
+int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int flags, int *ctl)
+{
+    int sock[2];
+    int32_t ready = -EPIPE;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sock[0]);
+        spawner(sock[1], ruleset, mounts, n, flags);
+    }
+    int err = errno;
+    close(sock[1]);
+    if (pid < 0) {
+        close(sock[0]);
+        return -err;
+    }
+    if (read_all(sock[0], &ready, sizeof ready) < 0 || ready < 0) {
+        close(sock[0]);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return ready < 0 ? ready : -EPIPE;
+    }
+    *ctl = sock[0];
+    return pid;
+}

@@ -1,0 +1,271 @@
+"""The kernel's walls under the translation layer (Landlock): with a handler
+deliberately broken (BRANDPY_TEST_BROKEN_HANDLER: the calls run with the
+container's raw guest paths and PIDs), a container still reaches nothing of
+the host. Each attack is one line of tests/security/programs/walls_attack.c,
+run as the entrypoint, against a host side with canaries: a secret to read,
+files to write and truncate, a directory to create, remove, rename and link
+in, a program to exec, a listening abstract unix socket and a process to
+kill, and as root the metadata calls.
+The control cases run the same attacks with the wall off
+(BRANDPY_TEST_NO_LANDLOCK=1) and see every one succeed: the broken handler
+truly hands the host to the kernel, and these tests can fail."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from brandpy.runtime import landlock
+from brandpy.runtime.faults import BROKEN_HANDLER
+from tests.api.conftest import Daemon, image_tar
+from tests.conftest import SETPRIV, Runner
+from tests.oci.conftest import Bundle, Runc, bundle, runc, template, workdir  # noqa: F401
+from tests.security.harness import build
+
+BROKEN = ("openat,truncate,mkdir,mknodat,unlink,rmdir,rename,link,symlink,execveat,bind,"
+          "connect,kill,chmod,chown,utimensat,setxattr")
+
+pytestmark = pytest.mark.skipif(landlock.abi() < 6, reason="needs Landlock ABI 6 (Linux 6.12+)")
+
+
+@pytest.fixture(scope="session")
+def attacker(world_tmp: Path) -> Path:
+    return build("walls_attack", world_tmp)
+
+
+@dataclass
+class Host:
+    """The host side: canaries outside every container, each reachable by
+    uid 65534 too, so that only brandpy stands in the way."""
+    top: Path
+    attacker: Path
+    abstract: str = field(default_factory=lambda: "brandpy-walls-" + secrets.token_hex(4))
+    secret: str = field(default_factory=lambda: "canary-" + secrets.token_hex(8))
+    received: list[bytes] = field(default_factory=list)
+    victim: subprocess.Popen | None = None
+
+    def make(self) -> None:
+        self.top.chmod(0o755)
+        (self.top / "secret").write_text(self.secret + "\n")
+        for name in ("victim", "trunc"):
+            (self.top / name).write_text("intact\n")
+            (self.top / name).chmod(0o666)
+        w = self.top / "w"
+        w.mkdir()
+        for name in ("old", "old2", "old3"):
+            (w / name).touch()
+            (w / name).chmod(0o666)
+        (w / "rmd").mkdir()
+        (w / "rmd").chmod(0o777)
+        w.chmod(0o777)
+        shutil.copy(self.attacker, self.top / "prog")
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(b"\0" + self.abstract.encode())
+        self.listener.listen(8)
+        self.listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+        self.victim = subprocess.Popen(SETPRIV + ["sleep", "300"])
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    self.received.append(conn.recv(64))
+                except OSError:
+                    self.received.append(b"")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.listener.close()
+        if self.victim is not None:
+            self.victim.kill()
+            self.victim.wait()
+
+    def attacks(self) -> list[str]:
+        t, w = self.top, self.top / "w"
+        assert self.victim is not None
+        return [f"read:{t}/secret", f"list:{t}", f"write:{t}/victim", f"truncate:{t}/trunc",
+                f"create:{w}/new", f"mkdir:{w}/d", f"mkfifo:{w}/fifo", f"unlink:{w}/old2",
+                f"rmdir:{w}/rmd", f"rename:{w}/old:{w}/renamed", f"link:{w}/old3:{w}/hard",
+                f"symlink:{w}/sym:x", f"exec:{t}/prog", f"bind:{w}/sock",
+                f"abstract:{self.abstract}", f"kill:{self.victim.pid}"]
+
+    def untouched(self) -> list[str]:
+        """What the host shows of the attacks (nothing, when the walls held)."""
+        seen = []
+        if sorted(os.listdir(self.top / "w")) != ["old", "old2", "old3", "rmd"]:
+            seen.append(f"w/ now holds {sorted(os.listdir(self.top / 'w'))}")
+        for name in ("victim", "trunc"):
+            if (self.top / name).read_text() != "intact\n":
+                seen.append(f"{name} changed")
+        if self.received:
+            seen.append(f"the abstract socket received {self.received}")
+        if self.victim is not None and self.victim.poll() is not None:
+            seen.append("the host process was killed")
+        return seen
+
+
+@pytest.fixture
+def host(world_tmp: Path, attacker: Path) -> Iterator[Host]:
+    h = Host(Path(tempfile.mkdtemp(dir=world_tmp)), attacker)
+    h.make()
+    yield h
+    h.close()
+    shutil.rmtree(h.top, ignore_errors=True)
+
+
+def outcomes(out: str) -> dict[str, str]:
+    """attack name -> "ok [...]" or "errno N", from the attacker's lines."""
+    found = {}
+    for line in out.splitlines():
+        name, _, rest = line.partition(" ")
+        found[name] = rest
+    return found
+
+
+# What Landlock answers: EACCES for files, EPERM for the scoped IPC.
+WALLED = {name: f"errno {errno.EPERM if name in ('abstract', 'kill') else errno.EACCES}"
+          for name in ("read", "list", "write", "truncate", "create", "mkdir", "mkfifo",
+                       "unlink", "rmdir", "rename", "link", "symlink", "exec", "bind",
+                       "abstract", "kill")}
+# As root, the container's mount namespace has the host read-only: the
+# kernel refuses changes (EROFS) before Landlock is asked.
+CHANGES = ("write", "truncate", "create", "mkdir", "mkfifo", "unlink", "rmdir", "rename",
+           "link", "symlink", "bind")
+WALLED_ROOT = {**WALLED, **dict.fromkeys(CHANGES, f"errno {errno.EROFS}")}
+
+
+def walled(brandpy: Runner) -> dict[str, str]:
+    return WALLED_ROOT if brandpy.uid == 0 else WALLED
+
+
+def attack(brandpy: Runner, rootfs: Path, host: Host, walls: bool,
+           attacks: list[str] | None = None) -> dict[str, str]:
+    shutil.copy(host.attacker, rootfs / "attack")
+    os.chown(rootfs / "attack", rootfs.stat().st_uid, rootfs.stat().st_gid)
+    env = {**brandpy.env(), BROKEN_HANDLER: BROKEN}
+    if not walls:
+        env[landlock.TEST_OFF] = "1"
+    argv = ["/attack", *(host.attacks() if attacks is None else attacks)]
+    p = subprocess.run(brandpy.cmd(rootfs, argv), env=env,
+                       capture_output=True, text=True, timeout=120, cwd="/")
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    return outcomes(p.stdout)
+
+
+def test_the_walls_hold_when_translation_is_broken(brandpy: Runner, busybox: Path,
+                                                   host: Host) -> None:
+    got = attack(brandpy, busybox, host, walls=True)
+    assert got == walled(brandpy)
+    assert host.untouched() == []
+
+
+def test_without_the_walls_the_broken_handler_reaches_the_host(brandpy: Runner, busybox: Path,
+                                                               host: Host) -> None:
+    got = attack(brandpy, busybox, host, walls=False)
+    assert got["read"] == f"ok {host.secret}"
+    assert got["exec"] == "ok executed"
+    assert all(got[name] == "ok " or name in ("read", "exec", "list") for name in WALLED), got
+    assert "secret" in got["list"]
+    assert len(host.untouched()) == 5, host.untouched()   # w/, victim, trunc, socket, kill
+
+
+def test_as_root_metadata_calls_find_the_host_read_only(brandpy_root: Runner, world_tmp: Path,
+                                                        busybox_image: Path, host: Host) -> None:
+    """chmod, chown, utimes and xattrs are not Landlock's: as root the
+    container's mount namespace walls them (unprivileged, only the path
+    layer does: see README)."""
+    rootfs = Path(tempfile.mkdtemp(dir=world_tmp)) / "rootfs"
+    shutil.copytree(busybox_image, rootfs, symlinks=True)
+    victim = host.top / "victim"
+    before = os.stat(victim)
+    names = ("chmod", "chown", "utimes", "setxattr")
+    got = attack(brandpy_root, rootfs, host, walls=True,
+                 attacks=[f"{name}:{victim}" for name in names])
+    assert got == dict.fromkeys(names, f"errno {errno.EROFS}")
+    after = os.stat(victim)
+    assert (after.st_mode, after.st_uid, after.st_mtime_ns) == \
+        (before.st_mode, before.st_uid, before.st_mtime_ns)
+    control = attack(brandpy_root, rootfs, host, walls=False,
+                     attacks=[f"{name}:{victim}" for name in names])
+    assert control == dict.fromkeys(names, "ok ")
+    shutil.rmtree(rootfs.parent)
+
+
+def test_abstract_sockets_and_host_signals_are_out_of_reach_untranslated(
+        brandpy: Runner, busybox: Path, host: Host) -> None:
+    """Without any fault: abstract names are not paths, the translation
+    hands them to the kernel as they are, and only the wall keeps the
+    host's listeners out of reach."""
+    shutil.copy(host.attacker, busybox / "attack")
+    r = brandpy(busybox, ["/attack", f"abstract:{host.abstract}"])
+    assert outcomes(r.out) == {"abstract": f"errno {errno.EPERM}"}, r
+    assert host.received == []
+
+
+
+# The attacks that need no host process of the test's own user: the daemon's
+# and the OCI runtime's containers run as root here.
+ENTRY_POINT_ATTACKS = ("read", "write", "create", "rename", "exec", "abstract", "kill")
+
+
+def chosen(host: Host) -> list[str]:
+    return [a for a in host.attacks() if a.split(":", 1)[0] in ENTRY_POINT_ATTACKS]
+
+
+def check_walled(out: str, expected: dict[str, str]) -> None:
+    """As root these containers have a network namespace of their own, and
+    with it their own abstract socket names: the host's listener is not
+    there to refuse (ECONNREFUSED) before the wall would (EPERM)."""
+    got = outcomes(out)
+    assert got.pop("abstract") in (expected["abstract"], f"errno {errno.ECONNREFUSED}"), out
+    assert got == {name: expected[name] for name in ENTRY_POINT_ATTACKS if name != "abstract"}
+
+
+def test_the_daemons_containers_are_walled(world_tmp: Path, host: Host) -> None:
+    """docker run: the container's first process is spawned by its shim."""
+    tools = Path(tempfile.mkdtemp(dir=world_tmp))
+    tools.chmod(0o755)
+    shutil.copy(host.attacker, tools / "attack")
+    daemon = Daemon(env={**os.environ, BROKEN_HANDLER: BROKEN}).start()
+    try:
+        daemon.ok("import", str(image_tar("busybox")), "busybox:latest")
+        r = daemon.docker("run", "--rm", "-v", f"{tools}:/tools:ro", "busybox",
+                          "/tools/attack", *chosen(host))
+    finally:
+        daemon.destroy()
+        shutil.rmtree(tools, ignore_errors=True)
+    assert r.status == 0, r
+    check_walled(r.out, WALLED_ROOT)
+    assert host.untouched() == []
+
+
+def test_the_oci_runtimes_containers_are_walled(runc: Runc, bundle: Bundle,  # noqa: F811
+                                               host: Host,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BROKEN_HANDLER, BROKEN)
+    b = bundle(["/attack", *chosen(host)])
+    shutil.copy(host.attacker, b / "rootfs" / "attack")
+    r = runc("run", "--bundle", str(b), "walls")
+    assert r.status == 0, r
+    check_walled(r.out, WALLED_ROOT)
+    assert host.untouched() == []
