@@ -145,6 +145,7 @@ PATH = "path resolved inside the container"
 PATH_WRITE = PATH + "; EROFS on read-only mounts"
 PIDS = "PIDs limited to (and translated for) the container's processes"
 PIDS_SELF = PIDS + "; pid 0 (the caller) runs natively"
+NO_CHILD = " (exit stop for a reaped PID; ECHILD at entry, no exit stop, without children)"
 OWNERSHIP = "ownership recorded in an xattr and reported by stat"
 MODES = "modes recorded in an xattr (the host file keeps owner rw)"
 ROOT_ACCESS = "the container's root passes checks as root does"
@@ -327,9 +328,8 @@ SPEC: dict[str, Spec] = {
     "getsid": trace(pids.getsid, PIDS),
     "setpgid": trace(pids.setpgid, PIDS),
     "set_tid_address": trace(pids.set_tid_address, "returns the container TID (exit stop)"),
-    "wait4": trace(pids.wait4, PIDS + " (exit stop for a reaped PID; none without children: "
-                   "ECHILD at entry)"),
-    "waitid": trace(pids.waitid, PIDS + " (exit stop for the result)"),
+    "wait4": trace(pids.wait4, PIDS + NO_CHILD),
+    "waitid": trace(pids.waitid, PIDS + NO_CHILD),
     "fork": allow("followed by the supervisor (PTRACE_EVENT_FORK)"),
     "vfork": allow("followed by the supervisor (PTRACE_EVENT_VFORK)"),
     "clone": Spec("allow", FULL, "followed by the supervisor; new namespaces denied (EPERM): "

@@ -260,11 +260,12 @@ def set_tid_address(call: Call) -> None:
 
 # -- waiting for children ------------------------------------------------------
 
-P_PID, P_PGID = 1, 2
+P_ALL, P_PID, P_PGID = 0, 1, 2
 WNOWAIT = 0x01000000
-WNOHANG, WUNTRACED, WCONTINUED = 1, 2, 8
+WNOHANG, WUNTRACED, WEXITED, WCONTINUED = 1, 2, 4, 8
 WNOTHREAD, WCLONE, WALL = 0x20000000, 0x80000000, 0x40000000
 WAIT4_OPTIONS = WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WCLONE | WALL
+WAITID_OPTIONS = WNOHANG | WNOWAIT | WEXITED | WUNTRACED | WCONTINUED | WNOTHREAD | WCLONE | WALL
 
 
 def _waitable(find: Callable[[Call, int], int], call: Call, guest: int) -> int:
@@ -320,11 +321,21 @@ def wait4(call: Call) -> None:
 
 def waitid(call: Call) -> None:
     idtype, ident = call.iarg(0), call.iarg(1)
-    if idtype == P_PID and ident > 0:     # else EINVAL, the kernel's
-        call.set_arg(1, _waitable(_host_pid, call, ident))
-    elif idtype == P_PGID and ident > 0:
-        call.set_arg(1, _waitable(_container_pgrp, call, ident))
-    infop, options = call.arg(2), call.iarg(3)
+    infop, options = call.arg(2), call.arg(3) & 0xFFFFFFFF
+    try:
+        if _valid_waitid(idtype, ident, options) and _childless(call, options):
+            raise Errno(errno.ECHILD)
+        if idtype == P_PID and ident > 0:     # else EINVAL, the kernel's
+            call.set_arg(1, _waitable(_host_pid, call, ident))
+        elif idtype == P_PGID and ident > 0:
+            call.set_arg(1, _waitable(_container_pgrp, call, ident))
+    except Errno as exc:
+        if exc.errno == errno.ECHILD and infop:
+            # as Linux: a failed waitid still fills infop, with zeros
+            # (si_signo, si_errno, si_code; si_pid, si_uid, si_status)
+            call.write(infop, bytes(12))
+            call.write(infop + 16, bytes(12))
+        raise
 
     def after(c: Call, result: int) -> None:
         if result == 0 and infop:
@@ -337,3 +348,10 @@ def waitid(call: Call) -> None:
                 c.write(infop + 16, seen[16:24])
 
     call.after(after)
+
+
+def _valid_waitid(idtype: int, ident: int, options: int) -> bool:
+    """Options and ID the kernel takes (else its EINVAL, checked first);
+    P_PIDFD is left to it (its fd's own errors come before ECHILD)."""
+    return not options & ~WAITID_OPTIONS and bool(options & (WEXITED | WUNTRACED | WCONTINUED)) \
+        and (idtype == P_ALL or (idtype == P_PID and ident > 0) or (idtype == P_PGID and ident >= 0))

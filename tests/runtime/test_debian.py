@@ -128,8 +128,15 @@ def wait(pid, options):
         return str(os.waitpid(pid, options)[0])
     except OSError as e:
         return errno.errorcode[e.errno]
+def waitid(idtype, options):
+    try:
+        return str(os.waitid(idtype, 0, options))
+    except OSError as e:
+        return errno.errorcode[e.errno]
 got, forked, done = [], threading.Event(), threading.Event()
 print(wait(-1, 0), wait(-1, os.WNOHANG), wait(12345, os.WNOHANG))
+print(waitid(os.P_ALL, os.WEXITED), waitid(os.P_PGID, os.WEXITED | os.WNOHANG),
+      waitid(os.P_ALL, os.WNOHANG))
 r, w = os.pipe()
 def spawn():
     got.append(os.fork())
@@ -142,6 +149,7 @@ t = threading.Thread(target=spawn)
 t.start()
 forked.wait()
 print(wait(-1, os.WNOHANG), wait(-1, os.WNOHANG | WNOTHREAD), wait(-1, 0xff0000))
+print(waitid(os.P_ALL, os.WEXITED | os.WNOHANG), waitid(os.P_ALL, os.WEXITED | os.WNOHANG | WNOTHREAD))
 done.set()
 t.join()
 print(wait(-1, os.WNOHANG | WNOTHREAD))
@@ -153,8 +161,9 @@ print(pid == got[0], os.waitstatus_to_exitcode(status), wait(-1, 0))
 
 def test_waits_without_children_fail_with_echild(brandpy, debian_shared):
     r = brandpy(debian_shared, ["/usr/bin/python3", "-c", WAITS])
-    assert (r.status, r.out.splitlines()) == (0, ["ECHILD ECHILD ECHILD", "0 ECHILD EINVAL",
-                                                  "0", "True 3 ECHILD"]), r
+    assert (r.status, r.out.splitlines()) == (0, [
+        "ECHILD ECHILD ECHILD", "ECHILD ECHILD EINVAL", "0 ECHILD EINVAL", "None ECHILD", "0",
+        "True 3 ECHILD"]), r
 
 
 def test_bad_fds_and_pids_get_the_kernels_errors(brandpy, debian_shared):
