@@ -42,8 +42,9 @@ def add_container_options(p: argparse.ArgumentParser, root_required: bool = True
     p.add_argument("--dns", action="append", default=[], metavar="IP",
                    help="nameserver for /etc/resolv.conf (default: the host's)")
     p.add_argument("--security-opt", action="append", default=[],
-                   metavar="seccomp=unconfined|PROFILE",
-                   help="seccomp profile in Docker's format (default: Docker's default)")
+                   metavar="seccomp=unconfined|PROFILE|no-new-privileges",
+                   help="seccomp profile in Docker's format (default: Docker's default); "
+                   "no-new-privileges: setuid/setgid programs do not elevate")
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
                    help="add a capability to Docker's default set (or ALL)")
     p.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
@@ -92,16 +93,21 @@ def add_research_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--replay", metavar="FILE", help="replay a --record'ed run's inputs")
 
 
-def security_opt(opts: list[str]) -> str:
-    """--security-opt seccomp=unconfined|PROFILE.json (as docker run takes it)."""
-    seccomp = ""
+def security_opt(opts: list[str]) -> tuple[str, bool]:
+    """--security-opt seccomp=unconfined|PROFILE.json and
+    no-new-privileges[=true|false] (as docker run takes them):
+    (the seccomp setting, no_new_privileges)."""
+    seccomp, nnp = "", False
     for opt in opts:
-        key, sep, value = opt.partition("=")
-        if key != "seccomp" or not sep or not value:
+        key, sep, value = opt.partition("=" if "=" in opt else ":")
+        if key == "no-new-privileges" and value in ("", "true", "false"):
+            nnp = value != "false"
+        elif key == "seccomp" and sep and value:
+            seccomp = value
+        else:
             raise ValueError(f"unsupported --security-opt {opt!r}: brandpy takes "
-                             "seccomp=unconfined or seccomp=PROFILE.json")
-        seccomp = value
-    return seccomp
+                             "seccomp=unconfined, seccomp=PROFILE.json or no-new-privileges")
+    return seccomp, nnp
 
 
 def config_from(args: argparse.Namespace, rootfs: str | None = None,
@@ -121,12 +127,13 @@ def config_from(args: argparse.Namespace, rootfs: str | None = None,
     if not argv:
         raise ValueError("no command given: brandpy run --rootfs DIR -- CMD [ARGS...], or "
                          "--image IMAGE with an Entrypoint or Cmd")
+    seccomp, nnp = security_opt(args.security_opt)
     return SandboxConfig(
         rootfs=rootfs or args.rootfs, argv=argv, env=env,
         workdir=workdir or "/", volumes=[Volume.parse(v) for v in args.volume],
         user=user or "", hostname=args.hostname, kernel_release=args.kernel_release,
         personality=args.personality, ports=[PortMapping.parse(p) for p in args.publish],
-        seccomp=security_opt(args.security_opt), cap_add=args.cap_add,
+        seccomp=seccomp, no_new_privileges=nnp, cap_add=args.cap_add,
         cap_drop=args.cap_drop, extra_hosts=args.add_host, dns=args.dns, strict=args.strict,
         cpuset=args.cpuset_cpus, readonly_rootfs=args.read_only, group_add=args.group_add,
         ulimits=[Ulimit.parse(u) for u in args.ulimit], devices=devices(args.device))

@@ -123,6 +123,25 @@ class Cred:
             self.fsgid = gid
         return old
 
+    def after_exec(self, owner: int | None, group: int | None, bounding: frozenset[str],
+                   no_new_privs: bool) -> Cred:
+        """What execve makes of these credentials (Linux's bprm_fill_uid and
+        cap_bprm_creds_from_file, without file capabilities): a setuid
+        file's owner, a setgid file's group become the effective and saved
+        IDs unless no_new_privs; a root UID gets the bounding set, effective
+        when the effective UID is root; no_new_privs never gains a capability."""
+        new = self.copy()
+        if not no_new_privs:
+            new.euid = new.euid if owner is None else owner
+            new.egid = new.egid if group is None else group
+        new.suid = new.fsuid = new.euid
+        new.sgid = new.fsgid = new.egid
+        new.permitted = bounding if 0 in (new.ruid, new.euid) else frozenset()
+        if no_new_privs:
+            new.permitted &= self.permitted
+        new.caps = new.permitted if new.euid == 0 else frozenset()
+        return new
+
     def setgroups(self, groups: tuple[int, ...]) -> None:
         if not self.capable("CAP_SETGID"):
             raise Errno(1)

@@ -24,6 +24,7 @@ class ExecImage:
     comm: bytes = b""            # its name, as the kernel would give it in the container
     kernel_comm: bytes = b""     # the name the kernel gave it (the host file's, or ld.so's)
     loader_args: int = 0         # argv entries exec prepended: 4 (--argv0 form), 1, or 0
+    cred: Cred | None = None     # emulated credentials the exec gives (setuid, capabilities)
 
 
 @dataclass

@@ -135,6 +135,7 @@ class SandboxConfig:
     personality: bool = False    # syscalls newer than kernel_release get ENOSYS
     ports: list[PortMapping] = field(default_factory=list)
     seccomp: str = ""            # "" (Docker's default), "unconfined", or a profile file
+    no_new_privileges: bool = False   # setuid/setgid programs do not elevate
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
     extra_hosts: list[str] = field(default_factory=list)   # NAME:IP lines for /etc/hosts

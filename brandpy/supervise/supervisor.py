@@ -433,6 +433,9 @@ class Supervisor:
         if proc.exec_pending is not None:
             proc.image, proc.exec_pending = proc.exec_pending, None
             proc.exe = proc.image.exe
+            if proc.image.cred is not None:
+                proc.cred = proc.image.cred
+                self.sb.changed(proc)
         if self.replay is not None:
             try:
                 self.replay.on_exec(tid, self.sb.pids.to_guest(tid), ptrace_getregs(tid).rsp)

@@ -23,11 +23,12 @@ import stat
 from brandpy.runtime import binfmt
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
+from brandpy.runtime.identity import Cred
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from brandpy.runtime.process import COMM_LEN, ExecImage
 
-from . import fakefs
-from .ident import capable
+from . import fakefs, stacked
+from .ident import capable, trap_filter
 from .paths import read_path
 
 SYS_execve = 59
@@ -38,11 +39,13 @@ def execve(call: Call) -> None:
 
 
 def execveat(call: Call) -> None:
-    _exec(call, call.iarg(0), 1, 2, 3, call.iarg(4))
-    call.set_nr(SYS_execve)
+    if _exec(call, call.iarg(0), 1, 2, 3, call.iarg(4)):
+        call.set_nr(SYS_execve)
 
 
-def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: int) -> None:
+def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: int) -> bool:
+    """True when the call is now the exec; False when it was turned into
+    a filter's installation first (it comes back)."""
     resolver = call.sb.resolver
     path = read_path(call, path_i)
     if not path and flags & AT_EMPTY_PATH:
@@ -77,6 +80,12 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
     else:
         raise Errno(errno.ELOOP)
 
+    cred = _exec_cred(call, host) if call.sb.fake_ids else None
+    if cred is not None and not _ids_trapped(call, cred):
+        return False
+    if cred is not None and (cred.euid, cred.egid) != (cred.ruid, cred.rgid):
+        _secure_env(call, envp_i)
+
     if kind.interp is not None:
         loader = resolver.resolve(call.proc, call.tid, kind.interp)
         _check_executable(call, loader.host, missing=errno.ENOENT)
@@ -89,7 +98,8 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
         host = loader.host
     call.proc.exec_pending = ExecImage(
         exe=guest, comm=comm, kernel_comm=os.path.basename(host)[:COMM_LEN],
-        loader_args=0 if kind.interp is None else 4 if argv[1:2] == [b"--argv0"] else 1)
+        loader_args=0 if kind.interp is None else 4 if argv[1:2] == [b"--argv0"] else 1,
+        cred=cred)
 
     ptrs = [item if isinstance(item, int) else call.push_str(item) for item in argv]
     array = b"".join(p.to_bytes(8, "little") for p in ptrs) + bytes(8)
@@ -99,6 +109,54 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
         call.set_arg(0, call.arg(1))
         call.set_arg(1, call.arg(2))
         call.set_arg(2, call.arg(3))
+    return True
+
+
+def _exec_cred(call: Call, host: bytes) -> Cred:
+    """Emulated identity: the credentials this exec gives the caller. The
+    setuid and setgid bits count as the container sees the file (fake
+    ownership included); --security-opt no-new-privileges stops them."""
+    try:
+        view = fakefs.view(host, os.stat(host))
+    except OSError as exc:
+        raise Errno(exc.errno or errno.EACCES) from None
+    owner = view.uid if view.mode & stat.S_ISUID else None
+    group = view.gid if view.mode & stat.S_ISGID and view.mode & stat.S_IXGRP else None
+    return call.proc.cred.after_exec(owner, group, call.sb.caps,
+                                     call.sb.config.no_new_privileges)
+
+
+def _ids_trapped(call: Call, cred: Cred) -> bool:
+    """Whether getuid & co will answer `cred` after the exec: while the
+    container's user is root they are BPF's 0 until the thread has the
+    trap filter (ident.py), which a setuid exec must stack first."""
+    sb = call.sb
+    if call.tid in sb.id_trapped or not sb.needs_id_trap(cred):
+        return True
+    if not stacked.ready(call, "ids", trap_filter()):
+        return False
+    sb.id_trapped.add(call.tid)
+    return True
+
+
+# glibc's unsecure_envvars: what ld.so drops in secure mode (AT_SECURE),
+# which the kernel sets for a setuid exec; here the exec is of ld.so itself
+SECURE_DROPPED = frozenset(b"""GCONV_PATH GETCONF_DIR GLIBC_TUNABLES HOSTALIASES LD_AUDIT
+    LD_DEBUG LD_DEBUG_OUTPUT LD_DYNAMIC_WEAK LD_HWCAP_MASK LD_LIBRARY_PATH LD_ORIGIN_PATH
+    LD_PRELOAD LD_PROFILE LD_SHOW_AUXV LOCALDOMAIN LOCPATH MALLOC_ARENA_MAX
+    MALLOC_ARENA_TEST MALLOC_CHECK_ MALLOC_MMAP_MAX_ MALLOC_MMAP_THRESHOLD_ MALLOC_PERTURB_
+    MALLOC_TCACHE_COUNT MALLOC_TCACHE_MAX MALLOC_TCACHE_UNSORTED_LIMIT MALLOC_TOP_PAD_
+    MALLOC_TRACE NIS_PATH NLSPATH RESOLV_HOST_CONF RES_OPTIONS TMPDIR TZDIR""".split())
+
+
+def _secure_env(call: Call, envp_i: int) -> None:
+    """An elevating exec: the environment without what secure mode drops,
+    so the caller cannot steer the elevated program's loader."""
+    if not call.arg(envp_i):
+        return
+    kept = [p for p in call.read_ptrs(call.arg(envp_i))
+            if call.read_str(p, 1 << 17).partition(b"=")[0] not in SECURE_DROPPED]
+    call.set_arg(envp_i, call.push(b"".join(p.to_bytes(8, "little") for p in kept) + bytes(8)))
 
 
 def _check_executable(call: Call, host: bytes, missing: int = errno.ENOENT) -> None:

@@ -210,7 +210,11 @@ static void ids(void)
     gid_t rg, eg, sg;
     getresuid(&r, &e, &s);
     getresgid(&rg, &eg, &sg);
-    printf("  uids %u %u %u gids %u %u %u\n", r, e, s, rg, eg, sg);
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    syscall(SYS_capget, &h, d);
+    printf("  uids %u %u %u gids %u %u %u setuid cap: effective %u permitted %u\n",
+           r, e, s, rg, eg, sg, d[0].effective >> CAP_SETUID & 1, d[0].permitted >> CAP_SETUID & 1);
 }
 
 static void setuid_section(void)
@@ -222,10 +226,13 @@ static void setuid_section(void)
         const char *path = copy("/proc/self/exe", progs[i].name, 0755);
         if (chown(path, progs[i].uid, progs[i].gid) || chmod(path, progs[i].mode))
             exit(99);
-        char label[64];
-        snprintf(label, sizeof label, "exec %s as user", progs[i].name);
-        printf("%s\n", label);
-        try_exec(label, path, 1, "ids");
+        for (int as_user = 1; as_user >= 0; as_user--) {
+            char label[64];
+            snprintf(label, sizeof label, "exec %s as %s", progs[i].name,
+                     as_user ? "user" : "root");
+            printf("%s\n", label);
+            try_exec(label, path, as_user, "ids");
+        }
     }
 }
 

@@ -70,3 +70,32 @@ def test_capset_raises_within_permitted(brandpy, debian_shared, perms_bin):
     assert "after raise: effective 1 permitted 1" in native.out
     assert "raise beyond permitted: EPERM" in native.out
     assert mine.out == native.out
+
+
+# As root the supervisor gives the container real credentials, which only
+# the kernel can raise, and it does not: brandpy sets no_new_privs for its
+# seccomp filter, and a dynamic program is exec'd as the guest's ld.so.
+REAL_SETUID = "setuid elevation with real credentials (supervisor root) is not emulated"
+
+
+def test_setuid_programs_elevate(brandpy, debian_shared, perms_bin):
+    if brandpy.user == "root":
+        pytest.skip(REAL_SETUID)
+    native, mine = _compare(brandpy, debian_shared, perms_bin, "setuid")
+    assert "uids 1000 0 0 gids 1000 1000 1000 setuid cap: effective 1" in native.out
+    assert "uids 0 0 0 gids 0 4321 4321" in native.out
+    assert mine.out == native.out
+
+
+def test_no_new_privileges_stops_elevation(brandpy, debian_shared, perms_bin):
+    if brandpy.user == "root":
+        pytest.skip(REAL_SETUID)
+    _install(debian_shared, perms_bin)
+    argv = ["/usr/bin/perms", "setuid"]
+    native = chroot_run(debian_shared, ["setpriv", "--no-new-privs", *argv])
+    assert native.status == 0, native
+    assert "uids 1000 1000 1000 gids 1000 1000 1000" in native.out
+    mine = brandpy(debian_shared, argv, *OPTIONS, "--security-opt", "no-new-privileges",
+                   timeout=60)
+    assert mine.status == 0, mine
+    assert mine.out == native.out
