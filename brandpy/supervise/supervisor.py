@@ -587,6 +587,8 @@ class Supervisor:
         if child is None and call is None:
             self._resume(tid)
             return
+        if call is None:   # fork's own second stop: its return value is the host PID
+            self.sb.stats.event_stops += 1
         try:
             regs = ptrace_getregs(tid)
         except Exception:

@@ -106,3 +106,6 @@ def test_a_wait_without_children_takes_no_exit_stop(brandpy, busybox):
     wait4 = next(line.split() for line in r.err.splitlines() if line.startswith("wait4 "))
     calls, exit_stops, emulated, errors = map(int, wait4[1:5])
     assert (calls, exit_stops, emulated, errors) == (10, 5, 5, 5), r.err
+    # each command: the fork event, fork's exit stop (its PID), the child's
+    # first stop, its exec event, the parent's SIGCHLD; plus the shell's exec
+    assert "other stops (fork/exec/signals): 26" in r.err, r.err
