@@ -157,6 +157,17 @@ def check_restart_policy(host_config: dict) -> dict:
     return {"Name": name or "no", "MaximumRetryCount": retries}
 
 
+def no_new_privileges(opts: list[str]) -> bool:
+    """--security-opt no-new-privileges[=true|false|:true]: setuid and
+    setgid programs do not elevate."""
+    nnp = False
+    for opt in opts:
+        key, _, value = opt.partition("=" if "=" in opt else ":")
+        if key == "no-new-privileges":
+            nnp = value != "false"
+    return nnp
+
+
 def security_options(opts: list[str], cdir_profile: str) -> tuple[str, list[str]]:
     """(the runtime's seccomp setting, warnings) from HostConfig.SecurityOpt.
     The CLI sends a seccomp profile's content (it reads the file itself);
@@ -167,7 +178,7 @@ def security_options(opts: list[str], cdir_profile: str) -> tuple[str, list[str]
         if key == "seccomp":
             seccomp = value if value in ("unconfined", "builtin", "default") else cdir_profile
         elif key == "no-new-privileges":
-            continue    # always in effect: the supervisor sets PR_SET_NO_NEW_PRIVS
+            continue    # no_new_privileges() reads it
         elif key in ("apparmor", "label", "systempaths", "writable-cgroups"):
             warnings.append(f"SecurityOpt {opt}: not applied (brandpy uses no LSM or "
                             "kernel mounts)")

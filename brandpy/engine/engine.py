@@ -39,6 +39,7 @@ from .create import (
     container_mounts,
     cpuset,
     devices,
+    no_new_privileges,
     parse_signal,
     port_bindings,
     seccomp_profile_text,
@@ -369,6 +370,7 @@ class Engine:
                         "hostname": cfg.get("Hostname") or "",
                         "domainname": cfg.get("Domainname") or "", "ports": ports,
                         "seccomp": seccomp, "cap_add": cap_add,
+                        "no_new_privileges": no_new_privileges(hc.get("SecurityOpt") or []),
                         "cap_drop": list(hc.get("CapDrop") or []),
                         "extra_hosts": list(hc.get("ExtraHosts") or [])
                         + self.network_peers(rec) + links.hosts(self.containers, rec),

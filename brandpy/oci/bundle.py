@@ -139,6 +139,7 @@ def make_plan(bundle: str, config: dict[str, Any], cdir: ContainerDir, defaults:
         hostname=_str(config, "hostname"), domainname=_str(config, "domainname"),
         kernel_release=opts["kernel-release"], personality=opts["personality"] == "true",
         seccomp=seccomp, cap_add=sorted(caps - DEFAULT_CAPS), cap_drop=sorted(DEFAULT_CAPS - caps),
+        no_new_privileges=(config.get("process") or {}).get("noNewPrivileges") is True,
         strict=opts["strict"] == "true", cpuset=opts["cpuset"], devices=devices)
     return Plan(sandbox=sandbox, process=process, bundle=bundle, engine=opts["engine"],
                 netns=netns, nfds=3 + preserve_fds, hooks=parse_hooks(config.get("hooks")),

@@ -111,9 +111,9 @@ def parse_process(obj: Any, where: str = "process") -> tuple[ProcessPlan, list[N
     size = _get(obj, "consoleSize", dict, where)
     console_size = [int(size.get("height", 0)), int(size.get("width", 0))] if size else None
     if obj.get("noNewPrivileges") is False:
-        notes.append(("info", f"{where}.noNewPrivileges=false not applied: brandpy always sets "
-                      "no_new_privs, its seccomp filter needs it (setuid programs do not "
-                      "gain privileges)"))
+        notes.append(("info", f"{where}.noNewPrivileges=false applies to emulated identities "
+                      "only: with real ones (brandpy as root) its seccomp filter needs "
+                      "no_new_privs, so setuid programs do not gain privileges"))
     for key, what in (("apparmorProfile", "AppArmor profile"), ("selinuxLabel", "SELinux label")):
         if obj.get(key):
             notes.append(("info", f"{where}.{key} not applied: brandpy loads no {what}s"))

@@ -99,3 +99,12 @@ def test_no_new_privileges_stops_elevation(brandpy, debian_shared, perms_bin):
                    timeout=60)
     assert mine.status == 0, mine
     assert mine.out == native.out
+
+
+def test_docker_security_opt_no_new_privileges():
+    """The daemon's spellings of the option, as dockerd takes them."""
+    from brandpy.engine.create import no_new_privileges
+    assert no_new_privileges(["no-new-privileges"])
+    assert no_new_privileges(["no-new-privileges:true", "seccomp=unconfined"])
+    assert not no_new_privileges(["no-new-privileges", "no-new-privileges=false"])
+    assert not no_new_privileges(["seccomp=unconfined"])
