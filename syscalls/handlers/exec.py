@@ -28,7 +28,7 @@ from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from brandpy.runtime.process import COMM_LEN, ExecImage
 
 from . import fakefs, stacked
-from .ident import capable, trap_filter
+from .ident import capable, status_ids, trap_filter
 from .paths import read_path
 
 SYS_execve = 59
@@ -184,29 +184,14 @@ def _may_exec(call: Call, host: bytes, st: os.stat_result) -> bool:
         fsuid, fsgid, groups = c.fsuid, c.fsgid, c.groups
     else:
         uid, gid, mode = st.st_uid, st.st_gid, st.st_mode
-        fsuid, fsgid, groups = _real_fs_ids(call.tid)
+        try:
+            fsuid, fsgid, groups = status_ids(call.tid)
+        except OSError:
+            raise Errno(errno.ESRCH) from None
     shift = 6 if fsuid == uid else 3 if gid == fsgid or gid in groups else 0
     if mode >> shift & 1:
         return True
     return bool(mode & 0o111) and capable(call, "CAP_DAC_OVERRIDE")
-
-
-def _real_fs_ids(tid: int) -> tuple[int, int, tuple[int, ...]]:
-    """fsuid, fsgid and supplementary groups from /proc/TID/status."""
-    uid = gid = -1
-    groups: tuple[int, ...] = ()
-    try:
-        with open(b"/proc/%d/status" % tid, "rb") as f:
-            for line in f:
-                if line.startswith(b"Uid:"):
-                    uid = int(line.split()[4])
-                elif line.startswith(b"Gid:"):
-                    gid = int(line.split()[4])
-                elif line.startswith(b"Groups:"):
-                    groups = tuple(int(g) for g in line.split()[1:])
-    except OSError:
-        raise Errno(errno.ESRCH) from None
-    return uid, gid, groups
 
 
 def _open_for_writing(host: bytes) -> bool:
