@@ -591,9 +591,12 @@ class Engine:
         if rec.removing or rec.removed.is_set():
             raise Conflict(f"removal of container {rec.id} is already in progress")
         if rec.running and not force:
-            state = "paused" if rec.state.get("Paused") else "running"
-            raise Conflict(f'cannot remove container "/{rec.name}": container is {state}: '
-                           "stop the container before removing or force remove")
+            # dockerd 20.10's words (docker-py's tests look for "You cannot remove")
+            state = "paused" if rec.state.get("Paused") else \
+                "restarting" if rec.state.get("Restarting") else "running"
+            procedure = ("Unpause and then stop" if state == "paused" else "Stop") + \
+                " the container before attempting removal or force remove"
+            raise Conflict(f"You cannot remove a {state} container {rec.id}. {procedure}")
         rec.removing = True
         try:
             if rec.running and rec.shim is not None:

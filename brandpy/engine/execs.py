@@ -121,7 +121,7 @@ async def start(engine: Engine, ex: ExecRecord, body: dict,
             tty=ex.tty, stdin=ex.stdin and not detach, stdout=ex.stdout, stderr=ex.stderr, detach=detach,
             console_size=body.get("ConsoleSize") or ex.console_size)
     except ProcessFailed as exc:
-        ex.finish(exc.exit_code)
+        ex.finish(126)      # dockerd's exit status of an exec that could not start
         if client is not None:
             message = f"OCI runtime exec failed: {exc}\r\n".encode()
             client[1].write(message if raw else shimproto.frame(shimproto.STDOUT, message))

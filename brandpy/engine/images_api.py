@@ -234,7 +234,8 @@ async def do_commit(engine: Engine, rec: Record, repo: str, tag_: str, comment: 
     try:
         image_id = await asyncio.to_thread(
             commit.commit, engine.store, rec.rootfs, rec.image_id, tag=target, changes=changes,
-            message=comment, author=author, config=config if config else rec.config)
+            message=comment, author=author, config=config if config else rec.config,
+            container=(rec.id, rec.config))
     except ChangeError as exc:
         raise InvalidParameter(str(exc)) from None
     finally:

@@ -78,13 +78,23 @@ def _ref_match(ref: str, patterns: list[str]) -> bool:
     return any(fnmatchcase(ref, p) or fnmatchcase(name, p) for p in patterns)
 
 
+# container.Config's fields, which dockerd's image inspect always shows
+CONFIG_FIELDS = {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
+                 "AttachStdout": False, "AttachStderr": False, "Tty": False, "OpenStdin": False,
+                 "StdinOnce": False, "Env": None, "Cmd": None, "Image": "", "Volumes": None,
+                 "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None}
+
+
 def inspect(img: Image) -> dict:
     cfg = img.config
     return {
         "Id": img.id, "RepoTags": img.repo_tags, "RepoDigests": img.repo_digests,
         "Parent": img.record.parent, "Comment": cfg.get("comment", ""),
-        "Created": img.created, "DockerVersion": cfg.get("docker_version", ""),
-        "Author": cfg.get("author", ""), "Config": cfg.get("config") or {},
+        "Created": img.created, "Container": cfg.get("container", ""),
+        "ContainerConfig": {**CONFIG_FIELDS, **(cfg.get("container_config") or {})},
+        "DockerVersion": cfg.get("docker_version", ""),
+        "Author": cfg.get("author", ""),
+        "Config": {**CONFIG_FIELDS, **(cfg.get("config") or {})},
         "Architecture": cfg.get("architecture", "amd64"), "Os": cfg.get("os", "linux"),
         "Variant": cfg.get("variant"), "Size": img.size,
         "GraphDriver": {"Name": "brandpy-linkfarm", "Data": {"Tree": str(img.tree)}},

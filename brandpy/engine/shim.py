@@ -503,8 +503,13 @@ class Shim:
                 client.close()
             self.session = None
             self.exited.set()
-            self.set_state("die", Status="exited", Running=False, Paused=False, Pid=0,
-                           ExitCode=status, FinishedAt=timefmt.iso())
+            # One to be restarted is restarting from its exit on, as in dockerd
+            # (SetRestarting): never "exited" in between, so it is not removed
+            # without force meanwhile.
+            again = self._should_restart(status)
+            self.set_state("die", Status="restarting" if again else "exited", Running=again,
+                           Restarting=again, Paused=False, Pid=0, ExitCode=status,
+                           FinishedAt=timefmt.iso())
 
         self.on_loop(record_exit)
         self.container = None

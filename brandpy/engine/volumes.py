@@ -52,8 +52,9 @@ class Volumes:
                options: dict | None = None, anonymous: bool = False) -> tuple[dict, bool]:
         """The volume (created unless it exists) and whether it was created."""
         if driver not in ("", "local"):
-            raise InvalidParameter(f"volume driver {driver!r} is not available: brandpy has "
-                                   "only the local driver")
+            # dockerd's plugin lookup, and its 404 (brandpy has only the local driver)
+            raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not '
+                           "found")
         if options:
             raise InvalidParameter("the local driver's options (type, device, o) need mount(2); "
                                    "brandpy volumes are plain directories: drop --opt")

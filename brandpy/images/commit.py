@@ -14,12 +14,15 @@ from brandpy.images.store import LayerRecord, Store
 
 def commit(store: Store, container_rootfs: Path, image: str, *, tag: str | None = None,
            changes: Iterable[str] = (), message: str = "", author: str = "",
-           config: dict | None = None, created_by: str = "") -> str:
+           config: dict | None = None, created_by: str = "",
+           container: tuple[str, dict] | None = None) -> str:
     """Commit container_rootfs (made from image) as a new image; returns its ID.
 
     config replaces the image's container config (Env, Cmd, …) when given
     (the engine passes the container's); changes (Dockerfile instructions)
-    are applied on top."""
+    are applied on top. container: the committed container's ID and
+    config, which Docker's image config keeps (`container`,
+    `container_config`)."""
     base = store.get(image)
     cfg = copy.deepcopy(base.config)
     container_config = copy.deepcopy(config if config is not None else cfg.get("config") or {})
@@ -47,6 +50,8 @@ def commit(store: Store, container_rootfs: Path, image: str, *, tag: str | None 
         else:
             history["empty_layer"] = True
         cfg["config"] = container_config
+        if container is not None:
+            cfg["container"], cfg["container_config"] = container[0], copy.deepcopy(container[1])
         cfg["created"] = created
         cfg["history"] = [*cfg.get("history", []), history]
         if author:

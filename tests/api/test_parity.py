@@ -541,3 +541,38 @@ def test_build_options(daemon, client, tmp_path):
     assert "\x1b[91mto stderr\n\x1b[0m" in [line.get("stream") for line in lines]
     for tag in ("ignored:1", "cached:1", "cached:2", "cached:3", "hosts:1", "withnet:1"):
         client.images.remove(tag)
+
+
+def test_answers_docker_py_reads(daemon, client):
+    """Fields and messages docker-py's tests read, as dockerd 20.10 gives them."""
+    c = client.api.create_container("busybox", ["touch", "/test"])
+    client.api.start(c)
+    client.api.wait(c)
+    image = client.api.inspect_image(client.api.commit(c)["Id"])
+    try:
+        # a committed image names its container and keeps its config
+        assert image["Container"] == c["Id"] and image["ContainerConfig"]["Image"] == "busybox"
+        assert image["Config"]["OnBuild"] is None and "Entrypoint" in image["Config"]
+    finally:
+        client.api.remove_container(c)
+        client.api.remove_image(image["Id"])
+    # an exec that cannot start ends with 126, as on dockerd
+    runner = client.containers.run("busybox", "sleep 30", detach=True)
+    try:
+        assert runner.exec_run("nosuch command")[0] == 126
+        with pytest.raises(docker.errors.APIError, match="You cannot remove a running container"):
+            runner.remove()
+    finally:
+        runner.remove(force=True)
+    # a container between two runs of its restart policy is restarting, not removable
+    c = client.api.create_container("busybox", ["sleep", "1"], host_config=client.api.
+                                    create_host_config(restart_policy={"Name": "always"}))
+    client.api.start(c)
+    client.api.wait(c)
+    try:
+        with pytest.raises(docker.errors.APIError, match="You cannot remove a (restarting|running) "):
+            client.api.remove_container(c)
+    finally:
+        client.api.remove_container(c, force=True)
+    with pytest.raises(docker.errors.NotFound, match="error looking up volume plugin"):
+        client.api.create_volume("vol-x", "invalid.driver")
