@@ -18,7 +18,10 @@ container inherits them.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
+import socket
+import struct
 from dataclasses import replace
 
 from brandpy.runtime.sandbox import SandboxConfig
@@ -45,12 +48,28 @@ def enter_network(netns: str) -> None:
         return
     if netns == "new":
         _check(_libc.unshare(CLONE_NEWNET), "new network namespace")
+        _loopback_up()
         return
     fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
         _check(_libc.setns(fd, CLONE_NEWNET), f"network namespace {netns}")
     finally:
         os.close(fd)
+
+
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def _loopback_up() -> None:
+    """A new network namespace's lo is down: runc brings it up (its
+    "loopback" network), and so do we, so 127.0.0.1 works in the container
+    when the engine configures nothing else (dockerd without a bridge)."""
+    ifreq = bytearray(struct.pack("16sH22x", b"lo", 0))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fcntl.ioctl(s, SIOCGIFFLAGS, ifreq)
+        flags = struct.unpack_from("H", ifreq, 16)[0]
+        struct.pack_into("H", ifreq, 16, flags | IFF_UP)
+        fcntl.ioctl(s, SIOCSIFFLAGS, ifreq)
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int,

@@ -133,3 +133,24 @@ def interact(dockerd, args: list[str], ready: bytes, typed: bytes,
         return out, os.waitstatus_to_exitcode(done[1])
     finally:
         os.close(master)
+
+
+def test_loopback_and_exec_without_stdin(dockerd):
+    """A container in a network namespace brandpy-runc makes has its
+    loopback up, as runc's does (dockerd without a bridge configures
+    nothing else); `docker exec` without -i (stdin /dev/null) of a client
+    reaching a server in the container works (issue 18)."""
+    cid = dockerd.ok(*RUN, "-d", "busybox", "httpd", "-f", "-p", "8080", "-h", "/etc").strip()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            r = dockerd.docker("exec", cid, "wget", "-q", "-O", "-",
+                               "http://127.0.0.1:8080/hostname")
+            if r.status == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert r.status == 0 and r.out.strip() == cid[:12], r
+        assert dockerd.docker("exec", "-i", cid, "wget", "-q", "-O", "-",
+                              "http://127.0.0.1:8080/hostname", input="").status == 0
+    finally:
+        dockerd.docker("rm", "-f", cid)
