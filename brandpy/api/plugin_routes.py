@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from brandpy.engine.errors import NotFound, NotImplementedHere
+from brandpy.engine.errors import NotFound
 from brandpy.engine.filters import Filters
 
 from .http import reply
-from .router import Router
+from .router import Router, not_implemented
 
 
 async def list_(request: web.Request) -> web.Response:
@@ -23,16 +23,11 @@ async def missing(request: web.Request) -> web.Response:
     raise NotFound(f'plugin "{request.match_info["name"]}" not found')
 
 
-async def not_implemented(request: web.Request) -> web.Response:
-    raise NotImplementedHere(f"{request.method} {request.path}: brandpy does not install "
-                             "managed plugins")
-
-
 def register(r: Router) -> None:
     r.add("GET", "/plugins", list_)
     for method, path in (("GET", "/plugins/privileges"), ("POST", "/plugins/pull"),
                          ("POST", "/plugins/create")):
-        r.add(method, path, not_implemented)
+        r.add(method, path, not_implemented("brandpy does not install managed plugins"))
     for method, action in (("GET", "/json"), ("DELETE", ""), ("POST", "/enable"),
                            ("POST", "/disable"), ("POST", "/upgrade"), ("POST", "/push"),
                            ("POST", "/set")):

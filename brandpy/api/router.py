@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from brandpy.engine.engine import Engine
+from brandpy.engine.errors import NotImplementedHere
 
 ENGINE_KEY = web.AppKey("engine", Engine)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -16,6 +17,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def engine(request: web.Request) -> Engine:
     return request.app[ENGINE_KEY]
+
+
+def not_implemented(why: str) -> Handler:
+    """A documented 501 (README's list): the request, and why."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        raise NotImplementedHere(f"{request.method} {request.path}: {why}")
+
+    return handler
 
 
 class Router:

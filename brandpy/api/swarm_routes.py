@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from brandpy.engine.errors import InvalidParameter, NotImplementedHere, Unavailable
+from brandpy.engine.errors import InvalidParameter, Unavailable
 from brandpy.engine.filters import Filters
 
 from .http import body_json, qbool
-from .router import Handler, Router
+from .router import Handler, Router, not_implemented
 
 NO_SWARM = "This node is not part of a swarm"
 SHORT = ("secret", "config")     # whose bad version dockerd names without the value
@@ -43,14 +43,10 @@ def _off(*, body: str = "", version: str = "", filters: bool = False,
     return handler
 
 
-async def not_implemented(request: web.Request) -> web.Response:
-    raise NotImplementedHere(f"{request.method} {request.path}: brandpy has no swarm mode; "
-                             "containers, networks and volumes are managed on this node only")
-
-
 def register(r: Router) -> None:
-    r.add("POST", "/swarm/init", not_implemented)
-    r.add("POST", "/swarm/join", not_implemented)
+    for path in ("/swarm/init", "/swarm/join"):
+        r.add("POST", path, not_implemented("brandpy has no swarm mode; containers, networks "
+                                            "and volumes are managed on this node only"))
     r.add("POST", "/swarm/leave", _off())
     r.add("GET", "/swarm", _off())
     r.add("GET", "/swarm/unlockkey", _off())

@@ -10,13 +10,13 @@ import time
 from aiohttp import web
 
 from brandpy.engine import system
-from brandpy.engine.errors import InvalidParameter, NotImplementedHere
+from brandpy.engine.errors import InvalidParameter
 from brandpy.engine.events import FILTERS, matches
 from brandpy.engine.filters import Filters
 from brandpy.engine.timefmt import parse_since
 
 from .http import API_VERSION, MIN_API_VERSION, JsonLines, reply
-from .router import Router, engine
+from .router import Router, engine, not_implemented
 
 PING_HEADERS = {"Api-Version": API_VERSION, "Docker-Experimental": "false", "Ostype": "linux",
                 "Builder-Version": "1", "Swarm": "inactive", "Cache-Control": "no-cache, no-store, "
@@ -75,11 +75,6 @@ async def events(request: web.Request) -> web.StreamResponse:
     return out.resp
 
 
-async def not_implemented(request: web.Request) -> web.Response:
-    raise NotImplementedHere(f"{request.method} {request.path}: brandpy does not implement "
-                             "this endpoint (see README, 'Pointing docker at it')")
-
-
 def register(r: Router) -> None:
     r.add("GET", "/_ping", ping)
     r.add("HEAD", "/_ping", ping)
@@ -92,4 +87,5 @@ def register(r: Router) -> None:
                          ("GET", "/containers/{id}/checkpoints"),
                          ("POST", "/containers/{id}/checkpoints"),
                          ("DELETE", "/containers/{id}/checkpoints/{checkpoint}")):
-        r.add(method, path, not_implemented)
+        r.add(method, path, not_implemented("brandpy does not implement this endpoint (see "
+                                            "README, 'Pointing docker at it')"))
