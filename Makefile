@@ -9,6 +9,10 @@ PY         := $(VENV)/bin/python
 # Test rootfs cache, built once per machine and shared by tests and benchmarks.
 IMAGES     ?= /var/cache/brandpy/images
 export BRANDPY_TEST_IMAGES := $(IMAGES)
+# docker-py 6.1.3's own test suite and the venv it runs in (make dockerpy):
+# a slow measurement of brandpyd against it (tests/dockerpy).
+export BRANDPY_DOCKERPY_SUITE ?= /var/cache/brandpy/docker-py-6.1.3
+export BRANDPY_DOCKERPY_VENV ?= /opt/brandpy/dockerpy-venv
 
 APT_PKGS := python3-venv python3-dev gcc make busybox-static debootstrap \
             proot runsc docker-registry skopeo umoci zstd strace procps \
@@ -17,7 +21,7 @@ APT_PKGS := python3-venv python3-dev gcc make busybox-static debootstrap \
 
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv install lint images demo test test-slow fuzz bench bench-images bench-coverage clean
+.PHONY: all deps venv install lint images dockerpy demo test test-slow fuzz bench bench-images bench-coverage clean
 
 all: install
 
@@ -53,6 +57,9 @@ lint: install
 images: deps
 	tests/images/build.sh $(IMAGES)
 
+dockerpy: deps
+	tests/dockerpy/fetch.sh $(BRANDPY_DOCKERPY_SUITE) $(BRANDPY_DOCKERPY_VENV)
+
 # The daemon on a private socket, driven by the real docker CLI; stopped at the end.
 DEMO_DIR ?= /tmp/brandpy-demo
 demo: install images
@@ -85,7 +92,7 @@ demo: install images
 test: install lint images
 	BRANDPY_TMP_STRICT=1 timeout --kill-after=60 45m $(PY) -m pytest $(PYTEST_ARGS)
 
-test-slow: install images
+test-slow: install images dockerpy
 	BRANDPY_TMP_STRICT=1 $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 # schemathesis over the whole Engine API (tests/fuzz/run.py says what fails

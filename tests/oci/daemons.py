@@ -143,8 +143,9 @@ def daemon_json(runtime: str) -> dict:
                                      "runtimeArgs": ["--kernel-release", KERNEL_RELEASE]}}}
 
 
-def oci_archive(layer_tar: Path, out: Path, name: str) -> None:
-    """A one-layer OCI image archive from a rootfs tar, for ctr images import."""
+def oci_archive(layer_tar: Path, out: Path, name: str, cmd: list[str] | None = None) -> None:
+    """A one-layer OCI image archive from a rootfs tar, for ctr images import
+    (and skopeo); cmd: the config's Cmd (default sh)."""
     layer = layer_tar.read_bytes()
 
     def digest(blob: bytes) -> str:
@@ -153,7 +154,7 @@ def oci_archive(layer_tar: Path, out: Path, name: str) -> None:
     config = json.dumps({
         "architecture": "amd64", "os": "linux",
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                   "Cmd": ["sh"]},
+                   "Cmd": cmd or ["sh"]},
         "rootfs": {"type": "layers", "diff_ids": [digest(layer)]}}).encode()
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
