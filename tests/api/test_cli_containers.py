@@ -97,7 +97,7 @@ def test_wait_kill_pause_rename(daemon):
     daemon.ok("rename", "wk", "wk2")
     assert daemon.ok("inspect", "-f", "{{.Name}} {{.State.Status}}", cid) == "/wk2 running\n"
     conflict = daemon.docker("rm", "wk2")
-    assert conflict.status == 1 and "container is running" in conflict.err
+    assert conflict.status == 1 and "You cannot remove a running container" in conflict.err
     daemon.ok("rm", "-f", "wk2")
     # kill -s reaches the entrypoint once its handler is set (as in Docker,
     # PID 1 ignores signals it has no handler for)
