@@ -17,7 +17,7 @@ export BRANDPY_DOCKERPY_VENV ?= /opt/brandpy/dockerpy-venv
 APT_PKGS := python3-venv python3-dev gcc make busybox-static debootstrap \
             proot runsc docker-registry skopeo umoci zstd strace procps \
             util-linux apache2-utils ca-certificates curl xz-utils \
-            linux-libc-dev libc6-dev docker.io containerd iproute2 docker-compose
+            linux-libc-dev libc6-dev docker.io containerd iproute2 docker-compose nftables
 
 PYTEST_ARGS ?=
 
@@ -61,16 +61,22 @@ dockerpy: deps
 	tests/dockerpy/fetch.sh $(BRANDPY_DOCKERPY_SUITE) $(BRANDPY_DOCKERPY_VENV)
 
 # The daemon on a private socket, driven by the real docker CLI; stopped at the end.
+# As root it runs in a network namespace of its own (DEMO_NETNS), where its
+# containers' bridges, addresses and rules live: "the host" of the demo.
 DEMO_DIR ?= /tmp/brandpy-demo
+DEMO_NETNS ?= brandpy-demo
 demo: install images
 	@echo "== brandpy run: the busybox rootfs, no daemon =="
 	$(PY) -m brandpy run --rootfs $(IMAGES)/busybox -- /bin/sh -c 'echo hello from $$(uname -s) in brandpy; id'
 	@echo "== brandpyd, driven by the docker CLI =="
 	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
-	@$(PY) -m brandpy daemon -H unix://$(DEMO_DIR)/docker.sock --data-root $(DEMO_DIR)/root \
-	    > $(DEMO_DIR)/daemon.log 2>&1 & echo $$! > $(DEMO_DIR)/daemon.pid; \
+	@ip netns del $(DEMO_NETNS) 2>/dev/null; ip netns add $(DEMO_NETNS) && \
+	ip netns exec $(DEMO_NETNS) ip link set lo up; \
+	nsenter --net=/run/netns/$(DEMO_NETNS) $(PY) -m brandpy daemon -H unix://$(DEMO_DIR)/docker.sock \
+	    --data-root $(DEMO_DIR)/root > $(DEMO_DIR)/daemon.log 2>&1 & echo $$! > $(DEMO_DIR)/daemon.pid; \
 	export DOCKER_HOST=unix://$(DEMO_DIR)/docker.sock; \
-	trap 'kill $$(cat $(DEMO_DIR)/daemon.pid) 2>/dev/null' EXIT; \
+	trap 'set +e; docker rm -f web >/dev/null 2>&1; docker network rm demo-net >/dev/null 2>&1; \
+	      kill $$(cat $(DEMO_DIR)/daemon.pid); sleep 1; ip netns del $(DEMO_NETNS)' EXIT; \
 	for i in $$(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.1; done; \
 	set -ex; \
 	docker version --format 'client {{.Client.Version}}, server {{.Server.Version}} ({{.Server.Os}})'; \
@@ -78,9 +84,13 @@ demo: install images
 	docker run --rm --hostname demo busybox:demo sh -c 'echo "hello from $$(hostname), pid $$$$, as $$(id -un)"; ls /'; \
 	docker run -d --name web -p 127.0.0.1:8080:80 busybox:demo httpd -f -p 80 -h /etc; \
 	sleep 0.5; docker ps --format '{{.Names}} {{.Status}} {{.Ports}}'; \
-	wget -q -O - http://127.0.0.1:8080/hostname; \
+	ip netns exec $(DEMO_NETNS) wget -q -O - http://127.0.0.1:8080/hostname; \
 	docker exec web ps -o pid,user,comm; \
-	docker stop -t 1 web; docker rm web; \
+	docker inspect -f 'web has its own address: {{.NetworkSettings.IPAddress}}' web; \
+	docker network create demo-net; \
+	docker network connect --alias www demo-net web; \
+	docker run --rm --network demo-net busybox:demo wget -q -O - http://www/hostname; \
+	docker stop -t 1 web; docker rm web; docker network rm demo-net; \
 	docker run --label brandpy.trace=1 --name traced busybox:demo ls / > /dev/null; \
 	curl -s --unix-socket $(DEMO_DIR)/docker.sock http://d/brandpy/containers/traced/trace | head -4; \
 	docker inspect -f 'ptrace stops: {{.Brandpy.PtraceStops}}' traced; \

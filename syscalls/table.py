@@ -156,6 +156,8 @@ SIGNALFD = ("native; the fd number a new signalfd gets has its reads trapped in 
             "(its records carry the sender's IDs)")
 SIGINFO_SENT = "a siginfo with a kernel's code carries the sender's PID as the kernel would"
 SCM_RECV = "in processes that turned SO_PASSCRED on, SCM_CREDENTIALS shows container IDs"
+LOCAL = ("on the host's network (unprivileged), a local destination reaches only the "
+         "container's own or its peers' ports, published ports translated")
 IPC_STATUS = ("native: the SysV IPC namespace is the host's; the PIDs and IDs of the status "
               "commands are the container's")
 
@@ -284,13 +286,15 @@ SPEC: dict[str, Spec] = {
                        "receives, for SCM_CREDENTIALS", handler=sockcreds.setsockopt,
                        when=arg_in(2, sockcreds.SO_PASSCRED)),
     "sendmsg": allow("native: an AF_UNIX destination in msg_name is not translated, nor the "
-                     "PID and IDs of an explicit SCM_CREDENTIALS", support=PARTIAL),
+                     "PID and IDs of an explicit SCM_CREDENTIALS; on the host's network "
+                     "(unprivileged) a local UDP destination in msg_name is not checked",
+                     support=PARTIAL),
     "recvmsg": Spec("allow", PARTIAL, "native: an AF_UNIX source in msg_name is not "
                     "translated; " + SCM_RECV, handler=sockcreds.recvmsg),
     "recvmmsg": Spec("allow", FULL, "native; " + SCM_RECV, handler=sockcreds.recvmsg),
     "bind": trace(sock.bind, "AF_UNIX paths resolved inside the container"),
-    "connect": trace(sock.connect, "AF_UNIX paths resolved inside the container"),
-    "sendto": trace(sock.sendto, "AF_UNIX destination resolved inside the container",
+    "connect": trace(sock.connect, "AF_UNIX paths resolved inside the container; " + LOCAL),
+    "sendto": trace(sock.sendto, "AF_UNIX destination resolved inside the container; " + LOCAL,
                     when=arg_nonzero(4)),
     "getsockname": trace(sock.getsockname, "AF_UNIX names shown as guest paths"),
     "getpeername": trace(sock.getpeername, "AF_UNIX names shown as guest paths"),

@@ -20,6 +20,7 @@ LAYERS: list[list[tuple[str, ...]]] = [
     [("brandpy.runtime",)],     # the call, the sandbox, paths, errors, Linux's constants
     [("syscalls",)],            # the table and its handlers
     [("brandpy.supervise",)],   # the supervisors and the Container that drives them
+    [("brandpy.network",)],     # namespaces, bridges, addresses, firewall, resolvers
     [("brandpy.engine",), ("brandpy.oci",)],
     [("brandpy.api",)],
     [("brandpy.cli", "brandpy.runopts", "brandpy.__main__")],

@@ -78,7 +78,7 @@ async def inspect(request: web.Request) -> web.Response:
     if qbool(request, "size"):
         from brandpy.engine.system import changed_size
         size = {"SizeRw": await asyncio.to_thread(changed_size, engine(request), rec)}
-    out = views.inspect(rec, size)
+    out = views.inspect(rec, size, engine(request).netsetup.sandbox_key(rec))
     out["Brandpy"] = await syscall_view.view(rec)
     return reply(out)
 

@@ -1,5 +1,5 @@
-"""/networks: bridge, host, none and user networks (records and endpoints;
-containers use the host's network stack, see the README)."""
+"""/networks: bridge, host, none and user networks (records, endpoints and
+their addresses; brandpy/engine/netsetup.py makes them real)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ def _view(eng: Engine, net: dict[str, Any]) -> dict[str, Any]:
     for rec in eng.containers:
         ep = rec.networks.get(net["Name"])
         if ep is not None and rec.running:
+            addr = f"{ep['IPAddress']}/{ep['IPPrefixLen']}" if ep.get("IPAddress") else ""
             members[rec.id] = {"Name": rec.name, "EndpointID": ep["EndpointID"],
-                               "MacAddress": "", "IPv4Address": "", "IPv6Address": ""}
+                               "MacAddress": ep.get("MacAddress") or "", "IPv4Address": addr,
+                               "IPv6Address": ""}
     return {**net, "Containers": members}
 
 
@@ -46,8 +48,8 @@ async def inspect(request: web.Request) -> web.Response:
 
 async def create(request: web.Request) -> web.Response:
     eng = engine(request)
-    net, warning = eng.networks.create(await body_json(request, NETWORK_CREATE,
-                                                       "network.CreateRequest"))
+    net, warning = await eng.netsetup.create_network(
+        await body_json(request, NETWORK_CREATE, "network.CreateRequest"))
     eng.events.emit("network", "create", net["Id"], {"name": net["Name"], "type": "bridge"})
     return reply({"Id": net["Id"], "Warning": warning}, status=201)
 
@@ -56,7 +58,7 @@ async def remove(request: web.Request) -> web.Response:
     eng = engine(request)
     net = eng.networks.get(request.match_info["id"])
     members = [r.id for r in eng.containers if net["Name"] in r.networks]
-    eng.networks.remove(net["Id"], members)
+    await eng.netsetup.remove_network(net, members)
     eng.events.emit("network", "destroy", net["Id"], {"name": net["Name"], "type": "bridge"})
     return web.Response(status=204)
 
@@ -91,7 +93,7 @@ async def prune(request: web.Request) -> web.Response:
             continue
         if any(net["Name"] in r.networks for r in eng.containers):
             continue
-        eng.networks.remove(net["Id"], [])
+        await eng.netsetup.remove_network(net, [])
         eng.events.emit("network", "destroy", net["Id"], {"name": net["Name"], "type": "bridge"})
         removed.append(net["Name"])
     return reply({"NetworksDeleted": removed or None})

@@ -288,8 +288,6 @@ UNENFORCED_HOST = {
     "PidsLimit": "PID limits are not enforced (no cgroups)",
     "Sysctls": "sysctls are not applied",
     "Init": "--init is not provided: the entrypoint is the container's PID 1",
-    "DnsSearch": "DNS search domains are not written to /etc/resolv.conf",
-    "DnsOptions": "DNS options are not written to /etc/resolv.conf",
     "ShmSize": "the size of /dev/shm is not limited",
 }
 
@@ -310,9 +308,6 @@ def unenforced(host_config: dict, config: dict) -> list[str]:
         if key not in UNENFORCED_HOST and key not in APPLIED_RESOURCES \
                 and host_config.get(key) not in UNSET:
             out.append(f"{key}: resource limits are not enforced (no cgroups)")
-    if host_config.get("NetworkMode") == "none":
-        out.append("NetworkMode: --network none is not enforced: the container shares the "
-                   "host's network stack (brandpy has no network namespaces)")
     for mp in host_config.get("Tmpfs") or {}:
         if any(o.startswith(("size=", "nr_inodes=")) for o in host_config["Tmpfs"][mp].split(",")):
             out.append(f"Tmpfs {mp}: size limits are not enforced (a private directory stands "

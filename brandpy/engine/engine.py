@@ -21,11 +21,10 @@ from pathlib import Path
 
 from brandpy import pathnames
 from brandpy.images import rootfs as rootfslib
-from brandpy.images.fsutil import atomic_write, atomic_write_json, rmtree
+from brandpy.images.fsutil import atomic_write_json, rmtree
 from brandpy.images.runconfig import merge_image_config
 from brandpy.images.store import ImageNotFound, Store, StoreError
 from brandpy.runtime.policy import capabilities, load_profile
-from brandpy.runtime.sandbox import SandboxConfig, etc_files
 
 from . import health, links, logdrivers, research, runtimes, shimproto, timefmt
 from . import logs as logslib
@@ -47,11 +46,12 @@ from .create import (
     ulimits,
     unenforced,
 )
-from .errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, NotModified
+from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
 from .events import Events
 from .filters import Filters
 from .names import new_id, random_name
-from .networks import BUILTIN, Networks, endpoint, link_name
+from .netsetup import NetSetup, choose_mode
+from .networks import Networks
 from .records import Record, Table
 from .settings import Settings
 from .shim import SPEC
@@ -82,6 +82,7 @@ class Engine:
         self.containers = Table()
         self.volumes = Volumes(root / "volumes")
         self.networks = Networks(root / "networks.json")
+        self.netsetup = NetSetup(self, choose_mode())
         self.events = Events()
         self.started = time.time()
         self.daemon_id = _daemon_id(root / "engine-id")
@@ -114,6 +115,7 @@ class Engine:
                     pass
             if rec.running:
                 self._shim_died(rec)
+        await self.netsetup.startup()
         for rec in self.containers:
             if rec.running:
                 continue
@@ -133,6 +135,7 @@ class Engine:
         for rec in self.containers:
             if rec.watcher is not None:
                 rec.watcher.cancel()
+        await self.netsetup.shutdown()
 
     # -- events -----------------------------------------------------------------
 
@@ -185,6 +188,7 @@ class Engine:
         devices(host_config)
         cpuset(host_config)
         warnings += unenforced(host_config, config)
+        warnings += self.netsetup.check_create(host_config, config)
         spec, research_warnings = research.from_labels(config.get("Labels") or {})
         warnings += research_warnings
         labels = config.get("Labels") or {}
@@ -264,68 +268,15 @@ class Engine:
         finally:
             rec.dir = real
 
-    # -- networks -------------------------------------------------------------------
+    # -- networks (netsetup.py) -------------------------------------------------------
 
     async def connect(self, rec: Record, net: dict, cfg: dict) -> None:
-        mode = rec.host_config.get("NetworkMode")
-        if net["Name"] in ("host", "none") or mode in ("host", "none"):
-            raise Forbidden("container cannot be disconnected from host network or connected "
-                            "to host network" if "host" in (mode, net["Name"]) else
-                            "container cannot be connected to the none network")
-        if net["Name"] in rec.networks:
-            raise Forbidden(f"endpoint with name {rec.name} already exists in network "
-                            f"{net['Name']}")
-        rec.networks[net["Name"]] = endpoint(net, cfg)
-        rec.save()
-        self.events.emit("network", "connect", net["Id"],
-                         {"container": rec.id, "name": net["Name"], "type": net["Driver"]})
-        self.refresh_hosts()
+        await self.netsetup.connect(rec, net, cfg)
 
     async def disconnect(self, rec: Record, net: dict) -> None:
-        if net["Name"] not in rec.networks:
-            raise Forbidden(f"container {rec.id} is not connected to network {net['Name']}")
-        del rec.networks[net["Name"]]
-        rec.save()
-        self.events.emit("network", "disconnect", net["Id"],
-                         {"container": rec.id, "name": net["Name"], "type": net["Driver"]})
-        self.refresh_hosts()
-
-    def refresh_hosts(self) -> None:
-        """Rewrite the /etc/hosts of running containers in user networks so
-        they name their current peers (the runtime serves the file from the
-        container's state directory on each open)."""
-        for rec in self.containers:
-            if not rec.running or not any(n not in BUILTIN for n in rec.networks):
-                continue
-            extra = list(rec.host_config.get("ExtraHosts") or []) + self.network_peers(rec) \
-                + links.hosts(self.containers, rec)
-            config = SandboxConfig(rootfs=str(rec.rootfs), argv=[], extra_hosts=extra)
-            content = etc_files(config, rec.config.get("Hostname") or "")[b"hosts"]
-            hosts = rec.dir / "run" / "hosts"
-            if hosts.exists():
-                atomic_write(hosts, content)
+        await self.netsetup.disconnect(rec, net)
 
     # -- start ------------------------------------------------------------------
-
-    def network_peers(self, rec: Record) -> list[str]:
-        """/etc/hosts entries naming the other containers of rec's user
-        networks: containers share the host's network stack, so a peer is
-        reached on loopback (at its port when unpublished, see README)."""
-        mine = {n for n in rec.networks if n not in BUILTIN}
-        out = []
-        for other in self.containers:
-            shared = mine & set(other.networks)
-            if other is rec or not shared:
-                continue
-            names = {other.name, other.short}
-            for net in shared:
-                names |= set(other.networks[net].get("Aliases") or [])
-                # rec's own links in the network name other by an alias too
-                names |= {alias for link in rec.networks[net].get("Links") or []
-                          for target, alias in [link_name(link)]
-                          if target in (other.name, other.short, other.id)}
-            out += [f"{name}:127.0.0.1" for name in sorted(names)]
-        return out
 
     def shim_spec(self, rec: Record) -> dict:
         """What the shim needs to run the container, in the runtime's terms
@@ -334,7 +285,7 @@ class Engine:
         env = list(cfg.get("Env") or [])
         names = {e.split("=", 1)[0] for e in env}
         # dockerd's order: the links' variables, which the container's own override
-        env = [e for e in links.environment(self.containers, rec)
+        env = [e for e in links.environment(self.containers, rec, self.netsetup.locate)
                if e.split("=", 1)[0] not in names] + env
         if "HOSTNAME" not in names:
             env.append(f"HOSTNAME={cfg['Hostname']}")
@@ -357,24 +308,25 @@ class Engine:
         if hc.get("Privileged"):
             cap_add.append("ALL")
             seccomp = "unconfined"
-        rec.published = allocate_ports(port_bindings(hc, cfg.get("ExposedPorts")))
+        rec.published = allocate_ports(port_bindings(hc, cfg.get("ExposedPorts"))) \
+            if self.netsetup.publishes(rec) else {}
         rec.save()
         ports = [{"host_port": int(b["HostPort"]), "container_port": int(port.split("/")[0]),
                   "proto": port.split("/")[1], "host_ip": b["HostIp"]}
                  for port, bindings in rec.published.items() for b in bindings]
+        net = self.netsetup.spec(rec, ports)
         return {
             "id": rec.id,
+            "netns": net["netns"],
             "sandbox": {"rootfs": str(rec.rootfs), "argv": rec.argv, "env": env,
                         "workdir": cfg.get("WorkingDir") or "/", "volumes": volumes,
                         "state_dir": str(rec.dir / "run"), "user": cfg.get("User") or "",
                         "hostname": cfg.get("Hostname") or "",
-                        "domainname": cfg.get("Domainname") or "", "ports": ports,
+                        "domainname": cfg.get("Domainname") or "",
                         "seccomp": seccomp, "cap_add": cap_add,
                         "no_new_privileges": no_new_privileges(hc.get("SecurityOpt") or []),
                         "cap_drop": list(hc.get("CapDrop") or []),
-                        "extra_hosts": list(hc.get("ExtraHosts") or [])
-                        + self.network_peers(rec) + links.hosts(self.containers, rec),
-                        "dns": list(hc.get("Dns") or []),
+                        **net["sandbox"],
                         "readonly_rootfs": bool(hc.get("ReadonlyRootfs")),
                         "group_add": list(hc.get("GroupAdd") or []),
                         "ulimits": ulimits(hc), "devices": devices(hc),
@@ -397,17 +349,38 @@ class Engine:
                 "log_rotation": rotation.to_json() if rotation else {}}
 
     async def start(self, rec: Record) -> None:
+        try:
+            await self._start(rec)
+        except (NotFound, NotModified):
+            raise
+        except EngineError:
+            # --rm: the watcher removes it when a shim ran; none did, so here
+            if rec.host_config.get("AutoRemove") and rec.watcher is None and not (
+                    rec.removing or rec.removed.is_set()):
+                asyncio.get_running_loop().create_task(self._auto_remove(rec))
+            raise
+
+    async def _start(self, rec: Record) -> None:
         async with rec.lock:
             if rec.removed.is_set():
                 raise NotFound(f"No such container: {rec.id}")
             if rec.running:
                 raise NotModified("container already started")
             spec = self.shim_spec(rec)
-            await asyncio.to_thread(atomic_write_json, rec.dir / SPEC, spec)
-            rec.state = {**rec.state, "RestartCount": 0, "Error": ""}
-            rec.save_state()
-            shim = ShimClient(rec.dir)
-            await shim.spawn(self.shims)
+            try:
+                await asyncio.to_thread(atomic_write_json, rec.dir / SPEC, spec)
+                rec.state = {**rec.state, "RestartCount": 0, "Error": ""}
+                rec.save_state()
+                shim = ShimClient(rec.dir)
+                pid = await shim.spawn(self.shims)
+            except BaseException:
+                await self.netsetup.release(rec, events=False)
+                raise
+            try:
+                await self.netsetup.plumb(rec, pid)
+            except EngineError:
+                os.kill(pid, signal.SIGKILL)    # it waits for the start that will not come
+                raise
             await self._watch(rec, shim)
             pending, rec.pending_attach = rec.pending_attach, []
             connected = []
@@ -425,7 +398,7 @@ class Engine:
                 raise EngineError(f"failed to create task for container: failed to start "
                                   f"container {rec.short}: {exc}", exc.status) from None
             await self._settle(rec, lambda: rec.running or rec.status != "created")
-        self.refresh_hosts()
+        self.netsetup.refresh_hosts()
 
     async def has_stopped(self, rec: Record) -> bool:
         """Whether rec stopped, once the watcher has seen what its shim says."""
@@ -488,11 +461,13 @@ class Engine:
             pass
         writer.close()
         rec.shim = None
-        rec.watcher = None
         self._health(rec, False)
         rec.reload_state()
         if rec.running:
             self._shim_died(rec)
+        await self.netsetup.release(rec)
+        self.netsetup.refresh_hosts()
+        rec.watcher = None
         self._wake_exit_waiters(rec)
         if rec.host_config.get("AutoRemove") and not (rec.removing or rec.removed.is_set()):
             await self._auto_remove(rec)
@@ -626,7 +601,7 @@ class Engine:
                         self.volumes.remove(name, False, [])
                         self.events.emit("volume", "destroy", name, {"driver": "local"})
         self.container_event(rec, "destroy")
-        self.refresh_hosts()
+        self.netsetup.refresh_hosts()
 
     async def rename(self, rec: Record, new: str) -> None:
         new = pathnames.container_name(new)
@@ -638,9 +613,8 @@ class Engine:
                            f'container "{other.id}". You have to remove (or rename) that '
                            "container to be able to reuse that name.")
         old, rec.name = rec.name, new
-        rec.save()
+        self.netsetup.renamed(rec, old)
         self.container_event(rec, "rename", oldName="/" + old)
-        self.refresh_hosts()
 
     async def top(self, rec: Record) -> list[int]:
         """Host PIDs of the container's processes."""

@@ -5,17 +5,22 @@ ALIAS_ENV_*, ALIAS_PORT_*) and /etc/hosts entries for the alias and the
 name; `docker ps` names the linked container `/PARENT/ALIAS` too, and
 `DELETE /containers/PARENT/ALIAS?link=1` removes the link.
 
-Containers share the host's network stack (README), so a linked container
-is at 127.0.0.1, on the host port a published port is bound to and on its
-own port otherwise."""
+Where a linked container is reached is the networking mode's answer
+(netsetup.NetSetup.locate): its own address and port as root; sharing the
+host's network stack (unprivileged), 127.0.0.1 at the host port a
+published port is bound to and at its own port otherwise (on_loopback)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from .errors import Conflict, InvalidParameter, NotFound
 from .networks import link_name
 from .records import Record, Table
 
 LOOPBACK = "127.0.0.1"
+# (linked container, "80/tcp" or "") -> (address, port) where the link reaches it
+Locate = Callable[[Record, str], tuple[str, str]]
 
 
 def targets(table: Table, rec: Record) -> list[tuple[Record, str]]:
@@ -49,14 +54,14 @@ def check(table: Table, host_config: dict) -> None:
                                    f"{name}") from None
 
 
-def _address(target: Record, port: str) -> tuple[str, str]:
+def on_loopback(target: Record, port: str) -> tuple[str, str]:
     for binding in target.published.get(port) or []:
         host_ip = binding.get("HostIp") or "0.0.0.0"
         return (LOOPBACK if host_ip in ("0.0.0.0", "::") else host_ip), binding["HostPort"]
     return LOOPBACK, port.split("/")[0]
 
 
-def environment(table: Table, rec: Record) -> list[str]:
+def environment(table: Table, rec: Record, locate: Locate) -> list[str]:
     """At start: dockerd's link variables, the linked containers running."""
     env = []
     for target, alias in targets(table, rec):
@@ -70,7 +75,7 @@ def environment(table: Table, rec: Record) -> list[str]:
         for i, port in enumerate(ports):
             number, _, proto = port.partition("/")
             proto = proto or "tcp"
-            ip, host_port = _address(target, f"{number}/{proto}")
+            ip, host_port = locate(target, f"{number}/{proto}")
             url = f"{proto}://{ip}:{host_port}"
             if i == 0:
                 env.append(f"{prefix}_PORT={url}")
@@ -84,13 +89,15 @@ def environment(table: Table, rec: Record) -> list[str]:
     return env
 
 
-def hosts(table: Table, rec: Record) -> list[str]:
-    """/etc/hosts entries (NAME:IP) for rec's linked containers."""
+def hosts(table: Table, rec: Record, locate: Locate) -> list[str]:
+    """/etc/hosts entries (NAME:IP) for rec's linked containers (those
+    with an address)."""
     out = []
     for target, alias in targets(table, rec):
+        ip = locate(target, "")[0]
         for name in dict.fromkeys((alias, target.name, target.config.get("Hostname") or "")):
-            if name:
-                out.append(f"{name}:{LOOPBACK}")
+            if name and ip:
+                out.append(f"{name}:{ip}")
     return out
 
 

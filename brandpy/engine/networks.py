@@ -1,11 +1,12 @@
 """Networks: Docker's three built-in ones (bridge, host, none) and user
-networks, kept in networks.json.
+networks, kept in networks.json with the configuration given, as dockerd
+keeps it.
 
-brandpy gives containers no network namespace: every container uses the
-host's network stack, as with `--network host` (see the README). Network
-records and container endpoints are kept so that `docker network` works
-and so name resolution within a network has its membership to work from;
-no IP addresses are invented (IPAddress is empty).
+Whether they become real is the daemon's networking mode (netsetup.py):
+as root each container gets a network namespace and addresses from these
+records' IPAM pools (a network made without one gets a free default pool,
+as dockerd's); unprivileged, containers use the host's network stack and
+no address is invented (IPAddress stays empty).
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from pathlib import Path
 
 from brandpy import pathnames
 from brandpy.images.fsutil import atomic_write_json
+from brandpy.network import bridge, ipam
+from brandpy.network.errors import NetworkError
+from brandpy.network.model import Network
 
 from . import timefmt
-from .errors import Conflict, Forbidden, InvalidParameter, NotFound
+from .errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound
 from .filters import Filters
 
 BUILTIN = {"bridge": "bridge", "host": "host", "none": "null"}
@@ -141,9 +145,11 @@ class Networks:
             out.append(net)
         return out
 
-    def create(self, body: dict) -> tuple[dict, str]:
+    def create(self, body: dict, real: bool = False) -> tuple[dict, str]:
         """A bridge network. A name in use is refused only with
-        CheckDuplicate (else a warning, as dockerd)."""
+        CheckDuplicate (else a warning, as dockerd). real: its containers
+        get addresses (bridge mode), so it gets a pool if none is given
+        and what the bridge driver cannot do is refused."""
         name = body.get("Name")
         if not isinstance(name, str) or not name:
             raise InvalidParameter("network name is required")
@@ -160,14 +166,56 @@ class Networks:
         if body.get("Scope") not in (None, "", "local"):
             raise InvalidParameter(f"scope {body['Scope']!r} is not supported: brandpy networks "
                                    "are local")
-        ipam = _ipam(body.get("IPAM") or {}, builtins.list(self.nets.values()))
+        pools = _ipam(body.get("IPAM") or {}, builtins.list(self.nets.values()))
         rec = _record(name, driver, body.get("Labels"), bool(body.get("Internal")),
-                      bool(body.get("Attachable")), body.get("Options"), ipam,
+                      bool(body.get("Attachable")), body.get("Options"), pools,
                       bool(body.get("EnableIPv6")))
+        if real:
+            self._make_real(rec)
         warning = f"Network with name {name} (id : {same[0]['Id']}) already exists" if same else ""
         self.nets[rec["Id"]] = rec
         self._save()
         return rec, warning
+
+    def _make_real(self, rec: dict) -> None:
+        """Bridge mode: one IPv4 pool (a free default one if none is given,
+        its gateway filled in as dockerd shows it), options the bridge
+        driver knows, no IPv6."""
+        if rec["EnableIPv6"]:
+            raise InvalidParameter("IPv6 networks (--ipv6) are not supported: brandpy's "
+                                   "bridge networks are IPv4")
+        unsupported = sorted(k for k in rec["Options"] if k.startswith("com.docker.network.")
+                             and k != bridge.NAME_OPTION)
+        if unsupported:
+            raise InvalidParameter(f"network options {', '.join(unsupported)} are not "
+                                   f"supported: brandpy's bridge driver takes {bridge.NAME_OPTION}")
+        pools = rec["IPAM"]["Config"]
+        try:
+            if len(pools) > 1:
+                raise NetworkError("one IPAM pool per network: brandpy's bridge networks have "
+                                   "one IPv4 subnet", 400)
+            if not pools:
+                pools.append(self.auto_pool())
+            pools[0].setdefault("Gateway", str(ipam.Pool.from_config(pools[0]).gateway))
+            bridge.BridgeDriver().interface(network_view(rec))
+        except NetworkError as exc:
+            raise EngineError(str(exc), exc.status) from None
+
+    def _subnets(self) -> builtins.list[ipam.IPv4Network]:
+        return [ipam.IPv4Network(c["Subnet"], strict=False) for n in self.nets.values()
+                for c in n["IPAM"].get("Config") or []
+                if c.get("Subnet") and ":" not in c["Subnet"]]
+
+    def auto_pool(self) -> dict:
+        """The first default pool free of other networks and of the routes
+        of the daemon's namespace."""
+        subnet = ipam.choose_subnet(self._subnets(), ipam.routes())
+        return ipam.Pool(subnet, subnet.network_address + 1).to_config()
+
+    def set_pool(self, net: dict, cfg: dict) -> None:
+        """A pool for a network made before the daemon gave addresses."""
+        net["IPAM"]["Config"] = [cfg]
+        self._save()
 
     # builtins.list in the methods below list(): the name is the method there.
     def remove(self, ref: str, members: builtins.list[str]) -> dict:
@@ -186,7 +234,7 @@ class Networks:
         plus those named in NetworkingConfig."""
         name = "bridge" if mode == "default" else mode
         if name.startswith("container:"):
-            raise InvalidParameter("--network container:... is not supported")
+            return {}       # it has the other container's network (netsetup.py)
         endpoints = {("bridge" if ref == "default" else ref): cfg for ref, cfg in endpoints.items()}
         try:
             out = {self.get(name)["Name"]: endpoint(self.get(name), endpoints.get(name) or {})}
@@ -204,8 +252,8 @@ _MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 def endpoint(net: dict, cfg: dict) -> dict:
     """A container's endpoint in net: the configuration given (aliases,
     links, IPAM addresses, driver options, MAC address) kept and shown as
-    dockerd keeps it; the operational fields (IPAddress, Gateway...) stay
-    empty, as no address is given to the container."""
+    dockerd keeps it; the operational fields (IPAddress, Gateway...) are
+    filled in while it runs, in bridge mode (netsetup.py)."""
     ipam = {k: v for k, v in (cfg.get("IPAMConfig") or {}).items() if v}
     subnets = [_network(c["Subnet"], "subnet") for c in net["IPAM"].get("Config") or []]
     for key in ("IPv4Address", "IPv6Address"):
@@ -242,3 +290,14 @@ def link_name(link: str) -> tuple[str, str]:
     if not name or "/" in name:
         raise InvalidParameter(f"invalid link {link!r}: use NAME or NAME:ALIAS")
     return name, alias or name
+
+
+def network_view(net: dict) -> Network:
+    """A network record as networking sees it: its IPv4 pool."""
+    configs = [c for c in net["IPAM"].get("Config") or [] if ":" not in c.get("Subnet", ":")]
+    if not configs:
+        raise NetworkError(f"network {net['Name']} has no IPv4 subnet: brandpy cannot give its "
+                           "containers addresses; recreate it", 500)
+    return Network(net["Id"], net["Name"], net["Driver"], ipam.Pool.from_config(configs[0]),
+                   internal=bool(net.get("Internal")), names=net["Name"] != "bridge",
+                   options=dict(net.get("Options") or {}))

@@ -1,14 +1,17 @@
 """`docker top` and `docker stats` from /proc: a container is a set of host
 processes (its shim says which), so both read those processes directly.
 Without cgroups, memory is the processes' resident set and the limit is
-the host's memory; network counters are omitted (the host's stack is
-shared, so there is no per-container interface to count)."""
+the host's memory. Network counters are those of the container's network
+namespace (a root daemon's containers); a container on the host's
+network (unprivileged, or --network host) has none of its own to count."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from typing import TYPE_CHECKING
+
+from brandpy.network import counters
 
 from . import timefmt
 from .errors import EngineError
@@ -143,6 +146,10 @@ class Sampler:
         snap = await asyncio.to_thread(snapshot, pids, int(self.rec.state.get("Pid") or 0))
         if not pids:
             snap = {**snap, "pids_stats": {}, "memory_stats": {}, "blkio_stats": {}}
+        elif self.engine.netsetup.own_namespace(self.rec):
+            networks = counters.interfaces(int(self.rec.state.get("ShimPid") or 0))
+            if networks is not None:
+                snap["networks"] = networks
         now = timefmt.iso()
         # Containers have no interfaces of their own (they use the host's
         # stack; README): no per-network counters, and none invented.

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from brandpy.images.fsutil import atomic_write_json
+from brandpy.network import netns
 from brandpy.runtime.devices import Device
 from brandpy.runtime.run_setup import ContainerError
 from brandpy.runtime.sandbox import PortMapping, SandboxConfig, Ulimit, Volume
@@ -554,6 +555,11 @@ def main(argv: list[str]) -> int:
         os._exit(0)
     shim.state["ShimPid"] = os.getpid()
     atomic_write_json(cdir / STATE, shim.state)
+    # Before any thread: the supervisor, the container and its execs live
+    # in this network namespace (the daemon plumbs it once we are ready).
+    netns.enter(shim.spec.get("netns") or "")
+    if shim.spec.get("netns") == netns.NEW:
+        netns.container_defaults()
     # Before any other thread starts, so the native loop's signalfd gets
     # every SIGCHLD (threads inherit the mask; the container's processes
     # start with an empty one).

@@ -76,7 +76,7 @@ def info(engine: Engine) -> dict:
                     "Authorization": None, "Log": ["json-file", "local", "none"]},
         "MemoryLimit": False, "SwapLimit": False, "KernelMemoryTCP": False,
         "CpuCfsPeriod": False, "CpuCfsQuota": False, "CPUShares": False, "CPUSet": False,
-        "PidsLimit": False, "IPv4Forwarding": False, "Debug": False,
+        "PidsLimit": False, "IPv4Forwarding": engine.netsetup.net is not None, "Debug": False,
         "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
         "NGoroutines": 0, "SystemTime": timefmt.iso(),
         "LoggingDriver": engine.settings.log_driver,
@@ -93,11 +93,15 @@ def info(engine: Engine) -> dict:
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                   "ControlAvailable": False, "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
-        "SecurityOptions": ["name=brandpy-syscall-translation", *landlock.security_options()],
+        "SecurityOptions": ["name=brandpy-syscall-translation", *landlock.security_options(),
+                            engine.netsetup.security_option()],
         "Warnings": [
             *([] if landlock.abi() else [f"WARNING: {landlock.UNAVAILABLE}"]),
             "WARNING: no cgroups: memory, CPU and PID limits are not enforced",
-            "WARNING: containers share the host's network stack (no network namespace)",
+            *([] if engine.netsetup.net is not None else [
+                "WARNING: containers share the host's network stack (an unprivileged daemon "
+                "makes no network namespaces): ports are translated, the host's loopback is "
+                "closed to them"]),
         ],
     }
 

@@ -96,7 +96,7 @@ def public_state(rec: Record) -> dict:
     return st
 
 
-def inspect(rec: Record, size: dict | None = None) -> dict:
+def inspect(rec: Record, size: dict | None = None, sandbox_key: str = "") -> dict:
     argv = rec.argv
     out = {
         "Id": rec.id, "Created": rec.created, "Path": argv[0] if argv else "",
@@ -111,19 +111,27 @@ def inspect(rec: Record, size: dict | None = None) -> dict:
         "GraphDriver": {"Name": "brandpy-linkfarm",
                         "Data": {"MergedDir": str(rec.rootfs)}},
         "Mounts": rec.mounts, "Config": rec.config,
-        "NetworkSettings": network_settings(rec),
+        "NetworkSettings": network_settings(rec, sandbox_key),
     }
     if size is not None:
         out.update(size)
     return out
 
 
-def network_settings(rec: Record) -> dict:
-    return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": False,
+def network_settings(rec: Record, sandbox_key: str = "") -> dict:
+    """The top-level address fields are the default bridge network's, as
+    dockerd's (deprecated) ones are; sandbox_key names the container's
+    network namespace while it runs."""
+    default = rec.networks.get("bridge") or {}
+    return {"Bridge": "", "SandboxID": "", "SandboxKey": sandbox_key, "HairpinMode": False,
             "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": ports(rec),
-            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
-            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": rec.networks}
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+            "EndpointID": default.get("EndpointID", "") if default.get("IPAddress") else "",
+            "Gateway": default.get("Gateway", ""), "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "IPAddress": default.get("IPAddress", ""),
+            "IPPrefixLen": default.get("IPPrefixLen", 0), "IPv6Gateway": "",
+            "MacAddress": default.get("MacAddress", "") if default.get("IPAddress") else "",
+            "Networks": rec.networks}
 
 
 def summary(rec: Record, image_names: dict[str, str], link_names: Sequence[str] = ()) -> dict:

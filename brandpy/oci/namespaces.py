@@ -18,18 +18,16 @@ container inherits them.
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import os
-import socket
-import struct
 from dataclasses import replace
 
+from brandpy.network import netns as netnslib
+from brandpy.network.errors import NetworkError
 from brandpy.runtime.sandbox import SandboxConfig
 
 from .errors import OciError
 
 CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
 MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
 PRIVATE_BASE = "/run/brandpy-oci"   # an empty directory on the host, a tmpfs in each monitor
 
@@ -42,34 +40,16 @@ def _check(rc: int, what: str) -> None:
 
 
 def enter_network(netns: str) -> None:
-    """Make ("new") or join (a path) the network namespace; "" keeps ours.
-    Python 3.11 has no os.unshare/os.setns."""
-    if not netns:
-        return
-    if netns == "new":
-        _check(_libc.unshare(CLONE_NEWNET), "new network namespace")
-        _loopback_up()
-        return
-    fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    """Make ("new") or join (a path) the network namespace; "" keeps ours."""
     try:
-        _check(_libc.setns(fd, CLONE_NEWNET), f"network namespace {netns}")
-    finally:
-        os.close(fd)
-
-
-SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-
-
-def _loopback_up() -> None:
-    """A new network namespace's lo is down: runc brings it up (its
-    "loopback" network), and so do we, so 127.0.0.1 works in the container
-    when the engine configures nothing else (dockerd without a bridge)."""
-    ifreq = bytearray(struct.pack("16sH22x", b"lo", 0))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        fcntl.ioctl(s, SIOCGIFFLAGS, ifreq)
-        flags = struct.unpack_from("H", ifreq, 16)[0]
-        struct.pack_into("H", ifreq, 16, flags | IFF_UP)
-        fcntl.ioctl(s, SIOCSIFFLAGS, ifreq)
+        netnslib.enter(netns)
+        if netns == netnslib.NEW:
+            # a new namespace's lo is down: runc brings it up (its "loopback"
+            # network), and so do we, so 127.0.0.1 works in the container when
+            # the engine configures nothing else (dockerd without a bridge)
+            netnslib.loopback_up()
+    except NetworkError as exc:
+        raise OciError(str(exc)) from None
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int,

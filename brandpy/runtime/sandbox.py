@@ -140,6 +140,10 @@ class SandboxConfig:
     cap_drop: list[str] = field(default_factory=list)
     extra_hosts: list[str] = field(default_factory=list)   # NAME:IP lines for /etc/hosts
     dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    address: str = ""            # the container's own address, for /etc/hosts
+    loopback_closed: bool = False   # connect() to the host's loopback: own ports only
     strict: bool = False         # the first unsupported syscall stops the container
     cpuset: str = ""             # docker --cpuset-cpus: the container and its supervisor
     readonly_rootfs: bool = False                          # docker --read-only
@@ -320,23 +324,34 @@ def build_mounts(config: SandboxConfig, rootfs: bytes, hostname: str) -> list[Mo
 
 
 def etc_files(config: SandboxConfig, hostname: str) -> dict[bytes, bytes]:
-    """/etc/hosts, /etc/hostname and /etc/resolv.conf as Docker writes them.
-    The container shares the host's network, so the host's resolvers work."""
+    """/etc/hosts, /etc/hostname and /etc/resolv.conf as Docker writes them:
+    the host's resolv.conf with --dns, --dns-search and --dns-option
+    replacing its nameserver, search and options lines."""
     hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
              "fe00::\tip6-localnet", "ff00::\tip6-mcastprefix", "ff02::1\tip6-allnodes",
              "ff02::2\tip6-allrouters"]
     for entry in config.extra_hosts:
         name, _, ip = entry.partition(":")
         hosts.append(f"{ip}\t{name}")
-    hosts.append(f"127.0.1.1\t{hostname}")
-    if config.dns:
-        resolv = "".join(f"nameserver {d}\n" for d in config.dns).encode()
-    else:
-        try:
-            with open("/etc/resolv.conf", "rb") as f:
-                resolv = f.read()
-        except OSError:
-            resolv = b""
+    hosts.append(f"{config.address or '127.0.1.1'}\t{hostname}")
+    try:
+        with open("/etc/resolv.conf", "rb") as f:
+            host = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        host = []
+    given = {"nameserver": config.dns, "search": config.dns_search,
+             "options": config.dns_options}
+    lines = []
+    for line in host:
+        key = line.split(maxsplit=1)[0] if line.split() else ""
+        if not given.get(key):
+            lines.append(line)
+    lines += [f"nameserver {d}" for d in config.dns]
+    if config.dns_search:
+        lines.append("search " + " ".join(config.dns_search))
+    if config.dns_options:
+        lines.append("options " + " ".join(config.dns_options))
+    resolv = "".join(line + "\n" for line in lines).encode()
     return {b"hosts": ("\n".join(hosts) + "\n").encode(),
             b"hostname": (hostname + "\n").encode(), b"resolv.conf": resolv}
 

@@ -9,6 +9,7 @@ import os
 import socket
 import struct
 
+from brandpy.runtime import loopback
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
 
@@ -130,22 +131,32 @@ def _local_port(call: Call, fd: int) -> int:
 
 def _connect_port(call: Call) -> None:
     """From inside, the container's own published ports answer at their
-    container port on loopback, as they would inside its namespace."""
-    sa = _inet_sockaddr(call, 1, 2)
-    if len(sa) < 8:
+    container port on loopback, as they would inside its namespace; and
+    with the host's loopback closed (brandpy/runtime/loopback.py) nothing
+    else local answers."""
+    _local_destination(call, 1, 2, call.iarg(0))
+
+
+def _local_destination(call: Call, addr_i: int, len_i: int, fd: int) -> None:
+    sa = _inet_sockaddr(call, addr_i, len_i)
+    if len(sa) < 8 or (struct.unpack_from("<H", sa)[0] == socket.AF_INET6 and len(sa) < 24):
         return None
-    family = struct.unpack_from("<H", sa)[0]
-    loopback = sa[4] == 127 if family == socket.AF_INET else \
-        len(sa) >= 24 and bytes(sa[8:24]) == socket.inet_pton(socket.AF_INET6, "::1")
+    if not loopback.local_destination(bytes(sa)):
+        return None
     port = struct.unpack_from(">H", sa, 2)[0]
-    if not loopback or not call.sb.ports.interesting(port):
+    closed = call.sb.config.loopback_closed
+    if not closed and not call.sb.ports.interesting(port):
         return None
-    proto = _proto(call, call.iarg(0))
-    host_port = call.sb.ports.host_port(proto, port) if proto else None
-    if host_port is None or host_port == port:
+    proto = _proto(call, fd)
+    if proto is None:
         return None
-    struct.pack_into(">H", sa, 2, host_port)
-    call.set_arg(1, call.push(bytes(sa)))
+    host_port = call.sb.ports.host_port(proto, port) if call.sb.ports.interesting(port) else None
+    if host_port is not None:
+        struct.pack_into(">H", sa, 2, host_port)
+    if closed and not loopback.allowed(proto, bytes(sa), call.sb.state):
+        raise Errno(errno.ECONNREFUSED, "the host's loopback is closed to the container")
+    if closed or host_port not in (None, port):
+        call.set_arg(addr_i, call.push(bytes(sa)))   # the kernel reads what was checked
     return None
 
 
@@ -178,6 +189,8 @@ def _inet_name(call: Call, sock: socket.socket, peer: bool) -> int | None:
 
 
 def sendto(call: Call) -> None:
+    if _family(call, 4, 5) in (socket.AF_INET, socket.AF_INET6):
+        return _local_destination(call, 4, 5, call.iarg(0))
     _translate_in(call, 4, 5, creating=False)
 
 

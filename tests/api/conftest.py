@@ -2,13 +2,20 @@
 with a temp data root, driven by the real docker CLI and the docker SDK.
 
 One daemon serves the module's tests (tests clean up their containers);
-tests that kill or restart the daemon make their own with `Daemon`."""
+tests that kill or restart the daemon make their own with `Daemon`.
+
+As root the daemon gives each container a network namespace, bridges,
+veths and nftables rules: so every root daemon here runs inside a network
+namespace the test makes first (Netns) and removes at the end, never
+in the machine's own; there "the host" is that namespace."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -16,12 +23,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
-from tests.conftest import IMAGES, Result
+from brandpy.network import netns
+from tests.conftest import IMAGES, NOBODY, SETPRIV, Result
 
 DOCKER = shutil.which("docker") or "docker"
 
@@ -33,12 +43,49 @@ def image_tar(name: str) -> Path:
     return path
 
 
+class Netns:
+    """A network namespace of the test's own (`ip netns add
+    brandpy-test-XXXXXXXX`, loopback up), removed by remove()."""
+
+    def __init__(self) -> None:
+        self.name = f"brandpy-test-{secrets.token_hex(4)}"
+        self.path = f"/run/netns/{self.name}"
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        self.run(["ip", "link", "set", "lo", "up"], check=True)
+
+    def run(self, argv: list[str], **kw) -> subprocess.CompletedProcess:
+        """A command inside the namespace."""
+        return subprocess.run(["ip", "netns", "exec", self.name, *argv],
+                              capture_output=True, text=True, **kw)
+
+    def call(self, fn):   # noqa: ANN001, ANN201 - any callable and its result
+        """fn() on a thread inside the namespace (sockets it makes are there)."""
+        return netns.run_in(self.path, fn)
+
+    def fetch(self, url: str, timeout: float = 3) -> str | None:
+        """GET url from inside the namespace; None if it does not answer."""
+        def get() -> str | None:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as resp:
+                    return resp.read().decode()
+            except OSError:
+                return None
+        return self.call(get)
+
+    def remove(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
 class Daemon:
     """`brandpy daemon` in a subprocess; `root` holds its data and socket
-    (kept short: container paths end up inside AF_UNIX socket paths)."""
+    (kept short: container paths end up inside AF_UNIX socket paths).
+    netns: run it in a Netns of its own (the default for a root test
+    process), in the one given (the caller removes it), or with False in
+    the caller's (e.g. one `unshare --net` made)."""
 
     def __init__(self, root: Path | None = None, env: dict | None = None,
-                 user: list[str] | None = None, args: list[str] | None = None) -> None:
+                 user: list[str] | None = None, args: list[str] | None = None,
+                 netns: bool | Netns | None = None) -> None:
         self.root = root or Path(tempfile.mkdtemp(prefix="bpd-", dir="/tmp"))
         self.root.chmod(0o755)    # containers running as other users traverse it
         self.sock = self.root / "d.sock"
@@ -48,13 +95,17 @@ class Daemon:
         self.args = args or []
         self.proc: subprocess.Popen | None = None
         self.log = self.root / "daemon.log"
+        self.own_netns = netns is True or (netns is None and os.geteuid() == 0)
+        self.netns: Netns | None = Netns() if self.own_netns else \
+            netns if isinstance(netns, Netns) else None
 
     def start(self) -> Daemon:
         env = dict(self.env or os.environ)
         env.pop("DOCKER_HOST", None)
         log = open(self.log, "ab")
+        enter = ["nsenter", f"--net={self.netns.path}"] if self.netns else []
         self.proc = subprocess.Popen(
-            self.user + [sys.executable, "-m", "brandpy", "daemon", "--data-root",
+            enter + self.user + [sys.executable, "-m", "brandpy", "daemon", "--data-root",
                          str(self.root / "data"), "-H", self.host, *self.args],
             stdout=subprocess.PIPE, stderr=log, env=env, cwd="/")
         log.close()
@@ -89,7 +140,8 @@ class Daemon:
         return "\n".join(text for text in found if "Traceback" in text)
 
     def destroy(self) -> None:
-        """Stop the daemon, kill the shims it started (by PID), remove its root."""
+        """Stop the daemon, kill the shims it started (by PID), remove its
+        root and its network namespace."""
         self.stop()
         for pid in self.shim_pids():
             try:
@@ -97,6 +149,8 @@ class Daemon:
             except ProcessLookupError:
                 pass
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.netns is not None and self.own_netns:
+            self.netns.remove()
 
     def docker(self, *args: str, input: str | bytes | None = None, timeout: float = 60,
                env: dict | None = None) -> Result:
@@ -147,6 +201,37 @@ class _UnixHTTP(http.client.HTTPConnection):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(60)
         self.sock.connect(self.path)
+
+
+def as_nobody(home: Path, env: dict, pythonpath: str | None) -> dict:
+    """env for a daemon run as uid 65534 with its XDG dirs in home (given
+    to that user)."""
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(home)], check=True)
+    env = {**env, "HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run"),
+           "XDG_DATA_HOME": str(home / "data")}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    return env
+
+
+@contextlib.contextmanager
+def unprivileged_daemon(pythonpath: str | None) -> Iterator[Daemon]:
+    """The daemon as uid 65534 with XDG dirs of its own, the busybox image
+    imported (as root, in a Netns too: it still is "the host")."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to uid 65534")
+    home = Path(tempfile.mkdtemp(prefix="bpu-", dir="/tmp"))
+    (home / "d").mkdir()
+    env = as_nobody(home, {k: v for k, v in os.environ.items()
+                           if not k.startswith(("XDG_", "PYTEST"))}, pythonpath)
+    d = Daemon(root=home / "d", env=env, user=SETPRIV)
+    try:
+        d.start()
+        d.ok("import", str(image_tar("busybox")), "busybox:latest")
+        yield d
+    finally:
+        d.destroy()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import Daemon, image_tar
+from tests.api.conftest import Daemon, Netns, image_tar
 
 HOOKS = textwrap.dedent('''
     """Python adapters for tests/api/test_adapters.py."""
@@ -68,8 +68,20 @@ class PolicyHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def policy_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), PolicyHandler)
+def adapter_netns():
+    """The adapted daemon's network namespace as root (see conftest), where
+    its policy server listens; None unprivileged."""
+    ns = Netns() if os.geteuid() == 0 else None
+    yield ns
+    if ns is not None:
+        ns.remove()
+
+
+@pytest.fixture(scope="module")
+def policy_server(adapter_netns):
+    def make() -> ThreadingHTTPServer:
+        return ThreadingHTTPServer(("127.0.0.1", 0), PolicyHandler)
+    server = adapter_netns.call(make) if adapter_netns else make()
     server.seen = []     # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -79,7 +91,7 @@ def policy_server():
 
 
 @pytest.fixture(scope="module")
-def adapted(policy_server):
+def adapted(policy_server, adapter_netns):
     hooks_dir = Path(tempfile.mkdtemp(prefix="bph-", dir="/tmp"))
     (hooks_dir / "bp_test_hooks.py").write_text(HOOKS)
     port = policy_server.server_address[1]
@@ -99,7 +111,8 @@ def adapted(policy_server):
     (hooks_dir / "adapters.json").write_text(json.dumps(config))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(hooks_dir)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
-    d = Daemon(env=env, args=["--adapters", str(hooks_dir / "adapters.json")]).start()
+    d = Daemon(env=env, args=["--adapters", str(hooks_dir / "adapters.json")],
+               netns=adapter_netns or False).start()
     d.ok("import", str(image_tar("busybox")), "busybox:latest")
     yield d
     errors = d.internal_errors()

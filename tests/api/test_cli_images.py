@@ -178,8 +178,8 @@ def test_events_while_a_command_runs(daemon):
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    reg = Registry(tmp_path_factory.mktemp("registry"))
+def registry(tmp_path_factory, daemon):
+    reg = Registry(tmp_path_factory.mktemp("registry"), netns=daemon.netns and daemon.netns.path)
     yield reg
     reg.stop()
 
@@ -248,8 +248,9 @@ def test_build_instructions(daemon, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def auth_registry(tmp_path_factory):
-    reg = Registry(tmp_path_factory.mktemp("registry-auth"), htpasswd=("alice", "s3cret"))
+def auth_registry(tmp_path_factory, daemon):
+    reg = Registry(tmp_path_factory.mktemp("registry-auth"), htpasswd=("alice", "s3cret"),
+                   netns=daemon.netns and daemon.netns.path)
     yield reg
     reg.stop()
 

@@ -6,17 +6,11 @@ daemon start; and the daemon runs as an unprivileged user."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
-import pytest
-
-from tests.api.conftest import Daemon, image_tar, wait_for
-from tests.conftest import NOBODY, SETPRIV
+from tests.api.conftest import image_tar, unprivileged_daemon, wait_for
+from tests.conftest import NOBODY
 
 
 def test_kill_9_then_restart_tells_the_truth(fresh):
@@ -77,19 +71,7 @@ def test_stopping_the_daemon_leaves_containers_running(fresh):
 
 def test_unprivileged_daemon(unpriv_pythonpath):
     """The daemon as uid 65534 with its own XDG dirs: a basic docker run."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to switch to uid 65534")
-    home = Path(tempfile.mkdtemp(prefix="bpu-", dir="/tmp"))
-    (home / "d").mkdir()
-    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(home)], check=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "PYTEST"))}
-    env.update(HOME=str(home), XDG_RUNTIME_DIR=str(home / "run"),
-               XDG_DATA_HOME=str(home / "data"))
-    if unpriv_pythonpath:
-        env["PYTHONPATH"] = unpriv_pythonpath
-    d = Daemon(root=home / "d", env=env, user=SETPRIV)
-    try:
-        d.start()
+    with unprivileged_daemon(unpriv_pythonpath) as d:
         d.ok("import", str(image_tar("busybox")), "busybox:latest")
         r = d.docker("run", "--rm", "busybox", "sh", "-c", "id -u; echo hi > /tmp/x; cat /tmp/x")
         assert (r.status, r.out) == (0, "0\nhi\n"), r
@@ -99,6 +81,3 @@ def test_unprivileged_daemon(unpriv_pythonpath):
         pids = d.shim_pids()
         assert pids and all(os.stat(f"/proc/{p}").st_uid == NOBODY for p in pids)
         d.ok("rm", "-f", shim)
-    finally:
-        d.destroy()
-        shutil.rmtree(home, ignore_errors=True)

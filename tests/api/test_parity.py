@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ import pytest
 from brandpy.engine import logs
 from brandpy.engine.logdrivers import Rotation
 from brandpy.engine.logs import LogWriter
-from tests.api.conftest import Daemon, wait_for
+from tests.api.conftest import Daemon, Netns, image_tar, wait_for
 from tests.images_store.registries import Registry
 
 
@@ -116,8 +117,8 @@ def test_exec_terminal_follows_create_and_framing_follows_start(client):
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    reg = Registry(tmp_path_factory.mktemp("registry"))
+def registry(tmp_path_factory, daemon):
+    reg = Registry(tmp_path_factory.mktemp("registry"), netns=daemon.netns and daemon.netns.path)
     yield reg
     reg.stop()
 
@@ -128,18 +129,23 @@ def brandpyd(*args: str) -> subprocess.CompletedProcess:
                            *args], capture_output=True, text=True, timeout=60)
 
 
-def test_daemon_json_mirrors_and_flags(daemon, registry, tmp_path):
-    # Docker Hub's busybox, as a mirror holds it
-    daemon.ok("tag", "busybox", f"{registry.addr}/library/busybox:mirrored")
-    daemon.ok("push", f"{registry.addr}/library/busybox:mirrored")
+def test_daemon_json_mirrors_and_flags(tmp_path):
+    # a daemon of its own (as root in a network namespace of its own), and its mirror there
+    ns = Netns() if os.geteuid() == 0 else None
+    registry = Registry(tmp_path / "registry", netns=ns and ns.path)
     config = tmp_path / "daemon.json"
     config.write_text(json.dumps({
         "registry-mirrors": ["http://127.0.0.1:9/", f"http://{registry.addr}"],
         "insecure-registries": ["10.0.0.0/8", "registry.invalid:5000"],
         "default-runtime": "brandpy-python",
         "log-driver": "json-file", "log-opts": {"max-size": "1m", "max-file": "2"}}))
-    d = Daemon(args=["--config-file", str(config)]).start()
+    d = Daemon(args=["--config-file", str(config)], netns=ns or False).start()
     try:
+        # Docker Hub's busybox, as a mirror holds it
+        d.ok("import", str(image_tar("busybox")), "busybox:latest")
+        d.ok("tag", "busybox", f"{registry.addr}/library/busybox:mirrored")
+        d.ok("push", f"{registry.addr}/library/busybox:mirrored")
+        d.ok("rmi", "busybox", f"{registry.addr}/library/busybox:mirrored")
         # the first mirror is down, the second serves it: Docker Hub is never asked
         d.ok("pull", "busybox:mirrored")
         out = json.loads(d.ok("inspect", "busybox:mirrored"))[0]
@@ -162,6 +168,9 @@ def test_daemon_json_mirrors_and_flags(daemon, registry, tmp_path):
                     "rt1").split() == ["brandpy-python", "python"]
     finally:
         d.destroy()
+        registry.stop()
+        if ns is not None:
+            ns.remove()
     # dockerd's rules: no setting both ways, no unknown or unapplied option
     r = brandpyd("--config-file", str(config), "--registry-mirror", "https://m.invalid")
     assert r.returncode == 2 and ("the following directives are specified both as a flag and "
@@ -336,15 +345,16 @@ def test_health_checks_run(daemon, client):
             daemon.docker("rm", "-f", name)
 
 
-def test_stats_have_networks(client):
+def test_stats_have_networks(daemon, client):
     c = client.containers.run("busybox", "sleep 30", detach=True)
     try:
         stats = c.stats(stream=False)
-        # the keys docker-py's tests and `docker stats` read; no interfaces of its own
+        # the keys docker-py's tests and `docker stats` read; unprivileged no interfaces
+        # of its own, as root its namespace's
         for key in ("read", "networks", "precpu_stats", "cpu_stats", "memory_stats",
                     "blkio_stats"):
             assert key in stats, key
-        assert stats["networks"] == {}
+        assert list(stats["networks"]) == (["eth0"] if daemon.netns else [])
     finally:
         c.remove(force=True)
 
@@ -442,12 +452,21 @@ def test_network_configuration_stored(daemon, client):
         assert ep["Aliases"] == ["foo", "bar"] and ep["Links"] == ["upstream:up"]
         assert ep["IPAMConfig"] == {"IPv4Address": "172.28.5.24", "LinkLocalIPs": ["169.254.8.8"]}
         assert ep["DriverOpts"] == {"com.example": "on"}
-        assert ep["MacAddress"] == "02:42:ac:11:00:02" and ep["IPAddress"] == ""
+        # as root the address asked for is the container's; unprivileged none is invented
+        assert ep["MacAddress"] == "02:42:ac:11:00:02"
+        assert ep["IPAddress"] == ("172.28.5.24" if daemon.netns else "")
         assert list(client.api.inspect_network(net["Id"])["Containers"]) == [c["Id"]]
-        # the endpoint's link names the upstream container in ep1's /etc/hosts
+        # the endpoint's link names the upstream container for ep1: as root by the
+        # network's resolver, unprivileged in /etc/hosts
         client.containers.run("busybox", "sleep 30", name="upstream", detach=True,
                               network="pools 1")
-        assert "up" in daemon.ok("exec", "ep1", "cat", "/etc/hosts").split()
+        if daemon.netns:
+            ip = client.api.inspect_container("upstream")["NetworkSettings"]["Networks"][
+                "pools 1"]["IPAddress"]
+            assert ip in daemon.ok("exec", "ep1", "nslookup", "up").split("Name:")[-1]
+            assert daemon.docker("exec", "upstream", "nslookup", "up").status != 0
+        else:
+            assert "up" in daemon.ok("exec", "ep1", "cat", "/etc/hosts").split()
         with pytest.raises(docker.errors.APIError, match="on user defined networks only"):
             client.api.connect_container_to_network("upstream", "bridge", ipv4_address="10.0.0.1")
         quiet = client.api.create_container("busybox", "true", name="ep2")
@@ -473,11 +492,15 @@ def test_legacy_links(daemon, client):
         out = daemon.ok("run", "--name", "lk3", "--link", "lk1:one", "--link", "lk2:two-b",
                         "busybox", "sh", "-c", "env; cat /etc/hosts")
         lines = out.split("\n")
+        # as root a linked container is at its address and port; unprivileged on
+        # loopback at its published port
+        ip, port = (client.api.inspect_container("lk1")["NetworkSettings"]["IPAddress"], "80") \
+            if daemon.netns else ("127.0.0.1", "18480")
         for var in ("ONE_NAME=/lk3/one", "ONE_ENV_FOO=1", "TWO_B_NAME=/lk3/two-b",
-                    "TWO_B_ENV_FOO=2", "ONE_PORT=tcp://127.0.0.1:18480",
-                    "ONE_PORT_80_TCP_PORT=18480", "ONE_PORT_80_TCP_PROTO=tcp"):
+                    "TWO_B_ENV_FOO=2", f"ONE_PORT=tcp://{ip}:{port}",
+                    f"ONE_PORT_80_TCP_PORT={port}", "ONE_PORT_80_TCP_PROTO=tcp"):
             assert var in lines, (var, out)
-        assert any(line.split()[1:] == ["one"] for line in lines if line.startswith("127.0.0.1"))
+        assert any(line.split()[1:] == ["one"] for line in lines if line.startswith(ip + "\t"))
         names = {n for c in client.api.containers(all=True) for n in c["Names"]}
         assert {"/lk1", "/lk3/one", "/lk3/two-b"} <= names
         # docker rm --link: the link goes, the containers stay
@@ -526,13 +549,16 @@ def test_build_options(daemon, client, tmp_path):
     peer = client.containers.run("busybox", "sleep 30", detach=True)
     try:
         client.api.connect_container_to_network(peer.id, net.id, aliases=["pingtarget.docker"])
-        script = "FROM busybox\nRUN grep -w pingtarget.docker /etc/hosts\n"
+        # as root the network's resolver names the peer, unprivileged /etc/hosts
+        lookup = "nslookup pingtarget.docker" if daemon.netns else \
+            "grep -w pingtarget.docker /etc/hosts"
+        script = f"FROM busybox\nRUN {lookup}\n"
         assert "errorDetail" not in build_lines(client, script, network_mode=net.id,
                                                 tag="withnet:1")[-1]
         failed = build_lines(client, script, network_mode="none", nocache=True)
         assert failed[-1]["errorDetail"] == {
-            "message": "The command '/bin/sh -c grep -w pingtarget.docker /etc/hosts' "
-                       "returned a non-zero code: 1", "code": 1}
+            "message": f"The command '/bin/sh -c {lookup}' returned a non-zero code: 1",
+            "code": 1}
     finally:
         peer.remove(force=True)
         net.remove()

@@ -126,8 +126,8 @@ def test_events(client):
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    reg = Registry(tmp_path_factory.mktemp("registry"))
+def registry(tmp_path_factory, daemon):
+    reg = Registry(tmp_path_factory.mktemp("registry"), netns=daemon.netns and daemon.netns.path)
     yield reg
     reg.stop()
 

@@ -90,7 +90,8 @@ def _with_files(src: Path, dest: Path, files: dict[str, str]) -> None:
 class _Brandpyd:
     def __init__(self, mirror: str) -> None:
         from tests.api.conftest import Daemon
-        self.daemon = Daemon(args=["--registry-mirror", mirror]).start()
+        # in this process's namespace, made for the run, where the mirror is
+        self.daemon = Daemon(args=["--registry-mirror", mirror], netns=False).start()
         self.host = self.daemon.host
 
     def stop(self) -> None:

@@ -134,7 +134,7 @@ class FuzzDaemon(Daemon):
                 env["PYTHONPATH"] = source
             env["HOME"] = str(work)
         super().__init__(root=work, env=env, user=SETPRIV if user == "nobody" else [],
-                         args=["-H", f"tcp://127.0.0.1:{PORT}"])
+                         args=["-H", f"tcp://127.0.0.1:{PORT}"], netns=False)   # under unshare --net
         self.url = f"http://127.0.0.1:{PORT}"
         self.log_seen = 0
 

@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from brandpy.network.netns import run_in
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -28,9 +30,12 @@ def free_port() -> int:
 
 
 class Registry:
-    """docker-registry serving 127.0.0.1:<port>, storage in a temp dir."""
+    """docker-registry serving 127.0.0.1:<port>, storage in a temp dir; in
+    the network namespace file `netns` if given (a root daemon's, whose
+    127.0.0.1 is its own)."""
 
-    def __init__(self, workdir: Path, htpasswd: tuple[str, str] | None = None):
+    def __init__(self, workdir: Path, htpasswd: tuple[str, str] | None = None,
+                 netns: str | None = None):
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self.creds = htpasswd
@@ -49,19 +54,26 @@ class Registry:
         if binary is None:
             raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
         self.log = open(workdir / "registry.log", "wb")
-        self.proc = subprocess.Popen([binary, "serve", str(workdir / "config.yml")],
+        enter = ["nsenter", f"--net={netns}"] if netns else []
+        self.proc = subprocess.Popen([*enter, binary, "serve", str(workdir / "config.yml")],
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
-        while time.time() < deadline:
+
+        def up() -> bool:
             try:
                 urllib.request.urlopen(f"http://{self.addr}/v2/", timeout=1)
-                return
+                return True
             except urllib.error.HTTPError:
-                return  # 401: up, and asking for auth
+                return True  # 401: up, and asking for auth
             except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.1)
+                return False
+
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if (run_in(netns, up) if netns else up()):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"docker-registry did not start; see {workdir / 'registry.log'}")
 

@@ -27,7 +27,7 @@ import docker
 import pytest
 import requests
 
-from tests.api.conftest import Daemon, image_tar
+from tests.api.conftest import Daemon, as_nobody, image_tar
 from tests.conftest import NOBODY, SETPRIV
 
 from .harness import RACE_PAUSE_US, Canary
@@ -50,12 +50,7 @@ def cp_daemon(request, unpriv_pythonpath) -> Daemon:
     home.chmod(0o755)
     (home / "d").mkdir()
     if user == "nobody":
-        subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(home)], check=True)
-        env.update(HOME=str(home), XDG_RUNTIME_DIR=str(home / "run"),
-                   XDG_DATA_HOME=str(home / "data"))
-        if unpriv_pythonpath:
-            env["PYTHONPATH"] = unpriv_pythonpath
-        d = Daemon(root=home / "d", env=env, user=SETPRIV)
+        d = Daemon(root=home / "d", env=as_nobody(home, env, unpriv_pythonpath), user=SETPRIV)
     else:
         d = Daemon(root=home / "d", env=env)
     d.user_name = user
