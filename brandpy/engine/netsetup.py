@@ -28,7 +28,7 @@ from brandpy.network import commands
 from brandpy.network import netns as netnslib
 from brandpy.network.controller import Networking
 from brandpy.network.errors import NetworkError
-from brandpy.network.ipam import mac_of
+from brandpy.network.ipam import check_mac, mac_of
 from brandpy.network.model import Endpoint, Published
 from brandpy.runtime.sandbox import SandboxConfig, etc_files
 
@@ -142,6 +142,11 @@ class NetSetup:
                                        "container type network mode")
             if config.get("Hostname"):
                 raise InvalidParameter("conflicting options: hostname and the network mode")
+        if config.get("MacAddress"):
+            try:
+                check_mac(config["MacAddress"])
+            except NetworkError as exc:
+                raise _engine_error(exc) from None
         if self.net is None and mode == "none":
             return ["NetworkMode: --network none is not enforced: the container shares the "
                     "host's network stack (an unprivileged daemon makes no network "
@@ -279,7 +284,8 @@ class NetSetup:
         want = (ep.get("IPAMConfig") or {}).get("IPv4Address") or ""
         addr = view.pool.allocate(self._used(net["Id"], rec), want)
         mac = ep.get("MacAddress") or (rec.config.get("MacAddress") if name == self._order(rec)[0]
-                                       else "") or mac_of(addr)
+                                       else "")
+        mac = check_mac(mac) if mac else mac_of(addr)
         names = None
         if view.names:
             names = list(dict.fromkeys([rec.name, *(ep.get("Aliases") or []), rec.short,

@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 import socket
 import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -24,6 +25,7 @@ from typing import cast
 PORT = 53
 TTL = 600
 FORWARD_TIMEOUT = 2.0
+MAX_PENDING = 256      # forwarded questions in flight per resolver; more are dropped
 A, PTR, AAAA = 1, 12, 28
 NOERROR, SERVFAIL, NXDOMAIN, REFUSED = 0, 2, 3, 5
 MAX_QUERY = 4096
@@ -138,6 +140,14 @@ class Resolver(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)   # a datagram endpoint's
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        # containers send what they like: whatever goes wrong with one
+        # datagram drops it (an exception here would close the socket)
+        try:
+            self._answer(data, addr)
+        except Exception as exc:
+            print(f"brandpy: DNS question from {addr[0]} dropped: {exc!r}", file=sys.stderr)
+
+    def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
         q = parse(data)
         if q is None or self.transport is None:
             return
@@ -151,7 +161,7 @@ class Resolver(asyncio.DatagramProtocol):
         elif not view.upstream:
             self.transport.sendto(reply(data, q, NXDOMAIN if "." not in q.name else SERVFAIL,
                                         []), addr)
-        else:
+        elif len(self.pending) < MAX_PENDING:
             task = asyncio.get_running_loop().create_task(self._forward(data, q, view, addr))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)

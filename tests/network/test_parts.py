@@ -4,6 +4,7 @@ makes, never the machine's)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import struct
@@ -155,3 +156,35 @@ def test_the_firewall_table_is_one_nft_can_load():
         assert listed.count("dnat to") == 2
     finally:
         ns.remove()
+
+
+def test_a_bad_question_does_not_stop_the_resolver():
+    """Whatever one datagram does to the resolver, the next is answered."""
+    calls = []
+
+    def view(source: str) -> dns.View:
+        calls.append(source)
+        if len(calls) == 1:
+            raise ValueError("a view that fails once")
+        return dns.View({"web": [IPv4Address("172.18.0.2")]})
+
+    async def main() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: dns.Resolver(view),
+                                                           local_addr=("127.0.0.1", 0))
+        port = transport.get_extra_info("sockname")[1]
+        replies = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.setblocking(False)
+            for payload in (b"\xff" * 40, query("web"), query("web")):
+                await loop.sock_sendto(s, payload, ("127.0.0.1", port))
+                try:
+                    replies.append(await asyncio.wait_for(loop.sock_recv(s, 512), 0.5))
+                except TimeoutError:
+                    replies.append(b"")
+        transport.close()
+        return replies
+
+    garbage, failed, answered = asyncio.run(main())
+    assert garbage == b"" and failed == b""          # dropped, not answered
+    assert answers(answered) == (dns.NOERROR, [socket.inet_aton("172.18.0.2")])
