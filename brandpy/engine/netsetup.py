@@ -409,13 +409,15 @@ class NetSetup:
         if net["Name"] not in rec.networks:
             raise Forbidden(f"container {rec.id} is not connected to network {net['Name']}")
         ep = rec.networks[net["Name"]]
+        self._event(rec, net["Name"], "disconnect")
+        del rec.networks[net["Name"]]
         if self.net is not None and ep.get("IPAddress"):
             try:
                 await self.net.detach(ep["EndpointID"])
+                # its published ports follow it to the network now first
+                await self.net.publish(rec.id, self._published(rec))
             except NetworkError as exc:
                 raise _engine_error(exc) from None
-        self._event(rec, net["Name"], "disconnect")
-        del rec.networks[net["Name"]]
         rec.save()
         self.refresh_hosts()
 

@@ -408,3 +408,21 @@ def test_nothing_left_behind(daemon):
         except OSError:
             continue
     assert not in_it, in_it       # the container's namespace went with its last process
+
+
+def test_published_ports_follow_a_disconnect(daemon):
+    """Disconnected from the network its ports were published to, a
+    container's ports go to the network it has left."""
+    daemon.ok("network", "create", "second")
+    try:
+        serve(daemon, "hop", "hello-hop", "-p", "18097:80")
+        assert wait_for(lambda: daemon.netns.fetch("http://127.0.0.1:18097/")) == "hello-hop\n"
+        daemon.ok("network", "connect", "second", "hop")
+        daemon.ok("network", "disconnect", "bridge", "hop")
+        ip = address(daemon, "hop", "second")
+        rules = daemon.netns.run(["nft", "list", "chain", "ip", "brandpy", "publish"]).stdout
+        assert f"dnat to {ip}:80" in rules, rules
+        assert daemon.netns.fetch("http://127.0.0.1:18097/") == "hello-hop\n"
+    finally:
+        daemon.docker("rm", "-f", "hop")
+        daemon.ok("network", "rm", "second")
