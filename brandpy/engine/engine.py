@@ -539,7 +539,13 @@ class Engine:
         if rec.state.get("Restarting"):
             raise Conflict(f"Container {rec.id} is restarting, wait until the container is "
                            "running")
-        await rec.shim.request("pause" if pause else "resume")
+        try:
+            await rec.shim.request("pause" if pause else "resume")
+        except ShimGone:
+            # It ended meanwhile, its shim with it: not running, as dockerd says.
+            if await self.has_stopped(rec):
+                raise Conflict(f"Container {rec.id} is not running") from None
+            raise
         await self._settle(rec, lambda: bool(rec.state.get("Paused")) == pause)
 
     # -- wait and remove ------------------------------------------------------------

@@ -46,6 +46,8 @@ KNOWN = {
         "reads the logs of a just-started `ls` before it has written them (a race)",
     "BuildTest::test_build_in_context_nested_dockerfile":
         "reads the logs of a just-started `ls` before it has written them (a race)",
+    "BuildTest::test_build_in_context_abs_dockerfile":
+        "reads the logs of a just-started `ls` before it has written them (a race)",
 }
 
 
