@@ -139,11 +139,14 @@ class _Dockerd:
 def _pytest(host: str, out: Path, select: str) -> None:
     ignores = [f"--ignore=tests/integration/{name}" for name in LEFT_OUT]
     # The suite's docker contexts go next to the client config it finds:
-    # a private one, not the user's nor the suite's directory.
+    # a private one, not the user's nor the suite's directory;
     config = out.parent / "docker-config"
     config.mkdir()
     (config / "config.json").write_text("{}")
-    env = {**os.environ, "DOCKER_HOST": host, "DOCKER_CONFIG": str(config),
+    # and its temporary files (some tests leave theirs) below the work directory
+    tmp = out.parent / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "DOCKER_HOST": host, "DOCKER_CONFIG": str(config), "TMPDIR": str(tmp),
            "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTHONPATH", None)
     p = subprocess.run([str(VENV / "bin" / "python"), "-m", "pytest", "tests/integration",
