@@ -114,8 +114,8 @@ def runc(tmp_path: Path) -> Runc:
 @pytest.fixture(scope="session")
 def template(world_tmp: Path) -> dict[str, Any]:
     """`brandpy-runc spec`'s config.json, non-interactive."""
-    d = world_tmp / "spec"
-    d.mkdir()
+    # tests/security imports this fixture too, so each gets its own dir
+    d = Path(tempfile.mkdtemp(prefix="spec-", dir=world_tmp))
     subprocess.run([sys.executable, "-m", "brandpy.oci", "spec", "-b", str(d)], check=True,
                    env=runtime_env())
     config = json.loads((d / "config.json").read_text())

@@ -152,7 +152,6 @@ print(wait(-1, os.WNOHANG), wait(-1, os.WNOHANG | WNOTHREAD), wait(-1, 0xff0000)
 print(waitid(os.P_ALL, os.WEXITED | os.WNOHANG), waitid(os.P_ALL, os.WEXITED | os.WNOHANG | WNOTHREAD))
 done.set()
 t.join()
-print(wait(-1, os.WNOHANG | WNOTHREAD))
 os.write(w, b"x")
 pid, status = os.waitpid(-1, 0)
 print(pid == got[0], os.waitstatus_to_exitcode(status), wait(-1, 0))
@@ -162,7 +161,7 @@ print(pid == got[0], os.waitstatus_to_exitcode(status), wait(-1, 0))
 def test_waits_without_children_fail_with_echild(brandpy, debian_shared):
     r = brandpy(debian_shared, ["/usr/bin/python3", "-c", WAITS])
     assert (r.status, r.out.splitlines()) == (0, [
-        "ECHILD ECHILD ECHILD", "ECHILD ECHILD EINVAL", "0 ECHILD EINVAL", "None ECHILD", "0",
+        "ECHILD ECHILD ECHILD", "ECHILD ECHILD EINVAL", "0 ECHILD EINVAL", "None ECHILD",
         "True 3 ECHILD"]), r
 
 
