@@ -16,6 +16,8 @@ struct bp_mount {
     size_t guest_len, host_len;
     int readonly;
     int kind;                   /* BP_MOUNT_* */
+    int root_fd;                /* O_PATH descriptor of host (Python's: see mounts.py) */
+    int root_is_dir;
 };
 
 struct bp_thread {
@@ -35,6 +37,7 @@ struct bp_state {
     unsigned int host_uid, host_gid;
     unsigned long long calls[512];      /* notifications answered in C, per nr */
     unsigned long long fallbacks[512];  /* handed to Python */
+    unsigned char python_only[512];     /* C handlers leave these to Python */
 };
 
 struct bp_thread *bp_state_thread(struct bp_state *s, int tid);
@@ -42,18 +45,22 @@ const struct bp_mount *bp_mount_of_guest(const struct bp_state *s, const char *g
                                          size_t len, size_t *consumed);
 int bp_guest_of_host(const struct bp_state *s, const char *host, char *out, size_t outlen);
 
-/* Resolution result: the host path for the kernel, its mount, the guest path. */
+/* Resolution result (pathres.Resolved): `name` in the directory `dirfd`
+ * (an O_PATH descriptor), or with name "" the mount root `dirfd` itself. */
 struct bp_resolved {
-    char host[BP_PATH_MAX + 1024];
     char guest[BP_PATH_MAX];
     const struct bp_mount *mount;
-    int have_stat;              /* st is the final file's (followed) stat */
+    int dirfd, owned;           /* close with bp_resolved_close */
+    char name[256];             /* no "/"; "." when the path ended in "." or ".." */
+    int must_dir;               /* the path ended in "/" */
+    int have_stat;              /* st is name's lstat, not a symlink */
     struct stat st;
 };
 
 /* 0, -errno, or BP_FALLBACK: only the Python resolver can answer. */
 int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
                const char *path, int follow, struct bp_resolved *out);
+void bp_resolved_close(struct bp_resolved *r);
 
 /* Test-only: sleeps BRANDPY_TEST_RACE_PAUSE_US between a resolution and its
  * use (racepause.c); nothing when the variable is unset. */

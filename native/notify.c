@@ -1,14 +1,25 @@
 /* The faster trap: seccomp user notifications answered in C.
  *
- * For the hot rows of the syscall table the filter returns
- * SECCOMP_RET_USER_NOTIF instead of RET_TRACE. The supervisor then performs
- * the call for the tracee: it resolves the path inside the container,
- * stats, opens (and injects the fd with SECCOMP_IOCTL_NOTIF_ADDFD) or
- * answers directly, writing results with process_vm_writev, after checking
- * SECCOMP_IOCTL_NOTIF_ID_VALID (the tracee may have died or been signalled).
- * No ptrace stop, and with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP both wake-ups
- * stay on the current CPU. Whatever this file does not handle goes to the
- * Python handler (bp_py_notify), which answers the same notification. */
+ * For the rows the syscall table marks `perform` the filter returns
+ * SECCOMP_RET_USER_NOTIF. The supervisor then performs the call for the
+ * tracee, as the Python handlers (syscalls/handlers/, the reference) do: it
+ * reads each argument once, resolves the path on descriptors inside the
+ * container (resolve.c) and acts on the directory descriptor and last name
+ * with the *at calls, or on an O_PATH descriptor of the file found through
+ * /proc/self/fd/N, never on a host path string; then it answers, writes
+ * results with process_vm_writev, or installs an opened fd with
+ * SECCOMP_IOCTL_NOTIF_ADDFD. A last name that turned into a symlink
+ * meanwhile is resolved again (BP_AGAIN). No ptrace stop, and with
+ * SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP both wake-ups stay on the current CPU.
+ *
+ * C acts with the supervisor's own credentials, so it takes only calls
+ * where those give the kernel's answer: unprivileged (the container's
+ * identity is emulated and the host user is the tracee's), or for a
+ * container root with the filesystem capabilities (BP_THREAD_ROOT).
+ * Whatever this file does not handle (another user's calls with real
+ * credentials, /proc, chroots, image files to copy up, fake ownership to
+ * record, fifos, xattrs...) goes to the Python handler (bp_py_notify), which
+ * answers the same notification. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -83,19 +94,29 @@ static int still_valid(int lfd, unsigned long long id)
     return ioctl(lfd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 }
 
-/* -- stat ------------------------------------------------------------------------------- */
+#define BP_AGAIN (BP_FALLBACK - 1)   /* the last name became a symlink: resolve again */
+#define MAX_AGAIN 40
+#define OBJ (O_PATH | O_NOFOLLOW | O_CLOEXEC)
+#define HANDOFF 0x2179706472616E62ULL   /* runtime/call.py HANDOFF: Python's */
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+#ifndef AT_EACCESS
+#define AT_EACCESS 0x200
+#endif
 
-/* The ownership, mode and type the container sees (fake identity): the
- * override xattr, else the host user as root and other IDs as nobody. */
-static void apply_view(const struct bp_state *s, const char *host, int follow,
-                       unsigned int *uid, unsigned int *gid, unsigned int *mode,
-                       unsigned long long *rdev)
+/* -- the container's view of a file (fake identity) ------------------------------------------ */
+
+/* The ownership, mode and type the container sees: the override xattr of
+ * the file at `path` (a /proc/.../fd/N magic link to exactly that file),
+ * else the host user as root and other IDs as nobody. */
+static void apply_view(const struct bp_state *s, const char *path, unsigned int *uid,
+                       unsigned int *gid, unsigned int *mode, unsigned long long *rdev)
 {
     char raw[128];
     ssize_t n = -1;
     if (!S_ISLNK(*mode))
-        n = follow ? getxattr(host, OVERRIDE_XATTR, raw, sizeof raw - 1)
-                   : lgetxattr(host, OVERRIDE_XATTR, raw, sizeof raw - 1);
+        n = getxattr(path, OVERRIDE_XATTR, raw, sizeof raw - 1);
     if (n > 0) {
         unsigned int ou, og, om;
         char kind[32] = "";
@@ -125,55 +146,38 @@ static void apply_view(const struct bp_state *s, const char *host, int follow,
     *gid = *gid == s->host_gid ? 0 : OVERFLOW_ID;
 }
 
-static int do_stat(const struct bp_state *s, int pid, const char *host, int follow,
-                   unsigned long buf, const struct stat *known)
+static void view_stat(const struct bp_state *s, const char *path, struct stat *st)
 {
-    struct stat st;
-    if (known)
-        st = *known;
-    else if (fstatat(AT_FDCWD, host, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) < 0)
-        return -errno;
-    if (s->fake_ids) {
-        unsigned int uid = st.st_uid, gid = st.st_gid, mode = st.st_mode;
-        unsigned long long rdev = st.st_rdev;
-        apply_view(s, host, follow, &uid, &gid, &mode, &rdev);
-        st.st_uid = uid;
-        st.st_gid = gid;
-        st.st_mode = mode;
-        st.st_rdev = rdev;
-    }
-    return write_mem(pid, buf, &st, sizeof st);
+    unsigned int uid = st->st_uid, gid = st->st_gid, mode = st->st_mode;
+    unsigned long long rdev = st->st_rdev;
+    apply_view(s, path, &uid, &gid, &mode, &rdev);
+    st->st_uid = uid;
+    st->st_gid = gid;
+    st->st_mode = mode;
+    st->st_rdev = rdev;
 }
 
-static int do_statx(const struct bp_state *s, int pid, const char *host, int flags,
-                    unsigned int mask, unsigned long buf)
+static void view_statx(const struct bp_state *s, const char *path, struct statx *stx)
 {
-    struct statx stx;
-    int follow = !(flags & AT_SYMLINK_NOFOLLOW);
-    if (statx(AT_FDCWD, host, flags & ~AT_EMPTY_PATH, mask, &stx) < 0)
-        return -errno;
-    if (s->fake_ids) {
-        unsigned int uid = stx.stx_uid, gid = stx.stx_gid, mode = stx.stx_mode;
-        unsigned long long rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
-        apply_view(s, host, follow, &uid, &gid, &mode, &rdev);
-        stx.stx_uid = uid;
-        stx.stx_gid = gid;
-        stx.stx_mode = mode;
-        stx.stx_rdev_major = major(rdev);
-        stx.stx_rdev_minor = minor(rdev);
-    }
-    return write_mem(pid, buf, &stx, sizeof stx);
+    unsigned int uid = stx->stx_uid, gid = stx->stx_gid, mode = stx->stx_mode;
+    unsigned long long rdev = makedev(stx->stx_rdev_major, stx->stx_rdev_minor);
+    apply_view(s, path, &uid, &gid, &mode, &rdev);
+    stx->stx_uid = uid;
+    stx->stx_gid = gid;
+    stx->stx_mode = mode;
+    stx->stx_rdev_major = major(rdev);
+    stx->stx_rdev_minor = minor(rdev);
 }
 
-/* -- the handlers ---------------------------------------------------------------------- */
+/* -- the handlers' context ---------------------------------------------------------------- */
 
 struct ctx {
     struct bp_state *s;
     struct bp_thread *t;
     int lfd;
     struct seccomp_notif *req;
-    char path[BP_PATH_MAX];
-    struct bp_resolved r;
+    char path[BP_PATH_MAX], path2[BP_PATH_MAX];
+    struct bp_resolved r, r2;   /* closed by bp_notify_handle */
 };
 
 static unsigned long arg(const struct ctx *c, int i)
@@ -186,25 +190,103 @@ static int iarg(const struct ctx *c, int i)
     return (int)c->req->data.args[i];
 }
 
-/* Read the path argument and resolve it; BP_FALLBACK, -errno or 0. */
-static int path_arg(struct ctx *c, int path_i, int dirfd, int follow)
+/* C performs with the supervisor's credentials: see the file's comment. */
+static int as_self(const struct ctx *c)
 {
-    int rc = read_str(c->req->pid, arg(c, path_i), c->path, sizeof c->path);
+    return c->s->fake_ids || (c->t->flags & BP_THREAD_ROOT);
+}
+
+/* Fake identity and a user other than root: what it creates must have its
+ * owner recorded (Python's fakefs). */
+static int records_owner(const struct ctx *c)
+{
+    return c->s->fake_ids && (c->t->fsuid || c->t->fsgid);
+}
+
+static int read_path(struct ctx *c, int path_i, char *buf)
+{
+    int rc = read_str(c->req->pid, arg(c, path_i), buf, BP_PATH_MAX);
     if (rc)
         return rc;
-    if (!still_valid(c->lfd, c->req->id))
-        return -ESRCH;
-    rc = bp_resolve(c->s, c->t, dirfd, c->path, follow, &c->r);
+    return still_valid(c->lfd, c->req->id) ? 0 : -ESRCH;
+}
+
+/* Resolve the path read into c->path (again, after BP_AGAIN). */
+static int resolve(struct ctx *c, int dirfd, int follow)
+{
+    bp_resolved_close(&c->r);
+    int rc = bp_resolve(c->s, c->t, dirfd, c->path, follow, &c->r);
     if (rc == 0)
         bp_race_pause();
     return rc;
 }
 
-/* "/proc/TID/fd/N": the file an fd refers to, for fstat and AT_EMPTY_PATH. */
-static void fd_path(struct ctx *c, int fd)
+/* Read path argument path_i and resolve it: 0, -errno or BP_FALLBACK. */
+static int path_arg(struct ctx *c, int path_i, int dirfd, int follow)
 {
-    snprintf(c->r.host, sizeof c->r.host, "/proc/%d/fd/%d", c->t->tid, fd);
-    c->r.have_stat = 0;
+    int rc = read_path(c, path_i, c->path);
+    return rc ? rc : resolve(c, dirfd, follow);
+}
+
+/* The *at form of what r names: (dirfd, name) or the mount root itself. */
+static const char *at_name(const struct bp_resolved *r, int *flags)
+{
+    if (!r->name[0])
+        *flags |= AT_EMPTY_PATH;
+    return r->name;
+}
+
+/* lstat of what r names; BP_AGAIN when a followed name became a symlink. */
+static int lstat_r(const struct bp_resolved *r, int follow, struct stat *st)
+{
+    int flags = AT_SYMLINK_NOFOLLOW;
+    const char *name = at_name(r, &flags);
+    if (r->have_stat)
+        *st = r->st;
+    else if (fstatat(r->dirfd, name, st, flags) < 0)
+        return -errno;
+    if (follow && S_ISLNK(st->st_mode))
+        return BP_AGAIN;
+    if (r->must_dir && !S_ISDIR(st->st_mode))
+        return -ENOTDIR;
+    return 0;
+}
+
+/* An O_PATH descriptor of exactly what r names, and its stat. */
+static int object(const struct bp_resolved *r, int follow, struct stat *st)
+{
+    int fd = r->name[0] ? openat(r->dirfd, r->name, OBJ) : fcntl(r->dirfd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, st) < 0 || (follow && S_ISLNK(st->st_mode)) ||
+        (r->must_dir && !S_ISDIR(st->st_mode))) {
+        int rc = S_ISLNK(st->st_mode) && follow ? BP_AGAIN : r->must_dir ? -ENOTDIR : -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+static void self_fd(char *buf, size_t len, int fd)
+{
+    snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+/* An image file (a hard-link farm's, brandpy/images/rootfs.py) must be
+ * copied up before it changes: Python does that. */
+static int image_file(int objfd, const struct stat *st)
+{
+    char path[64], marker;
+    if (!S_ISREG(st->st_mode))
+        return 0;
+    self_fd(path, sizeof path, objfd);
+    return getxattr(path, IMAGE_MARKER, &marker, 1) >= 0 || errno == ERANGE;
+}
+
+/* "/proc/TID/fd/N": the file an fd refers to, for fstat and AT_EMPTY_PATH. */
+static void tracee_fd_path(struct ctx *c, int fd, char *buf, size_t len)
+{
+    snprintf(buf, len, "/proc/%d/fd/%d", c->t->tid, fd);
 }
 
 /* A closed fd has no /proc/TID/fd/N: the caller's error is EBADF (CPython
@@ -214,62 +296,130 @@ static long fd_errno(long rc)
     return rc == -ENOENT ? -EBADF : rc;
 }
 
-/* The resolver's own lstat of the final file, when it is what stat wants. */
-static const struct stat *known_stat(const struct ctx *c, int follow)
+/* -- stat ------------------------------------------------------------------------------- */
+
+static long stat_of_fd(struct ctx *c, int fd, unsigned long buf)
 {
-    return follow && c->r.have_stat ? &c->r.st : NULL;
+    char path[64];
+    struct stat st;
+    tracee_fd_path(c, fd, path, sizeof path);
+    if (stat(path, &st) < 0)
+        return fd_errno(-errno);
+    if (c->s->fake_ids)
+        view_stat(c->s, path, &st);
+    return write_mem(c->req->pid, buf, &st, sizeof st);
+}
+
+static long stat_path(struct ctx *c, int path_i, int dirfd, int follow, unsigned long buf)
+{
+    struct stat st;
+    int rc = path_arg(c, path_i, dirfd, follow);
+    for (int tries = 0; !rc && tries < MAX_AGAIN; tries++) {
+        if (c->s->fake_ids) {
+            char path[64];
+            int fd = object(&c->r, follow, &st);
+            if (fd == BP_AGAIN) {
+                rc = resolve(c, dirfd, follow);
+                continue;
+            }
+            if (fd < 0)
+                return fd;
+            self_fd(path, sizeof path, fd);
+            view_stat(c->s, path, &st);
+            close(fd);
+        } else if ((rc = lstat_r(&c->r, follow, &st)) != 0) {
+            if (rc != BP_AGAIN)
+                return rc;
+            rc = resolve(c, dirfd, follow);
+            continue;
+        }
+        return write_mem(c->req->pid, buf, &st, sizeof st);
+    }
+    return rc ? rc : -ELOOP;
+}
+
+static long statx_path(struct ctx *c, int dirfd, int flags, unsigned int mask, unsigned long buf)
+{
+    int follow = !(flags & AT_SYMLINK_NOFOLLOW);
+    int rc = path_arg(c, 1, dirfd, follow);
+    for (int tries = 0; !rc && tries < MAX_AGAIN; tries++) {
+        struct stat st;
+        struct statx stx;
+        char path[64];
+        int fd = object(&c->r, follow, &st);
+        if (fd == BP_AGAIN) {
+            rc = resolve(c, dirfd, follow);
+            continue;
+        }
+        if (fd < 0)
+            return fd;
+        rc = statx(fd, "", AT_EMPTY_PATH | (flags & AT_STATX_SYNC_TYPE), mask, &stx) < 0
+             ? -errno : 0;
+        if (!rc && c->s->fake_ids) {
+            self_fd(path, sizeof path, fd);
+            view_statx(c->s, path, &stx);
+        }
+        close(fd);
+        return rc ? rc : write_mem(c->req->pid, buf, &stx, sizeof stx);
+    }
+    return rc ? rc : -ELOOP;
+}
+
+/* AT_EMPTY_PATH with an empty (or NULL, for statx) path: the dirfd itself. */
+static int empty_path(struct ctx *c, int path_i, int flags)
+{
+    char first = 1;
+    if (!(flags & AT_EMPTY_PATH))
+        return 0;
+    return !arg(c, path_i) || (read_mem(c->req->pid, arg(c, path_i), &first, 1) == 0 && !first);
 }
 
 static long stat_family(struct ctx *c)
 {
-    int nr = c->req->data.nr, rc;
+    int nr = c->req->data.nr;
     switch (nr) {
     case SYS_stat:
     case SYS_lstat:
-        rc = path_arg(c, 0, AT_FDCWD, nr == SYS_stat);
-        return rc ? rc : do_stat(c->s, c->req->pid, c->r.host, nr == SYS_stat, arg(c, 1),
-                                 known_stat(c, nr == SYS_stat));
+        return stat_path(c, 0, AT_FDCWD, nr == SYS_stat, arg(c, 1));
     case SYS_fstat:
-        fd_path(c, iarg(c, 0));
-        return fd_errno(do_stat(c->s, c->req->pid, c->r.host, 1, arg(c, 1), NULL));
+        return stat_of_fd(c, iarg(c, 0), arg(c, 1));
     case SYS_newfstatat: {
-        int flags = iarg(c, 3), follow = !(flags & AT_SYMLINK_NOFOLLOW);
-        if (flags & AT_EMPTY_PATH) {
-            char first;
-            if (read_mem(c->req->pid, arg(c, 1), &first, 1) == 0 && !first) {
-                if (iarg(c, 0) == AT_FDCWD)
-                    return BP_FALLBACK;
-                fd_path(c, iarg(c, 0));
-                return fd_errno(do_stat(c->s, c->req->pid, c->r.host, 1, arg(c, 2), NULL));
-            }
-        }
-        rc = path_arg(c, 1, iarg(c, 0), follow);
-        return rc ? rc : do_stat(c->s, c->req->pid, c->r.host, follow, arg(c, 2),
-                                 known_stat(c, follow));
+        int flags = iarg(c, 3);
+        if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT))
+            return BP_FALLBACK;
+        if (arg(c, 1) && empty_path(c, 1, flags))
+            return iarg(c, 0) == AT_FDCWD ? BP_FALLBACK : stat_of_fd(c, iarg(c, 0), arg(c, 2));
+        return stat_path(c, 1, iarg(c, 0), !(flags & AT_SYMLINK_NOFOLLOW), arg(c, 2));
     }
     case SYS_statx: {
-        int flags = iarg(c, 2), follow = !(flags & AT_SYMLINK_NOFOLLOW);
+        int flags = iarg(c, 2);
         unsigned int mask = (unsigned int)arg(c, 3);
-        char first = 1;
-        if (flags & AT_EMPTY_PATH && (!arg(c, 1) ||
-                                      (read_mem(c->req->pid, arg(c, 1), &first, 1) == 0 &&
-                                       !first))) {
+        if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT |
+                      AT_STATX_SYNC_TYPE))
+            return BP_FALLBACK;
+        if (empty_path(c, 1, flags)) {
+            char path[64];
+            struct statx stx;
             if (iarg(c, 0) == AT_FDCWD)
                 return BP_FALLBACK;
-            fd_path(c, iarg(c, 0));
-            return fd_errno(do_statx(c->s, c->req->pid, c->r.host, flags & ~AT_SYMLINK_NOFOLLOW,
-                                     mask, arg(c, 4)));
+            tracee_fd_path(c, iarg(c, 0), path, sizeof path);
+            if (statx(AT_FDCWD, path, flags & AT_STATX_SYNC_TYPE, mask, &stx) < 0)
+                return fd_errno(-errno);
+            if (c->s->fake_ids)
+                view_statx(c->s, path, &stx);
+            return write_mem(c->req->pid, arg(c, 4), &stx, sizeof stx);
         }
-        rc = path_arg(c, 1, iarg(c, 0), follow);
-        return rc ? rc : do_statx(c->s, c->req->pid, c->r.host, flags, mask, arg(c, 4));
+        return statx_path(c, iarg(c, 0), flags, mask, arg(c, 4));
     }
     }
     return BP_FALLBACK;
 }
 
+/* -- access, readlink ------------------------------------------------------------------- */
+
 static long access_family(struct ctx *c)
 {
-    int nr = c->req->data.nr, dirfd = AT_FDCWD, path_i = 0, mode, flags = 0, rc;
+    int nr = c->req->data.nr, dirfd = AT_FDCWD, path_i = 0, mode, flags = 0;
     if (nr == SYS_access) {
         mode = iarg(c, 1);
     } else {
@@ -279,31 +429,46 @@ static long access_family(struct ctx *c)
         if (nr == SYS_faccessat2)
             flags = iarg(c, 3);
     }
-    if (flags & ~AT_SYMLINK_NOFOLLOW)
+    if (flags & ~AT_SYMLINK_NOFOLLOW || !as_self(c))
         return BP_FALLBACK;
-    rc = path_arg(c, path_i, dirfd, !(flags & AT_SYMLINK_NOFOLLOW));
-    if (rc)
-        return rc;
-    if (!(c->t->flags & BP_THREAD_ROOT))
-        /* fake identity, non-root user: the host's rules with the same host uid */
-        return c->s->fake_ids ? (faccessat(AT_FDCWD, c->r.host, mode,
-                                           AT_EACCESS | flags) < 0 ? -errno : 0)
-                              : BP_FALLBACK;
-    /* the container's root passes every check a real root passes */
-    struct stat st;
-    if (fstatat(AT_FDCWD, c->r.host, &st, flags) < 0)
-        return -errno;
-    if ((mode & W_OK) && c->r.mount->readonly)
-        return -EROFS;
-    if ((mode & X_OK) && !S_ISDIR(st.st_mode)) {
-        unsigned int uid = st.st_uid, gid = st.st_gid, m = st.st_mode;
-        unsigned long long rdev = st.st_rdev;
-        if (c->s->fake_ids)
-            apply_view(c->s, c->r.host, !flags, &uid, &gid, &m, &rdev);
-        if (!(m & 0111))
-            return -EACCES;
+    if (mode & ~7)
+        return -EINVAL;
+    int follow = !(flags & AT_SYMLINK_NOFOLLOW);
+    int rc = path_arg(c, path_i, dirfd, follow);
+    for (int tries = 0; !rc && tries < MAX_AGAIN; tries++) {
+        struct stat st;
+        if ((rc = lstat_r(&c->r, follow, &st)) == BP_AGAIN) {
+            rc = resolve(c, dirfd, follow);
+            continue;
+        }
+        if (rc)
+            return rc;
+        if ((mode & W_OK) && c->r.mount->readonly &&
+            (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)))
+            return -EROFS;
+        if (!(c->t->flags & BP_THREAD_ROOT)) {
+            /* fake identity, a user other than root: the host's rules */
+            int at = AT_EACCESS | AT_SYMLINK_NOFOLLOW;
+            const char *name = at_name(&c->r, &at);
+            return faccessat(c->r.dirfd, name, mode, at) < 0 ? -errno : 0;
+        }
+        /* the container's root passes every check a real root passes */
+        if ((mode & X_OK) && !S_ISDIR(st.st_mode)) {
+            if (c->s->fake_ids) {
+                char path[64];
+                int fd = object(&c->r, follow, &st);
+                if (fd < 0)
+                    return fd == BP_AGAIN ? -ENOENT : fd;
+                self_fd(path, sizeof path, fd);
+                view_stat(c->s, path, &st);
+                close(fd);
+            }
+            if (!(st.st_mode & 0111))
+                return -EACCES;
+        }
+        return 0;
     }
-    return 0;
+    return rc ? rc : -ELOOP;
 }
 
 static long readlink_family(struct ctx *c)
@@ -313,10 +478,13 @@ static long readlink_family(struct ctx *c)
     char target[BP_PATH_MAX];
     if (size <= 0)
         return -EINVAL;
-    rc = path_arg(c, at, at ? iarg(c, 0) : AT_FDCWD, 0);
-    if (rc)
+    if ((rc = path_arg(c, at, at ? iarg(c, 0) : AT_FDCWD, 0)) != 0)
         return rc;
-    ssize_t n = readlink(c->r.host, target, sizeof target);
+    if (c->r.must_dir)
+        return BP_FALLBACK;
+    if (!c->r.name[0] || !strcmp(c->r.name, "."))
+        return -EINVAL;
+    ssize_t n = readlinkat(c->r.dirfd, c->r.name, target, sizeof target);
     if (n < 0)
         return -errno;
     if (n > size)
@@ -393,10 +561,86 @@ static int umask_of(pid_t tid)
     return line ? (int)strtoul(line + 7, NULL, 8) & 0777 : -1;
 }
 
+/* -- open ------------------------------------------------------------------------------- */
+
+static long install(struct ctx *c, int fd, int cloexec, int *answered)
+{
+    struct seccomp_notif_addfd add = {
+        .id = c->req->id, .flags = SECCOMP_ADDFD_FLAG_SEND, .srcfd = fd,
+        .newfd_flags = cloexec ? O_CLOEXEC : 0};
+    int rc = addfd_on_one_cpu(c->lfd, c->req->pid, &add);
+    int err = errno;
+    close(fd);
+    if (rc < 0 && err != ENOENT)    /* ENOENT: the tracee went away meanwhile */
+        return -err;
+    *answered = 1;
+    return 0;
+}
+
+/* One open of what c->r names: an fd, -errno, BP_AGAIN or BP_FALLBACK. */
+static int open_resolved(struct ctx *c, int flags, unsigned int mode, int follow)
+{
+    struct stat st;
+    int exists = 1, real = (flags | O_CLOEXEC | O_NOCTTY) & ~O_ASYNC;
+    int at = AT_SYMLINK_NOFOLLOW;
+    const char *name = at_name(&c->r, &at);
+    if (fstatat(c->r.dirfd, name, &st, at) < 0) {
+        if (errno != ENOENT)
+            return -errno;
+        exists = 0;
+    }
+    if (exists && S_ISLNK(st.st_mode) && follow)
+        return BP_AGAIN;
+    if (c->r.must_dir) {
+        if (flags & O_CREAT)
+            return -EISDIR;
+        real |= O_DIRECTORY;
+    }
+    if (exists && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
+        (c->r.name[0] || !S_ISCHR(st.st_mode) || !strcmp(c->r.mount->host, "/dev/tty")))
+        return BP_FALLBACK;     /* fifos that block, terminals, sockets: Python's */
+    int acc = flags & O_ACCMODE;
+    int writes = acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC) ||
+                 (flags & __O_TMPFILE) || ((flags & O_CREAT) && !exists);
+    if (writes && c->r.mount->readonly)
+        return -EROFS;
+    if (writes && exists && S_ISREG(st.st_mode)) {
+        struct stat ost;
+        int obj = object(&c->r, 0, &ost);
+        if (obj < 0)
+            return obj;
+        int image = image_file(obj, &ost);
+        close(obj);
+        if (image)
+            return BP_FALLBACK;          /* copy-up first */
+    }
+    int mask = 0;
+    if (flags & (O_CREAT | __O_TMPFILE)) {
+        if (records_owner(c))
+            return BP_FALLBACK;          /* a new file gets the caller's IDs: Python's */
+        if ((mask = umask_of(c->req->pid)) < 0)
+            return BP_FALLBACK;
+    }
+    int fd;
+    if (!c->r.name[0]) {                 /* a mount root (a file or a device node) */
+        char path[64];
+        if ((flags & O_CREAT) && (flags & O_EXCL))
+            return -EEXIST;
+        self_fd(path, sizeof path, c->r.dirfd);
+        fd = open(path, real & ~(O_CREAT | O_NOFOLLOW));
+    } else {
+        mode_t old = umask(0);
+        fd = openat(c->r.dirfd, c->r.name, real | O_NOFOLLOW, mode & 07777 & ~mask);
+        umask(old);
+    }
+    if (fd < 0)
+        return errno == ELOOP && follow ? BP_AGAIN : -errno;
+    return fd;
+}
+
 /* open(2) family: the supervisor opens the file and installs the fd in the
- * tracee. Only regular files and directories; anything else (fifos that
- * block, terminals, devices), image files to copy up and /proc views are
- * Python's. */
+ * tracee. Regular files, directories and device mounts; fifos, terminals,
+ * image files to copy up and /proc views are Python's. */
 static long open_family(struct ctx *c, int *answered)
 {
     int nr = c->req->data.nr, dirfd = AT_FDCWD, path_i = 0, flags, rc;
@@ -408,54 +652,229 @@ static long open_family(struct ctx *c, int *answered)
         flags = O_CREAT | O_WRONLY | O_TRUNC;
         mode = arg(c, 1);
     } else {
+        if (arg(c, 4) == HANDOFF)
+            return BP_FALLBACK;          /* a ptrace stop's fd: Python installs it */
         dirfd = iarg(c, 0);
         path_i = 1;
         flags = iarg(c, 2);
         mode = arg(c, 3);
     }
     int follow = !(flags & O_NOFOLLOW) && !((flags & O_CREAT) && (flags & O_EXCL));
-    if (!(c->t->flags & BP_THREAD_ROOT) && !c->s->fake_ids)
-        return BP_FALLBACK;     /* real credentials other than root: Python switches them */
+    if (!as_self(c) || (flags & O_PATH))
+        return BP_FALLBACK;
     rc = path_arg(c, path_i, dirfd, follow);
+    for (int tries = 0; !rc && tries < MAX_AGAIN; tries++) {
+        int fd = open_resolved(c, flags, mode, follow);
+        if (fd == BP_AGAIN) {
+            rc = resolve(c, dirfd, follow);
+            continue;
+        }
+        return fd < 0 ? fd : install(c, fd, flags & O_CLOEXEC, answered);
+    }
+    return rc ? rc : -ELOOP;
+}
+
+/* -- names ------------------------------------------------------------------------------ */
+
+/* The directory where a call makes or removes a name: the last component
+ * is not followed. 1: go on; 0 or -errno: the answer. */
+static int parent_arg(struct ctx *c, int path_i, int dirfd, char *buf, struct bp_resolved *r)
+{
+    int rc = read_path(c, path_i, buf);
     if (rc)
         return rc;
-    struct stat st;
-    int exists = stat(c->r.host, &st) == 0;
-    if (exists && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+    bp_resolved_close(r);
+    rc = bp_resolve(c->s, c->t, dirfd, buf, 0, r);
+    if (rc)
+        return rc;
+    bp_race_pause();
+    return r->mount->readonly ? -EROFS : 1;
+}
+
+static long mkdir_family(struct ctx *c)
+{
+    int at = c->req->data.nr == SYS_mkdirat, mask;
+    unsigned int mode = arg(c, at ? 2 : 1);
+    if (!as_self(c) || records_owner(c))
         return BP_FALLBACK;
-    int acc = flags & O_ACCMODE;
-    int writes = acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC) ||
-                 (flags & __O_TMPFILE) || ((flags & O_CREAT) && !exists);
-    if (writes) {
-        char marker;
-        if (c->r.mount->readonly)
-            return -EROFS;
-        if (exists && S_ISREG(st.st_mode) && getxattr(c->r.host, IMAGE_MARKER, &marker, 1) >= 0)
-            return BP_FALLBACK;          /* copy-up first */
-    }
-    int mask = 0;
-    if (flags & (O_CREAT | __O_TMPFILE)) {
-        if (c->t->fsgid != 0 || c->t->fsuid != 0)
-            return BP_FALLBACK;     /* a new file gets the caller's IDs: Python's */
-        if ((mask = umask_of(c->req->pid)) < 0)
-            return BP_FALLBACK;
-    }
+    int rc = parent_arg(c, at, at ? iarg(c, 0) : AT_FDCWD, c->path, &c->r);
+    if (rc <= 0)
+        return rc;
+    if (!c->r.name[0])
+        return -EEXIST;
+    if ((mask = umask_of(c->req->pid)) < 0)
+        return BP_FALLBACK;
     mode_t old = umask(0);
-    int fd = openat(AT_FDCWD, c->r.host, (flags | O_CLOEXEC | O_NOCTTY) & ~O_ASYNC,
-                    mode & 07777 & ~mask);
+    rc = mkdirat(c->r.dirfd, c->r.name, mode & 07777 & ~mask);
     umask(old);
+    return rc < 0 ? -errno : 0;
+}
+
+static long unlink_family(struct ctx *c)
+{
+    int nr = c->req->data.nr, at = nr == SYS_unlinkat;
+    int flags = nr == SYS_rmdir ? AT_REMOVEDIR : at ? iarg(c, 2) : 0;
+    if (!as_self(c))
+        return BP_FALLBACK;
+    if (flags & ~AT_REMOVEDIR)
+        return -EINVAL;
+    int rc = parent_arg(c, at, at ? iarg(c, 0) : AT_FDCWD, c->path, &c->r);
+    if (rc <= 0)
+        return rc;
+    if (!c->r.name[0] || (c->r.must_dir && !(flags & AT_REMOVEDIR)))
+        return BP_FALLBACK;          /* a mount point, "x/": Python's errors */
+    return unlinkat(c->r.dirfd, c->r.name, flags) < 0 ? -errno : 0;
+}
+
+static long rename_family(struct ctx *c)
+{
+    int nr = c->req->data.nr, at = nr != SYS_rename;
+    unsigned int flags = nr == SYS_renameat2 ? (unsigned int)arg(c, 4) : 0;
+    if (!as_self(c))
+        return BP_FALLBACK;
+    if (flags & ~7u)
+        return -EINVAL;
+    int rc = parent_arg(c, at ? 1 : 0, at ? iarg(c, 0) : AT_FDCWD, c->path, &c->r);
+    if (rc <= 0)
+        return rc;
+    rc = parent_arg(c, at ? 3 : 1, at ? iarg(c, 2) : AT_FDCWD, c->path2, &c->r2);
+    if (rc <= 0)
+        return rc;
+    if (!c->r.name[0] || !c->r2.name[0])
+        return -EBUSY;
+    if (c->r.mount != c->r2.mount)
+        return -EXDEV;
+    if (c->r.must_dir || c->r2.must_dir)
+        return BP_FALLBACK;
+    return syscall(SYS_renameat2, c->r.dirfd, c->r.name, c->r2.dirfd, c->r2.name, flags) < 0
+           ? -errno : 0;
+}
+
+static long symlink_family(struct ctx *c)
+{
+    int at = c->req->data.nr == SYS_symlinkat;
+    if (!as_self(c))
+        return BP_FALLBACK;
+    int rc = read_path(c, 0, c->path2);
+    if (rc)
+        return rc;
+    if (!c->path2[0])
+        return -ENOENT;
+    rc = parent_arg(c, at ? 2 : 1, at ? iarg(c, 1) : AT_FDCWD, c->path, &c->r);
+    if (rc <= 0)
+        return rc;
+    if (!c->r.name[0])
+        return -EEXIST;
+    if (c->r.must_dir)
+        return BP_FALLBACK;
+    return symlinkat(c->path2, c->r.dirfd, c->r.name) < 0 ? -errno : 0;
+}
+
+/* -- metadata --------------------------------------------------------------------------- */
+
+/* The file a metadata call changes (an O_PATH descriptor), read-only mounts
+ * and image files (Python copies them up) checked. */
+static int changing(struct ctx *c, int path_i, int dirfd, int follow, struct stat *st)
+{
+    int rc = path_arg(c, path_i, dirfd, follow);
+    for (int tries = 0; !rc && tries < MAX_AGAIN; tries++) {
+        int fd = object(&c->r, follow, st);
+        if (fd == BP_AGAIN) {
+            rc = resolve(c, dirfd, follow);
+            continue;
+        }
+        if (fd < 0)
+            return fd;
+        if (c->r.mount->readonly) {
+            close(fd);
+            return -EROFS;
+        }
+        if (image_file(fd, st)) {
+            close(fd);
+            return BP_FALLBACK;
+        }
+        return fd;
+    }
+    return rc ? rc : -ELOOP;
+}
+
+static long chmod_family(struct ctx *c)
+{
+    int nr = c->req->data.nr, at = nr != SYS_chmod;
+    int flags = nr == SYS_fchmodat2 ? iarg(c, 3) : 0;
+    unsigned int mode = arg(c, at ? 2 : 1);
+    struct stat st;
+    char path[64];
+    if (c->s->fake_ids || !as_self(c) || (flags & ~AT_SYMLINK_NOFOLLOW))
+        return BP_FALLBACK;              /* fake ownership: Python's fakefs */
+    int fd = changing(c, at, at ? iarg(c, 0) : AT_FDCWD, !(flags & AT_SYMLINK_NOFOLLOW), &st);
     if (fd < 0)
-        return -errno;
-    struct seccomp_notif_addfd add = {
-        .id = c->req->id, .flags = SECCOMP_ADDFD_FLAG_SEND, .srcfd = fd,
-        .newfd_flags = flags & O_CLOEXEC};
-    rc = addfd_on_one_cpu(c->lfd, c->req->pid, &add);
-    int err = errno;
+        return fd;
+    self_fd(path, sizeof path, fd);
+    int rc = S_ISLNK(st.st_mode) ? -EOPNOTSUPP : chmod(path, mode & 07777) < 0 ? -errno : 0;
     close(fd);
-    if (rc < 0 && err != ENOENT)    /* ENOENT: the tracee went away meanwhile */
-        return -err;
-    *answered = 1;
-    return 0;
+    return rc;
+}
+
+static long chown_family(struct ctx *c)
+{
+    int nr = c->req->data.nr, at = nr == SYS_fchownat;
+    int flags = at ? iarg(c, 4) : nr == SYS_lchown ? AT_SYMLINK_NOFOLLOW : 0;
+    struct stat st;
+    if (c->s->fake_ids || !as_self(c) || (flags & ~AT_SYMLINK_NOFOLLOW))
+        return BP_FALLBACK;
+    int fd = changing(c, at, at ? iarg(c, 0) : AT_FDCWD, !(flags & AT_SYMLINK_NOFOLLOW), &st);
+    if (fd < 0)
+        return fd;
+    int rc = fchownat(fd, "", (uid_t)arg(c, at + 1), (gid_t)arg(c, at + 2), AT_EMPTY_PATH);
+    rc = rc < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+static long utimens_family(struct ctx *c)
+{
+    int nr = c->req->data.nr, dirfd = AT_FDCWD, path_i = 0, flags = 0;
+    struct timespec ts[2], *times = ts;
+    struct stat st;
+    unsigned long tp;
+    if (!as_self(c))
+        return BP_FALLBACK;
+    if (nr == SYS_utimensat) {
+        dirfd = iarg(c, 0);
+        path_i = 1;
+        flags = iarg(c, 3);
+        tp = arg(c, 2);
+        if (!arg(c, 1) || (flags & ~AT_SYMLINK_NOFOLLOW))
+            return BP_FALLBACK;          /* futimens, AT_EMPTY_PATH: Python's */
+        if (tp && read_mem(c->req->pid, tp, ts, sizeof ts) < 0)
+            return -EFAULT;
+        if (tp && ts[0].tv_nsec == UTIME_OMIT && ts[1].tv_nsec == UTIME_OMIT)
+            return 0;
+    } else if (nr == SYS_utimes) {
+        struct timeval tv[2];
+        tp = arg(c, 1);
+        if (tp) {
+            if (read_mem(c->req->pid, tp, tv, sizeof tv) < 0)
+                return -EFAULT;
+            for (int i = 0; i < 2; i++) {
+                if (tv[i].tv_usec < 0 || tv[i].tv_usec >= 1000000)
+                    return -EINVAL;
+                ts[i].tv_sec = tv[i].tv_sec;
+                ts[i].tv_nsec = tv[i].tv_usec * 1000;
+            }
+        }
+    } else {
+        return BP_FALLBACK;
+    }
+    if (!tp)
+        times = NULL;
+    int fd = changing(c, path_i, dirfd, !(flags & AT_SYMLINK_NOFOLLOW), &st);
+    if (fd < 0)
+        return fd;
+    int rc = utimensat(fd, "", times, AT_EMPTY_PATH) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
 }
 
 /* The parent's container PID; 0 for a process whose parent is outside the
@@ -485,11 +904,11 @@ static long getppid_(struct ctx *c)
 
 int bp_notify_handle(struct bp_state *s, int lfd, struct seccomp_notif *req)
 {
-    struct ctx c = {.s = s, .lfd = lfd, .req = req};
+    struct ctx c = {.s = s, .lfd = lfd, .req = req, .r = {.dirfd = -1}, .r2 = {.dirfd = -1}};
     long rc;
     int nr = req->data.nr, answered = 0;
     c.t = bp_state_thread(s, req->pid);
-    if (!c.t)
+    if (!c.t || (nr >= 0 && nr < 512 && s->python_only[nr]))
         return 0;
     switch (nr) {
     case SYS_getpid:
@@ -516,9 +935,32 @@ int bp_notify_handle(struct bp_state *s, int lfd, struct seccomp_notif *req)
     case SYS_open: case SYS_openat: case SYS_creat:
         rc = open_family(&c, &answered);
         break;
+    case SYS_mkdir: case SYS_mkdirat:
+        rc = mkdir_family(&c);
+        break;
+    case SYS_unlink: case SYS_unlinkat: case SYS_rmdir:
+        rc = unlink_family(&c);
+        break;
+    case SYS_rename: case SYS_renameat: case SYS_renameat2:
+        rc = rename_family(&c);
+        break;
+    case SYS_symlink: case SYS_symlinkat:
+        rc = symlink_family(&c);
+        break;
+    case SYS_chmod: case SYS_fchmodat: case SYS_fchmodat2:
+        rc = chmod_family(&c);
+        break;
+    case SYS_chown: case SYS_lchown: case SYS_fchownat:
+        rc = chown_family(&c);
+        break;
+    case SYS_utimensat: case SYS_utimes:
+        rc = utimens_family(&c);
+        break;
     default:
         rc = BP_FALLBACK;
     }
+    bp_resolved_close(&c.r);
+    bp_resolved_close(&c.r2);
     if (rc == BP_FALLBACK)
         return 0;
     if (nr >= 0 && nr < 512)

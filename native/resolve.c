@@ -1,20 +1,31 @@
-/* Guest path resolution in C: the same walk as brandpy/runtime/pathres.py
- * (the reference), component by component inside the container, for the
- * fast path. Anything involving /proc (magic links, PID translation), a
- * chroot inside the container or a directory outside every mount is left to
- * the Python resolver (BP_FALLBACK). */
+/* Guest path resolution in C, on file descriptors: the same walk as
+ * brandpy/runtime/pathres.py (the reference), component by component inside
+ * the container, for the fast path. Every step is taken on an O_PATH
+ * descriptor (openat O_PATH|O_NOFOLLOW, readlinkat, fstatat NOFOLLOW, or
+ * openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS over a prefix already walked),
+ * starting from a mount's root descriptor at brandpy's mount points; `..`
+ * is taken lexically on the canonical guest path. The result is a
+ * directory descriptor and the last name, which the handlers act on with
+ * the *at calls without following it.
+ *
+ * Anything involving /proc (magic links, PID translation), a chroot inside
+ * the container or a directory outside every mount is left to the Python
+ * resolver (BP_FALLBACK). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "brandpy.h"
 #include "internal.h"
 
 #define MAXSYMLINKS 40
+#define STEP (O_PATH | O_NOFOLLOW | O_CLOEXEC)
 
 static int is_dot(const char *c, size_t n)
 {
@@ -42,32 +53,66 @@ static int has_more(const char *p)
     return 0;
 }
 
-/* Host path of a canonical guest path ("" is the root). */
-static int host_of(const struct bp_state *s, const char *guest, size_t len, char *host,
-                   size_t hostlen, const struct bp_mount **mount)
+/* The walk's position: the canonical guest path and, made on demand, an
+ * O_PATH descriptor of the directory it names. */
+struct walk {
+    const struct bp_state *s;
+    char cur[BP_PATH_MAX];
+    size_t len;
+    int fd, owned;
+};
+
+static void drop(struct walk *w)
+{
+    if (w->owned)
+        close(w->fd);
+    w->fd = -1;
+    w->owned = 0;
+}
+
+static void set_fd(struct walk *w, int fd, int owned)
+{
+    drop(w);
+    w->fd = fd;
+    w->owned = owned;
+}
+
+static const struct bp_mount *mount_of(const struct bp_state *s, const char *guest, size_t len,
+                                       size_t *consumed)
+{
+    return bp_mount_of_guest(s, len ? guest : "/", len ? len : 1, consumed);
+}
+
+/* The descriptor of w->cur: from its mount's root, one openat2 over the
+ * rest, which is canonical: a symlink there now means it changed meanwhile,
+ * and the walk fails rather than follow it in the kernel. */
+static int walk_fd(struct walk *w)
 {
     size_t consumed = 0;
-    const struct bp_mount *m = bp_mount_of_guest(s, len ? guest : "/", len ? len : 1, &consumed);
-    if (!m)
-        return -ENOENT;
+    if (w->fd >= 0)
+        return w->fd;
+    const struct bp_mount *m = mount_of(w->s, w->cur, w->len, &consumed);
+    if (!m || m->root_fd < 0)
+        return BP_FALLBACK;
     if (m->kind == BP_MOUNT_PROC)
         return BP_FALLBACK;
-    size_t hl = m->host_len;
-    while (hl > 1 && m->host[hl - 1] == '/')
-        hl--;
-    const char *rest = guest + consumed;
-    size_t rl = len - consumed;
-    if (hl == 1 && rl)       /* a rootfs of "/" */
-        hl = 0;
-    if (hl + rl + 1 > hostlen)
-        return -ENAMETOOLONG;
-    memcpy(host, m->host, hl);
-    memcpy(host + hl, rest, rl);
-    host[hl + rl] = 0;
-    if (!hl && !rl)
-        strcpy(host, "/");
-    *mount = m;
-    return 0;
+    const char *rest = w->cur + consumed;
+    while (*rest == '/')
+        rest++;
+    if (!*rest) {
+        if (!m->root_is_dir)
+            return -ENOTDIR;
+        set_fd(w, m->root_fd, 0);
+        return w->fd;
+    }
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+                                      RESOLVE_NO_MAGICLINKS};
+    int fd = syscall(SYS_openat2, m->root_fd, rest, &how, sizeof how);
+    if (fd < 0)
+        return errno == ELOOP || errno == EXDEV || errno == EAGAIN ? -ENOENT : -errno;
+    set_fd(w, fd, 1);
+    return fd;
 }
 
 /* Guest path of a directory the thread holds (cwd or an fd). */
@@ -101,23 +146,108 @@ static int base_dir(const struct bp_state *s, const struct bp_thread *t, int dir
     return 0;
 }
 
+/* The result: `name` in the walk's directory (w->fd handed over). */
+static int result(struct walk *w, const char *name, size_t n, int must_dir,
+                  struct bp_resolved *out)
+{
+    size_t consumed;
+    int fd = walk_fd(w);
+    if (fd < 0)
+        return fd;
+    if (n >= sizeof out->name || w->len + 1 + n >= sizeof out->guest)
+        return -ENAMETOOLONG;
+    out->mount = mount_of(w->s, w->cur, w->len, &consumed);
+    out->dirfd = fd;
+    out->owned = w->owned;
+    w->fd = -1;
+    w->owned = 0;
+    memcpy(out->name, name, n);
+    out->name[n] = 0;
+    out->must_dir = must_dir;
+    memcpy(out->guest, w->cur, w->len);
+    out->guest[w->len] = '/';
+    memcpy(out->guest + w->len + 1, name, n);
+    out->guest[w->len + 1 + n] = 0;
+    return 0;
+}
+
+/* The path names the walk's own position: a mount root (its descriptor,
+ * name ""), a directory reached through "." or ".." (itself, name "."), or
+ * else the last name in its directory. */
+static int at_cur(struct walk *w, int last_is_dot, int must_dir, struct bp_resolved *out)
+{
+    size_t consumed = 0;
+    const struct bp_mount *m = mount_of(w->s, w->cur, w->len, &consumed);
+    if (!m || m->kind == BP_MOUNT_PROC || m->root_fd < 0)
+        return BP_FALLBACK;
+    if (last_is_dot) {
+        int fd = walk_fd(w);
+        if (fd < 0)
+            return fd;
+        out->mount = m;
+        out->dirfd = fd;
+        out->owned = w->owned;
+        w->fd = -1;
+        w->owned = 0;
+        strcpy(out->name, ".");
+        out->must_dir = 0;
+        memcpy(out->guest, w->len ? w->cur : "/", w->len ? w->len : 1);
+        out->guest[w->len ? w->len : 1] = 0;
+        return 0;
+    }
+    if (consumed == w->len) {
+        out->mount = m;
+        out->dirfd = m->root_fd;
+        out->owned = 0;
+        out->name[0] = 0;
+        out->must_dir = must_dir;
+        memcpy(out->guest, w->len ? w->cur : "/", w->len ? w->len : 1);
+        out->guest[w->len ? w->len : 1] = 0;
+        return 0;
+    }
+    char name[256];
+    size_t e = w->len;
+    while (e && w->cur[e - 1] != '/')
+        e--;
+    size_t n = w->len - e;
+    if (n >= sizeof name)
+        return -ENAMETOOLONG;
+    memcpy(name, w->cur + e, n);
+    w->len = e ? e - 1 : 0;
+    w->cur[w->len] = 0;
+    drop(w);
+    return result(w, name, n, must_dir, out);
+}
+
+void bp_resolved_close(struct bp_resolved *r)
+{
+    if (r->owned && r->dirfd >= 0)
+        close(r->dirfd);
+    r->dirfd = -1;
+    r->owned = 0;
+}
+
 int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
                const char *path, int follow, struct bp_resolved *out)
 {
-    char cur[BP_PATH_MAX], pend[2 * BP_PATH_MAX], target[BP_PATH_MAX];
-    size_t curlen = 0, plen = strlen(path);
+    char pend[2 * BP_PATH_MAX], target[BP_PATH_MAX];
+    size_t plen = strlen(path);
     int links = 0, rc, trailing_slash, last_is_dot;
+    struct walk w = {.s = s, .len = 0, .fd = -1, .owned = 0};
     const char *p;
 
+    out->dirfd = -1;
+    out->owned = 0;
+    out->have_stat = 0;
     if (!plen)
         return -ENOENT;
     if (plen >= BP_PATH_MAX)
         return -ENAMETOOLONG;
     if (t->flags & BP_THREAD_CHROOT)
         return BP_FALLBACK;
-    if (path[0] != '/' && (rc = base_dir(s, t, dirfd, cur, &curlen)) != 0)
+    if (path[0] != '/' && (rc = base_dir(s, t, dirfd, w.cur, &w.len)) != 0)
         return rc;
-    cur[curlen] = 0;
+    w.cur[w.len] = 0;
     trailing_slash = path[plen - 1] == '/';
     {
         size_t e = plen;
@@ -129,7 +259,6 @@ int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
     }
     memcpy(pend, path, plen + 1);
     p = pend;
-    out->have_stat = 0;
     for (;;) {
         while (*p == '/')
             p++;
@@ -144,77 +273,130 @@ int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
         if (is_dot(comp, n))
             continue;
         if (is_dotdot(comp, n)) {
-            while (curlen && cur[curlen - 1] != '/')
-                curlen--;
-            if (curlen)
-                curlen--;
-            cur[curlen] = 0;
+            while (w.len && w.cur[w.len - 1] != '/')
+                w.len--;
+            if (w.len)
+                w.len--;
+            w.cur[w.len] = 0;
+            drop(&w);
             continue;
         }
-        if (curlen + 1 + n >= sizeof cur)
-            return -ENAMETOOLONG;
-        cur[curlen++] = '/';
-        memcpy(cur + curlen, comp, n);
-        curlen += n;
-        cur[curlen] = 0;
-        int last = !has_more(p);
-        if (last && !follow && !trailing_slash)
-            break;
-        rc = host_of(s, cur, curlen, out->host, sizeof out->host, &out->mount);
-        if (rc)
-            return rc;
-        struct stat st;
-        if (lstat(out->host, &st) < 0) {
-            if (errno == ENOENT && last)
-                break;
-            return -errno;
+        int last = !has_more(p) && !last_is_dot;
+        int examine = !last || follow || trailing_slash;
+        if (w.len + 1 + n >= sizeof w.cur) {
+            rc = -ENAMETOOLONG;
+            goto fail;
         }
-        if (S_ISLNK(st.st_mode)) {
-            if (++links > MAXSYMLINKS)
-                return -ELOOP;
-            ssize_t tl = readlink(out->host, target, sizeof target - 1);
-            if (tl < 0)
-                return -errno;
-            target[tl] = 0;
-            /* drop the link's own component */
-            while (curlen && cur[curlen - 1] != '/')
-                curlen--;
-            if (curlen)
-                curlen--;
-            if (target[0] == '/')
-                curlen = 0;
-            cur[curlen] = 0;
-            size_t rest = strlen(p);
-            if ((size_t)tl + 1 + rest + 1 > sizeof pend)
-                return -ENAMETOOLONG;
-            /* pending becomes target "/" rest (rest may already live in pend) */
-            memmove(pend + tl + 1, p, rest + 1);
-            memcpy(pend, target, tl);
-            pend[tl] = '/';
-            p = pend;
+        /* cur/comp: a mount point, /proc, or a name in cur's directory */
+        size_t consumed = 0, oldlen = w.len;
+        w.cur[w.len] = '/';
+        memcpy(w.cur + w.len + 1, comp, n);
+        w.cur[w.len + 1 + n] = 0;
+        const struct bp_mount *m = mount_of(s, w.cur, w.len + 1 + n, &consumed);
+        if (!m || m->kind == BP_MOUNT_PROC || m->root_fd < 0) {
+            rc = BP_FALLBACK;
+            goto fail;
+        }
+        if (consumed == w.len + 1 + n) {          /* a mount point: its own root */
+            if (!last && !m->root_is_dir) {
+                rc = -ENOTDIR;
+                goto fail;
+            }
+            w.len += 1 + n;
+            set_fd(&w, m->root_fd, 0);
             continue;
         }
-        if (!last && !S_ISDIR(st.st_mode))
-            return -ENOTDIR;
-        if (last) {                /* the final file: its stat serves stat(2) */
-            out->st = st;
-            out->have_stat = 1;
+        w.cur[oldlen] = 0;
+        if (!examine) {
+            rc = result(&w, comp, n, 0, out);
+            if (rc)
+                goto fail;
+            return 0;
         }
+        int parent = walk_fd(&w);
+        if (parent < 0) {
+            rc = parent;
+            goto fail;
+        }
+        char name[256];
+        if (n >= sizeof name) {
+            rc = -ENAMETOOLONG;
+            goto fail;
+        }
+        memcpy(name, comp, n);
+        name[n] = 0;
+        ssize_t tl;
+        if (!last) {
+            int fd = openat(parent, name, STEP | O_DIRECTORY);
+            if (fd >= 0) {
+                w.cur[w.len] = '/';
+                w.len += 1 + n;
+                w.cur[w.len] = 0;
+                set_fd(&w, fd, 1);
+                continue;
+            }
+            if (errno != ENOTDIR) {
+                rc = -errno;
+                goto fail;
+            }
+            tl = readlinkat(parent, name, target, sizeof target - 1);
+            if (tl < 0) {
+                rc = errno == EINVAL ? -ENOTDIR : -errno;
+                goto fail;
+            }
+        } else {
+            /* the last name: its stat serves stat(2) unless it is a symlink */
+            struct stat st;
+            if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno != ENOENT) {
+                    rc = -errno;
+                    goto fail;
+                }
+            } else if (S_ISLNK(st.st_mode)) {
+                tl = readlinkat(parent, name, target, sizeof target - 1);
+                if (tl < 0) {
+                    rc = -errno;
+                    goto fail;
+                }
+                goto symlink;
+            } else {
+                out->st = st;
+                out->have_stat = 1;
+            }
+            rc = result(&w, comp, n, trailing_slash, out);
+            if (rc)
+                goto fail;
+            return 0;
+        }
+symlink:
+        if (++links > MAXSYMLINKS) {
+            rc = -ELOOP;
+            goto fail;
+        }
+        target[tl] = 0;
+        if (target[0] == '/') {
+            w.len = 0;
+            w.cur[0] = 0;
+            drop(&w);
+        }
+        size_t rest = strlen(p);
+        if ((size_t)tl + 1 + rest + 1 > sizeof pend) {
+            rc = -ENAMETOOLONG;
+            goto fail;
+        }
+        /* pending becomes target "/" rest (rest may already live in pend) */
+        memmove(pend + tl + 1, p, rest + 1);
+        memcpy(pend, target, tl);
+        pend[tl] = '/';
+        p = pend;
     }
-    rc = host_of(s, cur, curlen, out->host, sizeof out->host, &out->mount);
+    rc = at_cur(&w, last_is_dot, trailing_slash, out);
     if (rc)
-        return rc;
-    if (last_is_dot || (trailing_slash && curlen)) {
-        out->have_stat = 0;
-        size_t hl = strlen(out->host);
-        const char *suffix = last_is_dot ? "/." : "/";
-        if (hl + 3 > sizeof out->host)
-            return -ENAMETOOLONG;
-        strcpy(out->host + hl, suffix);
-    }
-    if (curlen)
-        memcpy(out->guest, cur, curlen + 1);
-    else
-        strcpy(out->guest, "/");
+        goto fail;
+    drop(&w);
     return 0;
+fail:
+    out->have_stat = 0;
+    drop(&w);
+    return rc;
 }

@@ -34,7 +34,7 @@ void bp_state_free(struct bp_state *s)
 }
 
 int bp_state_add_mount(struct bp_state *s, const char *guest, const char *host, int readonly,
-                       int kind)
+                       int kind, int root_fd, int root_is_dir)
 {
     struct bp_mount *m;
     if (s->nmounts >= BP_MAX_MOUNTS || strlen(guest) >= sizeof m->guest ||
@@ -47,6 +47,8 @@ int bp_state_add_mount(struct bp_state *s, const char *guest, const char *host, 
     m->host_len = strlen(host);
     m->readonly = readonly;
     m->kind = kind;
+    m->root_fd = root_fd;
+    m->root_is_dir = root_is_dir;
     return 0;
 }
 
@@ -131,19 +133,21 @@ void bp_state_del_thread(struct bp_state *s, int tid)
 const struct bp_mount *bp_mount_of_guest(const struct bp_state *s, const char *guest,
                                          size_t len, size_t *consumed)
 {
+    /* the deepest mount point; of two at the same guest path the later
+     * added, as mounts.MountTable keeps (an OCI bundle's read-only root) */
     const struct bp_mount *best = NULL;
     for (int i = 0; i < s->nmounts; i++) {
         const struct bp_mount *m = &s->mounts[i];
         size_t ml = m->guest_len;
         if (ml == 1 && m->guest[0] == '/') {
-            if (!best) {
+            if (!best || !*consumed) {
                 best = m;
                 *consumed = 0;
             }
             continue;
         }
         if (len >= ml && !memcmp(guest, m->guest, ml) && (len == ml || guest[ml] == '/') &&
-            (!best || ml > *consumed)) {
+            (!best || ml >= *consumed)) {
             best = m;
             *consumed = ml;
         }
@@ -184,6 +188,12 @@ void bp_state_set_identity(struct bp_state *s, int fake_ids, unsigned int host_u
     s->fake_ids = fake_ids;
     s->host_uid = host_uid;
     s->host_gid = host_gid;
+}
+
+void bp_state_python_only(struct bp_state *s, int nr, int on)
+{
+    if (nr >= 0 && nr < 512)
+        s->python_only[nr] = !!on;
 }
 
 unsigned long long bp_state_calls(struct bp_state *s, int nr)

@@ -34,7 +34,7 @@ from .table import NotifyHandler, Row, Spec, Table
 if TYPE_CHECKING:
     from brandpy.runtime.sandbox import Sandbox
 
-Handler = Callable[[Call], "int | None"]
+Handler = Callable[[Call], "int | Inject | None"]
 
 KIND_TABLE, KIND_PROFILE, KIND_PERSONALITY = 1, 2, 3
 PASS = 4 << 12     # trace data: trapped only to be seen (--trace-all); runs natively
@@ -81,20 +81,18 @@ def _data(kind: int, err: int) -> int:
 
 
 class Effective:
-    def __init__(self, table: Table, sb: Sandbox, notifications: bool = False,
-                 track_real_ids: bool = False, trace_all: bool = False,
+    def __init__(self, table: Table, sb: Sandbox, trace_all: bool = False,
                  traced: frozenset[int] = frozenset(),
                  overrides: dict[int, Handler] | None = None) -> None:
-        """`notifications`: route the hot rows through seccomp user
-        notification (native engine); `track_real_ids`: trap set*id with real
-        credentials so performed calls use the right ones; `trace_all`, and
-        `traced` for some numbers: trap calls the filter would let through
-        or answer (for the trace and fault injection); `overrides`: handlers
-        that replace a row's (record/replay)."""
+        """`trace_all`, and `traced` for some numbers: trap calls the filter
+        would let through or answer (for the trace and fault injection;
+        performed rows stay on user notification, where the supervisor sees
+        them anyway); `overrides`: handlers that replace a row's
+        (record/replay). With real credentials set*id are trapped, so that
+        performed calls use the right ones."""
         self.table = table
         self.sb = sb
-        self.notifications = notifications
-        self.track_real_ids = track_real_ids
+        self.track_real_ids = not sb.fake_ids
         self.trace_all = trace_all
         self.traced = traced
         self.overrides = overrides or {}
@@ -120,7 +118,7 @@ class Effective:
                                                            "unconfined"):
             return None
         return (self.table, self.sb.fake_ids, self.track_real_ids, self.sb.cred.euid == 0,
-                self.notifications, release, self.sb.release if release else None,
+                release, self.sb.release if release else None,
                 self.trace_all, self.traced, self.sb.config.seccomp == "unconfined",
                 self.sb.caps, self.broken)
 
@@ -154,11 +152,11 @@ class Effective:
             base, handler = ret_errno(0), None
         elif spec.disposition == "allow":
             base, handler = ret_allow(), spec.handler
-        elif spec.disposition == "trace" and self.notifications and row.spec.notify is not None \
-                and spec.when is None and row.nr not in self.broken:
+        elif spec.disposition == "perform" and row.nr not in self.broken:
             base, handler = ret_notify(), spec.handler
-            if row.spec.notify_when is not None:
-                base = row.spec.notify_when(base, ret_trace())
+            if spec.when is not None:   # (table.perform) ptrace or native for some arguments
+                base = spec.when(ret_trace() if handler is not None else ret_notify(),
+                                 base if handler is not None else ret_allow())
         else:
             base, handler = ret_trace(), spec.handler
         if spec.when is not None and spec.disposition in ("allow", "trace"):
@@ -169,7 +167,7 @@ class Effective:
         if row.nr in self.overrides:
             base, handler = ret_trace(), self.overrides[row.nr]
         elif (self.trace_all or row.nr in self.traced) and row.name and \
-                spec.disposition not in ("deny", "nosys"):
+                spec.disposition not in ("deny", "nosys", "perform"):
             # trap every argument: those the row would not trap run natively
             passes = True
             if spec.disposition == "const":
@@ -195,7 +193,7 @@ class Effective:
                                               "arguments"))
         if row.nr in self.broken and handler is not None:
             handler = _answer_raw
-        notify = row.spec.notify if _notifies(base) else None
+        notify = spec.notify if _notifies(base) else None
         return Decision(base, handler, denials, disposition if notify is None else "notify",
                         notify, passes)
 
@@ -221,7 +219,7 @@ class Effective:
         d = self.decisions[nr]
         return bool(d.denials) or d.passes
 
-    def dispatch(self, call: Call, data: int = 0) -> int | None:
+    def dispatch(self, call: Call, data: int = 0) -> int | Inject | None:
         """Run the handler for a trapped call; raises StrictViolation in
         strict mode for an unsupported call."""
         nr = call.nr
@@ -242,7 +240,7 @@ class Effective:
                 return self._denied(call, KIND_TABLE, exc.errno, exc.why)
             return -exc.errno
 
-    def handling(self, nr: int, data: int, result: int | None, rewritten: bool) -> str:
+    def handling(self, nr: int, data: int, result: int | Inject | None, rewritten: bool) -> str:
         """How a trapped call was handled, for the trace and the statistics."""
         if data == PASS:
             return "native"

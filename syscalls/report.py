@@ -8,7 +8,7 @@ from typing import TextIO
 
 from .table import Row, table
 
-DISPOSITIONS = ("allow", "const", "deny", "trace", "nosys")
+DISPOSITIONS = ("allow", "const", "deny", "trace", "perform", "nosys")
 SUPPORT = ("full", "partial", "unimplemented", "none")
 
 
@@ -26,8 +26,8 @@ def _disp(r: Row) -> str:
     if r.disposition == "deny":
         import errno
         return f"deny {errno.errorcode.get(r.value, r.value)}"
-    if r.disposition == "trace" and r.when is not None:
-        return "trace (when)"
+    if r.disposition in ("trace", "perform") and r.when is not None:
+        return f"{r.disposition} (when)"
     if r.when is not None:
         return f"{r.disposition} (args)"
     return r.disposition

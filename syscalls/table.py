@@ -9,6 +9,8 @@ the release that introduced it) with brandpy's decision:
   const V      answered by BPF without running (RET_ERRNO|0)     ~native, no stop
   deny E       fails with errno E in BPF (policy)                ~native, no stop
   trace H      one ptrace stop, handler H emulates or rewrites   one round trip
+  perform H    user notification: the supervisor performs the    microseconds
+               call on descriptors (C, or handler H in Python)
   nosys        no such syscall (gap or removed): ENOSYS in BPF
 
 `when` makes a trace row conditional on its arguments (trap sendto only
@@ -29,9 +31,10 @@ from brandpy.runtime.seccomp import Action, ArgTest
 
 from . import linux
 from .handlers import exec as exec_
-from .handlers import fakefs, fs, ident, owners, perform, pids, prio, process, signals, sock, sockcreds, sysv, uts
+from .handlers import fs, ident, opath, owners, pids, prio, process, signals, sock, sockcreds, sysv, uts
+from .handlers import perform as perform_
 
-Handler = Callable[..., "int | None"]
+Handler = Callable[..., "int | Inject | None"]   # an Inject: see Supervisor._hand_off
 # a user-notification handler may also answer with an fd to install in the caller
 NotifyHandler = Callable[..., "int | Inject | None"]
 
@@ -40,7 +43,7 @@ FULL, PARTIAL, UNIMPLEMENTED, NONE = "full", "partial", "unimplemented", "none"
 
 @dataclass(frozen=True)
 class Spec:
-    disposition: str                    # allow | const | deny | trace | nosys | identity
+    disposition: str                    # allow | const | deny | trace | perform | nosys | identity
     support: str
     note: str = ""
     value: int = 0                      # const value or deny errno
@@ -50,7 +53,6 @@ class Spec:
     fake_root: Spec | None = None       # identity rows: container user root / not root
     fake_user: Spec | None = None
     notify: NotifyHandler | None = None   # performs the call in the user-notification tier
-    notify_when: Callable[[Action, Action], Action] | None = None   # (notify, trace) -> action
     real_tracked: Spec | None = None    # real credentials, native engine: learn changes
 
 
@@ -81,28 +83,32 @@ def const(value: int, note: str = "") -> Spec:
 FAKE = "unprivileged: "
 
 
-def real_or_fake(real: Spec, handler: Handler, fake_note: str) -> Spec:
-    """Native (or path-translated) when the supervisor is root and the
-    identity is real; emulated by `handler` when unprivileged."""
-    return Spec(real.disposition, real.support, f"{real.note}; {FAKE}{fake_note}".lstrip("; "),
-                real.value, real.handler, real.when,
-                fake=Spec("trace", real.support, fake_note, handler=handler))
+def real_or_fake(real: Spec, handler: Handler, fake_note: str, performed: bool = False) -> Spec:
+    """`real` when the supervisor is root and the identity is real;
+    unprivileged, emulated by `handler` at a ptrace stop (performed: through
+    user notification)."""
+    fake = perform(handler, fake_note, real.support) if performed else \
+        Spec("trace", real.support, fake_note, handler=handler)
+    return replace(real, note=f"{real.note}; {FAKE}{fake_note}".lstrip("; "), fake=fake)
 
 
-def hot(spec: Spec, notify: NotifyHandler,
-        when: Callable[[Action, Action], Action] | None = None) -> Spec:
-    """A hot row: in the native engine it goes through seccomp user
-    notification, answered in C (native/notify.c) or, for the cases C
-    leaves, by `notify`, which performs the call for the tracee. `when`
-    keeps some argument values on ptrace."""
-    return replace(spec, notify=notify, notify_when=when,
-                   note=spec.note + "; native engine: user notification")
+def perform(handler: NotifyHandler, note: str, support: str = FULL, ptrace: Handler | None = None,
+            ptrace_when: Callable[[Action, Action], Action] | None = None,
+            only_when: Callable[[Action, Action], Action] | None = None) -> Spec:
+    """Performed by the supervisor for the caller (brandpy/runtime/pathres.py,
+    syscalls/handlers/), reached through seccomp user notification in every
+    engine: answered in C (native/notify.c) where it can, else by `handler`.
+    `ptrace_when` sends some argument values to the `ptrace` handler instead;
+    `only_when` lets the others run natively."""
+    if only_when is not None:
+        return Spec("perform", support, note, notify=handler, when=only_when)
+    return Spec("perform", support, note, handler=ptrace, notify=handler, when=ptrace_when)
 
 
-def not_o_path(i: int) -> Callable[[Action, Action], Action]:
+def o_path(i: int) -> Callable[[Action, Action], Action]:
     """An O_PATH fd cannot be installed by SECCOMP_IOCTL_NOTIF_ADDFD: such
-    opens stay on ptrace (their path rewritten, the kernel opens)."""
-    return lambda notify, trace_: ArgTest(i, "set", O_PATH, then=trace_, otherwise=notify)
+    opens stop for ptrace (handlers/opath.py)."""
+    return lambda trap, other: ArgTest(i, "set", O_PATH, then=trap, otherwise=other)
 
 
 O_PATH = 0o10000000
@@ -142,7 +148,10 @@ def arg_in(i: int, *values: int) -> Callable[[Action, Action], Action]:
 
 
 PATH = "path resolved inside the container"
-PATH_WRITE = PATH + "; EROFS on read-only mounts"
+PERFORMED = "performed on descriptors inside the container"
+PERFORMED_WRITE = PERFORMED + "; EROFS on read-only mounts"
+FD_CHANGE = "EROFS on read-only mounts; an image file's copy is changed by the supervisor"
+OWNED = "; " + "unprivileged: ownership recorded in an xattr and reported by stat"
 PIDS = "PIDs limited to (and translated for) the container's processes"
 PIDS_SELF = PIDS + "; pid 0 (the caller) runs natively"
 NO_CHILD = " (exit stop for a reaped PID; ECHILD at entry, no exit stop, without children)"
@@ -196,84 +205,80 @@ SPEC: dict[str, Spec] = {
     "ioctl": Spec("allow", FULL, "native; terminal and device ioctls act on the real "
                   "device; the IDs of TIOC[GS]PGRP, TIOCGSID, FIO[GS]ETOWN, SIOC[GS]PGRP, "
                   "PIDFD_GET_INFO and NS_GET_OWNER_UID are the container's", handler=owners.ioctl, when=_id_ioctls),
-    # -- files: paths translated ------------------------------------------------
-    "open": hot(trace(fs.open_, PATH_WRITE), perform.open_, not_o_path(1)),
-    "openat": hot(trace(fs.openat, PATH_WRITE), perform.openat, not_o_path(2)),
-    "creat": hot(trace(fs.creat, PATH_WRITE), perform.creat),
-    "openat2": trace(fs.openat2, PATH + "; RESOLVE_IN_ROOT/BENEATH/NO_SYMLINKS applied "
-                     "by the resolver"),
-    "stat": hot(real_or_fake(trace(fs.stat_, PATH), fakefs.stat_, OWNERSHIP), perform.stat_),
-    "lstat": hot(real_or_fake(trace(fs.lstat, PATH), fakefs.lstat, OWNERSHIP), perform.lstat),
-    "newfstatat": hot(real_or_fake(trace(fs.newfstatat, PATH), fakefs.newfstatat, OWNERSHIP),
-                      perform.newfstatat),
-    "statx": hot(real_or_fake(trace(fs.statx, PATH), fakefs.statx, OWNERSHIP),
-                 perform.statx),
-    "fstat": hot(real_or_fake(allow(), fakefs.fstat, OWNERSHIP), perform.fstat),
-    "statfs": trace(fs.statfs, PATH + "; reports the host file system"),
-    "access": hot(real_or_fake(trace(fs.access, PATH), fakefs.access, ROOT_ACCESS),
-                  perform.access),
-    "faccessat": hot(real_or_fake(trace(fs.faccessat, PATH), fakefs.faccessat, ROOT_ACCESS),
-                     perform.faccessat),
-    "faccessat2": hot(real_or_fake(trace(fs.faccessat2, PATH), fakefs.faccessat2,
-                                   ROOT_ACCESS), perform.faccessat2),
-    "readlink": hot(trace(fs.readlink, "emulated; /proc magic links name guest paths"),
-                    perform.readlink),
-    "readlinkat": hot(trace(fs.readlinkat, "emulated; /proc magic links name guest paths"),
-                      perform.readlinkat),
-    "mkdir": trace(fs.mkdir, PATH_WRITE),
-    "mkdirat": trace(fs.mkdirat, PATH_WRITE),
-    "mknod": real_or_fake(trace(fs.mknod, PATH_WRITE), fakefs.mknod, DEVICES),
-    "mknodat": real_or_fake(trace(fs.mknodat, PATH_WRITE), fakefs.mknodat, DEVICES),
-    "rmdir": trace(fs.rmdir, PATH_WRITE),
-    "unlink": trace(fs.unlink, PATH_WRITE),
-    "unlinkat": trace(fs.unlinkat, PATH_WRITE),
-    "symlink": trace(fs.symlink, PATH_WRITE + "; the target is stored as guest text"),
-    "symlinkat": trace(fs.symlinkat, PATH_WRITE + "; the target is stored as guest text"),
-    "rename": trace(fs.rename, PATH_WRITE + "; EXDEV between mounts"),
-    "renameat": trace(fs.renameat, PATH_WRITE + "; EXDEV between mounts"),
-    "renameat2": trace(fs.renameat2, PATH_WRITE + "; EXDEV between mounts"),
-    "link": trace(fs.link, PATH_WRITE + "; EXDEV between mounts"),
-    "linkat": trace(fs.linkat, PATH_WRITE + "; EXDEV between mounts"),
-    "chmod": real_or_fake(trace(fs.chmod, PATH_WRITE), fakefs.chmod, MODES),
-    "fchmodat": real_or_fake(trace(fs.fchmodat, PATH_WRITE), fakefs.fchmodat, MODES),
-    "fchmodat2": real_or_fake(trace(fs.fchmodat2, PATH_WRITE), fakefs.fchmodat2, MODES),
-    "chown": real_or_fake(trace(fs.chown, PATH_WRITE), fakefs.chown, OWNERSHIP),
-    "lchown": real_or_fake(trace(fs.lchown, PATH_WRITE), fakefs.lchown,
-                           OWNERSHIP + " (not for symlinks)"),
-    "fchownat": real_or_fake(trace(fs.fchownat, PATH_WRITE), fakefs.fchownat, OWNERSHIP),
-    "fchmod": real_or_fake(trace(fs.fd_metadata, "EROFS on read-only mounts"), fakefs.fchmod,
-                           MODES),
-    "fchown": real_or_fake(trace(fs.fd_metadata, "EROFS on read-only mounts"), fakefs.fchown,
-                           OWNERSHIP),
-    "fsetxattr": trace(fs.fd_metadata, "EROFS on read-only mounts"),
-    "fremovexattr": trace(fs.fd_metadata, "EROFS on read-only mounts"),
-    "truncate": trace(fs.truncate, PATH_WRITE),
-    "utime": trace(fs.utime, PATH_WRITE),
-    "utimes": trace(fs.utimes, PATH_WRITE),
-    "futimesat": trace(fs.futimesat, PATH_WRITE),
-    "utimensat": trace(fs.utimensat, PATH_WRITE),
-    "setxattr": trace(fs.xattr_set, PATH_WRITE),
-    "removexattr": trace(fs.xattr_set, PATH_WRITE),
-    "lsetxattr": trace(fs.lxattr_set, PATH_WRITE),
-    "lremovexattr": trace(fs.lxattr_set, PATH_WRITE),
-    "getxattr": trace(fs.xattr_get, PATH),
-    "listxattr": trace(fs.xattr_get, PATH),
-    "lgetxattr": trace(fs.lxattr_get, PATH),
-    "llistxattr": trace(fs.lxattr_get, PATH),
-    "setxattrat": trace(fs.setxattrat, PATH_WRITE),
-    "removexattrat": trace(fs.setxattrat, PATH_WRITE),
-    "getxattrat": trace(fs.getxattrat, PATH),
-    "listxattrat": trace(fs.getxattrat, PATH),
-    "file_getattr": trace(fs.file_getattr, PATH),
-    "file_setattr": trace(fs.file_setattr, PATH_WRITE),
-    "chdir": trace(fs.chdir, PATH),
-    "getcwd": hot(trace(fs.getcwd, "emulated: the guest path of the cwd"), perform.getcwd),
-    "chroot": trace(fs.chroot, "emulated per process: later paths resolve in the new root"),
-    "inotify_add_watch": trace(fs.inotify_add_watch, PATH),
-    "fanotify_mark": trace(fs.fanotify_mark, PATH),
-    "name_to_handle_at": trace(fs.name_to_handle_at, PATH),
+    # -- files: paths resolved and calls performed by the supervisor --------------------
+    "open": perform(perform_.open_, PERFORMED_WRITE, ptrace=opath.open_, ptrace_when=o_path(1)),
+    "openat": perform(perform_.openat, PERFORMED_WRITE, ptrace=opath.openat,
+                      ptrace_when=o_path(2)),
+    "creat": perform(perform_.creat, PERFORMED_WRITE),
+    "openat2": trace(opath.openat2, PERFORMED + "; RESOLVE_IN_ROOT/BENEATH/NO_SYMLINKS "
+                     "applied by the resolver; the fd is installed through user notification, "
+                     "an O_PATH open as open's"),
+    "stat": perform(fs.stat_, PERFORMED + OWNED),
+    "lstat": perform(fs.lstat, PERFORMED + OWNED),
+    "newfstatat": perform(fs.newfstatat, PERFORMED + OWNED),
+    "statx": perform(fs.statx, PERFORMED + OWNED),
+    "fstat": real_or_fake(allow(), fs.fstat, OWNERSHIP, performed=True),
+    "statfs": perform(fs.statfs, PERFORMED + "; reports the host file system"),
+    "access": perform(perform_.access, PERFORMED + "; " + ROOT_ACCESS),
+    "faccessat": perform(perform_.faccessat, PERFORMED + "; " + ROOT_ACCESS),
+    "faccessat2": perform(perform_.faccessat2, PERFORMED + "; " + ROOT_ACCESS),
+    "readlink": perform(fs.readlink, PERFORMED + "; /proc magic links name guest paths"),
+    "readlinkat": perform(fs.readlinkat, PERFORMED + "; /proc magic links name guest paths"),
+    "mkdir": perform(fs.mkdir, PERFORMED_WRITE),
+    "mkdirat": perform(fs.mkdirat, PERFORMED_WRITE),
+    "mknod": perform(fs.mknod, PERFORMED_WRITE + "; " + FAKE + DEVICES),
+    "mknodat": perform(fs.mknodat, PERFORMED_WRITE + "; " + FAKE + DEVICES),
+    "rmdir": perform(fs.rmdir, PERFORMED_WRITE),
+    "unlink": perform(fs.unlink, PERFORMED_WRITE),
+    "unlinkat": perform(fs.unlinkat, PERFORMED_WRITE),
+    "symlink": perform(fs.symlink, PERFORMED_WRITE + "; the target is stored as guest text"),
+    "symlinkat": perform(fs.symlinkat, PERFORMED_WRITE + "; the target is stored as guest text"),
+    "rename": perform(fs.rename, PERFORMED_WRITE + "; EXDEV between mounts"),
+    "renameat": perform(fs.renameat, PERFORMED_WRITE + "; EXDEV between mounts"),
+    "renameat2": perform(fs.renameat2, PERFORMED_WRITE + "; EXDEV between mounts"),
+    "link": perform(fs.link, PERFORMED_WRITE + "; EXDEV between mounts"),
+    "linkat": perform(fs.linkat, PERFORMED_WRITE + "; EXDEV between mounts"),
+    "chmod": perform(fs.chmod, PERFORMED_WRITE + "; " + FAKE + MODES),
+    "fchmodat": perform(fs.fchmodat, PERFORMED_WRITE + "; " + FAKE + MODES),
+    "fchmodat2": perform(fs.fchmodat2, PERFORMED_WRITE + "; " + FAKE + MODES),
+    "chown": perform(fs.chown, PERFORMED_WRITE + "; " + FAKE + OWNERSHIP),
+    "lchown": perform(fs.lchown, PERFORMED_WRITE + "; " + FAKE + OWNERSHIP
+                      + " (not for symlinks)"),
+    "fchownat": perform(fs.fchownat, PERFORMED_WRITE + "; " + FAKE + OWNERSHIP),
+    "fchmod": real_or_fake(trace(fs.fd_metadata, FD_CHANGE), fs.fchmod, MODES, performed=True),
+    "fchown": real_or_fake(trace(fs.fd_metadata, FD_CHANGE), fs.fchown, OWNERSHIP,
+                           performed=True),
+    "fsetxattr": trace(fs.fd_metadata, FD_CHANGE),
+    "fremovexattr": trace(fs.fd_metadata, FD_CHANGE),
+    "truncate": perform(fs.truncate, PERFORMED_WRITE),
+    "utime": perform(fs.utime, PERFORMED_WRITE),
+    "utimes": perform(fs.utimes, PERFORMED_WRITE),
+    "futimesat": perform(fs.futimesat, PERFORMED_WRITE),
+    "utimensat": perform(fs.utimensat, PERFORMED_WRITE),
+    "setxattr": perform(fs.setxattr, PERFORMED_WRITE),
+    "removexattr": perform(fs.removexattr, PERFORMED_WRITE),
+    "lsetxattr": perform(fs.lsetxattr, PERFORMED_WRITE),
+    "lremovexattr": perform(fs.lremovexattr, PERFORMED_WRITE),
+    "getxattr": perform(fs.getxattr, PERFORMED),
+    "listxattr": perform(fs.listxattr, PERFORMED),
+    "lgetxattr": perform(fs.lgetxattr, PERFORMED),
+    "llistxattr": perform(fs.llistxattr, PERFORMED),
+    "setxattrat": perform(fs.setxattrat, PERFORMED_WRITE),
+    "removexattrat": perform(fs.removexattrat, PERFORMED_WRITE),
+    "getxattrat": perform(fs.getxattrat, PERFORMED),
+    "listxattrat": perform(fs.listxattrat, PERFORMED),
+    "file_getattr": perform(fs.file_getattr, PERFORMED),
+    "file_setattr": perform(fs.file_setattr, PERFORMED_WRITE),
+    "chdir": trace(fs.chdir, PATH + "; made by the process on the host path (the Landlock "
+                   "walls confine it; later paths resolve from the cwd's guest path)"),
+    "getcwd": perform(fs.getcwd, "emulated: the guest path of the cwd"),
+    "chroot": perform(fs.chroot, "emulated per process: later paths resolve in the new root"),
+    "inotify_add_watch": perform(fs.inotify_add_watch, PERFORMED),
+    "fanotify_mark": perform(fs.fanotify_mark, PERFORMED),
+    "name_to_handle_at": perform(fs.name_to_handle_at, PERFORMED),
     "execve": trace(exec_.execve, "guest #! interpreters and ELF loader (ld.so) run "
-                    "from the container"),
+                    "from the container; made by the process on the host path (the Landlock "
+                    "walls confine it)"),
     "execveat": trace(exec_.execveat, "as execve; fexecve of a dynamic memfd needs the "
                       "guest loader to open /proc/self/fd/N"),
     # -- sockets ------------------------------------------------------------------
@@ -292,10 +297,10 @@ SPEC: dict[str, Spec] = {
     "recvmsg": Spec("allow", PARTIAL, "native: an AF_UNIX source in msg_name is not "
                     "translated; " + SCM_RECV, handler=sockcreds.recvmsg),
     "recvmmsg": Spec("allow", FULL, "native; " + SCM_RECV, handler=sockcreds.recvmsg),
-    "bind": trace(sock.bind, "AF_UNIX paths resolved inside the container"),
-    "connect": trace(sock.connect, "AF_UNIX paths resolved inside the container; " + LOCAL),
-    "sendto": trace(sock.sendto, "AF_UNIX destination resolved inside the container; " + LOCAL,
-                    when=arg_nonzero(4)),
+    "bind": perform(sock.bind, PERFORMED + " (AF_UNIX paths); ports translated"),
+    "connect": perform(sock.connect, PERFORMED + " (AF_UNIX paths); " + LOCAL),
+    "sendto": perform(sock.sendto, PERFORMED + " when it names a destination; " + LOCAL,
+                      only_when=arg_nonzero(4)),
     "getsockname": trace(sock.getsockname, "AF_UNIX names shown as guest paths"),
     "getpeername": trace(sock.getpeername, "AF_UNIX names shown as guest paths"),
     "accept": trace(sock.accept, "AF_UNIX peer names shown as guest paths",
@@ -323,10 +328,10 @@ SPEC: dict[str, Spec] = {
         "restart_syscall", "rseq", "seccomp", "getcpu", "personality")},
     "pidfd_send_signal": trace(signals.pidfd_send_signal, PIDS + "; " + SIGINFO_SENT),
     "setsid": trace(pids.setsid, "returns the container's session ID (exit stop)"),
-    "getpid": hot(trace(pids.getpid, "the container PID (the entrypoint is 1)"), pids.getpid),
-    "gettid": hot(trace(pids.gettid, "the container TID"), pids.gettid),
-    "getppid": hot(trace(pids.getppid, "the container PID; 0 outside the container, 1 for "
-                         "orphans"), pids.getppid),
+    "getpid": perform(pids.getpid, "the container PID (the entrypoint is 1)"),
+    "gettid": perform(pids.gettid, "the container TID"),
+    "getppid": perform(pids.getppid, "the container PID; 0 outside the container, 1 for "
+                       "orphans"),
     "getpgrp": trace(pids.getpgrp, PIDS),
     "getpgid": trace(pids.getpgid, PIDS),
     "getsid": trace(pids.getsid, PIDS),

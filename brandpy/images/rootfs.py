@@ -6,7 +6,7 @@ cannot reach the image), and regular files are hard links to the image's
 inodes. Those inodes carry the marker xattr MARKER (set when the layer was
 unpacked), so the runtime's syscall handlers can cheaply ask
 `needs_copy_up(path_or_fd)` before any write-open, truncate, chmod, chown,
-utimes or xattr change, and call `copy_up(path)` to give the container its
+utimes or xattr change, and call `copy_up_at(dirfd, name)` to give the container its
 own copy. Limitation: a file hard-linked to another path in the image is
 copied up alone; the other name keeps the image's content.
 
@@ -18,9 +18,9 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import secrets
 import stat
 import tarfile
-import tempfile
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -90,15 +90,28 @@ def needs_copy_up(target: PathOrFd) -> bool:
 
 
 def copy_up(host_path: str | os.PathLike) -> bool:
-    """Replace the hard link at host_path with a private copy (data, mode,
-    owner, times, xattrs except the marker). Returns False when there was
-    nothing to do. Safe against concurrent copy-ups of the same image inode:
-    they serialise on a lock on that inode and each re-checks its own link."""
+    """copy_up_at for a host path (its directory is opened as given)."""
     path = os.fspath(host_path)
+    parent = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        src = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return copy_up_at(parent, os.path.basename(path))
+    finally:
+        os.close(parent)
+
+
+def copy_up_at(dirfd: int, name: str | bytes) -> bool:
+    """Replace the hard link `name` in the directory `dirfd` with a private
+    copy (data, mode, owner, times, xattrs except the marker). Returns False
+    when there was nothing to do. Every step is relative to dirfd and never
+    follows `name`, so a container renaming or swapping things meanwhile
+    cannot redirect it. Safe against concurrent copy-ups of the same image
+    inode: they serialise on a lock on that inode and each re-checks its own
+    link."""
+    try:
+        src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                      dir_fd=dirfd)
     except OSError as e:
-        if e.errno in (errno.ELOOP, errno.ENOENT):
+        if e.errno in (errno.ELOOP, errno.ENOENT, errno.ENXIO):
             return False
         raise
     try:
@@ -106,26 +119,28 @@ def copy_up(host_path: str | os.PathLike) -> bool:
         if not stat.S_ISREG(st.st_mode) or not needs_copy_up(src):
             return False
         fcntl.flock(src, fcntl.LOCK_EX)
-        cur = os.lstat(path)
+        cur = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
         if (cur.st_dev, cur.st_ino) != (st.st_dev, st.st_ino):
             return False  # another thread of this container already copied it up
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".brandpy-copyup-")
+        tmp = b".brandpy-copyup-" + secrets.token_hex(8).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=dirfd)
         try:
             _copy_data(src, fd, st.st_size)
-            for name in os.listxattr(src):
-                if name != MARKER:
-                    os.setxattr(fd, name, os.getxattr(src, name))
+            for xname in os.listxattr(src):
+                if xname != MARKER:
+                    os.setxattr(fd, xname, os.getxattr(src, xname))
             if os.geteuid() == 0:
                 os.fchown(fd, st.st_uid, st.st_gid)
             os.fchmod(fd, stat.S_IMODE(st.st_mode))  # after chown, which clears setuid
             os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
             os.close(fd)
             fd = -1
-            os.rename(tmp, path)
+            os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
         except BaseException:
             if fd >= 0:
                 os.close(fd)
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dirfd)
             raise
         return True
     finally:

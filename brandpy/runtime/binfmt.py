@@ -35,7 +35,8 @@ class Elf:
 
 
 def inspect(host_path: bytes) -> Shebang | Elf:
-    """Classify an executable; raises Errno as execve would fail."""
+    """Classify an executable (host_path: /proc/self/fd/N of the file the
+    supervisor found); raises Errno as execve would fail."""
     try:
         fd = os.open(host_path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -86,19 +87,19 @@ def _elf(fd: int, head: bytes) -> Elf:
 
 
 @lru_cache(maxsize=64)
-def _loader_takes_argv0(host_loader: bytes, mtime_ns: int, size: int) -> bool:
-    """glibc's ld.so (2.33+) and musl's accept --argv0; older ones would
-    treat it as the program name."""
+def _loader_takes_argv0(_file: tuple[int, int, int, int], path: bytes) -> bool:
     try:
-        with open(host_loader, "rb") as f:
+        with open(path, "rb") as f:
             return b"--argv0" in f.read()
     except OSError:
         return False
 
 
-def loader_takes_argv0(host_loader: bytes) -> bool:
+def loader_takes_argv0(path: bytes) -> bool:
+    """glibc's ld.so (2.33+) and musl's accept --argv0; older ones would
+    treat it as the program name. path: /proc/self/fd/N of the loader."""
     try:
-        st = os.stat(host_loader)
+        st = os.stat(path)
     except OSError:
         return False
-    return _loader_takes_argv0(host_loader, st.st_mtime_ns, st.st_size)
+    return _loader_takes_argv0((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size), path)

@@ -18,6 +18,7 @@ import errno
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .acting import tracee_memory
 from .errors import Errno
 from .linux import vm_read, vm_write
 from .process import Process
@@ -30,7 +31,10 @@ RED_ZONE = 128
 PAGE = 4096
 PATH_MAX = 4096
 
-AfterFn = Callable[["Call", int], "int | None"]
+# marks the openat a ptrace stop hands to user notification (Supervisor._hand_off)
+HANDOFF = 0x2179706472616E62   # "brandpy!"
+
+AfterFn = Callable[["Call", int], "int | CloseFd | None"]
 # python-ptrace's user_regs_struct, a ctypes Structure it ships no types for.
 Regs = Any
 
@@ -85,7 +89,8 @@ class Call:
         if size == 0:
             return b""
         try:
-            data = vm_read(self.tid, addr, size)
+            with tracee_memory():
+                data = vm_read(self.tid, addr, size)
         except OSError:
             raise Errno(errno.EFAULT) from None
         if len(data) != size:
@@ -100,7 +105,8 @@ class Call:
         while len(out) < limit:
             chunk = min(PAGE - addr % PAGE, limit - len(out))
             try:
-                data = vm_read(self.tid, addr, chunk)
+                with tracee_memory():
+                    data = vm_read(self.tid, addr, chunk)
             except OSError:
                 raise Errno(errno.EFAULT) from None
             if not data:
@@ -130,7 +136,8 @@ class Call:
         if not data:
             return
         try:
-            n = vm_write(self.tid, addr, data)
+            with tracee_memory():
+                n = vm_write(self.tid, addr, data)
         except OSError:
             raise Errno(errno.EFAULT) from None
         if n != len(data):
@@ -179,6 +186,18 @@ class NotifCall(Call):
         v = self.args[i] & 0xFFFFFFFF
         return v - (1 << 32) if v & 0x80000000 else v
 
+    @property
+    def regs(self) -> Regs:
+        """Registers as the trace's formatter reads them."""
+        from ptrace.binding.linux_struct import user_regs_struct
+
+        regs = user_regs_struct()
+        regs.orig_rax = self.nr
+        for name, value in zip(ARG_REGS, self.args, strict=True):
+            setattr(regs, name, value)
+        return regs
+
+
     # The tracee is in the kernel, not stopped: nothing of it can be rewritten.
     def set_arg(self, i: int, value: int) -> None:
         _cannot_rewrite()
@@ -201,8 +220,19 @@ def _cannot_rewrite() -> NoReturn:
 
 
 class Inject:
-    """A notified open's result: this supervisor fd becomes the tracee's."""
+    """An open's result: this supervisor fd becomes the tracee's (by
+    SECCOMP_IOCTL_NOTIF_ADDFD; from a ptrace stop, see Supervisor._hand_off)."""
 
     def __init__(self, fd: int, cloexec: bool) -> None:
         self.fd = fd
         self.cloexec = cloexec
+
+
+class CloseFd:
+    """What an exit-stop function returns to take back an fd the kernel
+    just gave the tracee: it is closed in the tracee (a close(2) made to run
+    there) and the call returns `result` instead."""
+
+    def __init__(self, fd: int, result: int) -> None:
+        self.fd = fd
+        self.result = result

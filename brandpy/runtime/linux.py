@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import struct
 import threading
 
 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -67,6 +68,7 @@ PR_SET_CHILD_SUBREAPER = 36
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
+AT_EACCESS = 0x200
 AT_REMOVEDIR = 0x200
 AT_SYMLINK_FOLLOW = 0x400
 AT_EMPTY_PATH = 0x1000
@@ -230,3 +232,75 @@ def receives(tid: int, sig: int, waiting: int = 0) -> bool:
     except OSError:
         pass
     return False
+
+
+# -- the *at calls Python's os module lacks (path layer: brandpy/runtime/pathres.py) --
+
+O_PATH = 0o10000000
+O_CLOEXEC = 0o2000000
+O_NOFOLLOW = 0o400000
+O_DIRECTORY = 0o200000
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RENAME_NOREPLACE = 1
+SYS_openat2 = 437
+SYS_renameat2 = 316
+SYS_fchmodat2 = 452
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: bytes, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2); raises OSError."""
+    how = _OpenHow(flags, mode, resolve)
+    return _check(_syscall(ctypes.c_long(SYS_openat2), ctypes.c_int(dirfd),
+                           ctypes.c_char_p(path), ctypes.byref(how),
+                           ctypes.c_size_t(ctypes.sizeof(how))))
+
+
+def renameat2(olddirfd: int, old: bytes, newdirfd: int, new: bytes, flags: int) -> None:
+    _check(_syscall(ctypes.c_long(SYS_renameat2), ctypes.c_int(olddirfd), ctypes.c_char_p(old),
+                    ctypes.c_int(newdirfd), ctypes.c_char_p(new), ctypes.c_uint(flags)))
+
+
+def fchmodat2(dirfd: int, path: bytes, mode: int, flags: int) -> None:
+    """fchmodat2(2) (Linux 6.6): AT_SYMLINK_NOFOLLOW answers EOPNOTSUPP on a
+    symlink, AT_EMPTY_PATH acts on an O_PATH fd."""
+    _check(_syscall(ctypes.c_long(SYS_fchmodat2), ctypes.c_int(dirfd), ctypes.c_char_p(path),
+                    ctypes.c_uint(mode), ctypes.c_uint(flags)))
+
+
+# -- AF_UNIX sockets (sock_diag) ---------------------------------------------------
+
+NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NLMSG_ERROR = 4, 20, 2
+UDIAG_SHOW_PEER, UNIX_DIAG_PEER = 0x4, 2
+
+
+def unix_peer_inode(fd: int) -> int | None:
+    """The inode of the socket an AF_UNIX socket is connected to (its
+    peer), asked of the kernel's sock_diag; None when it has none or the
+    kernel cannot tell (no CONFIG_UNIX_DIAG)."""
+    import socket
+
+    req = struct.pack("<BBHIII2I", socket.AF_UNIX, 0, 0, 0xFFFFFFFF, os.fstat(fd).st_ino,
+                      UDIAG_SHOW_PEER, 0xFFFFFFFF, 0xFFFFFFFF)
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
+            nl.send(struct.pack("<IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, 1, 1, 0) + req)
+            data = nl.recv(8192)
+    except OSError:
+        return None
+    length, kind = struct.unpack_from("<IH", data)
+    if kind == NLMSG_ERROR:
+        return None
+    off = 16 + 16                     # nlmsghdr, unix_diag_msg
+    while off + 4 <= min(length, len(data)):
+        alen, atype = struct.unpack_from("<HH", data, off)
+        if atype == UNIX_DIAG_PEER:
+            return int(struct.unpack_from("<I", data, off + 4)[0])
+        off += max(4, (alen + 3) & ~3)
+    return None

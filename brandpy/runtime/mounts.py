@@ -2,13 +2,20 @@
 
 Everything here is bytes: guest programs may use paths that are not UTF-8.
 Guest paths are absolute and canonical (no `.`, `..`, `//`, symlinks); the
-resolver in `pathres` produces them component by component.
+resolver in `pathres` produces them component by component. Each mount's
+host directory (or file) is held open as an O_PATH descriptor, the root
+every walk inside that mount starts from: the host path string is read
+once, when the mount is first used, never again by a walk.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import threading
 from dataclasses import dataclass, field
+
+from .linux import O_PATH
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,36 @@ class MountTable:
     aliases: dict[bytes, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._roots: dict[Mount, tuple[int, bool]] = {}   # mount -> (fd, is dir)
+        self._lock = threading.Lock()
         self._sort()
+
+    def root_fd(self, mount: Mount) -> tuple[int, bool, bool]:
+        """An O_PATH fd of a mount's host directory or file (following the
+        host path: it is the operator's), whether it is a directory, and
+        whether the caller owns it. A directory or device node is opened on
+        first use and kept until close(); a regular file is opened at each
+        use, so that one replaced on the host (the engine's atomic rewrite of
+        /etc/hosts) is seen at once."""
+        with self._lock:
+            root = self._roots.get(mount)
+            if root is not None:
+                return (*root, False)
+            fd = os.open(mount.host, O_PATH | os.O_CLOEXEC)
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode):
+                return fd, False, True
+            root = self._roots[mount] = (fd, stat.S_ISDIR(mode))
+            return (*root, False)
+
+    def close(self) -> None:
+        with self._lock:
+            for fd, _ in self._roots.values():
+                os.close(fd)
+            self._roots.clear()
+
+    def __del__(self) -> None:
+        self.close()
 
     def _sort(self) -> None:
         # Deepest guest mount point first so lookups find the innermost mount.
@@ -50,7 +86,14 @@ class MountTable:
 
     def add(self, mount: Mount) -> None:
         self.mounts = [m for m in self.mounts if m.guest != mount.guest] + [mount]
+        with self._lock:
+            gone = [m for m in self._roots if m.guest == mount.guest]
+            for m in gone:
+                os.close(self._roots.pop(m)[0])
         self._sort()
+
+    def is_mountpoint(self, components: tuple[bytes, ...]) -> Mount | None:
+        return self._by_guest.get(components)
 
     @property
     def root(self) -> Mount:

@@ -4,7 +4,9 @@ errors and exit statuses docker uses."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from typing import Protocol
 
 from .errors import Errno
@@ -71,12 +73,14 @@ def find_command(sb: Sandbox, argv0: str, env: list[str], workdir: str) -> str:
             r = sb.resolver.resolve(root, 0, os.fsencode(guest))
         except Errno:
             continue
-        if os.path.isfile(r.host):
-            if os.access(r.host, os.X_OK):
-                return guest
-            denied = guest
-        elif "/" in argv0 and os.path.isdir(r.host):
-            raise ContainerError(f'exec: "{argv0}": is a directory', EXIT_CANNOT_EXEC)
+        with r:
+            st = r.lstat()
+            if st is not None and stat.S_ISREG(st.st_mode):
+                if r.access(os.X_OK):
+                    return guest
+                denied = guest
+            elif "/" in argv0 and st is not None and stat.S_ISDIR(st.st_mode):
+                raise ContainerError(f'exec: "{argv0}": is a directory', EXIT_CANNOT_EXEC)
     if denied:
         raise ContainerError(f'exec: "{argv0}": permission denied', EXIT_CANNOT_EXEC)
     where = "no such file or directory" if "/" in argv0 else "executable file not found in $PATH"
@@ -85,25 +89,30 @@ def find_command(sb: Sandbox, argv0: str, env: list[str], workdir: str) -> str:
 
 def prepare_workdir(sb: Resolving, workdir: str) -> bytes:
     """The host path of the working directory, created if missing as docker
-    does: one guest component at a time, each resolved inside the rootfs."""
+    does: one guest component at a time, each resolved inside the rootfs and
+    made in the directory the walk found (a running container cannot
+    redirect it, docker exec -w)."""
     if not workdir.startswith("/"):
         raise ContainerError(f"the working directory {workdir!r} is invalid, it needs to be "
                              "an absolute path")
     root = Process(tgid=0)
     guest = b"/"
-    host = sb.resolver.resolve(root, 0, guest).host
     for comp in split(os.fsencode(workdir)):
         try:
-            r = sb.resolver.resolve(root, 0, guest.rstrip(b"/") + b"/" + comp)
-            if not os.path.lexists(r.host):
-                os.mkdir(r.host, 0o755)
+            with sb.resolver.resolve(root, 0, guest.rstrip(b"/") + b"/" + comp) as r:
+                if r.lstat() is None:
+                    if r.proc is not None or not r.name:
+                        raise Errno(errno.EACCES)
+                    os.mkdir(r.name, 0o755, dir_fd=r.dirfd)
+                guest = r.guest
         except Errno as exc:
             raise ContainerError(f"working directory {workdir}: "
                                  f"{os.strerror(exc.errno)}") from None
         except OSError as exc:
             raise ContainerError(f"cannot create working directory {workdir}: "
                                  f"{exc.strerror}") from None
-        guest, host = r.guest, r.host
-    if not os.path.isdir(host):
-        raise ContainerError(f"working directory {workdir}: not a directory")
-    return host
+    with sb.resolver.resolve(root, 0, guest) as r:
+        st = r.lstat()
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            raise ContainerError(f"working directory {workdir}: not a directory")
+        return r.host

@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .acting import tracee_memory
 from .devices import DEFAULT_DEVICES, DEV_LINKS, Device
 from .errors import Errno
 from .identity import Cred, resolve_user
@@ -188,11 +189,20 @@ class Sandbox:
         # trap filters stacked on threads (syscalls/handlers/stacked.py)
         self.stacked: dict[int, set[str]] = {}
         self.stacked_pending: dict[int, tuple[str, str, tuple[int, ...]]] = {}
+        # AF_UNIX names the kernel recorded for sockets the supervisor bound
+        # (/proc/self/fd/N/NAME) -> the path the program gave (handlers/sock.py)
+        self.unix_names: dict[bytes, bytes] = {}
+        # AF_UNIX sockets the supervisor connected for a container process:
+        # socket inode -> (host tgid, euid, egid, groups) as it connected, for
+        # SO_PEERCRED, which names the connecting task (handlers/sockcreds.py)
+        self.unix_connectors: dict[int, tuple[int, int, int, tuple[int, ...]]] = {}
         self.mirror: Mirror | None = None       # the native engine's copy of this state
 
     def close(self) -> None:
-        """Release what outlives the processes (private /proc listings)."""
+        """Release what outlives the processes (private /proc listings, the
+        mounts' root descriptors)."""
         self.procfs.close()
+        self.mounts.close()
 
     def needs_id_trap(self, cred: Cred) -> bool:
         """With emulated identities the filter answers getuid & co with 0
@@ -246,9 +256,10 @@ class Sandbox:
         """A duplicate of one of the tracee's fds in the supervisor
         (pidfd_getfd), for handlers that operate on the tracee's files."""
         try:
-            if proc.pidfd is None:
-                proc.pidfd = pidfd_open(proc.tgid)
-            return pidfd_getfd(proc.pidfd, fd)
+            with tracee_memory():
+                if proc.pidfd is None:
+                    proc.pidfd = pidfd_open(proc.tgid)
+                return pidfd_getfd(proc.pidfd, fd)
         except OSError as exc:
             raise Errno(exc.errno or errno.EBADF) from None
 

@@ -108,7 +108,8 @@ def as_dict(stats: Stats, ledger: Ledger, names: dict[int, str]) -> dict[str, An
                                 "Emulated": stats.emulated[nr], "Errors": stats.errors[nr],
                                 "Injected": stats.injected[nr],
                                 "Seconds": round(stats.seconds[nr], 6)}
-                     for nr, n in stats.calls.items()},
+                     # faults injected into notified calls show here too (0 stops)
+                     for nr, n in {**dict.fromkeys(stats.injected, 0), **stats.calls}.items()},
         "Notified": {name(nr): {"Calls": n, "InPython": stats.notified_python[nr]}
                      for nr, n in stats.notified.items()},
         "Handled": dict(stats.handled),

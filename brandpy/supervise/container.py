@@ -28,7 +28,6 @@ from brandpy.runtime.stats import LedgerEntry, as_dict
 from brandpy.runtime.trace import Tracer
 
 from .native_engine import NativeSupervisor, notifications_supported
-from .supervisor import Supervisor
 
 ENGINES = ("native", "python")
 
@@ -62,9 +61,8 @@ def parse_cpuset(spec: str) -> set[int]:
 class Container:
     def __init__(self, config: SandboxConfig, debug: bool = False,
                  engine: str = "native", research: Research | None = None) -> None:
-        """engine: "native" (the C loop, with seccomp user notification for
-        the hot syscalls where the kernel has it) or "python" (python-ptrace,
-        the reference)."""
+        """engine: "native" (the performed calls answered in C where it can)
+        or "python" (every handler in Python: the reference)."""
         from syscalls.effective import Effective
         from syscalls.table import table
 
@@ -88,17 +86,23 @@ class Container:
             random_dev = replay.random_file(self.sb.state)
             for dev in (b"/dev/urandom", b"/dev/random"):
                 self.sb.mounts.add(Mount(dev, random_dev, readonly=True, kind="bind"))
-        native = engine == "native"
-        # the trace must see every call: no notifications answered out of its sight
-        self.notifications = native and notifications_supported() and research.tracer is None
+        if not notifications_supported():
+            raise ContainerError("brandpy needs Linux 5.14 or later: it performs path calls "
+                                 "for the container through seccomp user notification "
+                                 "(SECCOMP_ADDFD_FLAG_SEND), so that the kernel never walks "
+                                 "a path the container can still change")
         self.effective = Effective(
-            table(), self.sb, notifications=self.notifications,
-            track_real_ids=native and not self.sb.fake_ids, trace_all=research.trace_all,
+            table(), self.sb, trace_all=research.trace_all,
             traced=research.injector.nrs if research.injector else frozenset(),
             overrides={nr: replay.handle for nr in (*TIME_CALLS, SYS_getrandom)}
             if replay else None)
-        supervisor = NativeSupervisor if native else Supervisor
-        self.sup = supervisor(self.sb, self.effective, debug=debug)
+        # the Python engine answers every notification in Python (the reference)
+        self.sup = NativeSupervisor(self.sb, self.effective, debug=debug,
+                                    fast_path=engine == "native")
+        if research.tracer is not None:
+            self.sup.watch(None)         # the trace sees every call
+        elif research.injector is not None:
+            self.sup.watch(research.injector.nrs)
         self.sup.tracer, self.sup.injector, self.sup.replay = (
             research.tracer, research.injector, replay)
         self.env = default_env(config.env, self.sb)
@@ -180,15 +184,14 @@ class Container:
         try:
             pid, listener = spawn(
                 path, argv, env, cwd, self._filter_for(cred), fds=stdio,
-                seccomp_flags=SECCOMP_FILTER_FLAG_NEW_LISTENER if self.notifications else 0,
+                seccomp_flags=SECCOMP_FILTER_FLAG_NEW_LISTENER,
                 setsid=own_session or tty, ctty=tty, setpgid=not own_session,
                 ids=(real.ruid, real.rgid, real.groups) if real else None,
                 caps=cap_mask(self.sb.caps) if real else None, hold_fd=hold_fd,
                 personality=ADDR_NO_RANDOMIZE if self.research.replay else -1,
                 rlimits=[u.rlimit() for u in self.config.ulimits],
                 spawner=self.spawner.ctl if self.spawner else -1)
-            if listener is not None:    # asked for only with notifications: the native engine
-                assert isinstance(self.sup, NativeSupervisor)
+            if listener is not None:
                 self.sup.add_listener(listener)
             return pid
         except OSError as exc:

@@ -1,11 +1,14 @@
-"""The native engine: the supervisor loop in C (native/loop.c), with the hot
-syscalls answered through seccomp user notification in C (native/notify.c).
+"""The supervisor's event loop, in C (native/loop.c), for both engines: it
+waits for ptrace stops and seccomp user notifications at once.
 
-Everything that is not hot stays Python: ptrace stops are handed to the
-same Supervisor code the Python engine runs (one `handle()` per waitpid
-result), and notifications the C handlers leave alone are performed by
-syscalls/handlers/perform.py. The C side reads a mirror of the sandbox
-(mounts, threads, credentials) that this class keeps current.
+ptrace stops go to the Supervisor's Python code (one `handle()` per waitpid
+result). Notifications (the rows the syscall table marks `perform`: calls
+the supervisor performs for the tracee) are answered in C
+(native/notify.c) by the native engine where it can; the Python engine,
+and every engine while a trace or fault injection watches a call, answers
+them in Python (syscalls/handlers/, the reference). The C side reads a
+mirror of the sandbox (mounts, threads, credentials) that this class keeps
+current.
 """
 
 from __future__ import annotations
@@ -16,19 +19,23 @@ import os
 import signal
 import struct
 import threading
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
 from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 
 from brandpy._native import ffi, lib
-from brandpy.runtime.call import Call, Inject, NotifCall
+from brandpy.runtime.acting import acts_as_supervisor
+from brandpy.runtime.call import HANDOFF, Call, Inject, NotifCall
 from brandpy.runtime.errors import Errno, warn
+from brandpy.runtime.inject import Injection
 from brandpy.runtime.linux import kernel_release
 from brandpy.runtime.process import Process
-from syscalls.handlers import perform
+from brandpy.runtime.trace import format_call
+from syscalls.handlers import deferred
 
-from .supervisor import Supervisor
+from .supervisor import Supervisor, SYS_openat, _workload
 
 if TYPE_CHECKING:
     from brandpy.runtime.sandbox import Sandbox
@@ -64,27 +71,51 @@ def notifications_supported() -> bool:
 
 
 class NativeSupervisor(Supervisor):
-    def __init__(self, sandbox: Sandbox, effective: Effective, debug: bool = False) -> None:
+    def __init__(self, sandbox: Sandbox, effective: Effective, debug: bool = False,
+                 fast_path: bool = True) -> None:
+        """fast_path: the C handlers answer what they can (the native
+        engine); off, Python answers every notification."""
         super().__init__(sandbox, effective, debug)
         self.state = lib.bp_state_new()
         self.loop = lib.bp_loop_new(self.state)
         if self.state == ffi.NULL or self.loop == ffi.NULL:
             raise MemoryError("native engine: cannot allocate its state")
         for m in sandbox.mounts.mounts:
+            # C walks from the same root descriptors (the table owns them);
+            # it leaves /proc and regular-file mounts (reopened at each use)
+            # to Python
+            root, is_dir = -1, False
+            try:
+                if m.kind != "proc":
+                    root, is_dir, owned = sandbox.mounts.root_fd(m)
+                    if owned:
+                        os.close(root)
+                        root = -1
+            except OSError:
+                pass
             rc = lib.bp_state_add_mount(self.state, m.guest, m.host, int(m.readonly),
-                                        MOUNT_KINDS.get(m.kind, lib.BP_MOUNT_OTHER))
+                                        MOUNT_KINDS.get(m.kind, lib.BP_MOUNT_OTHER), root,
+                                        int(is_dir))
             if rc < 0:
                 raise OSError(-rc, f"native engine: mount table too large ({m.guest!r})")
         lib.bp_state_set_identity(self.state, int(sandbox.fake_ids), os.geteuid(),
                                   os.getegid())
+        if not fast_path:
+            self.watch(None)
         sandbox.mirror = self
+
+    def watch(self, nrs: frozenset[int] | None) -> None:
+        """Calls a trace or fault injection must see: answered in Python
+        (None: every call)."""
+        for nr in range(512) if nrs is None else nrs:
+            lib.bp_state_python_only(self.state, nr, 1)
 
     # -- the mirror the C handlers read ----------------------------------------------
 
     def thread(self, tid: int, proc: Process) -> None:
         c = proc.cred
         flags = 0
-        if c.fsuid == 0 and c.capable("CAP_DAC_OVERRIDE"):
+        if acts_as_supervisor(c):
             flags |= lib.BP_THREAD_ROOT
         if proc.root != b"/":
             flags |= lib.BP_THREAD_CHROOT
@@ -154,7 +185,7 @@ class NativeSupervisor(Supervisor):
             return
         nr = regs.orig_rax
         if regs.rax != ERESTARTSYS or not 0 <= nr < len(self.effective.decisions) or \
-                self.effective.decisions[nr].notify is None or perform.blocking_open(tid):
+                self.effective.decisions[nr].notify is None or deferred.waiting(tid):
             return
         regs.rax = ERESTARTNOINTR
         try:
@@ -170,45 +201,92 @@ class NativeSupervisor(Supervisor):
         if proc is None:
             return   # not (yet) a container thread: it is gone or racing its birth
         call = NotifCall(self.sb, proc, tid, n.nr, tuple(n.args), n.id, n.listener)
+        if n.nr == SYS_openat and n.args[4] == HANDOFF and tid in self.handoffs:
+            fd = self.handoffs[tid]
+            if answer(call, fd, keep=True) is not None:
+                del self.handoffs[tid]     # else interrupted: kept for the restart
+                os.close(fd.fd)
+            return
+        shown = None
+        workload = _workload(call)
+        if self.tracer is not None and workload:
+            name = self.effective.names.get(call.nr, str(call.nr))
+            if self.tracer.wants(name, self.sb.pids.to_guest(proc.tgid)):
+                shown = (format_call(call, name), time.time())
+        injection = self.injector.decide(call.nr, self.sb.pids.to_guest(tid)) \
+            if self.injector is not None and workload else None
+        if injection is not None and injection.rule.delay is not None:
+            # the tracee waits for its answer; the supervisor goes on
+            timer = threading.Timer(injection.rule.delay, self.call_soon,
+                                    args=(lambda: self._notified(call, workload, shown, None),))
+            timer.daemon = True
+            timer.start()
+            return
+        self._notified(call, workload, shown, injection)
+
+    def _notified(self, call: NotifCall, workload: bool, shown: tuple[str, float] | None,
+                  injection: Injection | None) -> None:
+        started = time.perf_counter()
+        if injection is not None:
+            result: int | Inject | None = injection.result
+            how = "injected"
+            self.sb.stats.injected[call.nr] += 1
+        else:
+            result, how = self._perform(call), "performed"
+        if workload:
+            self.sb.stats.seconds[call.nr] += time.perf_counter() - started
+            self.sb.stats.handled[how] += 1
+        if result is None:
+            return                  # answered later (a fifo's open)
+        delivered = answer(call, result)
+        if delivered is None and isinstance(result, Inject):
+            os.close(result.fd)
+        if shown is not None and self.tracer is not None:
+            shown_result = delivered if delivered is not None else \
+                result if isinstance(result, int) else 0
+            self.tracer.record(call, shown[0], shown_result, how, shown[1])
+
+    def _perform(self, call: NotifCall) -> int | Inject | None:
         try:
-            result = self.effective.notify(call)
+            return self.effective.notify(call)
         except Errno as exc:
-            result = -exc.errno
+            return -exc.errno
         except Exception:
             if self.debug:
                 raise
             warn(f"brandpy: internal error in the notified {call.nr} handler (the call "
                  f"returns EIO; please report it):\n{traceback.format_exc()}")
-            result = -errno.EIO
-        if result is not None and not answer(call, result) and isinstance(result, Inject):
-            os.close(result.fd)
+            return -errno.EIO
 
 
-def answer(call: Call, result: int | Inject) -> bool:
-    """Send a notified call's result (or install the fd it opened). False
-    when the tracee is gone or was interrupted by a signal meanwhile (an
-    Inject's fd is then kept open for the caller to retry with)."""
+def answer(call: Call, result: int | Inject, keep: bool = False) -> int | None:
+    """Send a notified call's result (or install the fd it opened): what the
+    call returned (the tracee's new fd for an Inject), None when the tracee
+    is gone or was interrupted by a signal meanwhile (an Inject's fd is then
+    kept open for the caller to retry with). keep: the caller closes an
+    Inject's fd."""
     if not isinstance(call, NotifCall):
         raise TypeError(f"syscall {call.nr} was not notified: it has no answer to send")
     try:
         if isinstance(result, Inject):
-            fcntl.ioctl(call.listener, NOTIF_ADDFD, struct.pack(
-                "<QIIII", call.id, ADDFD_FLAG_SEND, result.fd, 0,
-                os.O_CLOEXEC if result.cloexec else 0))
-            os.close(result.fd)
-            return True
+            add = bytearray(struct.pack("<QIIII", call.id, ADDFD_FLAG_SEND, result.fd, 0,
+                                        os.O_CLOEXEC if result.cloexec else 0))
+            fd = int(fcntl.ioctl(call.listener, NOTIF_ADDFD, add, True))
+            if not keep:
+                os.close(result.fd)
+            return fd
         value, error = (0, result) if result < 0 else (result, 0)
         fcntl.ioctl(call.listener, NOTIF_SEND, struct.pack("<QqiI", call.id, value, error, 0))
-        return True
+        return result
     except OSError as exc:
         if exc.errno != errno.ENOENT:
-            if isinstance(result, Inject):
+            if isinstance(result, Inject) and not keep:
                 os.close(result.fd)
             raise
-        return False
+        return None
 
 
-perform.deferred_answer = answer
+deferred.answer = answer
 
 
 @ffi.def_extern()

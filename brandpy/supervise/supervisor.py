@@ -19,12 +19,12 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 
-from brandpy.runtime import linux
-from brandpy.runtime.call import ARG_REGS, Call, Regs, args_of
+from brandpy.runtime import acting, linux
+from brandpy.runtime.call import ARG_REGS, HANDOFF, Call, CloseFd, Inject, Regs, args_of
 from brandpy.runtime.errors import Errno, StrictViolation, warn
 from brandpy.runtime.identity import Cred
 from brandpy.runtime.ids import siginfo_out
@@ -41,8 +41,6 @@ from brandpy.runtime.linux import (
     PTRACE_LISTEN,
     PTRACE_SYSCALL,
     STOP_SIGNALS,
-    WALL,
-    WNOTHREAD,
 )
 from brandpy.runtime.process import Process
 from brandpy.runtime.replay import Replay
@@ -63,6 +61,9 @@ SYS_SECCOMP_CODE = 1
 TRAP_DATA = 0xB7          # syscalls/handlers/ident.py stacks traps with this data
 NO_RETURN = frozenset({60, 231})   # exit, exit_group: traced at entry (strace's "= ?")
 SYS_execve, SYS_execveat = 59, 322
+SYS_openat, SYS_close = 257, 3
+AT_FDCWD = (1 << 64) - 100
+ENTERING = (1 << 64) - 38          # rax at a syscall-enter stop: -ENOSYS
 
 
 def exit_status(status: int) -> int:
@@ -93,8 +94,8 @@ class Supervisor:
         self.frozen: dict[int, tuple[int, int]] = {}         # paused tid -> its pending resume
         self.watchers: dict[int, Callable[[int], None]] = {}  # tgid -> called with its exit status
         self._requests: deque[Callable[[], None]] = deque()
-        self._sentinel = 0      # Python engine: a child whose exit wakes run()
-        self._wake_fd = -1      # closing it makes the sentinel exit
+        self.handoffs: dict[int, Inject] = {}                # tid -> fd to install (_hand_off)
+        self.injected: dict[int, Any] = {}                   # tid -> registers to restore
         self._lock = threading.Lock()
         self._closed = False
         self._reported: set[str] = set()
@@ -120,27 +121,6 @@ class Supervisor:
         if on_exit is not None:
             self.watchers[pid] = on_exit
 
-    def run(self) -> int:
-        """Supervise the container until the entrypoint and every other
-        process are gone; return the entrypoint's exit status."""
-        self._arm()
-        while True:
-            self._drain_requests()
-            try:
-                # __WNOTHREAD: only this thread's children and tracees, so
-                # other threads' subprocesses keep their exit statuses
-                tid, status = os.waitpid(-1, WALL | WNOTHREAD)
-            except ChildProcessError:
-                break
-            self.handle(tid, status)
-            if self._sentinel and self._gone():
-                self._disarm()   # then waitpid reports ECHILD once stragglers are reaped
-        return self._finish()
-
-    def _gone(self) -> bool:
-        return (self.status is not None and not self.sb.threads and not self.held
-                and not self.sb.newborn and not self.expected)
-
     def _finish(self) -> int:
         with self._lock:
             self._closed = True
@@ -158,12 +138,11 @@ class Supervisor:
             if self.spawner is not None and self._gone():
                 self.spawner.close()   # it exits; then waitpid can say ECHILD
 
+    def _gone(self) -> bool:
+        return (self.status is not None and not self.sb.threads and not self.held
+                and not self.sb.newborn and not self.expected)
+
     def _handle(self, tid: int, status: int) -> None:
-        if tid == self._sentinel:
-            self._sentinel = 0
-            if not self._gone():
-                self._arm()
-            return
         try:
             if os.WIFSTOPPED(status):
                 self._on_stop(tid, status)
@@ -180,9 +159,7 @@ class Supervisor:
 
     def call_soon(self, fn: Callable[[], None]) -> bool:
         """Run fn on the tracer thread (ptrace requests must come from it),
-        from any thread. The loop sleeps in waitpid, so it is woken by the
-        exit of a sentinel child: control requests are rare, and the hot path
-        keeps its single blocking syscall. False once the container is gone."""
+        from any thread. False once the container is gone."""
         with self._lock:
             if self._closed:
                 return False
@@ -191,27 +168,8 @@ class Supervisor:
         return True
 
     def _wake(self) -> None:
-        """With the lock held."""
-        if self._wake_fd >= 0:
-            os.close(self._wake_fd)   # the sentinel reads EOF and exits
-            self._wake_fd = -1
-
-    def _disarm(self) -> None:
-        with self._lock:
-            self._wake()
-
-    def _arm(self) -> None:
-        """Start the sentinel: a child of this (the tracer) thread, as
-        waitpid(__WNOTHREAD) sees no other thread's children."""
-        r, w = os.pipe2(os.O_CLOEXEC)
-        try:
-            self._sentinel = os.posix_spawn("/bin/cat", ["cat"], {}, file_actions=[
-                (os.POSIX_SPAWN_DUP2, r, 0),
-                (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)])
-        finally:
-            os.close(r)
-        with self._lock:
-            self._wake_fd = w
+        """Wake the event loop for a request (with the lock held)."""
+        raise NotImplementedError
 
     def _drain_requests(self) -> None:
         while self._requests:
@@ -324,6 +282,10 @@ class Supervisor:
 
     def _on_exit(self, tid: int, status: int) -> None:
         self.held.pop(tid, None)
+        self.injected.pop(tid, None)
+        handoff = self.handoffs.pop(tid, None)
+        if handoff is not None:
+            os.close(handoff.fd)
         self.expected.pop(tid, None)
         self.sb.newborn.discard(tid)
         self.rewritten.pop(tid, None)
@@ -338,6 +300,8 @@ class Supervisor:
             self.kill_all()
 
     def _resume(self, tid: int, sig: int = 0, request: int = PTRACE_CONT) -> None:
+        if tid in self.injected:
+            request = PTRACE_SYSCALL     # its injected call's stops are still to come
         if self.paused:
             self.frozen[tid] = (request, sig)
             return
@@ -436,6 +400,12 @@ class Supervisor:
             if proc.image.cred is not None:
                 proc.cred = proc.image.cred
                 self.sb.changed(proc)
+        if not self.sb.fake_ids:   # execve may change capabilities (root's are raised)
+            try:
+                acting.learn(tid, proc.cred)
+            except OSError:
+                pass
+            self.sb.changed(proc)
         if self.replay is not None:
             try:
                 self.replay.on_exec(tid, self.sb.pids.to_guest(tid), ptrace_getregs(tid).rsp)
@@ -480,12 +450,13 @@ class Supervisor:
         if workload:
             self.sb.stats.trapped(nr)
         started = time.perf_counter()
+        outcome: int | Inject | None
         if injection is not None:
-            result, how = injection.result, "injected"
+            outcome, how = injection.result, "injected"
             self.sb.stats.injected[nr] += 1
         else:
             try:
-                result = self.dispatch(call, data)
+                outcome = self.dispatch(call, data)
             except StrictViolation as exc:
                 warn(f"brandpy: strict mode: the container called {exc}; stopping it")
                 if self.status is None:
@@ -493,10 +464,17 @@ class Supervisor:
                 self.kill_all()
                 self._kill(tid)
                 return
-            how = self.effective.handling(nr, data, result, call.changed)
+            how = self.effective.handling(nr, data, outcome, call.changed)
         if workload:
             self.sb.stats.seconds[nr] += time.perf_counter() - started
             self.sb.stats.handled[how] += 1
+        result = None
+        if isinstance(outcome, Inject):
+            self._hand_off(call, outcome)
+            if shown is not None and self.tracer is not None:
+                self._show_at_exit(call, self.tracer, shown, how)
+        else:
+            result = outcome
         if result is not None:
             regs.orig_rax = SKIP
             regs.rax = result & 0xFFFFFFFFFFFFFFFF
@@ -516,7 +494,7 @@ class Supervisor:
                 ptrace_setregs(tid, regs)
         except Exception:
             return
-        if result is None and call.changed:
+        if result is None and call.changed and tid not in self.handoffs:
             self.rewritten[tid] = (regs.orig_rax, args_of(regs), *original)
         if call.after_fn is not None and result is None:
             self.at_exit[tid] = call
@@ -524,13 +502,61 @@ class Supervisor:
         else:
             self._resume(tid)
 
+    def _hand_off(self, call: Call, fd: Inject) -> None:
+        """A ptrace handler's fd for the tracee: the call becomes an openat
+        the filter sends to user notification (the kernel runs the filter
+        again on a call its tracer changed), answered by installing fd
+        (native_engine: the HANDOFF mark in the unused fifth argument). The
+        tracee cannot make that notification come from anyone but itself."""
+        regs = call.regs
+        regs.orig_rax, regs.rdi, regs.rsi, regs.r10 = SYS_openat, AT_FDCWD, 0, 0
+        regs.rdx = os.O_CLOEXEC if fd.cloexec else 0
+        regs.r8 = HANDOFF
+        old = self.handoffs.pop(call.tid, None)
+        if old is not None:
+            os.close(old.fd)
+        self.handoffs[call.tid] = fd
+        call.changed = True
+
+    def _close_in_tracee(self, tid: int, regs: Regs, close: CloseFd) -> None:
+        """An exit stop's CloseFd: the tracee runs close(fd) (its syscall
+        instruction again, with other registers), then returns close.result
+        from the original call (_injected_stop)."""
+        saved = type(regs).from_buffer_copy(regs)
+        saved.rax = close.result & 0xFFFFFFFFFFFFFFFF
+        regs.orig_rax = regs.rax = SYS_close
+        regs.rdi = close.fd
+        regs.rip -= 2
+        try:
+            ptrace_setregs(tid, regs)
+        except Exception:
+            return
+        self.injected[tid] = saved
+        self._resume(tid, request=PTRACE_SYSCALL)
+
+    def _injected_stop(self, tid: int) -> None:
+        try:
+            regs = ptrace_getregs(tid)
+        except Exception:
+            return
+        if regs.rax == ENTERING:
+            self._resume(tid, request=PTRACE_SYSCALL)
+            return
+        try:
+            ptrace_setregs(tid, self.injected.pop(tid))
+        except Exception:
+            return
+        self._resume(tid)
+
     def _show_at_exit(self, call: Call, tracer: Tracer, shown: tuple[str, float], how: str) -> None:
         """A traced call the kernel runs: its result is known at its exit."""
         handler_after = call.after_fn
 
-        def after(c: Call, result: int) -> int | None:
+        def after(c: Call, result: int) -> int | CloseFd | None:
             replaced = handler_after(c, result) if handler_after is not None else None
-            tracer.record(c, shown[0], result if replaced is None else replaced, how, shown[1])
+            shown_result = result if replaced is None else \
+                replaced.result if isinstance(replaced, CloseFd) else replaced
+            tracer.record(c, shown[0], shown_result, how, shown[1])
             return replaced
 
         call.after_fn = after
@@ -566,7 +592,7 @@ class Supervisor:
             for name, value in zip(ARG_REGS, old_args, strict=True):
                 setattr(regs, name, value)
 
-    def dispatch(self, call: Call, data: int = 0) -> int | None:
+    def dispatch(self, call: Call, data: int = 0) -> int | Inject | None:
         try:
             return self.effective.dispatch(call, data)
         except (Errno, StrictViolation):
@@ -582,6 +608,9 @@ class Supervisor:
             return -errno.EIO
 
     def _on_syscall_exit(self, tid: int) -> None:
+        if tid in self.injected:
+            self._injected_stop(tid)
+            return
         child = self.fork_return.pop(tid, None)
         call = self.at_exit.pop(tid, None)
         if child is None and call is None:
@@ -605,6 +634,9 @@ class Supervisor:
                 new = call.after_fn(call, result) if call.after_fn else None
             except Errno as exc:
                 new = -exc.errno
+            if isinstance(new, CloseFd):
+                self._close_in_tracee(tid, regs, new)
+                return
             if new is not None:
                 regs.rax = new & 0xFFFFFFFFFFFFFFFF
                 changed = True

@@ -4,13 +4,19 @@ The kernel would load `#!` interpreters and PT_INTERP from host paths, so
 the chain is followed here (scripts up to the kernel's depth of 4) and the
 kernel is asked to exec the final ELF: a static one directly, a dynamic one
 through the guest's loader as `ld.so --argv0 ARGV0 PROG ARGS...`, with
-PROG a guest path the loader opens through the translated open().
+PROG a guest path the loader opens through the performed open().
 
-Linux's checks on every file the kernel would open for exec (the program,
-each `#!` interpreter) are made here with the caller's credentials, as the
-container sees them: a regular file the caller may execute (EACCES), that
-nobody has open for writing (ETXTBSY: the kernel itself checks only what it
-execs, and ld.so opens PROG for reading), then its format (ENOEXEC).
+Every file of the chain is found on descriptors (paths.find_path) and read
+through its own descriptor. Linux's checks on every file the kernel would
+open for exec (the program, each `#!` interpreter, the loader) are made
+here with the caller's credentials, as the container sees them: a regular
+file the caller may execute (EACCES), that nobody has open for writing
+(ETXTBSY: the kernel itself checks only what it execs, and ld.so opens
+PROG for reading), then its format (ENOEXEC). The exec itself is the one call made by the
+tracee on a host path string written into its memory, which the kernel
+walks: a race there (another thread rewriting that string, a directory
+swapped meanwhile) is confined by the Landlock walls, which allow
+executing only files below the container's root and its binds.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import fcntl
 import os
 import stat
 
+from brandpy.fsmeta import Override
 from brandpy.runtime import binfmt
+from brandpy.runtime.acting import as_supervisor, as_tracee
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.identity import Cred
@@ -28,8 +36,8 @@ from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from brandpy.runtime.process import COMM_LEN, ExecImage
 
 from . import fakefs, stacked
-from .ident import capable, status_ids, trap_filter
-from .paths import read_path
+from .ident import capable, trap_filter
+from .paths import Obj, find_path, read_path, tracee_file
 
 SYS_execve = 59
 
@@ -43,62 +51,63 @@ def execveat(call: Call) -> None:
         call.set_nr(SYS_execve)
 
 
+def _program(call: Call, dirfd: int, path: bytes, flags: int) -> tuple[Obj, bytes, bytes]:
+    """The file execve names: (it, its guest path, the name the kernel
+    gives the process)."""
+    if not path and flags & AT_EMPTY_PATH:
+        # fexecve: the fd names the program (a memfd or a deleted file only
+        # the kernel can reach through /proc; never a file outside the container)
+        obj = tracee_file(call, dirfd)
+        guest = call.sb.resolver.magic_target(call.tid, b"fd/%d" % dirfd)
+        if guest is None:
+            target = os.readlink(b"/proc/%d/fd/%d" % (call.tid, dirfd))
+            if target.startswith(b"/") and not target.endswith(b" (deleted)"):
+                obj.close()
+                raise Errno(errno.EACCES, "fexecve of a file outside the container")
+            return obj, b"/proc/self/fd/%d" % dirfd, b"/proc/self/fd/%d" % dirfd
+        obj.close()
+        return find_path(call, guest), guest, guest
+    obj = find_path(call, path, dirfd, follow=not flags & AT_SYMLINK_NOFOLLOW)
+    assert obj.r is not None
+    return obj, obj.r.guest, path
+
+
+def _host(call: Call, obj: Obj, guest: bytes) -> bytes:
+    """The host path the kernel is given for obj."""
+    if obj.r is None:
+        return b"/proc/%d/fd/%d" % (call.tid, obj.tracee_fd or 0)
+    return obj.r.proc if obj.r.proc is not None else obj.r.host
+
+
 def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: int) -> bool:
     """True when the call is now the exec; False when it was turned into
     a filter's installation first (it comes back)."""
-    resolver = call.sb.resolver
     path = read_path(call, path_i)
-    if not path and flags & AT_EMPTY_PATH:
-        # fexecve: the fd names the program
-        guest = resolver.magic_target(call.tid, b"fd/%d" % dirfd)
-        if guest is None:
-            guest = b"/proc/self/fd/%d" % dirfd
-            host = b"/proc/%d/fd/%d" % (call.tid, dirfd)
-        else:
-            host = resolver.resolve(call.proc, call.tid, guest).host
-        name = guest
-    else:
-        r = resolver.resolve(call.proc, call.tid, path, dirfd,
-                             follow=not flags & AT_SYMLINK_NOFOLLOW)
-        host, guest, name = r.host, r.guest, path
     argv: list[bytes | int] = list(call.read_ptrs(call.arg(argv_i))) if call.arg(argv_i) else []
+    with as_tracee(call.proc.cred, call.sb.fake_ids):
+        host, guest, name, argv, interp, view = _chain(call, dirfd, path, flags, argv)
+        cred = _exec_cred(call, view) if view is not None else None
+        if cred is not None and not _ids_trapped(call, cred):
+            return False
+        if cred is not None and (cred.euid, cred.egid) != (cred.ruid, cred.rgid):
+            _secure_env(call, envp_i)
+        if interp is not None:
+            with find_path(call, interp) as loader:
+                _check_executable(call, loader)
+                prog = call.sb.resolver.relative_to_root(call.proc, guest)
+                argv0 = argv[0] if argv else prog
+                with as_supervisor():
+                    takes_argv0 = binfmt.loader_takes_argv0(loader.path)
+                head: list[bytes | int] = [interp, b"--argv0", argv0, prog] if takes_argv0 \
+                    else [interp, prog]
+                argv = head + argv[1:]
+                host = _host(call, loader, interp)
     # the kernel names the process after the path as given (a symlink's own
     # name, busybox applets' included), even when a script's interpreter runs
     comm = os.path.basename(name)[:COMM_LEN]
-
-    for _depth in range(binfmt.MAX_INTERP_DEPTH + 1):
-        _check_executable(call, host)
-        kind = binfmt.inspect(host)
-        if isinstance(kind, binfmt.Elf):
-            break
-        # `#!interp [arg]`: argv becomes interp [arg] NAME ARGV[1:]
-        tail = argv[1:]
-        argv = [kind.interpreter, *([kind.arg] if kind.arg is not None else []), name, *tail]
-        name = kind.interpreter
-        r = resolver.resolve(call.proc, call.tid, kind.interpreter)
-        host, guest = r.host, r.guest
-    else:
-        raise Errno(errno.ELOOP)
-
-    cred = _exec_cred(call, host) if call.sb.fake_ids else None
-    if cred is not None and not _ids_trapped(call, cred):
-        return False
-    if cred is not None and (cred.euid, cred.egid) != (cred.ruid, cred.rgid):
-        _secure_env(call, envp_i)
-
-    if kind.interp is not None:
-        loader = resolver.resolve(call.proc, call.tid, kind.interp)
-        _check_executable(call, loader.host, missing=errno.ENOENT)
-        prog = resolver.relative_to_root(call.proc, guest)
-        argv0 = argv[0] if argv else prog
-        if binfmt.loader_takes_argv0(loader.host):
-            argv = [kind.interp, b"--argv0", argv0, prog, *argv[1:]]
-        else:
-            argv = [kind.interp, prog, *argv[1:]]
-        host = loader.host
     call.proc.exec_pending = ExecImage(
         exe=guest, comm=comm, kernel_comm=os.path.basename(host)[:COMM_LEN],
-        loader_args=0 if kind.interp is None else 4 if argv[1:2] == [b"--argv0"] else 1,
+        loader_args=0 if interp is None else 4 if argv[1:2] == [b"--argv0"] else 1,
         cred=cred)
 
     ptrs = [item if isinstance(item, int) else call.push_str(item) for item in argv]
@@ -112,14 +121,39 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
     return True
 
 
-def _exec_cred(call: Call, host: bytes) -> Cred:
+def _chain(call: Call, dirfd: int, path: bytes, flags: int, argv: list[bytes | int]
+           ) -> tuple[bytes, bytes, bytes, list[bytes | int], bytes | None, Override | None]:
+    """Follow `#!` interpreters to the ELF that runs: (its host path, its
+    guest path, the process's name, argv, its PT_INTERP, and unprivileged
+    how the container sees it)."""
+    obj, guest, name = _program(call, dirfd, path, flags)
+    comm_name = name
+    try:
+        for _depth in range(binfmt.MAX_INTERP_DEPTH + 1):
+            _check_executable(call, obj)
+            kind = _inspect(obj)
+            if isinstance(kind, binfmt.Elf):
+                view = fakefs.view(obj) if call.sb.fake_ids else None
+                return _host(call, obj, guest), guest, comm_name, argv, kind.interp, view
+            # `#!interp [arg]`: argv becomes interp [arg] NAME ARGV[1:]
+            tail = argv[1:]
+            script: list[bytes | int] = [kind.interpreter] if kind.arg is None else \
+                [kind.interpreter, kind.arg]
+            argv = script + [name] + tail
+            name = kind.interpreter
+            obj.close()
+            obj = find_path(call, kind.interpreter)
+            assert obj.r is not None
+            guest = obj.r.guest
+        raise Errno(errno.ELOOP)
+    finally:
+        obj.close()
+
+
+def _exec_cred(call: Call, view: Override) -> Cred:
     """Emulated identity: the credentials this exec gives the caller. The
     setuid and setgid bits count as the container sees the file (fake
     ownership included); --security-opt no-new-privileges stops them."""
-    try:
-        view = fakefs.view(host, os.stat(host))
-    except OSError as exc:
-        raise Errno(exc.errno or errno.EACCES) from None
     owner = view.uid if view.mode & stat.S_ISUID else None
     group = view.gid if view.mode & stat.S_ISGID and view.mode & stat.S_IXGRP else None
     return call.proc.cred.after_exec(owner, group, call.sb.caps,
@@ -159,51 +193,44 @@ def _secure_env(call: Call, envp_i: int) -> None:
     call.set_arg(envp_i, call.push(b"".join(p.to_bytes(8, "little") for p in kept) + bytes(8)))
 
 
-def _check_executable(call: Call, host: bytes, missing: int = errno.ENOENT) -> None:
-    """open_exec()'s checks, in the kernel's order."""
-    try:
-        st = os.stat(host)
-    except FileNotFoundError:
-        raise Errno(missing) from None
-    except OSError as exc:
-        raise Errno(exc.errno or errno.EACCES) from None
-    if (not stat.S_ISREG(st.st_mode) or not os.access(host, os.X_OK)
-            or not _may_exec(call, host, st)):
+def _check_executable(call: Call, obj: Obj) -> None:
+    """open_exec()'s checks, in the kernel's order (with the caller's
+    credentials: see as_tracee in _exec)."""
+    if not stat.S_ISREG(obj.st.st_mode) or not os.access(obj.path, os.X_OK,
+                                                          effective_ids=True) \
+            or not _may_exec(call, obj):
         raise Errno(errno.EACCES)
-    if _open_for_writing(host):
+    if _open_for_writing(obj):
         raise Errno(errno.ETXTBSY)
 
 
-def _may_exec(call: Call, host: bytes, st: os.stat_result) -> bool:
-    """MAY_EXEC for the caller: the owner's, group's or others' x bit as
-    the caller's fsuid and groups select it; CAP_DAC_OVERRIDE needs any x bit."""
-    if call.sb.fake_ids:
-        view = fakefs.view(host, st)
-        uid, gid, mode = view.uid, view.gid, view.mode
-        c = call.proc.cred
-        fsuid, fsgid, groups = c.fsuid, c.fsgid, c.groups
-    else:
-        uid, gid, mode = st.st_uid, st.st_gid, st.st_mode
-        try:
-            fsuid, fsgid, groups = status_ids(call.tid)
-        except OSError:
-            raise Errno(errno.ESRCH) from None
-    shift = 6 if fsuid == uid else 3 if gid == fsgid or gid in groups else 0
-    if mode >> shift & 1:
+def _may_exec(call: Call, obj: Obj) -> bool:
+    """MAY_EXEC as the container sees the file: unprivileged, the owner's,
+    group's or others' x bit as the caller's emulated fsuid and groups
+    select it (CAP_DAC_OVERRIDE needs any x bit); with real credentials
+    os.access above was the kernel's own check."""
+    if not call.sb.fake_ids:
         return True
-    return bool(mode & 0o111) and capable(call, "CAP_DAC_OVERRIDE")
+    view = fakefs.view(obj)
+    c = call.proc.cred
+    shift = 6 if c.fsuid == view.uid else 3 if view.gid == c.fsgid or view.gid in c.groups \
+        else 0
+    if view.mode >> shift & 1:
+        return True
+    return bool(view.mode & 0o111) and capable(call, "CAP_DAC_OVERRIDE")
 
 
-def _open_for_writing(host: bytes) -> bool:
+def _open_for_writing(obj: Obj) -> bool:
     """Whether any process has the file open for writing: a read lease is
     refused (EAGAIN) exactly then, and is released at once, so a writer
     opening meanwhile waits microseconds, not the lease-break time. Without
     the right to a lease (not the file's owner, no CAP_LEASE) or on a file
     system without leases, nothing is known and the exec goes on."""
-    try:
-        fd = os.open(host, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError:
-        return False
+    with as_supervisor():
+        try:
+            fd = os.open(obj.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            return False
     try:
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
@@ -212,3 +239,9 @@ def _open_for_writing(host: bytes) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def _inspect(obj: Obj) -> binfmt.Shebang | binfmt.Elf:
+    """Read by the supervisor: execve needs execute permission, not read."""
+    with as_supervisor():
+        return binfmt.inspect(obj.path)

@@ -1,166 +1,173 @@
-"""File-system calls: every path is resolved inside the container (see
-brandpy/runtime/pathres.py) and the kernel is handed the host path, so each
-costs one ptrace stop and the kernel's own checks and errors apply."""
+"""File-system calls, performed by the supervisor: every path is resolved
+on descriptors inside the container (brandpy/runtime/pathres.py) and the
+call made on what it resolved to (paths.py), with the caller's filesystem
+identity (brandpy/runtime/acting.py). The kernel never walks a path the
+container wrote, and reads no argument after the check: each is copied out
+of the tracee once. Results are written back into the tracee's memory.
+
+Exceptions, made by the tracee itself: chdir (its cwd must change; see
+`chdir`) and execve (handlers/exec.py), which the Landlock walls confine.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
+import stat
 import struct
 
+from brandpy.fsmeta import Override
+from brandpy.runtime import statbuf
+from brandpy.runtime.acting import as_tracee
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
-from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW
+from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, libc
+from brandpy.runtime.linux import renameat2 as _renameat2
 from brandpy.runtime.pathres import _MAGIC, Resolved
 
 from . import fakefs
 from .ident import capable
-from .paths import check_fd_writable, exists, private, private_fd, read_path, resolve, rewrite, translate
+from .paths import (
+    Obj,
+    changing,
+    check_fd_writable,
+    exists_at,
+    find,
+    is_image_file,
+    make_at,
+    oserror,
+    parent_of,
+    read_path,
+    stat_at,
+    tracee_file,
+    umask_of,
+    writable,
+)
+from .perform import performed
 
-O_ACCMODE = 0o3
-O_CREAT = 0o100
-O_EXCL = 0o200
-O_TRUNC = 0o1000
-O_NOFOLLOW = 0o400000
-O_TMPFILE = 0o20200000   # __O_TMPFILE | O_DIRECTORY
-RESOLVE_BENEATH = 0x08
-RESOLVE_IN_ROOT = 0x10
 IN_DONT_FOLLOW = 0x02000000
+IN_ONLYDIR = 0x01000000
 FAN_MARK_DONT_FOLLOW = 0x04
-W_OK = 2
+FAN_MARK_ONLYDIR = 0x08
+XATTR_NAME_MAX, XATTR_SIZE_MAX, XATTR_LIST_MAX = 255, 65536, 65536
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+RENAME_FLAGS = 0x7               # NOREPLACE | EXCHANGE | WHITEOUT
 
 
-# -- open -------------------------------------------------------------------
-
-def _open(call: Call, dirfd_i: int | None, path_i: int, flags: int, resolve_flags: int = 0) -> None:
-    follow = not (flags & O_NOFOLLOW) and not (flags & O_CREAT and flags & O_EXCL)
-    r = resolve(call, path_i, dirfd_i, follow=follow, resolve_flags=resolve_flags)
-    if _open_writes(flags, r.host):
-        if r.readonly:
-            raise Errno(errno.EROFS)
-        private(r.host)
-    if r.mount.kind == "proc" and flags & O_ACCMODE == os.O_RDONLY:
-        r = _proc_view(call, r)
-    rewrite(call, r, path_i, dirfd_i)
-    if flags & O_CREAT and fakefs.creator(call) and not exists(r.host):
-        fakefs.own_after(call, r.host)
+def _follow(flags: int) -> bool:
+    return not flags & AT_SYMLINK_NOFOLLOW
 
 
-def _proc_view(call: Call, r: Resolved) -> Resolved:
-    """/proc files and listings that would show host PIDs or names are
-    opened from the container's own version (brandpy/runtime/procfs.py)."""
-    procfs = call.sb.procfs
-    rel = tuple(c for c in r.guest.split(b"/") if c)[1:]    # below /proc
-    host = procfs.listing(rel)
-    if host is None:
-        content = procfs.synthesize(call.proc, rel, call.tid)
-        if content is None:
-            return r
-        host = procfs.materialize(call.tid, content)
-    return Resolved(host=host, guest=r.guest, mount=r.mount)
-
-
-def _open_writes(flags: int, host: bytes) -> bool:
-    if flags & O_ACCMODE in (os.O_WRONLY, os.O_RDWR) or flags & O_TRUNC:
-        return True
-    if flags & O_TMPFILE == O_TMPFILE:
-        return True
-    # O_CREAT of an existing file only opens it (the kernel allows that on a
-    # read-only mount too)
-    return bool(flags & O_CREAT) and not exists(host)
-
-
-def open_(call: Call) -> None:
-    _open(call, None, 0, call.iarg(1))
-
-
-def creat(call: Call) -> None:
-    _open(call, None, 0, O_CREAT | os.O_WRONLY | O_TRUNC)
-
-
-def openat(call: Call) -> None:
-    _open(call, 0, 1, call.iarg(2))
-
-
-def openat2(call: Call) -> None:
-    size = call.arg(3)
-    if size < 24 or size > 4096:
+def _check_at(flags: int, allowed: int) -> None:
+    if flags & ~allowed:
         raise Errno(errno.EINVAL)
-    how = bytearray(call.read(call.arg(2), size))
-    flags, _mode, resolve_flags = struct.unpack_from("<QQQ", how)
-    _open(call, 0, 1, flags, resolve_flags)
-    scoped = RESOLVE_BENEATH | RESOLVE_IN_ROOT
-    if resolve_flags & scoped:
-        # applied by the resolver; the host path is absolute, which the
-        # kernel would refuse under these flags
-        struct.pack_into("<Q", how, 16, resolve_flags & ~scoped)
-        call.set_arg(2, call.push(bytes(how)))
 
 
-# -- stat, access, readlink ------------------------------------------------
+# -- stat, readlink, statfs -------------------------------------------------
 
-def stat_(call: Call) -> None:
-    translate(call, 0)
-
-
-def lstat(call: Call) -> None:
-    translate(call, 0, follow=False)
+def _view(call: Call, obj: Obj) -> Override:
+    return fakefs.view(obj) if call.sb.fake_ids else Override.from_stat(obj.st)
 
 
-def newfstatat(call: Call) -> None:
+def _stat(call: Call, obj: Obj, buf_i: int) -> int:
+    with obj:
+        call.write(call.arg(buf_i), statbuf.pack_stat(obj.st, _view(call, obj)))
+    return 0
+
+
+@performed
+def stat_(call: Call) -> int:
+    return _stat(call, find(call, 0), 1)
+
+
+@performed
+def lstat(call: Call) -> int:
+    return _stat(call, find(call, 0, follow=False), 1)
+
+
+@performed
+def fstat(call: Call) -> int:
+    return _stat(call, tracee_file(call, call.iarg(0)), 1)
+
+
+@performed
+def newfstatat(call: Call) -> int:
     flags = call.iarg(3)
-    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, empty_path_flags=flags)
+    _check_at(flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000)
+    return _stat(call, find(call, 1, 0, follow=_follow(flags), flags=flags), 2)
 
 
-def statx(call: Call) -> None:
-    flags = call.iarg(2)
+@performed
+def statx(call: Call) -> int:
+    flags, mask = call.iarg(2), call.arg(3) & 0xFFFFFFFF
     if call.arg(1) == 0 and flags & AT_EMPTY_PATH:
-        return None   # statx(fd, NULL, AT_EMPTY_PATH): the fd itself (Linux 6.11+)
-    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, empty_path_flags=flags)
+        obj = tracee_file(call, call.iarg(0))     # statx(fd, NULL, AT_EMPTY_PATH): 6.11+
+    else:
+        obj = find(call, 1, 0, follow=_follow(flags), flags=flags)
+    with obj:
+        try:
+            raw = statbuf.statx(obj.fd, b"", AT_EMPTY_PATH | flags & 0x6000, mask)
+        except OSError as exc:
+            raise oserror(exc) from None
+        data = statbuf.patch_statx(raw, fakefs.view(obj)) if call.sb.fake_ids else bytes(raw)
+        call.write(call.arg(4), data)
+    return 0
 
 
-def statfs(call: Call) -> None:
-    translate(call, 0)
-
-
-def _access(call: Call, dirfd_i: int | None, path_i: int, mode: int, flags: int) -> None:
-    path = read_path(call, path_i)
-    if not path and flags & AT_EMPTY_PATH and dirfd_i is not None:
-        return None
-    r = resolve(call, path_i, dirfd_i, follow=not flags & AT_SYMLINK_NOFOLLOW, path=path)
-    if mode & W_OK and r.readonly and exists(r.host):
-        raise Errno(errno.EROFS)
-    rewrite(call, r, path_i, dirfd_i)
-
-
-def access(call: Call) -> None:
-    _access(call, None, 0, call.iarg(1), 0)
-
-
-def faccessat(call: Call) -> None:
-    _access(call, 0, 1, call.iarg(2), 0)
-
-
-def faccessat2(call: Call) -> None:
-    _access(call, 0, 1, call.iarg(2), call.iarg(3))
+@performed
+def statfs(call: Call) -> int:
+    with find(call, 0) as obj:
+        buf = ctypes.create_string_buffer(120)
+        if libc.fstatfs(obj.fd, buf) != 0:
+            raise Errno(ctypes.get_errno() or errno.EIO)
+        call.write(call.arg(1), buf.raw)
+    return 0
 
 
 def _readlink(call: Call, dirfd_i: int | None, path_i: int, buf_i: int, size_i: int) -> int:
-    """Emulated: symlink targets are guest text already; /proc magic links
-    are answered with the guest path they name."""
+    """Symlink targets are guest text already; /proc magic links are
+    answered with the guest path they name."""
     size = call.iarg(size_i)
     if size <= 0:
         raise Errno(errno.EINVAL)
-    r = resolve(call, path_i, dirfd_i, follow=False)
-    target = _proc_link_text(call, r) if r.mount.kind == "proc" else None
-    if target is None:
-        try:
-            target = os.readlink(r.host)
-        except OSError as exc:
-            raise Errno(exc.errno or errno.EINVAL) from None
+    path = read_path(call, path_i)
+    if not path and dirfd_i is not None:       # readlinkat(fd, ""): the fd's own symlink
+        with tracee_file(call, call.iarg(dirfd_i)) as obj:
+            target = _readlink_at(obj.fd, b"")
+    else:
+        with call.sb.resolver.resolve(call.proc, call.tid, path,
+                                      call.iarg(dirfd_i) if dirfd_i is not None else AT_FDCWD,
+                                      follow=False) as r:
+            target = _link_text(call, r)
     data = target[:size]
     call.write(call.arg(buf_i), data)
     return len(data)
+
+
+def _readlink_at(dirfd: int, name: bytes) -> bytes:
+    try:
+        return os.readlink(name, dir_fd=dirfd)
+    except OSError as exc:
+        raise oserror(exc, errno.EINVAL) from None
+
+
+def _link_text(call: Call, r: Resolved) -> bytes:
+    if r.proc is not None:
+        text = _proc_link_text(call, r)
+        if text is not None:
+            return text
+        try:
+            return os.readlink(r.proc)
+        except OSError as exc:
+            raise oserror(exc, errno.EINVAL) from None
+    if not r.name or r.name == b".":
+        raise Errno(errno.EINVAL)
+    if r.must_dir:                       # "x/": a directory's name, never a symlink's
+        st = stat_at(r)
+        raise Errno(errno.ENOENT if st is None else
+                    errno.EINVAL if stat.S_ISDIR(st.st_mode) else errno.ENOTDIR)
+    return _readlink_at(r.dirfd, r.name)
 
 
 def _proc_link_text(call: Call, r: Resolved) -> bytes | None:
@@ -185,7 +192,7 @@ def _proc_link_text(call: Call, r: Resolved) -> bytes | None:
     try:
         raw = os.readlink(b"/proc/%d/%s" % (host_pid, match.group(3)))
     except OSError as exc:
-        raise Errno(exc.errno or errno.ENOENT) from None
+        raise oserror(exc, errno.ENOENT) from None
     if raw.endswith(b" (deleted)"):
         guest_path = call.sb.resolver.guest_of_host(call.proc, raw[:-len(b" (deleted)")])
         if guest_path is not None:
@@ -193,237 +200,629 @@ def _proc_link_text(call: Call, r: Resolved) -> bytes | None:
     return raw
 
 
+@performed
 def readlink(call: Call) -> int:
     return _readlink(call, None, 0, 1, 2)
 
 
+@performed
 def readlinkat(call: Call) -> int:
     return _readlink(call, 0, 1, 2, 3)
 
 
 # -- creating and removing names -------------------------------------------
 
-def _mkdir(call: Call, path_i: int, dirfd_i: int | None) -> None:
-    r = translate(call, path_i, dirfd_i, follow=False, write=True)
-    if r is not None and fakefs.creator(call):
-        fakefs.own_after(call, r.host)
+def _mkdir(call: Call, path_i: int, dirfd_i: int | None, mode: int) -> int:
+    with parent_of(call, path_i, dirfd_i) as r:
+        if not r.name:
+            raise Errno(errno.EEXIST)
+        perm = mode & 0o7777 & ~umask_of(call.tid)
+        old = os.umask(0)
+        try:
+            os.mkdir(r.name, perm, dir_fd=r.dirfd)
+        except OSError as exc:
+            raise oserror(exc) from None
+        finally:
+            os.umask(old)
+        if fakefs.creator(call):
+            fakefs.own_new(call, r)
+    return 0
 
 
-def mkdir(call: Call) -> None:
-    _mkdir(call, 0, None)
+@performed
+def mkdir(call: Call) -> int:
+    return _mkdir(call, 0, None, call.arg(1))
 
 
-def mkdirat(call: Call) -> None:
-    _mkdir(call, 1, 0)
+@performed
+def mkdirat(call: Call) -> int:
+    return _mkdir(call, 1, 0, call.arg(2))
 
 
-def mknod(call: Call) -> None:
-    translate(call, 0, follow=False, write=True)
+def _mknod(call: Call, path_i: int, dirfd_i: int | None, mode: int, dev: int) -> int:
+    """Fifos, sockets and regular files are real. Character and block
+    devices are real as root (with CAP_MKNOD); unprivileged they are files
+    recorded as devices (fakefs)."""
+    kind = stat.S_IFMT(mode) or stat.S_IFREG
+    if kind not in (stat.S_IFREG, stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK):
+        raise Errno(errno.EINVAL)
+    with parent_of(call, path_i, dirfd_i) as r:
+        make_at(r)
+        if exists_at(r):
+            raise Errno(errno.EEXIST)
+        perm = mode & 0o7777 & ~umask_of(call.tid)
+        if call.sb.fake_ids and kind in (stat.S_IFCHR, stat.S_IFBLK):
+            return fakefs.mknod_device(call, r, kind, perm, dev)
+        old = os.umask(0)
+        try:
+            os.mknod(r.name, kind | perm, dev, dir_fd=r.dirfd)
+        except OSError as exc:
+            raise oserror(exc) from None
+        finally:
+            os.umask(old)
+        if fakefs.creator(call):
+            fakefs.own_new(call, r)
+    return 0
 
 
-def mknodat(call: Call) -> None:
-    translate(call, 1, 0, follow=False, write=True)
+@performed
+def mknod(call: Call) -> int:
+    return _mknod(call, 0, None, call.arg(1) & 0xFFFFFFFF, call.arg(2))
 
 
-def rmdir(call: Call) -> None:
-    translate(call, 0, follow=False, write=True)
+@performed
+def mknodat(call: Call) -> int:
+    return _mknod(call, 1, 0, call.arg(2) & 0xFFFFFFFF, call.arg(3))
 
 
-def unlink(call: Call) -> None:
-    translate(call, 0, follow=False, write=True)
+def _remove(call: Call, path_i: int, dirfd_i: int | None, directory: bool) -> int:
+    with parent_of(call, path_i, dirfd_i, creating=False) as r:
+        if not r.name:                         # a mount point
+            raise Errno(errno.EBUSY if directory or not stat_at(r) or
+                        not stat.S_ISDIR(stat_at(r).st_mode) else errno.EISDIR)  # type: ignore[union-attr]
+        if r.must_dir and not directory:
+            st = stat_at(r)
+            raise Errno(errno.ENOENT if st is None else
+                        errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.ENOTDIR)
+        try:
+            if directory:
+                os.rmdir(r.name, dir_fd=r.dirfd)
+            else:
+                os.unlink(r.name, dir_fd=r.dirfd)
+        except OSError as exc:
+            raise oserror(exc) from None
+    return 0
 
 
-def unlinkat(call: Call) -> None:
-    translate(call, 1, 0, follow=False, write=True)
+@performed
+def rmdir(call: Call) -> int:
+    return _remove(call, 0, None, True)
 
 
-def symlink(call: Call) -> None:
-    translate(call, 1, follow=False, write=True)   # the target text stays guest text
+@performed
+def unlink(call: Call) -> int:
+    return _remove(call, 0, None, False)
 
 
-def symlinkat(call: Call) -> None:
-    translate(call, 2, 1, follow=False, write=True)
+@performed
+def unlinkat(call: Call) -> int:
+    flags = call.iarg(2)
+    _check_at(flags, AT_REMOVEDIR)
+    return _remove(call, 1, 0, bool(flags & AT_REMOVEDIR))
 
 
-def _two_paths(call: Call, old: tuple[int | None, int], new: tuple[int | None, int],
-               follow_old: bool = False, old_empty: bool = False) -> None:
-    """rename and link: both names resolved, both on the same mount (EXDEV
-    otherwise, as between two real mounts)."""
-    new_r = resolve(call, new[1], new[0], follow=False)
-    if new_r.readonly:
-        raise Errno(errno.EROFS)
-    if old_empty:
-        rewrite(call, new_r, new[1], new[0])
-        return
-    old_r = resolve(call, old[1], old[0], follow=follow_old)
-    if old_r.readonly:
-        raise Errno(errno.EROFS)
-    if old_r.mount is not new_r.mount:
-        raise Errno(errno.EXDEV)
-    rewrite(call, old_r, old[1], old[0])
-    rewrite(call, new_r, new[1], new[0])
+def _symlink(call: Call, target_i: int, path_i: int, dirfd_i: int | None) -> int:
+    """The target is stored as the guest wrote it."""
+    target = read_path(call, target_i)
+    if not target:
+        raise Errno(errno.ENOENT)
+    with parent_of(call, path_i, dirfd_i) as r:
+        make_at(r)
+        try:
+            os.symlink(target, r.name, dir_fd=r.dirfd)
+        except OSError as exc:
+            raise oserror(exc) from None
+    return 0
 
 
-def rename(call: Call) -> None:
-    _two_paths(call, (None, 0), (None, 1))
+@performed
+def symlink(call: Call) -> int:
+    return _symlink(call, 0, 1, None)
 
 
-def renameat(call: Call) -> None:
-    _two_paths(call, (0, 1), (2, 3))
+@performed
+def symlinkat(call: Call) -> int:
+    return _symlink(call, 0, 2, 1)
 
 
-renameat2 = renameat
+def _rename(call: Call, old: tuple[int | None, int], new: tuple[int | None, int],
+            flags: int) -> int:
+    """Both names in the same mount (EXDEV otherwise, as between two real
+    mounts); a mount point cannot move (EBUSY)."""
+    if flags & ~RENAME_FLAGS:
+        raise Errno(errno.EINVAL)
+    with parent_of(call, old[1], old[0], creating=False) as o, \
+            parent_of(call, new[1], new[0]) as n:
+        if not o.name or not n.name:
+            raise Errno(errno.EBUSY)
+        if o.mount is not n.mount:
+            raise Errno(errno.EXDEV)
+        if o.must_dir or n.must_dir:
+            st = stat_at(o)
+            if st is not None and not stat.S_ISDIR(st.st_mode):
+                raise Errno(errno.ENOTDIR)
+        try:
+            _renameat2(o.dirfd, o.name, n.dirfd, n.name, flags)
+        except OSError as exc:
+            raise oserror(exc) from None
+    return 0
 
 
-def link(call: Call) -> None:
-    _two_paths(call, (None, 0), (None, 1))
+@performed
+def rename(call: Call) -> int:
+    return _rename(call, (None, 0), (None, 1), 0)
 
 
-def linkat(call: Call) -> None:
-    flags = call.iarg(4)
-    old_empty = bool(flags & AT_EMPTY_PATH) and not read_path(call, 1)
-    _two_paths(call, (0, 1), (2, 3), follow_old=bool(flags & AT_SYMLINK_FOLLOW),
-               old_empty=old_empty)
+@performed
+def renameat(call: Call) -> int:
+    return _rename(call, (0, 1), (2, 3), 0)
+
+
+@performed
+def renameat2(call: Call) -> int:
+    return _rename(call, (0, 1), (2, 3), call.iarg(4) & 0xFFFFFFFF)
+
+
+def _link(call: Call, old: tuple[int | None, int], new: tuple[int | None, int],
+          flags: int) -> int:
+    """A hard link to exactly the file found (through its O_PATH descriptor's
+    magic link), in the same mount."""
+    _check_at(flags, AT_SYMLINK_FOLLOW | AT_EMPTY_PATH)
+    with find(call, old[1], old[0], follow=bool(flags & AT_SYMLINK_FOLLOW),
+              flags=flags) as obj, parent_of(call, new[1], new[0]) as n:
+        make_at(n)
+        if obj.mount is not n.mount:
+            raise Errno(errno.EXDEV)
+        if stat.S_ISDIR(obj.st.st_mode):
+            raise Errno(errno.EPERM)
+        try:
+            os.link(obj.path, n.name, dst_dir_fd=n.dirfd, follow_symlinks=True)
+        except OSError as exc:
+            raise oserror(exc) from None
+    return 0
+
+
+@performed
+def link(call: Call) -> int:
+    return _link(call, (None, 0), (None, 1), 0)
+
+
+@performed
+def linkat(call: Call) -> int:
+    return _link(call, (0, 1), (2, 3), call.iarg(4))
 
 
 # -- metadata ----------------------------------------------------------------
 
-def chmod(call: Call) -> None:
-    translate(call, 0, modify=True)
+def _chmod(call: Call, obj: Obj, mode: int) -> int:
+    if call.sb.fake_ids:
+        return fakefs.chmod(call, obj, mode)
+    if obj.is_link:
+        raise Errno(errno.EOPNOTSUPP)       # fchmodat2(AT_SYMLINK_NOFOLLOW) on a symlink
+    try:
+        os.chmod(obj.path, mode & 0o7777)
+    except OSError as exc:
+        raise oserror(exc) from None
+    return 0
 
 
-def fchmodat(call: Call) -> None:
-    translate(call, 1, 0, modify=True)
+def _path_chmod(call: Call, path_i: int, dirfd_i: int | None, mode: int, flags: int) -> int:
+    with changing(call, path_i, dirfd_i, follow=_follow(flags), flags=flags) as obj:
+        return _chmod(call, obj, mode)
 
 
-def fchmodat2(call: Call) -> None:
+@performed
+def chmod(call: Call) -> int:
+    return _path_chmod(call, 0, None, call.arg(1), 0)
+
+
+@performed
+def fchmodat(call: Call) -> int:
+    return _path_chmod(call, 1, 0, call.arg(2), 0)
+
+
+@performed
+def fchmodat2(call: Call) -> int:
     flags = call.iarg(3)
-    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, modify=True,
-              empty_path_flags=flags)
+    _check_at(flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)
+    return _path_chmod(call, 1, 0, call.arg(2), flags)
 
 
-def chown(call: Call) -> None:
-    translate(call, 0, modify=True)
+def _ids(call: Call, i: int) -> int:
+    v = call.arg(i) & 0xFFFFFFFF
+    return -1 if v == 0xFFFFFFFF else v
 
 
-def lchown(call: Call) -> None:
-    translate(call, 0, follow=False, modify=True)
+def _chown(call: Call, obj: Obj, uid: int, gid: int) -> int:
+    if call.sb.fake_ids:
+        return fakefs.chown(call, obj, uid, gid)
+    try:
+        os.chown(obj.path, uid, gid)
+    except OSError as exc:
+        raise oserror(exc) from None
+    return 0
 
 
-def fchownat(call: Call) -> None:
+def _path_chown(call: Call, path_i: int, dirfd_i: int | None, ids: tuple[int, int],
+                flags: int) -> int:
+    with changing(call, path_i, dirfd_i, follow=_follow(flags), flags=flags) as obj:
+        return _chown(call, obj, *ids)
+
+
+@performed
+def chown(call: Call) -> int:
+    return _path_chown(call, 0, None, (_ids(call, 1), _ids(call, 2)), 0)
+
+
+@performed
+def lchown(call: Call) -> int:
+    return _path_chown(call, 0, None, (_ids(call, 1), _ids(call, 2)), AT_SYMLINK_NOFOLLOW)
+
+
+@performed
+def fchownat(call: Call) -> int:
     flags = call.iarg(4)
-    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, modify=True,
-              empty_path_flags=flags)
+    _check_at(flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)
+    return _path_chown(call, 1, 0, (_ids(call, 2), _ids(call, 3)), flags)
 
 
-# fd-based changes of an image file act on its copied-up path instead:
-# (syscall, path form, index of the fd argument)
-SYS_fchmod, SYS_chmod, SYS_fchown, SYS_chown = 91, 90, 93, 92
-SYS_fsetxattr, SYS_setxattr, SYS_fremovexattr, SYS_removexattr = 190, 188, 199, 197
-PATH_FORM = {SYS_fchmod: SYS_chmod, SYS_fchown: SYS_chown, SYS_fsetxattr: SYS_setxattr,
-             SYS_fremovexattr: SYS_removexattr}
+@performed
+def truncate(call: Call) -> int:
+    length = call.arg(1)
+    if length >= 1 << 63:
+        raise Errno(errno.EINVAL)
+    with changing(call, 0) as obj:
+        if stat.S_ISDIR(obj.st.st_mode):
+            raise Errno(errno.EISDIR)
+        if not stat.S_ISREG(obj.st.st_mode):
+            raise Errno(errno.EINVAL)
+        try:
+            fd = os.open(obj.path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as exc:
+            raise oserror(exc) from None
+        try:
+            os.ftruncate(fd, length)
+        except OSError as exc:
+            raise oserror(exc) from None
+        finally:
+            os.close(fd)
+    return 0
 
 
-def fd_metadata(call: Call) -> None:
-    """fchmod, fchown, fsetxattr, fremovexattr: the fd's mount must be
-    writable, and an image file is changed through its private copy."""
-    check_fd_writable(call, call.iarg(0))
-    host = private_fd(call, call.iarg(0))
-    if host is not None:
-        call.set_nr(PATH_FORM[call.nr])
-        call.set_arg(0, call.push_str(host))
+class _Timespec(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
 
 
-def truncate(call: Call) -> None:
-    translate(call, 0, modify=True)
+def _set_times(obj: Obj, times: tuple[tuple[int, int], tuple[int, int]] | None) -> int:
+    """utimensat on exactly obj (through its O_PATH descriptor)."""
+    buf = None if times is None else (_Timespec * 2)(_Timespec(*times[0]), _Timespec(*times[1]))
+    if libc.utimensat(obj.fd, b"", buf, AT_EMPTY_PATH) != 0:
+        raise Errno(ctypes.get_errno() or errno.EIO)
+    return 0
 
 
-def utime(call: Call) -> None:
-    translate(call, 0, modify=True)
+def _timespecs(call: Call, addr: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    if addr == 0:
+        return None
+    a_sec, a_nsec, m_sec, m_nsec = struct.unpack("<qqqq", call.read(addr, 32))
+    return (a_sec, a_nsec), (m_sec, m_nsec)
 
 
-utimes = utime
+def _timevals(call: Call, addr: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    if addr == 0:
+        return None
+    a_sec, a_usec, m_sec, m_usec = struct.unpack("<qqqq", call.read(addr, 32))
+    if not (0 <= a_usec < 1000000 and 0 <= m_usec < 1000000):
+        raise Errno(errno.EINVAL)
+    return (a_sec, a_usec * 1000), (m_sec, m_usec * 1000)
 
 
-def _futimens(call: Call) -> None:
-    """utimensat(fd, NULL, ...) / futimesat(fd, NULL, ...): on the fd's file."""
-    check_fd_writable(call, call.iarg(0))
-    host = private_fd(call, call.iarg(0))
-    if host is not None:
-        call.set_arg(0, AT_FDCWD)
-        call.set_arg(1, call.push_str(host))
+def _utimes(call: Call, path_i: int | None, dirfd_i: int | None,
+            times: tuple[tuple[int, int], tuple[int, int]] | None, flags: int = 0) -> int:
+    with changing(call, path_i, dirfd_i, follow=_follow(flags), flags=flags) as obj:
+        return _set_times(obj, times)
 
 
-def futimesat(call: Call) -> None:
+@performed
+def utime(call: Call) -> int:
+    times = None
+    if call.arg(1):
+        atime, mtime = struct.unpack("<qq", call.read(call.arg(1), 16))
+        times = ((atime, 0), (mtime, 0))
+    return _utimes(call, 0, None, times)
+
+
+@performed
+def utimes(call: Call) -> int:
+    return _utimes(call, 0, None, _timevals(call, call.arg(1)))
+
+
+@performed
+def futimesat(call: Call) -> int:
+    times = _timevals(call, call.arg(2))
     if call.arg(1) == 0:
-        return _futimens(call)
-    translate(call, 1, 0, modify=True)
+        return _futimens(call, times)
+    return _utimes(call, 1, 0, times)
 
 
-def utimensat(call: Call) -> None:
+@performed
+def utimensat(call: Call) -> int:
     flags = call.iarg(3)
+    _check_at(flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)
+    times = _timespecs(call, call.arg(2))
+    if times is not None and all(t[1] == UTIME_OMIT for t in times):
+        return 0
     if call.arg(1) == 0:
-        return _futimens(call)
-    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, modify=True,
-              empty_path_flags=flags)
+        return _futimens(call, times)
+    return _utimes(call, 1, 0, times, flags)
 
 
-def xattr_set(call: Call) -> None:      # setxattr, removexattr
-    translate(call, 0, modify=True)
+def _futimens(call: Call, times: tuple[tuple[int, int], tuple[int, int]] | None) -> int:
+    """utimensat(fd, NULL, ...) / futimesat(fd, NULL, ...): the fd's file."""
+    if call.iarg(0) == AT_FDCWD:
+        raise Errno(errno.EFAULT)
+    return _utimes(call, None, 0, times)
 
 
-def lxattr_set(call: Call) -> None:     # lsetxattr, lremovexattr
-    translate(call, 0, follow=False, modify=True)
+# fd-based changes (fchmod, fchown, fsetxattr, fremovexattr): the kernel
+# makes them on the tracee's own fd, unless the file is an image file, whose
+# copy is then changed here instead
+SYS_fchmod, SYS_fchown, SYS_fsetxattr, SYS_fremovexattr = 91, 93, 190, 199
 
 
-def xattr_get(call: Call) -> None:      # getxattr, listxattr
-    translate(call, 0)
+def fd_metadata(call: Call) -> int | None:
+    check_fd_writable(call, call.iarg(0))
+    obj = tracee_file(call, call.iarg(0))
+    with as_tracee(call.proc.cred, call.sb.fake_ids):
+        try:
+            if not is_image_file(obj):
+                return None       # the kernel makes the change on the tracee's own fd
+            obj = writable(call, obj)
+            if call.nr == SYS_fchmod:
+                return _chmod(call, obj, call.arg(1))
+            if call.nr == SYS_fchown:
+                return _chown(call, obj, _ids(call, 1), _ids(call, 2))
+            if call.nr == SYS_fsetxattr:
+                return _setxattr(call, obj, 1, call.arg(2), call.arg(3), call.iarg(4))
+            return _removexattr(call, obj, 1)
+        finally:
+            obj.close()
 
 
-def lxattr_get(call: Call) -> None:     # lgetxattr, llistxattr
-    translate(call, 0, follow=False)
+@performed
+def fchmod(call: Call) -> int:
+    """Unprivileged: recorded (fakefs)."""
+    check_fd_writable(call, call.iarg(0))
+    with writable(call, tracee_file(call, call.iarg(0))) as obj:
+        return _chmod(call, obj, call.arg(1))
 
 
-def xattrat(call: Call, write: bool) -> None:
-    """setxattrat & co. (Linux 6.13): (dirfd, path, at_flags, ...)."""
+@performed
+def fchown(call: Call) -> int:
+    """Unprivileged: recorded (fakefs)."""
+    check_fd_writable(call, call.iarg(0))
+    with writable(call, tracee_file(call, call.iarg(0))) as obj:
+        return _chown(call, obj, _ids(call, 1), _ids(call, 2))
+
+
+# -- extended attributes -----------------------------------------------------
+
+def _xattr_name(call: Call, i: int) -> bytes:
+    name = call.read_str(call.arg(i), XATTR_NAME_MAX + 2)
+    if not name or len(name) > XATTR_NAME_MAX:
+        raise Errno(errno.ERANGE)
+    return name
+
+
+def _setxattr(call: Call, obj: Obj, name_i: int, value_p: int, size: int, flags: int) -> int:
+    name = _xattr_name(call, name_i)
+    if size > XATTR_SIZE_MAX:
+        raise Errno(errno.E2BIG)
+    value = call.read(value_p, size) if size else b""
+    try:
+        os.setxattr(obj.path, name, value, flags)
+    except OSError as exc:
+        raise oserror(exc) from None
+    return 0
+
+
+def _removexattr(call: Call, obj: Obj, name_i: int) -> int:
+    name = _xattr_name(call, name_i)
+    try:
+        os.removexattr(obj.path, name)
+    except OSError as exc:
+        raise oserror(exc) from None
+    return 0
+
+
+def _give(call: Call, data: bytes, buf: int, size: int) -> int:
+    """getxattr/listxattr's answer: the size wanted for size 0, ERANGE when
+    it does not fit."""
+    if size == 0:
+        return len(data)
+    if len(data) > size:
+        raise Errno(errno.ERANGE)
+    call.write(buf, data)
+    return len(data)
+
+
+def _getxattr(call: Call, obj: Obj, name_i: int, buf: int, size: int) -> int:
+    name = _xattr_name(call, name_i)
+    try:
+        value = os.getxattr(obj.path, name)
+    except OSError as exc:
+        raise oserror(exc) from None
+    return _give(call, value, buf, size)
+
+
+def _listxattr(call: Call, obj: Obj, buf: int, size: int) -> int:
+    try:
+        names = os.listxattr(obj.path)
+    except OSError as exc:
+        raise oserror(exc) from None
+    return _give(call, b"".join(os.fsencode(n) + b"\0" for n in names), buf, size)
+
+
+@performed
+def setxattr(call: Call) -> int:
+    with changing(call, 0) as obj:
+        return _setxattr(call, obj, 1, call.arg(2), call.arg(3), call.iarg(4))
+
+
+@performed
+def lsetxattr(call: Call) -> int:
+    with changing(call, 0, follow=False) as obj:
+        return _setxattr(call, obj, 1, call.arg(2), call.arg(3), call.iarg(4))
+
+
+@performed
+def removexattr(call: Call) -> int:
+    with changing(call, 0) as obj:
+        return _removexattr(call, obj, 1)
+
+
+@performed
+def lremovexattr(call: Call) -> int:
+    with changing(call, 0, follow=False) as obj:
+        return _removexattr(call, obj, 1)
+
+
+@performed
+def getxattr(call: Call) -> int:
+    with find(call, 0) as obj:
+        return _getxattr(call, obj, 1, call.arg(2), call.arg(3))
+
+
+@performed
+def lgetxattr(call: Call) -> int:
+    with find(call, 0, follow=False) as obj:
+        return _getxattr(call, obj, 1, call.arg(2), call.arg(3))
+
+
+@performed
+def listxattr(call: Call) -> int:
+    with find(call, 0) as obj:
+        return _listxattr(call, obj, call.arg(1), call.arg(2))
+
+
+@performed
+def llistxattr(call: Call) -> int:
+    with find(call, 0, follow=False) as obj:
+        return _listxattr(call, obj, call.arg(1), call.arg(2))
+
+
+def _xattrat_obj(call: Call, write: bool) -> Obj:
+    """setxattrat & co. (Linux 6.13): (dirfd, path, at_flags, ...); a NULL
+    path with AT_EMPTY_PATH is the dirfd's file."""
     flags = call.iarg(2)
+    _check_at(flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)
     if call.arg(1) == 0 and flags & AT_EMPTY_PATH:
-        if write:
-            check_fd_writable(call, call.iarg(0))
-        return None
-    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, modify=write,
-              empty_path_flags=flags)
+        obj = tracee_file(call, call.iarg(0))
+    else:
+        obj = find(call, 1, 0, follow=_follow(flags), flags=flags)
+    return writable(call, obj) if write else obj
 
 
-def setxattrat(call: Call) -> None:
-    xattrat(call, write=True)
+def _xattr_args(call: Call) -> tuple[int, int, int]:
+    """struct xattr_args {value, size, flags}."""
+    if call.arg(5) < 16:
+        raise Errno(errno.EINVAL)
+    return struct.unpack("<QII", call.read(call.arg(4), 16))
 
 
-def getxattrat(call: Call) -> None:
-    xattrat(call, write=False)
+@performed
+def setxattrat(call: Call) -> int:
+    value, size, flags = _xattr_args(call)
+    with _xattrat_obj(call, True) as obj:
+        return _setxattr(call, obj, 3, value, size, flags)
 
 
-def file_getattr(call: Call) -> None:
-    """file_getattr/file_setattr (Linux 6.17): (dirfd, path, attr, size, at_flags)."""
+@performed
+def getxattrat(call: Call) -> int:
+    value, size, flags = _xattr_args(call)
+    if flags:
+        raise Errno(errno.EINVAL)
+    with _xattrat_obj(call, False) as obj:
+        return _getxattr(call, obj, 3, value, size)
+
+
+@performed
+def listxattrat(call: Call) -> int:
+    with _xattrat_obj(call, False) as obj:
+        return _listxattr(call, obj, call.arg(3), call.arg(4))
+
+
+@performed
+def removexattrat(call: Call) -> int:
+    with _xattrat_obj(call, True) as obj:
+        return _removexattr(call, obj, 3)
+
+
+# -- file attributes (Linux 6.17) -----------------------------------------------
+
+SYS_file_getattr, SYS_file_setattr = 468, 469
+
+
+def _file_attr(call: Call, write: bool) -> int:
+    """file_getattr/file_setattr(dirfd, path, attr, size, at_flags): made
+    on the file found, with the attribute struct copied through."""
     flags = call.iarg(4)
+    _check_at(flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)
+    size = call.arg(3)
+    if size > 4096:
+        raise Errno(errno.E2BIG)
     if call.arg(1) == 0 and flags & AT_EMPTY_PATH:
-        return None
-    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, empty_path_flags=flags)
+        obj = tracee_file(call, call.iarg(0))
+    else:
+        obj = find(call, 1, 0, follow=_follow(flags), flags=flags)
+    if write:
+        obj = writable(call, obj)
+    with obj:
+        buf = ctypes.create_string_buffer(call.read(call.arg(2), size) if write else b"", size)
+        nr = SYS_file_setattr if write else SYS_file_getattr
+        if libc.syscall(nr, obj.fd, b"", buf, ctypes.c_size_t(size), AT_EMPTY_PATH) != 0:
+            raise Errno(ctypes.get_errno() or errno.EIO)
+        if not write:
+            call.write(call.arg(2), buf.raw)
+    return 0
 
 
-def file_setattr(call: Call) -> None:
-    flags = call.iarg(4)
-    if call.arg(1) == 0 and flags & AT_EMPTY_PATH:
-        check_fd_writable(call, call.iarg(0))
-        return None
-    translate(call, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, modify=True,
-              empty_path_flags=flags)
+@performed
+def file_getattr(call: Call) -> int:
+    return _file_attr(call, False)
+
+
+@performed
+def file_setattr(call: Call) -> int:
+    return _file_attr(call, True)
 
 
 # -- directories and roots -------------------------------------------------
 
 def chdir(call: Call) -> None:
-    translate(call, 0)
+    """Made by the tracee (its cwd must change), on the host path of the
+    directory checked here. A race can only move the kernel's cwd, never
+    what the container reaches: every later path is resolved here from the
+    cwd's guest path, and a cwd outside the container counts as its root;
+    the Landlock walls confine the kernel's walk."""
+    with as_tracee(call.proc.cred, call.sb.fake_ids), find(call, 0) as obj:
+        if not stat.S_ISDIR(obj.st.st_mode):
+            raise Errno(errno.ENOTDIR)
+        if not os.access(obj.path, os.X_OK, effective_ids=True):
+            raise Errno(errno.EACCES)
+        assert obj.r is not None
+        host = obj.r.host
+    call.set_arg(0, call.push_str(host))
 
 
 def getcwd(call: Call) -> int:
@@ -436,37 +835,82 @@ def getcwd(call: Call) -> int:
     return len(guest)
 
 
+@performed
 def chroot(call: Call) -> int:
     """Emulated: the new root applies to this process and its children."""
-    r = resolve(call, 0)
-    try:
-        st = os.stat(r.host)
-    except OSError as exc:
-        raise Errno(exc.errno or errno.ENOENT) from None
-    if not (st.st_mode & 0o170000) == 0o040000:
-        raise Errno(errno.ENOTDIR)
-    if not os.access(r.host, os.X_OK):
-        raise Errno(errno.EACCES)
-    if not capable(call, "CAP_SYS_CHROOT"):
-        raise Errno(errno.EPERM)
-    call.proc.root = r.guest
+    with find(call, 0) as obj:
+        if not stat.S_ISDIR(obj.st.st_mode):
+            raise Errno(errno.ENOTDIR)
+        if not os.access(obj.path, os.X_OK, effective_ids=True):
+            raise Errno(errno.EACCES)
+        if not capable(call, "CAP_SYS_CHROOT"):     # after the path's own errors
+            raise Errno(errno.EPERM)
+        assert obj.r is not None
+        call.proc.root = obj.r.guest
     call.sb.changed(call.proc)
     return 0
 
 
 # -- watches and handles ------------------------------------------------------
 
-def inotify_add_watch(call: Call) -> None:
-    translate(call, 1, follow=not call.iarg(2) & IN_DONT_FOLLOW)
+@performed
+def inotify_add_watch(call: Call) -> int:
+    """The watch is added to the tracee's inotify instance (taken with
+    pidfd_getfd) on exactly the file found."""
+    mask = call.arg(2) & 0xFFFFFFFF
+    with find(call, 1, follow=not mask & IN_DONT_FOLLOW) as obj:
+        if mask & IN_ONLYDIR and not stat.S_ISDIR(obj.st.st_mode):
+            raise Errno(errno.ENOTDIR)
+        fd = call.sb.grab_fd(call.proc, call.iarg(0))
+        try:
+            wd = int(libc.inotify_add_watch(fd, obj.path, mask & ~(IN_DONT_FOLLOW | IN_ONLYDIR)))
+            if wd < 0:
+                raise Errno(ctypes.get_errno() or errno.EINVAL)
+            return wd
+        finally:
+            os.close(fd)
 
 
-def fanotify_mark(call: Call) -> None:
+@performed
+def fanotify_mark(call: Call) -> int:
+    flags, mask = call.arg(1) & 0xFFFFFFFF, call.arg(2)
     if call.arg(4) == 0:
-        return None
-    translate(call, 4, 3, follow=not call.iarg(1) & FAN_MARK_DONT_FOLLOW)
+        obj = tracee_file(call, call.iarg(3))
+    else:
+        obj = find(call, 4, 3, follow=not flags & FAN_MARK_DONT_FOLLOW)
+    with obj:
+        if flags & FAN_MARK_ONLYDIR and not stat.S_ISDIR(obj.st.st_mode):
+            raise Errno(errno.ENOTDIR)
+        fd = call.sb.grab_fd(call.proc, call.iarg(0))
+        try:
+            if libc.fanotify_mark(fd, flags & ~(FAN_MARK_DONT_FOLLOW | FAN_MARK_ONLYDIR),
+                                  ctypes.c_uint64(mask), AT_FDCWD, obj.path) != 0:
+                raise Errno(ctypes.get_errno() or errno.EINVAL)
+        finally:
+            os.close(fd)
+    return 0
 
 
-def name_to_handle_at(call: Call) -> None:
+@performed
+def name_to_handle_at(call: Call) -> int:
+    """The handle of exactly the file found (open_by_handle_at is denied)."""
     flags = call.iarg(4)
-    translate(call, 1, 0, follow=bool(flags & AT_SYMLINK_FOLLOW), empty_path_flags=flags)
+    _check_at(flags, AT_SYMLINK_FOLLOW | AT_EMPTY_PATH | 0x200 | 0x001)
+    handle_bytes = struct.unpack("<I", call.read(call.arg(2), 4))[0]
+    if handle_bytes > 128:
+        raise Errno(errno.EINVAL)
+    with find(call, 1, 0, follow=bool(flags & AT_SYMLINK_FOLLOW), flags=flags) as obj:
+        buf = ctypes.create_string_buffer(struct.pack("<Ii", handle_bytes, 0), 8 + handle_bytes)
+        mount_id = ctypes.c_int()
+        rc = libc.name_to_handle_at(obj.fd, b"", buf, ctypes.byref(mount_id),
+                                    AT_EMPTY_PATH | (flags & 0x201))
+        err = ctypes.get_errno()
+        if rc != 0 and err != errno.EOVERFLOW:
+            raise Errno(err or errno.EINVAL)
+        written = 8 + struct.unpack_from("<I", buf.raw)[0] if rc == 0 else 4
+        call.write(call.arg(2), buf.raw[:written])
+        if rc != 0:
+            raise Errno(err)
+        call.write(call.arg(3), struct.pack("<i", mount_id.value))
+    return 0
 

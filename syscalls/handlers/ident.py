@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import struct
 
+from brandpy.runtime import acting
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.identity import Cred
@@ -247,26 +248,9 @@ def real_change(call: Call) -> None:
     learn what the kernel did, for the calls the supervisor performs."""
     def learn(c: Call, result: int) -> None:
         if result >= 0:
-            uid, gid, _groups = status_ids(c.tid)
-            c.proc.cred.fsuid, c.proc.cred.fsgid = uid, gid
+            acting.learn(c.tid, c.proc.cred)
             c.sb.changed(c.proc)
     call.after(learn)
-
-
-def status_ids(tid: int) -> tuple[int, int, tuple[int, ...]]:
-    """fsuid, fsgid (the fourth field of Uid/Gid) and the supplementary
-    groups from /proc/TID/status."""
-    uid = gid = 0
-    groups: tuple[int, ...] = ()
-    with open(b"/proc/%d/status" % tid, "rb") as f:
-        for line in f:
-            if line.startswith(b"Uid:"):
-                uid = int(line.split()[4])
-            elif line.startswith(b"Gid:"):
-                gid = int(line.split()[4])
-            elif line.startswith(b"Groups:"):
-                groups = tuple(int(g) for g in line.split()[1:])
-    return uid, gid, groups
 
 
 def capset(call: Call) -> int:

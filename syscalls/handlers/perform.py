@@ -1,96 +1,83 @@
-"""Handlers for notified calls (the native engine's user-notification tier)
-that the C fast path handed back: the supervisor performs the call for the
-tracee, as the C handlers do, with the Python resolver's full semantics
-(/proc views, chroot, copy-up, terminals, fifos).
+"""The open family and access, performed by the supervisor: it opens the
+file on the resolved directory descriptor (paths.py) and the tracee gets the
+new fd through seccomp user notification (SECCOMP_IOCTL_NOTIF_ADDFD), so
+the kernel never walks a path the container wrote or can still change.
 
-Performed calls use the supervisor's credentials. Unprivileged they are the
-tracee's own (the same host user); as root, a container process that is not
-root has its filesystem IDs and groups borrowed for the call
-(setfsuid/setfsgid/setgroups are per thread at the syscall level).
+Performed calls use the tracee's credentials (brandpy/runtime/acting.py).
+Opens that would block (a fifo waiting for its other end) finish on a
+thread of their own (deferred.py).
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
+import re
 import stat
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import struct
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
 
+from brandpy.runtime.acting import as_tracee
 from brandpy.runtime.call import Call, Inject
 from brandpy.runtime.errors import Errno
-from brandpy.runtime.linux import AT_SYMLINK_NOFOLLOW, libc
+from brandpy.runtime.linux import AT_EACCESS, AT_FDCWD, AT_SYMLINK_NOFOLLOW
+from brandpy.runtime.pathres import MAXSYMLINKS, Resolved
 
-from . import fakefs, fs
-from .paths import exists, private, resolve
+from . import deferred, fakefs
+from .paths import copy_up, find, oserror, read_path, resolve, umask_of
 
-SYS_setgroups, SYS_setfsuid, SYS_setfsgid = 116, 122, 123
 O_ACCMODE = 0o3
-TTY_MAJOR, PTS_MAJORS = 5, range(136, 144)
+O_CREAT = 0o100
+O_EXCL = 0o200
+O_NOCTTY = 0o400
+O_TRUNC = 0o1000
+O_NOFOLLOW = 0o400000
+O_DIRECTORY = 0o200000
+O_PATH = 0o10000000
+O_TMPFILE = 0o20200000   # __O_TMPFILE | O_DIRECTORY
+W_OK, X_OK = 2, 1
+PTS_MAJORS = range(136, 144)
 
-# Notified opens that must block (a fifo waiting for its other end) finish
-# on a thread of their own; this is how they answer (False: the tracee was
-# interrupted meanwhile, the result was not delivered).
-Answer = Callable[[Call, "int | Inject"], bool]
-deferred_answer: Answer | None = None
+R = TypeVar("R")
 
-
-def root_like(call: Call) -> bool:
-    """Passes permission checks as root does (the kernel would let it)."""
-    c = call.proc.cred
-    return c.fsuid == 0 and c.capable("CAP_DAC_OVERRIDE")
-
-
-@contextmanager
-def as_tracee(call: Call) -> Iterator[None]:
-    """The supervisor thread takes the tracee's filesystem IDs and groups
-    (real mode): its permission checks, and the owner of what it creates."""
-    c = call.proc.cred
-    if call.sb.fake_ids or (root_like(call) and c.fsgid == 0):
-        yield
-        return
-    old_groups = os.getgroups()
-    groups = (ctypes.c_uint * max(1, len(c.groups)))(*c.groups)
-    libc.syscall(SYS_setgroups, len(c.groups), groups)
-    libc.syscall(SYS_setfsgid, c.fsgid)
-    libc.syscall(SYS_setfsuid, c.fsuid)
-    try:
-        yield
-    finally:
-        libc.syscall(SYS_setfsuid, 0)
-        libc.syscall(SYS_setfsgid, 0)
-        saved = (ctypes.c_uint * max(1, len(old_groups)))(*old_groups)
-        libc.syscall(SYS_setgroups, len(old_groups), saved)
-
-
-def _performed(handler: Callable[[Call], int | None]) -> Callable[[Call], int | None]:
-    def perform(call: Call) -> int | None:
-        with as_tracee(call):
+def performed(handler: Callable[[Call], R]) -> Callable[[Call], R]:
+    """The handler runs with the caller's filesystem identity."""
+    def perform(call: Call) -> R:
+        with as_tracee(call.proc.cred, call.sb.fake_ids):
             return handler(call)
     perform.__name__ = handler.__name__
+    perform.__doc__ = handler.__doc__
     return perform
 
 
-stat_ = _performed(fakefs.stat_)
-lstat = _performed(fakefs.lstat)
-fstat = _performed(fakefs.fstat)
-newfstatat = _performed(fakefs.newfstatat)
-statx = _performed(fakefs.statx)
-readlink = _performed(fs.readlink)
-readlinkat = _performed(fs.readlinkat)
-getcwd = fs.getcwd
+def root_like(call: Call) -> bool:
+    """Passes permission checks as root does."""
+    c = call.proc.cred
+    return c.fsuid == 0 and (call.sb.fake_ids or c.capable("CAP_DAC_OVERRIDE"))
 
+
+# -- access ---------------------------------------------------------------------
 
 def _access(call: Call, dirfd_i: int | None, path_i: int, mode: int, flags: int) -> int:
-    follow = not flags & AT_SYMLINK_NOFOLLOW
-    r = resolve(call, path_i, dirfd_i, follow=follow)
-    if root_like(call) or call.sb.fake_ids and call.proc.cred.fsuid == 0:
-        return fakefs.root_access(r.host, r.readonly, mode, follow)
-    with as_tracee(call):
-        if not os.access(r.host, mode, effective_ids=True, follow_symlinks=follow):
-            raise Errno(errno.EACCES if os.path.lexists(r.host) else errno.ENOENT)
+    if mode & ~7:
+        raise Errno(errno.EINVAL)
+    c = call.proc.cred
+    if not flags & AT_EACCESS:
+        # access() checks with the real IDs (and root's capabilities only for
+        # a real root), faccessat2(AT_EACCESS) with the effective ones
+        c = replace(c, fsuid=c.ruid, fsgid=c.rgid, caps=c.caps if c.ruid == 0 else frozenset())
+    with as_tracee(c, call.sb.fake_ids), \
+            find(call, path_i, dirfd_i, follow=not flags & AT_SYMLINK_NOFOLLOW,
+                 flags=flags) as obj:
+        if call.sb.fake_ids and c.fsuid == 0:
+            return fakefs.root_access(obj, mode)
+        if mode & W_OK and obj.readonly and (stat.S_ISREG(obj.st.st_mode) or obj.is_link
+                                             or stat.S_ISDIR(obj.st.st_mode)):
+            raise Errno(errno.EROFS)
+        if not os.access(obj.path, mode, effective_ids=True):
+            raise Errno(errno.EACCES)
     return 0
 
 
@@ -108,10 +95,12 @@ def faccessat2(call: Call) -> int:
 
 # -- open -------------------------------------------------------------------------
 
-def _terminal(call: Call, host: bytes) -> bytes:
+class _Again(Exception):
+    """The last name turned into a symlink between the walk and the open."""
+
+
+def _terminal(call: Call) -> bytes:
     """/dev/tty is the opener's controlling terminal, not the supervisor's."""
-    if host not in (b"/dev/tty",):
-        return host
     with open(b"/proc/%d/stat" % call.tid, "rb") as f:
         tty_nr = int(f.read().rsplit(b")", 1)[1].split()[4])
     major, minor = (tty_nr >> 8) & 0xFFF, (tty_nr & 0xFF) | ((tty_nr >> 12) & 0xFFF00)
@@ -120,105 +109,190 @@ def _terminal(call: Call, host: bytes) -> bytes:
     raise Errno(errno.ENXIO)
 
 
-def _open(call: Call, dirfd_i: int | None, path_i: int, flags: int, mode: int) -> int | Inject | None:
-    follow = not (flags & fs.O_NOFOLLOW) and not (flags & fs.O_CREAT and flags & fs.O_EXCL)
-    r = resolve(call, path_i, dirfd_i, follow=follow)
-    if fs._open_writes(flags, r.host):
+_FD_LINK = re.compile(rb"^/proc/(\d+)/(?:task/\d+/)?fd/(\d+)$")
+
+
+def reopen_check(link: bytes, flags: int) -> None:
+    """A /proc/PID/fd/N the kernel would follow to a file outside the
+    container (one the process inherited): reopened with no more access
+    than that fd has, never created or truncated, never from an O_PATH fd
+    nor through a cwd or root link."""
+    try:
+        target = os.readlink(link)
+    except OSError as exc:
+        raise oserror(exc, errno.ENOENT) from None
+    if not target.startswith(b"/") or target.endswith(b" (deleted)"):
+        return                                # pipes, sockets, anonymous inodes
+    fd_flags = -1
+    m = _FD_LINK.match(link)
+    if m is not None:
+        try:
+            with open(b"/proc/%s/fdinfo/%s" % m.groups(), "rb") as f:
+                for line in f:
+                    if line.startswith(b"flags:"):
+                        fd_flags = int(line.split()[1], 8)
+        except (OSError, ValueError):
+            pass
+    want, have = flags & O_ACCMODE, fd_flags & O_ACCMODE
+    if fd_flags < 0 or fd_flags & O_PATH or flags & (O_CREAT | O_TRUNC) or \
+            (want != os.O_RDONLY and have != os.O_RDWR and want != have):
+        raise Errno(errno.EACCES, "reopening a file outside the container")
+
+
+def _open_writes(flags: int, exists: bool) -> bool:
+    if flags & O_ACCMODE in (os.O_WRONLY, os.O_RDWR) or flags & O_TRUNC:
+        return True
+    if flags & O_TMPFILE == O_TMPFILE:
+        return True
+    # O_CREAT of an existing file only opens it (the kernel allows that on a
+    # read-only mount too)
+    return bool(flags & O_CREAT) and not exists
+
+
+def open_how(call: Call, dirfd_i: int | None, path_i: int, flags: int, mode: int,
+             resolve_flags: int = 0) -> int | Inject | None:
+    """Open as the caller would, and hand it the new fd (O_PATH excepted)."""
+    if flags & O_PATH:
+        raise Errno(errno.EINVAL)            # O_PATH opens are made by the tracee (opath.py)
+    path = read_path(call, path_i)
+    follow = not (flags & O_NOFOLLOW) and not (flags & O_CREAT and flags & O_EXCL)
+    with as_tracee(call.proc.cred, call.sb.fake_ids):
+        for _ in range(MAXSYMLINKS):
+            with resolve(call, path_i, dirfd_i, follow=follow, path=path,
+                         resolve_flags=resolve_flags) as r:
+                try:
+                    return _open_resolved(call, r, flags, mode, follow)
+                except _Again:
+                    continue
+    raise Errno(errno.ELOOP)
+
+
+def _open_resolved(call: Call, r: Resolved, flags: int, mode: int,
+                   follow: bool) -> int | Inject | None:
+    real_flags = (flags | os.O_CLOEXEC | O_NOCTTY) & ~os.O_ASYNC
+    cloexec = bool(flags & os.O_CLOEXEC)
+    if r.proc is not None:
+        return _open_proc(call, r, real_flags, mode, cloexec)
+    if r.must_dir:
+        if flags & O_CREAT:
+            raise Errno(errno.EISDIR)
+        real_flags |= O_DIRECTORY
+    try:
+        st: os.stat_result | None = os.stat(r.name or b".", dir_fd=r.dirfd,
+                                            follow_symlinks=False)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISLNK(st.st_mode) and follow:
+        raise _Again
+    if _open_writes(flags, st is not None):
         if r.readonly:
             raise Errno(errno.EROFS)
-        private(r.host)
-    if r.mount.kind == "proc" and flags & O_ACCMODE == os.O_RDONLY:
-        r = fs._proc_view(call, r)
-    host = _terminal(call, r.host)
-    umask = fakefs.process_umask(call.tid) if flags & (fs.O_CREAT | fs.O_TMPFILE) else 0
-    cloexec = bool(flags & os.O_CLOEXEC)
-    real_flags = flags | os.O_CLOEXEC | os.O_NOCTTY
-
-    def do_open() -> Inject:
-        with as_tracee(call):
-            old = os.umask(0)
-            try:
-                return Inject(os.open(host, real_flags, mode & 0o7777 & ~umask), cloexec)
-            finally:
-                os.umask(old)
-
+        if st is not None and stat.S_ISREG(st.st_mode):
+            copy_up(r)
+    if r.mount.kind == "device" and r.mount.host == b"/dev/tty":
+        opener = _Opener(AT_FDCWD, _terminal(call), real_flags, 0)
+    elif not r.name:
+        if flags & O_CREAT and flags & O_EXCL:
+            raise Errno(errno.EEXIST)
+        opener = _Opener(AT_FDCWD, b"/proc/self/fd/%d" % r.dirfd,
+                         real_flags & ~(O_CREAT | O_NOFOLLOW), 0)
+    else:
+        umask = umask_of(call.tid) if flags & (O_CREAT | O_TMPFILE) else 0
+        opener = _Opener(os.dup(r.dirfd), r.name, real_flags | O_NOFOLLOW,
+                         mode & 0o7777 & ~umask)
+    if st is not None and stat.S_ISFIFO(st.st_mode) and not flags & os.O_NONBLOCK:
+        # waits for the fifo's other end
+        return deferred.defer(call, (r.guest, real_flags), lambda: _do_open(opener, cloexec),
+                              opener.close)
+    new = bool(flags & O_CREAT) and st is None and fakefs.creator(call)
     try:
-        is_fifo = stat.S_ISFIFO(os.stat(host).st_mode)
-    except OSError:
-        is_fifo = False
-    if is_fifo and not flags & os.O_NONBLOCK and deferred_answer is not None:
-        return _open_fifo(call, (call.tid, host, real_flags), do_open, deferred_answer)
-    new = bool(flags & fs.O_CREAT) and fakefs.creator(call) and not exists(host)
-    try:
-        opened = do_open()
-    except OSError as exc:
-        raise Errno(exc.errno or errno.EIO) from None
+        result = _do_open(opener, cloexec)
+    except Errno as exc:
+        if exc.errno == errno.ELOOP and follow:
+            raise _Again from None
+        raise
     if new:
-        fakefs.own_new(call, host)
-    return opened
+        fakefs.own_new(call, r, result.fd)
+    return result
 
 
-class _FifoOpen:
-    """One tracee's blocking fifo open, performed on a thread. A signal can
-    interrupt the tracee's wait and the kernel restarts its open as a new
-    notification: the restart joins the open in flight (the latest call is
-    the one answered), and a result that found the tracee interrupted is
-    kept for its restart, as the kernel's own completed open would be."""
+class _Opener:
+    """One open on a directory descriptor it owns (the supervisor's umask
+    off: the caller's is in perm), made now or on a fifo's thread."""
 
-    def __init__(self, call: Call) -> None:
-        self.call = call
-        self.result: int | Inject | None = None
+    def __init__(self, dirfd: int, name: bytes, flags: int, perm: int) -> None:
+        self.dirfd, self.name, self.flags, self.perm = dirfd, name, flags, perm
 
+    def __call__(self) -> int:
+        old = os.umask(0)
+        try:
+            return os.open(self.name, self.flags, self.perm, dir_fd=self.dirfd)
+        finally:
+            os.umask(old)
+            self.close()
 
-_fifo_lock = threading.Lock()
-_fifo_opens: dict[tuple[int, bytes, int], _FifoOpen] = {}
-
-
-def blocking_open(tid: int) -> bool:
-    """Whether tid waits on a fifo open in flight."""
-    with _fifo_lock:
-        return any(key[0] == tid and pending.result is None
-                   for key, pending in _fifo_opens.items())
+    def close(self) -> None:
+        if self.dirfd != AT_FDCWD:
+            os.close(self.dirfd)
+            self.dirfd = AT_FDCWD
 
 
-def _open_fifo(call: Call, key: tuple[int, bytes, int], do_open: Callable[[], Inject],
-               answer: Answer) -> int | Inject | None:
-    with _fifo_lock:
-        pending = _fifo_opens.get(key)
-        if pending is not None:
-            if pending.result is None:
-                pending.call = call      # still opening: answer this notification
-                return None
-            del _fifo_opens[key]
-            return pending.result        # opened while the tracee was interrupted
-        pending = _fifo_opens[key] = _FifoOpen(call)
-    threading.Thread(target=_fifo_thread, args=(key, pending, do_open, answer), daemon=True,
-                     name="brandpy-fifo-open").start()
-    return None
-
-
-def _fifo_thread(key: tuple[int, bytes, int], pending: _FifoOpen,
-                 do_open: Callable[[], Inject], answer: Answer) -> None:
+def _do_open(opener: Callable[[], int], cloexec: bool) -> Inject:
     try:
-        result: int | Inject = do_open()
+        return Inject(opener(), cloexec)
     except OSError as exc:
-        result = -(exc.errno or errno.EIO)
-    with _fifo_lock:
-        call = pending.call
-        if not answer(call, result):
-            pending.result = result      # interrupted: keep it for the restart
-            return
-        _fifo_opens.pop(key, None)
+        raise oserror(exc) from None
+
+
+def _open_proc(call: Call, r: Resolved, flags: int, mode: int, cloexec: bool) -> Inject:
+    """procfs, on its host path (the container cannot change procfs); what
+    would show host PIDs is opened from the container's own version."""
+    assert r.proc is not None
+    host = r.proc
+    if r.magic:
+        reopen_check(host, flags)
+    elif flags & O_ACCMODE == os.O_RDONLY:
+        host = proc_view(call, r) or host
+    if r.readonly and flags & O_ACCMODE != os.O_RDONLY:
+        raise Errno(errno.EROFS)
+    return _do_open(_Opener(AT_FDCWD, host, flags, mode & 0o7777), cloexec)
+
+
+def proc_view(call: Call, r: Resolved) -> bytes | None:
+    """/proc files and listings that would show host PIDs or names are
+    opened from the container's own version (brandpy/runtime/procfs.py)."""
+    procfs = call.sb.procfs
+    rel = tuple(c for c in r.guest.split(b"/") if c)[1:]    # below /proc
+    host = procfs.listing(rel)
+    if host is None:
+        content = procfs.synthesize(call.proc, rel, call.tid)
+        if content is None:
+            return None
+        host = procfs.materialize(call.tid, content)
+    return host
 
 
 def open_(call: Call) -> int | Inject | None:
-    return _open(call, None, 0, call.iarg(1), call.arg(2))
+    return open_how(call, None, 0, call.iarg(1), call.arg(2))
 
 
 def creat(call: Call) -> int | Inject | None:
-    return _open(call, None, 0, fs.O_CREAT | os.O_WRONLY | fs.O_TRUNC, call.arg(1))
+    return open_how(call, None, 0, O_CREAT | os.O_WRONLY | O_TRUNC, call.arg(1))
 
 
 def openat(call: Call) -> int | Inject | None:
-    return _open(call, 0, 1, call.iarg(2), call.arg(3))
+    return open_how(call, 0, 1, call.iarg(2), call.arg(3))
 
+
+def openat2_how(call: Call) -> tuple[int, int, int]:
+    """openat2's struct open_how, read once: (flags, mode, resolve)."""
+    size = call.arg(3)
+    if size < 24 or size > 4096:
+        raise Errno(errno.E2BIG if size > 4096 else errno.EINVAL)
+    how = call.read(call.arg(2), size)
+    if any(how[24:]):
+        raise Errno(errno.E2BIG)
+    flags, mode, resolve_flags = struct.unpack_from("<QQQ", how)
+    if flags >> 32 or mode >> 12 or (mode and not flags & (O_CREAT | O_TMPFILE)):
+        raise Errno(errno.EINVAL)
+    return flags, mode, resolve_flags

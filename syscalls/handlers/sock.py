@@ -1,21 +1,46 @@
-"""AF_UNIX socket names are paths: translated on the way in (bind,
-connect, sendto) and on the way out (getsockname, getpeername, accept,
-recvfrom). Abstract names (leading NUL) and other families pass through."""
+"""Sockets: AF_UNIX names are paths, and published ports are translated.
+
+bind, connect and sendto (with a destination) are performed by the
+supervisor on the tracee's own socket, taken with pidfd_getfd: the address
+is read once from the tracee's memory, and an AF_UNIX path is resolved on
+descriptors inside the container (pathres), then reached through
+/proc/self/fd/N: for bind, N the directory found and the new name in it;
+for connect and sendto, N an O_PATH descriptor of exactly the socket file
+found. The kernel never walks a path the container can still change, and
+names longer than sun_path's 108 bytes work (only the last component must
+fit). A connect or send that may block runs on a thread (deferred.py).
+
+The names the kernel then records (/proc/self/fd/N/NAME) are mapped back
+to the guest path the program gave (Sandbox.unix_names) on the way out
+(getsockname, getpeername, accept, recvfrom). Abstract names (leading NUL)
+and other families pass through; -p HOST:CONTAINER ports are translated
+both ways.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import fcntl
 import os
 import socket
+import stat
 import struct
+from collections.abc import Callable
 
 from brandpy.runtime import loopback
+from brandpy.runtime.acting import as_tracee
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
+from brandpy.runtime.linux import libc
+
+from . import deferred
+from .paths import find_path, parent_of, umask_of
 
 SUN_PATH_MAX = 108
 SOL_SOCKET = socket.SOL_SOCKET
 SO_DOMAIN = 39
+MSG_DONTWAIT = 0x40
 
 
 def _sun_path(addr: bytes) -> bytes | None:
@@ -29,135 +54,273 @@ def _sun_path(addr: bytes) -> bytes | None:
     return path
 
 
-def _translate_in(call: Call, addr_i: int, len_i: int, *, creating: bool) -> None:
+def _abstract_reachable(call: Call, addr: bytes) -> None:
+    """The walls' scope for abstract unix sockets (Landlock, brandpy/
+    runtime/landlock.py), kept by the supervisor's own connect and sendto,
+    which no Landlock domain restricts: a socket bound at that name in the
+    caller's network namespace (its /proc/PID/net/unix, as ss finds it)
+    answers only if one of the container's processes holds it, else EPERM,
+    as the walls say. A name nothing is bound at is the kernel's to refuse."""
+    if len(addr) <= 3 or struct.unpack_from("<H", addr)[0] != socket.AF_UNIX or addr[2]:
+        return
+    shown = b"@" + addr[3:].replace(b"\0", b"@")
+    try:
+        with open(b"/proc/%d/net/unix" % call.proc.tgid, "rb") as f:
+            inodes = {b"socket:[%s]" % fields[6] for fields in
+                      (line.rstrip(b"\n").split(None, 7) for line in f)
+                      if len(fields) == 8 and fields[7] == shown}
+    except OSError:
+        inodes = set()
+    if not inodes:
+        return
+    for tgid in call.sb.tgids():
+        try:
+            fds = os.listdir(b"/proc/%d/fd" % tgid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(b"/proc/%d/fd/%s" % (tgid, fd)) in inodes:
+                    return
+            except OSError:
+                continue
+    raise Errno(errno.EPERM, "an abstract socket outside the container (the walls' scope)")
+
+
+def _sockaddr(call: Call, addr_i: int, len_i: int) -> bytes:
+    """The address argument, read once (at most a sockaddr_storage)."""
     size = call.iarg(len_i)
-    if call.arg(addr_i) == 0 or size <= 2:
-        return None
-    if size > 2 + SUN_PATH_MAX:
-        size = 2 + SUN_PATH_MAX
-    path = _sun_path(call.read(call.arg(addr_i), size))
-    if path is None:
-        return None
-    r = call.sb.resolver.resolve(call.proc, call.tid, path, follow=not creating)
-    if creating and r.readonly:
-        raise Errno(errno.EROFS)
-    if len(r.host) >= SUN_PATH_MAX:
-        raise Errno(errno.ENAMETOOLONG, "host path of the socket exceeds sun_path; "
-                    "use a shorter data root")
-    sockaddr = struct.pack("<H", socket.AF_UNIX) + r.host + b"\0"
-    call.set_arg(addr_i, call.push(sockaddr))
-    call.set_arg(len_i, len(sockaddr))
-    return None
+    if size < 0 or size > 128:
+        raise Errno(errno.EINVAL)
+    return call.read(call.arg(addr_i), size) if size else b""
 
 
-def bind(call: Call) -> None:
-    if _family(call, 1, 2) in (socket.AF_INET, socket.AF_INET6):
-        return _bind_port(call)
-    _translate_in(call, 1, 2, creating=True)
+def _unix_addr(path: bytes) -> bytes:
+    if len(path) >= SUN_PATH_MAX:
+        raise Errno(errno.ENAMETOOLONG)
+    return struct.pack("<H", socket.AF_UNIX) + path + b"\0"
 
 
-def connect(call: Call) -> None:
-    if _family(call, 1, 2) in (socket.AF_INET, socket.AF_INET6):
-        return _connect_port(call)
-    _translate_in(call, 1, 2, creating=False)
+def _raw(fn: Callable[..., int], fd: int, addr: bytes, *more: int) -> int:
+    """bind/connect(fd, addr) on a sockaddr as bytes; -errno on failure."""
+    buf = ctypes.create_string_buffer(addr, len(addr))
+    if fn(fd, *more, buf, ctypes.c_uint(len(addr))) < 0:
+        return -(ctypes.get_errno() or errno.EIO)
+    return 0
+
+
+def _blocking(fd: int) -> bool:
+    return not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
+
+
+class _Socket:
+    """The tracee's socket, duplicated into the supervisor."""
+
+    def __init__(self, call: Call, fd: int) -> None:
+        self.fd = call.sb.grab_fd(call.proc, fd)
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+
+    def give(self) -> int:
+        """Hand the fd over (to a deferred call)."""
+        fd, self.fd = self.fd, -1
+        return fd
+
+
+# -- bind ---------------------------------------------------------------------
+
+def bind(call: Call) -> int | None:
+    addr = _sockaddr(call, 1, 2)
+    family = struct.unpack_from("<H", addr)[0] if len(addr) >= 2 else -1
+    with as_tracee(call.proc.cred, call.sb.fake_ids), _Socket(call, call.iarg(0)) as fd:
+        if family in (socket.AF_INET, socket.AF_INET6):
+            return _bind_port(call, fd, bytearray(addr))
+        path = _sun_path(addr)
+        if path is None:
+            return _raw(libc.bind, fd, addr)
+        return _bind_unix(call, fd, path)
+
+
+def _bind_unix(call: Call, fd: int, path: bytes) -> int:
+    """A new socket file in the directory found: bound to
+    /proc/self/fd/DIRFD/NAME, which the kernel creates without following."""
+    with parent_of(call, 0, path=path) as r:
+        if not r.name or r.must_dir or r.name == b".":
+            raise Errno(errno.EADDRINUSE if not r.name or r.name == b"." else errno.ENOENT)
+        name = b"/proc/self/fd/%d/%s" % (r.dirfd, r.name)
+        old = os.umask(umask_of(call.tid))
+        try:
+            rc = _raw(libc.bind, fd, _unix_addr(name))
+        finally:
+            os.umask(old)
+        if rc == 0:
+            call.sb.unix_names[name] = path
+        return rc
+
+
+# -- connect and sendto -----------------------------------------------------------
+
+def _unix_target(call: Call, path: bytes) -> tuple[bytes, int]:
+    """The socket file a path names, held open: (its sockaddr through
+    /proc/self/fd/N, N, for the caller to close)."""
+    with find_path(call, path) as obj:
+        if not stat.S_ISSOCK(obj.st.st_mode):
+            raise Errno(errno.ECONNREFUSED)
+        fd = os.dup(obj.fd)
+    return _unix_addr(b"/proc/self/fd/%d" % fd), fd
+
+
+def connect(call: Call) -> int | None:
+    addr = _sockaddr(call, 1, 2)
+    family = struct.unpack_from("<H", addr)[0] if len(addr) >= 2 else -1
+    held = -1
+    with as_tracee(call.proc.cred, call.sb.fake_ids), _Socket(call, call.iarg(0)) as fd:
+        if family in (socket.AF_INET, socket.AF_INET6):
+            addr = _local_destination(call, fd, bytearray(addr))
+        elif _sun_path(addr) is None:
+            _abstract_reachable(call, addr)
+        else:
+            addr, held = _unix_target(call, _sun_path(addr) or b"")
+        if family == socket.AF_UNIX:    # SO_PEERCRED will name the supervisor
+            c = call.proc.cred
+            call.sb.unix_connectors[os.fstat(fd).st_ino] = (call.proc.tgid, c.euid, c.egid,
+                                                             c.groups)
+        return _maybe_later(call, "connect", fd, held, lambda sock: _raw(libc.connect, sock, addr))
+
+
+def sendto(call: Call) -> int | None:
+    """sendto with a destination (the filter lets the others run)."""
+    addr = _sockaddr(call, 4, 5)
+    size, flags = call.arg(2), call.iarg(3)
+    data = call.read(call.arg(1), min(size, 1 << 24))
+    held = -1
+    with as_tracee(call.proc.cred, call.sb.fake_ids), _Socket(call, call.iarg(0)) as fd:
+        path = _sun_path(addr)
+        family = struct.unpack_from("<H", addr)[0] if len(addr) >= 2 else -1
+        if path is not None:
+            addr, held = _unix_target(call, path)
+        elif family == socket.AF_UNIX:
+            _abstract_reachable(call, addr)
+        elif family in (socket.AF_INET, socket.AF_INET6):
+            addr = _local_destination(call, fd, bytearray(addr))
+
+        def send(sock: int) -> int:
+            buf = ctypes.create_string_buffer(data, len(data))
+            dest = ctypes.create_string_buffer(addr, len(addr))
+            n = libc.sendto(sock, buf, ctypes.c_size_t(len(data)), flags, dest,
+                            ctypes.c_uint(len(addr)))
+            return int(n) if n >= 0 else -(ctypes.get_errno() or errno.EIO)
+
+        if flags & MSG_DONTWAIT:
+            try:
+                return send(fd)
+            finally:
+                if held >= 0:
+                    os.close(held)
+        return _maybe_later(call, "sendto", fd, held, send)
+
+
+def _maybe_later(call: Call, what: str, fd: int, held: int,
+                 act: Callable[[int], int]) -> int | None:
+    """act(fd) now on a non-blocking socket, else on a thread (deferred);
+    then close what was held for it."""
+    if not _blocking(fd):
+        try:
+            return act(fd)
+        finally:
+            if held >= 0:
+                os.close(held)
+    sock = os.dup(fd)
+
+    def work() -> int:
+        try:
+            return act(sock)
+        finally:
+            os.close(sock)
+            if held >= 0:
+                os.close(held)
+
+    def unused() -> None:
+        os.close(sock)
+        if held >= 0:
+            os.close(held)
+
+    result = deferred.defer(call, (what, call.iarg(0)), work, unused)
+    return result if result is None or isinstance(result, int) else None
 
 
 # -- ports -------------------------------------------------------------------
 
-def _family(call: Call, addr_i: int, len_i: int) -> int:
-    if call.arg(addr_i) == 0 or call.iarg(len_i) < 2:
-        return -1
-    family: int = struct.unpack("<H", call.read(call.arg(addr_i), 2))[0]
-    return family
-
-
-def _proto(call: Call, fd: int) -> str | None:
-    dup = call.sb.grab_fd(call.proc, fd)
+def _proto(fd: int) -> str | None:
     try:
-        sock = socket.socket(fileno=dup)
+        sock = socket.socket(fileno=os.dup(fd))
     except OSError:
-        os.close(dup)
         return None
-    kind = sock.type
-    sock.close()
-    return {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}.get(kind)
+    with sock:
+        return {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}.get(sock.type)
 
 
-def _inet_sockaddr(call: Call, addr_i: int, len_i: int) -> bytearray:
-    return bytearray(call.read(call.arg(addr_i), min(call.iarg(len_i), 28)))
-
-
-def _bind_port(call: Call) -> None:
+def _bind_port(call: Call, fd: int, sa: bytearray) -> int:
     """-p HOST:CONTAINER: the container's bind() of CONTAINER binds HOST;
     a privileged port the supervisor cannot bind gets an ephemeral one."""
-    sa = _inet_sockaddr(call, 1, 2)
     if len(sa) < 4:
-        return None
-    port: int = struct.unpack_from(">H", sa, 2)[0]
+        return _raw(libc.bind, fd, bytes(sa))
+    port = struct.unpack_from(">H", sa, 2)[0]
     ports = call.sb.ports
-    if not ports.interesting(port):
-        return None
-    proto = _proto(call, call.iarg(0))
+    proto = _proto(fd) if ports.interesting(port) else None
     target = ports.for_bind(proto, port) if proto else None
-    if proto is None or target is None:
-        return None
+    if target is None:
+        return _raw(libc.bind, fd, bytes(sa))
     host_ip, host_port = target
     struct.pack_into(">H", sa, 2, host_port)
     family = struct.unpack_from("<H", sa)[0]
     if host_ip and family == socket.AF_INET and sa[4:8] == bytes(4):
         sa[4:8] = socket.inet_aton(host_ip)
-    call.set_arg(1, call.push(bytes(sa)))
-    if host_port == 0:
-        def learn(c: Call, result: int) -> None:
-            if result == 0:
-                bound = _local_port(c, c.iarg(0))
-                if bound:
-                    c.sb.ports.bound(proto, port, bound)
-        call.after(learn)
-    return None
+    rc = _raw(libc.bind, fd, bytes(sa))
+    if rc == 0 and host_port == 0 and proto is not None:
+        bound = _local_port(fd)
+        if bound:
+            call.sb.ports.bound(proto, port, bound)
+    return rc
 
 
-def _local_port(call: Call, fd: int) -> int:
-    dup = call.sb.grab_fd(call.proc, fd)
-    sock = socket.socket(fileno=dup)
+def _local_port(fd: int) -> int:
+    sock = socket.socket(fileno=os.dup(fd))
     try:
-        port: int = sock.getsockname()[1]
-        return port
+        return int(sock.getsockname()[1])
     except OSError:
         return 0
     finally:
         sock.close()
 
 
-def _connect_port(call: Call) -> None:
+def _local_destination(call: Call, fd: int, sa: bytearray) -> bytes:
     """From inside, the container's own published ports answer at their
     container port on loopback, as they would inside its namespace; and
     with the host's loopback closed (brandpy/runtime/loopback.py) nothing
     else local answers."""
-    _local_destination(call, 1, 2, call.iarg(0))
-
-
-def _local_destination(call: Call, addr_i: int, len_i: int, fd: int) -> None:
-    sa = _inet_sockaddr(call, addr_i, len_i)
-    if len(sa) < 8 or (struct.unpack_from("<H", sa)[0] == socket.AF_INET6 and len(sa) < 24):
-        return None
-    if not loopback.local_destination(bytes(sa)):
-        return None
+    family = struct.unpack_from("<H", sa)[0] if len(sa) >= 2 else -1
+    if len(sa) < 8 or (family == socket.AF_INET6 and len(sa) < 24) or \
+            not loopback.local_destination(bytes(sa)):
+        return bytes(sa)
     port = struct.unpack_from(">H", sa, 2)[0]
     closed = call.sb.config.loopback_closed
     if not closed and not call.sb.ports.interesting(port):
-        return None
-    proto = _proto(call, fd)
+        return bytes(sa)
+    proto = _proto(fd)
     if proto is None:
-        return None
+        return bytes(sa)
     host_port = call.sb.ports.host_port(proto, port) if call.sb.ports.interesting(port) else None
     if host_port is not None:
         struct.pack_into(">H", sa, 2, host_port)
     if closed and not loopback.allowed(proto, bytes(sa), call.sb.state):
         raise Errno(errno.ECONNREFUSED, "the host's loopback is closed to the container")
-    if closed or host_port not in (None, port):
-        call.set_arg(addr_i, call.push(bytes(sa)))   # the kernel reads what was checked
-    return None
+    return bytes(sa)
 
 
 def _inet_name(call: Call, sock: socket.socket, peer: bool) -> int | None:
@@ -188,13 +351,10 @@ def _inet_name(call: Call, sock: socket.socket, peer: bool) -> int | None:
     return 0
 
 
-def sendto(call: Call) -> None:
-    if _family(call, 4, 5) in (socket.AF_INET, socket.AF_INET6):
-        return _local_destination(call, 4, 5, call.iarg(0))
-    _translate_in(call, 4, 5, creating=False)
-
-
 def _unix_name_out(call: Call, host_path: bytes) -> bytes:
+    given = call.sb.unix_names.get(host_path)
+    if given is not None:
+        return given          # bound through the supervisor: the name the program gave
     guest = call.sb.resolver.guest_of_host(call.proc, host_path)
     return guest if guest is not None else host_path
 

@@ -20,7 +20,7 @@ import struct
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.ids import Layout, cred_of, gid_out, to_guest
-from brandpy.runtime.linux import libc
+from brandpy.runtime.linux import libc, unix_peer_inode
 from brandpy.runtime.seccomp import ret_trace
 
 from . import stacked
@@ -64,8 +64,13 @@ def getsockopt(call: Call) -> int | None:
     if room < 0:
         raise Errno(errno.EINVAL)
     peer = _ask(call, call.iarg(0), SO_PEERCRED, UCRED_SIZE)
+    connector = _connector(call, peer)
+    if connector is not None:
+        peer = struct.pack("<iII", *connector[:3])
     if name == SO_PEERCRED:
         data = to_guest(call.sb, peer, PEERCRED)[:room]
+    elif connector is not None and not call.sb.fake_ids:
+        data = struct.pack(f"<{len(connector[3])}I", *connector[3])
     else:
         data = _peer_groups(call, peer)
         if room < len(data):
@@ -74,6 +79,20 @@ def getsockopt(call: Call) -> int | None:
     call.write(optval, data)
     call.write(optlen, struct.pack("<i", len(data)))
     return 0
+
+
+def _connector(call: Call, peer: bytes) -> tuple[int, int, int, tuple[int, ...]] | None:
+    """The container process the supervisor connected the peer socket for:
+    the kernel records the connecting task, which was the supervisor
+    (handlers/sock.py performs connect)."""
+    if struct.unpack_from("<i", peer)[0] != os.getpid():
+        return None
+    dup = call.sb.grab_fd(call.proc, call.iarg(0))
+    try:
+        peer_ino = unix_peer_inode(dup)
+    finally:
+        os.close(dup)
+    return call.sb.unix_connectors.get(peer_ino) if peer_ino is not None else None
 
 
 def _peer_groups(call: Call, peer: bytes) -> bytes:

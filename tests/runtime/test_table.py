@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from brandpy.runtime import seccomp
-from brandpy.runtime.linux import SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_TRACE
+from brandpy.runtime.linux import SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_TRACE, SECCOMP_RET_USER_NOTIF
 from brandpy.runtime.sandbox import Sandbox, SandboxConfig
 from syscalls import linux
 from syscalls.effective import Effective
@@ -39,7 +39,7 @@ def test_every_number_has_a_row():
         assert row.nr == nr
         if nr in facts:
             assert row.name == facts[nr].name and row.disposition in (
-                "allow", "const", "deny", "trace", "nosys")
+                "allow", "const", "deny", "trace", "perform", "nosys")
         else:
             assert row.name == "" and row.disposition == "nosys" and row.support == "none"
 
@@ -54,6 +54,9 @@ def test_trace_rows_have_handlers_and_notes():
     for row in table().rows:
         if row.disposition == "trace":
             assert row.handler is not None, row.name
+        if row.disposition == "perform":
+            assert row.spec.notify is not None, row.name
+            assert row.handler is None or row.when is not None, row.name
         if row.name and row.support != "full":
             assert row.note, f"{row.name}: a non-full row must say why"
 
@@ -78,7 +81,11 @@ def test_filter_matches_table_for_every_number(tmp_path, busybox_image):
         got = seccomp.evaluate(prog, row.nr)
         if row.when is not None:
             continue   # argument-dependent: tested below
+        if not eff.sb.fake_ids and spec.real_tracked is not None:
+            assert got == SECCOMP_RET_TRACE, row    # real set*id are learned
+            continue
         expected = {"allow": SECCOMP_RET_ALLOW, "trace": SECCOMP_RET_TRACE,
+                    "perform": SECCOMP_RET_USER_NOTIF,
                     "deny": SECCOMP_RET_TRACE | 1 << 12 | row.value,
                     "nosys": SECCOMP_RET_TRACE | 1 << 12 | errno.ENOSYS,
                     "const": SECCOMP_RET_ERRNO}[row.disposition]
@@ -99,8 +106,8 @@ def test_argument_dependent_rows(tmp_path, busybox_image):
 
     profile_eperm = SECCOMP_RET_TRACE | 2 << 12 | errno.EPERM
     assert ev("sendto", 3, 0, 0, 0, 0, 0) == SECCOMP_RET_ALLOW
-    assert ev("sendto", 3, 0, 0, 0, 0x7ffd1000, 16) == SECCOMP_RET_TRACE
-    assert ev("sendto", 3, 0, 0, 0, 0x7f0000000000, 16) == SECCOMP_RET_TRACE  # low half zero
+    assert ev("sendto", 3, 0, 0, 0, 0x7ffd1000, 16) == SECCOMP_RET_USER_NOTIF
+    assert ev("sendto", 3, 0, 0, 0, 0x7f0000000000, 16) == SECCOMP_RET_USER_NOTIF  # low half 0
     assert ev("clone", 0x11) == SECCOMP_RET_ALLOW
     assert ev("clone", 0x10000000 | 0x11) == profile_eperm      # CLONE_NEWUSER: Docker's rule
     assert ev("socket", 40) == profile_eperm                    # AF_VSOCK: Docker's rule
@@ -111,6 +118,8 @@ def test_argument_dependent_rows(tmp_path, busybox_image):
     assert ev("prctl", 15) == SECCOMP_RET_ALLOW                  # PR_SET_NAME
     assert ev("mount") == SECCOMP_RET_TRACE | 1 << 12 | errno.EPERM  # brandpy's own denial
     assert ev("clone3") == SECCOMP_RET_TRACE | 2 << 12 | errno.ENOSYS   # glibc falls back
+    assert ev("openat", 3, 0, 0) == SECCOMP_RET_USER_NOTIF      # performed by the supervisor
+    assert ev("openat", 3, 0, 0o10000000) == SECCOMP_RET_TRACE  # O_PATH: no ADDFD for it
 
 
 def test_personality_denies_newer_syscalls(tmp_path, busybox_image):
@@ -157,5 +166,5 @@ def test_brandpy_syscalls_prints_the_table_and_counts(capsys):
 
     assert main(["syscalls"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^ +257 openat +2\.6\.16 +trace", out, re.M)
+    assert re.search(r"^ +257 openat +2\.6\.16 +perform \(when\)", out, re.M)
     assert re.search(r"^\d+ numbers \(\d+ syscalls, \d+ unassigned\): \d+ allow", out.splitlines()[-1])

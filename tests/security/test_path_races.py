@@ -11,13 +11,13 @@ harness.py), in one cell of the matrix engine x host user x trace mode:
   through `/`, `..` chains or /proc/self/{root,cwd,fd/N}, or the path
   naming the directory through those;
 - mem/FAMILY: a thread rewrites the memory below its sibling's stack
-  pointer, where the supervisor leaves translated host paths for the kernel.
+  pointer, where a supervisor would leave translated host paths for the
+  kernel.
 
 `make test` runs every case in one cell (lean_cells); the whole
-matrix is `@pytest.mark.slow`. ESCAPES_TODAY below says where each case
-escapes on the code of its day; those cells are xfails, not strict: a race
-is won by chance, and a known escape that loses one run is no news. Every
-cell not listed must hold, and fails the suite the first time it does not.
+matrix is `@pytest.mark.slow`. No case escapes in any cell: path calls are
+performed by the supervisor on descriptors (brandpy/runtime/pathres.py),
+and execve, which the kernel walks itself, is walled in by Landlock.
 """
 
 from __future__ import annotations
@@ -68,79 +68,6 @@ CASES = ([Case("swap", m) for m in FAMILIES]
          + [Case("swap", "open", prefix=p) for p in PREFIXES]
          + [Case("mem", m) for m in FAMILIES])
 
-ALL = frozenset(c.id for c in CELLS)
-ROOT = frozenset(c.id for c in CELLS if c.user == "root")
-# Unless traced, the native engine's C handlers perform the open, stat and
-# access families themselves: no argument is left in tracee memory. As
-# uid 65534 stat, access, chmod and chown are emulated by the supervisor.
-NOT_IN_C = ALL - {"native-root", "native-nobody"}
-ROOT_NOT_IN_C = ROOT - {"native-root"}
-# What the kernel's walls leave (brandpy/runtime/landlock.py): Landlock
-# keeps the tracee's own calls off the host's files for reading, writing,
-# creating, removing, renaming, linking, executing and truncating, and as
-# root the container's mount namespace has the host read-only. Left: calls
-# the supervisor performs (the native engine's C open family; chmod and
-# chown emulated as uid 65534), metadata Landlock does not control (stat,
-# access, readlink, xattr reads; utimes and xattr writes unprivileged),
-# chdir, and connects to pathname sockets.
-IN_C = ALL - NOT_IN_C
-NOBODY = ALL - ROOT
-
-# Where each case escapes on the code of its day (measured at b5c26b2 with
-# the harness's defaults, every cell of the matrix; then with the kernel's
-# walls). Keyed by case id, valued by the cells (Cell.id) that escape; a
-# case not listed never escaped. Whoever closes a hole removes its entries
-# here.
-ESCAPES_TODAY: dict[str, frozenset[str]] = {
-    "swap/open": IN_C,
-    "swap/openat": IN_C,
-    "swap/open-creat": IN_C,
-    "swap/openat-creat": IN_C,
-    "swap/creat": IN_C,
-    "swap/stat": ALL,
-    "swap/lstat": ALL,
-    "swap/newfstatat": ALL,
-    "swap/statx": ALL,
-    "swap/access": ALL,
-    "swap/faccessat2": ALL,
-    "swap/readlink": ALL,
-    # now and then: a stat the supervisor performs after a raced chdir
-    "swap/chdir": ALL,
-    "swap/chmod": NOBODY,
-    "swap/chown": NOBODY,
-    "swap/utimes": NOBODY,
-    "swap/setxattr": NOBODY,
-    "swap/getxattr": ALL,
-    "swap/listxattr": ALL,
-    "swap/removexattr": NOBODY,
-    "swap/connect": ALL,
-    "chain/open-link-root": IN_C,
-    "chain/open-link-dotdot": IN_C,
-    "chain/open-link-procroot": IN_C,
-    "chain/open-link-proccwd": IN_C,
-    "chain/open-via-abs": IN_C,
-    "chain/open-via-procroot": IN_C,
-    "chain/open-via-proccwd": IN_C,
-    "chain/open-via-procfd": IN_C,
-    "chain/open-via-dotdot": IN_C,
-    "mem/stat": ROOT_NOT_IN_C,
-    "mem/lstat": ROOT_NOT_IN_C,
-    "mem/newfstatat": ROOT_NOT_IN_C,
-    "mem/statx": ROOT_NOT_IN_C,
-    "mem/access": ROOT_NOT_IN_C,
-    "mem/faccessat2": ROOT_NOT_IN_C,
-    "mem/chdir": NOT_IN_C,
-    "mem/utimes": NOBODY,
-    "mem/setxattr": NOBODY,
-    "mem/getxattr": ALL,
-    "mem/listxattr": ALL,
-    "mem/removexattr": NOBODY,
-    "mem/connect": ALL,
-}
-
-ESCAPE_REASON = "escapes until the race-free path layer (issue 14)"
-
-
 def lean_cells(index: int) -> list[Cell]:
     """The cell `make test` runs case number `index` in: one of the eight,
     in turn, so that every cell sees a share of every style."""
@@ -153,8 +80,6 @@ def _params(full: bool) -> list:
         cells = CELLS if full else lean_cells(i)
         for cell in cells:
             marks = []
-            if cell.id in ESCAPES_TODAY.get(case.id, ()):
-                marks.append(pytest.mark.xfail(strict=False, reason=ESCAPE_REASON))
             if full and cell in lean_cells(i):
                 continue            # already in the lean run
             if full:

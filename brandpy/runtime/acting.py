@@ -1,0 +1,176 @@
+"""Who a supervisor thread is while it performs a call for a container
+process.
+
+A performed call (an open, a mkdir, a chmod... made by the supervisor on
+the container's behalf, see syscalls/handlers/) must meet the kernel's
+permission checks as the container process would. With real credentials
+(the supervisor runs as root) the performing thread takes the process's
+filesystem IDs, supplementary groups and effective capabilities for the
+duration: setfsuid, setfsgid, setgroups and capset are per thread at the
+syscall level (glibc's setgroups wrapper is not: it is called raw here).
+Unprivileged, the supervisor is the container's host user already and the
+container's identity is emulated (syscalls/handlers/fakefs.py): nothing to
+switch.
+
+The supervisor's own bookkeeping inside a performed call (copying an image
+file up, recording fake ownership) runs as itself again (`as_supervisor`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .identity import Cred
+from .linux import libc
+from .policy import cap_mask
+
+SYS_capget, SYS_capset, SYS_setgroups, SYS_setfsuid, SYS_setfsgid = 125, 126, 116, 122, 123
+_CAP_V3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _capget() -> tuple[int, int, int]:
+    """(effective, permitted, inheritable) of this thread."""
+    hdr, data = _CapHeader(_CAP_V3, 0), (_CapData * 2)()
+    libc.syscall(SYS_capget, ctypes.byref(hdr), data)
+    lo, hi = data[0], data[1]
+    return (lo.effective | hi.effective << 32, lo.permitted | hi.permitted << 32,
+            lo.inheritable | hi.inheritable << 32)
+
+
+def _capset(effective: int, permitted: int, inheritable: int) -> None:
+    hdr = _CapHeader(_CAP_V3, 0)
+    data = (_CapData * 2)(_CapData(effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF,
+                                   inheritable & 0xFFFFFFFF),
+                          _CapData(effective >> 32, permitted >> 32, inheritable >> 32))
+    libc.syscall(SYS_capset, ctypes.byref(hdr), data)
+
+
+def _groups(groups: tuple[int, ...]) -> None:
+    arr = (ctypes.c_uint * max(1, len(groups)))(*groups)
+    libc.syscall(SYS_setgroups, len(groups), arr)
+
+
+class _State(threading.local):
+    acting: Cred | None = None
+
+
+_state = _State()
+
+
+def _become(cred: Cred | None) -> None:
+    """Take cred's identity on this thread (None: the supervisor's own)."""
+    fsuid, fsgid, groups, caps = (0, 0, _OWN_GROUPS, _OWN_CAPS[0]) if cred is None else (
+        cred.fsuid, cred.fsgid, cred.groups, cap_mask(cred.caps) & _OWN_CAPS[1])
+    libc.syscall(SYS_setfsuid, fsuid)
+    libc.syscall(SYS_setfsgid, fsgid)
+    _groups(groups)
+    # last: a change of fsuid lowers or raises the filesystem capabilities
+    _capset(caps, _OWN_CAPS[1], _OWN_CAPS[2])
+
+
+_OWN_CAPS = _capget() if os.geteuid() == 0 else (0, 0, 0)
+_OWN_GROUPS = tuple(os.getgroups())
+
+
+# the capabilities filesystem calls check: a root holding them all passes
+# the same checks as the supervisor itself (native/notify.c relies on it too)
+FS_CAPS = frozenset({"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_MKNOD"})
+
+
+def acts_as_supervisor(cred: Cred) -> bool:
+    return cred.fsuid == 0 and cred.fsgid == 0 and cred.caps >= FS_CAPS
+
+
+@contextmanager
+def as_tracee(cred: Cred, fake_ids: bool) -> Iterator[None]:
+    """Perform with cred's filesystem identity (real credentials only)."""
+    if fake_ids or _state.acting is cred or (_state.acting is None and acts_as_supervisor(cred)):
+        yield
+        return
+    outer = _state.acting
+    _state.acting = cred
+    _become(cred)
+    try:
+        yield
+    finally:
+        _state.acting = outer
+        _become(outer)
+
+
+@contextmanager
+def as_supervisor() -> Iterator[None]:
+    """Inside as_tracee: the supervisor's own identity for a moment."""
+    outer = _state.acting
+    if outer is None:
+        yield
+        return
+    _state.acting = None
+    _become(None)
+    try:
+        yield
+    finally:
+        _state.acting = outer
+        _become(outer)
+
+
+CAP_SYS_PTRACE = 1 << 19
+
+
+@contextmanager
+def tracee_memory() -> Iterator[None]:
+    """The supervisor reading or writing the tracee's memory while it acts
+    as the tracee: process_vm_readv checks real IDs, and another user's
+    process needs CAP_SYS_PTRACE, raised for the access alone (kept while
+    the call is performed, it would let the container read other users'
+    /proc/PID/mem)."""
+    cred = _state.acting
+    if cred is None or cap_mask(cred.caps) & CAP_SYS_PTRACE:
+        yield
+        return
+    caps = cap_mask(cred.caps) & _OWN_CAPS[1]
+    _capset(caps | CAP_SYS_PTRACE, _OWN_CAPS[1], _OWN_CAPS[2])
+    try:
+        yield
+    finally:
+        _capset(caps, _OWN_CAPS[1], _OWN_CAPS[2])
+
+
+_STATUS_IDS = re.compile(rb"^(Uid|Gid):\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$|^Groups:(.*)$|"
+                         rb"^Cap(Eff|Prm):\s+([0-9a-f]+)$", re.M)
+
+
+def learn(tid: int, cred: Cred) -> None:
+    """Real credentials: update cred from what the kernel says the thread
+    has now (after set*id, capset or execve)."""
+    from .policy import CAP_NUMBERS
+
+    with open(b"/proc/%d/status" % tid, "rb") as f:
+        text = f.read()
+    for m in _STATUS_IDS.finditer(text):
+        if m.group(1) == b"Uid":
+            cred.ruid, cred.euid, cred.suid, cred.fsuid = map(int, m.group(2, 3, 4, 5))
+        elif m.group(1) == b"Gid":
+            cred.rgid, cred.egid, cred.sgid, cred.fsgid = map(int, m.group(2, 3, 4, 5))
+        elif m.group(6) is not None:
+            cred.groups = tuple(int(g) for g in m.group(6).split())
+        elif m.group(7) is not None:
+            mask = int(m.group(8), 16)
+            held = frozenset(n for n, bit in CAP_NUMBERS.items() if mask >> bit & 1)
+            if m.group(7) == b"Eff":
+                cred.caps = held
+            else:
+                cred.permitted = held
