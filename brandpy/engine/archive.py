@@ -80,20 +80,26 @@ def go_mode(st: os.stat_result, view: fsmeta.Override) -> int:
     return mode | kind
 
 
-def path_stat(engine: Engine, rec: Record, path: str) -> dict:
-    r = _resolve(rec, path, _follow_last(path))
-    host = os.fsdecode(r.host)
+def _entry(rec: Record, r: Resolved, path: str) -> rootfslib.Entry:
+    """What r names, held open: what is read is what was resolved."""
     try:
-        st = os.lstat(host)
-    except FileNotFoundError:
+        if r.name == b".":
+            return rootfslib.Entry(r.dirfd, "")
+        return rootfslib.Entry(r.dirfd, r.name)
+    except OSError:
         raise NotFound(f"Could not find the file {path} in container {rec.name}") from None
-    link = ""
-    if stat.S_ISLNK(st.st_mode):
-        target = _resolve(rec, path, True)
-        link = os.fsdecode(target.guest)
-    name = posixpath.basename(path.rstrip("/")) or "/"
-    return {"name": name, "size": st.st_size, "mode": go_mode(st, fsmeta.view(host, st)),
-            "mtime": timefmt.iso(st.st_mtime_ns), "linkTarget": link}
+
+
+def path_stat(engine: Engine, rec: Record, path: str) -> dict:
+    with _resolve(rec, path, _follow_last(path)) as r, _entry(rec, r, path) as e:
+        st = e.st
+        link = ""
+        if stat.S_ISLNK(st.st_mode):
+            with _resolve(rec, path, True) as target:
+                link = os.fsdecode(target.guest)
+        name = posixpath.basename(path.rstrip("/")) or "/"
+        return {"name": name, "size": st.st_size, "mode": go_mode(st, e.view()),
+                "mtime": timefmt.iso(st.st_mtime_ns), "linkTarget": link}
 
 
 def encode_stat(stat_: dict) -> str:
@@ -108,25 +114,20 @@ async def stream_export(rec: Record, resp: web.StreamResponse) -> None:
 
 async def stream_get(engine: Engine, rec: Record, path: str,
                      resp: web.StreamResponse) -> None:
-    r = _resolve(rec, path, _follow_last(path))
-    host = os.fsdecode(r.host)
     name = "." if path.endswith("/.") else posixpath.basename(path.rstrip("/")) or "."
+    with _resolve(rec, path, _follow_last(path)) as r, _entry(rec, r, path) as e:
+        def tar_it(f: BinaryIO) -> None:
+            links: dict[tuple[int, int], str] = {}
+            with tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                rootfslib.add_entry(tar, e, name, links)
+                if stat.S_ISDIR(e.st.st_mode):
+                    top = os.open(e.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                    try:
+                        rootfslib.add_tree(tar, top, "" if name == "." else name, links)
+                    finally:
+                        os.close(top)
 
-    def tar_it(f: BinaryIO) -> None:
-        links: dict[tuple[int, int], str] = {}
-        with tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            st = os.lstat(host)
-            rootfslib.add_entry(tar, host, name, st, links)
-            if stat.S_ISDIR(st.st_mode):
-                for dirpath, dirnames, filenames in os.walk(host):
-                    rel = os.path.relpath(dirpath, host)
-                    for entry in sorted(dirnames) + sorted(filenames):
-                        full = os.path.join(dirpath, entry)
-                        arc = posixpath.normpath(posixpath.join(name, rel, entry))
-                        rootfslib.add_entry(tar, full, arc, os.lstat(full), links)
-                    dirnames.sort()
-
-    await produce(tar_it, resp.write)
+        await produce(tar_it, resp.write)
 
 
 def changes(engine: Engine, rec: Record) -> list[dict]:
@@ -142,59 +143,55 @@ def changes(engine: Engine, rec: Record) -> list[dict]:
 
 async def put(engine: Engine, rec: Record, path: str, body: Body,
               no_overwrite_dir: bool, copy_uid_gid: bool) -> None:
-    r = _resolve(rec, path, True)
-    host = os.fsdecode(r.host)
-    if not os.path.isdir(host):
-        if not os.path.exists(host):
-            raise NotFound(f"Could not find the file {path} in container {rec.name}")
-        raise InvalidParameter(f"extraction point is not a directory: {path}")
-    if r.readonly:
-        raise Forbidden(f"mounted volume is marked read-only: {path}")
-    await consume(body, lambda f: extract_tar(f, host, no_overwrite_dir,
-                                              None if copy_uid_gid else (0, 0)))
+    with _resolve(rec, path, True) as r, _entry(rec, r, path) as e:
+        if not stat.S_ISDIR(e.st.st_mode):
+            raise InvalidParameter(f"extraction point is not a directory: {path}")
+        if r.readonly:
+            raise Forbidden(f"mounted volume is marked read-only: {path}")
+        dest = os.open(e.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        await consume(body, lambda f: extract_tar(f, dest, no_overwrite_dir,
+                                                  None if copy_uid_gid else (0, 0)))
+    finally:
+        os.close(dest)
 
 
-def extract_tar(src: BinaryIO, dest: str, no_overwrite_dir: bool = False,
+def extract_tar(src: BinaryIO, dest: int | str, no_overwrite_dir: bool = False,
                 owner: tuple[int, int] | None = None) -> None:
-    """Extract a (possibly compressed) tar into the host directory dest of
-    a container rootfs: never through a symlink, never writing into an
-    existing inode (a new file is renamed over the old one, so image inodes
-    are left alone). owner: (uid, gid) as the container sees them for
-    everything, or None to keep the archive's."""
+    """Extract a (possibly compressed) tar into the directory dest (an fd,
+    or a host path) of a container rootfs: every entry made relative to it,
+    never through a symlink, never writing into an existing inode (a new
+    file is renamed over the old one, so image inodes are left alone).
+    owner: (uid, gid) as the container sees them for everything, or None to
+    keep the archive's."""
+    dirfd = dest if isinstance(dest, int) else \
+        os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         stream, _ = decompressed(src)
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
-                _extract_one(tar, member, dest, no_overwrite_dir, owner)
+                _extract_one(tar, member, dirfd, no_overwrite_dir, owner)
     except tarfile.TarError as exc:
         raise InvalidParameter(f"the archive is not a valid tar ({exc})") from None
+    finally:
+        if not isinstance(dest, int):
+            os.close(dirfd)
 
 
-def _parent_fd(dest: str, parts: list[str]) -> int:
+def _parent_fd(dest: int, parts: list[str]) -> int:
     """An fd of the directory that will hold the last part, walked without
     following symlinks, creating missing directories."""
-    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for part in parts[:-1]:
-            try:
-                nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            except FileNotFoundError:
-                os.mkdir(part, 0o755, dir_fd=fd)
-                nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise InvalidParameter(f"cannot extract through {part!r}: it is a symlink or "
-                                           "not a directory in the container") from None
-                raise
-            os.close(fd)
-            fd = nfd
-        return fd
-    except BaseException:
-        os.close(fd)
+        return rootfslib.parent_at(dest, parts, create=True)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise InvalidParameter(f"cannot extract {'/'.join(parts)!r}: a directory on the "
+                                   "way is a symlink or not a directory in the container") \
+                from None
         raise
 
 
-def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: str, no_overwrite_dir: bool,
+def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: int, no_overwrite_dir: bool,
                  owner: tuple[int, int] | None) -> None:
     parts = [p for p in m.name.split("/") if p not in ("", ".")]
     if not parts:

@@ -11,7 +11,10 @@ own copy. Limitation: a file hard-linked to another path in the image is
 copied up alone; the other name keeps the image's content.
 
 `diff` lists what changed as `docker diff` does; `export` writes a tar of the
-tree with the recorded fake ownership applied (`docker export`).
+tree with the recorded fake ownership applied (`docker export`). They walk
+the container's tree on descriptors, never following a symlink into a
+directory nor reading through a path string, as the container may be
+running and changing it meanwhile (Docker's CVE-2018-15664).
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ import os
 import secrets
 import stat
 import tarfile
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -161,15 +165,110 @@ def _copy_data(src: int, dst: int, size: int) -> None:
         offset += n
 
 
+# ---------------------------------------------------------------- entries --
+
+class Entry:
+    """One entry of a container's tree, held as an O_PATH descriptor: what
+    is read is the entry listed, never a file a symlink swapped in leads to."""
+
+    def __init__(self, dirfd: int, name: str | bytes) -> None:
+        """name in the directory dirfd; name "": dirfd's own file."""
+        self.fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd) \
+            if name else os.dup(dirfd)
+        self.st = os.fstat(self.fd)
+
+    @property
+    def path(self) -> str:
+        """A path to exactly this inode (a magic link)."""
+        return f"/proc/self/fd/{self.fd}"
+
+    def view(self) -> fsmeta.Override:
+        """Ownership, mode and type as the container sees them."""
+        if not stat.S_ISLNK(self.st.st_mode):
+            try:
+                return fsmeta.Override.decode(os.getxattr(self.path, fsmeta.XATTR))
+            except (OSError, ValueError):
+                pass
+        return fsmeta.default_view(self.st)
+
+    def link(self) -> str | None:
+        return os.readlink("", dir_fd=self.fd) if stat.S_ISLNK(self.st.st_mode) else None
+
+    def open(self) -> int:
+        return os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> Entry:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def parent_at(dirfd: int, parts: list[str], create: bool = False) -> int:
+    """A new fd of the directory below dirfd that holds the last of parts,
+    walked without following symlinks (creating missing directories);
+    OSError (ELOOP, ENOTDIR...) when a component is not a directory."""
+    fd = os.dup(dirfd)
+    try:
+        for part in parts[:-1]:
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                nfd = os.open(part, flags, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=fd)
+                nfd = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _below(dirfd: int, name: str, fn: Callable[[int], object]) -> object:
+    """fn on the directory `name` in dirfd, entered without following a
+    symlink (one swapped in meanwhile is not entered: None)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=dirfd)
+    except OSError:
+        return None
+    try:
+        return fn(fd)
+    finally:
+        os.close(fd)
+
+
+def _open_dir(path: Path) -> int:
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
 # ---------------------------------------------------------------- diff ----
 
-def _meta(path: str, st: os.stat_result) -> tuple:
-    v = fsmeta.view(path, st)
-    link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
-    return (v.uid, v.gid, v.mode, v.kind, v.rdev, link)
+def _meta(view: fsmeta.Override, link: str | None) -> tuple:
+    return (view.uid, view.gid, view.mode, view.kind, view.rdev, link)
 
 
-def _scan(path: str | None) -> dict[str, os.stat_result]:
+def _image_meta(path: str, st: os.stat_result) -> tuple:
+    """An entry of an image tree (the store's own)."""
+    return _meta(fsmeta.view(path, st), os.readlink(path) if stat.S_ISLNK(st.st_mode) else None)
+
+
+def _meta_at(dirfd: int, name: str) -> tuple | None:
+    """An entry of a container's tree; None when it is gone meanwhile."""
+    try:
+        with Entry(dirfd, name) as e:
+            return _meta(e.view(), e.link())
+    except OSError:
+        return None
+
+
+def _scan(path: str | int | None) -> dict[str, os.stat_result]:
     if path is None:
         return {}
     with os.scandir(path) as it:
@@ -185,12 +284,11 @@ def diff(container_rootfs: Path, image_tree: Path,
     directory."""
     out: list[tuple[str, str]] = []
 
-    def walk(cdir: str, idir: str | None, rel: str) -> bool:
+    def walk(cdir: int, idir: str | None, rel: str) -> bool:
         cents, ients = _scan(cdir), _scan(idir)
         changed = False
         for name in sorted(cents.keys() | ients.keys()):
             path = f"{rel}/{name}"
-            cpath = os.path.join(cdir, name)
             cst, ist = cents.get(name), ients.get(name)
             if cst is None:
                 out.append(("D", path))
@@ -202,26 +300,31 @@ def diff(container_rootfs: Path, image_tree: Path,
                 out.append(("A", path))
                 changed = True
                 if stat.S_ISDIR(cst.st_mode):
-                    walk(cpath, None, path)
+                    _below(cdir, name, partial(walk, idir=None, rel=path))
                 continue
             ipath = os.path.join(idir, name)
             if stat.S_ISDIR(cst.st_mode) and stat.S_ISDIR(ist.st_mode):
-                sub = walk(cpath, ipath, path)
-                if sub or _meta(cpath, cst) != _meta(ipath, ist):
+                sub = _below(cdir, name, partial(walk, idir=ipath, rel=path))
+                if sub or _meta_at(cdir, name) != _image_meta(ipath, ist):
                     out.append(("C", path))
                     changed = True
                 continue
             if stat.S_ISREG(cst.st_mode) and (cst.st_dev, cst.st_ino) == (ist.st_dev, ist.st_ino):
                 continue
             if (stat.S_ISREG(cst.st_mode) or stat.S_IFMT(cst.st_mode) != stat.S_IFMT(ist.st_mode)
-                    or _meta(cpath, cst) != _meta(ipath, ist) or cst.st_mtime_ns != ist.st_mtime_ns):
+                    or _meta_at(cdir, name) != _image_meta(ipath, ist)
+                    or cst.st_mtime_ns != ist.st_mtime_ns):
                 out.append(("C", path))
                 changed = True
                 if stat.S_ISDIR(cst.st_mode):
-                    walk(cpath, None, path)
+                    _below(cdir, name, partial(walk, idir=None, rel=path))
         return changed
 
-    walk(os.fspath(container_rootfs), os.fspath(image_tree), "")
+    root = _open_dir(container_rootfs)
+    try:
+        walk(root, os.fspath(image_tree), "")
+    finally:
+        os.close(root)
     return sorted(out, key=lambda x: x[1])
 
 
@@ -231,11 +334,11 @@ _KIND_TYPE = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfil
               "pipe": tarfile.FIFOTYPE, "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE}
 
 
-def add_entry(tar: tarfile.TarFile, host_path: str, name: str, st: os.stat_result,
+def add_entry(tar: tarfile.TarFile, entry: Entry, name: str,
               links: dict[tuple[int, int], str]) -> None:
     """Add one file to tar under name, as the container sees it (fake
     ownership applied; a second name of an inode becomes a hard link)."""
-    v = fsmeta.view(host_path, st)
+    st, v = entry.st, entry.view()
     if v.kind == "socket":
         return  # tar cannot hold sockets; Docker skips them too
     info = tarfile.TarInfo(name + ("/" if v.kind == "dir" and not name.endswith("/") else ""))
@@ -245,7 +348,7 @@ def add_entry(tar: tarfile.TarFile, host_path: str, name: str, st: os.stat_resul
     if v.kind in ("char", "block"):
         info.devmajor, info.devminor = os.major(v.rdev), os.minor(v.rdev)
     if v.kind == "symlink":
-        info.linkname = os.readlink(host_path)
+        info.linkname = entry.link() or ""
     if v.kind == "file":
         key = (st.st_dev, st.st_ino)
         if st.st_nlink > 1 and key in links:
@@ -254,29 +357,51 @@ def add_entry(tar: tarfile.TarFile, host_path: str, name: str, st: os.stat_resul
             return
         links[key] = name
         info.size = st.st_size
-        with open(host_path, "rb") as f:
+        with os.fdopen(entry.open(), "rb") as f:
             tar.addfile(info, f)
         return
     tar.addfile(info)
 
 
-def _walk(root: str, rel: str = "") -> Iterator[tuple[str, str, os.stat_result]]:
-    with os.scandir(os.path.join(root, rel) if rel else root) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    for e in entries:
-        st = e.stat(follow_symlinks=False)
-        name = f"{rel}/{e.name}" if rel else e.name
-        yield e.path, name, st
-        if stat.S_ISDIR(st.st_mode):
-            yield from _walk(root, name)
+def add_tree(tar: tarfile.TarFile, dirfd: int, rel: str,
+             links: dict[tuple[int, int], str]) -> None:
+    """Every entry below the directory dirfd, sorted, depth first, under
+    rel/ (entered by descriptor, see Entry)."""
+    for name in sorted(_scan(dirfd)):
+        arc = f"{rel}/{name}" if rel else name
+        try:
+            entry = Entry(dirfd, name)
+        except OSError:
+            continue                  # gone meanwhile
+        with entry:
+            add_entry(tar, entry, arc, links)
+            if stat.S_ISDIR(entry.st.st_mode):
+                _below(dirfd, name, partial(add_tree, tar, rel=arc, links=links))
 
 
 def export(rootfs: Path, out: BinaryIO) -> None:
     """`docker export`: the whole tree as a tar stream, ownership as the container sees it."""
     links: dict[tuple[int, int], str] = {}
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for host_path, name, st in _walk(os.fspath(rootfs)):
-            add_entry(tar, host_path, name, st, links)
+    root = _open_dir(rootfs)
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            add_tree(tar, root, "", links)
+    finally:
+        os.close(root)
+
+
+def _entry_below(root: int, name: str) -> Entry | None:
+    parts = name.split("/")
+    try:
+        parent = parent_at(root, parts)
+    except OSError:
+        return None
+    try:
+        return Entry(parent, parts[-1])
+    except OSError:
+        return None                   # changed meanwhile (a running container)
+    finally:
+        os.close(parent)
 
 
 def write_changes(rootfs: Path, image_tree: Path, out: BinaryIO) -> int:
@@ -284,15 +409,22 @@ def write_changes(rootfs: Path, image_tree: Path, out: BinaryIO) -> int:
     as whiteouts (`docker commit`). Returns the number of changes."""
     changes = diff(rootfs, image_tree)
     links: dict[tuple[int, int], str] = {}
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for kind, path in changes:
-            name = path.lstrip("/")
-            if kind == "D":
-                parent, _, base = name.rpartition("/")
-                info = tarfile.TarInfo(f"{parent}/{WHITEOUT_PREFIX}{base}" if parent else WHITEOUT_PREFIX + base)
-                info.mode = 0o600
-                tar.addfile(info)
-                continue
-            host_path = os.path.join(rootfs, name)
-            add_entry(tar, host_path, name, os.lstat(host_path), links)
+    root = _open_dir(rootfs)
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for kind, path in changes:
+                name = path.lstrip("/")
+                if kind == "D":
+                    parent, _, base = name.rpartition("/")
+                    info = tarfile.TarInfo(f"{parent}/{WHITEOUT_PREFIX}{base}" if parent
+                                           else WHITEOUT_PREFIX + base)
+                    info.mode = 0o600
+                    tar.addfile(info)
+                    continue
+                entry = _entry_below(root, name)
+                if entry is not None:
+                    with entry:
+                        add_entry(tar, entry, name, links)
+    finally:
+        os.close(root)
     return len(changes)

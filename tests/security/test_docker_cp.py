@@ -33,11 +33,6 @@ from tests.conftest import NOBODY, SETPRIV
 from .harness import RACE_PAUSE_US, Canary
 
 BOUND_S = 3.0
-ESCAPE_REASON = "escapes until the daemon's file work uses the race-free path layer (issue 14)"
-# (direction, daemon user) pairs that escaped on the code of 2025-12; the
-# fixers remove entries as they close them.
-ESCAPES_TODAY: set[tuple[str, str]] = {("out", "root"), ("in", "root"), ("out", "nobody"),
-                                        ("in", "nobody")}
 
 
 @pytest.fixture(scope="module", params=["root", "nobody"])
@@ -93,10 +88,8 @@ def _wait_for_swapper(container, deadline: float) -> None:
 
 @pytest.mark.parametrize("direction", ["out", "in"])
 def test_cp_against_a_swapping_container(cp_daemon: Daemon, direction: str, world_tmp: Path,
-                                         security_bin: Path, request) -> None:
+                                         security_bin: Path) -> None:
     user = cp_daemon.user_name
-    if (direction, user) in ESCAPES_TODAY:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=ESCAPE_REASON))
     uid = NOBODY if user == "nobody" else 0
     canary = Canary.create(world_tmp, uid, security_bin / "execcanary")
     client = cp_daemon.client()
