@@ -320,7 +320,10 @@ SPEC: dict[str, Spec] = {
     # -- processes ------------------------------------------------------------------
     **{name: allow() for name in (
         "exit", "exit_group", "set_robust_list", "arch_prctl", "sched_yield",
-        "restart_syscall", "rseq", "seccomp", "getcpu", "personality")},
+        "restart_syscall", "rseq", "getcpu", "personality")},
+    "seccomp": allow("filters of the container's own apply as on Linux, stacked on "
+                     "brandpy's, which never trusts their data; a user-notification "
+                     "listener of its own is refused (EBUSY): brandpy's holds the chain's one"),
     "pidfd_send_signal": trace(signals.pidfd_send_signal, PIDS + "; " + SIGINFO_SENT),
     "setsid": trace(pids.setsid, "returns the container's session ID (exit stop)"),
     "getpid": hot(trace(pids.getpid, "the container PID (the entrypoint is 1)"), pids.getpid),

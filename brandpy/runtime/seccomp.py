@@ -97,6 +97,22 @@ def _leaf(action: Action) -> list[Insn]:
     return out + then + other
 
 
+def outcome(action: Action, args: tuple[int, ...]) -> int:
+    """What the compiled leaf of `action` returns for these arguments: the
+    same tests _leaf compiles, so the supervisor knows what its own filter
+    said about a call without trusting what the kernel reports (a filter the
+    container stacks can change the action's data)."""
+    while not isinstance(action, int):
+        value = args[action.arg] & 0xFFFFFFFFFFFFFFFF
+        if action.op == "eq64":
+            hit = value == action.value
+        else:
+            acc, k = value & 0xFFFFFFFF & action.mask, action.value & 0xFFFFFFFF
+            hit = {"eq": acc == k, "ge": acc >= k, "gt": acc > k, "set": bool(acc & k)}[action.op]
+        action = action.then if hit else action.otherwise
+    return action
+
+
 def _search(runs: list[tuple[int, Action]]) -> list[Insn]:
     """Binary search over (first_nr, action) runs sorted by first_nr."""
     if len(runs) == 1:

@@ -27,7 +27,7 @@ from brandpy.runtime.spawn import spawn
 from brandpy.runtime.stats import LedgerEntry, as_dict
 from brandpy.runtime.trace import Tracer
 
-from .native_engine import NativeSupervisor, notifications_supported
+from .native_engine import NativeSupervisor, listeners_supported, notifications_supported
 from .supervisor import Supervisor
 
 ENGINES = ("native", "python")
@@ -180,15 +180,14 @@ class Container:
         try:
             pid, listener = spawn(
                 path, argv, env, cwd, self._filter_for(cred), fds=stdio,
-                seccomp_flags=SECCOMP_FILTER_FLAG_NEW_LISTENER if self.notifications else 0,
+                seccomp_flags=SECCOMP_FILTER_FLAG_NEW_LISTENER if listeners_supported() else 0,
                 setsid=own_session or tty, ctty=tty, setpgid=not own_session,
                 ids=(real.ruid, real.rgid, real.groups) if real else None,
                 caps=cap_mask(self.sb.caps) if real else None, hold_fd=hold_fd,
                 personality=ADDR_NO_RANDOMIZE if self.research.replay else -1,
                 rlimits=[u.rlimit() for u in self.config.ulimits],
                 spawner=self.spawner.ctl if self.spawner else -1)
-            if listener is not None:    # asked for only with notifications: the native engine
-                assert isinstance(self.sup, NativeSupervisor)
+            if listener is not None:
                 self.sup.add_listener(listener)
             return pid
         except OSError as exc:

@@ -56,6 +56,12 @@ def block_sigchld() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
 
 
+def listeners_supported() -> bool:
+    """seccomp user notification exists (Linux 5.0): every container
+    process gets a listener then (Supervisor.add_listener says why)."""
+    return kernel_release() >= (5, 0)
+
+
 def notifications_supported() -> bool:
     """User notification with fd injection answered atomically
     (SECCOMP_ADDFD_FLAG_SEND) needs Linux 5.14; older kernels run
@@ -99,7 +105,9 @@ class NativeSupervisor(Supervisor):
         lib.bp_state_del_thread(self.state, tid)
 
     def add_listener(self, sock: int) -> None:
-        """The socket a new process sends its seccomp listener over."""
+        """The loop receives the listener and serves it (trace mode makes
+        no notification, but the listener still keeps the container from
+        adding its own: see Supervisor.add_listener)."""
         rc = lib.bp_loop_add_listener_socket(self.loop, sock)
         if rc < 0:
             os.close(sock)

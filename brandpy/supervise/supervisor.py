@@ -99,6 +99,7 @@ class Supervisor:
         self._closed = False
         self._reported: set[str] = set()
         self.spawner: Spawner | None = None   # the container's (brandpy.runtime.landlock)
+        self._listener_socks: list[int] = []
         try:   # orphans are reparented to the supervisor, which reaps them
             linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
         except OSError:
@@ -145,7 +146,20 @@ class Supervisor:
         with self._lock:
             self._closed = True
         self._drain_requests()
+        for sock in self._listener_socks:
+            os.close(sock)
+        self._listener_socks.clear()
         return self.status if self.status is not None else 128 + signal.SIGKILL
+
+    def add_listener(self, sock: int) -> None:
+        """The socket a new process sends its seccomp listener over. Every
+        process gets one (Container._spawn): while the chain has a
+        listener, the kernel refuses the container one of its own (EBUSY),
+        which could let calls brandpy traps run untranslated (its
+        USER_NOTIF outranks TRACE, and its answer may be "continue"). This
+        engine answers no notification: it keeps the listener, in flight in
+        the socket, until the container ends."""
+        self._listener_socks.append(sock)
 
     def handle(self, tid: int, status: int) -> None:
         """One waitpid() result."""
@@ -296,31 +310,35 @@ class Supervisor:
             return
         code = linux.siginfo_code(info)
         if sig == signal.SIGSYS and code == SYS_SECCOMP_CODE and \
-                linux.siginfo_errno(info) == TRAP_DATA:
-            self._answer_trap(tid)
+                linux.siginfo_errno(info) == TRAP_DATA and tid in self.sb.id_trapped and \
+                self._answer_trap(tid):
             return
         seen = siginfo_out(self.sb, info)
         if seen != info:
             linux.setsiginfo(tid, seen)
         self._resume(tid, sig)
 
-    def _answer_trap(self, tid: int) -> None:
+    def _answer_trap(self, tid: int) -> bool:
+        """Answer a getter the identity trap filter trapped; False for any
+        other SIGSYS (a filter of the container's own), delivered as is."""
         from syscalls.handlers.ident import GETTERS
 
         try:
             regs = ptrace_getregs(tid)
         except Exception:
-            return
+            return True   # gone; its exit follows
         getter = GETTERS.get(regs.orig_rax)
-        if getter is not None:
-            call = Call(self.sb, self.sb.threads[tid], tid, regs)
-            self.sb.stats.trapped(call.nr)
-            regs.rax = getter(call)
-            try:
-                ptrace_setregs(tid, regs)
-            except Exception:
-                return
+        if getter is None:
+            return False
+        call = Call(self.sb, self.sb.threads[tid], tid, regs)
+        self.sb.stats.trapped(call.nr)
+        regs.rax = getter(call)
+        try:
+            ptrace_setregs(tid, regs)
+        except Exception:
+            return True
         self._resume(tid)
+        return True
 
     def _on_exit(self, tid: int, status: int) -> None:
         self.held.pop(tid, None)
@@ -452,7 +470,9 @@ class Supervisor:
             return   # died under us; the exit report follows
         self._undo_rewrite_on_restart(tid, regs)
         call = Call(self.sb, self.sb.threads[tid], tid, regs)
-        data = linux.geteventmsg(tid) if self.effective.needs_data(call.nr) else 0
+        # what brandpy's own filter said of the call, not the trace data the
+        # kernel reports (the container's filters can set that)
+        action = self.effective.action(call.nr, args_of(regs))
         shown = None
         if self.tracer is not None and _workload(call):
             name = self.effective.names.get(call.nr, str(call.nr))
@@ -463,13 +483,13 @@ class Supervisor:
         if injection is not None and injection.rule.delay is not None:
             # hold this thread (not the supervisor) for the delay, then go on
             timer = threading.Timer(injection.rule.delay, self.call_soon,
-                                    args=(lambda: self._complete(call, data, shown, None),))
+                                    args=(lambda: self._complete(call, action, shown, None),))
             timer.daemon = True
             timer.start()
             return
-        self._complete(call, data, shown, injection)
+        self._complete(call, action, shown, injection)
 
-    def _complete(self, call: Call, data: int, shown: tuple[str, float] | None,
+    def _complete(self, call: Call, action: int, shown: tuple[str, float] | None,
                   injection: Injection | None) -> None:
         """Handle a trapped call and resume the thread."""
         tid, regs, nr = call.tid, call.regs, call.nr
@@ -485,7 +505,7 @@ class Supervisor:
             self.sb.stats.injected[nr] += 1
         else:
             try:
-                result = self.dispatch(call, data)
+                result = self.dispatch(call, action)
             except StrictViolation as exc:
                 warn(f"brandpy: strict mode: the container called {exc}; stopping it")
                 if self.status is None:
@@ -493,7 +513,7 @@ class Supervisor:
                 self.kill_all()
                 self._kill(tid)
                 return
-            how = self.effective.handling(nr, data, result, call.changed)
+            how = self.effective.handling(action, result, call.changed)
         if workload:
             self.sb.stats.seconds[nr] += time.perf_counter() - started
             self.sb.stats.handled[how] += 1
@@ -566,9 +586,9 @@ class Supervisor:
             for name, value in zip(ARG_REGS, old_args, strict=True):
                 setattr(regs, name, value)
 
-    def dispatch(self, call: Call, data: int = 0) -> int | None:
+    def dispatch(self, call: Call, action: int) -> int | None:
         try:
-            return self.effective.dispatch(call, data)
+            return self.effective.dispatch(call, action)
         except (Errno, StrictViolation):
             raise
         except Exception:

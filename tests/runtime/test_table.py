@@ -113,6 +113,26 @@ def test_argument_dependent_rows(tmp_path, busybox_image):
     assert ev("clone3") == SECCOMP_RET_TRACE | 2 << 12 | errno.ENOSYS   # glibc falls back
 
 
+@pytest.mark.parametrize("config", [{}, {"seccomp": "unconfined"}], ids=["docker", "unconfined"])
+def test_supervisor_knows_its_own_action_without_the_kernel(tmp_path, busybox_image, config):
+    """The supervisor decides what a seccomp stop means from what its own
+    filter returns for the call's number and arguments (Effective.action),
+    never from the trace data a filter the container stacked can set: it
+    must agree with the compiled program for every row and argument edge."""
+    import random
+
+    eff = make_effective(tmp_path, busybox_image, **config)
+    prog = eff.bpf()
+    draw = random.Random(15)
+    edges = (0, 1, 0x11, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32, 0x7F0000000000,
+             0x10000000 | 0x11, 0xFFFFFFFFFFFFFFFF)
+    for row in table().rows:
+        for _ in range(12):
+            args = tuple(draw.choice(edges) if draw.random() < 0.7 else draw.getrandbits(64)
+                         for _ in range(6))
+            assert eff.action(row.nr, args) == seccomp.evaluate(prog, row.nr, args), (row, args)
+
+
 def test_personality_denies_newer_syscalls(tmp_path, busybox_image):
     eff = make_effective(tmp_path, busybox_image, kernel_release="4.19.0", personality=True)
     prog = eff.bpf()
