@@ -340,11 +340,16 @@ SPEC: dict[str, Spec] = {
     "fork": allow("followed by the supervisor (PTRACE_EVENT_FORK)"),
     "vfork": allow("followed by the supervisor (PTRACE_EVENT_VFORK)"),
     "clone": Spec("allow", FULL, "followed by the supervisor; new namespaces denied (EPERM): "
-                  "brandpy emulates them", handler=process.clone_namespaces,
-                  when=lambda trap, other: ArgTest(0, "set", process.CLONE_NAMESPACES,
-                                                   then=trap, otherwise=other)),
-    "clone3": trace(process.clone3, "followed by the supervisor; namespace flags denied (EPERM); "
-                    "set_tid gives the container PID asked for"),
+                  "brandpy emulates them; CLONE_UNTRACED dropped, so every child is traced",
+                  handler=process.clone,
+                  when=lambda trap, other: ArgTest(
+                      0, "set", process.CLONE_NAMESPACES | process.CLONE_UNTRACED,
+                      then=trap, otherwise=other)),
+    "clone3": trace(process.clone3, "made as clone from one read of its arguments (a sibling "
+                    "thread cannot change them after the check); namespace flags denied "
+                    "(EPERM), CLONE_UNTRACED dropped; set_tid gives the container PID asked "
+                    "for; CLONE_INTO_CGROUP and CLONE_CLEAR_SIGHAND: ENOSYS (libc falls back)",
+                    support=PARTIAL),
     "kill": trace(pids.kill, PIDS + "; kill(-1) signals only the container"),
     "tkill": trace(pids.tkill, PIDS),
     "tgkill": trace(pids.tgkill, PIDS),

@@ -58,7 +58,7 @@ SYSGOOD_TRAP = signal.SIGTRAP | 0x80
 CLONE_PARENT_SETTID = 0x00100000
 CLONE_CHILD_SETTID = 0x01000000
 CLONE_THREAD = 0x00010000
-SYS_clone, SYS_clone3 = 56, 435
+SYS_clone = 56
 SYS_SECCOMP_CODE = 1
 TRAP_DATA = 0xB7          # syscalls/handlers/ident.py stacks traps with this data
 NO_RETURN = frozenset({60, 231})   # exit, exit_group: traced at entry (strace's "= ?")
@@ -79,8 +79,9 @@ class Supervisor:
         self.init_pid = 0
         self.status: int | None = None
         self.terminating = False
-        # child -> (creating process, creating tid, event, CLONE_CHILD_SETTID pointer)
-        self.expected: dict[int, tuple[Process, int, int, int]] = {}
+        # child -> (creating process, creating tid, event, CLONE_CHILD_SETTID pointer,
+        # the creating call's own argument registers if brandpy rewrote them)
+        self.expected: dict[int, tuple[Process, int, int, int, tuple[int, ...] | None]] = {}
         self.held: dict[int, int] = {}                       # new tracee -> its first stop status
         self.at_exit: dict[int, Call] = {}                   # tids stopped for syscall exit
         self.fork_return: dict[int, int] = {}                # parent tid -> child's container PID
@@ -397,11 +398,8 @@ class Supervisor:
         flags = parent_ptr = child_ptr = 0
         try:
             regs = ptrace_getregs(parent_tid)
-            if regs.orig_rax == SYS_clone:
+            if regs.orig_rax == SYS_clone:   # (clone3 is made as clone: handlers/process.py)
                 flags, parent_ptr, child_ptr = regs.rdi, regs.rdx, regs.r10
-            elif regs.orig_rax == SYS_clone3:
-                flags, _pidfd, child_ptr, parent_ptr = struct.unpack(
-                    "<QQQQ", linux.vm_read(parent_tid, regs.rdi, 32))
             if flags & CLONE_PARENT_SETTID and parent_ptr:
                 linux.vm_write(parent_tid, parent_ptr, struct.pack("<I", guest))
             if not flags & CLONE_CHILD_SETTID:
@@ -412,18 +410,32 @@ class Supervisor:
         if not (event == PTRACE_EVENT_CLONE and flags & CLONE_THREAD):
             self.sb.newborn.add(child)
         creator = self.sb.threads[parent_tid]
+        rewritten = self.rewritten.get(parent_tid)
+        own_args = rewritten[3] if rewritten is not None else None
         if child in self.held:
             status = self.held.pop(child)
-            self._register(child, creator, parent_tid, event, child_ptr)
+            self._register(child, creator, parent_tid, event, child_ptr, own_args)
             self._on_stop(child, status)
         else:
-            self.expected[child] = (creator, parent_tid, event, child_ptr)
+            self.expected[child] = (creator, parent_tid, event, child_ptr, own_args)
 
     def _register(self, tid: int, creator: Process, parent_tid: int, event: int,
-                  child_ptr: int) -> None:
+                  child_ptr: int, own_args: tuple[int, ...] | None) -> None:
         """The creator may have exited meanwhile (a daemon's fork-and-exit):
-        its Process record still says what the child inherits."""
+        its Process record still says what the child inherits. A child of a
+        call brandpy rewrote (clone3 made as clone, CLONE_UNTRACED dropped)
+        starts with the registers the rewrite changed: it gets the caller's
+        own back before its first instruction, as the caller does at its
+        exit stop (glibc's clone3 child calls the function in rdx)."""
         self.sb.newborn.discard(tid)
+        if own_args is not None:
+            try:
+                regs = ptrace_getregs(tid)
+                for name, value in zip(ARG_REGS, own_args, strict=True):
+                    setattr(regs, name, value)
+                ptrace_setregs(tid, regs)
+            except Exception:
+                pass   # killed meanwhile
         if event == PTRACE_EVENT_CLONE and _tgid_of(tid) == creator.tgid:
             self.sb.add_thread(tid, creator)
         else:
@@ -555,19 +567,24 @@ class Supervisor:
 
         call.after_fn = after
 
-    def _restore_arguments(self, tid: int, regs: Regs) -> bool:
+    def _restore_arguments(self, tid: int, regs: Regs, restarting: bool) -> bool:
         """At the exit stop of a call whose arguments were rewritten, the
         thread gets its own back: the kernel preserves argument registers,
         and compiled code reuses them after an inline syscall (glibc's
-        clock_getcpuclockid stores the clock ID it passed)."""
+        clock_getcpuclockid stores the clock ID it passed). A call the
+        kernel will restart gets its own number back too: the restart is
+        the program's call, trapped and handled afresh (clone3 made as
+        clone must not restart as clone with clone3's arguments)."""
         last = self.rewritten.pop(tid, None)
         if last is None:
             return False
-        _new_nr, new_args, _old_nr, old_args = last
+        _new_nr, new_args, old_nr, old_args = last
         if args_of(regs) != new_args:
             return False          # an after handler set them (a rewound call)
         for name, value in zip(ARG_REGS, old_args, strict=True):
             setattr(regs, name, value)
+        if restarting:
+            regs.orig_rax = old_nr
         return True
 
     def _undo_rewrite_on_restart(self, tid: int, regs: Regs) -> None:
@@ -629,7 +646,8 @@ class Supervisor:
                 regs.rax = new & 0xFFFFFFFFFFFFFFFF
                 changed = True
         if call is not None and not (call.nr in (SYS_execve, SYS_execveat) and result == 0):
-            changed |= self._restore_arguments(tid, regs)   # (a new program has its own)
+            # (a new program has its own)
+            changed |= self._restore_arguments(tid, regs, -516 <= result <= -512)
         if changed:
             try:
                 ptrace_setregs(tid, regs)

@@ -110,6 +110,7 @@ def test_argument_dependent_rows(tmp_path, busybox_image):
     assert ev("prctl", 4, 0) == SECCOMP_RET_TRACE                # PR_SET_DUMPABLE
     assert ev("prctl", 15) == SECCOMP_RET_ALLOW                  # PR_SET_NAME
     assert ev("mount") == SECCOMP_RET_TRACE | 1 << 12 | errno.EPERM  # brandpy's own denial
+    assert ev("clone", 0x00800000 | 0x11) == SECCOMP_RET_TRACE   # CLONE_UNTRACED: dropped
     assert ev("clone3") == SECCOMP_RET_TRACE | 2 << 12 | errno.ENOSYS   # glibc falls back
 
 
