@@ -118,12 +118,19 @@ class NativeSupervisor(Supervisor):
     def run(self) -> int:
         block_sigchld()
         _active.sup = self
+        # a signal for a Python handler (brandpy run forwards SIGTERM) wakes
+        # the loop, which runs Python for it (only the main thread may ask)
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.set_wakeup_fd(self.loop.wake_w, warn_on_full_buffer=False) \
+            if main else -1
         try:
             rc = lib.bp_loop_run(self.loop)
             if rc < 0:
                 raise OSError(-rc, "native engine: event loop failed")
             return self._finish()
         finally:
+            if main:
+                signal.set_wakeup_fd(previous)
             _active.sup = None
             self._collect_stats()
             self.sb.mirror = None
