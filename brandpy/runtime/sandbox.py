@@ -188,6 +188,9 @@ class Sandbox:
         # trap filters stacked on threads (syscalls/handlers/stacked.py)
         self.stacked: dict[int, set[str]] = {}
         self.stacked_pending: dict[int, tuple[str, str, tuple[int, ...]]] = {}
+        # the programs of those, per thread, oldest first: a seccomp stop is
+        # brandpy's if its filters, these included, ask for it
+        self.own_filters: dict[int, tuple[bytes, ...]] = {}
         self.mirror: Mirror | None = None       # the native engine's copy of this state
 
     def close(self) -> None:
@@ -233,6 +236,7 @@ class Sandbox:
         self.sigwaiting.pop(tid, None)
         self.stacked.pop(tid, None)
         self.stacked_pending.pop(tid, None)
+        self.own_filters.pop(tid, None)
         if self.mirror is not None:
             self.mirror.gone(tid)
         proc.threads.discard(tid)

@@ -10,11 +10,14 @@ for clone, socket and personality), test one argument first.
 from __future__ import annotations
 
 import errno
+import functools
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .linux import (
     AUDIT_ARCH_X86_64,
+    SECCOMP_RET_ACTION_FULL,
     SECCOMP_RET_ALLOW,
     SECCOMP_RET_ERRNO,
     SECCOMP_RET_TRACE,
@@ -147,11 +150,33 @@ def compile_filter(actions: dict[int, Action], default: Action = RET_ENOSYS,
     return b"".join(struct.pack("<HBBI", *i) for i in prog)
 
 
+def combine(actions: Sequence[int]) -> int:
+    """What the kernel does with the results of a chain of filters, oldest
+    first: the highest-precedence action (KILL > TRAP > ERRNO > USER_NOTIF >
+    TRACE > LOG > ALLOW, the lowest as a signed number) and, between equal
+    ones, the newest filter's data."""
+    best = SECCOMP_RET_ALLOW
+    for ret in reversed(actions):
+        if _signed(ret & SECCOMP_RET_ACTION_FULL) < _signed(best & SECCOMP_RET_ACTION_FULL):
+            best = ret
+    return best
+
+
+def _signed(action: int) -> int:
+    return action - (1 << 32) if action & 0x80000000 else action
+
+
+@functools.lru_cache(maxsize=64)
+def _insns(prog: bytes) -> tuple[Insn, ...]:
+    return tuple(struct.unpack_from("<HBBI", prog, off) for off in range(0, len(prog), 8))
+
+
 def evaluate(prog: bytes, nr: int, args: tuple[int, ...] = (0,) * 6,
              arch: int = AUDIT_ARCH_X86_64) -> int:
-    """Run a compiled program on one syscall (an interpreter for tests and
-    for `brandpy syscalls --check`): the action the kernel would take."""
-    insns: list[Insn] = [struct.unpack_from("<HBBI", prog, off) for off in range(0, len(prog), 8)]
+    """Run a compiled program on one syscall (an interpreter for tests, for
+    `brandpy syscalls --check` and for the filters the supervisor stacks on
+    threads): the action the kernel would take."""
+    insns = _insns(prog)
     data = struct.pack("<iI", nr, arch) + struct.pack("<Q", 0) + b"".join(
         struct.pack("<Q", a & 0xFFFFFFFFFFFFFFFF) for a in args)
     pc, acc = 0, 0

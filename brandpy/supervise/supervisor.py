@@ -19,7 +19,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 
@@ -46,6 +46,7 @@ from brandpy.runtime.linux import (
 )
 from brandpy.runtime.process import Process
 from brandpy.runtime.replay import Replay
+from brandpy.runtime.seccomp import combine, evaluate
 from brandpy.runtime.trace import Tracer, format_call
 
 if TYPE_CHECKING:
@@ -65,6 +66,17 @@ NO_RETURN = frozenset({60, 231})   # exit, exit_group: traced at entry (strace's
 SYS_execve, SYS_execveat = 59, 322
 
 
+class Birth(NamedTuple):
+    """What a new task inherits from the call that made it, known at its
+    creator's fork/clone event."""
+    creator: Process
+    parent_tid: int
+    event: int
+    child_ptr: int                          # CLONE_CHILD_SETTID's pointer, or 0
+    own_args: tuple[int, ...] | None        # the call's own registers, if brandpy rewrote them
+    filters: tuple[bytes, ...]              # trap filters brandpy stacked on the creator
+
+
 def exit_status(status: int) -> int:
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
@@ -79,9 +91,8 @@ class Supervisor:
         self.init_pid = 0
         self.status: int | None = None
         self.terminating = False
-        # child -> (creating process, creating tid, event, CLONE_CHILD_SETTID pointer,
-        # the creating call's own argument registers if brandpy rewrote them)
-        self.expected: dict[int, tuple[Process, int, int, int, tuple[int, ...] | None]] = {}
+        # child -> how to register it (_register's arguments)
+        self.expected: dict[int, Birth] = {}
         self.held: dict[int, int] = {}                       # new tracee -> its first stop status
         self.at_exit: dict[int, Call] = {}                   # tids stopped for syscall exit
         self.fork_return: dict[int, int] = {}                # parent tid -> child's container PID
@@ -382,11 +393,11 @@ class Supervisor:
     def _adopt(self, tid: int, status: int) -> bool:
         """First stop of a tracee we have not registered: attach it to its
         creator if the creator's fork/clone event came first, else park it."""
-        creator = self.expected.pop(tid, None)
-        if creator is None:
+        birth = self.expected.pop(tid, None)
+        if birth is None:
             self.held[tid] = status
             return False
-        self._register(tid, *creator)
+        self._register(tid, birth)
         return True
 
     def _on_new_child(self, parent_tid: int, child: int, event: int) -> None:
@@ -396,8 +407,14 @@ class Supervisor:
         at its syscall exit."""
         guest = self.sb.pids.assign(child, self.sb.pids.requested(parent_tid))
         flags = parent_ptr = child_ptr = 0
+        own_args = None
         try:
             regs = ptrace_getregs(parent_tid)
+            rewritten = self.rewritten.get(parent_tid)
+            # the call making the child, if brandpy rewrote it (an older
+            # rewrite without an exit stop may still be recorded)
+            if rewritten is not None and rewritten[:2] == (regs.orig_rax, args_of(regs)):
+                own_args = rewritten[3]
             if regs.orig_rax == SYS_clone:   # (clone3 is made as clone: handlers/process.py)
                 flags, parent_ptr, child_ptr = regs.rdi, regs.rdx, regs.r10
             if flags & CLONE_PARENT_SETTID and parent_ptr:
@@ -409,25 +426,26 @@ class Supervisor:
         self.fork_return[parent_tid] = guest
         if not (event == PTRACE_EVENT_CLONE and flags & CLONE_THREAD):
             self.sb.newborn.add(child)
-        creator = self.sb.threads[parent_tid]
-        rewritten = self.rewritten.get(parent_tid)
-        own_args = rewritten[3] if rewritten is not None else None
+        birth = Birth(self.sb.threads[parent_tid], parent_tid, event, child_ptr, own_args,
+                      self.sb.own_filters.get(parent_tid, ()))
         if child in self.held:
             status = self.held.pop(child)
-            self._register(child, creator, parent_tid, event, child_ptr, own_args)
+            self._register(child, birth)
             self._on_stop(child, status)
         else:
-            self.expected[child] = (creator, parent_tid, event, child_ptr, own_args)
+            self.expected[child] = birth
 
-    def _register(self, tid: int, creator: Process, parent_tid: int, event: int,
-                  child_ptr: int, own_args: tuple[int, ...] | None) -> None:
+    def _register(self, tid: int, birth: Birth) -> None:
         """The creator may have exited meanwhile (a daemon's fork-and-exit):
         its Process record still says what the child inherits. A child of a
         call brandpy rewrote (clone3 made as clone, CLONE_UNTRACED dropped)
         starts with the registers the rewrite changed: it gets the caller's
         own back before its first instruction, as the caller does at its
         exit stop (glibc's clone3 child calls the function in rdx)."""
+        creator, parent_tid, event, child_ptr, own_args, filters = birth
         self.sb.newborn.discard(tid)
+        if filters:   # seccomp filters are inherited (unless a later TSYNC gave it more)
+            self.sb.own_filters.setdefault(tid, filters)
         if own_args is not None:
             try:
                 regs = ptrace_getregs(tid)
@@ -456,6 +474,8 @@ class Supervisor:
         proc = self.sb.threads.get(former) or self.sb.threads[tid]
         # execve from a thread: the kernel gives the exec'ing thread the
         # leader's tid and the other threads are gone.
+        if former != tid and former in self.sb.own_filters:
+            self.sb.own_filters[tid] = self.sb.own_filters[former]
         for other in list(proc.threads):
             if other != tid:
                 self.sb.remove_thread(other)
@@ -482,9 +502,7 @@ class Supervisor:
             return   # died under us; the exit report follows
         self._undo_rewrite_on_restart(tid, regs)
         call = Call(self.sb, self.sb.threads[tid], tid, regs)
-        # what brandpy's own filter said of the call, not the trace data the
-        # kernel reports (the container's filters can set that)
-        action = self.effective.action(call.nr, args_of(regs))
+        action = self._own_action(tid, call.nr, args_of(regs))
         shown = None
         if self.tracer is not None and _workload(call):
             name = self.effective.names.get(call.nr, str(call.nr))
@@ -500,6 +518,17 @@ class Supervisor:
             timer.start()
             return
         self._complete(call, action, shown, injection)
+
+    def _own_action(self, tid: int, nr: int, args: tuple[int, ...]) -> int:
+        """What brandpy's own filters say of the call: the container's, and
+        the trap filters stacked on this thread (handlers/stacked.py). Never
+        the trace data the kernel reports: filters the container stacks can
+        set that."""
+        action = self.effective.action(nr, args)
+        stacked = self.sb.own_filters.get(tid)
+        if stacked:
+            action = combine([action, *(evaluate(prog, nr, args) for prog in stacked)])
+        return action
 
     def _complete(self, call: Call, action: int, shown: tuple[str, float] | None,
                   injection: Injection | None) -> None:

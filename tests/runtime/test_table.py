@@ -134,6 +134,18 @@ def test_supervisor_knows_its_own_action_without_the_kernel(tmp_path, busybox_im
             assert eff.action(row.nr, args) == seccomp.evaluate(prog, row.nr, args), (row, args)
 
 
+def test_filters_combine_as_the_kernel_combines_them():
+    """Oldest first: the highest-precedence action wins, the newest data
+    between equal ones (how a container's filter could set trace data)."""
+    trace, errno_, notify = SECCOMP_RET_TRACE, SECCOMP_RET_ERRNO, 0x7FC00000
+    assert seccomp.combine([SECCOMP_RET_ALLOW, trace | 3]) == trace | 3
+    assert seccomp.combine([trace | 1, trace | 0x4000]) == trace | 0x4000
+    assert seccomp.combine([trace, notify, SECCOMP_RET_ALLOW]) == notify
+    assert seccomp.combine([errno_ | 1, notify, errno_ | 13]) == errno_ | 13
+    assert seccomp.combine([0x80000000, errno_ | 1]) == 0x80000000    # KILL_PROCESS
+    assert seccomp.combine([0x00030000 | 7, 0]) == 0                  # KILL_THREAD > TRAP
+
+
 def test_personality_denies_newer_syscalls(tmp_path, busybox_image):
     eff = make_effective(tmp_path, busybox_image, kernel_release="4.19.0", personality=True)
     prog = eff.bpf()
