@@ -29,7 +29,22 @@ from brandpy.runtime.seccomp import Action, ArgTest
 
 from . import linux
 from .handlers import exec as exec_
-from .handlers import fakefs, fs, ident, owners, perform, pids, prio, process, signals, sock, sockcreds, sysv, uts
+from .handlers import (
+    fakefs,
+    fs,
+    ident,
+    owners,
+    perform,
+    pids,
+    prio,
+    process,
+    signals,
+    sock,
+    sockcreds,
+    sysv,
+    tty,
+    uts,
+)
 
 Handler = Callable[..., "int | None"]
 # a user-notification handler may also answer with an fd to install in the caller
@@ -170,6 +185,12 @@ def _id_ioctls(trap: Action, other: Action) -> Action:
     return ArgTest(1, "eq", owners.PIDFD_GET_INFO, then=trap, otherwise=rest,
                    mask=owners.PIDFD_GET_INFO_MASK)
 
+def _ioctls(trap: Action, other: Action) -> Action:
+    """Those, and the terminal ones that reach beyond the container's own
+    terminals (handlers/tty.py)."""
+    return arg_in(1, *tty.COMMANDS)(trap, _id_ioctls(trap, other))
+
+
 SPEC: dict[str, Spec] = {
     # -- files and descriptors: native ---------------------------------------
     **{name: allow() for name in (
@@ -195,7 +216,9 @@ SPEC: dict[str, Spec] = {
                   when=arg_in(1, *owners.FCNTL_CMDS)),
     "ioctl": Spec("allow", FULL, "native; terminal and device ioctls act on the real "
                   "device; the IDs of TIOC[GS]PGRP, TIOCGSID, FIO[GS]ETOWN, SIOC[GS]PGRP, "
-                  "PIDFD_GET_INFO and NS_GET_OWNER_UID are the container's", handler=owners.ioctl, when=_id_ioctls),
+                  "PIDFD_GET_INFO and NS_GET_OWNER_UID are the container's; TIOCSTI EIO (as "
+                  "dev.tty.legacy_tiocsti=0), TIOCLINUX and TIOCCONS EPERM; TIOCGPTN puts "
+                  "the pty in the container's /dev/pts", handler=tty.ioctl, when=_ioctls),
     # -- files: paths translated ------------------------------------------------
     "open": hot(trace(fs.open_, PATH_WRITE), perform.open_, not_o_path(1)),
     "openat": hot(trace(fs.openat, PATH_WRITE), perform.openat, not_o_path(2)),

@@ -24,6 +24,7 @@ from .policy import capabilities, profile_for
 from .ports import PortMap
 from .process import Process
 from .procfs import ProcFS
+from .ptys import PtyView
 from .stats import Ledger, Stats
 
 
@@ -155,6 +156,7 @@ class SandboxConfig:
 class Mirror(Protocol):
     def thread(self, tid: int, proc: Process) -> None: ...
     def gone(self, tid: int) -> None: ...
+    def mounts_changed(self, mounts: MountTable) -> None: ...
 
 
 class Sandbox:
@@ -171,6 +173,7 @@ class Sandbox:
         self.release = config.kernel_release or os.uname().release
         self.state = os.fsencode(config.state_dir)
         self.mounts = MountTable(build_mounts(config, self.rootfs, self.hostname))
+        self.ptys = PtyView(os.path.join(self.state, b"dev"))
         self.pids = PidMap()
         self.ports = PortMap()
         for p in config.ports:
@@ -194,8 +197,19 @@ class Sandbox:
         self.mirror: Mirror | None = None       # the native engine's copy of this state
 
     def close(self) -> None:
-        """Release what outlives the processes (private /proc listings)."""
+        """Release what outlives the processes (private /proc listings, the
+        ptys held for the container's /dev/pts)."""
         self.procfs.close()
+        self.ptys.close()
+
+    def adopt_pty(self, fd: int) -> None:
+        """A pty of the host's the container gets or makes (fd: ours, an fd
+        of it): its name appears in the container's /dev/pts (ptys.py)."""
+        mount = self.ptys.adopt(fd)
+        if mount is not None:
+            self.mounts.add(mount)
+            if self.mirror is not None:
+                self.mirror.mounts_changed(self.mounts)
 
     def needs_id_trap(self, cred: Cred) -> bool:
         """With emulated identities the filter answers getuid & co with 0
@@ -279,7 +293,8 @@ def build_mounts(config: SandboxConfig, rootfs: bytes, hostname: str) -> list[Mo
         Mount(b"/proc", b"/proc", kind="proc"),
         Mount(b"/sys", b"/sys", readonly=True, kind="sys"),
         Mount(b"/dev", dev, kind="dev"),
-        Mount(b"/dev/pts", b"/dev/pts", kind="bind"),
+        # the container's own ptys alone, each bound there by name (ptys.py)
+        Mount(b"/dev/pts", os.path.join(dev, b"pts"), kind="bind"),
         Mount(b"/dev/shm", os.path.join(dev, b"shm"), kind="tmpfs"),
     ]
     mounts += [Mount(p, b"/proc" + p[5:], readonly=True, kind="proc") for p in READONLY_PROC]

@@ -31,6 +31,7 @@ from syscalls.handlers import perform
 from .supervisor import Supervisor
 
 if TYPE_CHECKING:
+    from brandpy.runtime.mounts import MountTable
     from brandpy.runtime.sandbox import Sandbox
     from syscalls.effective import Effective
 
@@ -76,11 +77,7 @@ class NativeSupervisor(Supervisor):
         self.loop = lib.bp_loop_new(self.state)
         if self.state == ffi.NULL or self.loop == ffi.NULL:
             raise MemoryError("native engine: cannot allocate its state")
-        for m in sandbox.mounts.mounts:
-            rc = lib.bp_state_add_mount(self.state, m.guest, m.host, int(m.readonly),
-                                        MOUNT_KINDS.get(m.kind, lib.BP_MOUNT_OTHER))
-            if rc < 0:
-                raise OSError(-rc, f"native engine: mount table too large ({m.guest!r})")
+        self.mounts_changed(sandbox.mounts)
         lib.bp_state_set_identity(self.state, int(sandbox.fake_ids), os.geteuid(),
                                   os.getegid())
         sandbox.mirror = self
@@ -103,6 +100,14 @@ class NativeSupervisor(Supervisor):
 
     def gone(self, tid: int) -> None:
         lib.bp_state_del_thread(self.state, tid)
+
+    def mounts_changed(self, mounts: MountTable) -> None:
+        lib.bp_state_clear_mounts(self.state)
+        for m in mounts.mounts:
+            rc = lib.bp_state_add_mount(self.state, m.guest, m.host, int(m.readonly),
+                                        MOUNT_KINDS.get(m.kind, lib.BP_MOUNT_OTHER))
+            if rc < 0:
+                raise OSError(-rc, f"native engine: mount table too large ({m.guest!r})")
 
     def add_listener(self, sock: int) -> None:
         """The loop receives the listener and serves it (trace mode makes
