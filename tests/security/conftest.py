@@ -41,20 +41,17 @@ class Cell:
 CELLS = [Cell(e, u, t) for e in ENGINES for u in USERS for t in (False, True)]
 
 
-def spread(cases: list[str], per_case: int = 2) -> tuple[list, list]:
-    """(lean, full) pytest params of (case, cell): the lean run (make test)
-    gives each case `per_case` cells in turn, so that the cases share the
-    matrix between them; the rest of the matrix is the slow run."""
-    lean, full = [], []
+def spread(cases: list[str], per_case: int = 2) -> list:
+    """pytest params of (case, cell) over the whole matrix: make test runs
+    each case in `per_case` cells, in turn, so that the cases share the
+    matrix between them; the rest of it is marked slow."""
+    params = []
     for i, case in enumerate(cases):
         mine = {(i * per_case + k) % len(CELLS) for k in range(per_case)}
         for j, cell in enumerate(CELLS):
-            if j in mine:
-                lean.append(pytest.param(case, cell, id=f"{case}-{cell.id}"))
-            else:
-                full.append(pytest.param(case, cell, id=f"{case}-{cell.id}",
-                                         marks=pytest.mark.slow))
-    return lean, full
+            marks = () if j in mine else (pytest.mark.slow,)
+            params.append(pytest.param(case, cell, id=f"{case}-{cell.id}", marks=marks))
+    return params
 
 
 @pytest.fixture(scope="session")

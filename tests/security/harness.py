@@ -263,6 +263,20 @@ def _end(proc: subprocess.Popen, rootfs: Path) -> None:
     proc.wait(30)
 
 
+def reap_leftovers(rootfs: Path, grace: float = 0.0) -> list[str]:
+    """The container's processes still running (after `grace` seconds for
+    them to go), killed so that the test leaves none."""
+    deadline = time.monotonic() + grace
+    while (left := leftovers(rootfs)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for entry in left:
+        try:
+            os.kill(int(entry.split()[0]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
+
+
 def _no_leftovers(rootfs: Path) -> None:
     deadline = time.monotonic() + 5
     while (left := leftovers(rootfs)) and time.monotonic() < deadline:

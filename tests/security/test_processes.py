@@ -29,7 +29,6 @@ left, and SIGKILL of brandpy run takes the container with it
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -38,31 +37,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import leftovers
-
 from .conftest import Cell, runner_for, spread
+from .harness import reap_leftovers
 
 BOUND_S = 20.0
+GRACE_S = 3.0          # seconds the container's processes get to go once brandpy run returned
 UNCONFINED = ("--security-opt", "seccomp=unconfined")
 CASES = {"untraced-fork": (), "untraced-vfork": (), "untraced-thread": (),
          "clone3-untraced": UNCONFINED, "clone3-race": UNCONFINED, "daemon": ()}
 SIGNALS = {"SIGTERM": 0, "SIGINT": 0, "SIGHUP": 0, "SIGKILL": -signal.SIGKILL}
-LEAN, FULL = spread(list(CASES))
-SIG_LEAN, SIG_FULL = spread(list(SIGNALS))
-
-
-def _reap_leftovers(rootfs: Path) -> list[str]:
-    """The container's processes still running once brandpy run is gone
-    (after a grace period), killed so that the test leaves none."""
-    deadline = time.monotonic() + 3
-    while (left := leftovers(rootfs)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for entry in left:
-        try:
-            os.kill(int(entry.split()[0]), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return left
+CELLS_OF_CASES = spread(list(CASES))
+CELLS_OF_SIGNALS = spread(list(SIGNALS))
 
 
 def _start(cell: Cell, rootfs: Path, argv: list[str], opts: tuple[str, ...],
@@ -81,7 +66,7 @@ def _finish(proc: subprocess.Popen, bound: float, rootfs: Path) -> tuple[int | s
         return proc.returncode, out.decode(errors="replace") + err.decode(errors="replace")
     except subprocess.TimeoutExpired:
         proc.kill()       # its tracees die with it (PTRACE_O_EXITKILL)
-        _reap_leftovers(rootfs)    # untraced ones hold the output pipes
+        reap_leftovers(rootfs, GRACE_S)    # untraced ones hold the output pipes
         out, err = proc.communicate()
         return "hang", out.decode(errors="replace") + err.decode(errors="replace")
 
@@ -90,7 +75,7 @@ def check(case: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
     rootfs = rootfs_for(cell.uid, "proc_attack")
     proc = _start(cell, rootfs, ["/attack", case], CASES[case], unpriv_pythonpath)
     status, out = _finish(proc, BOUND_S, rootfs)
-    left = _reap_leftovers(rootfs)
+    left = reap_leftovers(rootfs, GRACE_S)
     assert status == 0 and not left, (status, left, out)
     assert "SPAWNED" in out, out
     # a survivor that ran was traced: getpid gave its container PID
@@ -112,29 +97,17 @@ def check_signal(name: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
         seen += chunk
     proc.send_signal(getattr(signal, name))
     status, _out = _finish(proc, BOUND_S, rootfs)
-    left = _reap_leftovers(rootfs)
+    left = reap_leftovers(rootfs, GRACE_S)
     assert b"SPAWNED" in seen and status == SIGNALS[name] and not left, (seen, status, left)
 
 
-@pytest.mark.parametrize("case,cell", LEAN)
+@pytest.mark.parametrize("case,cell", CELLS_OF_CASES)
 def test_every_process_traced_and_gone(case: str, cell: Cell, rootfs_for,
                                        unpriv_pythonpath) -> None:
     check(case, cell, rootfs_for, unpriv_pythonpath)
 
 
-@pytest.mark.parametrize("case,cell", FULL)
-def test_every_process_traced_and_gone_full_matrix(case: str, cell: Cell, rootfs_for,
-                                                   unpriv_pythonpath) -> None:
-    check(case, cell, rootfs_for, unpriv_pythonpath)
-
-
-@pytest.mark.parametrize("name,cell", SIG_LEAN)
+@pytest.mark.parametrize("name,cell", CELLS_OF_SIGNALS)
 def test_signalled_run_leaves_nothing(name: str, cell: Cell, rootfs_for,
                                       unpriv_pythonpath) -> None:
-    check_signal(name, cell, rootfs_for, unpriv_pythonpath)
-
-
-@pytest.mark.parametrize("name,cell", SIG_FULL)
-def test_signalled_run_leaves_nothing_full_matrix(name: str, cell: Cell, rootfs_for,
-                                                  unpriv_pythonpath) -> None:
     check_signal(name, cell, rootfs_for, unpriv_pythonpath)

@@ -44,7 +44,7 @@ ATTACKS = ["pass", "pass-prctl", "listener"]
 REFUSED = {"pass": "io_uring_setup: Operation not permitted",
            "pass-prctl": "io_uring_setup: Operation not permitted",
            "listener": "seccomp NEW_LISTENER: Device or resource busy"}
-LEAN, FULL = spread(ATTACKS + ["restrict"])
+CASES = spread(ATTACKS + ["restrict"])
 
 
 def check(case: str, cell: Cell, canary_for, rootfs_for, security_bin: Path,
@@ -69,13 +69,7 @@ def check(case: str, cell: Cell, canary_for, rootfs_for, security_bin: Path,
     assert REFUSED[case] in outcome.out, outcome
 
 
-@pytest.mark.parametrize("case,cell", LEAN)
+@pytest.mark.parametrize("case,cell", CASES)
 def test_own_filter(case: str, cell: Cell, canary_for, rootfs_for, security_bin,
                     unpriv_pythonpath) -> None:
-    check(case, cell, canary_for, rootfs_for, security_bin, unpriv_pythonpath)
-
-
-@pytest.mark.parametrize("case,cell", FULL)
-def test_own_filter_full_matrix(case: str, cell: Cell, canary_for, rootfs_for, security_bin,
-                                unpriv_pythonpath) -> None:
     check(case, cell, canary_for, rootfs_for, security_bin, unpriv_pythonpath)

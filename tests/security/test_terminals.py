@@ -49,9 +49,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import leftovers
-
 from .conftest import Cell, runner_for, spread
+from .harness import reap_leftovers
 
 BOUND_S = 30.0
 
@@ -135,21 +134,11 @@ def _run(cell: Cell, rootfs: Path, argv: list[str], opts: tuple[str, ...], user_
     return status, user_tty.screen.decode(errors="replace")
 
 
-def _reap(rootfs: Path) -> list[str]:
-    left = leftovers(rootfs)
-    for entry in left:
-        try:
-            os.kill(int(entry.split()[0]), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return left
-
-
 ATTACKS = {"stdio": ("stdio", True, ()), "stdio-noctty": ("stdio", False, ()),
            "stdio-t": ("stdio", True, ("-t",)), "stdio-it": ("stdio", True, ("-i", "-t")),
            "stdio-i": ("stdio", True, ("-i",)), "scan": ("scan", True, ()),
            "scan-it": ("scan", True, ("-i", "-t"))}
-LEAN, FULL = spread(list(ATTACKS))
+CELLS_OF_ATTACKS = spread(list(ATTACKS))
 
 
 def check(case: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
@@ -173,7 +162,7 @@ def check(case: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
             evidence.append("read another session's keystrokes")
         if "FOREGROUND" in out and "-t" not in opts:
             evidence.append("took the user's terminal's foreground")
-        left = _reap(rootfs)
+        left = reap_leftovers(rootfs)
         assert not evidence and status == 0 and not left, (evidence, status, left, out)
         # it did attack: its stdio, or the terminals it found
         assert ("fd 0:" in out) if mode == "stdio" else ("/dev/pts/" in out or out == ""), out
@@ -182,33 +171,16 @@ def check(case: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
         other.close()
 
 
-@pytest.mark.parametrize("case,cell", LEAN)
+@pytest.mark.parametrize("case,cell", CELLS_OF_ATTACKS)
 def test_other_terminals(case: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
     check(case, cell, rootfs_for, unpriv_pythonpath)
 
 
-@pytest.mark.parametrize("case,cell", FULL)
-def test_other_terminals_full_matrix(case: str, cell: Cell, rootfs_for,
-                                     unpriv_pythonpath) -> None:
-    check(case, cell, rootfs_for, unpriv_pythonpath)
-
-
 OWN = {"names": ("-t",), "keys": ("-i", "-t")}
-OWN_LEAN, OWN_FULL = spread(list(OWN), per_case=1)
 
 
-@pytest.mark.parametrize("case,cell", OWN_LEAN)
+@pytest.mark.parametrize("case,cell", spread(list(OWN), per_case=1))
 def test_own_terminal(case: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
-    check_own(case, cell, rootfs_for, unpriv_pythonpath)
-
-
-@pytest.mark.parametrize("case,cell", OWN_FULL)
-def test_own_terminal_full_matrix(case: str, cell: Cell, rootfs_for,
-                                  unpriv_pythonpath) -> None:
-    check_own(case, cell, rootfs_for, unpriv_pythonpath)
-
-
-def check_own(case: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
     """-t: a terminal of the container's own, the one in its /dev/pts; -i
     -t: our keys reach it, our terminal raw meanwhile and cooked after."""
     rootfs = rootfs_for(cell.uid, "tty_attack")
@@ -231,6 +203,6 @@ def check_own(case: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
                                OWN[case], user, True, unpriv_pythonpath, keys=b"hello\r")
             assert status == 6 and "got:hello" in out, out
         assert termios.tcgetattr(user.slave) == before
-        assert not _reap(rootfs)
+        assert not reap_leftovers(rootfs)
     finally:
         user.close()
