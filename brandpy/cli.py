@@ -8,7 +8,13 @@ import sys
 from contextlib import ExitStack
 
 from .images.runconfig import scratch_container
-from .runopts import add_container_options, add_research_options, config_from, research_from
+from .runopts import (
+    add_container_options,
+    add_research_options,
+    add_terminal_options,
+    config_from,
+    research_from,
+)
 
 
 def _run(args: argparse.Namespace, trace_out=None) -> int:
@@ -27,7 +33,8 @@ def _run(args: argparse.Namespace, trace_out=None) -> int:
         try:
             return run(config, debug=args.debug, stats=args.stats, report=args.report,
                        engine=args.engine, research=research, record=args.record,
-                       stats_json=args.stats_json, on_start=getattr(args, "on_start", None))
+                       stats_json=args.stats_json, on_start=getattr(args, "on_start", None),
+                       interactive=args.interactive, tty=args.tty)
         except ContainerError as exc:
             print(f"brandpy: {exc}", file=sys.stderr)
             return exc.status
@@ -113,6 +120,7 @@ def parser() -> argparse.ArgumentParser:
                          description="Run CMD as the entrypoint of a container whose root "
                          "is DIR, with every syscall filtered and translated.")
     add_container_options(run)
+    add_terminal_options(run)
     add_outputs(run)
     add_research_options(run)
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
@@ -123,6 +131,7 @@ def parser() -> argparse.ArgumentParser:
                         "container makes, its arguments (as the guest passed them), how "
                         "brandpy handled it, the result, the container PID and the time.")
     add_container_options(tr)
+    add_terminal_options(tr)
     add_outputs(tr)
     add_research_options(tr)
     tr.add_argument("--filter", default="", metavar="NAME,...",

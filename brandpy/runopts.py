@@ -75,6 +75,16 @@ def add_container_options(p: argparse.ArgumentParser, root_required: bool = True
                    help="let handler bugs crash the supervisor with a traceback")
 
 
+def add_terminal_options(p: argparse.ArgumentParser) -> None:
+    """docker run's -i and -t: the container never gets our terminal itself
+    (brandpy/supervise/terminal.py)."""
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="keep stdin open: the container reads ours (else /dev/null)")
+    p.add_argument("-t", "--tty", action="store_true",
+                   help="give the container a terminal of its own, relayed to ours (raw "
+                   "while it runs with -i; its size follows ours)")
+
+
 def add_research_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("research tools")
     g.add_argument("--trace", metavar="FILE", help="write a syscall trace to FILE (- for stderr)")

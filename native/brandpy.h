@@ -118,6 +118,7 @@ struct bp_notif {               /* a notification handed to Python */
 struct bp_loop {
     struct bp_state *state;
     int sigfd, wakefd;
+    int wake_w;                      /* its write end: bp_loop_wake, and Python's signal wake-ups */
     int listeners[BP_MAX_LISTENERS];
     int nlisteners;
     int sockets[BP_MAX_LISTENERS];   /* listeners on their way (see bp_spawn) */

@@ -2,15 +2,15 @@
  * (SIGCHLD through a signalfd) and seccomp notifications at once. Stops go
  * to the Python supervisor (bp_py_wait); notifications are answered in C
  * (notify.c) or by Python (bp_py_notify); control requests from other
- * threads arrive on an eventfd (bp_py_wake). */
+ * threads, and Python's signal wake-ups, arrive on a pipe (bp_py_wake). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -39,12 +39,14 @@ struct bp_loop *bp_loop_new(struct bp_state *state)
     if (!L)
         return NULL;
     L->state = state;
-    L->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int wake[2];
     L->sigfd = -1;
-    if (L->wakefd < 0) {
+    if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0) {
         free(L);
         return NULL;
     }
+    L->wakefd = wake[0];
+    L->wake_w = wake[1];
     return L;
 }
 
@@ -57,6 +59,7 @@ void bp_loop_free(struct bp_loop *L)
     for (int i = 0; i < L->nsockets; i++)
         close(L->sockets[i]);
     close(L->wakefd);
+    close(L->wake_w);
     if (L->sigfd >= 0)
         close(L->sigfd);
     free(L);
@@ -84,8 +87,8 @@ int bp_loop_add_listener_socket(struct bp_loop *L, int sock)
 
 int bp_loop_wake(struct bp_loop *L)
 {
-    unsigned long long one = 1;
-    return write(L->wakefd, &one, sizeof one) == sizeof one ? 0 : -errno;
+    /* a full pipe already wakes the loop */
+    return write(L->wake_w, "w", 1) == 1 || errno == EAGAIN ? 0 : -errno;
 }
 
 static void drop_listener(struct bp_loop *L, int i)
@@ -161,8 +164,9 @@ int bp_loop_run(struct bp_loop *L)
             reap = 1;
         }
         if (fds[1].revents & POLLIN) {
-            unsigned long long count;
-            (void)!read(L->wakefd, &count, sizeof count);
+            char drain[256];
+            while (read(L->wakefd, drain, sizeof drain) > 0)
+                ;
             bp_py_wake();
             reap = 1;   /* a request may have spawned or resumed a task */
         }

@@ -24,7 +24,17 @@ from typing import TYPE_CHECKING
 from brandpy.runtime import faults
 from brandpy.runtime.call import Call, Inject
 from brandpy.runtime.errors import Errno, StrictViolation
-from brandpy.runtime.seccomp import Action, compile_filter, ret_allow, ret_errno, ret_notify, ret_trace
+from brandpy.runtime.linux import SECCOMP_RET_ACTION_FULL, SECCOMP_RET_DATA, SECCOMP_RET_TRACE
+from brandpy.runtime.seccomp import (
+    RET_ENOSYS,
+    Action,
+    compile_filter,
+    outcome,
+    ret_allow,
+    ret_errno,
+    ret_notify,
+    ret_trace,
+)
 from brandpy.runtime.stats import LedgerEntry
 
 from .handlers import ident
@@ -50,7 +60,6 @@ class Decision:
     denials: dict[int, str]          # trace data -> reason, for denied variants
     disposition: str                 # what `brandpy syscalls --container` shows
     notify: NotifyHandler | None = None   # performs the call when it comes by notification
-    passes: bool = False             # some arguments are trapped only to be seen (PASS)
 
 
 # The decisions for the common policies, made once per process (a zygote
@@ -163,13 +172,11 @@ class Effective:
             base = spec.when(ret_trace(), base) if spec.disposition == "allow" \
                 else spec.when(base, ret_allow())
         disposition = spec.disposition
-        passes = False
         if row.nr in self.overrides:
             base, handler = ret_trace(), self.overrides[row.nr]
         elif (self.trace_all or row.nr in self.traced) and row.name and \
                 spec.disposition not in ("deny", "nosys", "perform"):
             # trap every argument: those the row would not trap run natively
-            passes = True
             if spec.disposition == "const":
                 base, handler = ret_trace(), _answer(spec.value)
             elif spec.when is not None:
@@ -195,7 +202,7 @@ class Effective:
             handler = _answer_raw
         notify = spec.notify if _notifies(base) else None
         return Decision(base, handler, denials, disposition if notify is None else "notify",
-                        notify, passes)
+                        notify)
 
     def bpf(self, id_trap: bool = False) -> bytes:
         """id_trap: the identity getters raise the SIGSYS the identity trap
@@ -211,28 +218,31 @@ class Effective:
             _FILTERS[self.key, id_trap] = prog
         return prog
 
-    def needs_data(self, nr: int) -> bool:
-        """Whether a stop for nr can carry trace data (a denial, or a call
-        trapped only to be seen): then read PTRACE_GETEVENTMSG."""
+    def action(self, nr: int, args: tuple[int, ...]) -> int:
+        """What brandpy's filter returns for this call. A seccomp stop is
+        handled by this, never by the trace data the kernel reports: the
+        container may stack filters of its own, and between two RET_TRACE
+        the newest filter's data wins."""
         if not 0 <= nr < len(self.decisions):
-            return False
-        d = self.decisions[nr]
-        return bool(d.denials) or d.passes
+            return RET_ENOSYS
+        return outcome(self.decisions[nr].action, args)
 
-    def dispatch(self, call: Call, data: int = 0) -> int | Inject | None:
-        """Run the handler for a trapped call; raises StrictViolation in
-        strict mode for an unsupported call."""
-        nr = call.nr
-        if not 0 <= nr < len(self.decisions):
-            return self._denied(call, KIND_TABLE, errnos.ENOSYS, "no such syscall")
-        decision = self.decisions[nr]
+    def dispatch(self, call: Call, action: int) -> int | Inject | None:
+        """Run the handler for a trapped call, given what brandpy's filter
+        said of it (action()); raises StrictViolation in strict mode for an
+        unsupported call."""
+        if action & SECCOMP_RET_ACTION_FULL != SECCOMP_RET_TRACE:
+            # a RET_TRACE of the container's own filter: Linux, finding no
+            # tracer of the container's, fails the call with ENOSYS
+            return -errnos.ENOSYS
+        decision = self.decisions[call.nr]
+        data = action & SECCOMP_RET_DATA
         if data == PASS:
             return None
         if data:
             reason = decision.denials.get(data, "denied")
             return self._denied(call, data >> 12, data & 0xFFF, reason)
-        if decision.handler is None:
-            return None   # trapped by a filter the tracee stacked itself: run it
+        assert decision.handler is not None, f"syscall {call.nr} trapped without a handler"
         try:
             return decision.handler(call)
         except Errno as exc:
@@ -240,8 +250,11 @@ class Effective:
                 return self._denied(call, KIND_TABLE, exc.errno, exc.why)
             return -exc.errno
 
-    def handling(self, nr: int, data: int, result: int | Inject | None, rewritten: bool) -> str:
+    def handling(self, action: int, result: int | Inject | None, rewritten: bool) -> str:
         """How a trapped call was handled, for the trace and the statistics."""
+        data = action & SECCOMP_RET_DATA
+        if action & SECCOMP_RET_ACTION_FULL != SECCOMP_RET_TRACE:
+            return "emulated"
         if data == PASS:
             return "native"
         if data:

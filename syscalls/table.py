@@ -31,7 +31,7 @@ from brandpy.runtime.seccomp import Action, ArgTest
 
 from . import linux
 from .handlers import exec as exec_
-from .handlers import fs, ident, opath, owners, pids, prio, process, signals, sock, sockcreds, sysv, uts
+from .handlers import fs, ident, opath, owners, pids, prio, process, signals, sock, sockcreds, sysv, tty, uts
 from .handlers import perform as perform_
 
 Handler = Callable[..., "int | Inject | None"]   # an Inject: see Supervisor._hand_off
@@ -179,6 +179,12 @@ def _id_ioctls(trap: Action, other: Action) -> Action:
     return ArgTest(1, "eq", owners.PIDFD_GET_INFO, then=trap, otherwise=rest,
                    mask=owners.PIDFD_GET_INFO_MASK)
 
+def _ioctls(trap: Action, other: Action) -> Action:
+    """Those, and the terminal ones that reach beyond the container's own
+    terminals (handlers/tty.py)."""
+    return arg_in(1, *tty.COMMANDS)(trap, _id_ioctls(trap, other))
+
+
 SPEC: dict[str, Spec] = {
     # -- files and descriptors: native ---------------------------------------
     **{name: allow() for name in (
@@ -204,7 +210,9 @@ SPEC: dict[str, Spec] = {
                   when=arg_in(1, *owners.FCNTL_CMDS)),
     "ioctl": Spec("allow", FULL, "native; terminal and device ioctls act on the real "
                   "device; the IDs of TIOC[GS]PGRP, TIOCGSID, FIO[GS]ETOWN, SIOC[GS]PGRP, "
-                  "PIDFD_GET_INFO and NS_GET_OWNER_UID are the container's", handler=owners.ioctl, when=_id_ioctls),
+                  "PIDFD_GET_INFO and NS_GET_OWNER_UID are the container's; TIOCSTI EIO (as "
+                  "dev.tty.legacy_tiocsti=0), TIOCLINUX and TIOCCONS EPERM; TIOCGPTN puts "
+                  "the pty in the container's /dev/pts", handler=tty.ioctl, when=_ioctls),
     # -- files: paths resolved and calls performed by the supervisor --------------------
     "open": perform(perform_.open_, PERFORMED_WRITE, ptrace=opath.open_, ptrace_when=o_path(1)),
     "openat": perform(perform_.openat, PERFORMED_WRITE, ptrace=opath.openat,
@@ -325,7 +333,10 @@ SPEC: dict[str, Spec] = {
     # -- processes ------------------------------------------------------------------
     **{name: allow() for name in (
         "exit", "exit_group", "set_robust_list", "arch_prctl", "sched_yield",
-        "restart_syscall", "rseq", "seccomp", "getcpu", "personality")},
+        "restart_syscall", "rseq", "getcpu", "personality")},
+    "seccomp": allow("filters of the container's own apply as on Linux, stacked on "
+                     "brandpy's, which never trusts their data; a user-notification "
+                     "listener of its own is refused (EBUSY): brandpy's holds the chain's one"),
     "pidfd_send_signal": trace(signals.pidfd_send_signal, PIDS + "; " + SIGINFO_SENT),
     "setsid": trace(pids.setsid, "returns the container's session ID (exit stop)"),
     "getpid": perform(pids.getpid, "the container PID (the entrypoint is 1)"),
@@ -342,11 +353,16 @@ SPEC: dict[str, Spec] = {
     "fork": allow("followed by the supervisor (PTRACE_EVENT_FORK)"),
     "vfork": allow("followed by the supervisor (PTRACE_EVENT_VFORK)"),
     "clone": Spec("allow", FULL, "followed by the supervisor; new namespaces denied (EPERM): "
-                  "brandpy emulates them", handler=process.clone_namespaces,
-                  when=lambda trap, other: ArgTest(0, "set", process.CLONE_NAMESPACES,
-                                                   then=trap, otherwise=other)),
-    "clone3": trace(process.clone3, "followed by the supervisor; namespace flags denied (EPERM); "
-                    "set_tid gives the container PID asked for"),
+                  "brandpy emulates them; CLONE_UNTRACED dropped, so every child is traced",
+                  handler=process.clone,
+                  when=lambda trap, other: ArgTest(
+                      0, "set", process.CLONE_NAMESPACES | process.CLONE_UNTRACED,
+                      then=trap, otherwise=other)),
+    "clone3": trace(process.clone3, "made as clone from one read of its arguments (a sibling "
+                    "thread cannot change them after the check); namespace flags denied "
+                    "(EPERM), CLONE_UNTRACED dropped; set_tid gives the container PID asked "
+                    "for; CLONE_INTO_CGROUP and CLONE_CLEAR_SIGHAND: ENOSYS (libc falls back)",
+                    support=PARTIAL),
     "kill": trace(pids.kill, PIDS + "; kill(-1) signals only the container"),
     "tkill": trace(pids.tkill, PIDS),
     "tgkill": trace(pids.tgkill, PIDS),

@@ -25,6 +25,7 @@ from .policy import capabilities, profile_for
 from .ports import PortMap
 from .process import Process
 from .procfs import ProcFS
+from .ptys import PtyView
 from .stats import Ledger, Stats
 
 
@@ -156,6 +157,7 @@ class SandboxConfig:
 class Mirror(Protocol):
     def thread(self, tid: int, proc: Process) -> None: ...
     def gone(self, tid: int) -> None: ...
+    def mounts_changed(self, mounts: MountTable) -> None: ...
 
 
 class Sandbox:
@@ -172,6 +174,7 @@ class Sandbox:
         self.release = config.kernel_release or os.uname().release
         self.state = os.fsencode(config.state_dir)
         self.mounts = MountTable(build_mounts(config, self.rootfs, self.hostname))
+        self.ptys = PtyView(os.path.join(self.state, b"dev"))
         self.pids = PidMap()
         self.ports = PortMap()
         for p in config.ports:
@@ -196,13 +199,26 @@ class Sandbox:
         # socket inode -> (host tgid, euid, egid, groups) as it connected, for
         # SO_PEERCRED, which names the connecting task (handlers/sockcreds.py)
         self.unix_connectors: dict[int, tuple[int, int, int, tuple[int, ...]]] = {}
+        # the programs of those, per thread, oldest first: a seccomp stop is
+        # brandpy's if its filters, these included, ask for it
+        self.own_filters: dict[int, tuple[bytes, ...]] = {}
         self.mirror: Mirror | None = None       # the native engine's copy of this state
 
     def close(self) -> None:
         """Release what outlives the processes (private /proc listings, the
-        mounts' root descriptors)."""
+        ptys held for the container's /dev/pts, the mounts' root descriptors)."""
         self.procfs.close()
+        self.ptys.close()
         self.mounts.close()
+
+    def adopt_pty(self, fd: int) -> None:
+        """A pty of the host's the container gets or makes (fd: ours, an fd
+        of it): its name appears in the container's /dev/pts (ptys.py)."""
+        mount = self.ptys.adopt(fd)
+        if mount is not None:
+            self.mounts.add(mount)
+            if self.mirror is not None:
+                self.mirror.mounts_changed(self.mounts)
 
     def needs_id_trap(self, cred: Cred) -> bool:
         """With emulated identities the filter answers getuid & co with 0
@@ -243,6 +259,7 @@ class Sandbox:
         self.sigwaiting.pop(tid, None)
         self.stacked.pop(tid, None)
         self.stacked_pending.pop(tid, None)
+        self.own_filters.pop(tid, None)
         if self.mirror is not None:
             self.mirror.gone(tid)
         proc.threads.discard(tid)
@@ -286,7 +303,8 @@ def build_mounts(config: SandboxConfig, rootfs: bytes, hostname: str) -> list[Mo
         Mount(b"/proc", b"/proc", kind="proc"),
         Mount(b"/sys", b"/sys", readonly=True, kind="sys"),
         Mount(b"/dev", dev, kind="dev"),
-        Mount(b"/dev/pts", b"/dev/pts", kind="bind"),
+        # the container's own ptys alone, each bound there by name (ptys.py)
+        Mount(b"/dev/pts", os.path.join(dev, b"pts"), kind="bind"),
         Mount(b"/dev/shm", os.path.join(dev, b"shm"), kind="tmpfs"),
     ]
     mounts += [Mount(p, b"/proc" + p[5:], readonly=True, kind="proc") for p in READONLY_PROC]

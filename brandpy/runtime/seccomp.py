@@ -10,11 +10,14 @@ for clone, socket and personality), test one argument first.
 from __future__ import annotations
 
 import errno
+import functools
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .linux import (
     AUDIT_ARCH_X86_64,
+    SECCOMP_RET_ACTION_FULL,
     SECCOMP_RET_ALLOW,
     SECCOMP_RET_ERRNO,
     SECCOMP_RET_TRACE,
@@ -97,6 +100,22 @@ def _leaf(action: Action) -> list[Insn]:
     return out + then + other
 
 
+def outcome(action: Action, args: tuple[int, ...]) -> int:
+    """What the compiled leaf of `action` returns for these arguments: the
+    same tests _leaf compiles, so the supervisor knows what its own filter
+    said about a call without trusting what the kernel reports (a filter the
+    container stacks can change the action's data)."""
+    while not isinstance(action, int):
+        value = args[action.arg] & 0xFFFFFFFFFFFFFFFF
+        if action.op == "eq64":
+            hit = value == action.value
+        else:
+            acc, k = value & 0xFFFFFFFF & action.mask, action.value & 0xFFFFFFFF
+            hit = {"eq": acc == k, "ge": acc >= k, "gt": acc > k, "set": bool(acc & k)}[action.op]
+        action = action.then if hit else action.otherwise
+    return action
+
+
 def _search(runs: list[tuple[int, Action]]) -> list[Insn]:
     """Binary search over (first_nr, action) runs sorted by first_nr."""
     if len(runs) == 1:
@@ -131,11 +150,33 @@ def compile_filter(actions: dict[int, Action], default: Action = RET_ENOSYS,
     return b"".join(struct.pack("<HBBI", *i) for i in prog)
 
 
+def combine(actions: Sequence[int]) -> int:
+    """What the kernel does with the results of a chain of filters, oldest
+    first: the highest-precedence action (KILL > TRAP > ERRNO > USER_NOTIF >
+    TRACE > LOG > ALLOW, the lowest as a signed number) and, between equal
+    ones, the newest filter's data."""
+    best = SECCOMP_RET_ALLOW
+    for ret in reversed(actions):
+        if _signed(ret & SECCOMP_RET_ACTION_FULL) < _signed(best & SECCOMP_RET_ACTION_FULL):
+            best = ret
+    return best
+
+
+def _signed(action: int) -> int:
+    return action - (1 << 32) if action & 0x80000000 else action
+
+
+@functools.lru_cache(maxsize=64)
+def _insns(prog: bytes) -> tuple[Insn, ...]:
+    return tuple(struct.unpack_from("<HBBI", prog, off) for off in range(0, len(prog), 8))
+
+
 def evaluate(prog: bytes, nr: int, args: tuple[int, ...] = (0,) * 6,
              arch: int = AUDIT_ARCH_X86_64) -> int:
-    """Run a compiled program on one syscall (an interpreter for tests and
-    for `brandpy syscalls --check`): the action the kernel would take."""
-    insns: list[Insn] = [struct.unpack_from("<HBBI", prog, off) for off in range(0, len(prog), 8)]
+    """Run a compiled program on one syscall (an interpreter for tests, for
+    `brandpy syscalls --check` and for the filters the supervisor stacks on
+    threads): the action the kernel would take."""
+    insns = _insns(prog)
     data = struct.pack("<iI", nr, arch) + struct.pack("<Q", 0) + b"".join(
         struct.pack("<Q", a & 0xFFFFFFFFFFFFFFFF) for a in args)
     pc, acc = 0, 0

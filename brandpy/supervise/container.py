@@ -181,6 +181,10 @@ class Container:
         path = find_command(self.sb, argv[0] if argv else "", env, workdir)
         cred = cred or self.sb.cred
         real = None if self.sb.fake_ids else cred
+        if tty:     # its terminal is named in its /dev/pts (runtime/ptys.py)
+            self.sb.adopt_pty(os.dup(stdio[0]))
+            if real is not None:   # and is its user's, as runc makes a console
+                os.fchown(stdio[0], real.ruid, -1)
         try:
             pid, listener = spawn(
                 path, argv, env, cwd, self._filter_for(cred), fds=stdio,

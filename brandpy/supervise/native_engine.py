@@ -38,6 +38,7 @@ from syscalls.handlers import deferred
 from .supervisor import Supervisor, SYS_openat, _workload
 
 if TYPE_CHECKING:
+    from brandpy.runtime.mounts import MountTable
     from brandpy.runtime.sandbox import Sandbox
     from syscalls.effective import Effective
 
@@ -63,6 +64,12 @@ def block_sigchld() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
 
 
+def listeners_supported() -> bool:
+    """seccomp user notification exists (Linux 5.0): every container
+    process gets a listener then (Supervisor.add_listener says why)."""
+    return kernel_release() >= (5, 0)
+
+
 def notifications_supported() -> bool:
     """User notification with fd injection answered atomically
     (SECCOMP_ADDFD_FLAG_SEND) needs Linux 5.14; older kernels run
@@ -80,24 +87,7 @@ class NativeSupervisor(Supervisor):
         self.loop = lib.bp_loop_new(self.state)
         if self.state == ffi.NULL or self.loop == ffi.NULL:
             raise MemoryError("native engine: cannot allocate its state")
-        for m in sandbox.mounts.mounts:
-            # C walks from the same root descriptors (the table owns them);
-            # it leaves /proc and regular-file mounts (reopened at each use)
-            # to Python
-            root, is_dir = -1, False
-            try:
-                if m.kind != "proc":
-                    root, is_dir, owned = sandbox.mounts.root_fd(m)
-                    if owned:
-                        os.close(root)
-                        root = -1
-            except OSError:
-                pass
-            rc = lib.bp_state_add_mount(self.state, m.guest, m.host, int(m.readonly),
-                                        MOUNT_KINDS.get(m.kind, lib.BP_MOUNT_OTHER), root,
-                                        int(is_dir))
-            if rc < 0:
-                raise OSError(-rc, f"native engine: mount table too large ({m.guest!r})")
+        self.mounts_changed(sandbox.mounts)
         lib.bp_state_set_identity(self.state, int(sandbox.fake_ids), os.geteuid(),
                                   os.getegid())
         if not fast_path:
@@ -129,8 +119,34 @@ class NativeSupervisor(Supervisor):
     def gone(self, tid: int) -> None:
         lib.bp_state_del_thread(self.state, tid)
 
+    def mounts_changed(self, mounts: MountTable) -> None:
+        lib.bp_state_clear_mounts(self.state)
+        for m in mounts.mounts:
+            # C walks from the same root descriptors (the table owns them);
+            # it leaves /proc and regular-file mounts (reopened at each use)
+            # to Python
+            root, is_dir = -1, False
+            try:
+                if m.kind != "proc":
+                    root, is_dir, owned = mounts.root_fd(m)
+                    if owned:
+                        os.close(root)
+                        root = -1
+            except OSError:
+                pass
+            rc = lib.bp_state_add_mount(self.state, m.guest, m.host, int(m.readonly),
+                                        MOUNT_KINDS.get(m.kind, lib.BP_MOUNT_OTHER), root,
+                                        int(is_dir))
+            if rc < 0:
+                raise OSError(-rc, f"native engine: mount table too large ({m.guest!r})")
+
     def add_listener(self, sock: int) -> None:
-        """The socket a new process sends its seccomp listener over."""
+        """The socket a new process sends its seccomp listener over; the
+        loop receives and serves it. Every process gets one
+        (Container._spawn): while the chain has a listener the kernel
+        refuses the container one of its own (EBUSY), which could let calls
+        brandpy traps run untranslated (its USER_NOTIF outranks TRACE, and
+        its answer may be "continue")."""
         rc = lib.bp_loop_add_listener_socket(self.loop, sock)
         if rc < 0:
             os.close(sock)
@@ -141,12 +157,19 @@ class NativeSupervisor(Supervisor):
     def run(self) -> int:
         block_sigchld()
         _active.sup = self
+        # a signal for a Python handler (brandpy run forwards SIGTERM) wakes
+        # the loop, which runs Python for it (only the main thread may ask)
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.set_wakeup_fd(self.loop.wake_w, warn_on_full_buffer=False) \
+            if main else -1
         try:
             rc = lib.bp_loop_run(self.loop)
             if rc < 0:
                 raise OSError(-rc, "native engine: event loop failed")
             return self._finish()
         finally:
+            if main:
+                signal.set_wakeup_fd(previous)
             _active.sup = None
             self._collect_stats()
             self.sb.mirror = None

@@ -1,5 +1,6 @@
-"""`brandpy run`: one container in the foreground, stdio passed through,
-signals forwarded, the entrypoint's exit status returned."""
+"""`brandpy run`: one container in the foreground, stdio passed through
+(never a terminal: terminal.py), signals forwarded, the entrypoint's exit
+status returned."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from brandpy.runtime.stats import as_dict
 
 from .container import Container, Research
 from .native_engine import block_sigchld
+from .terminal import Streams
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)
@@ -26,39 +28,6 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signa
 SHM = "/dev/shm"
 
 __all__ = ["ContainerError", "run"]
-
-
-def foreground_terminal() -> bool:
-    """Whether stdin is a terminal whose foreground job we are (a zygote's
-    worker, in a session of its own, never is: tcgetpgrp fails)."""
-    try:
-        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
-    except OSError:
-        return False
-
-
-@contextmanager
-def foreground(pgid: int | None) -> Iterator[None]:
-    """Give the terminal to the container's process group while it runs
-    (as a shell does for a foreground job), and take it back after."""
-    if pgid is None:
-        yield
-        return
-    ours = os.getpgrp()
-    old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-    try:
-        try:
-            os.setpgid(pgid, pgid)
-        except OSError:
-            pass   # the child did it first
-        os.tcsetpgrp(0, pgid)
-        yield
-    finally:
-        try:
-            os.tcsetpgrp(0, ours)
-        except OSError:
-            pass
-        signal.signal(signal.SIGTTOU, old)
 
 
 @contextmanager
@@ -81,10 +50,12 @@ def run(config: SandboxConfig, debug: bool = False, stats: bool = False,
         report: bool = False, engine: str = "native", research: Research | None = None,
         record: str | None = None, stats_json: str | None = None,
         stdio: tuple[int, int, int] = (0, 1, 2),
-        on_start: Callable[[Container], None] | None = None) -> int:
+        on_start: Callable[[Container], None] | None = None, interactive: bool = False,
+        tty: bool = False) -> int:
     """Run the container in the foreground; returns its exit status.
     on_start gets the container once its entrypoint exists (the zygote's
-    worker kills it when its launcher goes away)."""
+    worker kills it when its launcher goes away). interactive and tty are
+    docker run's -i and -t (terminal.py)."""
     # The only thread: the native loop's signalfd then sees every SIGCHLD (the
     # container's processes start with an empty signal mask).
     block_sigchld()
@@ -94,20 +65,28 @@ def run(config: SandboxConfig, debug: bool = False, stats: bool = False,
         container = Container(config, debug=debug, engine=engine, research=research)
         if debug:
             print(f"brandpy: walls: {landlock.status()}", file=sys.stderr)
-        # In a terminal's foreground the container becomes the foreground
-        # job; otherwise it gets a session of its own.
-        interactive = foreground_terminal()
-        pid = container.start(stdio=stdio, own_session=not interactive)
-        previous = {s: signal.signal(s, lambda sig, _f: container.signal(sig))
-                    for s in FORWARDED}
-        if on_start is not None:
-            on_start(container)
+        # never a terminal of ours: pipes, or a pty of its own (terminal.py)
+        streams = Streams(stdio, interactive, tty)
         try:
-            with foreground(pid if interactive else None):
+            container.start(stdio=streams.stdio, tty=tty)
+            streams.start()
+
+            def forward(sig: int, _frame: object) -> None:
+                if sig == signal.SIGWINCH and tty:
+                    streams.resize()      # the kernel tells the container's foreground
+                else:
+                    container.signal(sig)
+
+            previous = {s: signal.signal(s, forward) for s in FORWARDED}
+            if on_start is not None:
+                on_start(container)
+            try:
                 status = container.run()
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            streams.finish()
         names = container.effective.names
         if stats:
             print(container.sb.stats.report(names), file=sys.stderr)

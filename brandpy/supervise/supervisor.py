@@ -19,7 +19,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 
@@ -44,6 +44,7 @@ from brandpy.runtime.linux import (
 )
 from brandpy.runtime.process import Process
 from brandpy.runtime.replay import Replay
+from brandpy.runtime.seccomp import combine, evaluate
 from brandpy.runtime.trace import Tracer, format_call
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ SYSGOOD_TRAP = signal.SIGTRAP | 0x80
 CLONE_PARENT_SETTID = 0x00100000
 CLONE_CHILD_SETTID = 0x01000000
 CLONE_THREAD = 0x00010000
-SYS_clone, SYS_clone3 = 56, 435
+SYS_clone = 56
 SYS_SECCOMP_CODE = 1
 TRAP_DATA = 0xB7          # syscalls/handlers/ident.py stacks traps with this data
 NO_RETURN = frozenset({60, 231})   # exit, exit_group: traced at entry (strace's "= ?")
@@ -64,6 +65,17 @@ SYS_execve, SYS_execveat = 59, 322
 SYS_openat, SYS_close = 257, 3
 AT_FDCWD = (1 << 64) - 100
 ENTERING = (1 << 64) - 38          # rax at a syscall-enter stop: -ENOSYS
+
+
+class Birth(NamedTuple):
+    """What a new task inherits from the call that made it, known at its
+    creator's fork/clone event."""
+    creator: Process
+    parent_tid: int
+    event: int
+    child_ptr: int                          # CLONE_CHILD_SETTID's pointer, or 0
+    own_args: tuple[int, ...] | None        # the call's own registers, if brandpy rewrote them
+    filters: tuple[bytes, ...]              # trap filters brandpy stacked on the creator
 
 
 def exit_status(status: int) -> int:
@@ -80,8 +92,8 @@ class Supervisor:
         self.init_pid = 0
         self.status: int | None = None
         self.terminating = False
-        # child -> (creating process, creating tid, event, CLONE_CHILD_SETTID pointer)
-        self.expected: dict[int, tuple[Process, int, int, int]] = {}
+        # child -> how to register it (_register's arguments)
+        self.expected: dict[int, Birth] = {}
         self.held: dict[int, int] = {}                       # new tracee -> its first stop status
         self.at_exit: dict[int, Call] = {}                   # tids stopped for syscall exit
         self.fork_return: dict[int, int] = {}                # parent tid -> child's container PID
@@ -254,31 +266,35 @@ class Supervisor:
             return
         code = linux.siginfo_code(info)
         if sig == signal.SIGSYS and code == SYS_SECCOMP_CODE and \
-                linux.siginfo_errno(info) == TRAP_DATA:
-            self._answer_trap(tid)
+                linux.siginfo_errno(info) == TRAP_DATA and tid in self.sb.id_trapped and \
+                self._answer_trap(tid):
             return
         seen = siginfo_out(self.sb, info)
         if seen != info:
             linux.setsiginfo(tid, seen)
         self._resume(tid, sig)
 
-    def _answer_trap(self, tid: int) -> None:
+    def _answer_trap(self, tid: int) -> bool:
+        """Answer a getter the identity trap filter trapped; False for any
+        other SIGSYS (a filter of the container's own), delivered as is."""
         from syscalls.handlers.ident import GETTERS
 
         try:
             regs = ptrace_getregs(tid)
         except Exception:
-            return
+            return True   # gone; its exit follows
         getter = GETTERS.get(regs.orig_rax)
-        if getter is not None:
-            call = Call(self.sb, self.sb.threads[tid], tid, regs)
-            self.sb.stats.trapped(call.nr)
-            regs.rax = getter(call)
-            try:
-                ptrace_setregs(tid, regs)
-            except Exception:
-                return
+        if getter is None:
+            return False
+        call = Call(self.sb, self.sb.threads[tid], tid, regs)
+        self.sb.stats.trapped(call.nr)
+        regs.rax = getter(call)
+        try:
+            ptrace_setregs(tid, regs)
+        except Exception:
+            return True
         self._resume(tid)
+        return True
 
     def _on_exit(self, tid: int, status: int) -> None:
         self.held.pop(tid, None)
@@ -327,11 +343,11 @@ class Supervisor:
     def _adopt(self, tid: int, status: int) -> bool:
         """First stop of a tracee we have not registered: attach it to its
         creator if the creator's fork/clone event came first, else park it."""
-        creator = self.expected.pop(tid, None)
-        if creator is None:
+        birth = self.expected.pop(tid, None)
+        if birth is None:
             self.held[tid] = status
             return False
-        self._register(tid, *creator)
+        self._register(tid, birth)
         return True
 
     def _on_new_child(self, parent_tid: int, child: int, event: int) -> None:
@@ -341,13 +357,16 @@ class Supervisor:
         at its syscall exit."""
         guest = self.sb.pids.assign(child, self.sb.pids.requested(parent_tid))
         flags = parent_ptr = child_ptr = 0
+        own_args = None
         try:
             regs = ptrace_getregs(parent_tid)
-            if regs.orig_rax == SYS_clone:
+            rewritten = self.rewritten.get(parent_tid)
+            # the call making the child, if brandpy rewrote it (an older
+            # rewrite without an exit stop may still be recorded)
+            if rewritten is not None and rewritten[:2] == (regs.orig_rax, args_of(regs)):
+                own_args = rewritten[3]
+            if regs.orig_rax == SYS_clone:   # (clone3 is made as clone: handlers/process.py)
                 flags, parent_ptr, child_ptr = regs.rdi, regs.rdx, regs.r10
-            elif regs.orig_rax == SYS_clone3:
-                flags, _pidfd, child_ptr, parent_ptr = struct.unpack(
-                    "<QQQQ", linux.vm_read(parent_tid, regs.rdi, 32))
             if flags & CLONE_PARENT_SETTID and parent_ptr:
                 linux.vm_write(parent_tid, parent_ptr, struct.pack("<I", guest))
             if not flags & CLONE_CHILD_SETTID:
@@ -357,19 +376,34 @@ class Supervisor:
         self.fork_return[parent_tid] = guest
         if not (event == PTRACE_EVENT_CLONE and flags & CLONE_THREAD):
             self.sb.newborn.add(child)
-        creator = self.sb.threads[parent_tid]
+        birth = Birth(self.sb.threads[parent_tid], parent_tid, event, child_ptr, own_args,
+                      self.sb.own_filters.get(parent_tid, ()))
         if child in self.held:
             status = self.held.pop(child)
-            self._register(child, creator, parent_tid, event, child_ptr)
+            self._register(child, birth)
             self._on_stop(child, status)
         else:
-            self.expected[child] = (creator, parent_tid, event, child_ptr)
+            self.expected[child] = birth
 
-    def _register(self, tid: int, creator: Process, parent_tid: int, event: int,
-                  child_ptr: int) -> None:
+    def _register(self, tid: int, birth: Birth) -> None:
         """The creator may have exited meanwhile (a daemon's fork-and-exit):
-        its Process record still says what the child inherits."""
+        its Process record still says what the child inherits. A child of a
+        call brandpy rewrote (clone3 made as clone, CLONE_UNTRACED dropped)
+        starts with the registers the rewrite changed: it gets the caller's
+        own back before its first instruction, as the caller does at its
+        exit stop (glibc's clone3 child calls the function in rdx)."""
+        creator, parent_tid, event, child_ptr, own_args, filters = birth
         self.sb.newborn.discard(tid)
+        if filters:   # seccomp filters are inherited (unless a later TSYNC gave it more)
+            self.sb.own_filters.setdefault(tid, filters)
+        if own_args is not None:
+            try:
+                regs = ptrace_getregs(tid)
+                for name, value in zip(ARG_REGS, own_args, strict=True):
+                    setattr(regs, name, value)
+                ptrace_setregs(tid, regs)
+            except Exception:
+                pass   # killed meanwhile
         if event == PTRACE_EVENT_CLONE and _tgid_of(tid) == creator.tgid:
             self.sb.add_thread(tid, creator)
         else:
@@ -390,6 +424,8 @@ class Supervisor:
         proc = self.sb.threads.get(former) or self.sb.threads[tid]
         # execve from a thread: the kernel gives the exec'ing thread the
         # leader's tid and the other threads are gone.
+        if former != tid and former in self.sb.own_filters:
+            self.sb.own_filters[tid] = self.sb.own_filters[former]
         for other in list(proc.threads):
             if other != tid:
                 self.sb.remove_thread(other)
@@ -422,7 +458,7 @@ class Supervisor:
             return   # died under us; the exit report follows
         self._undo_rewrite_on_restart(tid, regs)
         call = Call(self.sb, self.sb.threads[tid], tid, regs)
-        data = linux.geteventmsg(tid) if self.effective.needs_data(call.nr) else 0
+        action = self._own_action(tid, call.nr, args_of(regs))
         shown = None
         if self.tracer is not None and _workload(call):
             name = self.effective.names.get(call.nr, str(call.nr))
@@ -433,13 +469,24 @@ class Supervisor:
         if injection is not None and injection.rule.delay is not None:
             # hold this thread (not the supervisor) for the delay, then go on
             timer = threading.Timer(injection.rule.delay, self.call_soon,
-                                    args=(lambda: self._complete(call, data, shown, None),))
+                                    args=(lambda: self._complete(call, action, shown, None),))
             timer.daemon = True
             timer.start()
             return
-        self._complete(call, data, shown, injection)
+        self._complete(call, action, shown, injection)
 
-    def _complete(self, call: Call, data: int, shown: tuple[str, float] | None,
+    def _own_action(self, tid: int, nr: int, args: tuple[int, ...]) -> int:
+        """What brandpy's own filters say of the call: the container's, and
+        the trap filters stacked on this thread (handlers/stacked.py). Never
+        the trace data the kernel reports: filters the container stacks can
+        set that."""
+        action = self.effective.action(nr, args)
+        stacked = self.sb.own_filters.get(tid)
+        if stacked:
+            action = combine([action, *(evaluate(prog, nr, args) for prog in stacked)])
+        return action
+
+    def _complete(self, call: Call, action: int, shown: tuple[str, float] | None,
                   injection: Injection | None) -> None:
         """Handle a trapped call and resume the thread."""
         tid, regs, nr = call.tid, call.regs, call.nr
@@ -456,7 +503,7 @@ class Supervisor:
             self.sb.stats.injected[nr] += 1
         else:
             try:
-                outcome = self.dispatch(call, data)
+                outcome = self.dispatch(call, action)
             except StrictViolation as exc:
                 warn(f"brandpy: strict mode: the container called {exc}; stopping it")
                 if self.status is None:
@@ -464,7 +511,7 @@ class Supervisor:
                 self.kill_all()
                 self._kill(tid)
                 return
-            how = self.effective.handling(nr, data, outcome, call.changed)
+            how = self.effective.handling(action, outcome, call.changed)
         if workload:
             self.sb.stats.seconds[nr] += time.perf_counter() - started
             self.sb.stats.handled[how] += 1
@@ -561,19 +608,24 @@ class Supervisor:
 
         call.after_fn = after
 
-    def _restore_arguments(self, tid: int, regs: Regs) -> bool:
+    def _restore_arguments(self, tid: int, regs: Regs, restarting: bool) -> bool:
         """At the exit stop of a call whose arguments were rewritten, the
         thread gets its own back: the kernel preserves argument registers,
         and compiled code reuses them after an inline syscall (glibc's
-        clock_getcpuclockid stores the clock ID it passed)."""
+        clock_getcpuclockid stores the clock ID it passed). A call the
+        kernel will restart gets its own number back too: the restart is
+        the program's call, trapped and handled afresh (clone3 made as
+        clone must not restart as clone with clone3's arguments)."""
         last = self.rewritten.pop(tid, None)
         if last is None:
             return False
-        _new_nr, new_args, _old_nr, old_args = last
+        _new_nr, new_args, old_nr, old_args = last
         if args_of(regs) != new_args:
             return False          # an after handler set them (a rewound call)
         for name, value in zip(ARG_REGS, old_args, strict=True):
             setattr(regs, name, value)
+        if restarting:
+            regs.orig_rax = old_nr
         return True
 
     def _undo_rewrite_on_restart(self, tid: int, regs: Regs) -> None:
@@ -592,9 +644,9 @@ class Supervisor:
             for name, value in zip(ARG_REGS, old_args, strict=True):
                 setattr(regs, name, value)
 
-    def dispatch(self, call: Call, data: int = 0) -> int | Inject | None:
+    def dispatch(self, call: Call, action: int) -> int | Inject | None:
         try:
-            return self.effective.dispatch(call, data)
+            return self.effective.dispatch(call, action)
         except (Errno, StrictViolation):
             raise
         except Exception:
@@ -641,7 +693,8 @@ class Supervisor:
                 regs.rax = new & 0xFFFFFFFFFFFFFFFF
                 changed = True
         if call is not None and not (call.nr in (SYS_execve, SYS_execveat) and result == 0):
-            changed |= self._restore_arguments(tid, regs)   # (a new program has its own)
+            # (a new program has its own)
+            changed |= self._restore_arguments(tid, regs, -516 <= result <= -512)
         if changed:
             try:
                 ptrace_setregs(tid, regs)

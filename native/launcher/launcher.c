@@ -4,8 +4,9 @@
  * umask, working directory and stdio as fds) to a warm zygote, a Python
  * process of the same user with brandpy imported, which forks a supervisor
  * for it (brandpy/zygote/). Every other command, and a run in a terminal's
- * foreground (the supervisor must share the terminal's session to give it
- * to the container), execs Python as before.
+ * foreground (the supervisor, which relays the terminal, must be in its
+ * session for job control: a background run reading it stops on SIGTTIN),
+ * execs Python as before.
  *
  * The first run starts the zygote (it costs what a Python start costs); the
  * zygote exits after an idle timeout. It is private to the user: its socket

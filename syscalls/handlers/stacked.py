@@ -87,6 +87,10 @@ def _prepend(call: Call, key: str, prog: bytes, threads: tuple[int, ...]) -> Non
         # filters differ: then the thread alone, next time
         outcome = INSTALLED if result == 0 else RETRY if flags else FAILED
         c.sb.stacked_pending[c.tid] = (key, outcome, threads if result == 0 else (c.tid,))
+        if result == 0:   # (TSYNC gives every thread the caller's chain)
+            chain = c.sb.own_filters.get(c.tid, ()) + (prog,)
+            for tid in threads:
+                c.sb.own_filters[tid] = chain
         c.regs.rip -= 2                 # the syscall instruction, again
         for name, value in zip(ARG_REGS, args, strict=True):
             setattr(c.regs, name, value)

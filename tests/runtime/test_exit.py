@@ -25,7 +25,7 @@ def test_killed_by_sigkill_is_137(brandpy, busybox):
 
 
 def test_output_and_stdin_pass_through(brandpy, busybox):
-    r = brandpy(busybox, ["/bin/cat"], input="through stdin\n")
+    r = brandpy(busybox, ["/bin/cat"], "-i", input="through stdin\n")
     assert (r.status, r.out) == (0, "through stdin\n")
     r = brandpy.sh(busybox, "echo out; echo err >&2")
     assert (r.out, r.err) == ("out\n", "err\n")

@@ -39,14 +39,14 @@ class Launcher:
         return {**self.runner.env(), "XDG_RUNTIME_DIR": str(self.runtime),
                 "BRANDPY_ZYGOTE_IDLE": str(IDLE), **extra}
 
-    def cmd(self, rootfs: Path, argv: list[str]) -> list[str]:
+    def cmd(self, rootfs: Path, argv: list[str], *opts: str) -> list[str]:
         base = SETPRIV if self.runner.user == "nobody" else []
-        return [*base, str(self.binary), "run", "--engine", self.runner.engine,
+        return [*base, str(self.binary), "run", "--engine", self.runner.engine, *opts,
                 "--rootfs", str(rootfs), "--", *argv]
 
-    def __call__(self, rootfs: Path, argv: list[str], input: str = "") -> Result:
-        p = subprocess.run(self.cmd(rootfs, argv), input=input, capture_output=True, text=True,
-                           timeout=120, env=self.env(), cwd="/")
+    def __call__(self, rootfs: Path, argv: list[str], *opts: str, input: str = "") -> Result:
+        p = subprocess.run(self.cmd(rootfs, argv, *opts), input=input, capture_output=True,
+                           text=True, timeout=120, env=self.env(), cwd="/")
         return Result(p.returncode, p.stdout, p.stderr)
 
     @property
@@ -93,7 +93,7 @@ def wait_for(predicate, seconds: float = 15.0) -> bool:
 
 
 def test_exit_status_and_stdio_pass_through(launcher, busybox):
-    r = launcher(busybox, ["/bin/sh", "-c", "read x; echo out $x; echo err >&2; exit 7"],
+    r = launcher(busybox, ["/bin/sh", "-c", "read x; echo out $x; echo err >&2; exit 7"], "-i",
                  input="through stdin\n")
     assert (r.status, r.out, r.err) == (7, "out through stdin\n", "err\n")
     zygotes = launcher.zygotes()

@@ -117,9 +117,42 @@ def test_argument_dependent_rows(tmp_path, busybox_image):
     assert ev("prctl", 4, 0) == SECCOMP_RET_TRACE                # PR_SET_DUMPABLE
     assert ev("prctl", 15) == SECCOMP_RET_ALLOW                  # PR_SET_NAME
     assert ev("mount") == SECCOMP_RET_TRACE | 1 << 12 | errno.EPERM  # brandpy's own denial
+    assert ev("clone", 0x00800000 | 0x11) == SECCOMP_RET_TRACE   # CLONE_UNTRACED: dropped
     assert ev("clone3") == SECCOMP_RET_TRACE | 2 << 12 | errno.ENOSYS   # glibc falls back
     assert ev("openat", 3, 0, 0) == SECCOMP_RET_USER_NOTIF      # performed by the supervisor
     assert ev("openat", 3, 0, 0o10000000) == SECCOMP_RET_TRACE  # O_PATH: no ADDFD for it
+
+
+@pytest.mark.parametrize("config", [{}, {"seccomp": "unconfined"}], ids=["docker", "unconfined"])
+def test_supervisor_knows_its_own_action_without_the_kernel(tmp_path, busybox_image, config):
+    """The supervisor decides what a seccomp stop means from what its own
+    filter returns for the call's number and arguments (Effective.action),
+    never from the trace data a filter the container stacked can set: it
+    must agree with the compiled program for every row and argument edge."""
+    import random
+
+    eff = make_effective(tmp_path, busybox_image, **config)
+    prog = eff.bpf()
+    draw = random.Random(15)
+    edges = (0, 1, 0x11, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32, 0x7F0000000000,
+             0x10000000 | 0x11, 0xFFFFFFFFFFFFFFFF)
+    for row in table().rows:
+        for _ in range(12):
+            args = tuple(draw.choice(edges) if draw.random() < 0.7 else draw.getrandbits(64)
+                         for _ in range(6))
+            assert eff.action(row.nr, args) == seccomp.evaluate(prog, row.nr, args), (row, args)
+
+
+def test_filters_combine_as_the_kernel_combines_them():
+    """Oldest first: the highest-precedence action wins, the newest data
+    between equal ones (how a container's filter could set trace data)."""
+    trace, errno_, notify = SECCOMP_RET_TRACE, SECCOMP_RET_ERRNO, 0x7FC00000
+    assert seccomp.combine([SECCOMP_RET_ALLOW, trace | 3]) == trace | 3
+    assert seccomp.combine([trace | 1, trace | 0x4000]) == trace | 0x4000
+    assert seccomp.combine([trace, notify, SECCOMP_RET_ALLOW]) == notify
+    assert seccomp.combine([errno_ | 1, notify, errno_ | 13]) == errno_ | 13
+    assert seccomp.combine([0x80000000, errno_ | 1]) == 0x80000000    # KILL_PROCESS
+    assert seccomp.combine([0x00030000 | 7, 0]) == 0                  # KILL_THREAD > TRAP
 
 
 def test_personality_denies_newer_syscalls(tmp_path, busybox_image):

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import ENGINES, NOBODY, Runner, copy_rootfs
 
-from .harness import Canary, build
+from .harness import PROGRAMS, Canary, build
 
 USERS = ("root", "nobody")
 
@@ -41,13 +41,26 @@ class Cell:
 CELLS = [Cell(e, u, t) for e in ENGINES for u in USERS for t in (False, True)]
 
 
+def spread(cases: list[str], per_case: int = 2) -> list:
+    """pytest params of (case, cell) over the whole matrix: make test runs
+    each case in `per_case` cells, in turn, so that the cases share the
+    matrix between them; the rest of it is marked slow."""
+    params = []
+    for i, case in enumerate(cases):
+        mine = {(i * per_case + k) % len(CELLS) for k in range(per_case)}
+        for j, cell in enumerate(CELLS):
+            marks = () if j in mine else (pytest.mark.slow,)
+            params.append(pytest.param(case, cell, id=f"{case}-{cell.id}", marks=marks))
+    return params
+
+
 @pytest.fixture(scope="session")
 def security_bin(world_tmp: Path) -> Path:
-    """The attack programs, built once: attack and execcanary."""
+    """The attack programs (tests/security/programs/*.c), built once."""
     out = Path(tempfile.mkdtemp(dir=world_tmp))
     out.chmod(0o755)
-    for name in ("attack", "execcanary"):
-        build(name, out)
+    for source in sorted(PROGRAMS.glob("*.c")):
+        build(source.stem, out)
     return out
 
 
@@ -77,11 +90,12 @@ def canary_for(world_tmp: Path, security_bin: Path):
 
 @pytest.fixture
 def rootfs_for(world_tmp: Path, busybox_image: Path, security_bin: Path):
-    """rootfs_for(uid): a private busybox rootfs with /attack, removed after."""
+    """rootfs_for(uid, program="attack"): a private busybox rootfs with that
+    attack program as /attack, removed after."""
     made: list[Path] = []
 
-    def make(uid: int) -> Path:
-        made.append(attack_rootfs(world_tmp, busybox_image, security_bin / "attack", uid))
+    def make(uid: int, program: str = "attack") -> Path:
+        made.append(attack_rootfs(world_tmp, busybox_image, security_bin / program, uid))
         return made[-1]
     yield make
     for p in made:

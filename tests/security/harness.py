@@ -11,8 +11,8 @@ stands in the way), holding:
   it. An attacker must print one of these on stdout to prove a read.
 - `exe`: an executable that prints a random token if anything runs it.
 - `listen.sock`: a listening AF_UNIX socket; a connection is an escape.
-- `many/`: for new names; with `many=True` also v0..v999 files and
-  r0..r999 directories, for the attacks that remove, rename or link one
+- `many/`: for new names; with `many=True` also v0..v399 files and
+  r0..r399 directories, for the attacks that remove, rename or link one
   name per attempt.
 
 Every entry's type, mode, owner, size, times (mtime and ctime, so a chown to
@@ -29,6 +29,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -41,7 +42,7 @@ from tests.conftest import REPO, Runner, leftovers
 
 PROGRAMS = REPO / "tests" / "security" / "programs"
 PLACEHOLDER = b"EXEC-TOKEN-PLACEHOLDER-0123456789abcdef"
-MANY = 1000
+MANY = 400          # attack.c's MANY
 # The pause (microseconds) the supervisor makes between resolving a path and
 # acting on it in these tests (brandpy/runtime/racepause.py).
 RACE_PAUSE_US = 200
@@ -181,7 +182,8 @@ class Canary:
             elif new is None:
                 found.append(f"removed {name}")
             else:
-                changed = [f"{f} {a!r}->{b!r}" for f, a, b in zip(FIELDS, old, new, strict=True) if a != b]
+                changed = [f"{f} {a!r}->{b!r}" for f, a, b in zip(FIELDS, old, new, strict=True)
+                           if a != b]
                 found.append(f"changed {name}: " + ", ".join(changed))
         return found
 
@@ -211,12 +213,15 @@ def run_attack(runner: Runner, rootfs: Path, argv: list[str], canary: Canary, bo
     it at the first sign of escape or after bound seconds (plus start-up),
     and return what escaped."""
     out_path, err_path = rootfs.parent / "attack.out", rootfs.parent / "attack.err"
-    env = {**runner.env(), "BRANDPY_TEST_RACE_PAUSE_US": str(pause_us)}
+    tmp = rootfs.parent / "tmp"      # brandpy run's state directory goes there
+    tmp.mkdir(exist_ok=True)
+    os.chown(tmp, runner.uid, runner.uid)
+    env = {**runner.env(), "BRANDPY_TEST_RACE_PAUSE_US": str(pause_us), "TMPDIR": str(tmp)}
     start = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(runner.cmd(rootfs, argv, *opts), stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=err, env=env, cwd="/")
-    deadline = start + bound + 30      # start-up, and a slow machine
+    deadline = start + 4 * bound + 30      # attack.c's cap, start-up, a slow machine
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             time.sleep(POLL_S)
@@ -226,7 +231,7 @@ def run_attack(runner: Runner, rootfs: Path, argv: list[str], canary: Canary, bo
                     p in text for p in canary.proofs.values()):
                 break
     finally:
-        _kill(proc)
+        _end(proc, rootfs)
     seconds = time.monotonic() - start
     out_text = out_path.read_bytes().decode(errors="replace")
     err_text = err_path.read_bytes().decode(errors="replace")
@@ -237,13 +242,39 @@ def run_attack(runner: Runner, rootfs: Path, argv: list[str], canary: Canary, bo
     return Outcome(escapes, proc.returncode, out_text, err_text, seconds)
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    """SIGKILL to `brandpy run`: its tracees die with it (PTRACE_O_EXITKILL),
-    where SIGTERM would only reach the container's PID 1, which ignores it
-    as Linux's init does."""
+def _end(proc: subprocess.Popen, rootfs: Path) -> None:
+    """End the container as `docker kill` would: SIGKILL to its processes
+    (SIGTERM to `brandpy run` reaches only the container's PID 1, which
+    ignores it as Linux's init does), after which `brandpy run` cleans up
+    and exits; SIGKILL to `brandpy run` itself only if it does not."""
+    deadline = time.monotonic() + 10
+    while proc.poll() is None and time.monotonic() < deadline:
+        for entry in leftovers(rootfs):
+            try:
+                os.kill(int(entry.split()[0]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            proc.wait(0.1)
+        except subprocess.TimeoutExpired:
+            pass
     if proc.poll() is None:
         proc.kill()
     proc.wait(30)
+
+
+def reap_leftovers(rootfs: Path, grace: float = 0.0) -> list[str]:
+    """The container's processes still running (after `grace` seconds for
+    them to go), killed so that the test leaves none."""
+    deadline = time.monotonic() + grace
+    while (left := leftovers(rootfs)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for entry in left:
+        try:
+            os.kill(int(entry.split()[0]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
 
 
 def _no_leftovers(rootfs: Path) -> None:

