@@ -198,8 +198,8 @@ class Effective:
                 base = rule.action(base, deny(KIND_PROFILE, rule.errno,
                                               "denied by the seccomp profile for these "
                                               "arguments"))
-        if row.nr in self.broken and handler is not None:
-            handler = _answer_raw
+        if row.nr in self.broken and (handler is not None or spec.disposition == "perform"):
+            handler = _answer_raw   # a performed call has no ptrace handler to break
         notify = spec.notify if _notifies(base) else None
         return Decision(base, handler, denials, disposition if notify is None else "notify",
                         notify)
