@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # prefixes (the longest prefix names a module's group); a group imports
 # only itself and the layers below, not its siblings.
 LAYERS: list[list[tuple[str, ...]]] = [
-    [("brandpy", "brandpy.fsmeta", "brandpy.datadir", "brandpy.pathnames")],
+    [("brandpy", "brandpy.fsmeta", "brandpy.datadir", "brandpy.pathnames", "brandpy.scratch")],
     [("brandpy.images",)],
     [("brandpy.runtime",)],     # the call, the sandbox, paths, errors, Linux's constants
     [("syscalls",)],            # the table and its handlers

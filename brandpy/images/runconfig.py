@@ -5,10 +5,11 @@ create` and `brandpy run --image`."""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from brandpy import scratch
 
 from .fsutil import rmtree
 
@@ -63,7 +64,7 @@ def scratch_container(ref: str) -> Iterator[tuple[str, dict]]:
     from .store import Store
 
     image = Store().get(ref)
-    base = Path(tempfile.mkdtemp(prefix="brandpy-run-"))
+    base = Path(scratch.mkdtemp("brandpy-run-"))
     os.chmod(base, 0o755)    # a container user other than its owner must reach /
     try:
         rootfs.create(image.tree, base / "rootfs")

@@ -18,9 +18,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from brandpy import scratch
 
 from .ids import cred_of, gid_out, parent_out, pid_out, uid_out
 from .linux import read_in_ipc_ns
@@ -67,7 +68,7 @@ class ProcFS:
         if self._base is None:
             self._private = on_tmpfs(SHM) and os.access(SHM, os.W_OK)
             if self._private:
-                self._base = os.fsencode(tempfile.mkdtemp(prefix="brandpy-proc-", dir=SHM))
+                self._base = os.fsencode(scratch.mkdtemp("brandpy-proc-", SHM))
                 os.chmod(self._base, 0o755)
             else:
                 self._base = os.path.join(self.sb.state, b"proc")

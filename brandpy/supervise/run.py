@@ -9,10 +9,10 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from brandpy import scratch
 from brandpy.runtime import landlock
 from brandpy.runtime.run_setup import ContainerError
 from brandpy.runtime.sandbox import SandboxConfig
@@ -38,7 +38,7 @@ def state_dir() -> Iterator[str]:
     base = os.environ.get("XDG_RUNTIME_DIR") if os.geteuid() else None
     if not (base and os.path.isdir(base)):
         base = SHM if os.path.isdir(SHM) else None
-    path = tempfile.mkdtemp(prefix="brandpy-", dir=base)
+    path = scratch.mkdtemp("brandpy-", base)
     os.chmod(path, 0o755)   # a container user other than the owner reads /dev and /proc views
     try:
         yield path

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 
+from brandpy import scratch
 from brandpy.runtime import acting, linux
 from brandpy.runtime.call import ARG_REGS, HANDOFF, Call, CloseFd, Inject, Regs, args_of
 from brandpy.runtime.errors import Errno, StrictViolation, warn
@@ -112,6 +113,7 @@ class Supervisor:
         self._closed = False
         self._reported: set[str] = set()
         self.spawner: Spawner | None = None   # the container's (brandpy.runtime.landlock)
+        scratch.start()   # before the janitor, an orphan, would be reparented to us
         try:   # orphans are reparented to the supervisor, which reaps them
             linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
         except OSError:

@@ -24,6 +24,28 @@ def test_killed_by_sigkill_is_137(brandpy, busybox):
     assert leftovers(busybox) == []
 
 
+def _scratch() -> set[str]:
+    return {n for n in os.listdir("/dev/shm") if n.startswith("brandpy-")}
+
+
+def test_a_supervisor_killed_leaves_no_scratch(brandpy, busybox):
+    """SIGKILL runs no cleanup: its janitor (brandpy/scratch.py) removes
+    the run's /dev and /proc views, and the container goes with it."""
+    before = _scratch()
+    p = subprocess.Popen(brandpy.cmd(busybox, ["/bin/sh", "-c", "ls /proc >/dev/null; echo ready; "
+                                               "sleep 30"]),
+                         env=brandpy.env(), stdout=subprocess.PIPE, text=True, cwd="/")
+    assert p.stdout.readline() == "ready\n"
+    assert _scratch() - before, "the run made no scratch directory to test with"
+    p.kill()
+    p.wait(30)
+    deadline = time.monotonic() + 10
+    while (_scratch() - before or leftovers(busybox)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _scratch() - before == set()
+    assert leftovers(busybox) == []
+
+
 def test_output_and_stdin_pass_through(brandpy, busybox):
     r = brandpy(busybox, ["/bin/cat"], "-i", input="through stdin\n")
     assert (r.status, r.out) == (0, "through stdin\n")
