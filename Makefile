@@ -43,7 +43,10 @@ venv: deps $(PY)
 # into brandpy/; the launcher becomes the venv's `brandpy` command (pip's
 # script runs the same CLI through Python: `brandpy run` then pays Python's
 # start-up and imports; see README's Performance).
+# The link is removed first: one left dangling by a deleted checkout makes
+# pip's replacement of the entry-point script fail with ENOENT.
 install: venv
+	rm -f $(VENV)/bin/brandpy
 	PYTHONWARNINGS=ignore $(PY) -m pip install -q -e '.[test,bench,lint]'
 	ln -sf "$$($(PY) -c 'import brandpy, os; print(os.path.dirname(brandpy.__file__))')/_launcher" \
 	    $(VENV)/bin/brandpy
