@@ -23,7 +23,7 @@ class Mount:
     guest: bytes            # canonical guest mount point, b"/" for the rootfs
     host: bytes             # host directory or file backing it
     readonly: bool = False
-    kind: str = "bind"      # rootfs | bind | volume | tmpfs | proc | sys | dev | device
+    kind: str = "bind"      # rootfs | bind | volume | tmpfs | proc | sys | dev | device | masked
 
     @property
     def components(self) -> tuple[bytes, ...]:
@@ -81,8 +81,12 @@ class MountTable:
         # Deepest guest mount point first so lookups find the innermost mount.
         self.mounts.sort(key=lambda m: len(m.components), reverse=True)
         self._by_guest = {m.components: m for m in self.mounts}
-        # Reverse lookup prefers the longest host prefix (the most specific mount).
-        self._by_host = sorted(self.mounts, key=lambda m: len(m.host), reverse=True)
+        # Reverse lookup prefers the longest host prefix (the most specific
+        # mount). A masked path is no answer: its host node (/dev/null, an
+        # empty directory) is a stand-in whose own name is elsewhere, so a
+        # host /dev/null on stdin stays /dev/null, not /proc/keys.
+        self._by_host = sorted((m for m in self.mounts if m.kind != "masked"),
+                               key=lambda m: len(m.host), reverse=True)
 
     def add(self, mount: Mount) -> None:
         self.mounts = [m for m in self.mounts if m.guest != mount.guest] + [mount]

@@ -359,3 +359,13 @@ def test_opens_leave_the_cpu_mask_as_it_was(brandpy, busybox):
         first, _, last = part.partition("-")
         cpus.update(range(int(first), int(last or first) + 1))
     assert r.status == 0 and cpus == os.sched_getaffinity(0), r
+
+
+def test_stdin_from_dev_null_is_named_dev_null(brandpy, busybox):
+    """docker exec without -i gives the process the host's /dev/null, the
+    node that also masks /proc/keys and the like: its fd is /dev/null, not
+    the masked path (issue 18)."""
+    p = subprocess.run(brandpy.cmd(busybox, ["readlink", "/proc/self/fd/0"]),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+                       env=brandpy.env(), cwd="/")
+    assert (p.returncode, p.stdout) == (0, "/dev/null\n"), p
