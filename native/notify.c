@@ -600,8 +600,10 @@ static int open_resolved(struct ctx *c, int flags, unsigned int mode, int follow
         (c->r.name[0] || !S_ISCHR(st.st_mode) || !strcmp(c->r.mount->host, "/dev/tty")))
         return BP_FALLBACK;     /* fifos that block, terminals, sockets: Python's */
     int acc = flags & O_ACCMODE;
-    int writes = acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC) ||
-                 (flags & __O_TMPFILE) || ((flags & O_CREAT) && !exists);
+    /* glibc's O_TMPFILE includes O_DIRECTORY: only both bits make one */
+    int tmpfile = (flags & O_TMPFILE) == O_TMPFILE;
+    int writes = acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC) || tmpfile ||
+                 ((flags & O_CREAT) && !exists);
     if (writes && c->r.mount->readonly)
         return -EROFS;
     if (writes && exists && S_ISREG(st.st_mode)) {
@@ -615,7 +617,7 @@ static int open_resolved(struct ctx *c, int flags, unsigned int mode, int follow
             return BP_FALLBACK;          /* copy-up first */
     }
     int mask = 0;
-    if (flags & (O_CREAT | __O_TMPFILE)) {
+    if ((flags & O_CREAT) || tmpfile) {
         if (records_owner(c))
             return BP_FALLBACK;          /* a new file gets the caller's IDs: Python's */
         if ((mask = umask_of(c->req->pid)) < 0)

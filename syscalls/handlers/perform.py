@@ -37,6 +37,7 @@ O_NOFOLLOW = 0o400000
 O_DIRECTORY = 0o200000
 O_PATH = 0o10000000
 O_TMPFILE = 0o20200000   # __O_TMPFILE | O_DIRECTORY
+__O_TMPFILE = 0o20000000  # the bit alone: what Linux tests for a mode
 W_OK, X_OK = 2, 1
 PTS_MAJORS = range(136, 144)
 
@@ -197,7 +198,7 @@ def _open_resolved(call: Call, r: Resolved, flags: int, mode: int,
         opener = _Opener(AT_FDCWD, b"/proc/self/fd/%d" % r.dirfd,
                          real_flags & ~(O_CREAT | O_NOFOLLOW), 0)
     else:
-        umask = umask_of(call.tid) if flags & (O_CREAT | O_TMPFILE) else 0
+        umask = umask_of(call.tid) if flags & (O_CREAT | __O_TMPFILE) else 0
         opener = _Opener(os.dup(r.dirfd), r.name, real_flags | O_NOFOLLOW,
                          mode & 0o7777 & ~umask)
     if st is not None and stat.S_ISFIFO(st.st_mode) and not flags & os.O_NONBLOCK:
@@ -293,6 +294,6 @@ def openat2_how(call: Call) -> tuple[int, int, int]:
     if any(how[24:]):
         raise Errno(errno.E2BIG)
     flags, mode, resolve_flags = struct.unpack_from("<QQQ", how)
-    if flags >> 32 or mode >> 12 or (mode and not flags & (O_CREAT | O_TMPFILE)):
+    if flags >> 32 or mode >> 12 or (mode and not flags & (O_CREAT | __O_TMPFILE)):
         raise Errno(errno.EINVAL)
     return flags, mode, resolve_flags

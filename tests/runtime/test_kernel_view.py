@@ -5,6 +5,7 @@ ports, Docker's policy, and the ledger of unsupported calls."""
 import os
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -369,3 +370,15 @@ def test_stdin_from_dev_null_is_named_dev_null(brandpy, busybox):
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
                        env=brandpy.env(), cwd="/")
     assert (p.returncode, p.stdout) == (0, "/dev/null\n"), p
+
+
+def test_read_only_bind_mount_lists_and_refuses_writes(brandpy, busybox, world_tmp):
+    """A :ro volume's directory opens for listing (O_DIRECTORY is not
+    O_TMPFILE, whose glibc value contains it) and refuses writes."""
+    vol = Path(tempfile.mkdtemp(dir=world_tmp))
+    vol.chmod(0o755)
+    (vol / "f").write_text("hi\n")
+    r = brandpy.sh(busybox, "ls /vol; cat /vol/f; touch /vol/g || echo refused; "
+                   "mkdir /vol/d || echo refused", "-v", f"{vol}:/vol:ro")
+    assert r.out == "f\nhi\nrefused\nrefused\n" and r.err.count("Read-only file system") == 2, r
+    assert sorted(p.name for p in vol.iterdir()) == ["f"]
