@@ -10,19 +10,24 @@ import asyncio
 import faulthandler
 import fcntl
 import ipaddress
+import json
 import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from brandpy import datadir
-from brandpy.engine.settings import Settings
 
 from . import daemon_config
 from .adapter_config import AdapterConfigError, Chain
 from .adapter_config import load as load_adapters
+
+if TYPE_CHECKING:
+    from brandpy.engine.engine import Engine
 
 SHUTDOWN_TIMEOUT = 2.0
 
@@ -82,15 +87,18 @@ def _claim_socket(path: str) -> None:
     raise SystemExit(f"brandpy daemon: {path} is in use by another server")
 
 
-async def serve(root: Path, hosts: list[str], adapters: Chain | None = None,
-                settings: Settings | None = None) -> None:
+async def serve(config: daemon_config.DaemonConfig, hosts: list[str], adapters: Chain | None,
+                reread: Callable[[], daemon_config.DaemonConfig]) -> None:
+    """Serve until SIGTERM or SIGINT; on SIGHUP, reread() the configuration
+    and apply what dockerd reloads."""
     from aiohttp import web
 
     from brandpy.engine.engine import Engine
 
     from .server import make_app
 
-    eng = Engine(root, settings or Settings())
+    root = config.data_root
+    eng = Engine(root, config.settings)
     await eng.startup()
     runner = web.AppRunner(make_app(eng, adapters), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
@@ -115,6 +123,7 @@ async def serve(root: Path, hosts: list[str], adapters: Chain | None = None,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload, eng, reread, config)
     await stop.wait()
     await eng.shutdown()
     await runner.cleanup()
@@ -123,6 +132,25 @@ async def serve(root: Path, hosts: list[str], adapters: Chain | None = None,
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+def _reload(eng: Engine, reread: Callable[[], daemon_config.DaemonConfig],
+            started: daemon_config.DaemonConfig) -> None:
+    """SIGHUP: the configuration file again; a file that does not check
+    out leaves the daemon as it is, as in dockerd."""
+    try:
+        new = reread()
+    except daemon_config.ConfigError as exc:
+        print(f"brandpy daemon: reload refused, the configuration in use is kept: {exc}",
+              file=sys.stderr, flush=True)
+        return
+    eng.reconfigure(daemon_config.reloaded(eng.settings, new))
+    print("brandpy daemon: reloaded configuration: "
+          + json.dumps(eng.settings.reload_attributes()), file=sys.stderr, flush=True)
+    waiting = daemon_config.not_reloaded(started, new)
+    if waiting:
+        print(f"brandpy daemon: {', '.join(waiting)} changed: not reloaded (as in dockerd), "
+              "restart the daemon to apply", file=sys.stderr, flush=True)
 
 
 def _daemon(args: argparse.Namespace) -> int:
@@ -146,7 +174,7 @@ def _daemon(args: argparse.Namespace) -> int:
     # `kill -USR1 <daemon>` writes every thread's stack to stderr (diagnosis).
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
-        asyncio.run(serve(root, hosts, adapters, config.settings))
+        asyncio.run(serve(config, hosts, adapters, lambda: daemon_config.resolve(args)))
     finally:
         os.close(lock)
     return 0

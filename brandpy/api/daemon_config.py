@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ SUPPORTED = {
     "default-runtime": ("string", "default_runtime"),
     "log-driver": ("string", "log_driver"),
     "log-opts": ("map[string]string", "log_opt"),
+    "labels": ("[]string", "label"),
 }
 # The rest of dockerd 20.10's daemon.json: known, not applied by brandpyd.
 DOCKERD_ONLY = (
@@ -37,7 +38,7 @@ DOCKERD_ONLY = (
     "default-gateway", "default-gateway-v6", "default-ipc-mode", "default-shm-size",
     "default-ulimits", "dns", "dns-opts", "dns-search", "exec-opts", "exec-root",
     "experimental", "features", "fixed-cidr", "fixed-cidr-v6", "group", "icc", "init",
-    "init-path", "ip", "ip-forward", "ip-masq", "ip6tables", "iptables", "ipv6", "labels",
+    "init-path", "ip", "ip-forward", "ip-masq", "ip6tables", "iptables", "ipv6",
     "live-restore", "log-format", "log-level", "max-concurrent-downloads",
     "max-concurrent-uploads", "max-download-attempts", "mtu", "no-new-privileges",
     "node-generic-resources", "oom-score-adjust", "pidfile", "raw-logs", "runtimes",
@@ -56,6 +57,7 @@ class DaemonConfig:
     hosts: list[str]
     data_root: Path
     settings: Settings
+    given: frozenset[str]     # the keys set by a flag or in the file
 
 
 def _typed(key: str, value: Any, go: str) -> Any:
@@ -131,12 +133,55 @@ def resolve(args: argparse.Namespace) -> DaemonConfig:
         log_driver = values.get("log-driver", logdrivers.DEFAULT_DRIVER)
         log_opts = values.get("log-opts", {})
         logdrivers.check(log_driver, log_opts)
+        labels = _labels(values.get("labels", []))
     except (ValueError, InvalidParameter) as exc:
         raise ConfigError(str(exc)) from None
     root = values.get("data-root")
     return DaemonConfig(list(values.get("hosts", [])),
                         Path(root).absolute() if root else datadir.data_root(),
-                        Settings(registries, default_runtime, log_driver, dict(log_opts)))
+                        Settings(registries, default_runtime, log_driver, dict(log_opts), labels),
+                        frozenset(values))
+
+
+def _labels(given: list[str]) -> tuple[str, ...]:
+    """KEY=VALUE labels without repeats; a key given two values is an
+    error, as in dockerd."""
+    seen: dict[str, str] = {}
+    for label in given:
+        key, eq, value = label.partition("=")
+        if not eq:
+            raise ValueError(f"bad attribute format: {label} (give labels as KEY=VALUE)")
+        if seen.get(key, value) != value:
+            raise ValueError(f"conflict labels for {key}={value} and {key}={seen[key]}")
+        seen[key] = value
+    return tuple(f"{k}={v}" for k, v in seen.items())
+
+
+def reloaded(current: Settings, new: DaemonConfig) -> Settings:
+    """The settings after a reload (SIGHUP), as dockerd reloads them: the
+    mirrors, insecure registries, default runtime and labels that new sets;
+    a key set neither in the file nor as a flag keeps its value."""
+    changes: dict[str, Any] = {}
+    registries = current.registries
+    if "registry-mirrors" in new.given:
+        registries = replace(registries, mirrors=new.settings.registries.mirrors)
+    if "insecure-registries" in new.given:
+        registries = replace(registries, insecure=new.settings.registries.insecure)
+    changes["registries"] = registries
+    if "default-runtime" in new.given:
+        changes["default_runtime"] = new.settings.default_runtime
+    if "labels" in new.given:
+        changes["labels"] = new.settings.labels
+    return replace(current, **changes)
+
+
+def not_reloaded(started: DaemonConfig, new: DaemonConfig) -> list[str]:
+    """The keys whose new values wait for the next start."""
+    was, now = started.settings, new.settings
+    return [key for key, changed in (("hosts", started.hosts != new.hosts),
+                                     ("data-root", started.data_root != new.data_root),
+                                     ("log-driver", was.log_driver != now.log_driver),
+                                     ("log-opts", was.log_opts != now.log_opts)) if changed]
 
 
 def _go(value: Any) -> str:
@@ -167,3 +212,5 @@ def arguments(p: argparse.ArgumentParser) -> None:
                    help="the default log driver: json-file (default), local or none")
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="default log driver options: max-size, max-file, compress (repeatable)")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                   help="a label of the daemon, shown by docker info (repeatable)")

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -90,6 +91,13 @@ class Engine:
         self._create_lock = asyncio.Lock()   # name reservation
         self.shims = ShimForker()
         self.monitors: dict[str, health.Monitor] = {}    # container ID -> its health checks
+
+    def reconfigure(self, settings: Settings) -> None:
+        """New settings from a reload (SIGHUP), announced as dockerd does:
+        a daemon `reload` event with the reloadable settings."""
+        self.settings = settings
+        self.events.emit("daemon", "reload", self.daemon_id,
+                         {**settings.reload_attributes(), "name": socket.gethostname()})
 
     # -- daemon start ---------------------------------------------------------
 

@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -180,12 +181,79 @@ def test_daemon_json_mirrors_and_flags(tmp_path):
                            ({"iptables": False}, "does not apply these dockerd options: iptables"),
                            ({"registry-mirrors": ["ftp://x"]}, "unsupported scheme 'ftp'"),
                            ({"log-driver": "syslog"}, "'syslog' is not supported by brandpy"),
+                           ({"labels": ["nolabel"]}, "bad attribute format: nolabel"),
                            ({"default-runtime": "runc"}, "default runtime 'runc' does not exist")):
         config.write_text(json.dumps(content))
         r = brandpyd("--config-file", str(config))
         assert r.returncode == 2 and error in r.stderr, (content, r.stderr)
     r = brandpyd("--config-file", str(tmp_path / "missing.json"))
     assert r.returncode == 2 and "missing.json" in r.stderr
+
+
+def test_daemon_json_reload_on_sighup(tmp_path):
+    config = tmp_path / "daemon.json"
+    config.write_text(json.dumps({"registry-mirrors": ["http://127.0.0.1:9/"],
+                                  "labels": ["tier=a"], "log-driver": "json-file"}))
+    d = Daemon(args=["--config-file", str(config), "--insecure-registry", "10.0.0.0/8"])
+    try:
+        client = d.start().client()
+        since = time.time()
+        info = client.info()
+        assert info["Labels"] == ["tier=a"] and info["DefaultRuntime"] == "brandpy"
+
+        def hup_and_log(needle: str) -> None:
+            d.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: needle in d.log.read_text())
+
+        # the reloadable settings change; the flag's insecure registry stays;
+        # the log driver waits for a restart, as in dockerd
+        config.write_text(json.dumps({"registry-mirrors": ["http://127.0.0.1:10/"],
+                                      "default-runtime": "brandpy-python",
+                                      "labels": ["tier=b", "zone=x", "zone=x"],
+                                      "log-driver": "local"}))
+        hup_and_log("log-driver changed: not reloaded")
+        info = client.info()
+        assert info["RegistryConfig"]["Mirrors"] == ["http://127.0.0.1:10/"]
+        assert "10.0.0.0/8" in info["RegistryConfig"]["InsecureRegistryCIDRs"]
+        assert info["DefaultRuntime"] == "brandpy-python"
+        assert info["Labels"] == ["tier=b", "zone=x"]
+        assert info["LoggingDriver"] == "json-file"
+        assert "tier=b" in d.ok("info")
+        # a file that does not check out is logged and changes nothing
+        for content, error in (("{not json", "invalid JSON"),
+                               (json.dumps({"default-runtime": "runc"}),
+                                "default runtime 'runc' does not exist"),
+                               (json.dumps({"insecure-registries": ["x:1"]}),
+                                "specified both as a flag and in the configuration file"),
+                               (json.dumps({"labels": ["k=1", "k=2"]}),
+                                "conflict labels for k=2 and k=1")):
+            config.write_text(content)
+            hup_and_log(error)
+            now = client.info()
+            assert (now["RegistryConfig"], now["DefaultRuntime"], now["Labels"]) == \
+                (info["RegistryConfig"], "brandpy-python", ["tier=b", "zone=x"])
+        # a key left out keeps its value (dockerd's IsValueSet)
+        config.write_text(json.dumps({"labels": []}))
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: client.info()["Labels"] == [])
+        assert client.info()["DefaultRuntime"] == "brandpy-python"
+        # docker events: one daemon reload event per applied reload, none for the refused
+        out = d.ok("events", "--since", str(since), "--until", str(time.time() + 1),
+                   "--filter", "type=daemon", "--format", "{{json .}}")
+        events = [json.loads(line) for line in out.splitlines()]
+        assert [(e["Type"], e["Action"], e["Actor"]["ID"]) for e in events] == \
+            [("daemon", "reload", info["ID"])] * 2
+        attrs = events[0]["Actor"]["Attributes"]
+        assert attrs["default-runtime"] == "brandpy-python"
+        assert attrs["registry-mirrors"] == '["http://127.0.0.1:10/"]'
+        assert attrs["insecure-registries"] == '["10.0.0.0/8"]'
+        assert attrs["labels"] == '["tier=b","zone=x"]'
+        assert attrs["name"] == info["Name"]
+        assert attrs["runtimes"].startswith("brandpy:/")
+        assert events[1]["Actor"]["Attributes"]["labels"] == "[]"
+        assert not d.internal_errors()
+    finally:
+        d.destroy()
 
 
 def test_runtimes(daemon, client):
