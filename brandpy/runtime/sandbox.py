@@ -334,17 +334,19 @@ def build_mounts(config: SandboxConfig, rootfs: bytes, hostname: str) -> list[Mo
         link = os.path.join(dev, name)
         if not os.path.lexists(link):
             os.symlink(target, link)
+    volumes = [(b"/" + b"/".join(split(os.fsencode(vol.guest))), vol) for vol in config.volumes]
     for name, content in etc_files(config, hostname).items():
+        if b"/etc/" + name in dict(volumes):
+            continue    # the caller's own: dockerd's (its --add-host entries), a -v's
         host = os.path.join(state, name)
         with open(host, "wb") as f:
             f.write(content)
         mounts.append(Mount(b"/etc/" + name, host, kind="bind"))
         _make_mountpoint(rootfs, b"/etc/" + name, False)
-    for vol in config.volumes:
+    for guest, vol in volumes:
         host = os.fsencode(os.path.realpath(vol.host))
         if not os.path.exists(host):
             os.makedirs(host, exist_ok=True)   # docker run -v creates a missing host dir
-        guest = b"/" + b"/".join(split(os.fsencode(vol.guest)))
         mounts.append(Mount(guest, host, readonly=vol.readonly, kind=vol.kind))
         _make_mountpoint(rootfs, guest, os.path.isdir(host))
     for guest in (b"/proc", b"/sys", b"/dev"):

@@ -169,3 +169,24 @@ def test_oom_score_and_preserved_fds(runc: Runc, bundle: Bundle, tmp_path):
     assert (p.returncode, p.stdout) == (0, "500\n"), p
     assert os.read(r, 100) == b"to-fd3\n"
     os.close(r)
+
+
+def test_the_bundles_etc_files_are_what_the_container_sees(runc: Runc, bundle: Bundle,
+                                                            tmp_path):
+    # dockerd and containerd write /etc/hosts (with --add-host's entries),
+    # /etc/resolv.conf and /etc/hostname and bind them in: they win over
+    # brandpy's own, under either engine, for reads, writes and stat
+    files = {"hosts": "127.0.0.1\tlocalhost\n10.1.2.3\tadded.example\n",
+             "resolv.conf": "nameserver 10.9.9.9\nsearch example\n",
+             "hostname": "bundle-host\n"}
+    mounts = [{"destination": f"/etc/{name}", "type": "bind", "source": str(tmp_path / name),
+               "options": ["rbind", "rprivate"]} for name in files]
+    for engine in ("native", "python"):
+        for name, text in files.items():
+            (tmp_path / name).write_text(text)
+        b = bundle(["sh", "-c", "cat /etc/hosts /etc/resolv.conf /etc/hostname; "
+                    "wc -c < /etc/hostname; echo 10.4.4.4 more >> /etc/hosts"],
+                   name=f"b-{engine}", hostname="other", mounts=mounts,
+                   annotations={"org.brandpy.engine": engine})
+        assert run(runc, b, f"c-{engine}") == "".join(files.values()) + "12\n", engine
+        assert (tmp_path / "hosts").read_text() == files["hosts"] + "10.4.4.4 more\n", engine

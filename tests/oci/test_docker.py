@@ -154,3 +154,15 @@ def test_loopback_and_exec_without_stdin(dockerd):
                               "http://127.0.0.1:8080/hostname", input="").status == 0
     finally:
         dockerd.docker("rm", "-f", cid)
+
+
+def test_add_host_dns_and_hostname_reach_the_container(dockerd):
+    """dockerd writes /etc/hosts (with --add-host's entries), /etc/resolv.conf
+    (--dns) and /etc/hostname and binds them in: the container sees them,
+    and its resolver finds the added name."""
+    out = dockerd.ok(*RUN, "--rm", "--add-host", "added.example:10.1.2.3", "--dns", "10.9.9.9",
+                     "--hostname", "named", "busybox", "sh", "-c",
+                     "grep added /etc/hosts; grep nameserver /etc/resolv.conf; "
+                     "cat /etc/hostname; hostname; ping -c 1 -W 1 added.example 2>&1 | head -1")
+    assert out.splitlines() == ["10.1.2.3\tadded.example", "nameserver 10.9.9.9", "named",
+                                "named", "PING added.example (10.1.2.3): 56 data bytes"], out
