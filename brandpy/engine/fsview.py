@@ -28,7 +28,8 @@ class FsView:
             for name in ETC_FILES:
                 if (state_dir / name).is_file():
                     mounts.append(Mount(b"/etc/" + name.encode(),
-                                        os.fsencode(state_dir / name), kind="bind"))
+                                        os.fsencode(state_dir / name), kind="bind",
+                                        reopen=True))
         for host, guest, readonly, kind in volumes:
             mounts.append(Mount(os.fsencode(posixpath.normpath("/" + guest.lstrip("/"))),
                                 os.fsencode(os.path.realpath(host)), readonly=readonly,

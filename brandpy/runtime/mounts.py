@@ -24,6 +24,9 @@ class Mount:
     host: bytes             # host directory or file backing it
     readonly: bool = False
     kind: str = "bind"      # rootfs | bind | volume | tmpfs | proc | sys | dev | device | masked
+    # a file the engine rewrites by renaming a new one over it, in the state
+    # directory (out of the container's reach): opened by name at each use
+    reopen: bool = False
 
     @property
     def components(self) -> tuple[bytes, ...]:
@@ -53,17 +56,21 @@ class MountTable:
     def root_fd(self, mount: Mount) -> tuple[int, bool, bool]:
         """An O_PATH fd of a mount's host directory or file (following the
         host path: it is the operator's), whether it is a directory, and
-        whether the caller owns it. A directory or device node is opened on
-        first use and kept until close(); a regular file is opened at each
-        use, so that one replaced on the host (the engine's atomic rewrite of
-        /etc/hosts) is seen at once."""
+        whether the caller owns it. It is opened on first use (the
+        supervisor opens every mount's before the container runs:
+        native_engine.mounts_changed) and kept until close(), so that a
+        container which renames or replaces what lies on a bind's host path
+        (a file bind inside another of its mounts) cannot make it another
+        host file, as a kernel bind mount pins its inode. Only the engine's
+        `reopen` files are opened by name at each use, so that one it
+        rewrote (/etc/hosts) is seen at once."""
         with self._lock:
             root = self._roots.get(mount)
             if root is not None:
                 return (*root, False)
             fd = os.open(mount.host, O_PATH | os.O_CLOEXEC)
             mode = os.fstat(fd).st_mode
-            if stat.S_ISREG(mode):
+            if mount.reopen and stat.S_ISREG(mode):
                 return fd, False, True
             root = self._roots[mount] = (fd, stat.S_ISDIR(mode))
             return (*root, False)

@@ -341,7 +341,7 @@ def build_mounts(config: SandboxConfig, rootfs: bytes, hostname: str) -> list[Mo
         host = os.path.join(state, name)
         with open(host, "wb") as f:
             f.write(content)
-        mounts.append(Mount(b"/etc/" + name, host, kind="bind"))
+        mounts.append(Mount(b"/etc/" + name, host, kind="bind", reopen=True))
         _make_mountpoint(rootfs, b"/etc/" + name, False)
     for guest, vol in volumes:
         host = os.fsencode(os.path.realpath(vol.host))

@@ -123,7 +123,7 @@ class NativeSupervisor(Supervisor):
         lib.bp_state_clear_mounts(self.state)
         for m in mounts.mounts:
             # C walks from the same root descriptors (the table owns them);
-            # it leaves /proc and regular-file mounts (reopened at each use)
+            # it leaves /proc and the engine's files reopened at each use
             # to Python
             root, is_dir = -1, False
             try:

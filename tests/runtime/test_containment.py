@@ -6,6 +6,7 @@ guest ("GUEST"); an escape would print HOST or create files in <case>/.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -138,3 +139,25 @@ def test_host_processes_cannot_be_signalled(brandpy, jail):
     finally:
         victim.send_signal(signal.SIGKILL)
         victim.wait()
+
+
+def test_file_bind_stays_its_file(brandpy, jail):
+    """A file bind inside another writable bind: the container renames the
+    file away and puts a symlink to a host file in its place; the bind
+    still shows the file it was made of (its inode, as a kernel bind
+    mount keeps it), never what the host path names now."""
+    vol = jail.parent / "vol"
+    vol.mkdir()
+    (vol / "f").write_text("BOUND\n")
+    uid, gid = jail.stat().st_uid, jail.stat().st_gid
+    for p in (vol, vol / "f"):
+        os.chown(p, uid, gid)
+    try:
+        r = brandpy.sh(jail, f"mv /d/f /d/g && ln -s {jail.parent / 'secret'} /d/f && cat /f; "
+                       "echo more >> /f; cat /d/g",
+                       "-v", f"{vol}:/d", "-v", f"{vol / 'f'}:/f")
+        assert "HOST" not in r.out, r
+        assert r.out == "BOUND\nBOUND\nmore\n", r
+        assert (jail.parent / "secret").read_text() == "HOST\n"
+    finally:
+        shutil.rmtree(vol)
