@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .linux import O_PATH
@@ -47,6 +48,9 @@ class MountTable:
     # host directories standing in for a guest directory (synthesized /proc
     # listings): only consulted when mapping host paths back
     aliases: dict[bytes, bytes] = field(default_factory=dict)
+    # a host PID's container PID, 0 outside the container (PidMap.to_guest):
+    # /proc/PID paths mapped back name the container's PIDs
+    pid_of: Callable[[int], int] | None = None
 
     def __post_init__(self) -> None:
         self._roots: dict[Mount, tuple[int, bool]] = {}   # mount -> (fd, is dir)
@@ -140,9 +144,29 @@ class MountTable:
             if host == base or host == mount.host:
                 return mount.guest
             if host.startswith(base + b"/"):
-                rest = host[len(base) + 1:]
-                return join(split(mount.guest) + split(rest))
+                rest = split(host[len(base) + 1:])
+                if mount.kind == "proc" and base == b"/proc":
+                    pids = self._container_pids(rest)
+                    if pids is None:
+                        return None
+                    rest = pids
+                return join(split(mount.guest) + rest)
         return None
+
+    def _container_pids(self, rest: tuple[bytes, ...]) -> tuple[bytes, ...] | None:
+        """/proc's PID and task/TID components as the container numbers
+        them (a cwd or fd in /proc/PID, from the kernel, names host PIDs);
+        None for a process outside the container."""
+        if self.pid_of is None:
+            return rest
+        out = list(rest)
+        for i in (0, 2):
+            if len(out) > i and out[i].isdigit() and (i == 0 or out[1] == b"task"):
+                guest = self.pid_of(int(out[i]))
+                if not guest:
+                    return None
+                out[i] = b"%d" % guest
+        return tuple(out)
 
     def mountpoints_to_create(self) -> list[Mount]:
         """Bind mounts whose guest mount point must exist in the rootfs so

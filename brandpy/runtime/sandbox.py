@@ -176,6 +176,7 @@ class Sandbox:
         self.mounts = MountTable(build_mounts(config, self.rootfs, self.hostname))
         self.ptys = PtyView(os.path.join(self.state, b"dev"))
         self.pids = PidMap()
+        self.mounts.pid_of = self.pids.to_guest
         self.ports = PortMap()
         for p in config.ports:
             self.ports.publish(p.proto, p.container_port, p.host_port, p.host_ip)

@@ -156,6 +156,16 @@ def test_proc_shows_the_container(brandpy, busybox):
     assert str(busybox) not in brandpy.sh(busybox, "cat /proc/self/mountinfo").out
 
 
+def test_a_cwd_or_fd_in_proc_names_container_pids(brandpy, busybox):
+    """The kernel names a cwd or directory fd in /proc/PID by the host PID:
+    brandpy maps it back, so getcwd and readlink never show a host PID and
+    relative paths from there reach the container's process."""
+    r = brandpy.sh(busybox, "exec 3</proc/1/task; cd /proc/1 && cat comm && pwd && /bin/pwd; "
+                   "readlink /proc/self/cwd; readlink /proc/1/fd/3; cd fd && ls -d 3; "
+                   "sh -c 'cd /proc/self && [ $(/bin/pwd) = /proc/$$ ] && echo same'; true")
+    assert r.out == "sh\n/proc/1\n/proc/1\n/proc/1\n/proc/1/task\n3\nsame\n", r
+
+
 def test_dev(brandpy, busybox):
     r = brandpy.sh(busybox, "ls /dev | sort | tr '\\n' ' '; echo; echo x > /dev/null; "
                    "head -c 4 /dev/zero | wc -c; readlink /dev/fd; readlink /dev/stdout")
