@@ -377,6 +377,8 @@ static int empty_path(struct ctx *c, int path_i, int flags)
 static long stat_family(struct ctx *c)
 {
     int nr = c->req->data.nr;
+    if (!as_self(c) && nr != SYS_fstat)
+        return BP_FALLBACK;      /* the walk must search as the caller */
     switch (nr) {
     case SYS_stat:
     case SYS_lstat:
@@ -387,7 +389,7 @@ static long stat_family(struct ctx *c)
         int flags = iarg(c, 3);
         if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT))
             return BP_FALLBACK;
-        if (arg(c, 1) && empty_path(c, 1, flags))
+        if (empty_path(c, 1, flags))     /* "" or, since 6.11, NULL */
             return iarg(c, 0) == AT_FDCWD ? BP_FALLBACK : stat_of_fd(c, iarg(c, 0), arg(c, 2));
         return stat_path(c, 1, iarg(c, 0), !(flags & AT_SYMLINK_NOFOLLOW), arg(c, 2));
     }
@@ -478,7 +480,13 @@ static long readlink_family(struct ctx *c)
     char target[BP_PATH_MAX];
     if (size <= 0)
         return -EINVAL;
-    if ((rc = path_arg(c, at, at ? iarg(c, 0) : AT_FDCWD, 0)) != 0)
+    if (!as_self(c))
+        return BP_FALLBACK;      /* the walk must search as the caller */
+    if ((rc = read_path(c, at, c->path)) != 0)
+        return rc;
+    if (!c->path[0])
+        return BP_FALLBACK;      /* readlinkat(fd, ""): the O_PATH symlink fd itself */
+    if ((rc = resolve(c, at ? iarg(c, 0) : AT_FDCWD, 0)) != 0)
         return rc;
     if (c->r.must_dir)
         return BP_FALLBACK;
@@ -723,8 +731,8 @@ static long unlink_family(struct ctx *c)
     int rc = parent_arg(c, at, at ? iarg(c, 0) : AT_FDCWD, c->path, &c->r);
     if (rc <= 0)
         return rc;
-    if (!c->r.name[0] || (c->r.must_dir && !(flags & AT_REMOVEDIR)))
-        return BP_FALLBACK;          /* a mount point, "x/": Python's errors */
+    if (!c->r.name[0] || c->r.must_dir || !strcmp(c->r.name, "."))
+        return BP_FALLBACK;          /* a mount point, "x/", "x/..": Python's errors */
     return unlinkat(c->r.dirfd, c->r.name, flags) < 0 ? -errno : 0;
 }
 

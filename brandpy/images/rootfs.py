@@ -81,11 +81,11 @@ def create(image_tree: Path, dest: Path) -> None:
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def needs_copy_up(target: PathOrFd) -> bool:
-    """True if target (a path, not followed if a symlink, or an fd) is an
-    image inode that must be copied up before it is changed."""
+def needs_copy_up(target: PathOrFd, follow: bool = False) -> bool:
+    """True if target (a path, not followed if a symlink unless `follow`,
+    or an fd) is an image inode that must be copied up before it is changed."""
     try:
-        os.getxattr(target, MARKER, **fsmeta.nofollow(target))
+        os.getxattr(target, MARKER, **({} if follow else fsmeta.nofollow(target)))
         return True
     except OSError as e:
         if e.errno in (errno.ENODATA, errno.ENOTSUP, errno.EPERM, errno.ENOENT):
@@ -111,17 +111,23 @@ def copy_up_at(dirfd: int, name: str | bytes) -> bool:
     cannot redirect it. Safe against concurrent copy-ups of the same image
     inode: they serialise on a lock on that inode and each re-checks its own
     link."""
+    # Looked at on an O_PATH descriptor first: a real open is an event an
+    # inotify watcher of the container's would see for every file it writes.
     try:
-        src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                      dir_fd=dirfd)
+        probe = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
     except OSError as e:
-        if e.errno in (errno.ELOOP, errno.ENOENT, errno.ENXIO):
+        if e.errno in (errno.ELOOP, errno.ENOENT):
             return False
         raise
     try:
-        st = os.fstat(src)
-        if not stat.S_ISREG(st.st_mode) or not needs_copy_up(src):
+        if not stat.S_ISREG(os.fstat(probe).st_mode) or \
+                not needs_copy_up(f"/proc/self/fd/{probe}", follow=True):
             return False
+        src = os.open(f"/proc/self/fd/{probe}", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    finally:
+        os.close(probe)
+    try:
+        st = os.fstat(src)
         fcntl.flock(src, fcntl.LOCK_EX)
         cur = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
         if (cur.st_dev, cur.st_ino) != (st.st_dev, st.st_ino):

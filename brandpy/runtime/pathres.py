@@ -47,8 +47,10 @@ from .linux import (
     O_NOFOLLOW,
     O_PATH,
     RESOLVE_BENEATH,
+    RESOLVE_IN_ROOT,
     RESOLVE_NO_MAGICLINKS,
     RESOLVE_NO_SYMLINKS,
+    RESOLVE_NO_XDEV,
     openat2,
 )
 from .mounts import Mount, MountTable, join, split
@@ -60,7 +62,6 @@ if TYPE_CHECKING:
 
 PATH_MAX = 4096
 MAXSYMLINKS = 40
-RESOLVE_IN_ROOT = 0x10
 SCOPED = RESOLVE_BENEATH | RESOLVE_IN_ROOT
 STEP = O_PATH | O_NOFOLLOW | os.O_CLOEXEC
 PLAIN = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
@@ -214,8 +215,8 @@ class Resolver:
     def resolve(self, proc: Process, tid: int, path: bytes, dirfd: int = AT_FDCWD,
                 follow: bool = True, resolve_flags: int = 0) -> Resolved:
         """Resolve `path` as `tid` would see it (relative to `dirfd` when
-        it is not absolute). `resolve_flags` are openat2's RESOLVE_IN_ROOT,
-        RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS. Raises Errno."""
+        it is not absolute). `resolve_flags` are openat2's RESOLVE_* (checked
+        by the caller; RESOLVE_CACHED is only a hint). Raises Errno."""
         if not path:
             raise Errno(errno.ENOENT)
         if len(path) >= PATH_MAX:
@@ -292,8 +293,12 @@ class Resolver:
         last_is_dot = path.rstrip(b"/").endswith((b"/.", b"/..")) or path in (b".", b"..")
         links = 0
         w = _Walk(self.mounts, cur)
+        # RESOLVE_NO_XDEV: every step (.., a mount point, a jump) stays on this mount
+        home = self.mounts.lookup(cur)[0] if resolve_flags & RESOLVE_NO_XDEV else None
         try:
             while pending:
+                if home is not None and self.mounts.lookup(cur)[0] is not home:
+                    raise Errno(errno.EXDEV)
                 comp = pending.popleft()
                 if comp == b"..":
                     if len(cur) > floor:
@@ -307,11 +312,14 @@ class Resolver:
                 examine = not last or follow or trailing_slash
                 cur.append(comp)
                 mount, depth = self.mounts.lookup(cur)
+                if home is not None and mount is not home:
+                    raise Errno(errno.EXDEV)
                 if mount.kind == "proc":
                     w.drop()
                     if not examine:
                         return self._proc_result(cur)
-                    magic = self._proc_step(proc, tid, cur, mount, pending)
+                    magic = self._proc_step(proc, tid, cur, mount, pending,
+                                            resolve_flags & RESOLVE_NO_MAGICLINKS != 0)
                     if magic is not None:
                         return magic
                     mount, depth = self.mounts.lookup(cur)
@@ -340,6 +348,8 @@ class Resolver:
                         continue
                 links = self._link(target, cur, pending, floor, links, resolve_flags)
                 w.drop()
+            if home is not None and self.mounts.lookup(cur)[0] is not home:
+                raise Errno(errno.EXDEV)
             return self._at_cur(w, last_is_dot, trailing_slash)
         finally:
             w.drop()
@@ -465,11 +475,11 @@ class Resolver:
     # -- /proc ------------------------------------------------------------
 
     def _proc_step(self, proc: Process, tid: int, cur: list[bytes], mount: Mount,
-                   pending: deque[bytes]) -> Resolved | None:
+                   pending: deque[bytes], no_magic: bool) -> Resolved | None:
         """Maps /proc/self and /proc/thread-self to the caller's PID and
-        follows magic links from the supervisor's side. Rewrites `cur` in
-        place, or returns the final result for a link only the kernel can
-        follow."""
+        follows magic links from the supervisor's side (ELOOP when
+        `no_magic`). Rewrites `cur` in place, or returns the final result
+        for a link only the kernel can follow."""
         depth = len(mount.components)
         rel = cur[depth:]
         if len(rel) == 1 and rel[0] in (b"self", b"thread-self"):
@@ -480,6 +490,8 @@ class Resolver:
         match = _MAGIC.match(b"/".join(rel))
         if match is None:
             return None
+        if no_magic:
+            raise Errno(errno.ELOOP)
         host_pid = self.sb.pids.to_host(int(match.group(2) or match.group(1)))
         if host_pid is None:
             raise Errno(errno.ENOENT)

@@ -32,6 +32,7 @@ from .paths import (
     Obj,
     changing,
     check_fd_writable,
+    check_not_opath,
     exists_at,
     find,
     is_image_file,
@@ -95,6 +96,8 @@ def fstat(call: Call) -> int:
 def newfstatat(call: Call) -> int:
     flags = call.iarg(3)
     _check_at(flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000)
+    if call.arg(1) == 0 and flags & AT_EMPTY_PATH:
+        return _stat(call, tracee_file(call, call.iarg(0)), 2)   # a NULL path: 6.11+
     return _stat(call, find(call, 1, 0, follow=_follow(flags), flags=flags), 2)
 
 
@@ -276,14 +279,24 @@ def mknodat(call: Call) -> int:
 
 
 def _remove(call: Call, path_i: int, dirfd_i: int | None, directory: bool) -> int:
-    with parent_of(call, path_i, dirfd_i, creating=False) as r:
-        if not r.name:                         # a mount point
-            raise Errno(errno.EBUSY if directory or not stat_at(r) or
-                        not stat.S_ISDIR(stat_at(r).st_mode) else errno.EISDIR)  # type: ignore[union-attr]
-        if r.must_dir and not directory:
+    path = read_path(call, path_i)
+    # The last name is never followed, trailing slashes or not: "link/"
+    # names the symlink (ENOTDIR), not the directory it points to.
+    name = path.rstrip(b"/") or path[:1]
+    trailing_slash = name != path
+    last = b"/" if name == b"/" else name.rsplit(b"/", 1)[-1]
+    with parent_of(call, path_i, dirfd_i, creating=False, path=name) as r:
+        if last == b"/" or (last in (b".", b"..") and not directory):
+            raise Errno(errno.EBUSY if directory else errno.EISDIR)
+        if directory and last in (b".", b".."):
+            raise Errno(errno.EINVAL if last == b"." else errno.ENOTEMPTY)
+        if trailing_slash and not directory:
             st = stat_at(r)
             raise Errno(errno.ENOENT if st is None else
                         errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.ENOTDIR)
+        if not r.name:                         # a mount point
+            raise Errno(errno.EBUSY if directory or not stat_at(r) or
+                        not stat.S_ISDIR(stat_at(r).st_mode) else errno.EISDIR)  # type: ignore[union-attr]
         try:
             if directory:
                 os.rmdir(r.name, dir_fd=r.dirfd)
@@ -602,6 +615,7 @@ def fd_metadata(call: Call) -> int | None:
 @performed
 def fchmod(call: Call) -> int:
     """Unprivileged: recorded (fakefs)."""
+    check_not_opath(call, call.iarg(0))
     check_fd_writable(call, call.iarg(0))
     with writable(call, tracee_file(call, call.iarg(0))) as obj:
         return _chmod(call, obj, call.arg(1))
@@ -610,6 +624,7 @@ def fchmod(call: Call) -> int:
 @performed
 def fchown(call: Call) -> int:
     """Unprivileged: recorded (fakefs)."""
+    check_not_opath(call, call.iarg(0))
     check_fd_writable(call, call.iarg(0))
     with writable(call, tracee_file(call, call.iarg(0))) as obj:
         return _chown(call, obj, _ids(call, 1), _ids(call, 2))
@@ -859,6 +874,10 @@ def inotify_add_watch(call: Call) -> int:
     pidfd_getfd) on exactly the file found."""
     mask = call.arg(2) & 0xFFFFFFFF
     with find(call, 1, follow=not mask & IN_DONT_FOLLOW) as obj:
+        if not obj.readonly:
+            # an image file is shared with other containers: the watch goes
+            # on the container's own copy, which its writes will change
+            obj = writable(call, obj)
         if mask & IN_ONLYDIR and not stat.S_ISDIR(obj.st.st_mode):
             raise Errno(errno.ENOTDIR)
         fd = call.sb.grab_fd(call.proc, call.iarg(0))

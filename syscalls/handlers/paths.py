@@ -175,6 +175,24 @@ def fd_mount(call: Call, fd: int) -> Mount | None:
     return call.sb.mounts.lookup(split(guest))[0] if guest is not None else None
 
 
+def fd_flags(tid: int, fd: int) -> int:
+    """A descriptor's open flags, as /proc/TID/fdinfo shows them; -1 if gone."""
+    try:
+        with open(b"/proc/%d/fdinfo/%d" % (tid, fd), "rb") as f:
+            for line in f:
+                if line.startswith(b"flags:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return -1
+
+
+def check_not_opath(call: Call, fd: int) -> None:
+    """fchmod and fchown refuse an O_PATH descriptor (EBADF), as Linux does."""
+    if fd >= 0 and fd_flags(call.tid, fd) & os.O_PATH:
+        raise Errno(errno.EBADF)
+
+
 def check_fd_writable(call: Call, fd: int) -> None:
     """Metadata changes through an fd (fchmod, fchown, fsetxattr...) honour
     read-only mounts as the kernel would for a read-only mount."""

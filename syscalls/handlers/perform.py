@@ -22,11 +22,18 @@ from typing import TypeVar
 from brandpy.runtime.acting import as_tracee
 from brandpy.runtime.call import Call, Inject
 from brandpy.runtime.errors import Errno
-from brandpy.runtime.linux import AT_EACCESS, AT_FDCWD, AT_SYMLINK_NOFOLLOW
-from brandpy.runtime.pathres import MAXSYMLINKS, Resolved
+from brandpy.runtime.linux import (
+    AT_EACCESS,
+    AT_EMPTY_PATH,
+    AT_FDCWD,
+    AT_SYMLINK_NOFOLLOW,
+    RESOLVE_ALL,
+    RESOLVE_CACHED,
+)
+from brandpy.runtime.pathres import MAXSYMLINKS, SCOPED, Resolved
 
 from . import deferred, fakefs
-from .paths import copy_up, find, oserror, read_path, resolve, umask_of
+from .paths import copy_up, fd_flags, find, oserror, read_path, resolve, umask_of
 
 O_ACCMODE = 0o3
 O_CREAT = 0o100
@@ -91,7 +98,10 @@ def faccessat(call: Call) -> int:
 
 
 def faccessat2(call: Call) -> int:
-    return _access(call, 0, 1, call.iarg(2), call.iarg(3))
+    flags = call.iarg(3)
+    if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise Errno(errno.EINVAL)
+    return _access(call, 0, 1, call.iarg(2), flags)
 
 
 # -- open -------------------------------------------------------------------------
@@ -124,18 +134,10 @@ def reopen_check(link: bytes, flags: int) -> None:
         raise oserror(exc, errno.ENOENT) from None
     if not target.startswith(b"/") or target.endswith(b" (deleted)"):
         return                                # pipes, sockets, anonymous inodes
-    fd_flags = -1
     m = _FD_LINK.match(link)
-    if m is not None:
-        try:
-            with open(b"/proc/%s/fdinfo/%s" % m.groups(), "rb") as f:
-                for line in f:
-                    if line.startswith(b"flags:"):
-                        fd_flags = int(line.split()[1], 8)
-        except (OSError, ValueError):
-            pass
-    want, have = flags & O_ACCMODE, fd_flags & O_ACCMODE
-    if fd_flags < 0 or fd_flags & O_PATH or flags & (O_CREAT | O_TRUNC) or \
+    have_flags = fd_flags(int(m.group(1)), int(m.group(2))) if m is not None else -1
+    want, have = flags & O_ACCMODE, have_flags & O_ACCMODE
+    if have_flags < 0 or have_flags & O_PATH or flags & (O_CREAT | O_TRUNC) or \
             (want != os.O_RDONLY and have != os.O_RDWR and want != have):
         raise Errno(errno.EACCES, "reopening a file outside the container")
 
@@ -296,4 +298,8 @@ def openat2_how(call: Call) -> tuple[int, int, int]:
     flags, mode, resolve_flags = struct.unpack_from("<QQQ", how)
     if flags >> 32 or mode >> 12 or (mode and not flags & (O_CREAT | __O_TMPFILE)):
         raise Errno(errno.EINVAL)
+    if resolve_flags & ~RESOLVE_ALL or resolve_flags & SCOPED == SCOPED:
+        raise Errno(errno.EINVAL)
+    if resolve_flags & RESOLVE_CACHED and flags & (O_CREAT | O_TRUNC | __O_TMPFILE):
+        raise Errno(errno.EAGAIN)
     return flags, mode, resolve_flags

@@ -1,0 +1,402 @@
+/* Path calls at their edges (issue 17, class 3): each line is a call and
+ * what Linux answered (0, a value, or the errno's name), so a run under
+ * brandpy must print what a native run prints. Starts as root; the `user`
+ * section drops to uid 1000. Works in /tmp/edges.PID. `pathedges SECTION...`
+ * runs the named sections (all by default). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[64];
+
+static void show(const char *what, long rc)
+{
+    printf("%s: %s\n", what, rc < 0 ? strerrorname_np(errno) : "0");
+}
+
+static void show_value(const char *what, long rc, const char *value)
+{
+    if (rc < 0)
+        printf("%s: %s\n", what, strerrorname_np(errno));
+    else
+        printf("%s: %s\n", what, value);
+}
+
+static const char *at(const char *name)
+{
+    static char path[4][512];
+    static int next;
+    char *p = path[next++ % 4];
+    snprintf(p, sizeof path[0], "%s/%s", dir, name);
+    return p;
+}
+
+static void closed(const char *what, int fd)
+{
+    show(what, fd);
+    if (fd >= 0)
+        close(fd);
+}
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/edges.%d", getpid());
+    if (mkdir(dir, 0755) || mkdir(at("d"), 0755) || symlink("d", at("ld")) ||
+        symlink("file", at("lf")) || symlink("missing", at("dangling")) ||
+        symlink("/", at("abs"))) {
+        perror("setup");
+        exit(99);
+    }
+    int fd = open(at("file"), O_WRONLY | O_CREAT, 0644);
+    if (fd < 0 || write(fd, "data\n", 5) != 5 || close(fd)) {
+        perror("setup file");
+        exit(99);
+    }
+}
+
+static void readlink_empty(void)
+{
+    char buf[64] = "";
+    int fd = open(at("lf"), O_PATH | O_NOFOLLOW);
+    show("open symlink O_PATH|O_NOFOLLOW", fd);
+    ssize_t n = readlinkat(fd, "", buf, sizeof buf - 1);
+    if (n >= 0)
+        buf[n] = 0;
+    show_value("readlinkat(symlink fd, \"\")", n, buf);
+    close(fd);
+    fd = open(at("file"), O_PATH);
+    show("readlinkat(file fd, \"\")", readlinkat(fd, "", buf, sizeof buf));
+    close(fd);
+    fd = open(at("d"), O_RDONLY | O_DIRECTORY);
+    show("readlinkat(dir fd, \"\")", readlinkat(fd, "", buf, sizeof buf));
+    n = readlinkat(fd, "../lf", buf, sizeof buf - 1);
+    if (n >= 0)
+        buf[n] = 0;
+    show_value("readlinkat(dir fd, \"../lf\")", n, buf);
+    close(fd);
+    show("readlink(file)", readlink(at("file"), buf, sizeof buf));
+    show("readlink(lf/)", readlink(at("lf/"), buf, sizeof buf));
+    n = readlink(at("lf"), buf, 2);
+    printf("readlink(lf, 2 bytes): %zd %.2s\n", n, buf);
+    show("readlink(lf, 0 bytes)", readlink(at("lf"), buf, 0));
+}
+
+static long openat2_(int dirfd, const char *path, unsigned long flags, unsigned long resolve)
+{
+    struct open_how how = {.flags = flags, .resolve = resolve};
+    return syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+static void openat2_resolve(void)
+{
+    int d = open(dir, O_PATH | O_DIRECTORY);
+    struct {
+        const char *what, *path;
+        unsigned long resolve;
+    } cases[] = {
+        {"NO_SYMLINKS on symlink", "lf", RESOLVE_NO_SYMLINKS},
+        {"NO_SYMLINKS through dir symlink", "ld/../file", RESOLVE_NO_SYMLINKS},
+        {"NO_SYMLINKS plain", "d/../file", RESOLVE_NO_SYMLINKS},
+        {"NO_MAGICLINKS on /proc/self/exe", "/proc/self/exe", RESOLVE_NO_MAGICLINKS},
+        {"NO_MAGICLINKS on /proc/self/cwd/file", "/proc/self/cwd/file", RESOLVE_NO_MAGICLINKS},
+        {"NO_MAGICLINKS on lf", "lf", RESOLVE_NO_MAGICLINKS},
+        {"NO_XDEV into /proc", "/proc/self/status", RESOLVE_NO_XDEV},
+        {"NO_XDEV local", "d/../file", RESOLVE_NO_XDEV},
+        {"BENEATH ..", "../edges", RESOLVE_BENEATH},
+        {"BENEATH absolute", "/etc/passwd", RESOLVE_BENEATH},
+        {"BENEATH abs symlink", "abs/etc/passwd", RESOLVE_BENEATH},
+        {"BENEATH inside", "d/../file", RESOLVE_BENEATH},
+        {"IN_ROOT absolute", "/file", RESOLVE_IN_ROOT},
+        {"IN_ROOT ..", "../../file", RESOLVE_IN_ROOT},
+        {"IN_ROOT abs symlink", "abs/file", RESOLVE_IN_ROOT},
+        {"CACHED", "file", RESOLVE_CACHED},
+        {"BENEATH|IN_ROOT", "file", RESOLVE_BENEATH | RESOLVE_IN_ROOT},
+        {"unknown resolve bit", "file", 1UL << 40},
+    };
+    for (unsigned i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "openat2 %s", cases[i].what);
+        long fd = openat2_(d, cases[i].path, O_RDONLY, cases[i].resolve);
+        closed(what, fd);
+    }
+    closed("openat2 O_PATH NO_MAGICLINKS /proc/self/exe",
+           openat2_(d, "/proc/self/exe", O_PATH | O_NOFOLLOW, RESOLVE_NO_MAGICLINKS));
+    struct open_how big[2] = {{.flags = O_RDONLY}};
+    closed("openat2 larger how, zero tail", syscall(SYS_openat2, d, "file", big, sizeof big));
+    ((char *)big)[sizeof big - 1] = 1;
+    closed("openat2 larger how, nonzero tail", syscall(SYS_openat2, d, "file", big, sizeof big));
+    closed("openat2 short how", syscall(SYS_openat2, d, "file", big, 8));
+    close(d);
+}
+
+static void slashes(void)
+{
+    struct stat st;
+    closed("open file/", open(at("file/"), O_RDONLY));
+    closed("open file/.", open(at("file/."), O_RDONLY));
+    closed("open file/x", open(at("file/x"), O_RDONLY));
+    closed("open file/x O_CREAT", open(at("file/x"), O_RDONLY | O_CREAT, 0644));
+    closed("open new/ O_CREAT", open(at("new/"), O_RDWR | O_CREAT, 0644));
+    closed("open d/ O_CREAT", open(at("d/"), O_RDONLY | O_CREAT, 0644));
+    closed("open d O_WRONLY", open(at("d"), O_WRONLY));
+    closed("open d O_CREAT|O_EXCL", open(at("d"), O_RDONLY | O_CREAT | O_EXCL, 0644));
+    closed("open file O_DIRECTORY", open(at("file"), O_RDONLY | O_DIRECTORY));
+    closed("open lf/ ", open(at("lf/"), O_RDONLY));
+    closed("open ld/", open(at("ld/"), O_RDONLY));
+    closed("open dangling O_CREAT|O_EXCL", open(at("dangling"), O_WRONLY | O_CREAT | O_EXCL, 0644));
+    closed("open lf O_NOFOLLOW", open(at("lf"), O_RDONLY | O_NOFOLLOW));
+    closed("open empty path", open("", O_RDONLY));
+    show("stat file/", stat(at("file/"), &st));
+    show("lstat lf/", lstat(at("lf/"), &st));
+    show("lstat ld/", lstat(at("ld/"), &st));
+    printf("lstat ld/ is dir: %d\n", S_ISDIR(st.st_mode));
+    show("stat dangling/", stat(at("dangling/"), &st));
+    show("mkdir new2/", mkdir(at("new2/"), 0755));
+    show("mkdir file/x", mkdir(at("file/x"), 0755));
+    show("mkdir d", mkdir(at("d"), 0755));
+    show("mkdir dangling", mkdir(at("dangling"), 0755));
+    show("rmdir file", rmdir(at("file")));
+    show("rmdir new2/.", rmdir(at("new2/.")));
+    show("rmdir new2/..", rmdir(at("new2/..")));
+    show("rmdir new2/", rmdir(at("new2/")));
+    show("unlink file/", unlink(at("file/")));
+    show("unlink d", unlink(at("d")));
+    show("unlink ld/", unlink(at("ld/")));
+    show("rename file -> g/", rename(at("file"), at("g/")));
+    show("rename file/ -> g", rename(at("file/"), at("g")));
+    show("rename d -> file", rename(at("d"), at("file")));
+    show("rename file -> d", rename(at("file"), at("d")));
+    show("rename d -> d/sub", rename(at("d"), at("d/sub")));
+    show("link file -> d/", link(at("file"), at("d/")));
+    show("link d -> d2", link(at("d"), at("d2")));
+    show("symlink x -> new3/", symlink("x", at("new3/")));
+    show("mknod fifo/", mknod(at("fifo/"), S_IFIFO | 0644, 0));
+    show("chdir file", chdir(at("file")));
+    show("chdir ld", chdir(at("ld")));
+    show("chdir /", chdir("/"));
+    show("truncate d", truncate(at("d"), 0));
+    show("truncate file/", truncate(at("file/"), 0));
+    show("access file/", access(at("file/"), F_OK));
+    show("faccessat bad flag", faccessat(AT_FDCWD, at("file"), F_OK, 0x10000));
+    char longname[300];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    closed("open 299-byte name", open(at(longname), O_RDONLY));
+    char *longpath = malloc(5000);
+    memset(longpath, 'a', 4999);
+    longpath[4999] = 0;
+    for (int i = 100; i < 4999; i += 101)
+        longpath[i] = '/';
+    closed("open 4999-byte path", open(longpath, O_RDONLY));
+    show("stat 4999-byte path", stat(longpath, &st));
+    free(longpath);
+}
+
+static void stat_flags(void)
+{
+    struct stat st;
+    int fd = open(at("file"), O_RDONLY);
+    int pfd = open(at("lf"), O_PATH | O_NOFOLLOW);
+    show("fstatat(fd, \"\", 0)", fstatat(fd, "", &st, 0));
+    show("fstatat(fd, \"\", EMPTY_PATH)", fstatat(fd, "", &st, AT_EMPTY_PATH));
+    printf("  size %lld\n", (long long)st.st_size);
+    show("fstatat(symlink O_PATH, \"\", EMPTY_PATH)", fstatat(pfd, "", &st, AT_EMPTY_PATH));
+    printf("  is link %d\n", S_ISLNK(st.st_mode));
+    show("fstatat(symlink O_PATH, \"\", EMPTY_PATH|NOFOLLOW)",
+         fstatat(pfd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+    show("fstatat(AT_FDCWD, \"\", EMPTY_PATH)", fstatat(AT_FDCWD, "", &st, AT_EMPTY_PATH));
+    show("fstatat(file fd, \"x\", 0)", fstatat(fd, "x", &st, 0));
+    show("fstatat(-5, \"x\", 0)", fstatat(-5, "x", &st, 0));
+    show("fstatat(-5, absolute, 0)", fstatat(-5, at("file"), &st, 0));
+    show("fstatat(lf, NOFOLLOW)", fstatat(AT_FDCWD, at("lf"), &st, AT_SYMLINK_NOFOLLOW));
+    printf("  is link %d\n", S_ISLNK(st.st_mode));
+    show("fstatat(bad flags)", fstatat(AT_FDCWD, at("file"), &st, 0x40000));
+    show("fstatat(NO_AUTOMOUNT)", fstatat(AT_FDCWD, at("file"), &st, AT_NO_AUTOMOUNT));
+    struct statx sx;
+    show("statx(FORCE_SYNC|DONT_SYNC)",
+         statx(AT_FDCWD, at("file"), AT_STATX_FORCE_SYNC | AT_STATX_DONT_SYNC, STATX_BASIC_STATS, &sx));
+    show("statx(mask reserved)", statx(AT_FDCWD, at("file"), 0, 0x80000000U, &sx));
+    show("statx(fd, \"\", EMPTY_PATH)", statx(fd, "", AT_EMPTY_PATH, STATX_SIZE, &sx));
+    printf("  size %llu\n", (unsigned long long)sx.stx_size);
+    show("statx(NULL path, EMPTY_PATH)", syscall(SYS_statx, fd, NULL, AT_EMPTY_PATH, STATX_SIZE, &sx));
+    show("newfstatat(NULL path, EMPTY_PATH)", syscall(SYS_newfstatat, fd, NULL, &st, AT_EMPTY_PATH));
+    show("stat(NULL)", syscall(SYS_stat, NULL, &st));
+    show("stat bad buffer", syscall(SYS_stat, at("file"), (void *)8));
+    close(fd);
+    close(pfd);
+}
+
+static void opath_fds(void)
+{
+    int p = open(at("d"), O_PATH | O_DIRECTORY);
+    int f = open(at("file"), O_PATH);
+    char buf[8];
+    show("accept(O_PATH)", accept(p, NULL, NULL));
+    show("read(O_PATH)", read(f, buf, sizeof buf));
+    show("fchmod(O_PATH)", fchmod(f, 0644));
+    show("fchdir(O_PATH dir)", fchdir(p));
+    show("fchdir back", chdir("/"));
+    show("getdents(O_PATH dir)", syscall(SYS_getdents64, p, buf, sizeof buf));
+    show("ioctl(O_PATH)", ioctl(f, FIONREAD, buf));
+    show("fcntl(O_PATH, F_GETFL) ok", fcntl(f, F_GETFL) >= 0 ? 0 : -1);
+    closed("openat(O_PATH dir, file)", openat(p, "../file", O_RDONLY));
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", f);
+    closed("reopen O_PATH via /proc/self/fd", open(link, O_RDONLY));
+    close(p);
+    close(f);
+}
+
+static void user(void)
+{
+    struct stat st;
+    if (mkdir(at("locked"), 0700) || mkdir(at("locked/sub"), 0755) ||
+        close(open(at("locked/f"), O_WRONLY | O_CREAT, 0644)) || mkdir(at("listable"), 0744) ||
+        close(open(at("listable/f"), O_WRONLY | O_CREAT, 0644))) {
+        perror("user setup");
+        exit(99);
+    }
+    if (setgroups(0, NULL) || setresgid(1000, 1000, 1000) || setresuid(1000, 1000, 1000)) {
+        perror("become user");
+        exit(99);
+    }
+    show("user stat locked/f", stat(at("locked/f"), &st));
+    show("user stat locked/missing", stat(at("locked/missing"), &st));
+    closed("user open locked/f", open(at("locked/f"), O_RDONLY));
+    closed("user create locked/new", open(at("locked/new"), O_WRONLY | O_CREAT, 0644));
+    show("user access locked/f", access(at("locked/f"), R_OK));
+    show("user chdir locked/sub", chdir(at("locked/sub")));
+    show("user mkdir locked/x", mkdir(at("locked/x"), 0755));
+    show("user unlink locked/f", unlink(at("locked/f")));
+    show("user stat locked", stat(at("locked"), &st));
+    closed("user open locked", open(at("locked"), O_RDONLY | O_DIRECTORY));
+    closed("user open locked O_PATH", open(at("locked"), O_PATH));
+    show("user stat listable/f", stat(at("listable/f"), &st));
+    closed("user open listable", open(at("listable"), O_RDONLY | O_DIRECTORY));
+    show("user mkdir listable/x", mkdir(at("listable/x"), 0755));
+    show("user unlink file", unlink(at("file")));
+    closed("user open file O_RDWR", open(at("file"), O_RDWR));
+    show("user chmod file", chmod(at("file"), 0777));
+    show("user rmdir d", rmdir(at("d")));
+}
+
+/* Events as a watcher on the working directory sees them, for opens,
+ * writes and closes the container makes of its files. */
+static void print_events(int in, const char *what)
+{
+    char buf[4096] __attribute__((aligned(8)));
+    struct pollfd p = {.fd = in, .events = POLLIN};
+    printf("%s:", what);
+    while (poll(&p, 1, 200) > 0) {
+        ssize_t n = read(in, buf, sizeof buf);
+        for (char *c = buf; n > 0 && c < buf + n;) {
+            struct inotify_event *e = (struct inotify_event *)c;
+            static const struct {
+                unsigned m;
+                const char *name;
+            } names[] = {{IN_ACCESS, "ACCESS"}, {IN_MODIFY, "MODIFY"}, {IN_ATTRIB, "ATTRIB"},
+                         {IN_CLOSE_WRITE, "CLOSE_WRITE"}, {IN_CLOSE_NOWRITE, "CLOSE_NOWRITE"},
+                         {IN_OPEN, "OPEN"}, {IN_MOVED_FROM, "MOVED_FROM"}, {IN_MOVED_TO, "MOVED_TO"},
+                         {IN_CREATE, "CREATE"}, {IN_DELETE, "DELETE"}, {IN_ISDIR, "ISDIR"}};
+            printf(" ");
+            for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
+                if (e->mask & names[i].m)
+                    printf("%s|", names[i].name);
+            printf("%s", e->len ? e->name : ".");
+            c += sizeof *e + e->len;
+        }
+    }
+    printf("\n");
+}
+
+static void events(const char *image_file)
+{
+    int in = inotify_init1(IN_CLOEXEC);
+    int w = inotify_add_watch(in, dir, IN_ALL_EVENTS);
+    show("watch dir", w);
+    int fd = open(at("ev"), O_WRONLY | O_CREAT, 0644);
+    write(fd, "x", 1);
+    close(fd);
+    print_events(in, "create+write+close");
+    fd = open(at("ev"), O_RDONLY);
+    char c;
+    read(fd, &c, 1);
+    close(fd);
+    print_events(in, "open+read+close");
+    chmod(at("ev"), 0600);
+    rename(at("ev"), at("ev2"));
+    unlink(at("ev2"));
+    mkdir(at("evd"), 0755);
+    rmdir(at("evd"));
+    print_events(in, "chmod+rename+unlink+mkdir+rmdir");
+    int wf = inotify_add_watch(in, at("file"), IN_ALL_EVENTS);
+    show("watch file", wf);
+    fd = open(at("file"), O_WRONLY | O_APPEND);
+    write(fd, "more\n", 5);
+    close(fd);
+    print_events(in, "append to watched file");
+    /* a file of the image, watched before the container first writes it */
+    int wi = inotify_add_watch(in, image_file, IN_MODIFY | IN_CLOSE_WRITE | IN_OPEN | IN_ATTRIB);
+    show("watch image file", wi);
+    fd = open(image_file, O_WRONLY | O_APPEND);
+    show("open image file for writing", fd);
+    write(fd, "# appended\n", 11);
+    close(fd);
+    print_events(in, "write image file");
+    close(in);
+}
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st, (void)type, (void)ftw;
+    return remove(path);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    umask(022);
+    setup();
+    const char *all[] = {"readlink", "openat2", "slashes", "stat", "opath", "events", "user"};
+    const char **which = argc > 1 ? (const char **)argv + 1 : all;
+    int n = argc > 1 ? argc - 1 : (int)(sizeof all / sizeof *all);
+    for (int i = 0; i < n; i++) {
+        printf("== %s\n", which[i]);
+        if (!strcmp(which[i], "readlink"))
+            readlink_empty();
+        else if (!strcmp(which[i], "openat2"))
+            openat2_resolve();
+        else if (!strcmp(which[i], "slashes"))
+            slashes();
+        else if (!strcmp(which[i], "stat"))
+            stat_flags();
+        else if (!strcmp(which[i], "opath"))
+            opath_fds();
+        else if (!strcmp(which[i], "events"))
+            events("/etc/edges.conf");   /* the test puts it in the image */
+        else if (!strcmp(which[i], "user")) {
+            pid_t pid = fork();
+            if (pid == 0) {
+                user();
+                exit(0);
+            }
+            waitpid(pid, NULL, 0);
+        } else
+            return 2;
+    }
+    return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) ? 3 : 0;
+}
