@@ -232,13 +232,17 @@ def leftovers(rootfs: Path) -> list[str]:
     return found
 
 
+def build_program(name: str, out_dir: Path) -> Path:
+    """tests/programs/NAME.c, built static so it runs in any rootfs."""
+    out = out_dir / name
+    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out),
+                    str(REPO / "tests" / "programs" / f"{name}.c"), "-lpthread"], check=True)
+    return out
+
+
 @pytest.fixture(scope="session")
 def probe_bin(world_tmp: Path) -> Path:
-    """tests/programs/probe.c, built static so it runs in any rootfs."""
-    out = world_tmp / "probe"
-    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out),
-                    str(REPO / "tests" / "programs" / "probe.c"), "-lpthread"], check=True)
-    return out
+    return build_program("probe", world_tmp)
 
 
 def install_probe(rootfs: Path, probe: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, chroot_run
+from tests.conftest import build_program, chroot_run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the chroot reference needs root")
 
@@ -25,10 +25,7 @@ OPTIONS = ("--cap-add", "ALL", "--security-opt", "seccomp=unconfined")
 
 @pytest.fixture(scope="module")
 def ids_bin(world_tmp: Path) -> Path:
-    out = world_tmp / "ids"
-    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out),
-                    str(REPO / "tests" / "programs" / "ids.c"), "-lpthread"], check=True)
-    return out
+    return build_program("ids", world_tmp)
 
 
 def _install(rootfs: Path, program: Path) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, chroot_run
+from tests.conftest import build_program, chroot_run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the chroot reference needs root")
 
@@ -36,10 +36,7 @@ EMULATED_IDENTITY_SECTIONS = ("user",)
 
 @pytest.fixture(scope="module")
 def edges_bin(world_tmp: Path) -> Path:
-    out = world_tmp / "pathedges"
-    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out),
-                    str(REPO / "tests" / "programs" / "pathedges.c")], check=True)
-    return out
+    return build_program("pathedges", world_tmp)
 
 
 def _install(rootfs: Path, program: Path) -> None:

@@ -6,12 +6,11 @@ setuid/setgid programs, and to capset, starting as root and then as uid
 what it prints natively in a chroot."""
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Result, chroot_run
+from tests.conftest import Result, build_program, chroot_run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the chroot reference needs root")
 
@@ -20,10 +19,7 @@ OPTIONS = ("--cap-add", "ALL", "--security-opt", "seccomp=unconfined")
 
 @pytest.fixture(scope="module")
 def perms_bin(world_tmp: Path) -> Path:
-    out = world_tmp / "perms"
-    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out),
-                    str(REPO / "tests" / "programs" / "perms.c")], check=True)
-    return out
+    return build_program("perms", world_tmp)
 
 
 def _install(rootfs: Path, program: Path) -> None:
