@@ -17,7 +17,7 @@ export BRANDPY_DOCKERPY_VENV ?= /opt/brandpy/dockerpy-venv
 APT_PKGS := python3-venv python3-dev gcc make busybox-static debootstrap \
             proot runsc docker-registry skopeo umoci zstd strace procps \
             util-linux apache2-utils ca-certificates curl xz-utils \
-            linux-libc-dev libc6-dev docker.io containerd iproute2 docker-compose nftables
+            linux-libc-dev libc6-dev docker.io containerd iproute2 docker-compose nftables passt
 
 PYTEST_ARGS ?=
 
@@ -31,6 +31,10 @@ deps:
 	  echo "apt-get install $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@# pasta (an unprivileged daemon's container networks) opens /dev/net/tun:
+	@# 0666 as udev makes it, where no udev did
+	@if [ -c /dev/net/tun ] && [ "$$(stat -c %a /dev/net/tun)" != 666 ]; then \
+	  echo "chmod 0666 /dev/net/tun"; chmod 0666 /dev/net/tun; fi
 
 $(PY):
 	mkdir -p $(dir $(VENV))

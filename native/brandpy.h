@@ -66,6 +66,13 @@ struct bp_landlock_rule {
  * BP_SPAWNER_NAMESPACES (root), it first makes the container's mount, IPC
  * and UTS namespaces, with the host read-only but for these mounts. */
 #define BP_SPAWNER_NAMESPACES 1
+/* BP_SPAWNER_NETWORK (unprivileged): the spawner first makes a user
+ * namespace (mapping only our uid and gid) and a network namespace of its
+ * own, with loopback up; `helper` (NULL-terminated argv, or NULL) is run
+ * outside them with the spawner's PID appended, must print a line on its
+ * stdout once it has connected the namespace (pasta's --pid /dev/stdout)
+ * and is killed with the spawner. -ENONET: the helper failed. */
+#define BP_SPAWNER_NETWORK 2
 #define BP_NS_RW 0              /* bound writable */
 #define BP_NS_RO 1              /* bound read-only */
 #define BP_NS_MASK 2            /* hidden (/dev/null over a file, an empty tmpfs on a dir) */
@@ -73,7 +80,8 @@ struct bp_ns_mount {
     const char *path;
     int how;
 };
-int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int flags, int *ctl);
+int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
+                     char *const *helper, int *ctl);
 int bp_landlock_ruleset(const struct bp_landlock_rule *rules, int n,
                         unsigned long long handled_fs, unsigned long long scoped,
                         int *failed);

@@ -17,7 +17,10 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <poll.h>
 #include <sched.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -162,6 +165,23 @@ int bp_spawn_remote(const struct bp_spawn_args *a, int sync_fd, int listener_soc
 
 /* -- the spawner --------------------------------------------------------------------- */
 
+/* The watchdog of the helper connecting our network (own_network), as a
+ * pidfd, and the pipe whose end we hold: the watchdog kills the helper when
+ * we end. (The helper loses PR_SET_PDEATHSIG when it joins our user
+ * namespace, and our Landlock domain may not signal it.) */
+static int watchdog_fd = -1, life_fd = -1;
+
+static void __attribute__((noreturn)) leave(int status)
+{
+    if (watchdog_fd >= 0) {
+        /* wait for it, so it is reaped by us (SA_NOCLDWAIT), not adopted */
+        struct pollfd gone = {watchdog_fd, POLLIN, 0};
+        close(life_fd);
+        poll(&gone, 1, 2000);
+    }
+    _exit(status);
+}
+
 static int32_t serve(int ctl)
 {
     struct request req;
@@ -178,23 +198,23 @@ static int32_t serve(int ctl)
         got = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC);
     while (got < 0 && errno == EINTR);
     if (got <= 0)
-        _exit(0);      /* the supervisor is done with the container */
+        leave(0);      /* the supervisor is done with the container */
     struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
     int n = cmsg && cmsg->cmsg_type == SCM_RIGHTS ?
             (int)((cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int)) : 0;
     if (n)
         memcpy(fds, CMSG_DATA(cmsg), n * sizeof(int));
     if (got < (ssize_t)sizeof req && read_all(ctl, (char *)&req + got, sizeof req - got) < 0)
-        _exit(0);
+        leave(0);
     int32_t result = -EPROTO;
     char *buf = mmap(NULL, req.payload + 1, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     size_t vecs = ((size_t)req.argc + req.envc + 2) * sizeof(char *);
     char **vec = mmap(NULL, vecs, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (buf == MAP_FAILED || vec == MAP_FAILED)
-        _exit(0);
+        leave(0);
     if (read_all(ctl, buf, req.payload) < 0)
-        _exit(0);
+        leave(0);
     struct bp_spawn_args a = req.a;
     int want = 1 + a.nfds + req.has_hold + req.has_listener;
     if (n == want && a.nfds <= BP_SPAWN_MAX_FDS) {
@@ -288,7 +308,152 @@ static int namespaces(const struct bp_ns_mount *mounts, int n)
     return 0;
 }
 
-static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int n, int flags)
+/* -- a network of its own (BP_SPAWNER_NETWORK) ------------------------------------------ */
+
+static char *utoa(unsigned long v, char *end)
+{
+    *--end = 0;
+    do
+        *--end = (char)('0' + v % 10);
+    while (v /= 10);
+    return end;
+}
+
+/* "ID ID 1\n" into /proc/self/<file>: our own id, the only one an
+ * unprivileged process may map. */
+static int map_self(const char *file, unsigned long id)
+{
+    char line[64], num[24];
+    char *p = line;
+    const char *n = utoa(id, num + sizeof num);
+    size_t len = strlen(n);
+    memcpy(p, n, len), p += len, *p++ = ' ';
+    memcpy(p, n, len), p += len;
+    memcpy(p, " 1\n", 3), p += 3;
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = write_all(fd, line, (size_t)(p - line));
+    close(fd);
+    return rc;
+}
+
+static int write_file(const char *file, const char *text)
+{
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = write_all(fd, text, strlen(text));
+    close(fd);
+    return rc;
+}
+
+/* The helper's side: a watchdog outside our namespaces and domain, which
+ * starts the helper once we are ready for it and kills it when we end (EOF
+ * on life). */
+static void __attribute__((noreturn)) watchdog(char *const *helper, pid_t spawner, int go,
+                                               int ready, int life)
+{
+    char c, num[24], *argv[64];
+    int n = 0;
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    /* EOF on go: the spawner is gone before it could let us in */
+    if (read(go, &c, 1) != 1)
+        _exit(125);
+    /* the spawner ignores everything (and reaps at once): the helper gets
+     * the defaults, and stays our zombie until we wait, so kill() is safe */
+    for (int s = 1; s < 65; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            sigaction(s, &dfl, NULL);
+    for (; helper[n] && n < 62; n++)
+        argv[n] = helper[n];
+    argv[n++] = utoa((unsigned long)spawner, num + sizeof num);
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (dup2(ready, 1) < 0)
+            _exit(125);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(ready);
+    while (pid > 0 && read(life, &c, 1) < 0 && errno == EINTR)
+        ;
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    _exit(0);
+}
+
+/* A user namespace mapping only our ids and a network namespace, lo up
+ * and dockerd's sysctls, then the helper connects it. 0 or -errno. */
+static int own_network(char *const *helper)
+{
+    pid_t me = getpid();
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    int go[2] = {-1, -1}, ready[2] = {-1, -1}, life[2] = {-1, -1};
+    if (helper && (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0 ||
+                   pipe2(life, O_CLOEXEC) < 0))
+        return -errno;
+    if (helper) {
+        pid_t pid = fork();
+        if (pid < 0)
+            return -errno;
+        if (pid == 0) {
+            close(life[1]);
+            watchdog(helper, me, go[0], ready[1], life[0]);
+        }
+        /* alive until we write on go, so the pid is still its own */
+        watchdog_fd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (watchdog_fd < 0)
+            return -errno;     /* it sees EOF on go and exits */
+        life_fd = life[1];
+        close(life[0]);
+        close(go[0]);
+        close(ready[1]);
+    }
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0 ||
+        write_file("/proc/self/setgroups", "deny") < 0 ||
+        map_self("/proc/self/uid_map", uid) < 0 || map_self("/proc/self/gid_map", gid) < 0 ||
+        write_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0") < 0)
+        return -errno;
+    /* ping sockets for our group, the only one mapped (dockerd allows all) */
+    char range[64], num[24];
+    const char *g = utoa(gid, num + sizeof num);
+    size_t len = strlen(g);
+    memcpy(range, g, len);
+    range[len] = ' ';
+    memcpy(range + len + 1, g, len + 1);
+    if (write_file("/proc/sys/net/ipv4/ping_group_range", range) < 0)
+        return -errno;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+        return -errno;
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+        return -errno;
+    close(s);
+    if (!helper)
+        return 0;
+    /* It joins us through /proc/PID/ns while we are still dumpable, and
+     * says it is done with a line (its PID); EOF: it failed. */
+    char c = 'g';
+    if (write_all(go[1], &c, 1) < 0)
+        return -ENONET;
+    close(go[1]);
+    while (read_all(ready[0], &c, 1) == 0)
+        if (c == '\n')
+            return 0;       /* ready[0] stays open: the helper's stdout never breaks */
+    return -ENONET;
+}
+
+static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
+                    char *const *helper)
 {
     struct sigaction ign = {.sa_handler = SIG_IGN}, nowait = {.sa_handler = SIG_IGN,
                                                              .sa_flags = SA_NOCLDWAIT};
@@ -304,7 +469,8 @@ static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int 
     sigprocmask(SIG_SETMASK, &none, NULL);
     /* fds 0-2 on /dev/null (not the supervisor's stdio), ours at 3 and 4 */
     ctl = fcntl(ctl, F_DUPFD_CLOEXEC, 10);
-    ruleset = fcntl(ruleset, F_DUPFD_CLOEXEC, 10);
+    int walled = ruleset >= 0;     /* -1: no Landlock here, only the network */
+    ruleset = walled ? fcntl(ruleset, F_DUPFD_CLOEXEC, 10) : open("/dev/null", O_RDONLY);
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (ctl < 0 || ruleset < 0 || null < 0)
         _exit(125);
@@ -315,23 +481,26 @@ static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int 
         syscall(SYS_close_range, 5, ~0U, 0) < 0)
         _exit(125);
     ctl = 3;
-    /* mounts first: a Landlock domain may not change them */
-    int32_t ready = flags & BP_SPAWNER_NAMESPACES ? namespaces(mounts, n) : 0;
+    /* namespaces and mounts first: a Landlock domain may not change them */
+    int32_t ready = flags & BP_SPAWNER_NETWORK ? own_network(helper) : 0;
+    if (!ready && flags & BP_SPAWNER_NAMESPACES)
+        ready = namespaces(mounts, n);
     if (!ready && (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-                   syscall(SYS_landlock_restrict_self, 4, 0) < 0 ||
+                   (walled && syscall(SYS_landlock_restrict_self, 4, 0) < 0) ||
                    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0))
         ready = -errno;
     if (write_all(ctl, &ready, sizeof ready) < 0 || ready < 0)
-        _exit(125);
+        leave(125);
     close(4);
     for (;;) {
         int32_t result = serve(ctl);
         if (result < 0 && write_all(ctl, &result, sizeof result) < 0)
-            _exit(0);
+            leave(0);
     }
 }
 
-int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int flags, int *ctl)
+int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
+                     char *const *helper, int *ctl)
 {
     int sock[2];
     int32_t ready = -EPIPE;
@@ -340,7 +509,7 @@ int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int f
     pid_t pid = fork();
     if (pid == 0) {
         close(sock[0]);
-        spawner(sock[1], ruleset, mounts, n, flags);
+        spawner(sock[1], ruleset, mounts, n, flags, helper);
     }
     int err = errno;
     close(sock[1]);

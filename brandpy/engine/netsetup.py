@@ -9,10 +9,18 @@
   EndpointSettings while it runs), a veth pair per network, published
   ports as DNAT, names from the embedded resolver on each network's
   gateway. Ports are real: the supervisor translates none.
-- translate (an unprivileged daemon): containers share the daemon's
-  network stack. Published ports are translated by the supervisor, user
-  networks' peers are named in /etc/hosts at 127.0.0.1, and connect() to
-  the host's loopback reaches only the container's own ports.
+- pasta (an unprivileged daemon where user namespaces and pasta are
+  available, brandpy/network/pasta.py): a container on the default network
+  (or `none`) gets a user and network namespace of its own, made by its
+  spawner; pasta connects it (its own loopback, eth0 with the host's
+  address and route, DNS forwarded, published ports forwarded from the
+  host). Ports are real: the supervisor translates none. Containers on
+  user networks or `host` share the daemon's stack as in translate mode.
+- translate (an unprivileged daemon otherwise): containers share the
+  daemon's network stack. Published ports are translated by the
+  supervisor, user networks' peers are named in /etc/hosts at 127.0.0.1,
+  and connect() to the host's loopback reaches only the container's own
+  ports.
 """
 
 from __future__ import annotations
@@ -24,13 +32,14 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
 from brandpy.images.fsutil import atomic_write
-from brandpy.network import commands
+from brandpy.network import commands, pasta
 from brandpy.network import netns as netnslib
 from brandpy.network.controller import Networking
 from brandpy.network.errors import NetworkError
 from brandpy.network.ipam import check_mac, mac_of
 from brandpy.network.model import Endpoint, Published
-from brandpy.runtime.sandbox import SandboxConfig, etc_files
+from brandpy.runtime.loopback import nameservers
+from brandpy.runtime.sandbox import PortMapping, SandboxConfig, etc_files
 
 from . import links
 from .errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound
@@ -40,13 +49,19 @@ from .records import Record
 if TYPE_CHECKING:
     from .engine import Engine
 
-BRIDGE, TRANSLATE = "bridge", "translate"
+BRIDGE, PASTA, TRANSLATE = "bridge", "pasta", "translate"
 CONTAINER = "container:"
 ADDRESS_FIELDS = {"Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "DNSNames": None}
 
 
 def choose_mode() -> str:
-    return BRIDGE if os.geteuid() == 0 else TRANSLATE
+    if os.geteuid() == 0:
+        return BRIDGE
+    why = pasta.unavailable()
+    if why:
+        print(f"brandpy: containers share the host's network (translate mode): {why}",
+              file=sys.stderr)
+    return TRANSLATE if why else PASTA
 
 
 def _engine_error(exc: NetworkError) -> EngineError:
@@ -147,7 +162,7 @@ class NetSetup:
                 check_mac(config["MacAddress"])
             except NetworkError as exc:
                 raise _engine_error(exc) from None
-        if self.net is None and mode == "none":
+        if self.mode == TRANSLATE and mode == "none":
             return ["NetworkMode: --network none is not enforced: the container shares the "
                     "host's network stack (an unprivileged daemon makes no network "
                     "namespaces)"]
@@ -170,7 +185,13 @@ class NetSetup:
         """Are the container's ports published? Not on the host's, none's or
         another container's network, where dockerd discards them."""
         mode = self._mode(rec)
+        if self.mode == PASTA:
+            return mode != "none"
         return self.net is None or not (mode in ("host", "none") or mode.startswith(CONTAINER))
+
+    def pasta_network(self, rec: Record) -> bool:
+        """Has the container a network of its own connected by pasta?"""
+        return self.mode == PASTA and self._mode(rec) in ("default", "bridge", "none")
 
     def spec(self, rec: Record, ports: list[dict]) -> dict[str, Any]:
         """The network part of the shim's spec: "netns" (what the shim makes
@@ -182,6 +203,16 @@ class NetSetup:
             "dns_search": list(hc.get("DnsSearch") or []),
             "dns_options": list(hc.get("DnsOptions") or [])}
         mode = self._mode(rec)
+        if self.pasta_network(rec):
+            own: list[str] = []           # --network none: its loopback only
+            if mode != "none":
+                forward = pasta.forwarded(nameservers())    # at each start, as dockerd
+                own = pasta.command([PortMapping(**p) for p in ports], forward,
+                                    str(rec.dir / "run" / "pasta.log"))
+                if forward and not sandbox["dns"]:
+                    sandbox["dns"] = [pasta.DNS_ADDRESS]
+            sandbox.update(ports=[], own_network=own)
+            return {"netns": "", "sandbox": sandbox}
         if self.net is None:
             sandbox.update(ports=ports, loopback_closed=mode != "host")
             return {"netns": "", "sandbox": sandbox}

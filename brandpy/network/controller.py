@@ -189,7 +189,7 @@ class Networking:
         internal = all(self.networks[e.network].internal for e in mine
                        if e.network in self.networks)
         upstream = [] if internal else [
-            s for s in asking.upstream if not _loopback(s)] or nameservers()   # read at each use
+            s for s in asking.upstream if not is_loopback(s)] or nameservers()   # read at each use
         return dns.View(names, upstream)
 
     async def close(self) -> None:
@@ -200,7 +200,7 @@ class Networking:
         self.resolvers.clear()
 
 
-def _loopback(server: str) -> bool:
+def is_loopback(server: str) -> bool:
     """A loopback server is the container's own: not reachable from here."""
     try:
         return ipaddress.ip_address(server).is_loopback

@@ -22,6 +22,7 @@ every engine uses), so that they share one Landlock domain.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import stat
@@ -204,10 +205,13 @@ class Spawner:
 
     @classmethod
     def start(cls, sb: Sandbox, stdio: tuple[int, ...] = ()) -> Spawner | None:
-        """None where there are no walls to share (no Landlock). As root,
-        the spawner first makes the container's namespaces (ns_mounts)."""
+        """None where there are no walls to share (no Landlock) and no
+        network of its own to make. As root, the spawner first makes the
+        container's namespaces (ns_mounts); with config.own_network, its
+        user and network namespaces (brandpy/network/pasta.py)."""
         fd = ruleset(sb, stdio)
-        if fd < 0:
+        helper = sb.config.own_network
+        if fd < 0 and helper is None:
             return None
         from brandpy._native import ffi, lib
         mounts = ns_mounts(sb) if not sb.fake_ids else []
@@ -216,11 +220,22 @@ class Spawner:
         for i, ((_path, how), cpath) in enumerate(zip(mounts, keep, strict=True)):
             arr[i].path, arr[i].how = cpath, how
         flags = 0 if sb.fake_ids else lib.BP_SPAWNER_NAMESPACES
+        argv = ffi.NULL
+        if helper is not None:
+            flags |= lib.BP_SPAWNER_NETWORK
+            keep += [ffi.new("char[]", os.fsencode(a)) for a in helper]
+            argv = ffi.new("char *[]", [*keep[len(mounts):], ffi.NULL]) if helper else ffi.NULL
         ctl = ffi.new("int *", -1)
         try:
-            pid = lib.bp_spawner_start(fd, arr, len(mounts), flags, ctl)
+            pid = lib.bp_spawner_start(fd, arr, len(mounts), flags, argv, ctl)
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
+        if pid == -errno.ENONET and helper:
+            from brandpy.network.pasta import log_tail
+            tail = log_tail(helper)
+            raise LandlockError(errno.ENONET, f"the container's network: {helper[0]} failed"
+                                + (f": {tail}" if tail else ""))
         if pid < 0:
             raise LandlockError(-pid, f"starting the container's spawner: {os.strerror(-pid)}")
         return cls(pid, ctl[0])

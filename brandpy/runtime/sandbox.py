@@ -146,6 +146,10 @@ class SandboxConfig:
     dns_options: list[str] = field(default_factory=list)
     address: str = ""            # the container's own address, for /etc/hosts
     loopback_closed: bool = False   # connect() to the host's loopback: own ports only
+    # unprivileged: None shares the supervisor's network; else the container
+    # gets a user and network namespace of its own, connected by this
+    # command (pasta, brandpy/network/pasta.py; [] leaves it loopback only)
+    own_network: list[str] | None = None
     strict: bool = False         # the first unsupported syscall stops the container
     cpuset: str = ""             # docker --cpuset-cpus: the container and its supervisor
     readonly_rootfs: bool = False                          # docker --read-only
@@ -177,7 +181,8 @@ class Sandbox:
         self.ptys = PtyView(os.path.join(self.state, b"dev"))
         self.pids = PidMap()
         self.mounts.pid_of = self.pids.to_guest
-        self.ports = PortMap()
+        # in a network of its own, ports are real: nothing is translated
+        self.ports = PortMap() if config.own_network is None else PortMap(privileged_limit=0)
         for p in config.ports:
             self.ports.publish(p.proto, p.container_port, p.host_port, p.host_ip)
         self.init_pid = 0                       # host PID of the entrypoint

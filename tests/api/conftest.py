@@ -215,16 +215,19 @@ def as_nobody(home: Path, env: dict, pythonpath: str | None) -> dict:
 
 
 @contextlib.contextmanager
-def unprivileged_daemon(pythonpath: str | None) -> Iterator[Daemon]:
+def unprivileged_daemon(pythonpath: str | None, netns: Netns | None = None,
+                        prefix: list[str] | None = None) -> Iterator[Daemon]:
     """The daemon as uid 65534 with XDG dirs of its own, the busybox image
-    imported (as root, in a Netns too: it still is "the host")."""
+    imported (as root, in a Netns too: it still is "the host"; netns: that
+    one, which the caller removes). prefix: a command it runs under, as
+    root before SETPRIV."""
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to uid 65534")
     home = Path(tempfile.mkdtemp(prefix="bpu-", dir="/tmp"))
     (home / "d").mkdir()
     env = as_nobody(home, {k: v for k, v in os.environ.items()
                            if not k.startswith(("XDG_", "PYTEST"))}, pythonpath)
-    d = Daemon(root=home / "d", env=env, user=SETPRIV)
+    d = Daemon(root=home / "d", env=env, user=[*(prefix or []), *SETPRIV], netns=netns)
     try:
         d.start()
         d.ok("import", str(image_tar("busybox")), "busybox:latest")

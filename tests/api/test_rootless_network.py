@@ -1,0 +1,194 @@
+"""Unprivileged, every container on the default network its own network
+namespace (issue 19), connected by pasta as rootless Podman's are
+(brandpy/network/pasta.py). The daemon runs as uid 65534 in a namespace
+the test makes ("the host": its uplink `uplink0` and default route lead
+to a second namespace, `outside`, standing in for the world, whose
+address is also the host's nameserver), driven by the docker CLI and the
+SDK. No traffic leaves those two namespaces."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+
+from brandpy.network import dns
+from tests.api.conftest import Daemon, Netns, unprivileged_daemon, wait_for
+
+OUT = "198.51.100"              # TEST-NET-2: OUT.1 outside, OUT.2 the host
+EXAMPLE = ("bp-example.test", "203.0.113.7")     # what outside's nameserver answers
+
+
+def _uplink(host: Netns, outside: Netns) -> None:
+    """A veth pair host:uplink0 <-> outside:eth0, the host's default route
+    through outside."""
+    subprocess.run(["ip", "-n", host.name, "link", "add", "uplink0", "type", "veth",
+                    "peer", "name", "eth0", "netns", outside.name], check=True)
+    for ns, ifname, addr in ((host, "uplink0", f"{OUT}.2"), (outside, "eth0", f"{OUT}.1")):
+        ns.run(["ip", "addr", "add", f"{addr}/24", "dev", ifname], check=True)
+        ns.run(["ip", "link", "set", ifname, "up"], check=True)
+    host.run(["ip", "route", "add", "default", "via", f"{OUT}.1"], check=True)
+
+
+def _serve(ns: Netns, addr: str, kind: int, handle: Callable[[socket.socket], None]
+           ) -> socket.socket:
+    """A socket bound in ns (UDP on port 53, TCP on one of the kernel's),
+    answered by handle on a thread until closed."""
+    def bind() -> socket.socket:
+        s = socket.socket(socket.AF_INET, kind)
+        s.bind((addr, 53 if kind == socket.SOCK_DGRAM else 0))
+        if kind == socket.SOCK_STREAM:
+            s.listen(8)
+        return s
+    sock = ns.call(bind)
+
+    def loop() -> None:
+        while True:
+            try:
+                handle(sock)
+            except OSError:
+                return
+    threading.Thread(target=loop, daemon=True).start()
+    return sock
+
+
+def _greeter(seen: list[str]) -> Callable[[socket.socket], None]:
+    """A TCP handler: one line to each peer, whose address it records."""
+    def greet(sock: socket.socket) -> None:
+        conn, peer = sock.accept()
+        seen.append(peer[0])
+        with conn:
+            conn.sendall(b"hello-from-" + sock.getsockname()[0].encode() + b"\n")
+    return greet
+
+
+def _nameserver(sock: socket.socket) -> None:
+    query, peer = sock.recvfrom(512)
+    q = dns.parse(query)
+    view = dns.View({EXAMPLE[0]: [IPv4Address(EXAMPLE[1])]})
+    out = dns.answer(query, q, view) if q else None
+    if out is not None:
+        sock.sendto(out, peer)
+
+
+@pytest.fixture(scope="module")
+def rootless(unpriv_pythonpath: str | None) -> Iterator[tuple[Daemon, Netns, Netns]]:
+    host, outside = Netns(), Netns()
+    # `ip netns exec` shows the daemon this resolv.conf as /etc/resolv.conf
+    etc = Path("/etc/netns") / host.name
+    try:
+        _uplink(host, outside)
+        etc.mkdir(parents=True)
+        (etc / "resolv.conf").write_text(f"nameserver {OUT}.1\n")
+        with unprivileged_daemon(unpriv_pythonpath, netns=host,
+                                 prefix=["ip", "netns", "exec", host.name]) as d:
+            options = d.ok("info", "-f", "{{json .SecurityOptions}}")
+            assert "mode=pasta" in options, (options, d.log.read_text()[-2000:])
+            yield d, host, outside
+    finally:
+        shutil.rmtree(etc, ignore_errors=True)
+        host.remove()
+        outside.remove()
+
+
+def run(d: Daemon, *args: str) -> str:
+    return d.ok("run", "--rm", *args)
+
+
+def _interfaces(proc_net_dev: str) -> set[str]:
+    return {line.split(":")[0].strip() for line in proc_net_dev.splitlines()[2:] if ":" in line}
+
+
+def test_own_interface_and_loopback(rootless):
+    """eth0 with the host's address and route (pasta's), its own /proc/net;
+    the host's uplink0 is not there."""
+    d, _, _ = rootless
+    out = run(d, "busybox", "sh", "-c", "ip -o -4 addr show dev eth0; ip route")
+    assert f"inet {OUT}.2/24" in out and f"default via {OUT}.1 dev eth0" in out, out
+    assert _interfaces(run(d, "busybox", "cat", "/proc/net/dev")) == {"lo", "eth0"}
+    # --network none: a namespace of its own too, loopback only
+    assert _interfaces(run(d, "--network", "none", "busybox", "cat", "/proc/net/dev")) == {"lo"}
+
+
+def test_host_loopback_is_not_reachable(rootless):
+    d, host, _ = rootless
+    seen: list[str] = []
+    sock = _serve(host, "127.0.0.1", socket.SOCK_STREAM, _greeter(seen))
+    port = sock.getsockname()[1]
+    try:
+        # the listener answers on the host...
+        assert wait_for(lambda: host.call(lambda: socket.create_connection(
+            ("127.0.0.1", port), timeout=3).recv(64))) == b"hello-from-127.0.0.1\n"
+        # ...but 127.0.0.1 in the container is its own loopback: refused
+        out = run(d, "busybox", "sh", "-c", f"nc 127.0.0.1 {port} </dev/null; echo rc=$?")
+        assert "hello" not in out and "rc=1" in out, out
+        assert seen == ["127.0.0.1"], seen
+    finally:
+        sock.close()
+
+
+def test_published_port_from_the_host_loopback(rootless):
+    """-p 127.0.0.1:HOST:80: a server on port 80 in the container (a real,
+    privileged port of its own namespace) answers on the host's loopback."""
+    d, host, _ = rootless
+    d.ok("run", "-d", "--name", "web", "-p", "127.0.0.1:18093:80", "busybox", "sh", "-c",
+         "echo hello-web > /tmp/index.html; exec httpd -f -p 80 -h /tmp")
+    try:
+        assert wait_for(lambda: host.fetch("http://127.0.0.1:18093/")) == "hello-web\n"
+        assert d.ok("port", "web").strip() == "80/tcp -> 127.0.0.1:18093"
+    finally:
+        d.ok("rm", "-f", "web")
+    assert host.fetch("http://127.0.0.1:18093/", timeout=1) is None   # gone with it
+
+
+def test_outbound_and_dns_through_pasta(rootless):
+    d, _, outside = rootless
+    seen: list[str] = []
+    tcp = _serve(outside, f"{OUT}.1", socket.SOCK_STREAM, _greeter(seen))
+    udp = _serve(outside, f"{OUT}.1", socket.SOCK_DGRAM, _nameserver)
+    try:
+        out = run(d, "busybox", "sh", "-c",
+                  f"nc {OUT}.1 {tcp.getsockname()[1]} </dev/null; cat /etc/resolv.conf; "
+                  f"nslookup {EXAMPLE[0]}")
+        assert f"hello-from-{OUT}.1" in out, out
+        assert seen == [f"{OUT}.2"], seen      # pasta's socket, from the host's address
+        # the container asks pasta's forwarder, which asks the host's nameserver
+        assert "nameserver 169.254.1.1" in out and EXAMPLE[1] in out, out
+    finally:
+        tcp.close()
+        udp.close()
+
+
+def test_sdk_and_nothing_left_behind(rootless):
+    d, host, _ = rootless
+    client = d.client()
+    try:
+        c = client.containers.run("busybox", ["sh", "-c", "ip -o link; sleep 30"],
+                                  detach=True, ports={"8080/tcp": ("127.0.0.1", 18094)})
+        assert wait_for(lambda: "eth0" in c.logs().decode())
+        assert _helpers(d), "pasta runs for the container"
+        c.remove(force=True)
+    finally:
+        client.close()
+    assert wait_for(lambda: not _helpers(d)), _helpers(d)
+
+
+def _helpers(d: Daemon) -> list[str]:
+    """The pasta processes of the daemon's containers (their logs are in
+    its data root)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"pasta") and any(str(d.root).encode() in a for a in argv):
+            found.append(pid)
+    return found
