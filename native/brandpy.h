@@ -73,6 +73,9 @@ struct bp_landlock_rule {
  * stdout once it has connected the namespace (pasta's --pid /dev/stdout)
  * and is killed with the spawner. -ENONET: the helper failed. */
 #define BP_SPAWNER_NETWORK 2
+/* BP_SPAWNER_JOIN (unprivileged, with BP_SPAWNER_NETWORK): join the user
+ * and network namespaces of process join_pid instead (container:NAME). */
+#define BP_SPAWNER_JOIN 4
 #define BP_NS_RW 0              /* bound writable */
 #define BP_NS_RO 1              /* bound read-only */
 #define BP_NS_MASK 2            /* hidden (/dev/null over a file, an empty tmpfs on a dir) */
@@ -81,7 +84,7 @@ struct bp_ns_mount {
     int how;
 };
 int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
-                     char *const *helper, int *ctl);
+                     char *const *helper, int join_pid, int *ctl);
 int bp_landlock_ruleset(const struct bp_landlock_rule *rules, int n,
                         unsigned long long handled_fs, unsigned long long scoped,
                         int *failed);

@@ -386,6 +386,32 @@ static void __attribute__((noreturn)) watchdog(char *const *helper, pid_t spawne
     _exit(0);
 }
 
+/* Into the user, then the network namespace of process pid (its owner
+ * may: we are its user namespace's owner). 0 or -errno. */
+static int join_network(pid_t pid)
+{
+    static const char *const kinds[] = {"user", "net"};
+    static const int types[] = {CLONE_NEWUSER, CLONE_NEWNET};
+    char path[64], num[24];
+    for (int i = 0; i < 2; i++) {
+        const char *p = utoa((unsigned long)pid, num + sizeof num);
+        size_t len = strlen(p);
+        memcpy(path, "/proc/", 6);
+        memcpy(path + 6, p, len);
+        memcpy(path + 6 + len, "/ns/", 4);
+        memcpy(path + 10 + len, kinds[i], strlen(kinds[i]) + 1);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        int rc = setns(fd, types[i]);
+        int err = errno;
+        close(fd);
+        if (rc < 0)
+            return -err;
+    }
+    return 0;
+}
+
 /* A user namespace mapping only our ids and a network namespace, lo up
  * and dockerd's sysctls, then the helper connects it. 0 or -errno. */
 static int own_network(char *const *helper)
@@ -453,7 +479,7 @@ static int own_network(char *const *helper)
 }
 
 static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
-                    char *const *helper)
+                    char *const *helper, pid_t join_pid)
 {
     struct sigaction ign = {.sa_handler = SIG_IGN}, nowait = {.sa_handler = SIG_IGN,
                                                              .sa_flags = SA_NOCLDWAIT};
@@ -482,7 +508,8 @@ static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int 
         _exit(125);
     ctl = 3;
     /* namespaces and mounts first: a Landlock domain may not change them */
-    int32_t ready = flags & BP_SPAWNER_NETWORK ? own_network(helper) : 0;
+    int32_t ready = !(flags & BP_SPAWNER_NETWORK) ? 0 :
+                    flags & BP_SPAWNER_JOIN ? join_network(join_pid) : own_network(helper);
     if (!ready && flags & BP_SPAWNER_NAMESPACES)
         ready = namespaces(mounts, n);
     if (!ready && (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
@@ -500,7 +527,7 @@ static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int 
 }
 
 int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
-                     char *const *helper, int *ctl)
+                     char *const *helper, int join_pid, int *ctl)
 {
     int sock[2];
     int32_t ready = -EPIPE;
@@ -509,7 +536,7 @@ int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int f
     pid_t pid = fork();
     if (pid == 0) {
         close(sock[0]);
-        spawner(sock[1], ruleset, mounts, n, flags, helper);
+        spawner(sock[1], ruleset, mounts, n, flags, helper, join_pid);
     }
     int err = errno;
     close(sock[1]);

@@ -12,7 +12,7 @@
 - pasta (an unprivileged daemon where user namespaces and pasta are
   available, brandpy/network/pasta.py): a container on the default network
   (or `none`) gets a user and network namespace of its own, made by its
-  spawner; pasta connects it (its own loopback, eth0 with the host's
+  spawner (container:NAME joins NAME's); pasta connects it (its own loopback, eth0 with the host's
   address and route, DNS forwarded, published ports forwarded from the
   host). Ports are real: the supervisor translates none. Containers on
   user networks or `host` share the daemon's stack as in translate mode.
@@ -145,9 +145,10 @@ class NetSetup:
         mode = host_config.get("NetworkMode") or "default"
         ports = host_config.get("PortBindings") or host_config.get("PublishAllPorts")
         if mode.startswith(CONTAINER):
-            if self.net is None:
+            if self.mode == TRANSLATE:
                 raise InvalidParameter("--network container:NAME needs network namespaces: "
-                                       "run the daemon as root")
+                                       "run the daemon as root, or unprivileged where user "
+                                       "namespaces and pasta are (README, Networking)")
             try:
                 self.engine.containers.get(mode[len(CONTAINER):])
             except NotFound as exc:    # a 404 at create means "no such image" to the CLI
@@ -186,7 +187,7 @@ class NetSetup:
         another container's network, where dockerd discards them."""
         mode = self._mode(rec)
         if self.mode == PASTA:
-            return mode != "none"
+            return mode != "none" and not mode.startswith(CONTAINER)
         return self.net is None or not (mode in ("host", "none") or mode.startswith(CONTAINER))
 
     def pasta_network(self, rec: Record) -> bool:
@@ -203,15 +204,8 @@ class NetSetup:
             "dns_search": list(hc.get("DnsSearch") or []),
             "dns_options": list(hc.get("DnsOptions") or [])}
         mode = self._mode(rec)
-        if self.pasta_network(rec):
-            own: list[str] = []           # --network none: its loopback only
-            if mode != "none":
-                forward = pasta.forwarded(nameservers())    # at each start, as dockerd
-                own = pasta.command([PortMapping(**p) for p in ports], forward,
-                                    str(rec.dir / "run" / "pasta.log"))
-                if forward and not sandbox["dns"]:
-                    sandbox["dns"] = [pasta.DNS_ADDRESS]
-            sandbox.update(ports=[], own_network=own)
+        if self.pasta_network(rec) or self.mode == PASTA and mode.startswith(CONTAINER):
+            sandbox.update(ports=[], own_network=self._pasta_spec(rec, ports, sandbox))
             return {"netns": "", "sandbox": sandbox}
         if self.net is None:
             sandbox.update(ports=ports, loopback_closed=mode != "host")
@@ -235,6 +229,26 @@ class NetSetup:
                 # the network's resolver; it forwards to --dns (NetSetup._endpoint)
                 sandbox.update(address=primary["IPAddress"], dns=[primary["Gateway"]])
         return {"netns": netnslib.NEW, "sandbox": sandbox}
+
+    def _pasta_spec(self, rec: Record, ports: list[dict], sandbox: dict[str, Any]) -> list[str]:
+        """Pasta mode: the own_network command ([] for none's loopback
+        only, or container:NAME's namespaces, set in sandbox with its
+        hostname), and pasta's DNS forwarder as the nameserver."""
+        mode = self._mode(rec)
+        other = self._joined(rec) if mode.startswith(CONTAINER) else None
+        if other is not None:
+            if not self.pasta_network(other) or not other.state.get("Pid"):
+                raise Conflict(f"cannot join the network of {other.name}: unprivileged, only "
+                               "a container on the default or none network has one of its own")
+            sandbox.update(self.spec_of_joined(other), network_of=int(other.state["Pid"]))
+        connected = self._mode(other or rec) != "none"
+        forward = connected and pasta.forwarded(nameservers())   # at each start, as dockerd
+        if forward and not sandbox["dns"]:
+            sandbox["dns"] = [pasta.DNS_ADDRESS]
+        if other is not None or not connected:
+            return []
+        return pasta.command([PortMapping(**p) for p in ports], forward,
+                             str(rec.dir / "run" / "pasta.log"))
 
     def _check_ports(self, rec: Record) -> None:
         """A host port is one container's (DNAT has no owner to refuse a

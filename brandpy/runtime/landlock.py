@@ -208,7 +208,8 @@ class Spawner:
         """None where there are no walls to share (no Landlock) and no
         network of its own to make. As root, the spawner first makes the
         container's namespaces (ns_mounts); with config.own_network, its
-        user and network namespaces (brandpy/network/pasta.py)."""
+        user and network namespaces (brandpy/network/pasta.py), or with
+        config.network_of those of that process."""
         fd = ruleset(sb, stdio)
         helper = sb.config.own_network
         if fd < 0 and helper is None:
@@ -225,9 +226,12 @@ class Spawner:
             flags |= lib.BP_SPAWNER_NETWORK
             keep += [ffi.new("char[]", os.fsencode(a)) for a in helper]
             argv = ffi.new("char *[]", [*keep[len(mounts):], ffi.NULL]) if helper else ffi.NULL
+        if sb.config.network_of:
+            flags |= lib.BP_SPAWNER_JOIN
         ctl = ffi.new("int *", -1)
         try:
-            pid = lib.bp_spawner_start(fd, arr, len(mounts), flags, argv, ctl)
+            pid = lib.bp_spawner_start(fd, arr, len(mounts), flags, argv,
+                                       sb.config.network_of, ctl)
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -236,6 +240,9 @@ class Spawner:
             tail = log_tail(helper)
             raise LandlockError(errno.ENONET, f"the container's network: {helper[0]} failed"
                                 + (f": {tail}" if tail else ""))
+        if pid < 0 and sb.config.network_of:
+            raise LandlockError(-pid, "joining the network of process "
+                                f"{sb.config.network_of}: {os.strerror(-pid)}")
         if pid < 0:
             raise LandlockError(-pid, f"starting the container's spawner: {os.strerror(-pid)}")
         return cls(pid, ctl[0])

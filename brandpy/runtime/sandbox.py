@@ -150,6 +150,8 @@ class SandboxConfig:
     # gets a user and network namespace of its own, connected by this
     # command (pasta, brandpy/network/pasta.py; [] leaves it loopback only)
     own_network: list[str] | None = None
+    network_of: int = 0          # unprivileged container:NAME: join this process's
+                                 # user and network namespaces (own_network [])
     strict: bool = False         # the first unsupported syscall stops the container
     cpuset: str = ""             # docker --cpuset-cpus: the container and its supervisor
     readonly_rootfs: bool = False                          # docker --read-only

@@ -9,6 +9,7 @@ SDK. No traffic leaves those two namespaces."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -102,8 +103,9 @@ def run(d: Daemon, *args: str) -> str:
     return d.ok("run", "--rm", *args)
 
 
-def _interfaces(proc_net_dev: str) -> set[str]:
-    return {line.split(":")[0].strip() for line in proc_net_dev.splitlines()[2:] if ":" in line}
+def _interfaces(text: str) -> set[str]:
+    """The interfaces a /proc/net/dev in text lists."""
+    return set(re.findall(r"^\s*([\w.-]+):\s+\d+\s+\d+", text, re.MULTILINE))
 
 
 def test_own_interface_and_loopback(rootless):
@@ -143,6 +145,10 @@ def test_published_port_from_the_host_loopback(rootless):
     try:
         assert wait_for(lambda: host.fetch("http://127.0.0.1:18093/")) == "hello-web\n"
         assert d.ok("port", "web").strip() == "80/tcp -> 127.0.0.1:18093"
+        # a restart's pasta binds the port again (the last one is gone by then)
+        d.ok("restart", "-t", "1", "web")
+        assert wait_for(lambda: host.fetch("http://127.0.0.1:18093/")) == "hello-web\n"
+        assert len(_helpers(d)) == 1, _helpers(d)
     finally:
         d.ok("rm", "-f", "web")
     assert host.fetch("http://127.0.0.1:18093/", timeout=1) is None   # gone with it
@@ -223,3 +229,22 @@ def test_published_ports_survive_a_daemon_kill_9(rootless):
     finally:
         d.ok("rm", "-f", "kept")
     assert wait_for(lambda: not _helpers(d)), _helpers(d)
+
+
+def test_container_network_mode_joins_its_namespace(rootless):
+    """--network container:NAME: the other's namespace (its pasta, its
+    loopback); a container sharing the host's stack cannot be joined."""
+    d, _, _ = rootless
+    d.ok("run", "-d", "--name", "owner", "busybox", "sh", "-c",
+         "echo hello-owner > /tmp/index.html; exec httpd -f -p 127.0.0.1:8080 -h /tmp")
+    d.ok("network", "create", "shared")
+    try:
+        out = run(d, "--network", "container:owner", "busybox", "sh", "-c",
+                  "cat /proc/net/dev; sleep 1 | nc 127.0.0.1 8080 <<EOF\nGET / HTTP/1.0\n\nEOF\n")
+        assert _interfaces(out) == {"lo", "eth0"} and "hello-owner" in out, out
+        d.ok("run", "-d", "--name", "hoster", "--network", "shared", "busybox", "sleep", "30")
+        r = d.docker("run", "--rm", "--network", "container:hoster", "busybox", "true")
+        assert r.status != 0 and "only a container on the default or none network" in r.err, r
+    finally:
+        d.docker("rm", "-f", "owner", "hoster")
+        d.ok("network", "rm", "shared")
