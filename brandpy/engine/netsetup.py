@@ -540,6 +540,16 @@ class NetSetup:
 
     # -- views ------------------------------------------------------------------------
 
+    def namespace_pid(self, rec: Record) -> int:
+        """A process in the container's own network namespace (docker
+        stats reads its counters there), or 0 when it shares the host's."""
+        if self.own_namespace(rec):
+            return int(rec.state.get("ShimPid") or 0)
+        if self.mode == PASTA and (self.pasta_network(rec)
+                                   or self._mode(rec).startswith(CONTAINER)):
+            return int(rec.state.get("Pid") or 0)    # the spawner made it (pasta.py)
+        return 0
+
     def sandbox_key(self, rec: Record) -> str:
-        pid = int(rec.state.get("ShimPid") or 0)
-        return netnslib.of_pid(pid) if pid and rec.running and self.own_namespace(rec) else ""
+        pid = self.namespace_pid(rec)
+        return netnslib.of_pid(pid) if pid and rec.running else ""

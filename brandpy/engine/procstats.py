@@ -146,13 +146,13 @@ class Sampler:
         snap = await asyncio.to_thread(snapshot, pids, int(self.rec.state.get("Pid") or 0))
         if not pids:
             snap = {**snap, "pids_stats": {}, "memory_stats": {}, "blkio_stats": {}}
-        elif self.engine.netsetup.own_namespace(self.rec):
-            networks = counters.interfaces(int(self.rec.state.get("ShimPid") or 0))
+        elif netns_pid := self.engine.netsetup.namespace_pid(self.rec):
+            networks = counters.interfaces(netns_pid)
             if networks is not None:
                 snap["networks"] = networks
         now = timefmt.iso()
-        # Containers have no interfaces of their own (they use the host's
-        # stack; README): no per-network counters, and none invented.
+        # A container sharing the host's stack (translate mode, --network
+        # host; README) has no per-network counters, and none are invented.
         out = {"id": self.rec.id, "name": "/" + self.rec.name, "read": now,
                "preread": self.prev_read, "num_procs": 0, "storage_stats": {}, "networks": {},
                "precpu_stats": self.prev["cpu_stats"] if self.prev else EMPTY_CPU, **snap}

@@ -76,6 +76,18 @@ class Netns:
         subprocess.run(["ip", "netns", "del", self.name], check=False)
 
 
+def in_netns(ino: int) -> list[str]:
+    """The PIDs of the processes in the network namespace of inode ino."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.stat(f"/proc/{pid}/ns/net").st_ino == ino:
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 class Daemon:
     """`brandpy daemon` in a subprocess; `root` holds its data and socket
     (kept short: container paths end up inside AF_UNIX socket paths).

@@ -16,7 +16,7 @@ import time
 import docker
 import pytest
 
-from tests.api.conftest import Daemon, Netns, image_tar, unprivileged_daemon, wait_for
+from tests.api.conftest import Daemon, Netns, image_tar, in_netns, unprivileged_daemon, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="bridges and namespaces need root")
 
@@ -400,13 +400,7 @@ def test_nothing_left_behind(daemon):
     assert not [n for n in links(daemon.netns) if n.startswith(("veth", "bp-"))]
     table = daemon.netns.run(["nft", "list", "table", "ip", "brandpy"], check=True).stdout
     assert "192.168.99." not in table and "18095" not in table and bridge not in table
-    in_it = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.stat(f"/proc/{pid}/ns/net").st_ino == netns_id:
-                in_it.append(pid)
-        except OSError:
-            continue
+    in_it = in_netns(netns_id)
     assert not in_it, in_it       # the container's namespace went with its last process
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from brandpy.network import dns
-from tests.api.conftest import Daemon, Netns, unprivileged_daemon, wait_for
+from tests.api.conftest import Daemon, Netns, in_netns, unprivileged_daemon, wait_for
 
 OUT = "198.51.100"              # TEST-NET-2: OUT.1 outside, OUT.2 the host
 EXAMPLE = ("bp-example.test", "203.0.113.7")     # what outside's nameserver answers
@@ -183,10 +183,17 @@ def test_sdk_and_nothing_left_behind(rootless):
                                   detach=True, ports={"8080/tcp": ("127.0.0.1", 18094)})
         assert wait_for(lambda: "eth0" in c.logs().decode())
         assert _helpers(d), "pasta runs for the container"
+        assert list(c.stats(stream=False)["networks"]) == ["eth0"]   # its own counters
+        key = client.api.inspect_container(c.id)["NetworkSettings"]["SandboxKey"]
+        netns_id = os.stat(key).st_ino
+        assert netns_id != os.stat(host.path).st_ino
         c.remove(force=True)
     finally:
         client.close()
     assert wait_for(lambda: not _helpers(d)), _helpers(d)
+    # the namespace went with its last process
+    assert wait_for(lambda: not in_netns(netns_id)), in_netns(netns_id)
+
 
 
 def _helpers(d: Daemon) -> list[str]:
