@@ -94,12 +94,3 @@ def command(ports: list[PortMapping], forward_dns: bool, log: str) -> list[str]:
 def forwarded(nameservers: list[str]) -> bool:
     """Will pasta forward DNS to one of these (the host's) nameservers?"""
     return any(not is_loopback(s) for s in nameservers)
-
-
-def log_tail(argv: list[str], lines: int = 5) -> str:
-    """The last lines of the log a command() names, for an error."""
-    try:
-        with open(argv[argv.index("--log-file") + 1], errors="replace") as f:
-            return " / ".join(line.strip() for line in f.readlines()[-lines:] if line.strip())
-    except (ValueError, IndexError, OSError):
-        return ""

@@ -236,8 +236,7 @@ class Spawner:
             if fd >= 0:
                 os.close(fd)
         if pid == -errno.ENONET and helper:
-            from brandpy.network.pasta import log_tail
-            tail = log_tail(helper)
+            tail = _log_tail(helper)
             raise LandlockError(errno.ENONET, f"the container's network: {helper[0]} failed"
                                 + (f": {tail}" if tail else ""))
         if pid < 0 and sb.config.network_of:
@@ -282,3 +281,13 @@ def warn_unavailable() -> None:
     alone."""
     if not abi():
         print(f"brandpy: warning: {UNAVAILABLE}", file=sys.stderr)
+
+
+def _log_tail(argv: list[str], lines: int = 5) -> str:
+    """The last lines of the log a network helper's command line names
+    (`--log-file PATH`, as brandpy/network/pasta.py gives pasta), for an error."""
+    try:
+        with open(argv[argv.index("--log-file") + 1], errors="replace") as f:
+            return " / ".join(line.strip() for line in f.readlines()[-lines:] if line.strip())
+    except (ValueError, IndexError, OSError):
+        return ""
