@@ -53,12 +53,12 @@ def unavailable() -> str:
 
 
 def _default_route() -> bool:
-    """Has this network namespace an IPv4 or IPv6 default route?"""
+    """Has this (thread's) network namespace an IPv4 or IPv6 default route?"""
     try:
-        with open("/proc/net/route") as f:
+        with open("/proc/thread-self/net/route") as f:
             if any(line.split()[1:2] == ["00000000"] for line in f.readlines()[1:]):
                 return True
-        with open("/proc/net/ipv6_route") as f:
+        with open("/proc/thread-self/net/ipv6_route") as f:
             return any(line.split()[:2] == ["0" * 32, "00"] and line.split()[-1] != "lo"
                        for line in f)
     except OSError:
