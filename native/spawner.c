@@ -357,6 +357,8 @@ static void __attribute__((noreturn)) watchdog(char *const *helper, pid_t spawne
     char c, num[24], *argv[64];
     int n = 0;
     struct sigaction dfl = {.sa_handler = SIG_DFL};
+    close(3);       /* the spawner's control socket and ruleset are not ours */
+    close(4);
     /* EOF on go: the spawner is gone before it could let us in */
     if (read(go, &c, 1) != 1)
         _exit(125);
