@@ -5,12 +5,16 @@ with the docker CLI, is tests/api/test_rootless_network.py)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
 from brandpy.network import pasta
+from brandpy.runtime.landlock import TEST_OFF
 from brandpy.runtime.sandbox import PortMapping
 from tests.api.conftest import Netns
+from tests.conftest import IMAGES, NOBODY, SETPRIV, copy_rootfs
 
 
 def _pairs(argv: list[str]) -> list[tuple[str, str]]:
@@ -50,3 +54,37 @@ def test_no_default_route_no_pasta():
         assert "no default route" in ns.call(pasta.unavailable)
     finally:
         ns.remove()
+
+
+NONE_SCRIPT = """
+import os, sys
+from brandpy.runtime.sandbox import SandboxConfig
+from brandpy.supervise.container import Container
+state = sys.argv[2]
+c = Container(SandboxConfig(rootfs=sys.argv[1], state_dir=state, own_network=[],
+                            argv=["sh", "-c", "cat /proc/net/dev > /tmp/devs; "
+                                  "readlink /proc/self/ns/net > /tmp/ns"]))
+c.start()
+sys.exit(c.run())
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches to uid 65534")
+@pytest.mark.parametrize("walls", ["landlock", "none"])
+def test_a_network_of_its_own_without_pasta(world_tmp, unpriv_pythonpath, walls):
+    """own_network [] (--network none) as uid 65534: the spawner's own user
+    and network namespaces with lo only, with and without Landlock (the
+    spawner then exists for the network alone)."""
+    rootfs = copy_rootfs(IMAGES / "busybox", world_tmp / f"rootfs-{walls}", owner=NOBODY)
+    state = world_tmp / f"state-{walls}"
+    state.mkdir()
+    os.chown(state, NOBODY, NOBODY)
+    env = {**os.environ, "PYTHONPATH": unpriv_pythonpath or os.environ.get("PYTHONPATH", "")}
+    if walls == "none":
+        env[TEST_OFF] = "1"
+    r = subprocess.run([*SETPRIV, sys.executable, "-c", NONE_SCRIPT, str(rootfs), str(state)],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r
+    devs = (rootfs / "tmp" / "devs").read_text()
+    assert [line.split(":")[0].strip() for line in devs.splitlines()[2:]] == ["lo"], devs
+    assert (rootfs / "tmp" / "ns").read_text().strip() != os.readlink("/proc/self/ns/net")
