@@ -434,6 +434,11 @@ class NetSetup:
         if mode.startswith(CONTAINER):
             raise Forbidden("container sharing network namespace with another container or "
                             "host cannot be connected to any other network")
+        if self.pasta_network(rec):
+            raise EngineError(f"cannot connect {rec.name} to {net['Name']}: unprivileged, a "
+                              "container on the default network has a network namespace of "
+                              "its own (pasta), which user networks do not reach; run it on "
+                              f"--network {net['Name']} instead", 501)
         if net["Name"] in rec.networks:
             raise Forbidden(f"endpoint with name {rec.name} already exists in network "
                             f"{net['Name']}")

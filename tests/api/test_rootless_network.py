@@ -252,6 +252,8 @@ def test_container_network_mode_joins_its_namespace(rootless):
         d.ok("run", "-d", "--name", "hoster", "--network", "shared", "busybox", "sleep", "30")
         r = d.docker("run", "--rm", "--network", "container:hoster", "busybox", "true")
         assert r.status != 0 and "only a container on the default or none network" in r.err, r
+        r = d.docker("network", "connect", "shared", "owner")    # an honest 501
+        assert r.status != 0 and "user networks do not reach" in r.err, r
     finally:
         d.docker("rm", "-f", "owner", "hoster")
         d.ok("network", "rm", "shared")
