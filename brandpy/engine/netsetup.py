@@ -12,10 +12,11 @@
 - pasta (an unprivileged daemon where user namespaces and pasta are
   available, brandpy/network/pasta.py): a container on the default network
   (or `none`) gets a user and network namespace of its own, made by its
-  spawner (container:NAME joins NAME's); pasta connects it (its own loopback, eth0 with the host's
-  address and route, DNS forwarded, published ports forwarded from the
-  host). Ports are real: the supervisor translates none. Containers on
-  user networks or `host` share the daemon's stack as in translate mode.
+  spawner (container:NAME joins NAME's); pasta connects it (its own
+  loopback, eth0 with the host's address and route, DNS forwarded,
+  published ports forwarded from the host). Ports are real: the
+  supervisor translates none. Containers on user networks or `host` share
+  the daemon's stack as in translate mode.
 - translate (an unprivileged daemon otherwise): containers share the
   daemon's network stack. Published ports are translated by the
   supervisor, user networks' peers are named in /etc/hosts at 127.0.0.1,
