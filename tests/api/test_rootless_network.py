@@ -108,15 +108,18 @@ def _interfaces(text: str) -> set[str]:
     return set(re.findall(r"^\s*([\w.-]+):\s+\d+\s+\d+", text, re.MULTILINE))
 
 
-def test_own_interface_and_loopback(rootless):
+@pytest.mark.parametrize("runtime", ["brandpy", "brandpy-python"])
+def test_own_interface_and_loopback(rootless, runtime):
     """eth0 with the host's address and route (pasta's), its own /proc/net;
-    the host's uplink0 is not there."""
+    the host's uplink0 is not there. Either engine."""
     d, _, _ = rootless
-    out = run(d, "busybox", "sh", "-c", "ip -o -4 addr show dev eth0; ip route")
+    engine = ("--runtime", runtime)
+    out = run(d, *engine, "busybox", "sh", "-c", "ip -o -4 addr show dev eth0; ip route")
     assert f"inet {OUT}.2/24" in out and f"default via {OUT}.1 dev eth0" in out, out
-    assert _interfaces(run(d, "busybox", "cat", "/proc/net/dev")) == {"lo", "eth0"}
+    assert _interfaces(run(d, *engine, "busybox", "cat", "/proc/net/dev")) == {"lo", "eth0"}
     # --network none: a namespace of its own too, loopback only
-    assert _interfaces(run(d, "--network", "none", "busybox", "cat", "/proc/net/dev")) == {"lo"}
+    assert _interfaces(run(d, *engine, "--network", "none", "busybox", "cat",
+                           "/proc/net/dev")) == {"lo"}
 
 
 def test_host_loopback_is_not_reachable(rootless):
