@@ -327,7 +327,7 @@ def _host_services(daemon: Daemon) -> tuple[subprocess.Popen, int, str]:
     return proc, int(proc.stdout.readline()), abstract
 
 
-def _check_closed(d: Daemon, abstract: str) -> None:
+def check_closed(d: Daemon, abstract: str) -> None:
     """The host's loopback service refused, the host's abstract socket
     answered by `abstract`, the container's own loopback open."""
     proc, port, name = _host_services(d)
@@ -343,7 +343,7 @@ def _check_closed(d: Daemon, abstract: str) -> None:
 
 def test_host_loopback_and_abstract_sockets_are_not_reachable(daemon):
     # abstract sockets are per network namespace: nothing listens in the container's
-    _check_closed(daemon, "ConnectionRefusedError")
+    check_closed(daemon, "ConnectionRefusedError")
 
 
 @pytest.mark.slow
@@ -355,7 +355,7 @@ def test_host_loopback_closed_unprivileged(unpriv_pythonpath):
         options = d.ok("info", "-f", "{{json .SecurityOptions}}")
         assert "mode=translate" in options
         # the host's abstract sockets are Landlock's to close (its ABI 6 scope: EPERM)
-        _check_closed(d, "PermissionError" if "abstract-unix-socket" in options else "open")
+        check_closed(d, "PermissionError" if "abstract-unix-socket" in options else "open")
 
 
 @pytest.mark.slow

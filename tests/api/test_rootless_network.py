@@ -260,3 +260,12 @@ def test_container_network_mode_joins_its_namespace(rootless):
     finally:
         d.docker("rm", "-f", "owner", "hoster")
         d.ok("network", "rm", "shared")
+
+
+@pytest.mark.slow
+def test_host_loopback_and_abstract_sockets_closed(rootless):
+    """With python3 (the debian image): the host's loopback service and
+    abstract socket are refused (they are in another namespace), the
+    container's own loopback open."""
+    from tests.api.test_networking import check_closed
+    check_closed(rootless[0], "ConnectionRefusedError")
