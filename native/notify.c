@@ -585,18 +585,44 @@ static long install(struct ctx *c, int fd, int cloexec, int *answered)
     return 0;
 }
 
-/* One open of what c->r names: an fd, -errno, BP_AGAIN or BP_FALLBACK. */
-static int open_resolved(struct ctx *c, int flags, unsigned int mode, int follow)
+/* Devices whose open checks no capability, which C may open acting as the
+ * supervisor: null, zero, full, random, urandom, tty, ptmx, the ptys. Any
+ * other (kmsg: CAP_SYSLOG, mem: CAP_SYS_RAWIO...) is Python's, which opens
+ * it with the caller's exact capabilities. */
+static int plain_device(dev_t rdev)
+{
+    unsigned int maj = major(rdev), min = minor(rdev);
+    if (maj == 1)
+        return min == 3 || min == 5 || min == 7 || min == 8 || min == 9;
+    return (maj == 5 && (min == 0 || min == 2)) || (maj >= 136 && maj < 144);
+}
+
+/* An empty file that fake identity's mknod recorded as a device
+ * (syscalls/handlers/fakefs.py): Python opens it, if given, or refuses. */
+static int device_record(const struct ctx *c, int obj, const struct stat *st)
+{
+    char path[64], raw[128];
+    if (!c->s->fake_ids || !S_ISREG(st->st_mode) || st->st_size)
+        return 0;
+    self_fd(path, sizeof path, obj);
+    ssize_t n = getxattr(path, OVERRIDE_XATTR, raw, sizeof raw - 1);
+    if (n <= 0)
+        return 0;
+    raw[n] = 0;
+    return strstr(raw, ":char-") || strstr(raw, ":block-");
+}
+
+/* One open of the object obj (an O_PATH descriptor of what c->r names, -1:
+ * nothing there): an fd, -errno, BP_AGAIN or BP_FALLBACK. What opens is
+ * that inode, through /proc/self/fd, after its checks: a name swapped
+ * meanwhile changes nothing. Device nodes other than a given device's own
+ * node are Python's, which checks their rdev (brandpy/runtime/devices.py). */
+static int open_object(struct ctx *c, int obj, int flags, unsigned int mode, int follow)
 {
     struct stat st;
-    int exists = 1, real = (flags | O_CLOEXEC | O_NOCTTY) & ~O_ASYNC;
-    int at = AT_SYMLINK_NOFOLLOW;
-    const char *name = at_name(&c->r, &at);
-    if (fstatat(c->r.dirfd, name, &st, at) < 0) {
-        if (errno != ENOENT)
-            return -errno;
-        exists = 0;
-    }
+    int exists = obj >= 0, real = (flags | O_CLOEXEC | O_NOCTTY) & ~O_ASYNC;
+    if (exists && fstat(obj, &st) < 0)
+        return -errno;
     if (exists && S_ISLNK(st.st_mode) && follow)
         return BP_AGAIN;
     if (c->r.must_dir) {
@@ -605,8 +631,11 @@ static int open_resolved(struct ctx *c, int flags, unsigned int mode, int follow
         real |= O_DIRECTORY;
     }
     if (exists && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
-        (c->r.name[0] || !S_ISCHR(st.st_mode) || !strcmp(c->r.mount->host, "/dev/tty")))
-        return BP_FALLBACK;     /* fifos that block, terminals, sockets: Python's */
+        (c->r.name[0] || !S_ISCHR(st.st_mode) || c->r.mount->kind != BP_MOUNT_DEVICE ||
+         !strcmp(c->r.mount->host, "/dev/tty") || !plain_device(st.st_rdev)))
+        return BP_FALLBACK;     /* fifos that block, terminals, sockets, other devices */
+    if (exists && device_record(c, obj, &st))
+        return BP_FALLBACK;
     int acc = flags & O_ACCMODE;
     /* glibc's O_TMPFILE includes O_DIRECTORY: only both bits make one */
     int tmpfile = (flags & O_TMPFILE) == O_TMPFILE;
@@ -614,16 +643,8 @@ static int open_resolved(struct ctx *c, int flags, unsigned int mode, int follow
                  ((flags & O_CREAT) && !exists);
     if (writes && c->r.mount->readonly)
         return -EROFS;
-    if (writes && exists && S_ISREG(st.st_mode)) {
-        struct stat ost;
-        int obj = object(&c->r, 0, &ost);
-        if (obj < 0)
-            return obj;
-        int image = image_file(obj, &ost);
-        close(obj);
-        if (image)
-            return BP_FALLBACK;          /* copy-up first */
-    }
+    if (writes && exists && image_file(obj, &st))
+        return BP_FALLBACK;              /* copy-up first */
     int mask = 0;
     if ((flags & O_CREAT) || tmpfile) {
         if (records_owner(c))
@@ -632,25 +653,47 @@ static int open_resolved(struct ctx *c, int flags, unsigned int mode, int follow
             return BP_FALLBACK;
     }
     int fd;
-    if (!c->r.name[0]) {                 /* a mount root (a file or a device node) */
-        char path[64];
-        if ((flags & O_CREAT) && (flags & O_EXCL))
+    if (!exists || ((flags & O_CREAT) && (flags & O_EXCL)) || tmpfile) {
+        /* a new file: O_EXCL never opens what is there */
+        if (!exists && !(flags & O_CREAT))
+            return -ENOENT;
+        if (!c->r.name[0])
             return -EEXIST;
-        self_fd(path, sizeof path, c->r.dirfd);
-        fd = open(path, real & ~(O_CREAT | O_NOFOLLOW));
-    } else {
+        int excl = !exists ? O_EXCL : 0;
         mode_t old = umask(0);
-        fd = openat(c->r.dirfd, c->r.name, real | O_NOFOLLOW, mode & 07777 & ~mask);
+        fd = openat(c->r.dirfd, c->r.name, real | O_NOFOLLOW | excl, mode & 07777 & ~mask);
+        int err = errno;
         umask(old);
+        if (fd < 0 && err == EEXIST && !(flags & O_EXCL))
+            return BP_AGAIN;             /* made meanwhile: open what is there */
+        errno = err;
+    } else {
+        char path[64];
+        if (S_ISDIR(st.st_mode) && (flags & O_CREAT))
+            return -EISDIR;
+        self_fd(path, sizeof path, obj);
+        fd = open(path, real & ~(O_CREAT | O_NOFOLLOW));
     }
     if (fd < 0)
         return errno == ELOOP && follow ? BP_AGAIN : -errno;
     return fd;
 }
 
+static int open_resolved(struct ctx *c, int flags, unsigned int mode, int follow)
+{
+    int obj = c->r.name[0] ? openat(c->r.dirfd, c->r.name, OBJ)
+                           : fcntl(c->r.dirfd, F_DUPFD_CLOEXEC, 0);
+    if (obj < 0 && errno != ENOENT)
+        return -errno;
+    int rc = open_object(c, obj, flags, mode, follow);
+    if (obj >= 0)
+        close(obj);
+    return rc;
+}
+
 /* open(2) family: the supervisor opens the file and installs the fd in the
  * tracee. Regular files, directories and device mounts; fifos, terminals,
- * image files to copy up and /proc views are Python's. */
+ * image files to copy up, /proc views and other device nodes are Python's. */
 static long open_family(struct ctx *c, int *answered)
 {
     int nr = c->req->data.nr, dirfd = AT_FDCWD, path_i = 0, flags, rc;

@@ -43,6 +43,9 @@
 #ifndef MOUNT_ATTR_RDONLY
 #define MOUNT_ATTR_RDONLY 0x1
 #endif
+#ifndef MOUNT_ATTR_NODEV
+#define MOUNT_ATTR_NODEV 0x4
+#endif
 #define AT_RECURSIVE_ 0x8000
 
 #define MAX_REQ_FDS (BP_SPAWN_MAX_FDS + 3)
@@ -267,9 +270,10 @@ struct mount_attr_ {
     uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
-static int set_readonly(const char *path, int readonly)
+static int set_attrs(const char *path, int readonly, int nodev)
 {
-    struct mount_attr_ attr = {.attr_set = readonly ? MOUNT_ATTR_RDONLY : 0,
+    struct mount_attr_ attr = {.attr_set = (readonly ? MOUNT_ATTR_RDONLY : 0) |
+                                           (nodev ? MOUNT_ATTR_NODEV : 0),
                                .attr_clr = readonly ? 0 : MOUNT_ATTR_RDONLY};
     return (int)syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE_, &attr, sizeof attr);
 }
@@ -278,12 +282,15 @@ static int set_readonly(const char *path, int readonly)
  * read-only there but for the paths it may write (its rootfs, volumes and
  * state), whatever call reaches it (chmod, chown, utimes and xattrs too,
  * which Landlock does not control); /proc/sys and the like are read-only
- * and Docker's masked paths hidden. Paths stay the host's: the
+ * and Docker's masked paths hidden. The container's own paths are nodev:
+ * a device node there (made with mknod, carried by the image) opens only
+ * through the supervisor, which gives the devices the container was given
+ * alone (brandpy/runtime/devices.py). Paths stay the host's: the
  * translation's model is unchanged. 0 or -errno. */
 static int namespaces(const struct bp_ns_mount *mounts, int n)
 {
     if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0 ||
-        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 || set_readonly("/", 1) < 0)
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 || set_attrs("/", 1, 0) < 0)
         return -errno;
     for (int i = 0; i < n; i++) {
         const char *path = mounts[i].path;
@@ -301,7 +308,7 @@ static int namespaces(const struct bp_ns_mount *mounts, int n)
                  mount("/dev/null", path, NULL, MS_BIND, NULL);
         else
             rc = mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0 ? -1 :
-                 set_readonly(path, mounts[i].how == BP_NS_RO);
+                 set_attrs(path, mounts[i].how == BP_NS_RO, 1);
         if (rc < 0)
             return -errno;
     }

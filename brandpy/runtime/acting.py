@@ -96,9 +96,13 @@ def acts_as_supervisor(cred: Cred) -> bool:
 
 
 @contextmanager
-def as_tracee(cred: Cred, fake_ids: bool) -> Iterator[None]:
-    """Perform with cred's filesystem identity (real credentials only)."""
-    if fake_ids or _state.acting is cred or (_state.acting is None and acts_as_supervisor(cred)):
+def as_tracee(cred: Cred, fake_ids: bool, exact: bool = False) -> Iterator[None]:
+    """Perform with cred's filesystem identity (real credentials only).
+    A root holding FS_CAPS performs as the supervisor itself, unless exact:
+    for opens whose checks look at other capabilities (procfs's
+    CAP_SYSLOG, CAP_SYS_RESOURCE, CAP_SYS_PTRACE; devices' CAP_SYS_RAWIO)."""
+    if fake_ids or _state.acting is cred or (
+            _state.acting is None and not exact and acts_as_supervisor(cred)):
         yield
         return
     outer = _state.acting

@@ -1,13 +1,25 @@
 """The container's /dev: the host devices every container gets, as Docker's
 default /dev has them, and those `--device` adds. Each is the host's node
-bound at its container path (brandpy makes no device nodes), so the host's
-permissions on it apply."""
+bound at its container path, so the host's permissions on it apply.
+
+The device gate stands where Docker's device cgroup does: a device node
+the supervisor opens for the container (whatever name reached it: made
+with mknod, carried by the image, swapped in while the path was walked)
+opens only if it is one of these, judged by the type and rdev of the
+inode actually opened (syscalls/handlers/perform.py opens it O_PATH,
+checks, then reopens that same inode), else EPERM as under the cgroup.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass
+
+from .errors import Errno
+from .identity import Cred
+from .mounts import Mount, MountTable
 
 DEFAULT_DEVICES = {b"null": b"/dev/null", b"zero": b"/dev/zero", b"full": b"/dev/full",
                    b"random": b"/dev/random", b"urandom": b"/dev/urandom", b"tty": b"/dev/tty",
@@ -18,6 +30,78 @@ DEFAULT_DEVICES = {b"null": b"/dev/null", b"zero": b"/dev/zero", b"full": b"/dev
 DEV_LINKS = {b"fd": b"/proc/self/fd", b"stdin": b"/proc/self/fd/0",
              b"stdout": b"/proc/self/fd/1", b"stderr": b"/proc/self/fd/2",
              b"core": b"/proc/kcore"}
+
+
+# mounts whose host node is a device the container was given: its /dev's
+# default and --device nodes, its ptys (ptys.py), masked paths (/dev/null)
+GIVEN = ("device", "masked")
+KMSG = os.makedev(1, 11)
+
+
+def is_device(mode: int) -> bool:
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
+def given(mounts: MountTable, kind: int, rdev: int) -> Mount | None:
+    """The mount that gives the container the device of that type
+    (S_IFCHR or S_IFBLK) and rdev, if any: a writable one first (a masked
+    path's /dev/null is read-only, the container's /dev/null is not)."""
+    found = None
+    for m in mounts.mounts:
+        if m.kind in GIVEN and (found is None or found.readonly):
+            fd, _, owned = mounts.root_fd(m)
+            try:
+                st = os.fstat(fd)
+            finally:
+                if owned:
+                    os.close(fd)
+            if stat.S_IFMT(st.st_mode) == kind and st.st_rdev == rdev:
+                found = m
+    return found
+
+
+def _dmesg_restrict() -> bool:
+    try:
+        with open("/proc/sys/kernel/dmesg_restrict", "rb") as f:
+            return f.read().strip() != b"0"
+    except OSError:
+        return True
+
+
+def gate(mounts: MountTable, root_of: Mount | None, kind: int, rdev: int, flags: int,
+         cred: Cred) -> Mount:
+    """A device node of that type and rdev may be opened with open(2) flags
+    by a process with cred: its giving mount, else Errno EPERM. root_of is
+    the mount whose root the node is, if it is one (a given device's own
+    name in the container's /dev)."""
+    m = root_of if root_of is not None and root_of.kind in GIVEN else given(mounts, kind, rdev)
+    if m is None:
+        raise Errno(errno.EPERM, "not a device the container was given (docker run --device)")
+    if m.readonly and flags & 3 != os.O_RDONLY:
+        raise Errno(errno.EROFS)
+    # reading the kernel log needs CAP_SYSLOG where dmesg_restrict says so
+    if kind == stat.S_IFCHR and rdev == KMSG and flags & 3 != os.O_WRONLY and \
+            not cred.capable("CAP_SYSLOG") and _dmesg_restrict():
+        raise Errno(errno.EPERM)
+    return m
+
+
+def _inode(path: bytes) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+_PROC_KMSG = _inode(b"/proc/kmsg")
+
+
+def proc_kmsg(st: os.stat_result, cred: Cred) -> None:
+    """/proc/kmsg opens only with CAP_SYSLOG (the kernel's syslog open check,
+    which a supervisor acting with its own capabilities would pass)."""
+    if (st.st_dev, st.st_ino) == _PROC_KMSG and not cred.capable("CAP_SYSLOG"):
+        raise Errno(errno.EPERM)
 
 
 class DeviceError(ValueError):
@@ -50,7 +134,8 @@ class Device:
     every node under a host directory) at CONTAINER, by default the same
     path. PERMISSIONS are Docker's cgroup ones, rwm by default: without w
     the device is read-only (writes get EROFS, where Docker's cgroup gives
-    EPERM); m is moot, as mknod never makes real nodes here."""
+    EPERM); m is moot: Docker's default rules let any device node be made
+    (c *:* m, b *:* m), as CAP_MKNOD does here, and opening it is the gate's."""
     host: str
     guest: str
     permissions: str = "rwm"

@@ -28,6 +28,7 @@ from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 from brandpy._native import ffi, lib
 from brandpy.runtime.acting import acts_as_supervisor
 from brandpy.runtime.call import HANDOFF, Call, Inject, NotifCall
+from brandpy.runtime.devices import GIVEN
 from brandpy.runtime.errors import Errno, warn
 from brandpy.runtime.inject import Injection
 from brandpy.runtime.linux import kernel_release
@@ -49,7 +50,8 @@ ADDFD_FLAG_SEND = 1 << 1
 # what a syscall interrupted by a signal returns, as the signal-delivery stop sees it
 ERESTARTSYS = (1 << 64) - 512
 ERESTARTNOINTR = (1 << 64) - 513
-MOUNT_KINDS = {"rootfs": lib.BP_MOUNT_ROOTFS, "proc": lib.BP_MOUNT_PROC}
+MOUNT_KINDS = {"rootfs": lib.BP_MOUNT_ROOTFS, "proc": lib.BP_MOUNT_PROC,
+               **{kind: lib.BP_MOUNT_DEVICE for kind in GIVEN}}
 
 _active = threading.local()       # the supervisor whose loop runs on this thread
 

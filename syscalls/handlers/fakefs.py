@@ -21,6 +21,7 @@ from dataclasses import replace
 
 from brandpy import fsmeta
 from brandpy.fsmeta import Override
+from brandpy.runtime import devices
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.pathres import Resolved
@@ -145,7 +146,7 @@ def own_new(call: Call, r: Resolved, fd: int = -1) -> None:
 
 def mknod_device(call: Call, r: Resolved, kind: int, perm: int, dev: int) -> int:
     """A character or block device becomes an empty file whose override
-    names it (opening one gives the file, not the device)."""
+    names it (opening one opens the device if given: device_record)."""
     if not call.proc.cred.capable("CAP_MKNOD"):
         raise Errno(errno.EPERM)
     try:
@@ -160,3 +161,26 @@ def mknod_device(call: Call, r: Resolved, kind: int, perm: int, dev: int) -> int
     finally:
         os.close(fd)
     return 0
+
+
+def device_record(call: Call, obj: int, flags: int) -> int:
+    """An empty file (an O_PATH fd) that mknod_device made a device: opening
+    it opens that device if the container was given it (the returned
+    O_PATH fd of its node), else EPERM, as under Docker's device cgroup;
+    -1 for any other file. The recorded mode applies to non-root users."""
+    try:
+        ov = Override.decode(os.getxattr(b"/proc/self/fd/%d" % obj, fsmeta.XATTR))
+    except (OSError, ValueError):
+        return -1
+    if ov.kind not in ("block", "char"):
+        return -1
+    kind = stat.S_IFBLK if ov.kind == "block" else stat.S_IFCHR
+    c = call.proc.cred
+    m = devices.gate(call.sb.mounts, None, kind, ov.rdev, flags, c)
+    want = {os.O_RDONLY: 4, os.O_WRONLY: 2}.get(flags & 3, 6)
+    bits = ov.mode >> 6 if c.fsuid == ov.uid else \
+        ov.mode >> 3 if ov.gid == c.fsgid or ov.gid in c.groups else ov.mode
+    if c.fsuid != 0 and want & ~bits & 7:
+        raise Errno(errno.EACCES)
+    fd, _, owned = call.sb.mounts.root_fd(m)
+    return fd if owned else os.dup(fd)

@@ -215,15 +215,15 @@ def is_image_file(obj: Obj) -> bool:
         return False
 
 
-def copy_up(r: Resolved) -> None:
+def copy_up(r: Resolved) -> bool:
     """Before a change of the file r names: an image file (a hard-link
     farm's, brandpy/images/rootfs.py) is replaced by the container's own
-    copy. One getxattr when there is nothing to do."""
+    copy (True). One getxattr when there is nothing to do."""
     if r.proc is not None or not r.name or r.name == b".":
-        return
+        return False
     try:
         with as_supervisor():
-            rootfs.copy_up_at(r.dirfd, r.name)
+            return rootfs.copy_up_at(r.dirfd, r.name)
     except OSError as exc:
         raise oserror(exc) from None
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
+from brandpy.runtime import devices
 from brandpy.runtime.acting import as_tracee
 from brandpy.runtime.call import Call, Inject
 from brandpy.runtime.errors import Errno
@@ -180,37 +181,73 @@ def _open_resolved(call: Call, r: Resolved, flags: int, mode: int,
         if flags & O_CREAT:
             raise Errno(errno.EISDIR)
         real_flags |= O_DIRECTORY
+    obj = _object(r)
     try:
-        st: os.stat_result | None = os.stat(r.name or b".", dir_fd=r.dirfd,
-                                            follow_symlinks=False)
-    except OSError:
-        st = None
+        return _open_object(call, r, obj, flags, real_flags, mode, follow, cloexec)
+    finally:
+        if obj >= 0:
+            os.close(obj)
+
+
+def _object(r: Resolved) -> int:
+    """An O_PATH fd of what r names now (-1: nothing there). What opens is
+    this inode, checked: never a name walked again."""
+    try:
+        if not r.name:
+            return os.dup(r.dirfd)
+        return os.open(r.name, O_PATH | O_NOFOLLOW | os.O_CLOEXEC, dir_fd=r.dirfd)
+    except FileNotFoundError:
+        return -1
+    except OSError as exc:
+        raise oserror(exc) from None
+
+
+def _open_object(call: Call, r: Resolved, obj: int, flags: int, real_flags: int, mode: int,
+                 follow: bool, cloexec: bool) -> int | Inject | None:
+    st = os.fstat(obj) if obj >= 0 else None
     if st is not None and stat.S_ISLNK(st.st_mode) and follow:
         raise _Again
     if _open_writes(flags, st is not None):
         if r.readonly:
             raise Errno(errno.EROFS)
-        if st is not None and stat.S_ISREG(st.st_mode):
-            copy_up(r)
+        if st is not None and stat.S_ISREG(st.st_mode) and r.name and copy_up(r):
+            raise _Again                    # the container's own copy is there now
+    opener: _Opener
+    target = -1      # the given device a fake device record stands for
     if r.mount.kind == "device" and r.mount.host == b"/dev/tty":
         opener = _Opener(AT_FDCWD, _terminal(call), real_flags, 0)
-    elif not r.name:
-        if flags & O_CREAT and flags & O_EXCL:
+    elif st is None or (flags & O_CREAT and flags & O_EXCL) or \
+            flags & O_TMPFILE == O_TMPFILE or stat.S_ISLNK(st.st_mode):
+        # a new file (O_EXCL: never anything that was there), or a link not followed
+        if st is None and not flags & O_CREAT:
+            raise Errno(errno.ENOENT)
+        if not r.name:
             raise Errno(errno.EEXIST)
-        opener = _Opener(AT_FDCWD, b"/proc/self/fd/%d" % r.dirfd,
-                         real_flags & ~(O_CREAT | O_NOFOLLOW), 0)
-    else:
         umask = umask_of(call.tid) if flags & (O_CREAT | __O_TMPFILE) else 0
-        opener = _Opener(os.dup(r.dirfd), r.name, real_flags | O_NOFOLLOW,
-                         mode & 0o7777 & ~umask)
+        opener = _Opener(os.dup(r.dirfd), r.name, real_flags | O_NOFOLLOW | (
+            O_EXCL if st is None and flags & O_CREAT else 0), mode & 0o7777 & ~umask)
+    else:
+        if stat.S_ISDIR(st.st_mode) and flags & O_CREAT:
+            raise Errno(errno.EISDIR)
+        if devices.is_device(st.st_mode):
+            devices.gate(call.sb.mounts, None if r.name else r.mount, stat.S_IFMT(st.st_mode),
+                         st.st_rdev, flags, call.proc.cred)
+        elif call.sb.fake_ids and stat.S_ISREG(st.st_mode) and not st.st_size:
+            target = fakefs.device_record(call, obj, flags)
+        opener = _Opener(os.dup(obj) if target < 0 else target, None,
+                         real_flags & ~(O_CREAT | O_NOFOLLOW), 0)
     if st is not None and stat.S_ISFIFO(st.st_mode) and not flags & os.O_NONBLOCK:
         # waits for the fifo's other end
         return deferred.defer(call, (r.guest, real_flags), lambda: _do_open(opener, cloexec),
                               opener.close)
     new = bool(flags & O_CREAT) and st is None and fakefs.creator(call)
     try:
-        result = _do_open(opener, cloexec)
+        with as_tracee(call.proc.cred, call.sb.fake_ids,
+                       exact=st is not None and devices.is_device(st.st_mode)):
+            result = _do_open(opener, cloexec)
     except Errno as exc:
+        if exc.errno == errno.EEXIST and st is None and not flags & O_EXCL:
+            raise _Again from None          # made by another meanwhile: open that
         if exc.errno == errno.ELOOP and follow:
             raise _Again from None
         raise
@@ -220,24 +257,28 @@ def _open_resolved(call: Call, r: Resolved, flags: int, mode: int,
 
 
 class _Opener:
-    """One open on a directory descriptor it owns (the supervisor's umask
-    off: the caller's is in perm), made now or on a fifo's thread."""
+    """One open (name in the directory fd, or with name None the object fd
+    itself, through /proc/self/fd) of descriptors it owns (the
+    supervisor's umask off: the caller's is in perm), made now or on a
+    fifo's thread."""
 
-    def __init__(self, dirfd: int, name: bytes, flags: int, perm: int) -> None:
-        self.dirfd, self.name, self.flags, self.perm = dirfd, name, flags, perm
+    def __init__(self, fd: int, name: bytes | None, flags: int, perm: int) -> None:
+        self.fd, self.name, self.flags, self.perm = fd, name, flags, perm
 
     def __call__(self) -> int:
         old = os.umask(0)
         try:
-            return os.open(self.name, self.flags, self.perm, dir_fd=self.dirfd)
+            if self.name is None:
+                return os.open(b"/proc/self/fd/%d" % self.fd, self.flags)
+            return os.open(self.name, self.flags, self.perm, dir_fd=self.fd)
         finally:
             os.umask(old)
             self.close()
 
     def close(self) -> None:
-        if self.dirfd != AT_FDCWD:
-            os.close(self.dirfd)
-            self.dirfd = AT_FDCWD
+        if self.fd != AT_FDCWD:
+            os.close(self.fd)
+            self.fd = AT_FDCWD
 
 
 def _do_open(opener: Callable[[], int], cloexec: bool) -> Inject:
@@ -249,7 +290,9 @@ def _do_open(opener: Callable[[], int], cloexec: bool) -> Inject:
 
 def _open_proc(call: Call, r: Resolved, flags: int, mode: int, cloexec: bool) -> Inject:
     """procfs, on its host path (the container cannot change procfs); what
-    would show host PIDs is opened from the container's own version."""
+    would show host PIDs is opened from the container's own version. A
+    magic link is followed once (O_PATH) and what it led to is checked
+    and opened: a device node held through one meets the device gate."""
     assert r.proc is not None
     host = r.proc
     if r.magic:
@@ -258,7 +301,23 @@ def _open_proc(call: Call, r: Resolved, flags: int, mode: int, cloexec: bool) ->
         host = proc_view(call, r) or host
     if r.readonly and flags & O_ACCMODE != os.O_RDONLY:
         raise Errno(errno.EROFS)
-    return _do_open(_Opener(AT_FDCWD, host, flags, mode & 0o7777), cloexec)
+    try:
+        obj = os.open(host, O_PATH | os.O_CLOEXEC | (flags & O_NOFOLLOW))
+    except OSError as exc:
+        if not flags & O_CREAT:
+            raise oserror(exc) from None
+        return _do_open(_Opener(AT_FDCWD, host, flags, mode & 0o7777), cloexec)
+    try:
+        st = os.fstat(obj)
+        if devices.is_device(st.st_mode):
+            devices.gate(call.sb.mounts, None, stat.S_IFMT(st.st_mode), st.st_rdev, flags,
+                         call.proc.cred)
+        devices.proc_kmsg(st, call.proc.cred)
+    except BaseException:
+        os.close(obj)
+        raise
+    with as_tracee(call.proc.cred, call.sb.fake_ids, exact=True):
+        return _do_open(_Opener(obj, None, flags & ~(O_CREAT | O_NOFOLLOW), 0), cloexec)
 
 
 def proc_view(call: Call, r: Resolved) -> bytes | None:
