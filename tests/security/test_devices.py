@@ -42,6 +42,7 @@ import os
 import secrets
 import subprocess
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,13 @@ from .test_terminals import Terminal
 BOUND_S = 60.0
 
 
+def _loops(file: Path) -> list[str]:
+    """The loop devices backed by file."""
+    out = subprocess.run(["losetup", "--associated", str(file)], capture_output=True,
+                         text=True).stdout
+    return [line.split(":", 1)[0] for line in out.splitlines() if line.strip()]
+
+
 class Disk:
     """A loop device over a file holding a secret, owned by uid."""
 
@@ -64,14 +72,12 @@ class Disk:
         self.secret = f"DISK-{secrets.token_hex(8)}"
         self.file = Path(parent) / f"disk-{secrets.token_hex(4)}"
         self.file.write_bytes(self.secret.encode().ljust(64, b"\0") + bytes(64 * 1024 - 64))
-        self.device = ""
-        for _ in range(5):       # another test may take the free loop device meanwhile
-            self.device = subprocess.run(["losetup", "--find", "--show", str(self.file)],
-                                         capture_output=True, text=True).stdout.strip()
-            if self.device:
-                break
-            time.sleep(0.2)
-        assert self.device, "losetup --find found no free loop device"
+        found = subprocess.run(["losetup", "--find", "--show", str(self.file)],
+                               capture_output=True, text=True, check=True)
+        self.device = found.stdout.strip()
+        if not self.device:
+            self.close()
+            raise AssertionError(f"losetup named no loop device: {found.stderr}")
         os.chown(self.device, uid, uid)
         self.rdev = os.stat(self.device).st_rdev
         self.before = self.file.read_bytes()
@@ -81,7 +87,9 @@ class Disk:
         return self.file.read_bytes() != self.before
 
     def close(self) -> None:
-        subprocess.run(["losetup", "-d", self.device], check=False)
+        """Detach (also what an attach that named no device attached)."""
+        for device in {self.device} - {""} or _loops(self.file):
+            subprocess.run(["losetup", "-d", device], check=False)
         self.file.unlink()
 
 
@@ -114,10 +122,16 @@ class Host:
     the kernel log, each with a secret; evidence() says what was reached."""
 
     def __init__(self, parent: Path, uid: int) -> None:
-        self.disk = Disk(parent, uid)
-        self.tty = Terminal.open(uid)
-        self.log = KernelLog()
         self.text = f"TEXT-{secrets.token_hex(6)}"
+        self._made = ExitStack()      # what was made, undone if the rest fails
+        with self._made as made:
+            self.disk = Disk(parent, uid)
+            made.callback(self.disk.close)
+            self.tty = Terminal.open(uid)
+            made.callback(self.tty.close)
+            self.log = KernelLog()
+            made.callback(self.log.close)
+            self._made = made.pop_all()
 
     def numbers(self) -> list[str]:
         """B_MAJ B_MIN C_MAJ C_MIN of dev_attack.c: the disk, the kernel log."""
@@ -149,9 +163,7 @@ class Host:
         return found
 
     def close(self) -> None:
-        self.tty.close()
-        self.log.close()
-        self.disk.close()
+        self._made.close()
 
 
 @pytest.fixture
