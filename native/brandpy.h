@@ -43,9 +43,9 @@ struct bp_spawn_args {
 };
 
 /* Fork, PTRACE_SEIZE, filter, execve. Returns the child's pid or -errno.
- * With SECCOMP_FILTER_FLAG_NEW_LISTENER in seccomp_flags the child sends
- * the notification fd back before exec over a socket stored in *listener
- * (bp_recv_listener takes it from there). */
+ * With SECCOMP_FILTER_FLAG_NEW_LISTENER in seccomp_flags the child names
+ * its notification fd before exec over a socket stored in *listener
+ * (bp_recv_listener takes it from there, with pidfd_getfd). */
 int bp_spawn(const struct bp_spawn_args *a, int *listener);
 int bp_recv_listener(int sock);
 

@@ -79,24 +79,20 @@ static void apply_credentials(const struct bp_spawn_args *a)
 }
 
 /* Hand the seccomp notification fd to the supervisor, and drop our copy:
- * a tracee holding it could answer its own notifications. */
-static void send_listener(int sock, int listener)
+ * a tracee holding it could answer its own notifications. Not with
+ * SCM_RIGHTS: sendmsg is trapped by the filter now installed (performed by
+ * the supervisor, which does not serve this listener yet). We tell our pid
+ * (taken before the filter: getpid is answered with the container's) and
+ * the fd's number; the supervisor takes it with pidfd_getfd
+ * (bp_recv_listener) and says so, then we close ours. */
+static void send_listener(int sock, pid_t pid, int listener)
 {
-    char dummy = 'l';
-    struct iovec iov = {&dummy, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                         .msg_controllen = sizeof u.buf};
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
-    if (sendmsg(sock, &msg, 0) != 1)
+    int32_t msg[2] = {pid, listener};
+    char done;
+    if (write(sock, msg, sizeof msg) != sizeof msg)
         child_fail("sending the seccomp listener", errno);
+    if (read(sock, &done, 1) != 1)
+        child_fail("the supervisor did not take the seccomp listener", EPIPE);
     close(listener);
     close(sock);
 }
@@ -177,13 +173,14 @@ void bp_spawn_child(const struct bp_spawn_args *a, int sync_fd, int listener_soc
     apply_credentials(a);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail("PR_SET_NO_NEW_PRIVS", errno);
+    pid_t self = (pid_t)syscall(SYS_getpid);
     prog.len = a->filter_len;
     prog.filter = (struct sock_filter *)a->filter;
     long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, a->seccomp_flags, &prog);
     if (listener < 0)
         child_fail("seccomp", errno);
     if (listener_sock >= 0)
-        send_listener(listener_sock, (int)listener);
+        send_listener(listener_sock, self, (int)listener);
     /* OCI "created": the process exists but waits here until `start` (a
      * byte on the hold pipe), or exits if the hold is dropped (`delete`). */
     if (hold_fd >= 0) {

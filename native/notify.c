@@ -28,7 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stddef.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -551,20 +554,29 @@ static int addfd_on_one_cpu(int lfd, pid_t tid, struct seccomp_notif_addfd *add)
     return rc;
 }
 
-/* The caller's umask, which the kernel keeps and /proc shows (umask(2) runs
- * natively: tracking it would cost a trap per call); -1 if it is gone. */
-static int umask_of(pid_t tid)
+/* The start of /proc/TID/status, NUL-terminated; -1 if it is gone. */
+static int read_status(pid_t tid, char *buf, size_t size)
 {
-    char path[64], buf[256];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/status", tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    ssize_t n = read(fd, buf, size - 1);
     close(fd);
     if (n <= 0)
         return -1;
     buf[n] = 0;
+    return 0;
+}
+
+/* The caller's umask, which the kernel keeps and /proc shows (umask(2) runs
+ * natively: tracking it would cost a trap per call); -1 if it is gone. */
+static int umask_of(pid_t tid)
+{
+    char buf[256];
+    if (read_status(tid, buf, sizeof buf) < 0)
+        return -1;
     char *line = strstr(buf, "\nUmask:");
     return line ? (int)strtoul(line + 7, NULL, 8) & 0777 : -1;
 }
@@ -930,6 +942,148 @@ static long utimens_family(struct ctx *c)
     return rc;
 }
 
+/* -- sendmsg and sendmmsg without a destination ------------------------------------------- */
+
+/* Every sendmsg is trapped (BPF cannot see msg_name, and a "continue" would
+ * let the kernel read a header a sibling can change): the common case, no
+ * destination and no control data, is sent here on a duplicate of the
+ * caller's socket, from one copy of each header and its data. A destination,
+ * control data (SCM_RIGHTS), more data or messages than fit, and a send
+ * that would block a blocking socket before anything was sent go to Python
+ * (syscalls/handlers/sendmsg.py, the reference). */
+#define SEND_MSGS 8
+#define SEND_IOVS 16
+#define SEND_BYTES 65536
+
+/* The real IDs of a thread (what the kernel's own SCM_CREDENTIALS carry). */
+static int real_ids(pid_t tid, struct ucred *uc)
+{
+    char buf[1024];
+    if (read_status(tid, buf, sizeof buf) < 0)
+        return -1;
+    char *u = strstr(buf, "\nUid:"), *g = strstr(buf, "\nGid:");
+    if (!u || !g)
+        return -1;
+    uc->uid = (uid_t)strtoul(u + 5, NULL, 10);
+    uc->gid = (gid_t)strtoul(g + 5, NULL, 10);
+    return 0;
+}
+
+/* As root, a message on an AF_UNIX socket carries the caller's credentials
+ * explicitly, else a receiver with SO_PASSCRED would see the supervisor's
+ * (syscalls/handlers/sendmsg.py _vouching): 1 with *uc set, 0 for other
+ * sockets and unprivileged, -1 when they cannot be told. */
+static int vouch(struct ctx *c, int sock, struct ucred *uc)
+{
+    int family = -1;
+    socklen_t len = sizeof family;
+    if (c->s->fake_ids || geteuid() != 0 ||
+        getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0 || family != AF_UNIX)
+        return 0;
+    uc->pid = c->t->tgid;
+    return real_ids(c->req->pid, uc) < 0 ? -1 : 1;
+}
+
+static long send_family(struct ctx *c)
+{
+    static char data[SEND_BYTES];
+    int mm = c->req->data.nr == SYS_sendmmsg;
+    unsigned int count = mm ? (unsigned int)arg(c, 2) : 1;
+    int flags = iarg(c, mm ? 3 : 2);
+    unsigned long at = arg(c, 1);
+    struct mmsghdr h[SEND_MSGS];
+    if (!count || count > SEND_MSGS)
+        return BP_FALLBACK;
+    if (read_mem(c->req->pid, at, h, count * (mm ? sizeof h[0] : sizeof h[0].msg_hdr)) < 0)
+        return BP_FALLBACK;          /* Python finds which header is bad */
+    for (unsigned int i = 0; i < count; i++) {
+        const struct msghdr *m = &h[i].msg_hdr;
+        if ((m->msg_name && m->msg_namelen) || m->msg_controllen || m->msg_iovlen > SEND_IOVS)
+            return BP_FALLBACK;
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, c->t->tgid, 0);
+    if (pidfd < 0)
+        return BP_FALLBACK;
+    long rc;
+    int sock = -1;
+    if (!still_valid(c->lfd, c->req->id)) {
+        rc = -ESRCH;
+        goto out;
+    }
+    sock = (int)syscall(SYS_pidfd_getfd, pidfd, iarg(c, 0), 0);
+    if (sock < 0) {
+        rc = -errno;
+        goto out;
+    }
+    int waits = !(flags & MSG_DONTWAIT) && !(fcntl(sock, F_GETFL) & O_NONBLOCK);
+    struct ucred uc;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(struct ucred))];
+    } creds;
+    int vouched = vouch(c, sock, &uc);
+    if (vouched < 0) {
+        rc = BP_FALLBACK;
+        goto out;
+    }
+    unsigned int sent;
+    rc = 0;
+    for (sent = 0; sent < count; sent++) {
+        struct msghdr *m = &h[sent].msg_hdr;
+        struct iovec vec[SEND_IOVS], local = {data, 0};
+        size_t total = 0;
+        if (m->msg_iovlen && read_mem(c->req->pid, (unsigned long)m->msg_iov, vec,
+                                      m->msg_iovlen * sizeof vec[0]) < 0) {
+            rc = -EFAULT;
+            break;
+        }
+        for (size_t k = 0; k < m->msg_iovlen; k++)
+            total += vec[k].iov_len < SEND_BYTES ? vec[k].iov_len : SEND_BYTES + 1;
+        if (total > SEND_BYTES) {
+            rc = sent ? 0 : BP_FALLBACK;
+            break;
+        }
+        local.iov_len = total;
+        if (total && process_vm_readv(c->req->pid, &local, 1, vec, m->msg_iovlen, 0) !=
+                     (ssize_t)total) {
+            rc = -EFAULT;
+            break;
+        }
+        struct msghdr out = {.msg_iov = &local, .msg_iovlen = 1};
+        if (vouched) {
+            out.msg_control = creds.buf;
+            out.msg_controllen = sizeof creds.buf;
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&out);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_CREDENTIALS;
+            cm->cmsg_len = CMSG_LEN(sizeof uc);
+            memcpy(CMSG_DATA(cm), &uc, sizeof uc);
+        }
+        ssize_t n = sendmsg(sock, &out, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+            rc = -errno;
+            if (rc == -EPIPE && !(flags & MSG_NOSIGNAL))
+                syscall(SYS_tgkill, c->t->tgid, c->req->pid, SIGPIPE);
+            if (rc == -EAGAIN && waits && !sent)
+                rc = BP_FALLBACK;    /* it blocks: on a thread, in Python */
+            break;
+        }
+        rc = n;
+        if (mm) {
+            unsigned int len = (unsigned int)n;
+            write_mem(c->req->pid, at + sent * sizeof h[0] + offsetof(struct mmsghdr, msg_len),
+                      &len, sizeof len);
+        }
+    }
+    if (mm && sent)
+        rc = sent;                   /* sendmmsg: the messages sent, an error only for none */
+out:
+    if (sock >= 0)
+        close(sock);
+    close(pidfd);
+    return rc;
+}
+
 /* The parent's container PID; 0 for a process whose parent is outside the
  * container (the entrypoint, exec'd processes), 1 for an orphan. */
 static long getppid_(struct ctx *c)
@@ -1008,6 +1162,9 @@ int bp_notify_handle(struct bp_state *s, int lfd, struct seccomp_notif *req)
         break;
     case SYS_utimensat: case SYS_utimes:
         rc = utimens_family(&c);
+        break;
+    case SYS_sendmsg: case SYS_sendmmsg:
+        rc = send_family(&c);
         break;
     default:
         rc = BP_FALLBACK;

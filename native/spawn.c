@@ -27,25 +27,25 @@
 
 int bp_recv_listener(int sock)
 {
-    char dummy;
-    struct iovec iov = {&dummy, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                         .msg_controllen = sizeof u.buf};
-    int fd;
+    int32_t msg[2];
     ssize_t n;
     do
-        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        n = recv(sock, msg, sizeof msg, 0);
     while (n < 0 && errno == EINTR);
-    if (n != 1)
+    if (n != sizeof msg)
         return n < 0 ? -errno : -EPIPE;
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS)
-        return -EPROTO;
-    memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)msg[0], 0);
+    if (pidfd < 0)
+        return -errno;
+    int fd = (int)syscall(SYS_pidfd_getfd, pidfd, msg[1], 0);
+    int err = errno;
+    close(pidfd);
+    if (fd < 0)
+        return -err;
+    if (write(sock, "k", 1) != 1) {   /* the child is gone: so is what it traps */
+        close(fd);
+        return -EPIPE;
+    }
     return fd;
 }
 

@@ -31,7 +31,7 @@ from brandpy.runtime.seccomp import Action, ArgTest
 
 from . import linux
 from .handlers import exec as exec_
-from .handlers import fs, ident, opath, owners, pids, prio, process, signals, sock, sockcreds, sysv, tty, uts
+from .handlers import fs, ident, opath, owners, pids, prio, process, sendmsg, signals, sock, sockcreds, sysv, tty, uts
 from .handlers import perform as perform_
 
 Handler = Callable[..., "int | Inject | None"]   # an Inject: see Supervisor._hand_off
@@ -167,6 +167,9 @@ SIGINFO_SENT = "a siginfo with a kernel's code carries the sender's PID as the k
 SCM_RECV = "in processes that turned SO_PASSCRED on, SCM_CREDENTIALS shows container IDs"
 LOCAL = ("on the host's network (unprivileged), a local destination reaches only the "
          "container's own or its peers' ports, published ports translated")
+SENT = (PERFORMED + ", every call (BPF cannot see msg_name in a msghdr; in C without a "
+        "destination or control data); SCM_RIGHTS passed, an explicit SCM_CREDENTIALS refused "
+        "(EPERM); a receiver with SO_PASSCRED sees the supervisor's credentials; " + LOCAL)
 IPC_STATUS = ("native: the SysV IPC namespace is the host's; the PIDs and IDs of the status "
               "commands are the container's")
 
@@ -290,7 +293,7 @@ SPEC: dict[str, Spec] = {
     "execveat": trace(exec_.execveat, "as execve; fexecve of a dynamic memfd needs the "
                       "guest loader to open /proc/self/fd/N"),
     # -- sockets ------------------------------------------------------------------
-    **{name: allow() for name in ("socketpair", "listen", "shutdown", "sendmmsg")},
+    **{name: allow() for name in ("socketpair", "listen", "shutdown")},
     "socket": allow(),
     "getsockopt": Spec("allow", FULL, "native; SO_PEERCRED and SO_PEERGROUPS answered with the "
                        "peer's container IDs", handler=sockcreds.getsockopt,
@@ -298,10 +301,9 @@ SPEC: dict[str, Spec] = {
     "setsockopt": Spec("allow", FULL, "native; SO_PASSCRED first traps the process's "
                        "receives, for SCM_CREDENTIALS", handler=sockcreds.setsockopt,
                        when=arg_in(2, sockcreds.SO_PASSCRED)),
-    "sendmsg": allow("native: an AF_UNIX destination in msg_name is not translated, nor the "
-                     "PID and IDs of an explicit SCM_CREDENTIALS; on the host's network "
-                     "(unprivileged) a local UDP destination in msg_name is not checked",
-                     support=PARTIAL),
+    "sendmsg": perform(sendmsg.sendmsg, SENT, support=PARTIAL),
+    "sendmmsg": perform(sendmsg.sendmmsg, SENT + "; msg_len set for each message sent",
+                        support=PARTIAL),
     "recvmsg": Spec("allow", PARTIAL, "native: an AF_UNIX source in msg_name is not "
                     "translated; " + SCM_RECV, handler=sockcreds.recvmsg),
     "recvmmsg": Spec("allow", FULL, "native; " + SCM_RECV, handler=sockcreds.recvmsg),

@@ -1,12 +1,12 @@
 """Sockets: AF_UNIX names are paths, and published ports are translated.
 
-bind, connect and sendto (with a destination) are performed by the
-supervisor on the tracee's own socket, taken with pidfd_getfd: the address
-is read once from the tracee's memory, and an AF_UNIX path is resolved on
-descriptors inside the container (pathres), then reached through
-/proc/self/fd/N: for bind, N the directory found and the new name in it;
-for connect and sendto, N an O_PATH descriptor of exactly the socket file
-found. The kernel never walks a path the container can still change, and
+bind, connect, sendto (with a destination), sendmsg and sendmmsg
+(sendmsg.py) are performed by the supervisor on the tracee's own socket,
+taken with pidfd_getfd: the address is read once from the tracee's
+memory, and an AF_UNIX path is resolved on descriptors inside the
+container (pathres), then reached through /proc/self/fd/N: for bind, N the
+directory found and the new name in it; for connect and the sends, N an
+O_PATH descriptor of exactly the socket file found. The kernel never walks a path the container can still change, and
 names longer than sun_path's 108 bytes work (only the last component must
 fit). A connect or send that may block runs on a thread (deferred.py).
 
@@ -109,11 +109,11 @@ def _raw(fn: Callable[..., int], fd: int, addr: bytes, *more: int) -> int:
     return 0
 
 
-def _blocking(fd: int) -> bool:
+def blocking(fd: int) -> bool:
     return not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
 
 
-class _Socket:
+class Socket:
     """The tracee's socket, duplicated into the supervisor."""
 
     def __init__(self, call: Call, fd: int) -> None:
@@ -137,7 +137,7 @@ class _Socket:
 def bind(call: Call) -> int | None:
     addr = _sockaddr(call, 1, 2)
     family = struct.unpack_from("<H", addr)[0] if len(addr) >= 2 else -1
-    with as_tracee(call.proc.cred, call.sb.fake_ids), _Socket(call, call.iarg(0)) as fd:
+    with as_tracee(call.proc.cred, call.sb.fake_ids), Socket(call, call.iarg(0)) as fd:
         if family in (socket.AF_INET, socket.AF_INET6):
             return _bind_port(call, fd, bytearray(addr))
         path = _sun_path(addr)
@@ -179,7 +179,7 @@ def connect(call: Call) -> int | None:
     addr = _sockaddr(call, 1, 2)
     family = struct.unpack_from("<H", addr)[0] if len(addr) >= 2 else -1
     held = -1
-    with as_tracee(call.proc.cred, call.sb.fake_ids), _Socket(call, call.iarg(0)) as fd:
+    with as_tracee(call.proc.cred, call.sb.fake_ids), Socket(call, call.iarg(0)) as fd:
         if family in (socket.AF_INET, socket.AF_INET6):
             addr = _local_destination(call, fd, bytearray(addr))
         elif _sun_path(addr) is None:
@@ -193,21 +193,29 @@ def connect(call: Call) -> int | None:
         return _maybe_later(call, "connect", fd, held, lambda sock: _raw(libc.connect, sock, addr))
 
 
+def destination(call: Call, fd: int, addr: bytes) -> tuple[bytes, int]:
+    """Where a send on fd goes, as the supervisor hands it to the kernel:
+    an AF_UNIX path resolved inside the container (with the descriptor
+    held for it, for the caller to close; else -1), an abstract name only
+    if the container's, a local inet destination through the port map."""
+    path = _sun_path(addr)
+    family = struct.unpack_from("<H", addr)[0] if len(addr) >= 2 else -1
+    if path is not None:
+        return _unix_target(call, path)
+    if family == socket.AF_UNIX:
+        _abstract_reachable(call, addr)
+    elif family in (socket.AF_INET, socket.AF_INET6):
+        addr = _local_destination(call, fd, bytearray(addr))
+    return addr, -1
+
+
 def sendto(call: Call) -> int | None:
     """sendto with a destination (the filter lets the others run)."""
     addr = _sockaddr(call, 4, 5)
     size, flags = call.arg(2), call.iarg(3)
     data = call.read(call.arg(1), min(size, 1 << 24))
-    held = -1
-    with as_tracee(call.proc.cred, call.sb.fake_ids), _Socket(call, call.iarg(0)) as fd:
-        path = _sun_path(addr)
-        family = struct.unpack_from("<H", addr)[0] if len(addr) >= 2 else -1
-        if path is not None:
-            addr, held = _unix_target(call, path)
-        elif family == socket.AF_UNIX:
-            _abstract_reachable(call, addr)
-        elif family in (socket.AF_INET, socket.AF_INET6):
-            addr = _local_destination(call, fd, bytearray(addr))
+    with as_tracee(call.proc.cred, call.sb.fake_ids), Socket(call, call.iarg(0)) as fd:
+        addr, held = destination(call, fd, addr)
 
         def send(sock: int) -> int:
             buf = ctypes.create_string_buffer(data, len(data))
@@ -229,7 +237,7 @@ def _maybe_later(call: Call, what: str, fd: int, held: int,
                  act: Callable[[int], int]) -> int | None:
     """act(fd) now on a non-blocking socket, else on a thread (deferred);
     then close what was held for it."""
-    if not _blocking(fd):
+    if not blocking(fd):
         try:
             return act(fd)
         finally:

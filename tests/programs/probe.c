@@ -145,6 +145,90 @@ static int unix_sock(const char *op, const char *path)
     return 0;
 }
 
+/* Datagrams to a pathname: sendto, sendmsg (two iovecs, SCM_RIGHTS) and
+ * sendmmsg (msg_len), a connected send, a missing destination, bad
+ * pointers and descriptors. Prints what arrived. */
+static void dgram_recv(int s, const char *what)
+{
+    char buf[64] = "";
+    int fd = -1;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov = {buf, sizeof buf - 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                         .msg_controllen = sizeof ctl.buf};
+    long n = r(recvmsg(s, &msg, MSG_DONTWAIT));
+    struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+    if (c && c->cmsg_type == SCM_RIGHTS)
+        memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    printf("%s: recv %ld '%s'%s\n", what, n, n > 0 ? buf : "", fd >= 0 ? " +fd" : "");
+    if (fd >= 0) {
+        show("write through the fd", r(write(fd, "piped", 5)));
+        close(fd);
+    }
+}
+
+static int dgram(const char *path)
+{
+    struct sockaddr_un to = {.sun_family = AF_UNIX};
+    strncpy(to.sun_path, path, sizeof to.sun_path - 1);
+    int s = socket(AF_UNIX, SOCK_DGRAM, 0), c = socket(AF_UNIX, SOCK_DGRAM, 0);
+    show("bind", r(bind(s, (struct sockaddr *)&to, sizeof to)));
+    show("sendto", r(sendto(c, "to", 2, 0, (struct sockaddr *)&to, sizeof to)));
+    dgram_recv(s, "sendto");
+    struct iovec iov[2] = {{"two ", 4}, {"parts", 5}};
+    struct msghdr msg = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = iov,
+                         .msg_iovlen = 2};
+    show("sendmsg", r(sendmsg(c, &msg, 0)));
+    dgram_recv(s, "sendmsg");
+    int pipefd[2];
+    pipe(pipefd);
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof ctl.buf;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &pipefd[1], sizeof(int));
+    show("sendmsg-fd", r(sendmsg(c, &msg, 0)));
+    close(pipefd[1]);
+    dgram_recv(s, "sendmsg-fd");
+    char got[8] = "";
+    show("read the pipe", r(read(pipefd[0], got, sizeof got - 1)));
+    printf("pipe: '%s'\n", got);
+    int bad = 999;
+    memcpy(CMSG_DATA(cm), &bad, sizeof(int));
+    show("sendmsg-badfd", r(sendmsg(c, &msg, 0)));
+    cm->cmsg_len = sizeof ctl.buf + 8;
+    show("sendmsg-badcmsg", r(sendmsg(c, &msg, 0)));
+    msg.msg_control = NULL;
+    msg.msg_controllen = 0;
+    struct mmsghdr mm[3] = {{.msg_hdr = msg}, {.msg_hdr = msg}, {.msg_hdr = msg}};
+    mm[1].msg_hdr.msg_iovlen = 1;
+    mm[2].msg_hdr.msg_iov = (struct iovec *)8;   /* the third fails: two are sent */
+    show("sendmmsg", r(syscall(SYS_sendmmsg, c, mm, 3, 0)));
+    printf("msg_len: %u %u %u\n", mm[0].msg_len, mm[1].msg_len, mm[2].msg_len);
+    dgram_recv(s, "sendmmsg");
+    dgram_recv(s, "sendmmsg");
+    show("sendmsg-badptr", r(syscall(SYS_sendmsg, c, (void *)8, 0)));
+    struct sockaddr_un missing = {.sun_family = AF_UNIX, .sun_path = "/nowhere/x"};
+    msg.msg_name = &missing;
+    show("sendmsg-missing", r(sendmsg(c, &msg, 0)));
+    show("connect", r(connect(c, (struct sockaddr *)&to, sizeof to)));
+    msg.msg_name = NULL;
+    msg.msg_namelen = 0;
+    show("sendmsg-connected", r(sendmsg(c, &msg, 0)));
+    dgram_recv(s, "sendmsg-connected");
+    unlink(path);
+    return 0;
+}
+
 static void *thread_exec(void *arg)
 {
     char *argv[] = {"/bin/sh", "-c", "echo exec from thread; exit 9", NULL};
@@ -455,6 +539,8 @@ int main(int argc, char **argv)
         return openat_escape(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "unix"))
         return unix_sock(argv[2], argv[3]);
+    if (argc >= 3 && !strcmp(argv[1], "dgram"))
+        return dgram(argv[2]);
     if (argc >= 2 && !strcmp(argv[1], "procs"))
         return procs();
     if (argc >= 2 && !strcmp(argv[1], "chroot-escape"))
@@ -471,7 +557,7 @@ int main(int argc, char **argv)
         return tty();
     if (argc >= 2 && !strcmp(argv[1], "corpus"))
         return corpus();
-    fprintf(stderr, "usage: probe badptr | openat-escape PATH | unix bind|connect PATH | procs | "
+    fprintf(stderr, "usage: probe badptr | openat-escape PATH | unix bind|connect PATH | dgram PATH | procs | "
             "chroot-escape | newer-syscalls | denied | restart | interrupted | tty | corpus\n");
     return 2;
 }

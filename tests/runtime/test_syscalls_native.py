@@ -45,6 +45,17 @@ def test_unix_socket_names_are_guest_paths(brandpy, probed):
                         "getpeername: 0\npeer: /tmp/sock\naccept: 0\n"), mine
 
 
+def test_datagrams_to_guest_paths(brandpy, probed):
+    """sendto, sendmsg (two iovecs, SCM_RIGHTS, a bad fd, a bad cmsg) and
+    sendmmsg (msg_len, a bad header after two) to a pathname inside the
+    container, and a connected sendmsg: performed by the supervisor, with
+    Linux's answers."""
+    native = chroot_run(probed, ["/usr/bin/probe", "dgram", "/tmp/dg"])
+    mine = brandpy(probed, ["/usr/bin/probe", "dgram", "/tmp/dg"])
+    assert "pipe: 'piped'" in native.out and "msg_len: 9 4 0" in native.out, native
+    assert mine.out == native.out, mine
+
+
 def test_engines_agree_call_by_call(world_tmp, probe_bin, busybox_image, unpriv_pythonpath):
     """The corpus (tests/programs/probe.c `corpus`: stat, lstat, access,
     readlink and open of files, directories, symlinks, loops, /proc and

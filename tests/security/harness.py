@@ -11,6 +11,7 @@ stands in the way), holding:
   it. An attacker must print one of these on stdout to prove a read.
 - `exe`: an executable that prints a random token if anything runs it.
 - `listen.sock`: a listening AF_UNIX socket; a connection is an escape.
+- `dgram.sock`: a bound AF_UNIX datagram socket; a datagram is an escape.
 - `many/`: for new names; with `many=True` also v0..v399 files and
   r0..r399 directories, for the attacks that remove, rename or link one
   name per attempt.
@@ -90,7 +91,9 @@ class Canary:
     proofs: dict[str, str] = field(default_factory=dict)   # what it proves -> text
     before: dict[str, Entry] = field(default_factory=dict)
     listener: socket.socket | None = None
+    dgram: socket.socket | None = None
     connections: list[bytes] = field(default_factory=list)
+    datagrams: list[bytes] = field(default_factory=list)
 
     @classmethod
     def create(cls, parent: Path, uid: int, exec_canary: Path, many: bool = False) -> Canary:
@@ -127,6 +130,10 @@ class Canary:
         c.listener.listen(64)
         c.listener.setblocking(False)
         (d / "listen.sock").chmod(0o777)
+        c.dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        c.dgram.bind(str(d / "dgram.sock"))
+        c.dgram.setblocking(False)
+        (d / "dgram.sock").chmod(0o777)
         for path in [d, *d.rglob("*")]:
             os.lchown(path, uid, uid)
         d.chmod(0o755)
@@ -153,6 +160,12 @@ class Canary:
             k for k in self.before if "/" not in k})
 
     def accept(self) -> None:
+        """Take what reached the sockets: connections and datagrams."""
+        while self.dgram is not None:
+            try:
+                self.datagrams.append(self.dgram.recv(256))
+            except BlockingIOError:
+                break
         while self.listener is not None:
             try:
                 conn, _ = self.listener.accept()
@@ -172,6 +185,8 @@ class Canary:
         self.accept()
         found += [f"connected to the host's listen.sock (sent {data!r})"
                   for data in self.connections]
+        found += [f"sent a datagram to the host's dgram.sock ({data!r})"
+                  for data in self.datagrams]
         after = self.snapshot()
         for name in sorted(set(self.before) | set(after)):
             old, new = self.before.get(name), after.get(name)
@@ -188,9 +203,10 @@ class Canary:
         return found
 
     def remove(self) -> None:
-        if self.listener is not None:
-            self.listener.close()
-            self.listener = None
+        for sock in (self.listener, self.dgram):
+            if sock is not None:
+                sock.close()
+        self.listener = self.dgram = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -227,7 +243,7 @@ def run_attack(runner: Runner, rootfs: Path, argv: list[str], canary: Canary, bo
             time.sleep(POLL_S)
             canary.accept()
             text = out_path.read_bytes().decode(errors="replace")
-            if canary.connections or canary.quick_changed() or any(
+            if canary.connections or canary.datagrams or canary.quick_changed() or any(
                     p in text for p in canary.proofs.values()):
                 break
     finally:

@@ -14,13 +14,17 @@
  *         keeps rewriting the memory below its stack pointer, where the
  *         supervisor writes the translated host path for the kernel to read:
  *         any such string is replaced by the canary's host path.
+ *   addr  (modes sendto, sendmsg, sendmmsg) one thread sends datagrams to
+ *         a socket the container bound at /w/t/dgram.sock, with the address
+ *         in memory a sibling keeps flipping to the canary's dgram.sock: the
+ *         kernel, if it reads the address itself, may send to the host.
  *
  * What got through is printed on stdout ("LEAK ..." for what was read; the
  * harness checks the canary's secrets there and the canary tree for
  * changes). The program stops after -t seconds or -n attempts, or at its
  * first leak.
  *
- * usage: attack -m MODE -c CANARY [-s swap|mem] [-l LINK] [-p PREFIX]
+ * usage: attack -m MODE -c CANARY [-s swap|mem|addr] [-l LINK] [-p PREFIX]
  *               [-t SECONDS] [-a MIN_ATTEMPTS] [-n MAX_ATTEMPTS]
  *   -t, -a  attack for SECONDS, and on until MIN_ATTEMPTS calls were made (a
  *          slow machine), but no longer than 4 x SECONDS
@@ -229,6 +233,67 @@ static void exec_child(const char *p, long i)
         waitpid(pid, NULL, 0);
 }
 
+/* -- datagrams to a pathname: the address in msg_name or dest_addr -------- */
+
+static struct sockaddr_un flipped;    /* addr: the address the flipper rewrites */
+static int sink = -1;                 /* addr: the container's own receiving socket */
+
+static long send_dgram(const struct sockaddr_un *sa, long i)
+{
+    static int fd = -1;
+    static const char data[] = "datagram from the container\n";
+    if (fd < 0 && (fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+        die("socket");
+    struct iovec iov[2] = {{(void *)data, 10}, {(void *)(data + 10), sizeof data - 11}};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct msghdr msg = {.msg_name = (void *)sa, .msg_namelen = sizeof *sa, .msg_iov = iov,
+                         .msg_iovlen = 2};
+    if (i & 1) {              /* now and then with a descriptor too (SCM_RIGHTS) */
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = sizeof ctl.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    long rc;
+    if (!strcmp(mode, "sendto")) {
+        rc = syscall(SYS_sendto, fd, data, sizeof data - 1, MSG_DONTWAIT, sa, sizeof *sa);
+    } else if (!strcmp(mode, "sendmsg")) {
+        rc = syscall(SYS_sendmsg, fd, &msg, MSG_DONTWAIT);
+    } else {
+        struct mmsghdr mm[2] = {{.msg_hdr = msg}, {.msg_hdr = msg}};
+        rc = syscall(SYS_sendmmsg, fd, mm, 2, MSG_DONTWAIT);
+        if (rc == 2 && (mm[0].msg_len != sizeof data - 1 || mm[1].msg_len != sizeof data - 1))
+            die("sendmmsg: msg_len %u %u", mm[0].msg_len, mm[1].msg_len);
+    }
+    if (sink >= 0)            /* drain the container's own socket */
+        while (recv(sink, (char[64]){0}, 64, MSG_DONTWAIT) > 0)
+            ;
+    return rc;
+}
+
+static void *flipper(void *arg)
+{
+    char guest[108], host[108];
+    snprintf(guest, sizeof guest, "%s", flipped.sun_path);
+    snprintf(host, sizeof host, "%s/dgram.sock", canary);
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+        memcpy(flipped.sun_path, host, sizeof host);
+        for (int k = 0; k < 50; k++)
+            __builtin_ia32_pause();
+        memcpy(flipped.sun_path, guest, sizeof guest);
+        for (int k = 0; k < 50; k++)
+            __builtin_ia32_pause();
+        __atomic_add_fetch(&swaps, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
 static long attempt(long i)
 {
     struct stat st;
@@ -379,6 +444,13 @@ static long attempt(long i)
             leak(mode, "connected to the host's socket", 30);
         }
         close(fd);
+    } else if (!strcmp(mode, "sendto") || !strcmp(mode, "sendmsg") || !strcmp(mode, "sendmmsg")) {
+        if (!strcmp(style, "addr"))
+            return send_dgram(&flipped, i);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path("dgram.sock"));
+        if ((rc = send_dgram(&sa, i)) >= 0)   /* only the host's canary has it */
+            leak(mode, "sent to the host's socket", 25);
     } else if (!strcmp(mode, "idle")) {
         usleep(1000);             /* only swap: someone else (docker cp) does the calls */
         rc = 0;
@@ -529,12 +601,12 @@ int main(int argc, char **argv)
     if (mode && !strcmp(mode, "exit"))
         return 0;                 /* the guest's own "exe": nothing to do */
     if (!mode || !canary) {
-        fprintf(stderr, "usage: attack -m MODE -c CANARY [-s swap|mem] [-l LINK] [-p PREFIX] "
+        fprintf(stderr, "usage: attack -m MODE -c CANARY [-s swap|mem|addr] [-l LINK] [-p PREFIX] "
                         "[-t SECONDS] [-a MIN_ATTEMPTS] [-n MAX_ATTEMPTS]\n");
         return 2;
     }
-    int swap = !strcmp(style, "swap");
-    if (!swap && strcmp(style, "mem")) {
+    int swap = !strcmp(style, "swap"), addr = !strcmp(style, "addr");
+    if (!swap && !addr && strcmp(style, "mem")) {
         fprintf(stderr, "attack: unknown style %s\n", style);
         return 2;
     }
@@ -560,6 +632,14 @@ int main(int argc, char **argv)
         if (symlink(target, "s") < 0)
             die("symlink s -> %s", target);
         pthread_create(&other, NULL, swapper, NULL);
+    } else if (addr) {
+        flipped.sun_family = AF_UNIX;
+        snprintf(flipped.sun_path, sizeof flipped.sun_path, "%s", path("dgram.sock"));
+        unlink(flipped.sun_path);
+        if ((sink = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
+            bind(sink, (struct sockaddr *)&flipped, sizeof flipped) < 0)
+            die("bind %s", flipped.sun_path);
+        pthread_create(&other, NULL, flipper, NULL);
     } else {
         pthread_create(&other, NULL, rewriter, NULL);
     }
@@ -567,7 +647,7 @@ int main(int argc, char **argv)
     long i;
     for (i = 0; i < max_attempts && !__atomic_load_n(&stop, __ATOMIC_RELAXED); i++) {
         long calls = __atomic_load_n(&swap_calls, __ATOMIC_ACQUIRE);
-        if ((swap ? attempt(i) : guarded_attempt(i)) >= 0)
+        if ((swap || addr ? attempt(i) : guarded_attempt(i)) >= 0)
             successes++;
         /* The supervisor serves one stop at a time and may keep serving this
          * thread: let the swapper get a call in, so that its next exchange
