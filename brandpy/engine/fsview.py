@@ -35,6 +35,8 @@ class FsView:
                                 os.fsencode(os.path.realpath(host)), readonly=readonly,
                                 kind=kind))
         self.mounts = MountTable(mounts)
+        if state_dir is not None:
+            self.mounts.check_pins(os.fsencode(state_dir))
         # Resolver is typed for a Sandbox; it reads only the mount table FsView has
         self.resolver = Resolver(self)   # type: ignore[arg-type]
 

@@ -10,13 +10,19 @@ once, when the mount is first used, never again by a walk.
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .errors import Errno
 from .linux import O_PATH
+
+PINS = b"binds.json"                    # in the state directory: MountTable.pin
+PINNED = ("bind", "volume")             # the operator's mounts, whose host paths may be reached
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,52 @@ class MountTable:
                 return fd, False, True
             root = self._roots[mount] = (fd, stat.S_ISDIR(mode))
             return (*root, False)
+
+    def pin(self, state: bytes) -> None:
+        """Open every bind's and volume's root now, before the container
+        runs, and record what each is (device, inode) in the state
+        directory: the daemon's own view of the running container
+        (engine/fsview.py) opens the host paths again and must find the
+        same, not what the container put there meanwhile."""
+        pins = {}
+        for m in self.mounts:
+            if m.kind in PINNED and not m.reopen:
+                try:
+                    fd, _, owned = self.root_fd(m)
+                except OSError:
+                    continue          # a walk into it fails as the kernel would
+                st = os.fstat(fd)
+                if owned:
+                    os.close(fd)
+                pins[os.fsdecode(m.guest)] = [st.st_dev, st.st_ino]
+        if state:
+            with open(os.path.join(state, PINS), "w") as f:
+                json.dump(pins, f)
+
+    def check_pins(self, state: bytes) -> None:
+        """What pin() recorded, checked: Errno(ESTALE) for a bind whose host
+        path names another file or directory now."""
+        try:
+            with open(os.path.join(state, PINS)) as f:
+                pins = json.load(f)
+        except FileNotFoundError:
+            return                    # a container never started: nothing pinned
+        for m in self.mounts:
+            pin = pins.get(os.fsdecode(m.guest))
+            if pin is None or m.kind not in PINNED or m.reopen:
+                continue
+            try:
+                fd, _, owned = self.root_fd(m)
+                st = os.fstat(fd)
+                if owned:
+                    os.close(fd)
+                same = [st.st_dev, st.st_ino] == pin
+            except OSError:
+                same = False
+            if not same:
+                raise Errno(errno.ESTALE, f"the host path of the mount at {os.fsdecode(m.guest)} "
+                            "names another file than when the container started (renamed or "
+                            "replaced meanwhile): restart the container")
 
     def close(self) -> None:
         with self._lock:

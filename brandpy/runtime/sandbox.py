@@ -180,6 +180,7 @@ class Sandbox:
         self.release = config.kernel_release or os.uname().release
         self.state = os.fsencode(config.state_dir)
         self.mounts = MountTable(build_mounts(config, self.rootfs, self.hostname))
+        self.mounts.pin(self.state)
         self.ptys = PtyView(os.path.join(self.state, b"dev"))
         self.pids = PidMap()
         self.mounts.pid_of = self.pids.to_guest

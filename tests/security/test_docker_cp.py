@@ -14,6 +14,7 @@ uid 65534.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
@@ -27,8 +28,11 @@ import docker
 import pytest
 import requests
 
+from brandpy.engine.fsview import FsView
+from brandpy.runtime.errors import Errno
+from brandpy.runtime.sandbox import Sandbox, SandboxConfig, Volume
 from tests.api.conftest import Daemon, as_nobody, image_tar
-from tests.conftest import NOBODY, SETPRIV
+from tests.conftest import NOBODY, SETPRIV, copy_rootfs
 
 from .harness import RACE_PAUSE_US, Canary
 
@@ -124,3 +128,34 @@ def test_cp_against_a_swapping_container(cp_daemon: Daemon, direction: str, worl
         canary.remove()
     assert not escapes, escapes
     assert done > 0, "docker cp never succeeded: the test did not exercise it"
+
+
+def test_a_bind_the_container_moved_is_refused(world_tmp: Path, busybox_image: Path) -> None:
+    """The daemon's view of a running container (engine/fsview.py, docker
+    cp) opens the binds' host paths again: a container that renamed a file
+    bind's file away inside another of its binds and put a symlink to a host
+    file in its place would have it read or write that host file. The
+    runtime records what each bind was when the container started (what it
+    keeps using: test_containment.py), and the view refuses one that names
+    something else now."""
+    base = Path(tempfile.mkdtemp(dir=world_tmp))
+    try:
+        rootfs = copy_rootfs(busybox_image, base / "rootfs")
+        vol, state, secret = base / "vol", base / "run", base / "secret"
+        for d in (vol, state):
+            d.mkdir()
+        (vol / "f").write_text("BOUND\n")
+        secret.write_text("HOST\n")
+        binds = [Volume(str(vol), "/d"), Volume(str(vol / "f"), "/f")]
+        Sandbox(SandboxConfig(rootfs=str(rootfs), argv=["true"], state_dir=str(state),
+                              volumes=binds)).close()
+        volumes = [(v.host, v.guest, False, "bind") for v in binds]
+        with FsView(rootfs, volumes, state).resolve("/f") as r:
+            assert os.path.samefile(f"/proc/self/fd/{r.dirfd}", vol / "f")
+        (vol / "f").rename(vol / "g")
+        (vol / "f").symlink_to(secret)
+        with pytest.raises(Errno) as refused:
+            FsView(rootfs, volumes, state)
+        assert refused.value.errno == errno.ESTALE
+    finally:
+        shutil.rmtree(base)
