@@ -17,23 +17,27 @@ tests/security/programs/dev_attack.c, as the entrypoint:
 - race: swaps a regular file with each node while another thread opens
   the file's name (the supervisor checks one inode and opens another);
 - walls (root): a broken open handler hands the kernel the raw host path
-  of a planted node; the control run has the walls off.
+  of a planted node; the control run has the walls off;
+- syslog (root): opens /proc/kmsg and, given --device /dev/kmsg, reads it,
+  without CAP_SYSLOG (Docker's default) and with it.
 
 On whatever it opens it reads, writes, and issues ioctls (LOOP_GET_STATUS64,
 TIOCSTI). Evidence: a secret or the backing file's name in its output,
 the backing file changed, its text in the kernel log, on the terminal's
 screen or waiting as typed input there.
 
-Before the fix (at 7668555, the 3 cases x 8 cells, one run each): 16 of
-24 cells escaped. As root, mknod, planted and race in 4 of 4 cells each
-(both engines, traced or not: read, wrote and ioctl'ed the loop device,
-read and wrote the kernel log); as uid 65534 planted in 4 of 4 (the
-image's nodes opened as the host's permissions on them allow), mknod and
-race in none (mknod made a file recorded as a device). The walls case
-escaped in 2 of 2 engines (its controls too); without the nodev mounts
-alone, 2 of 2 still. Now none, in any cell; the node of the host's pty
-is refused either way (the kernel gives EIO to a pty opened outside its
-devpts, brandpy EPERM now).
+Before the fix (at 6bbd26b, these programs, every cell once; 7668555
+gave the same counts): as root, mknod, planted and race escaped in 4 of
+4 cells each (both engines, traced or not: read, wrote and ioctl'ed the
+loop device, read and wrote the kernel log); as uid 65534, planted in 4
+of 4 (the image's nodes opened as the host's permissions on them allow),
+mknod and race in none (mknod made a file recorded as a device): 16 of
+24. The walls case escaped in 2 of 2 engines (its controls too), and
+still in 2 of 2 with the gate but without the nodev mounts. Without
+CAP_SYSLOG, /proc/kmsg opened and /dev/kmsg was read in 2 of 2 engines.
+Now none, in any cell. The node made for the host's pty is refused
+either way (the kernel gives EIO to a pty opened outside its devpts,
+brandpy EPERM now).
 """
 
 from __future__ import annotations
@@ -101,7 +105,7 @@ class KernelLog:
         self.fd = os.open("/dev/kmsg", os.O_RDWR | os.O_NONBLOCK)
         os.lseek(self.fd, 0, os.SEEK_END)
         self.secret = f"KMSG-{secrets.token_hex(8)}"
-        os.write(self.fd, f"brandpy test_devices: {self.secret}".encode())
+        os.write(self.fd, f"brandpy test_devices: {self.secret}\n".encode())  # a whole record
 
     def since(self) -> str:
         lines = []
@@ -231,3 +235,26 @@ def test_walls_hold_for_devices(engine: str, walls: bool, rootfs_for, host_for) 
         assert not evidence and "REFUSED" in out and proc.returncode == 0, (evidence, out)
     else:
         assert "read the host's disk" in evidence, (evidence, out)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="/proc/kmsg is root's")
+@pytest.mark.parametrize("syslog", [False, True], ids=["default", "cap-syslog"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_kernel_log_needs_cap_syslog(engine: str, syslog: bool, rootfs_for) -> None:
+    """/proc/kmsg, and reading /dev/kmsg under kernel.dmesg_restrict, need
+    CAP_SYSLOG, which Docker's default set lacks: EPERM, even with
+    --device /dev/kmsg; with --cap-add SYSLOG both read the log."""
+    rootfs = rootfs_for(0, "dev_attack")
+    log = KernelLog()
+    try:
+        opts = ("--device", "/dev/kmsg") + (("--cap-add", "SYSLOG") if syslog else ())
+        proc, out = _run(Runner("root", engine, None), rootfs, ["/attack", "syslog"], opts)
+    finally:
+        log.close()
+    assert proc.returncode == 0, out
+    if syslog:
+        assert "OPENED /proc/kmsg" in out and "OPENED /dev/kmsg" in out, out
+        assert log.secret in out, out
+    else:
+        assert "REFUSED /proc/kmsg EPERM" in out and "REFUSED /dev/kmsg EPERM" in out, out
+        assert log.secret not in out, out

@@ -14,6 +14,10 @@
  *                  as planted, at ROOT/planted-blk and ROOT/planted-chr:
  *                  the rootfs's host path, for a broken handler that hands
  *                  the kernel the raw path (tests the kernel's wall)
+ *   syslog         opens /proc/kmsg and /dev/kmsg for reading ("OPENED", or
+ *                  "REFUSED <path> <errno>"), and prints what /dev/kmsg
+ *                  holds (reading /proc/kmsg would take records from the
+ *                  host's syslog reader)
  *   race B_MAJ B_MIN C_MAJ C_MIN TEXT
  *                  a thread swaps a regular file with each node
  *                  (RENAME_EXCHANGE) while another opens the file's name
@@ -73,7 +77,9 @@ static void use(int fd, const char *path)
         for (int i = n > 8 ? n - 8 : 0; i < n; i++)
             printf("READ %s\n", line[i % 8]);
         fcntl(fd, F_SETFL, flags);
-        if (write(fd, text, strlen(text)) > 0)
+        char rec[256];                     /* a line: a whole kernel log record */
+        int len = snprintf(rec, sizeof rec, "%s\n", text);
+        if (write(fd, rec, len) > 0)
             printf("WROTE %s\n", path);
         int typed = 1;
         for (const char *p = text; *p && typed; p++)
@@ -117,6 +123,27 @@ static void given(const char *path)
         printf("GIVEN %s %s\n", path, strerrorname_np(errno));
     if (fd >= 0)
         close(fd);
+}
+
+static void read_log(const char *path, int read_it)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        printf("REFUSED %s %s\n", path, strerrorname_np(errno));
+        return;
+    }
+    printf("OPENED %s\n", path);
+    char rec[8192];
+    for (int i = 0; read_it && i < 100000; i++) {
+        ssize_t got = read(fd, rec, sizeof rec - 1);
+        if (got < 0 && errno == EPIPE)
+            continue;
+        if (got <= 0)
+            break;
+        rec[got] = 0;
+        printf("READ %s\n", rec);
+    }
+    close(fd);
 }
 
 static volatile int done;
@@ -197,6 +224,9 @@ int main(int argc, char **argv)
         snprintf(chr, sizeof chr, "%s/planted-chr", argv[2]);
         try_open(blk);
         try_open(chr);
+    } else if (argc == 2 && !strcmp(argv[1], "syslog")) {
+        read_log("/proc/kmsg", 0);
+        read_log("/dev/kmsg", 1);
     } else if (argc == 7 && !strcmp(argv[1], "race")) {
         text = argv[6];
         mkdir("/r", 0777);
