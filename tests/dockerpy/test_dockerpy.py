@@ -33,12 +33,6 @@ KNOWN = {
     "TestNetworks::test_create_inspect_network_with_scope": "needs swarm mode (/swarm/init)",
     "TestNetworks::test_create_network_attachable": "needs swarm mode (/swarm/init)",
     "TestNetworks::test_create_network_ingress": "needs swarm mode (/swarm/init)",
-    "VolumeBindTest::test_create_with_binds_ro":
-        "listing a directory on a :ro bind mount fails under the native engine (a bug in "
-        "native/, another issue's)",
-    "VolumeBindTest::test_create_with_mounts_ro":
-        "listing a directory on a :ro bind mount fails under the native engine (a bug in "
-        "native/, another issue's)",
     "BuildTest::test_build_in_context_dockerfile":
         "reads the logs of a just-started `ls` before it has written them (a race; one of "
         "these is flaky on dockerd too)",
