@@ -25,9 +25,11 @@ def _view(eng: Engine, net: dict[str, Any]) -> dict[str, Any]:
         ep = rec.networks.get(net["Name"])
         if ep is not None and rec.running:
             addr = f"{ep['IPAddress']}/{ep['IPPrefixLen']}" if ep.get("IPAddress") else ""
+            addr6 = f"{ep['GlobalIPv6Address']}/{ep['GlobalIPv6PrefixLen']}" \
+                if ep.get("GlobalIPv6Address") else ""
             members[rec.id] = {"Name": rec.name, "EndpointID": ep["EndpointID"],
                                "MacAddress": ep.get("MacAddress") or "", "IPv4Address": addr,
-                               "IPv6Address": ""}
+                               "IPv6Address": addr6}
     return {**net, "Containers": members}
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import TYPE_CHECKING, Any
 
 from brandpy.images.fsutil import atomic_write
@@ -37,7 +37,7 @@ from brandpy.network import commands, pasta
 from brandpy.network import netns as netnslib
 from brandpy.network.controller import Networking
 from brandpy.network.errors import NetworkError
-from brandpy.network.ipam import check_mac, mac_of
+from brandpy.network.ipam import IPAddress, check_mac, mac_of
 from brandpy.network.model import Endpoint, Published
 from brandpy.runtime.loopback import nameservers
 from brandpy.runtime.sandbox import PortMapping, SandboxConfig, etc_files
@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 
 BRIDGE, PASTA, TRANSLATE = "bridge", "pasta", "translate"
 CONTAINER = "container:"
-ADDRESS_FIELDS = {"Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "DNSNames": None}
+ADDRESS_FIELDS = {"Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "DNSNames": None,
+                  "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
 
 
 def choose_mode() -> str:
@@ -313,10 +314,11 @@ class NetSetup:
             ep = rec.networks[sorted(rec.networks)[0]]
         return ep if ep is not None and ep.get("NetworkID") else None
 
-    def _used(self, net_id: str, but: Record) -> set[IPv4Address]:
-        return {IPv4Address(ep["IPAddress"]) for c in self.engine.containers if c is not but
-                for ep in c.networks.values()
-                if ep.get("NetworkID") == net_id and ep.get("IPAddress")}
+    def _used(self, net_id: str, but: Record, field: str = "IPAddress") -> set[IPAddress]:
+        """The addresses (field: IPAddress or GlobalIPv6Address) other
+        containers have on the network."""
+        return {ip_address(ep[field]) for c in self.engine.containers if c is not but
+                for ep in c.networks.values() if ep.get("NetworkID") == net_id and ep.get(field)}
 
     def _allocate(self, rec: Record) -> None:
         for name in self._order(rec):
@@ -338,6 +340,11 @@ class NetSetup:
                                         rec.config.get("Hostname") or rec.short]))
         ep.update(IPAddress=str(addr), IPPrefixLen=view.pool.subnet.prefixlen,
                   Gateway=str(view.pool.gateway), MacAddress=mac, DNSNames=names)
+        if view.pool6 is not None:     # without --ipv6 an --ip6 is kept but unused, as dockerd's
+            want6 = (ep.get("IPAMConfig") or {}).get("IPv6Address") or ""
+            addr6 = view.pool6.allocate(self._used(net["Id"], rec, "GlobalIPv6Address"), want6)
+            ep.update(GlobalIPv6Address=str(addr6), GlobalIPv6PrefixLen=view.pool6.subnet.prefixlen,
+                      IPv6Gateway=str(view.pool6.gateway))
 
     def _order(self, rec: Record) -> list[str]:
         """The container's networks, the one of its NetworkMode first (it
@@ -360,7 +367,9 @@ class NetSetup:
         return Endpoint(ep["EndpointID"], rec.id, ep["NetworkID"], IPv4Address(ep["IPAddress"]),
                         ep["MacAddress"], gateway=gateway, names=tuple(ep.get("DNSNames") or ()),
                         upstream=tuple(rec.host_config.get("Dns") or ()), links=tuple(linked),
-                        link_local=tuple((ep.get("IPAMConfig") or {}).get("LinkLocalIPs") or ()))
+                        link_local=tuple((ep.get("IPAMConfig") or {}).get("LinkLocalIPs") or ()),
+                        address6=IPv6Address(ep["GlobalIPv6Address"])
+                        if ep.get("GlobalIPv6Address") else None)
 
     def _endpoints(self, rec: Record) -> list[Endpoint]:
         return [self._endpoint(rec, name) for name in self._order(rec)

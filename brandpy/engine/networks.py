@@ -179,25 +179,30 @@ class Networks:
 
     def _make_real(self, rec: dict) -> None:
         """Bridge mode: one IPv4 pool (a free default one if none is given,
-        its gateway filled in as dockerd shows it), options the bridge
-        driver knows, no IPv6."""
-        if rec["EnableIPv6"]:
-            raise InvalidParameter("IPv6 networks (--ipv6) are not supported: brandpy's "
-                                   "bridge networks are IPv4")
+        its gateway filled in as dockerd shows it) and at most one IPv6
+        pool, which --ipv6 needs (there are no default IPv6 pools) and
+        which is kept unused without it, as dockerd 20.10 does; options the
+        bridge driver knows."""
         unsupported = sorted(k for k in rec["Options"] if k.startswith("com.docker.network.")
                              and k != bridge.NAME_OPTION)
         if unsupported:
             raise InvalidParameter(f"network options {', '.join(unsupported)} are not "
                                    f"supported: brandpy's bridge driver takes {bridge.NAME_OPTION}")
         pools = rec["IPAM"]["Config"]
+        v4, v6 = _by_family(pools)
         try:
-            if len(pools) > 1:
-                raise NetworkError("one IPAM pool per network: brandpy's bridge networks have "
-                                   "one IPv4 subnet", 400)
-            if not pools:
-                pools.append(self.auto_pool())
-            pools[0].setdefault("Gateway", str(ipam.Pool.from_config(pools[0]).gateway))
-            bridge.BridgeDriver().interface(network_view(rec))
+            if len(v4) > 1 or len(v6) > 1:
+                raise NetworkError("one IPAM pool per IP version: brandpy's bridge networks "
+                                   "have one IPv4 subnet and, with --ipv6, one IPv6 subnet", 400)
+            if rec["EnableIPv6"] and not v6:
+                raise NetworkError("could not find an available, non-overlapping IPv6 address "
+                                   "pool among the defaults to assign to the network: give "
+                                   "one with --subnet", 400)
+            if not v4:
+                v4.append(self.auto_pool())
+                pools.insert(0, v4[0])
+            v4[0].setdefault("Gateway", str(ipam.Pool.from_config(v4[0]).gateway))
+            bridge.BridgeDriver().interface(network_view(rec))   # as the driver takes them
         except NetworkError as exc:
             raise EngineError(str(exc), exc.status) from None
 
@@ -292,12 +297,20 @@ def link_name(link: str) -> tuple[str, str]:
     return name, alias or name
 
 
+def _by_family(configs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """IPAM pools: the IPv4 ones and the IPv6 ones."""
+    v6 = [c for c in configs if ":" in c.get("Subnet", "")]
+    return [c for c in configs if c not in v6], v6
+
+
 def network_view(net: dict) -> Network:
-    """A network record as networking sees it: its IPv4 pool."""
-    configs = [c for c in net["IPAM"].get("Config") or [] if ":" not in c.get("Subnet", ":")]
-    if not configs:
+    """A network record as networking sees it: its IPv4 pool, and its IPv6
+    one if --ipv6."""
+    v4, v6 = _by_family(net["IPAM"].get("Config") or [])
+    if not v4:
         raise NetworkError(f"network {net['Name']} has no IPv4 subnet: brandpy cannot give its "
                            "containers addresses; recreate it", 500)
-    return Network(net["Id"], net["Name"], net["Driver"], ipam.Pool.from_config(configs[0]),
+    pool6 = ipam.Pool.from_config(v6[0]) if net.get("EnableIPv6") and v6 else None
+    return Network(net["Id"], net["Name"], net["Driver"], ipam.Pool.from_config(v4[0]),
                    internal=bool(net.get("Internal")), names=net["Name"] != "bridge",
-                   options=dict(net.get("Options") or {}))
+                   options=dict(net.get("Options") or {}), pool6=pool6)

@@ -127,9 +127,12 @@ def network_settings(rec: Record, sandbox_key: str = "") -> dict:
             "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": ports(rec),
             "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
             "EndpointID": default.get("EndpointID", "") if default.get("IPAddress") else "",
-            "Gateway": default.get("Gateway", ""), "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "IPAddress": default.get("IPAddress", ""),
-            "IPPrefixLen": default.get("IPPrefixLen", 0), "IPv6Gateway": "",
+            "Gateway": default.get("Gateway", ""),
+            "GlobalIPv6Address": default.get("GlobalIPv6Address", ""),
+            "GlobalIPv6PrefixLen": default.get("GlobalIPv6PrefixLen", 0),
+            "IPAddress": default.get("IPAddress", ""),
+            "IPPrefixLen": default.get("IPPrefixLen", 0),
+            "IPv6Gateway": default.get("IPv6Gateway", ""),
             "MacAddress": default.get("MacAddress", "") if default.get("IPAddress") else "",
             "Networks": rec.networks}
 

@@ -1,7 +1,10 @@
 """dockerd's bridge driver: a Linux bridge per network holding the
-gateway address, and per endpoint a veth pair, one end on the bridge and
-the other in the container's namespace with the endpoint's address and
-MAC (and the default route, for the endpoint that carries it)."""
+gateway address (and the IPv6 one, --ipv6), and per endpoint a veth pair,
+one end on the bridge and the other in the container's namespace with the
+endpoint's addresses and MAC (and the default routes, for the endpoint
+that carries them). IPv6 addresses are added without duplicate address
+detection, as dockerd's: IPAM made them unique, and a tentative address
+could not be used for the first second or two."""
 
 from __future__ import annotations
 
@@ -43,11 +46,17 @@ class BridgeDriver:
                                    f"network another ({NAME_OPTION})", 409)
         else:
             await commands.ip([f"link add name {br} type bridge"])
-        await commands.ip([f"addr replace {pool.gateway}/{pool.subnet.prefixlen} dev {br}",
-                           f"link set {br} up"])
+        lines = [f"addr replace {pool.gateway}/{pool.subnet.prefixlen} dev {br}"]
+        if net.pool6 is not None:
+            _sysctl(f"ipv6/conf/{br}/disable_ipv6", "0")
+            lines.append(f"addr replace {net.pool6.gateway}/{net.pool6.subnet.prefixlen} "
+                         f"dev {br} nodad")
+        await commands.ip([*lines, f"link set {br} up"])
         # -p 127.0.0.1:... reached from the host's loopback is routed out the bridge
         _sysctl(f"ipv4/conf/{br}/route_localnet", "1")
         _sysctl("ipv4/ip_forward", "1")
+        if net.pool6 is not None:       # as dockerd's with IPv6: routed, not NATed
+            _sysctl("ipv6/conf/all/forwarding", "1")
 
     async def remove_orphans(self, keep: set[str]) -> None:
         """Bridges a killed daemon left of networks removed since."""
@@ -67,10 +76,15 @@ class BridgeDriver:
         await commands.ip([f"link add {host} master {br} up type veth peer name {ifname} "
                            f"address {ep.mac} netns {netns}"])
         lines = [f"addr add {ep.address}/{net.pool.subnet.prefixlen} dev {ifname}",
-                 *(f"addr add {ip} dev {ifname}" for ip in ep.link_local),
-                 f"link set {ifname} up"]
+                 *(f"addr add {ip} dev {ifname}" for ip in ep.link_local)]
+        if ep.address6 is not None and net.pool6 is not None:
+            lines.append(f"addr add {ep.address6}/{net.pool6.subnet.prefixlen} dev {ifname} "
+                         "nodad")
+        lines.append(f"link set {ifname} up")
         if ep.gateway:
             lines.append(f"route replace default via {net.pool.gateway} dev {ifname}")
+            if ep.address6 is not None and net.pool6 is not None:
+                lines.append(f"route replace ::/0 via {net.pool6.gateway} dev {ifname}")
         try:
             await commands.ip(lines, netns)
         except NetworkError:

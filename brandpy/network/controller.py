@@ -139,8 +139,8 @@ class Networking:
         """Set a container's published ports ([] to withdraw them)."""
         for p in ports:
             if p.host_ip not in ("", "0.0.0.0") and ipaddress.ip_address(p.host_ip).version != 4:
-                raise NetworkError(f"cannot publish on {p.host_ip}: brandpy's networks are "
-                                   "IPv4; publish on an IPv4 address or on all", 400)
+                raise NetworkError(f"cannot publish on {p.host_ip}: brandpy publishes ports "
+                                   "on IPv4 addresses; give one, or none for all", 400)
         async with self.lock:
             if ports:
                 self.published[container] = ports

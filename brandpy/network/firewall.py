@@ -1,8 +1,9 @@
-"""NAT, published ports and isolation: one nftables table (`ip brandpy`)
-in the daemon's namespace, made whole from the networks and published
-ports each time one changes and swapped in one transaction, so it never
-holds a rule for something gone and a restarted daemon just makes it
-again.
+"""NAT, published ports and isolation: two nftables tables (`ip brandpy`,
+and `ip6 brandpy` for --ipv6 networks' traffic, isolated as IPv4's but
+neither NATed nor published, as dockerd's) in the daemon's namespace, made
+whole from the networks and published ports each time one changes and
+swapped in one transaction, so they never hold a rule for something gone
+and a restarted daemon just makes them again.
 
 - publish: a host port DNATed to the container (from other hosts in
   prerouting, from the host itself in output), on every local address or
@@ -61,6 +62,7 @@ def render(nets: list[tuple[Network, str]], published: list[Published],
         head = [f"  chain {name} {{"] + ([f"    {hook}"] if hook else [])
         return head + [f"    {r}" for r in rules] + ["  }"]
 
+    filter_hook = "type filter hook forward priority filter; policy accept;"
     body = [
         *chain("publish", "", publish),
         *chain("prerouting", "type nat hook prerouting priority dstnat; policy accept;",
@@ -68,10 +70,16 @@ def render(nets: list[tuple[Network, str]], published: list[Published],
         *chain("output", "type nat hook output priority -100; policy accept;",
                ["fib daddr type local jump publish"]),
         *chain("postrouting", "type nat hook postrouting priority srcnat; policy accept;", post),
-        *chain("forward", "type filter hook forward priority filter; policy accept;", forward),
+        *chain("forward", filter_hook, forward),
     ]
-    return "\n".join([f"table ip {TABLE}", f"delete table ip {TABLE}", f"table ip {TABLE} {{",
-                      *body, "}", ""])
+    body6 = chain("forward", filter_hook, [r for r in forward if "dnat" not in r])
+    return "\n".join([*_replace("ip", body), *_replace("ip6", body6), ""])
+
+
+def _replace(family: str, body: list[str]) -> list[str]:
+    """A table made anew: declared (so the delete cannot fail), deleted, made."""
+    return [f"table {family} {TABLE}", f"delete table {family} {TABLE}",
+            f"table {family} {TABLE} {{", *body, "}"]
 
 
 async def apply(script: str) -> None:
@@ -79,4 +87,5 @@ async def apply(script: str) -> None:
 
 
 async def remove() -> None:
-    await commands.nft(f"table ip {TABLE}\ndelete table ip {TABLE}\n")
+    await commands.nft("".join(f"table {f} {TABLE}\ndelete table {f} {TABLE}\n"
+                               for f in ("ip", "ip6")))

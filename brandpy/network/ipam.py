@@ -1,10 +1,11 @@
-"""IPAM as dockerd's default driver does it (IPv4): a network's pool is a
-subnet with a gateway and an optional range addresses are given from
-(`--subnet`, `--gateway`, `--ip-range`); a network without one gets the
-first of dockerd's default pools (172.17-31.0.0/16, then 192.168.0.0/16
-in /20s) that overlaps neither another network nor a route of the
-daemon's namespace. A container's address is the one it asked for
-(`--ip`) or the lowest free one in the range."""
+"""IPAM as dockerd's default driver does it: a network's pool is a subnet
+(IPv4, or IPv6 on an --ipv6 network) with a gateway and an optional range
+addresses are given from (`--subnet`, `--gateway`, `--ip-range`); a
+network without an IPv4 one gets the first of dockerd's default pools
+(172.17-31.0.0/16, then 192.168.0.0/16 in /20s) that overlaps neither
+another network nor a route of the daemon's namespace (there are no
+default IPv6 pools). A container's address is the one it asked for
+(`--ip`, `--ip6`) or the lowest free one in the range."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import socket
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from .errors import NetworkError
 
@@ -21,57 +22,67 @@ DEFAULT_POOLS = [*(IPv4Network(f"172.{n}.0.0/16") for n in range(17, 32)),
                  *IPv4Network("192.168.0.0/16").subnets(new_prefix=20)]
 
 
-def _network(text: str, what: str) -> IPv4Network:
+IPNetwork = IPv4Network | IPv6Network
+IPAddress = IPv4Address | IPv6Address
+MAX_PREFIX = {4: 30, 6: 126}        # room for the network's address, a gateway and two more
+
+
+def _network(text: str, what: str, version: int = 0) -> IPNetwork:
+    """A CIDR (of IP version `version` if given)."""
     try:
         net = ipaddress.ip_network(text, strict=False)
     except ValueError:
-        raise NetworkError(f"invalid {what} {text!r}: expected an IPv4 CIDR such as "
-                           "172.30.0.0/16", 400) from None
-    if not isinstance(net, IPv4Network):
-        raise NetworkError(f"{what} {text}: IPv6 networks are not supported: brandpy's "
-                           "networks are IPv4", 400)
+        raise NetworkError(f"invalid {what} {text!r}: expected a CIDR such as 172.30.0.0/16 "
+                           "or 2001:db8::/64", 400) from None
+    if version and net.version != version:
+        raise NetworkError(f"{what} {text} is not an IPv{version} network like its "
+                           "subnet", 400)
     return net
 
 
-def _address(text: str, what: str) -> IPv4Address:
+def _address(text: str, what: str, version: int) -> IPAddress:
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
-        raise NetworkError(f"invalid {what} {text!r}: expected an IPv4 address", 400) from None
-    if not isinstance(addr, IPv4Address):
-        raise NetworkError(f"{what} {text}: IPv6 addresses are not supported", 400)
+        raise NetworkError(f"invalid {what} {text!r}: expected an IPv{version} address",
+                           400) from None
+    if addr.version != version:
+        raise NetworkError(f"{what} {text} is not an IPv{version} address", 400)
     return addr
 
 
 @dataclass(frozen=True)
 class Pool:
-    subnet: IPv4Network
-    gateway: IPv4Address
-    ip_range: IPv4Network | None = None
-    auxiliary: frozenset[IPv4Address] = frozenset()     # --aux-address: never given out
+    subnet: IPNetwork
+    gateway: IPAddress
+    ip_range: IPNetwork | None = None
+    auxiliary: frozenset[IPAddress] = frozenset()     # --aux-address: never given out
 
     @classmethod
     def from_config(cls, cfg: dict) -> Pool:
         """One entry of a network's IPAM.Config, checked as dockerd checks it."""
         subnet = _network(str(cfg.get("Subnet") or ""), "subnet")
-        if subnet.prefixlen > 30:
-            raise NetworkError(f"subnet {subnet} is too small: give a /30 or larger", 400)
-        if subnet.prefixlen < 8 or subnet.is_loopback or subnet.is_multicast or \
-                subnet.is_link_local or subnet.is_reserved or subnet.network_address.is_unspecified:
+        v = subnet.version
+        if subnet.prefixlen > MAX_PREFIX[v]:
+            raise NetworkError(f"subnet {subnet} is too small: give a /{MAX_PREFIX[v]} or "
+                               "larger", 400)
+        if v == 4 and (subnet.prefixlen < 8 or subnet.is_reserved):
             raise NetworkError(f"subnet {subnet} cannot be a network's: give a unicast /8 to "
                                "/30 outside 0/8, 127/8, 169.254/16, 224/4 and 240/4", 400)
-        ip_range = _network(cfg["IPRange"], "ip-range") if cfg.get("IPRange") else None
-        if ip_range is not None and not ip_range.subnet_of(subnet):
+        if subnet.is_loopback or subnet.is_multicast or subnet.is_link_local or \
+                subnet.network_address.is_unspecified:
+            raise NetworkError(f"subnet {subnet} cannot be a network's: give a unicast one "
+                               "(not loopback, link-local, multicast or unspecified)", 400)
+        ip_range = _network(cfg["IPRange"], "ip-range", v) if cfg.get("IPRange") else None
+        if ip_range is not None and not (ip_range.network_address in subnet
+                                         and ip_range.broadcast_address in subnet):
             raise NetworkError(f"ip-range {ip_range} is not inside subnet {subnet}", 400)
-        if cfg.get("Gateway"):
-            gateway = _address(cfg["Gateway"], "gateway")
-            if gateway not in subnet or gateway in (subnet.network_address,
-                                                     subnet.broadcast_address):
-                raise NetworkError(f"gateway {gateway} is not a host address of subnet "
-                                   f"{subnet}", 400)
-        else:
-            gateway = subnet.network_address + 1
-        aux = frozenset(_address(a, "auxiliary address")
+        gateway = _address(cfg["Gateway"], "gateway", v) if cfg.get("Gateway") else \
+            subnet.network_address + 1
+        if gateway not in subnet or gateway in _edges(subnet):
+            raise NetworkError(f"gateway {gateway} is not a host address of subnet "
+                               f"{subnet}", 400)
+        aux = frozenset(_address(a, "auxiliary address", v)
                         for a in (cfg.get("AuxiliaryAddresses") or {}).values())
         return cls(subnet, gateway, ip_range, aux)
 
@@ -80,19 +91,20 @@ class Pool:
         addresses)."""
         return {"Subnet": str(self.subnet), "Gateway": str(self.gateway)}
 
-    def _reserved(self) -> set[IPv4Address]:
-        return {self.subnet.network_address, self.subnet.broadcast_address, self.gateway,
-                *self.auxiliary}
+    def _reserved(self) -> set[IPAddress]:
+        return {*_edges(self.subnet), self.gateway, *self.auxiliary}
 
-    def allocate(self, used: set[IPv4Address], want: str = "") -> IPv4Address:
+    def allocate(self, used: set[IPAddress], want: str = "") -> IPAddress:
+        v = self.subnet.version
         if want:
-            addr = _address(want, "address")
+            addr = _address(want, "address", v)
             if addr not in self.subnet:
                 raise NetworkError(f"no configured subnet contains IP address {addr}: "
                                    f"the network's subnet is {self.subnet}", 400)
             if addr in self._reserved():
                 raise NetworkError(f"address {addr} is reserved in {self.subnet} (network, "
-                                   "broadcast or gateway): choose another --ip", 400)
+                                   "broadcast or gateway): choose another "
+                                   f"{'--ip' if v == 4 else '--ip6'}", 400)
             if addr in used:
                 raise NetworkError(f"Address already in use: {addr} is another "
                                    "container's", 409)
@@ -101,8 +113,15 @@ class Pool:
         for addr in (self.ip_range or self.subnet).hosts():
             if addr not in reserved:
                 return addr
-        raise NetworkError(f"no available IPv4 addresses on this network's address pools: "
+        raise NetworkError(f"no available IPv{v} addresses on this network's address pools: "
                            f"{self.ip_range or self.subnet} is full", 503)
+
+
+def _edges(subnet: IPNetwork) -> set[IPAddress]:
+    """The addresses of a subnet no host gets: its own, and IPv4's broadcast."""
+    if subnet.version == 6:
+        return {subnet.network_address}
+    return {subnet.network_address, subnet.broadcast_address}
 
 
 def routes(path: str = "/proc/self/net/route") -> list[IPv4Network]:
@@ -140,9 +159,9 @@ def choose_subnet(networks: Iterable[IPv4Network], host_routes: Iterable[IPv4Net
                        "the defaults to assign to the network: give one with --subnet", 403)
 
 
-def mac_of(addr: IPv4Address) -> str:
-    """dockerd's classic MAC for an address: 02:42 and the address's bytes."""
-    return ":".join(f"{b:02x}" for b in (0x02, 0x42, *addr.packed))
+def mac_of(addr: IPAddress) -> str:
+    """dockerd's classic MAC for an (IPv4) address: 02:42 and its bytes."""
+    return ":".join(f"{b:02x}" for b in (0x02, 0x42, *addr.packed[-4:]))
 
 
 def check_mac(text: str) -> str:

@@ -6,7 +6,7 @@ drivers, the firewall and the resolvers work from."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from .ipam import Pool
 
@@ -18,6 +18,7 @@ class Network:
     driver: str
     pool: Pool
     internal: bool = False
+    pool6: Pool | None = None    # --ipv6: the IPv6 subnet, its gateway on the bridge too
     names: bool = True           # the resolver answers containers' names (not on `bridge`)
     options: dict[str, str] = field(default_factory=dict)
 
@@ -34,6 +35,7 @@ class Endpoint:
     upstream: tuple[str, ...] = ()   # the container's --dns: where other names are asked
     links: tuple[tuple[str, str], ...] = ()  # (alias, container name or ID): for this one only
     link_local: tuple[str, ...] = ()     # --link-local-ip: more addresses on the interface
+    address6: IPv6Address | None = None  # on an --ipv6 network
 
     @property
     def host_interface(self) -> str:

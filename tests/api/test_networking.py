@@ -420,3 +420,80 @@ def test_published_ports_follow_a_disconnect(daemon):
     finally:
         daemon.docker("rm", "-f", "hop")
         daemon.ok("network", "rm", "second")
+
+
+def test_ipv6_networks(daemon):
+    """--ipv6 (issue 19): the bridge gets the IPv6 gateway, each container an
+    address from the IPv6 pool (or its --ip6), shown by inspect; containers
+    of a network reach each other and the host over IPv6, and IPv6 between
+    networks is dropped as IPv4 is. An IPv6 pool without --ipv6 is kept but
+    unused, and --ipv6 without one is refused, as dockerd 20.10 does."""
+    client = daemon.client()
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
+        subnet="2001:db8::/64", iprange="2001:db8::/96", gateway="2001:db8::ffff")])
+    nets = ["six", "sixb", "v6off"]
+    try:
+        net = client.networks.create("six", driver="bridge", enable_ipv6=True, ipam=ipam)
+        shown = client.api.inspect_network(net.id)
+        assert shown["EnableIPv6"] is True
+        v4, v6 = shown["IPAM"]["Config"]          # a default IPv4 pool besides the one given
+        assert v6 == {"Subnet": "2001:db8::/64", "IPRange": "2001:db8::/96",
+                      "Gateway": "2001:db8::ffff"}
+        assert ":" not in v4["Subnet"] and v4["Gateway"]
+        bridge = shown["Options"].get("com.docker.network.bridge.name") or "bp-" + net.id[:12]
+        on_bridge = daemon.netns.run(["ip", "-6", "-o", "addr", "show", "dev", bridge],
+                                     check=True).stdout
+        assert "inet6 2001:db8::ffff/64" in on_bridge, on_bridge
+        serve(daemon, "web6", "hello-six", "--network", "six", "--ip6", "2001:db8::beef")
+        auto = client.containers.run("busybox", "sleep 300", detach=True, name="auto6",
+                                     network="six")
+        ep = client.api.inspect_container(auto.id)["NetworkSettings"]["Networks"]["six"]
+        assert (ep["GlobalIPv6Address"], ep["GlobalIPv6PrefixLen"], ep["IPv6Gateway"]) == \
+            ("2001:db8::1", 64, "2001:db8::ffff")
+        web = client.api.inspect_container("web6")["NetworkSettings"]["Networks"]["six"]
+        assert web["GlobalIPv6Address"] == "2001:db8::beef"
+        assert web["IPAMConfig"]["IPv6Address"] == "2001:db8::beef"
+        members = client.api.inspect_network(net.id)["Containers"]
+        assert members[auto.id]["IPv6Address"] == "2001:db8::1/64"
+        addrs = daemon.ok("exec", "auto6", "ip", "-o", "-6", "addr", "show", "dev", "eth0")
+        line = next(a for a in addrs.splitlines() if "inet6 2001:db8::1/64" in a)
+        assert "tentative" not in line, addrs         # usable at once: no DAD
+        assert "default via 2001:db8::ffff" in daemon.ok("exec", "auto6", "ip", "-6", "route")
+        # container to container, and the host to a container, over IPv6
+        got = daemon.ok("exec", "auto6", "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do "
+                        "wget -q -O - 'http://[2001:db8::beef]/' && break; sleep 0.3; done")
+        assert got == "hello-six\n"
+        assert daemon.ok("exec", "web6", "ping", "-c", "1", "-W", "3", "2001:db8::1")
+        assert wait_for(lambda: daemon.netns.fetch("http://[2001:db8::beef]/")) == "hello-six\n"
+        # another IPv6 network: its containers do not reach this one's
+        client.networks.create("sixb", enable_ipv6=True, ipam=docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet="2001:db8:2::/64")]))
+        assert unreachable(daemon, "http://[2001:db8::beef]/", "--network", "sixb")
+        # connect with --ip6, then disconnect: the address goes with the interface
+        daemon.ok("network", "connect", "--ip6", "2001:db8:2::77", "sixb", "auto6")
+        addrs = daemon.ok("exec", "auto6", "ip", "-o", "-6", "addr", "show", "dev", "eth1")
+        assert "inet6 2001:db8:2::77/64" in addrs, addrs
+        daemon.ok("network", "disconnect", "sixb", "auto6")
+        taken = daemon.docker("run", "--rm", "--network", "six", "--ip6", "2001:db8::beef",
+                              "busybox", "true")
+        assert taken.status != 0 and "in use" in taken.err, taken
+        # without --ipv6 an IPv6 pool is kept and an --ip6 recorded, but no address given
+        daemon.ok("network", "create", "--subnet", "2001:db8:3::/64", "v6off")
+        assert daemon.ok("network", "inspect", "-f", "{{.EnableIPv6}}", "v6off").strip() == \
+            "false"
+        daemon.ok("run", "-d", "--name", "off6", "--network", "v6off", "--ip6",
+                  "2001:db8:3::10", "busybox", "sleep", "300")
+        off = client.api.inspect_container("off6")["NetworkSettings"]["Networks"]["v6off"]
+        assert off["IPAMConfig"]["IPv6Address"] == "2001:db8:3::10"
+        assert off["GlobalIPv6Address"] == "" and off["IPAddress"]
+        assert "2001:db8:3" not in daemon.ok("exec", "off6", "ip", "-6", "addr")
+        nopool = daemon.docker("network", "create", "--ipv6", "nopool")
+        assert nopool.status != 0 and "IPv6 address pool" in nopool.err, nopool
+    finally:
+        daemon.docker("rm", "-f", "web6", "auto6", "off6")
+        for name in nets:
+            daemon.docker("network", "rm", name)
+        client.close()
+    assert not [n for n in links(daemon.netns) if n.startswith(("veth", "bp-"))]
+    forward6 = daemon.netns.run(["nft", "list", "chain", "ip6", "brandpy", "forward"]).stdout
+    assert "bp-" not in forward6, forward6

@@ -24,12 +24,6 @@ KNOWN = {
     "ContainerCPUTest::test_create_with_runtime":
         "docker-py sends Runtime outside HostConfig, so the daemon's default runtime is "
         "shown, and brandpyd's is brandpy, not runc",
-    "TestNetworks::test_create_network_ipv6_enabled":
-        "brandpyd's bridge networks are IPv4: --ipv6 is refused with a 400 (issue 19)",
-    "TestNetworks::test_create_with_ipv6_address":
-        "brandpyd's bridge networks are IPv4: an IPv6 pool is refused with a 400 (issue 19)",
-    "TestNetworks::test_connect_with_ipv6_address":
-        "brandpyd's bridge networks are IPv4: an IPv6 pool is refused with a 400 (issue 19)",
     "TestNetworks::test_create_inspect_network_with_scope": "needs swarm mode (/swarm/init)",
     "TestNetworks::test_create_network_attachable": "needs swarm mode (/swarm/init)",
     "TestNetworks::test_create_network_ingress": "needs swarm mode (/swarm/init)",

@@ -9,7 +9,7 @@ import os
 import socket
 import struct
 import subprocess
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 import pytest
 
@@ -39,10 +39,41 @@ def test_pools_and_addresses():
         IPv4Address("10.0.0.2")
     with pytest.raises(NetworkError):
         tiny.allocate({IPv4Address("10.0.0.2")})
-    for bad in ({"Subnet": "10.0.0.0/31"}, {"Subnet": "fd00::/64"}, {"Subnet": "0.0.0.0/0"},
+    for bad in ({"Subnet": "10.0.0.0/31"}, {"Subnet": "0.0.0.0/0"},
                 {"Subnet": "127.1.0.0/16"}, {"Subnet": "224.0.0.0/24"},
                 {"Subnet": "10.0.0.0/24", "Gateway": "10.0.1.1"},
                 {"Subnet": "10.0.0.0/24", "IPRange": "10.0.1.0/25"}):
+        with pytest.raises(NetworkError):
+            ipam.Pool.from_config(bad)
+
+
+def test_ipv6_pools():
+    """docker-py's: a /64 given by one of its addresses, a /96 range and a
+    gateway in it."""
+    pool = ipam.Pool.from_config({"Subnet": "2001:389::1/64", "IPRange": "2001:389::/96",
+                                  "Gateway": "2001:389::ffff"})
+    assert (pool.subnet, pool.gateway) == (IPv6Network("2001:389::/64"),
+                                          IPv6Address("2001:389::ffff"))
+    assert pool.allocate(set()) == IPv6Address("2001:389::1")
+    assert pool.allocate({IPv6Address("2001:389::1")}) == IPv6Address("2001:389::2")
+    assert pool.allocate(set(), "2001:389::f00d") == IPv6Address("2001:389::f00d")
+    for want, status in (("2001:389::ffff", 400), ("2001:389::", 400), ("2001:38a::1", 400),
+                         ("10.0.0.1", 400)):
+        with pytest.raises(NetworkError) as err:
+            pool.allocate(set(), want)
+        assert err.value.status == status, want
+    plain = ipam.Pool.from_config({"Subnet": "fd00:1::/64"})
+    assert plain.gateway == IPv6Address("fd00:1::1")
+    assert plain.allocate(set()) == IPv6Address("fd00:1::2")
+    last = ipam.Pool.from_config({"Subnet": "fd00:2::/126"})     # no broadcast to keep free
+    assert last.allocate({IPv6Address("fd00:2::2")}) == IPv6Address("fd00:2::3")
+    for bad in ({"Subnet": "fd00::/127"}, {"Subnet": "fe80::/64"}, {"Subnet": "ff02::/64"},
+                {"Subnet": "::1/128"}, {"Subnet": "::/0"},
+                {"Subnet": "fd00::/64", "Gateway": "10.0.0.1"},
+                {"Subnet": "fd00::/64", "Gateway": "fd01::1"},
+                {"Subnet": "fd00::/64", "IPRange": "10.0.0.0/24"},
+                {"Subnet": "fd00::/64", "IPRange": "fd01::/96"},
+                {"Subnet": "10.0.0.0/24", "Gateway": "fd00::1"}):
         with pytest.raises(NetworkError):
             ipam.Pool.from_config(bad)
 
@@ -154,6 +185,11 @@ def test_the_firewall_table_is_one_nft_can_load():
             assert r.returncode == 0, r.stderr
         listed = ns.run(["nft", "list", "table", "ip", firewall.TABLE], check=True).stdout
         assert listed.count("dnat to") == 2
+        # IPv6 between networks is dropped as IPv4 is, and an --internal one's too
+        listed6 = ns.run(["nft", "list", "table", "ip6", firewall.TABLE], check=True).stdout
+        assert 'iifname "bp-a" oifname "bp-b" drop' in listed6, listed6
+        assert 'iifname "bp-b" oifname != "bp-b" drop' in listed6, listed6
+        assert "nat" not in listed6
     finally:
         ns.remove()
 
