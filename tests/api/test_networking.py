@@ -361,10 +361,13 @@ def test_host_loopback_closed_unprivileged(unpriv_pythonpath):
 @pytest.mark.slow
 def test_kill_9_and_restart_keep_networks_and_containers(fresh):
     d = fresh
-    d.ok("network", "create", "--subnet", "192.168.88.0/24", "kept")
+    d.ok("network", "create", "--subnet", "192.168.88.0/24", "--ipv6", "--subnet",
+         "fd00:88::/64", "kept")
     serve(d, "web", "hello-kept", "--network", "kept", "--network-alias", "www",
           "-p", "127.0.0.1:18090:80")
     ip = address(d, "web", "kept")
+    ip6 = "fd00:88::2"
+    assert wait_for(lambda: d.netns.fetch(f"http://[{ip6}]/")) == "hello-kept\n"
     assert wait_for(lambda: d.netns.fetch("http://127.0.0.1:18090/")) == "hello-kept\n"
     d.stop(9)
     d.start()
@@ -372,9 +375,11 @@ def test_kill_9_and_restart_keep_networks_and_containers(fresh):
     assert address(d, "web", "kept") == ip
     assert d.netns.fetch("http://127.0.0.1:18090/") == "hello-kept\n"
     assert d.netns.fetch(f"http://{ip}/") == "hello-kept\n"
+    assert d.netns.fetch(f"http://[{ip6}]/") == "hello-kept\n"
     assert fetch_from(d, "http://www/", "--network", "kept") == (0, "hello-kept\n")
+    assert fetch_from(d, f"http://[{ip6}]/", "--network", "kept") == (0, "hello-kept\n")
     nets = json.loads(d.ok("network", "inspect", "kept"))[0]
-    assert nets["IPAM"]["Config"][0]["Subnet"] == "192.168.88.0/24"
+    assert [c["Subnet"] for c in nets["IPAM"]["Config"]] == ["192.168.88.0/24", "fd00:88::/64"]
     # stopped while no daemon ran: its pair, address and rules go at the next start
     d.stop(9)
     subprocess.run(["kill", "-9", *map(str, d.shim_pids())], check=True)
