@@ -17,6 +17,7 @@ from . import dns, firewall, netns
 from .bridge import BridgeDriver
 from .counters import names as interfaces
 from .errors import NetworkError
+from .ipam import IPAddress
 from .model import Endpoint, Network, Published
 
 
@@ -174,7 +175,7 @@ class Networking:
         if asking is None:
             return None
         mine = [e for e in self.endpoints.values() if e.container == asking.container]
-        names: dict[str, list[ipaddress.IPv4Address]] = {}
+        names: dict[str, list[IPAddress]] = {}
         for own in mine:
             net = self.networks.get(own.network)
             if net is None or not net.names:
@@ -182,10 +183,10 @@ class Networking:
             for other in self.endpoints.values():
                 if other.network == own.network:
                     for name in other.names:
-                        names.setdefault(name.lower(), []).append(other.address)
+                        names.setdefault(name.lower(), []).extend(other.addresses)
                     for alias, target in own.links:
                         if target in other.names or other.container.startswith(target):
-                            names.setdefault(alias.lower(), []).append(other.address)
+                            names.setdefault(alias.lower(), []).extend(other.addresses)
         internal = all(self.networks[e.network].internal for e in mine
                        if e.network in self.networks)
         upstream = [] if internal else [

@@ -19,8 +19,10 @@ import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import cast
+
+from .ipam import IPAddress
 
 PORT = 53
 TTL = 600
@@ -35,7 +37,7 @@ MAX_QUERY = 4096
 class View:
     """What one container may learn: name -> addresses, and where to
     forward the rest (empty: nowhere)."""
-    names: dict[str, list[IPv4Address]] = field(default_factory=dict)
+    names: dict[str, list[IPAddress]] = field(default_factory=dict)
     upstream: list[str] = field(default_factory=list)
 
 
@@ -90,11 +92,8 @@ def reply(query: bytes, q: Question, rcode: int, answers: list[tuple[int, bytes]
 def answer(query: bytes, q: Question, view: View) -> bytes | None:
     """The reply from the view, or None when the question is not one of
     its names (to be forwarded)."""
-    if q.qtype == PTR and q.name.endswith(".in-addr.arpa"):
-        try:
-            addr = IPv4Address(".".join(reversed(q.name[:-len(".in-addr.arpa")].split("."))))
-        except ValueError:
-            return None
+    if q.qtype == PTR:
+        addr = reversed_address(q.name)
         names = sorted(n for n, addrs in view.names.items() if addr in addrs)
         if not names:
             return None
@@ -102,9 +101,23 @@ def answer(query: bytes, q: Question, view: View) -> bytes | None:
     addrs = view.names.get(q.name)
     if addrs is None:
         return None
-    if q.qtype == A:
-        return reply(query, q, NOERROR, [(A, a.packed) for a in addrs])
-    return reply(query, q, NOERROR, [])       # AAAA and others: the name exists, IPv4 only
+    version = {A: 4, AAAA: 6}.get(q.qtype)      # others: the name exists, no such record
+    return reply(query, q, NOERROR, [(q.qtype, a.packed) for a in addrs if a.version == version])
+
+
+def reversed_address(name: str) -> IPAddress | None:
+    """The address a PTR question is about (in-addr.arpa, or ip6.arpa's
+    32 nibbles); None for another name."""
+    try:
+        if name.endswith(".in-addr.arpa"):
+            return IPv4Address(".".join(reversed(name[:-len(".in-addr.arpa")].split("."))))
+        nibbles = name[:-len(".ip6.arpa")].split(".")
+        if name.endswith(".ip6.arpa") and len(nibbles) == 32 and all(len(n) == 1
+                                                                     for n in nibbles):
+            return IPv6Address(int("".join(reversed(nibbles)), 16))
+    except ValueError:
+        pass
+    return None
 
 
 async def forward(query: bytes, upstream: list[str]) -> bytes | None:

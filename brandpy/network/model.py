@@ -38,6 +38,10 @@ class Endpoint:
     address6: IPv6Address | None = None  # on an --ipv6 network
 
     @property
+    def addresses(self) -> list[IPv4Address | IPv6Address]:
+        return [self.address] if self.address6 is None else [self.address, self.address6]
+
+    @property
     def host_interface(self) -> str:
         """The host's end of the pair: named from the endpoint, so a
         restarted daemon finds it."""

@@ -470,6 +470,9 @@ def test_ipv6_networks(daemon):
         assert got == "hello-six\n"
         assert daemon.ok("exec", "web6", "ping", "-c", "1", "-W", "3", "2001:db8::1")
         assert wait_for(lambda: daemon.netns.fetch("http://[2001:db8::beef]/")) == "hello-six\n"
+        # the network's resolver answers AAAA with the address
+        looked = daemon.ok("exec", "auto6", "nslookup", "-type=aaaa", "web6")
+        assert "2001:db8::beef" in looked.split("Name:")[-1], looked
         # another IPv6 network: its containers do not reach this one's
         client.networks.create("sixb", enable_ipv6=True, ipam=docker.types.IPAMConfig(
             pool_configs=[docker.types.IPAMPool(subnet="2001:db8:2::/64")]))

@@ -129,6 +129,17 @@ def test_resolver_messages():
     assert data == [b"\x03web\x00"]
     other = query("example.org")
     assert dns.answer(other, dns.parse(other), view) is None       # to be forwarded
+    # on an --ipv6 network: AAAA, and PTR in ip6.arpa; A still IPv4's only
+    six = dns.View({"web": [IPv4Address("172.18.0.2"), IPv6Address("2001:db8::beef")]})
+    rcode, data = answers(dns.answer(aaaa, dns.parse(aaaa), six))
+    assert data == [IPv6Address("2001:db8::beef").packed]
+    a = query("web")
+    assert answers(dns.answer(a, dns.parse(a), six))[1] == [socket.inet_aton("172.18.0.2")]
+    ptr6 = query(IPv6Address("2001:db8::beef").reverse_pointer, dns.PTR)
+    assert answers(dns.answer(ptr6, dns.parse(ptr6), six))[1] == [b"\x03web\x00"]
+    for bad in ("f.e.e.b.ip6.arpa", "x" + IPv6Address("2001:db8::beef").reverse_pointer[1:]):
+        q6 = query(bad, dns.PTR)
+        assert dns.answer(q6, dns.parse(q6), six) is None
     assert dns.parse(b"\x00" * 5) is None
     assert dns.parse(query("x")[:-3]) is None
 
