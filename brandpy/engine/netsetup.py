@@ -56,6 +56,12 @@ ADDRESS_FIELDS = {"Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "DNSNames": 
                   "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
 
 
+def own_addresses(ep: dict) -> dict[str, str]:
+    """The sandbox's fields naming the container's addresses on endpoint ep
+    in its /etc/hosts."""
+    return {"address": ep.get("IPAddress") or "", "address6": ep.get("GlobalIPv6Address") or ""}
+
+
 def choose_mode() -> str:
     if os.geteuid() == 0:
         return BRIDGE
@@ -229,7 +235,7 @@ class NetSetup:
             primary = self._primary(rec)
             if primary:
                 # the network's resolver; it forwards to --dns (NetSetup._endpoint)
-                sandbox.update(address=primary["IPAddress"], dns=[primary["Gateway"]])
+                sandbox.update(own_addresses(primary), dns=[primary["Gateway"]])
         return {"netns": netnslib.NEW, "sandbox": sandbox}
 
     def _pasta_spec(self, rec: Record, ports: list[dict], sandbox: dict[str, Any]) -> list[str]:
@@ -280,7 +286,7 @@ class NetSetup:
         primary = self._primary(other)
         out: dict[str, Any] = {"hostname": other.config.get("Hostname") or ""}
         if primary and primary.get("IPAddress"):
-            out.update(address=primary["IPAddress"], dns=[primary["Gateway"]])
+            out.update(own_addresses(primary), dns=[primary["Gateway"]])
         return out
 
     def _joined(self, rec: Record) -> Record:
@@ -550,7 +556,8 @@ class NetSetup:
             primary = self._primary(rec) or {}
             config = SandboxConfig(rootfs=str(rec.rootfs), argv=[],
                                    extra_hosts=self._extra_hosts(rec),
-                                   address=primary.get("IPAddress") or "")
+                                   address=primary.get("IPAddress") or "",
+                                   address6=primary.get("GlobalIPv6Address") or "")
             atomic_write(run / "hosts", etc_files(config, rec.config.get("Hostname") or "")[b"hosts"])
 
     # -- views ------------------------------------------------------------------------

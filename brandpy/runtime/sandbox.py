@@ -145,6 +145,7 @@ class SandboxConfig:
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
     address: str = ""            # the container's own address, for /etc/hosts
+    address6: str = ""           # and its IPv6 one (on an --ipv6 network)
     loopback_closed: bool = False   # connect() to the host's loopback: own ports only
     # unprivileged: None shares the supervisor's network; else the container
     # gets a user and network namespace of its own, connected by this
@@ -374,6 +375,8 @@ def etc_files(config: SandboxConfig, hostname: str) -> dict[bytes, bytes]:
         name, _, ip = entry.partition(":")
         hosts.append(f"{ip}\t{name}")
     hosts.append(f"{config.address or '127.0.1.1'}\t{hostname}")
+    if config.address6:
+        hosts.append(f"{config.address6}\t{hostname}")
     try:
         with open("/etc/resolv.conf", "rb") as f:
             host = f.read().decode(errors="replace").splitlines()

@@ -457,6 +457,9 @@ def test_ipv6_networks(daemon):
             ("2001:db8::1", 64, "2001:db8::ffff")
         web = client.api.inspect_container("web6")["NetworkSettings"]["Networks"]["six"]
         assert web["GlobalIPv6Address"] == "2001:db8::beef"
+        hosts = daemon.ok("exec", "web6", "cat", "/etc/hosts")     # both addresses, as dockerd
+        short = client.api.inspect_container("web6")["Config"]["Hostname"]
+        assert f"2001:db8::beef\t{short}" in hosts and f"{web['IPAddress']}\t{short}" in hosts
         assert web["IPAMConfig"]["IPv6Address"] == "2001:db8::beef"
         members = client.api.inspect_network(net.id)["Containers"]
         assert members[auto.id]["IPv6Address"] == "2001:db8::1/64"
