@@ -99,8 +99,7 @@ class NetSetup:
             if rec["Driver"] != "bridge":
                 continue
             try:
-                if not rec["IPAM"].get("Config"):
-                    nets.set_pool(rec, nets.auto_pool())
+                nets.ensure_pool(rec)
                 await self.net.create_network(network_view(rec), existing=True)
             except NetworkError as exc:   # its containers will say so when they start
                 print(f"brandpy: network {rec['Name']}: {exc}", file=sys.stderr)

@@ -217,10 +217,13 @@ class Networks:
         subnet = ipam.choose_subnet(self._subnets(), ipam.routes())
         return ipam.Pool(subnet, subnet.network_address + 1).to_config()
 
-    def set_pool(self, net: dict, cfg: dict) -> None:
-        """A pool for a network made before the daemon gave addresses."""
-        net["IPAM"]["Config"] = [cfg]
-        self._save()
+    def ensure_pool(self, net: dict) -> None:
+        """An IPv4 pool for a network made without one before the daemon
+        gave addresses (unprivileged); its IPv6 pool is kept."""
+        configs = net["IPAM"].get("Config") or []
+        if not _by_family(configs)[0]:
+            net["IPAM"]["Config"] = [self.auto_pool(), *configs]
+            self._save()
 
     # builtins.list in the methods below list(): the name is the method there.
     def remove(self, ref: str, members: builtins.list[str]) -> dict:

@@ -13,6 +13,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 import pytest
 
+from brandpy.engine.networks import Networks, network_view
 from brandpy.network import dns, firewall, ipam
 from brandpy.network.controller import Networking
 from brandpy.network.errors import NetworkError
@@ -235,3 +236,18 @@ def test_a_bad_question_does_not_stop_the_resolver():
     garbage, failed, answered = asyncio.run(main())
     assert garbage == b"" and failed == b""          # dropped, not answered
     assert answers(answered) == (dns.NOERROR, [socket.inet_aton("172.18.0.2")])
+
+
+def test_a_network_recorded_unprivileged_gets_an_ipv4_pool_beside_its_ipv6_one(tmp_path):
+    """A root daemon taking over a network an unprivileged one recorded
+    with an IPv6 subnet only: a default IPv4 pool is added, once."""
+    nets = Networks(tmp_path / "networks.json")
+    rec, _ = nets.create({"Name": "six", "EnableIPv6": True,
+                          "IPAM": {"Config": [{"Subnet": "fd00:5::/64"}]}})
+    nets.ensure_pool(rec)
+    nets.ensure_pool(rec)
+    v4, v6 = rec["IPAM"]["Config"]
+    assert v6 == {"Subnet": "fd00:5::/64"} and IPv4Network(v4["Subnet"])
+    view = network_view(rec)
+    assert view.pool6 is not None and view.pool6.gateway == IPv6Address("fd00:5::1")
+    assert Networks(tmp_path / "networks.json").get("six")["IPAM"]["Config"] == [v4, v6]
