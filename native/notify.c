@@ -775,6 +775,13 @@ static long mkdir_family(struct ctx *c)
     return rc < 0 ? -errno : 0;
 }
 
+/* A path with a trailing slash (its last name must be a directory). */
+static int slashed(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 1 && path[n - 1] == '/';
+}
+
 static long unlink_family(struct ctx *c)
 {
     int nr = c->req->data.nr, at = nr == SYS_unlinkat;
@@ -786,7 +793,7 @@ static long unlink_family(struct ctx *c)
     int rc = parent_arg(c, at, at ? iarg(c, 0) : AT_FDCWD, c->path, &c->r);
     if (rc <= 0)
         return rc;
-    if (!c->r.name[0] || c->r.must_dir || !strcmp(c->r.name, "."))
+    if (!c->r.name[0] || c->r.must_dir || slashed(c->path) || !strcmp(c->r.name, "."))
         return BP_FALLBACK;          /* a mount point, "x/", "x/..": Python's errors */
     return unlinkat(c->r.dirfd, c->r.name, flags) < 0 ? -errno : 0;
 }
@@ -809,8 +816,8 @@ static long rename_family(struct ctx *c)
         return -EBUSY;
     if (c->r.mount != c->r2.mount)
         return -EXDEV;
-    if (c->r.must_dir || c->r2.must_dir)
-        return BP_FALLBACK;
+    if (c->r.must_dir || c->r2.must_dir || slashed(c->path) || slashed(c->path2))
+        return BP_FALLBACK;          /* "x/" is never followed: Python's rules */
     return syscall(SYS_renameat2, c->r.dirfd, c->r.name, c->r2.dirfd, c->r2.name, flags) < 0
            ? -errno : 0;
 }

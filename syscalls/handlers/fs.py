@@ -53,6 +53,7 @@ FAN_MARK_DONT_FOLLOW = 0x04
 FAN_MARK_ONLYDIR = 0x08
 XATTR_NAME_MAX, XATTR_SIZE_MAX, XATTR_LIST_MAX = 255, 65536, 65536
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+RENAME_EXCHANGE = 0x2
 RENAME_FLAGS = 0x7               # NOREPLACE | EXCHANGE | WHITEOUT
 
 
@@ -278,22 +279,32 @@ def mknodat(call: Call) -> int:
     return _mknod(call, 1, 0, call.arg(2) & 0xFFFFFFFF, call.arg(3))
 
 
-def _remove(call: Call, path_i: int, dirfd_i: int | None, directory: bool) -> int:
+def _unslashed(call: Call, path_i: int) -> tuple[bytes, bool, bytes]:
+    """A name a call removes or renames: its path without trailing slashes,
+    whether it had any, and its last component. The last name is never
+    followed, slashes or not: "link/" names the symlink (ENOTDIR where a
+    directory is needed), not the directory it points to."""
     path = read_path(call, path_i)
-    # The last name is never followed, trailing slashes or not: "link/"
-    # names the symlink (ENOTDIR), not the directory it points to.
     name = path.rstrip(b"/") or path[:1]
-    trailing_slash = name != path
-    last = b"/" if name == b"/" else name.rsplit(b"/", 1)[-1]
+    return name, name != path, b"/" if name == b"/" else name.rsplit(b"/", 1)[-1]
+
+
+def _is_dir_at(r: Resolved) -> bool | None:
+    st = stat_at(r)
+    return None if st is None else stat.S_ISDIR(st.st_mode)
+
+
+def _remove(call: Call, path_i: int, dirfd_i: int | None, directory: bool) -> int:
+    name, trailing_slash, last = _unslashed(call, path_i)
     with parent_of(call, path_i, dirfd_i, creating=False, path=name) as r:
         if last == b"/" or (last in (b".", b"..") and not directory):
             raise Errno(errno.EBUSY if directory else errno.EISDIR)
         if directory and last in (b".", b".."):
             raise Errno(errno.EINVAL if last == b"." else errno.ENOTEMPTY)
         if trailing_slash and not directory:
-            st = stat_at(r)
-            raise Errno(errno.ENOENT if st is None else
-                        errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.ENOTDIR)
+            is_dir = _is_dir_at(r)
+            raise Errno(errno.ENOENT if is_dir is None else
+                        errno.EISDIR if is_dir else errno.ENOTDIR)
         if not r.name:                         # a mount point
             raise Errno(errno.EBUSY if directory or not stat_at(r) or
                         not stat.S_ISDIR(stat_at(r).st_mode) else errno.EISDIR)  # type: ignore[union-attr]
@@ -354,16 +365,20 @@ def _rename(call: Call, old: tuple[int | None, int], new: tuple[int | None, int]
     mounts); a mount point cannot move (EBUSY)."""
     if flags & ~RENAME_FLAGS:
         raise Errno(errno.EINVAL)
-    with parent_of(call, old[1], old[0], creating=False) as o, \
-            parent_of(call, new[1], new[0]) as n:
-        if not o.name or not n.name:
+    old_name, old_slash, old_last = _unslashed(call, old[1])
+    new_name, new_slash, new_last = _unslashed(call, new[1])
+    with parent_of(call, old[1], old[0], creating=False, path=old_name) as o, \
+            parent_of(call, new[1], new[0], path=new_name) as n:
+        if not o.name or not n.name or {old_last, new_last} & {b".", b"..", b"/"}:
             raise Errno(errno.EBUSY)
         if o.mount is not n.mount:
             raise Errno(errno.EXDEV)
-        if o.must_dir or n.must_dir:
-            st = stat_at(o)
-            if st is not None and not stat.S_ISDIR(st.st_mode):
-                raise Errno(errno.ENOTDIR)
+        # as Linux's do_renameat2: a slash on either name asks for a directory
+        exchange = bool(flags & RENAME_EXCHANGE)
+        if (old_slash or (new_slash and not exchange)) and _is_dir_at(o) is False:
+            raise Errno(errno.ENOTDIR)
+        if new_slash and exchange and _is_dir_at(n) is False:
+            raise Errno(errno.ENOTDIR)
         try:
             _renameat2(o.dirfd, o.name, n.dirfd, n.name, flags)
         except OSError as exc:

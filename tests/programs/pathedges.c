@@ -192,6 +192,29 @@ static void slashes(void)
     show("truncate file/", truncate(at("file/"), 0));
     show("access file/", access(at("file/"), F_OK));
     show("faccessat bad flag", faccessat(AT_FDCWD, at("file"), F_OK, 0x10000));
+    /* renames: a trailing slash asks for a directory, and never follows */
+    if (mkdir(at("rn"), 0755) || mkdir(at("rn/d"), 0755) || mkdir(at("rn/e"), 0755) ||
+        symlink("d", at("rn/ld")) || close(open(at("rn/f"), O_WRONLY | O_CREAT, 0644)) ||
+        symlink("f", at("rn/lf"))) {
+        perror("rename setup");
+        exit(99);
+    }
+    show("rename rn/ld/ -> rn/x", rename(at("rn/ld/"), at("rn/x")));
+    show("rename rn/lf/ -> rn/x", rename(at("rn/lf/"), at("rn/x")));
+    show("rename rn/d/ -> rn/x/", rename(at("rn/d/"), at("rn/x/")));
+    show("rename rn/x/ -> rn/d", rename(at("rn/x/"), at("rn/d")));
+    show("rename rn/f -> rn/ld/", rename(at("rn/f"), at("rn/ld/")));
+    show("rename rn/e -> rn/ld/", rename(at("rn/e"), at("rn/ld/")));
+    show("rename rn/d/. -> rn/y", rename(at("rn/d/."), at("rn/y")));
+    show("rename rn/e -> rn/d/..", rename(at("rn/e"), at("rn/d/..")));
+    show("exchange rn/d -> rn/lf/", syscall(SYS_renameat2, AT_FDCWD, at("rn/d"), AT_FDCWD,
+                                           at("rn/lf/"), RENAME_EXCHANGE));
+    show("exchange rn/d/ -> rn/e/", syscall(SYS_renameat2, AT_FDCWD, at("rn/d/"), AT_FDCWD,
+                                           at("rn/e/"), RENAME_EXCHANGE));
+    show("link rn/lf/ -> rn/g", link(at("rn/lf/"), at("rn/g")));
+    show("link rn/f -> rn/ld/", link(at("rn/f"), at("rn/ld/")));
+    printf("rn: d %d e %d x %d y %d\n", !access(at("rn/d"), F_OK), !access(at("rn/e"), F_OK),
+           !access(at("rn/x"), F_OK), !access(at("rn/y"), F_OK));
     char longname[300];
     memset(longname, 'n', sizeof longname - 1);
     longname[sizeof longname - 1] = 0;
