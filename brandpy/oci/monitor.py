@@ -122,9 +122,12 @@ class Monitor:
             apply_limits(pid, self.plan.process, self.log)
             self._listen()
         except (OciError, OSError) as exc:
-            self._sync({"error": str(exc)})
-            c.signal(signal.SIGKILL)
+            # killed before anything else, so that it dies silently where it
+            # waits for its seccomp listener to be taken (native/child.c)
+            # instead of adding its own error to the caller's stderr
+            os.kill(pid, signal.SIGKILL)
             c.run()
+            self._sync({"error": str(exc)})
             return 1
         self._update(CREATING, pid=os.getpid(), monitorStart=start_time(os.getpid()),
                      initPid=pid)
