@@ -4,7 +4,12 @@ parameters and bodies, JSON-lines streams, and hijacked connections."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import socket
+import struct
+import termios
+import time
 from typing import Any, overload
 
 from aiohttp import web
@@ -20,6 +25,9 @@ MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 # The reply whose status line has gone out (a response prepared, or a
 # connection hijacked): an error after it cannot be answered with another.
 STARTED = web.RequestKey("started", web.StreamResponse)
+# How long a hijacked stream's first bytes wait for the client to take the
+# response head (see _head_taken).
+HEAD_TAKEN_WAIT = 1.0
 
 
 def reply(obj: Any, status: int = 200) -> web.Response:
@@ -166,7 +174,32 @@ async def hijack(request: web.Request, content_type: str = RAW_STREAM
     else:
         head = "HTTP/1.1 200 OK\r\nContent-Type: " + content_type + "\r\n\r\n"
     writer.write(head.encode())
+    await _head_taken(writer)
     return reader, writer
+
+
+async def _head_taken(writer: asyncio.StreamWriter) -> None:
+    """Wait (at most HEAD_TAKEN_WAIT) until the client has read the response
+    head. docker-py reads the head through a buffered reader and the stream
+    from the raw socket: stream bytes that arrived with the head sit in that
+    buffer and are lost (attach with logs=1&stream=0 on an exited container
+    then reads nothing, on dockerd too). A unix socket's SIOCOUTQ counts the
+    bytes its peer has not read yet; over TCP it counts unacknowledged ones,
+    which is the closest there is."""
+    await writer.drain()
+    sock = writer.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6):
+        return
+    deadline = time.monotonic() + HEAD_TAKEN_WAIT
+    while time.monotonic() < deadline:
+        try:
+            unread = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ,
+                                                    b"\0" * 4))[0]
+        except OSError:
+            return
+        if unread == 0:
+            return
+        await asyncio.sleep(0.001)
 
 
 async def end_hijack(request: web.Request, writer: asyncio.StreamWriter) -> HijackedResponse:

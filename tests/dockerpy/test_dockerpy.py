@@ -36,8 +36,6 @@ KNOWN = {
         "reads the logs of a just-started `ls` before it has written them (a race)",
     "BuildTest::test_build_in_context_abs_dockerfile":
         "reads the logs of a just-started `ls` before it has written them (a race)",
-    "AttachContainerTest::test_attach_no_stream":
-        "now and then reads nothing from an attach that replays the log (dockerd too)",
 }
 
 
