@@ -21,7 +21,7 @@ APT_PKGS := python3-venv python3-dev gcc make busybox-static debootstrap \
 
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv install lint images dockerpy demo test test-slow fuzz bench bench-images bench-coverage clean
+.PHONY: all deps venv install lint images dockerpy demo test test-slow fuzz bench bench-images bench-coverage bench-stressng bench-debs clean
 
 all: install
 
@@ -128,11 +128,26 @@ bench: install images
 bench-images: install images
 	$(PY) -m benchmarks.images
 
-# CPython's regression tests under each runner; hours for every module
-# (COVERAGE_ARGS="--modules test_os,test_posix" for a part).
+# The two public suites under each runner: CPython's regression tests (hours for
+# every module; COVERAGE_ARGS="--modules test_os,test_posix" for a part), then
+# stress-ng's stressors (STRESS_CLASSES=pipe or STRESSORS=fork,pipe for a part;
+# STRESS_ARGS for more options, see python -m benchmarks.stressng --help).
 COVERAGE_ARGS ?=
-bench-coverage: install images
+STRESS_ARGS ?=
+bench-coverage: install images bench-debs
 	$(PY) -m benchmarks.coverage $(COVERAGE_ARGS)
+	$(PY) -m benchmarks.stressng $(STRESS_ARGS)
+
+bench-stressng: install images bench-debs
+	$(PY) -m benchmarks.stressng $(STRESS_ARGS)
+
+# stress-ng and the packages it needs beyond the Debian test image, as .debs the
+# benchmark unpacks into its private copy of the image (the test images stay as
+# `make test` uses them).
+BENCH_DEBS ?= /var/cache/brandpy/bench-debs
+export BRANDPY_BENCH_DEBS := $(BENCH_DEBS)
+bench-debs: deps images
+	benchmarks/fetch_debs.sh $(BENCH_DEBS) $(IMAGES)/debian stress-ng
 
 clean:
 	rm -rf build *.egg-info brandpy/_native*.so .pytest_cache

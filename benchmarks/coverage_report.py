@@ -9,7 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from .coverage_modules import BASELINE
-from .coverage_results import NOT_RUN, Attribution, CoverageResults, Loss, ModuleRun
+from .coverage_results import NOT_RUN, Attribution, CoverageResults, Loss, ModuleRun, own_failures, own_ledger
 from .ledger import LedgerRow
 from .report import _indent, _table
 from .runners import NATIVE
@@ -189,13 +189,14 @@ def _row_text(row: LedgerRow) -> str:
     return f"`{row.syscall}` {row.error} ×{row.calls} ({row.reason})"
 
 
-def _suspects(results: CoverageResults, a: Attribution,
-              most: int = 4) -> dict[tuple[str, str, str], str]:
-    """The rerun's own ledger rows, then its own failed trapped calls, by
-    (kind, syscall, errno) so that both engines' reruns merge."""
+def suspects(a: Attribution, base: Attribution | None,
+             most: int = 4) -> dict[tuple[str, str, str], str]:
+    """The rerun's own ledger rows (less its runner's baseline's), then its
+    own failed trapped calls, by (kind, syscall, errno) so that both
+    engines' reruns merge."""
     found = {("ledger", row.syscall, row.error): f"ledger: {_row_text(row)}"
-             for row in results.own_ledger(a)}
-    for c in results.own_failures(a)[:most]:
+             for row in own_ledger(a, base)}
+    for c in own_failures(a, base)[:most]:
         found[("failed", c.syscall, c.errno)] = (f"`{c.syscall}` → {c.errno} ×{c.calls} "
                                                  f"({c.disposition}, e.g. "
                                                  f"`{_clip(c.example, 80)}`)")
@@ -269,7 +270,7 @@ def _loss_row(results: CoverageResults, module: str, test_id: str, engines: list
               lost: dict[str, dict[str, Loss]]) -> list[str]:
     outcomes: list[str] = []
     notes: list[str] = []
-    suspects: dict[tuple[str, str, str], str] = {}
+    found: dict[tuple[str, str, str], str] = {}
     seen = ""
     for e in engines:
         loss = lost[e].get(test_id)
@@ -286,10 +287,10 @@ def _loss_row(results: CoverageResults, module: str, test_id: str, engines: list
         elif a.traced == "passed":
             notes.append(f"{label}: {a.outcome} alone, passes traced")
         else:
-            suspects = {**_suspects(results, a), **suspects}
+            found = {**suspects(a, results.baselines.get(e)), **found}
     short = test_id.removeprefix(f"test.{module}.")
     return [module, f"`{short}`", *outcomes,
-            "; ".join([*suspects.values(), *notes]) or "no suspect", _escape(seen)]
+            "; ".join([*found.values(), *notes]) or "no suspect", _escape(seen)]
 
 
 def _escape(text: str) -> str:

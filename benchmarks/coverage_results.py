@@ -136,13 +136,19 @@ class CoverageResults:
                      if a.runner == runner and a.test_id == test_id), None)
 
     def own_ledger(self, a: Attribution) -> list[LedgerRow]:
-        """The rerun's ledger without the rows its runner's baseline has."""
-        base = self.baselines.get(a.runner)
-        background = {(r.syscall, r.error) for r in ((base.ledger or []) if base else [])}
-        return [r for r in a.ledger or [] if (r.syscall, r.error) not in background]
+        return own_ledger(a, self.baselines.get(a.runner))
 
     def own_failures(self, a: Attribution) -> list[FailedCall]:
-        """The rerun's failed trapped calls that the baseline never had."""
-        base = self.baselines.get(a.runner)
-        background = {(c.syscall, c.errno) for c in base.failed} if base else set()
-        return [c for c in a.failed if (c.syscall, c.errno) not in background]
+        return own_failures(a, self.baselines.get(a.runner))
+
+
+def own_ledger(a: Attribution, base: Attribution | None) -> list[LedgerRow]:
+    """The rerun's ledger without the rows its runner's baseline has."""
+    background = {(r.syscall, r.error) for r in ((base.ledger or []) if base else [])}
+    return [r for r in a.ledger or [] if (r.syscall, r.error) not in background]
+
+
+def own_failures(a: Attribution, base: Attribution | None) -> list[FailedCall]:
+    """The rerun's failed trapped calls that the baseline never had."""
+    background = {(c.syscall, c.errno) for c in base.failed} if base else set()
+    return [c for c in a.failed if (c.syscall, c.errno) not in background]

@@ -75,8 +75,7 @@ def run_coverage(config: CoverageConfig, log: Log,
     # default policy. What brandpy never emulates (mounts, module loading...)
     # stays denied and shows in the ledger.
     options = privileged()
-    chosen = [replace(r, options=(*r.options, "--report", *options))
-              if isinstance(r, Brandpy) else r for r in config.runners]
+    chosen = with_report(config.runners, options)
     with Workspace(config.images) as ws:
         rootfs = prepare_rootfs(ws)
         available, unavailable = [], {}
@@ -116,15 +115,30 @@ def run_coverage(config: CoverageConfig, log: Log,
 
 
 def prepare_rootfs(ws: Workspace) -> Path:
-    """The workspace's Debian copy, with the driver in /bench and the
-    /etc/hosts every Docker container gets (debootstrap writes none, and
-    without it `localhost` does not resolve in the chroot)."""
+    """The workspace's Debian copy, with the driver in /bench."""
     root = ws.rootfs(IMAGE)
     shutil.copy(HERE / "regrtest_driver.py", root / DRIVER.lstrip("/"))
+    write_hosts(root)
+    return root
+
+
+def write_hosts(root: Path) -> None:
+    """The /etc/hosts every Docker container gets (debootstrap writes none,
+    and without it `localhost` does not resolve in the chroot)."""
     (root / "etc/hosts").write_text(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         f"127.0.1.1\t{socket.gethostname()}\n")
-    return root
+
+
+def with_report(chosen: list[Runner], options: tuple[str, ...]) -> list[Runner]:
+    """The runners, brandpy's printing its ledger at exit and given options."""
+    return [replace(r, options=(*r.options, "--report", *options))
+            if isinstance(r, Brandpy) else r for r in chosen]
+
+
+def with_trace(runner: Brandpy, path: Path) -> Brandpy:
+    """The runner writing its JSON syscall trace to path."""
+    return replace(runner, options=(*runner.options, "--trace", str(path), "--trace-json"))
 
 
 def run_module(runner: Runner, rootfs: Path, state: Path, module: str, args: list[str],
@@ -197,8 +211,7 @@ def rerun(runner: Brandpy, rootfs: Path, state: Path, module: str, test_id: str,
     if got.outcome != "passed" or trace:
         path = state / "rerun-trace.jsonl"
         path.unlink(missing_ok=True)
-        traced = replace(runner, options=(*runner.options, "--trace", str(path), "--trace-json"))
-        a.traced = run_module(traced, rootfs, state, module, args, config).outcome(test_id).outcome
+        a.traced = run_module(with_trace(runner, path), rootfs, state, module, args, config).outcome(test_id).outcome
         a.failed = failed_calls(path)
         path.unlink(missing_ok=True)
     return a

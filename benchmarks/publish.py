@@ -14,17 +14,18 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def publish(out: Path, stem: str, started: str, markdown: str, data: dict[str, Any],
-            chart: Callable[[Path], None]) -> list[Path]:
-    """{stem}.md, .json and .png in out, and copies in out/history/ named
-    {stem}-{started}."""
+            chart: Callable[[Path], None] | None = None) -> list[Path]:
+    """{stem}.md, .json and (with a chart) .png in out, and copies in
+    out/history/ named {stem}-{started}."""
     out.mkdir(parents=True, exist_ok=True)
     md, js, png = out / f"{stem}.md", out / f"{stem}.json", out / f"{stem}.png"
     md.write_text(markdown)
     js.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     written = [md, js]
     try:
-        chart(png)
-        written.append(png)
+        if chart is not None:
+            chart(png)
+            written.append(png)
     except ImportError as exc:
         print(f"chart skipped ({exc}): install the bench extra, pip install -e '.[bench]'",
               file=sys.stderr)
