@@ -181,6 +181,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": RAW_STREAM if tty else MULTIPLEXED})
     await resp.prepare(request)
     from brandpy.engine.logs import read
+    await engine(request).pull_log(rec)
     try:
         async for entry in read(rec.log_path, stdout=stdout, stderr=stderr, tail=tail,
                                 since=since, until=until, follow=qbool(request, "follow"),

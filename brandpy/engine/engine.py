@@ -9,6 +9,7 @@ image store) goes to threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
@@ -639,12 +640,22 @@ class Engine:
 
     # -- streams ------------------------------------------------------------------
 
+    async def pull_log(self, rec: Record) -> None:
+        """Before the log is read: have a running container's shim log what
+        its processes wrote so far, so a `docker logs` right after they
+        wrote sees it (the shim's loop may not have read it yet)."""
+        shim = rec.shim
+        if rec.running and shim is not None:
+            with contextlib.suppress(EngineError):   # ShimGone too: it ended, logged all
+                await shim.request("pull")
+
     async def attach(self, rec: Record, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter, *, stdin: bool, stdout: bool, stderr: bool,
                      logs: bool, stream: bool, detach_keys: bytes) -> None:
         """Replay the log (logs), then stream the container's stdio
         (stream): at once when it runs, else from its next start."""
         if logs:
+            await self.pull_log(rec)
             async for entry in logslib.read(rec.log_path, stdout=stdout, stderr=stderr, tail=-1,
                                             since=None, until=None, follow=False,
                                             alive=lambda: False):

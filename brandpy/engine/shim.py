@@ -183,6 +183,13 @@ class Shim:
         self._reply(writer, state=self.state)
         return False
 
+    async def op_pull(self, req: dict, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> bool:
+        if self.session is not None:
+            self.session.pull()
+        self._reply(writer)
+        return False
+
     async def op_watch(self, req: dict, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> bool:
         self._reply(writer, state=self.state)
@@ -483,8 +490,12 @@ class Shim:
 
         self.on_loop(started)
         if answer is not None:
-            answer.set_result(pid)
+            # `start` answers once the entrypoint's program runs, so what it
+            # writes straight away is there for the client's next request
+            container.on_running(lambda: answer.set_result(pid))
         status = container.run()
+        if answer is not None and not answer.done():   # it ended before its execve
+            answer.set_result(pid)
         # before "die" reaches the daemon, so inspect after `docker run` has it
         syscall_view.save(self.dir, container.syscalls().result())
         drained: Future[None] = Future()

@@ -35,20 +35,27 @@ class FdReader:
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._ready)
 
-    def _ready(self) -> None:
+    def _ready(self) -> bool:
+        """Read once; whether there may be more."""
         try:
             data = os.read(self.fd, 65536)
         except BlockingIOError:
-            return
+            return False
         except OSError as exc:
             if exc.errno != errno.EIO:
                 raise
             data = b""
         if data:
             self.on_data(data)
-            return
+            return True
         self.close()
         self.on_eof()
+        return False
+
+    def pull(self) -> None:
+        """Take everything written so far, without waiting for the loop."""
+        while self.fd >= 0 and self._ready():
+            pass
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -203,6 +210,12 @@ class Session:
             self.log.write("stdout" if stream == shimproto.STDOUT else "stderr", data)
         for client in list(self.clients):
             client.send(stream, data)
+
+    def pull(self) -> None:
+        """Log what the process has written so far (a `docker logs` that
+        must see output written before it was asked)."""
+        for reader in self.readers:
+            reader.pull()
 
     def resize(self, height: int, width: int) -> None:
         if self.master < 0:

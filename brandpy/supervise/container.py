@@ -267,6 +267,12 @@ class Container:
             snapshot()
         return done
 
+    def on_running(self, fn: Callable[[], None]) -> None:
+        """Call fn (on the tracer thread) once the entrypoint's own program
+        runs: its execve has succeeded (an entrypoint that never gets there
+        exits instead)."""
+        self.sup.on_entry_exec = fn
+
     def on_unsupported(self, fn: Callable[[LedgerEntry], None]) -> None:
         """Call fn (on the tracer thread) the first time each unsupported or
         denied call is seen (docker events)."""

@@ -92,6 +92,7 @@ class Supervisor:
         self.debug = debug
         self.init_pid = 0
         self.status: int | None = None
+        self.on_entry_exec: Callable[[], None] | None = None   # Container.on_running
         self.terminating = False
         # child -> how to register it (_register's arguments)
         self.expected: dict[int, Birth] = {}
@@ -444,6 +445,9 @@ class Supervisor:
             except OSError:
                 pass
             self.sb.changed(proc)
+        if proc.tgid == self.init_pid and self.on_entry_exec is not None:
+            entered, self.on_entry_exec = self.on_entry_exec, None
+            entered()
         if self.replay is not None:
             try:
                 self.replay.on_exec(tid, self.sb.pids.to_guest(tid), ptrace_getregs(tid).rsp)

@@ -21,6 +21,7 @@ import pytest
 from brandpy.engine import logs
 from brandpy.engine.logdrivers import Rotation
 from brandpy.engine.logs import LogWriter
+from brandpy.engine.stdio import Session
 from tests.api.conftest import Daemon, Netns, image_tar, wait_for
 from tests.images_store.registries import Registry
 
@@ -354,6 +355,29 @@ def test_log_follow_across_rotation(tmp_path, compress):
     assert len(logs.rotated(path)) == 2
 
 
+def test_logs_take_what_the_shim_has_not_read_yet(tmp_path):
+    """`docker logs` right after a process wrote: the shim logs what is
+    in its pipes when asked (Session.pull), before its loop gets to it."""
+    loop = asyncio.new_event_loop()
+    session = Session(tty=False, open_stdin=False)
+    writer = LogWriter(str(tmp_path / "json.log"))
+    try:
+        session.begin(loop, writer)
+        os.write(session.child.stdio[1], b"out\n")
+        os.write(session.child.stdio[2], b"err\n")
+        session.pull()       # the loop never ran
+        async def entries() -> list[tuple[str, bytes]]:
+            return [(e.stream, e.data) async for e in logs.read(
+                tmp_path / "json.log", stdout=True, stderr=True, tail=-1, since=None,
+                until=None, follow=False, alive=lambda: True)]
+        assert sorted(asyncio.run(entries())) == [("stderr", b"err\n"), ("stdout", b"out\n")]
+    finally:
+        session.child.close()
+        session.stop_reading()
+        writer.close()
+        loop.close()
+
+
 def test_health_checks_run(daemon, client):
     second = 1_000_000_000
     events = client.events(decode=True, filters={"event": "health_status"})
@@ -455,6 +479,22 @@ def test_commit_right_after_start(client):
             client.images.remove(image)
         finally:
             c.remove(force=True)
+
+
+def test_start_answers_once_the_program_runs(client):
+    """docker-py reads logs right after start: start answers once the
+    entrypoint's execve has succeeded (before, its process was often still
+    the runtime's child, before exec), and logs takes what the shim has
+    not read yet."""
+    c = client.containers.create("busybox", ["sleep", "30"],
+                                 labels={"brandpy.inject": "execve:delay=300ms"})
+    try:
+        c.start()
+        c.reload()
+        exe = os.readlink(f"/proc/{c.attrs['State']['Pid']}/exe")
+        assert exe.endswith("/bin/busybox"), exe
+    finally:
+        c.remove(force=True)
 
 
 def test_attach_replays_the_log_of_an_exited_container(client):
