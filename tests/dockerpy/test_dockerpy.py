@@ -27,15 +27,6 @@ KNOWN = {
     "TestNetworks::test_create_inspect_network_with_scope": "needs swarm mode (/swarm/init)",
     "TestNetworks::test_create_network_attachable": "needs swarm mode (/swarm/init)",
     "TestNetworks::test_create_network_ingress": "needs swarm mode (/swarm/init)",
-    "BuildTest::test_build_in_context_dockerfile":
-        "reads the logs of a just-started `ls` before it has written them (a race; one of "
-        "these is flaky on dockerd too)",
-    "BuildTest::test_build_out_of_context_dockerfile":
-        "reads the logs of a just-started `ls` before it has written them (a race)",
-    "BuildTest::test_build_in_context_nested_dockerfile":
-        "reads the logs of a just-started `ls` before it has written them (a race)",
-    "BuildTest::test_build_in_context_abs_dockerfile":
-        "reads the logs of a just-started `ls` before it has written them (a race)",
 }
 
 
