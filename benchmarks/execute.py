@@ -37,6 +37,19 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
+# Signals an orphan re-parented to us may send its new parent (stress-ng's
+# daemon stressor SIGALRMs it, which would end the suite): caught and
+# dropped. Caught, not ignored: exec resets a handler, so the commands we
+# start still get each at its default disposition.
+STRAY_SIGNALS = (signal.SIGALRM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
+                 signal.SIGVTALRM, signal.SIGPROF, signal.SIGIO)
+
+
+def drop_stray_signals() -> None:
+    for sig in STRAY_SIGNALS:
+        signal.signal(sig, lambda signum, frame: None)
+
+
 def execute(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> Outcome:
     """Run argv in a session of its own with stdin from /dev/null; on
     timeout kill its process group (SIGKILL) and report status 137."""

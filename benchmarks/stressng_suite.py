@@ -21,7 +21,7 @@ from pathlib import Path
 from . import offline
 from .coverage_results import Attribution
 from .coverage_suite import clear_tmp, privileged, with_report, with_trace, write_hosts
-from .execute import become_subreaper, execute
+from .execute import become_subreaper, drop_stray_signals, execute
 from .ledger import parse_ledger
 from .runners import NATIVE, Brandpy, Runner
 from .stopstats import split_stats
@@ -71,6 +71,7 @@ def run_stressng(config: StressConfig, log: Log,
                  progress: Callable[[StressResults], object] = lambda results: None
                  ) -> StressResults:
     become_subreaper()
+    drop_stray_signals()
     network = "host network"
     if config.offline:
         offline.isolate_network()

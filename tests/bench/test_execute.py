@@ -44,3 +44,18 @@ def _cmdline_has(pid: str, marker: str) -> bool:
         return marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return False
+
+
+def test_a_stray_signal_to_the_suite_is_dropped():
+    # stress-ng's daemon stressor SIGALRMs the parent its orphan is
+    # re-parented to (the subreaper); here the command sends it itself. The
+    # command after it still gets SIGALRM at its default disposition.
+    code = ("from benchmarks.execute import become_subreaper, drop_stray_signals, execute\n"
+            "become_subreaper()\n"
+            "drop_stray_signals()\n"
+            "env = {'PATH': '/usr/bin:/bin'}\n"
+            "execute(['sh', '-c', 'kill -ALRM $PPID; kill -HUP $PPID; sleep 0.2'], env, 30)\n"
+            "print(execute(['sh', '-c', 'kill -ALRM $$'], env, timeout=30).status)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+    assert (proc.returncode, proc.stdout.strip()) == (0, str(128 + 14)), proc.stderr
