@@ -279,12 +279,17 @@ def allocate_ports(bindings: dict[str, list[dict]]) -> dict[str, list[dict]]:
     return out
 
 
+# What a container's cgroup enforces (as root, where the host has the
+# controller: brandpy/runtime/cgroups.py), by HostConfig key.
+CGROUP_RESOURCES = {"Memory": "memory", "MemorySwap": "memory", "NanoCpus": "cpu",
+                    "CpuShares": "cpu", "CpuQuota": "cpu", "CpuPeriod": "cpu", "PidsLimit": "pids"}
 UNENFORCED_HOST = {
     "Memory": "memory limits are not enforced (no cgroups)",
     "MemorySwap": "memory limits are not enforced (no cgroups)",
     "NanoCpus": "CPU limits are not enforced (no cgroups)",
     "CpuShares": "CPU shares are not enforced (no cgroups)",
     "CpuQuota": "CPU limits are not enforced (no cgroups)",
+    "CpuPeriod": "CPU limits are not enforced (no cgroups)",
     "PidsLimit": "PID limits are not enforced (no cgroups)",
     "Sysctls": "sysctls are not applied",
     "Init": "--init is not provided: the entrypoint is the container's PID 1",
@@ -297,12 +302,19 @@ APPLIED_RESOURCES = ("CpusetCpus", "Ulimits", "Devices")
 UNSET: tuple[object, ...] = (None, 0, -1, False, "", [], {})
 
 
-def unenforced(host_config: dict, config: dict) -> list[str]:
-    """Warnings for settings brandpy accepts but does not enforce; docker
-    prints them at create time (the README lists them too)."""
+def enforced_resources(controllers: set[str]) -> list[str]:
+    """The HostConfig keys cgroups with these controllers enforce."""
+    return [key for key, kind in CGROUP_RESOURCES.items() if kind in controllers]
+
+
+def unenforced(host_config: dict, controllers: set[str]) -> list[str]:
+    """Warnings for settings brandpy accepts but does not enforce (with
+    containers' cgroups having these controllers); docker prints them at
+    create time (the README lists them too)."""
     out = []
+    enforced = enforced_resources(controllers)
     for key, why in UNENFORCED_HOST.items():
-        if host_config.get(key) not in UNSET:
+        if key not in enforced and host_config.get(key) not in UNSET:
             out.append(f"{key}: {why}")
     for key in RESOURCES:
         if key not in UNENFORCED_HOST and key not in APPLIED_RESOURCES \

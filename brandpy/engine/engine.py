@@ -26,6 +26,7 @@ from brandpy.images import rootfs as rootfslib
 from brandpy.images.fsutil import atomic_write_json, rmtree
 from brandpy.images.runconfig import merge_image_config
 from brandpy.images.store import ImageNotFound, Store, StoreError
+from brandpy.runtime import cgroups
 from brandpy.runtime.policy import capabilities, load_profile
 
 from . import health, links, logdrivers, research, runtimes, shimproto, timefmt
@@ -40,6 +41,7 @@ from .create import (
     container_mounts,
     cpuset,
     devices,
+    enforced_resources,
     no_new_privileges,
     parse_signal,
     port_bindings,
@@ -92,6 +94,7 @@ class Engine:
         self._create_lock = asyncio.Lock()   # name reservation
         self.shims = ShimForker()
         self.monitors: dict[str, health.Monitor] = {}    # container ID -> its health checks
+        self.cgroups = cgroups.enforceable()   # what containers' cgroups enforce here
 
     def reconfigure(self, settings: Settings) -> None:
         """New settings from a reload (SIGHUP), announced as dockerd does:
@@ -196,7 +199,7 @@ class Engine:
         ulimits(host_config)
         devices(host_config)
         cpuset(host_config)
-        warnings += unenforced(host_config, config)
+        warnings += unenforced(host_config, self.cgroups)
         warnings += self.netsetup.check_create(host_config, config)
         spec, research_warnings = research.from_labels(config.get("Labels") or {})
         warnings += research_warnings
@@ -339,7 +342,8 @@ class Engine:
                         "readonly_rootfs": bool(hc.get("ReadonlyRootfs")),
                         "group_add": list(hc.get("GroupAdd") or []),
                         "ulimits": ulimits(hc), "devices": devices(hc),
-                        "cpuset": cpuset(hc)},
+                        "cpuset": cpuset(hc), "limits": cgroups.Limits.of(hc).to_json(),
+                        "name": rec.id},
             "tty": rec.tty, "open_stdin": bool(cfg.get("OpenStdin")),
             "stdin_once": bool(cfg.get("StdinOnce")),
             "console_size": hc.get("ConsoleSize"),
@@ -723,7 +727,7 @@ class Engine:
         cpuset(changed)
         ulimits(changed)
         devices(changed)
-        warnings = unenforced(changed, {})
+        warnings = unenforced(changed, self.cgroups)
         if (body.get("RestartPolicy") or {}).get("Name"):     # the CLI sends an empty one
             changed["RestartPolicy"] = check_restart_policy(
                 {"RestartPolicy": body["RestartPolicy"],
@@ -734,7 +738,8 @@ class Engine:
         rec.save()
         if rec.running:
             warnings += [f"{key}: applies from the container's next start"
-                         for key in (*APPLIED_RESOURCES, "RestartPolicy") if key in changed]
+                         for key in (*APPLIED_RESOURCES, *enforced_resources(self.cgroups),
+                                     "RestartPolicy") if key in changed]
         self.container_event(rec, "update")
         return warnings
 

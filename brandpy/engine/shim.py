@@ -30,6 +30,7 @@ from typing import Any
 
 from brandpy.images.fsutil import atomic_write_json
 from brandpy.network import netns
+from brandpy.runtime.cgroups import Limits
 from brandpy.runtime.devices import Device
 from brandpy.runtime.run_setup import ContainerError
 from brandpy.runtime.sandbox import PortMapping, SandboxConfig, Ulimit, Volume
@@ -67,6 +68,7 @@ def sandbox_config(spec: dict) -> SandboxConfig:
     fields["ports"] = [PortMapping(**p) for p in fields.get("ports", [])]
     fields["ulimits"] = [Ulimit(**u) for u in fields.get("ulimits", [])]
     fields["devices"] = [Device(**d) for d in fields.get("devices", [])]
+    fields["limits"] = Limits(**fields.get("limits", {}))
     return SandboxConfig(**fields)
 
 

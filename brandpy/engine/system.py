@@ -9,7 +9,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING
 
 from brandpy.images import rootfs
-from brandpy.runtime import landlock
+from brandpy.runtime import cgroups, landlock
 
 from . import imageviews, runtimes, timefmt
 from .fsview import PLACEHOLDERS
@@ -66,6 +66,7 @@ def info(engine: Engine) -> dict:
     running = sum(1 for r in recs if r.running and not r.state.get("Paused"))
     paused = sum(1 for r in recs if r.state.get("Paused"))
     uname = platform.uname()
+    cg = engine.cgroups
     return {
         "ID": engine.daemon_id, "Containers": len(recs), "ContainersRunning": running,
         "ContainersPaused": paused, "ContainersStopped": len(recs) - running - paused,
@@ -74,13 +75,13 @@ def info(engine: Engine) -> dict:
                          ["Root Dir", str(engine.root)]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
                     "Authorization": None, "Log": ["json-file", "local", "none"]},
-        "MemoryLimit": False, "SwapLimit": False, "KernelMemoryTCP": False,
-        "CpuCfsPeriod": False, "CpuCfsQuota": False, "CPUShares": False, "CPUSet": False,
-        "PidsLimit": False, "IPv4Forwarding": engine.netsetup.net is not None, "Debug": False,
+        "MemoryLimit": "memory" in cg, "SwapLimit": False, "KernelMemoryTCP": False,
+        "CpuCfsPeriod": "cpu" in cg, "CpuCfsQuota": "cpu" in cg, "CPUShares": "cpu" in cg,
+        "CPUSet": False, "PidsLimit": "pids" in cg, "IPv4Forwarding": engine.netsetup.net is not None, "Debug": False,
         "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
         "NGoroutines": 0, "SystemTime": timefmt.iso(),
         "LoggingDriver": engine.settings.log_driver,
-        "CgroupDriver": "none", "CgroupVersion": "", "NEventsListener": len(
+        "CgroupDriver": "cgroupfs" if cg else "none", "CgroupVersion": cgroups.version(), "NEventsListener": len(
             engine.events.subscribers),
         "KernelVersion": uname.release, "OperatingSystem": _os_name(), "OSVersion": "",
         "OSType": "linux", "Architecture": uname.machine, "NCPU": os.cpu_count() or 1,
@@ -98,7 +99,10 @@ def info(engine: Engine) -> dict:
                             engine.netsetup.security_option()],
         "Warnings": [
             *([] if landlock.abi() else [f"WARNING: {landlock.UNAVAILABLE}"]),
-            "WARNING: no cgroups: memory, CPU and PID limits are not enforced",
+            *([] if {"memory", "cpu", "pids"} <= cg else [
+                "WARNING: no cgroups (the daemon is not root, or the host has no such "
+                f"controllers): {', '.join(sorted({'memory', 'cpu', 'pids'} - cg))} limits "
+                "are not enforced"]),
             *([] if engine.netsetup.net is not None else [
                 "WARNING: containers share the host's network stack (an unprivileged daemon "
                 "makes no network namespaces): ports are translated, the host's loopback is "

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from brandpy.runtime import cgroups
+from brandpy.runtime.cgroups import Limits
 from brandpy.runtime.devices import DEFAULT_DEVICES, Device, device_nodes
 from brandpy.runtime.policy import ALL_CAPS, CAP_NUMBERS, DEFAULT_CAPS
 from brandpy.runtime.sandbox import MASKED, READONLY_PROC, SandboxConfig, Volume
@@ -63,6 +65,7 @@ class Plan:
         sb = data["sandbox"]
         sb["volumes"] = [Volume(**v) for v in sb["volumes"]]
         sb["devices"] = [Device(**d) for d in sb.get("devices", [])]
+        sb["limits"] = Limits(**sb.get("limits", {}))
         data["sandbox"] = SandboxConfig(**sb)
         data["process"] = ProcessPlan.from_json(data["process"])
         data["hooks"] = {k: [Hook(**h) for h in v] for k, v in data["hooks"].items()}
@@ -131,7 +134,8 @@ def make_plan(bundle: str, config: dict[str, Any], cdir: ContainerDir, defaults:
         path.write_text(json.dumps(profile))
         seccomp = str(path)
     devices = _devices(linux, notes)
-    _linux_notes(linux, notes)
+    limits = _limits(linux)
+    _linux_notes(linux, notes, enforced_keys(limits))
     opts = _annotations(annotations, defaults)
     sandbox = SandboxConfig(
         rootfs=rootfs, argv=process.argv, env=process.env, workdir=process.cwd,
@@ -140,7 +144,8 @@ def make_plan(bundle: str, config: dict[str, Any], cdir: ContainerDir, defaults:
         kernel_release=opts["kernel-release"], personality=opts["personality"] == "true",
         seccomp=seccomp, cap_add=sorted(caps - DEFAULT_CAPS), cap_drop=sorted(DEFAULT_CAPS - caps),
         no_new_privileges=(config.get("process") or {}).get("noNewPrivileges") is True,
-        strict=opts["strict"] == "true", cpuset=opts["cpuset"], devices=devices)
+        strict=opts["strict"] == "true", cpuset=opts["cpuset"], devices=devices,
+        limits=limits, name=cdir.id)
     return Plan(sandbox=sandbox, process=process, bundle=bundle, engine=opts["engine"],
                 netns=netns, nfds=3 + preserve_fds, hooks=parse_hooks(config.get("hooks")),
                 annotations=annotations, notes=notes)
@@ -322,15 +327,42 @@ def _host_node(dev: dict[str, Any]) -> str | None:
     return next((os.fsdecode(node) for node, st in device_nodes(b"/dev") if matches(st)), None)
 
 
-def _linux_notes(linux: dict[str, Any], notes: list[Note]) -> None:
+# linux.resources that a container's cgroup enforces (brandpy/runtime/cgroups.py)
+# -> (its controller, Limits field)
+OCI_LIMITS = {("memory", "limit"): ("memory", "memory"), ("memory", "swap"): ("memory", "memory_swap"),
+              ("cpu", "quota"): ("cpu", "cpu_quota"), ("cpu", "period"): ("cpu", "cpu_period"),
+              ("cpu", "shares"): ("cpu", "cpu_shares"), ("pids", "limit"): ("pids", "pids")}
+
+
+def _limits(linux: dict[str, Any]) -> Limits:
+    resources = linux.get("resources") or {}
+    values = {}
+    for (group, key), (_, name) in OCI_LIMITS.items():
+        value = (resources.get(group) or {}).get(key) if isinstance(
+            resources.get(group), dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value:
+            values[name] = value
+    return Limits(**values)
+
+
+def enforced_keys(limits: Limits) -> set[tuple[str, str]]:
+    """The linux.resources given that cgroups here enforce."""
+    controllers = cgroups.enforceable()
+    return {(group, key) for (group, key), (kind, name) in OCI_LIMITS.items()
+            if kind in controllers and getattr(limits, name)}
+
+
+def _linux_notes(linux: dict[str, Any], notes: list[Note],
+                 enforced: set[tuple[str, str]]) -> None:
     limits = []
     for group, values in (linux.get("resources") or {}).items():
         if group == "devices" or not isinstance(values, dict):
             continue
-        limits += [f"{group}.{k}={v}" for k, v in values.items() if v not in (None, 0, "", [], {})]
+        limits += [f"{group}.{k}={v}" for k, v in values.items()
+                   if v not in (None, 0, "", [], {}) and (group, k) not in enforced]
     if limits:
-        notes.append(("warning", f"linux.resources not enforced (brandpy uses no cgroups): "
-                      f"{', '.join(limits)}"))
+        notes.append(("warning", f"linux.resources not enforced (no cgroup controller for "
+                      f"them here, or not one brandpy sets): {', '.join(limits)}"))
     ours = {"/" + p.decode().lstrip("/") for p in MASKED + READONLY_PROC}
     for key in ("maskedPaths", "readonlyPaths"):
         extra = sorted(set(linux.get(key) or []) - ours)

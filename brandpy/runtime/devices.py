@@ -17,6 +17,7 @@ import os
 import stat
 from dataclasses import dataclass
 
+from .cgroups import DeviceRule, device_rule
 from .errors import Errno
 from .identity import Cred
 from .mounts import Mount, MountTable
@@ -40,6 +41,23 @@ KMSG = os.makedev(1, 11)
 
 def is_device(mode: int) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
+def cgroup_rules(mounts: MountTable) -> list[DeviceRule]:
+    """The devices controller's allow rules for the devices given (as
+    root, the kernel's wall behind the gate of open_checked)."""
+    rules = []
+    for m in mounts.mounts:
+        if m.kind in GIVEN:
+            fd, _, owned = mounts.root_fd(m)
+            try:
+                rule = device_rule(os.fstat(fd), "rm" if m.readonly else "rwm")
+            finally:
+                if owned:
+                    os.close(fd)
+            if rule is not None:
+                rules.append(rule)
+    return rules
 
 
 def given(mounts: MountTable, kind: int, rdev: int) -> Mount | None:

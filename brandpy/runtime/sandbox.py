@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .acting import tracee_memory
+from .cgroups import Limits
 from .devices import DEFAULT_DEVICES, DEV_LINKS, Device
 from .errors import Errno
 from .identity import Cred, resolve_user
@@ -159,6 +160,8 @@ class SandboxConfig:
     group_add: list[str] = field(default_factory=list)     # docker --group-add
     ulimits: list[Ulimit] = field(default_factory=list)    # docker --ulimit
     devices: list[Device] = field(default_factory=list)    # docker --device
+    limits: Limits = field(default_factory=Limits)         # --memory, --cpus, --pids-limit
+    name: str = ""               # the container's id: its cgroup's name (as root)
 
 
 class Mirror(Protocol):

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from brandpy.runtime import landlock
-from brandpy.runtime.devices import DeviceError
+from brandpy.runtime.cgroups import Cgroup
+from brandpy.runtime.devices import DeviceError, cgroup_rules
 from brandpy.runtime.identity import Cred, UserError, resolve_user
 from brandpy.runtime.inject import Injector
 from brandpy.runtime.linux import SECCOMP_FILTER_FLAG_NEW_LISTENER
@@ -110,6 +111,7 @@ class Container:
         self.cpus = parse_cpuset(config.cpuset) if config.cpuset else set()
         self._hold: int | None = None
         self.spawner: landlock.Spawner | None = None
+        self.cgroup: Cgroup | None = None
 
     @property
     def init_pid(self) -> int:
@@ -133,11 +135,13 @@ class Container:
             raise ContainerError(f"cannot wall the container in: {exc}") from None
         self.sup.spawner = self.spawner
         try:
+            if os.geteuid() == 0:
+                self.cgroup = Cgroup.make(self.config.name or f"run-{os.getpid()}",
+                                          self.config.limits, cgroup_rules(self.sb.mounts))
             pid = self._spawn(self.config.argv, self.env, self.config.workdir, stdio, tty,
                               own_session, hold_fd)
         except BaseException:
-            self._end_spawner()
-            self.sb.close()     # run() will not be called
+            self._end()     # run() will not be called
             raise
         finally:
             if hold_fd >= 0:
@@ -157,8 +161,15 @@ class Container:
         try:
             return self.sup.run()
         finally:
-            self._end_spawner()
-            self.sb.close()
+            self._end()
+
+    def _end(self) -> None:
+        """Nothing of the container outlives it: what escaped tracing goes
+        with its cgroup."""
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        self._end_spawner()
+        self.sb.close()
 
     def _end_spawner(self) -> None:
         """Close the spawner, and reap it if the supervisor has not (its
@@ -197,6 +208,8 @@ class Container:
                 spawner=self.spawner.ctl if self.spawner else -1)
             if listener is not None:
                 self.sup.add_listener(listener)
+            if self.cgroup is not None:   # it waits for us at its first trapped call
+                self.cgroup.add(pid)
             return pid
         except OSError as exc:
             hint = ""

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import pytest
 
-from brandpy.runtime import landlock
+from brandpy.runtime import cgroups, landlock
 from brandpy.runtime.faults import BROKEN_HANDLER
 from tests.conftest import ENGINES, Runner
 
@@ -216,22 +216,29 @@ def test_host_devices(case: str, cell: Cell, rootfs_for, host_for, unpriv_python
         assert "GIVEN /tmp/x-null ok" in out, out
 
 
+WALLS_OFF = {"walls": (), "cgroup": (landlock.TEST_OFF,),
+             "control": (landlock.TEST_OFF, cgroups.TEST_OFF)}
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or landlock.abi() < 6, reason="the walls as root")
-@pytest.mark.parametrize("walls", [True, False], ids=["walls", "control"])
+@pytest.mark.parametrize("walls", list(WALLS_OFF))
 @pytest.mark.parametrize("engine", ENGINES)
-def test_walls_hold_for_devices(engine: str, walls: bool, rootfs_for, host_for) -> None:
+def test_walls_hold_for_devices(engine: str, walls: str, rootfs_for, host_for) -> None:
     """A broken open handler hands the kernel the raw path of a node the
     image carried: as root the container's paths are nodev in its mount
-    namespace, so the kernel refuses it (the control, without the walls,
-    opens the disk)."""
+    namespace and its cgroup allows only the devices it was given, so the
+    kernel refuses it, and either wall alone does (cgroup: the devices
+    controller only; the control, without either, opens the disk)."""
     rootfs = rootfs_for(0, "dev_attack")
     host = host_for(0)
     host.plant(rootfs)
-    env = {BROKEN_HANDLER: "open,openat"} | ({} if walls else {landlock.TEST_OFF: "1"})
+    if walls == "cgroup" and "devices" not in cgroups.enforceable():
+        pytest.skip("no devices cgroup controller here")
+    env = {BROKEN_HANDLER: "open,openat"} | {off: "1" for off in WALLS_OFF[walls]}
     proc, out = _run(Runner("root", engine, None), rootfs, ["/attack", "walls", str(rootfs),
                                                       host.text], (), **env)
     evidence = host.evidence(out)
-    if walls:
+    if walls != "control":
         assert not evidence and "REFUSED" in out and proc.returncode == 0, (evidence, out)
     else:
         assert "read the host's disk" in evidence, (evidence, out)
