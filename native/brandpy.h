@@ -103,6 +103,7 @@ int bp_landlock_ruleset(const struct bp_landlock_rule *rules, int n,
 #define BP_THREAD_ROOT 1        /* root with the filesystem capabilities (acting.FS_CAPS) */
 #define BP_THREAD_CHROOT 2      /* chrooted inside the container: Python resolves */
 #define BP_THREAD_TOPLEVEL 4    /* its process's parent is outside the container */
+#define BP_THREAD_ACCESS_ROOT 8 /* access() with its real IDs is root's with those capabilities too */
 
 struct bp_state;
 struct bp_state *bp_state_new(void);
@@ -111,7 +112,7 @@ int bp_state_add_mount(struct bp_state *s, const char *guest, const char *host, 
                        int kind, int root_fd, int root_is_dir);
 void bp_state_clear_mounts(struct bp_state *s);
 int bp_state_set_thread(struct bp_state *s, int tid, int tgid, int guest_tid, int guest_tgid,
-                        int flags, unsigned int fsuid, unsigned int fsgid);
+                        int flags);
 void bp_state_del_thread(struct bp_state *s, int tid);
 void bp_state_set_identity(struct bp_state *s, int fake_ids, unsigned int host_uid,
                            unsigned int host_gid);

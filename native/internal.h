@@ -25,7 +25,6 @@ struct bp_thread {
     int tgid;                   /* host TGID */
     int guest_tid, guest_tgid;
     int flags;                  /* BP_THREAD_* */
-    unsigned int fsuid, fsgid;  /* real mode: what the kernel would check with */
 };
 
 struct bp_state {

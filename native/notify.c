@@ -13,13 +13,13 @@
  * SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP both wake-ups stay on the current CPU.
  *
  * C acts with the supervisor's own credentials, so it takes only calls
- * where those give the kernel's answer: unprivileged (the container's
- * identity is emulated and the host user is the tracee's), or for a
- * container root with the filesystem capabilities (BP_THREAD_ROOT).
- * Whatever this file does not handle (another user's calls with real
- * credentials, /proc, chroots, image files to copy up, fake ownership to
- * record, fifos, xattrs...) goes to the Python handler (bp_py_notify), which
- * answers the same notification. */
+ * where those give the kernel's answer: a container root with the
+ * filesystem capabilities (BP_THREAD_ROOT), real or emulated, whom no
+ * permission check refuses. Whatever this file does not handle (another
+ * user's calls, whose permissions the kernel checks with real credentials
+ * and brandpy/runtime/dac.py with emulated ones; /proc, chroots, image
+ * files to copy up, fake ownership to record, fifos, xattrs...) goes to the
+ * Python handler (bp_py_notify), which answers the same notification. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -196,14 +196,7 @@ static int iarg(const struct ctx *c, int i)
 /* C performs with the supervisor's credentials: see the file's comment. */
 static int as_self(const struct ctx *c)
 {
-    return c->s->fake_ids || (c->t->flags & BP_THREAD_ROOT);
-}
-
-/* Fake identity and a user other than root: what it creates must have its
- * owner recorded (Python's fakefs). */
-static int records_owner(const struct ctx *c)
-{
-    return c->s->fake_ids && (c->t->fsuid || c->t->fsgid);
+    return c->t->flags & BP_THREAD_ROOT;
 }
 
 static int read_path(struct ctx *c, int path_i, char *buf)
@@ -434,8 +427,8 @@ static long access_family(struct ctx *c)
         if (nr == SYS_faccessat2)
             flags = iarg(c, 3);
     }
-    if (flags & ~AT_SYMLINK_NOFOLLOW || !as_self(c))
-        return BP_FALLBACK;
+    if (flags & ~AT_SYMLINK_NOFOLLOW || !(c->t->flags & BP_THREAD_ACCESS_ROOT))
+        return BP_FALLBACK;      /* AT_EACCESS, or real IDs that are not root's */
     if (mode & ~7)
         return -EINVAL;
     int follow = !(flags & AT_SYMLINK_NOFOLLOW);
@@ -451,12 +444,6 @@ static long access_family(struct ctx *c)
         if ((mode & W_OK) && c->r.mount->readonly &&
             (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)))
             return -EROFS;
-        if (!(c->t->flags & BP_THREAD_ROOT)) {
-            /* fake identity, a user other than root: the host's rules */
-            int at = AT_EACCESS | AT_SYMLINK_NOFOLLOW;
-            const char *name = at_name(&c->r, &at);
-            return faccessat(c->r.dirfd, name, mode, at) < 0 ? -errno : 0;
-        }
         /* the container's root passes every check a real root passes */
         if ((mode & X_OK) && !S_ISDIR(st.st_mode)) {
             if (c->s->fake_ids) {
@@ -658,12 +645,8 @@ static int open_object(struct ctx *c, int obj, int flags, unsigned int mode, int
     if (writes && exists && image_file(obj, &st))
         return BP_FALLBACK;              /* copy-up first */
     int mask = 0;
-    if ((flags & O_CREAT) || tmpfile) {
-        if (records_owner(c))
-            return BP_FALLBACK;          /* a new file gets the caller's IDs: Python's */
-        if ((mask = umask_of(c->req->pid)) < 0)
-            return BP_FALLBACK;
-    }
+    if (((flags & O_CREAT) || tmpfile) && (mask = umask_of(c->req->pid)) < 0)
+        return BP_FALLBACK;
     int fd;
     if (!exists || ((flags & O_CREAT) && (flags & O_EXCL)) || tmpfile) {
         /* a new file: O_EXCL never opens what is there */
@@ -760,7 +743,7 @@ static long mkdir_family(struct ctx *c)
 {
     int at = c->req->data.nr == SYS_mkdirat, mask;
     unsigned int mode = arg(c, at ? 2 : 1);
-    if (!as_self(c) || records_owner(c))
+    if (!as_self(c))
         return BP_FALLBACK;
     int rc = parent_arg(c, at, at ? iarg(c, 0) : AT_FDCWD, c->path, &c->r);
     if (rc <= 0)

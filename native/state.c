@@ -100,7 +100,7 @@ struct bp_thread *bp_state_thread(struct bp_state *s, int tid)
 }
 
 int bp_state_set_thread(struct bp_state *s, int tid, int tgid, int guest_tid, int guest_tgid,
-                        int flags, unsigned int fsuid, unsigned int fsgid)
+                        int flags)
 {
     struct bp_thread *t;
     if ((s->used + 1) * 2 > s->cap && grow(s) < 0)
@@ -115,8 +115,6 @@ int bp_state_set_thread(struct bp_state *s, int tid, int tgid, int guest_tid, in
     t->guest_tid = guest_tid;
     t->guest_tgid = guest_tgid;
     t->flags = flags;
-    t->fsuid = fsuid;
-    t->fsgid = fsgid;
     return 0;
 }
 

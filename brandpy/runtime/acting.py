@@ -10,7 +10,8 @@ duration: setfsuid, setfsgid, setgroups and capset are per thread at the
 syscall level (glibc's setgroups wrapper is not: it is called raw here).
 Unprivileged, the supervisor is the container's host user already and the
 container's identity is emulated (syscalls/handlers/fakefs.py): nothing to
-switch.
+switch; the credentials are noted for the checks the kernel cannot make
+between emulated users (dac.py).
 
 The supervisor's own bookkeeping inside a performed call (copying an image
 file up, recording fake ownership) runs as itself again (`as_supervisor`).
@@ -65,7 +66,8 @@ def _groups(groups: tuple[int, ...]) -> None:
 
 
 class _State(threading.local):
-    acting: Cred | None = None
+    acting: Cred | None = None      # real credentials taken by this thread
+    emulated: Cred | None = None    # emulated credentials performed for
 
 
 _state = _State()
@@ -97,11 +99,20 @@ def acts_as_supervisor(cred: Cred) -> bool:
 
 @contextmanager
 def as_tracee(cred: Cred, fake_ids: bool, exact: bool = False) -> Iterator[None]:
-    """Perform with cred's filesystem identity (real credentials only).
-    A root holding FS_CAPS performs as the supervisor itself, unless exact:
-    for opens whose checks look at other capabilities (procfs's
-    CAP_SYSLOG, CAP_SYS_RESOURCE, CAP_SYS_PTRACE; devices' CAP_SYS_RAWIO)."""
-    if fake_ids or _state.acting is cred or (
+    """Perform with cred's filesystem identity: real credentials are
+    taken by the thread, emulated ones noted for dac.py's checks. A root
+    holding FS_CAPS performs as the supervisor itself, unless exact: for
+    opens whose checks look at other capabilities (procfs's CAP_SYSLOG,
+    CAP_SYS_RESOURCE, CAP_SYS_PTRACE; devices' CAP_SYS_RAWIO)."""
+    if fake_ids:
+        outer_emulated = _state.emulated
+        _state.emulated = cred
+        try:
+            yield
+        finally:
+            _state.emulated = outer_emulated
+        return
+    if _state.acting is cred or (
             _state.acting is None and not exact and acts_as_supervisor(cred)):
         yield
         return
@@ -118,9 +129,13 @@ def as_tracee(cred: Cred, fake_ids: bool, exact: bool = False) -> Iterator[None]
 @contextmanager
 def as_supervisor() -> Iterator[None]:
     """Inside as_tracee: the supervisor's own identity for a moment."""
-    outer = _state.acting
+    outer, outer_emulated = _state.acting, _state.emulated
     if outer is None:
-        yield
+        _state.emulated = None
+        try:
+            yield
+        finally:
+            _state.emulated = outer_emulated
         return
     _state.acting = None
     _become(None)
@@ -129,6 +144,17 @@ def as_supervisor() -> Iterator[None]:
     finally:
         _state.acting = outer
         _become(outer)
+
+
+def acting_cred() -> Cred | None:
+    """The real credentials this thread took (None: its own)."""
+    return _state.acting
+
+
+def emulated_cred() -> Cred | None:
+    """The emulated credentials this thread performs for (None: none, or
+    real credentials)."""
+    return _state.emulated
 
 
 CAP_SYS_PTRACE = 1 << 19

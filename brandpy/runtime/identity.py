@@ -39,6 +39,13 @@ class Cred:
     def capable(self, cap: str) -> bool:
         return cap in self.caps
 
+    def for_access(self) -> Cred:
+        """What access() and faccessat() without AT_EACCESS check with
+        (access_override_creds): the real IDs, and a real root's permitted
+        capabilities (none for another real user)."""
+        return replace(self, fsuid=self.ruid, fsgid=self.rgid,
+                       caps=self.permitted if self.ruid == 0 else frozenset())
+
     # -- set*id with Linux's permission rules -------------------------------
 
     def _set_uids(self, r: int, e: int, s: int) -> None:

@@ -25,6 +25,10 @@ Inside the proc mount the walk is on host path strings: procfs is the
 kernel's, the container can neither create nor rename anything there, and
 PIDs must be translated on the way.
 
+Search permission is checked on each directory a name is looked up in
+(dac.py): with emulated identities for every step, with real credentials
+for a lexical `..` (the kernel checks its own lookups).
+
 Errors in the middle of a path (a missing directory, a file used as a
 directory, a symlink loop) are raised here with the errno Linux gives; a
 missing or special last component is left to the call, so creation and
@@ -40,6 +44,7 @@ import stat
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
+from . import dac
 from .errors import Errno
 from .linux import (
     AT_FDCWD,
@@ -290,7 +295,8 @@ class Resolver:
               path: bytes, follow: bool, resolve_flags: int = 0) -> Resolved:
         trailing_slash = path.endswith(b"/")
         pending = deque(c for c in path.split(b"/") if c and c != b".")
-        last_is_dot = path.rstrip(b"/").endswith((b"/.", b"/..")) or path in (b".", b"..")
+        stripped = path.rstrip(b"/")
+        last_is_dot = stripped.endswith((b"/.", b"/..")) or stripped in (b".", b"..")
         links = 0
         w = _Walk(self.mounts, cur)
         # RESOLVE_NO_XDEV: every step (.., a mount point, a jump) stays on this mount
@@ -300,6 +306,7 @@ class Resolver:
                 if home is not None and self.mounts.lookup(cur)[0] is not home:
                     raise Errno(errno.EXDEV)
                 comp = pending.popleft()
+                self._search(w, comp == b"..")
                 if comp == b"..":
                     if len(cur) > floor:
                         cur.pop()
@@ -350,9 +357,17 @@ class Resolver:
                 w.drop()
             if home is not None and self.mounts.lookup(cur)[0] is not home:
                 raise Errno(errno.EXDEV)
+            if stripped == b"." or stripped.endswith(b"/."):
+                self._search(w, False)           # "." is looked up in it too
             return self._at_cur(w, last_is_dot, trailing_slash)
         finally:
             w.drop()
+
+    def _search(self, w: _Walk, lexical: bool) -> None:
+        """Search permission on the walk's directory before a name is looked
+        up in it (procfs checks its own)."""
+        if dac.search_checked(lexical) and self.mounts.lookup(w.cur)[0].kind != "proc":
+            dac.search(w.dirfd())
 
     def _step(self, w: _Walk, comp: bytes, last: bool) -> bytes | None:
         """One component below w: descend into a directory (w moves), or

@@ -109,14 +109,15 @@ class NativeSupervisor(Supervisor):
         flags = 0
         if acts_as_supervisor(c):
             flags |= lib.BP_THREAD_ROOT
+        if acts_as_supervisor(c.for_access()):
+            flags |= lib.BP_THREAD_ACCESS_ROOT
         if proc.root != b"/":
             flags |= lib.BP_THREAD_CHROOT
         if proc.parent is None:
             flags |= lib.BP_THREAD_TOPLEVEL
         pids = self.sb.pids
         lib.bp_state_set_thread(self.state, tid, proc.tgid, pids.assign(tid),
-                                pids.to_guest(proc.tgid) or pids.assign(proc.tgid), flags,
-                                c.fsuid, c.fsgid)
+                                pids.to_guest(proc.tgid) or pids.assign(proc.tgid), flags)
 
     def gone(self, tid: int) -> None:
         lib.bp_state_del_thread(self.state, tid)

@@ -27,7 +27,7 @@ import os
 import stat
 
 from brandpy.fsmeta import Override
-from brandpy.runtime import binfmt
+from brandpy.runtime import binfmt, dac
 from brandpy.runtime.acting import as_supervisor, as_tracee
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
@@ -36,7 +36,7 @@ from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from brandpy.runtime.process import COMM_LEN, ExecImage
 
 from . import fakefs, stacked
-from .ident import capable, trap_filter
+from .ident import trap_filter
 from .paths import Obj, find_path, read_path, tracee_file
 
 SYS_execve = 59
@@ -195,29 +195,11 @@ def _secure_env(call: Call, envp_i: int) -> None:
 
 def _check_executable(call: Call, obj: Obj) -> None:
     """open_exec()'s checks, in the kernel's order (with the caller's
-    credentials: see as_tracee in _exec)."""
-    if not stat.S_ISREG(obj.st.st_mode) or not os.access(obj.path, os.X_OK,
-                                                          effective_ids=True) \
-            or not _may_exec(call, obj):
+    credentials, real or emulated: see as_tracee in _exec)."""
+    if not stat.S_ISREG(obj.st.st_mode) or not dac.allowed(obj.fd, dac.MAY_EXEC, obj.st):
         raise Errno(errno.EACCES)
     if _open_for_writing(obj):
         raise Errno(errno.ETXTBSY)
-
-
-def _may_exec(call: Call, obj: Obj) -> bool:
-    """MAY_EXEC as the container sees the file: unprivileged, the owner's,
-    group's or others' x bit as the caller's emulated fsuid and groups
-    select it (CAP_DAC_OVERRIDE needs any x bit); with real credentials
-    os.access above was the kernel's own check."""
-    if not call.sb.fake_ids:
-        return True
-    view = fakefs.view(obj)
-    c = call.proc.cred
-    shift = 6 if c.fsuid == view.uid else 3 if view.gid == c.fsgid or view.gid in c.groups \
-        else 0
-    if view.mode >> shift & 1:
-        return True
-    return bool(view.mode & 0o111) and capable(call, "CAP_DAC_OVERRIDE")
 
 
 def _open_for_writing(obj: Obj) -> bool:

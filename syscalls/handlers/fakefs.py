@@ -6,8 +6,9 @@ dpkg and `ls -l` see what they set. The host user's own files appear owned
 by the container's root; other host IDs appear as nobody.
 
 Only the container's root may change other people's files (CAP_CHOWN,
-CAP_FOWNER), as on Linux; permission checks between two non-root container
-users are the host's (both are the same host user) — see README.
+CAP_FOWNER), as on Linux; permission checks between the container's users,
+which the host kernel cannot make (they are all one host user), are
+brandpy/runtime/dac.py's.
 
 Everything here acts on a file held open (paths.Obj), never on a path.
 """
@@ -21,7 +22,7 @@ from dataclasses import replace
 
 from brandpy import fsmeta
 from brandpy.fsmeta import Override
-from brandpy.runtime import devices
+from brandpy.runtime import dac, devices
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.pathres import Resolved
@@ -30,28 +31,11 @@ from .paths import OBJ, Obj, oserror
 
 OWNER_BITS_FILE = 0o600     # kept on the real file so the host user can still use it
 OWNER_BITS_DIR = 0o700
-F_OK, X_OK, W_OK, R_OK = 0, 1, 2, 4
 
 
 def view(obj: Obj) -> Override:
     """What the container sees of a file."""
-    if not obj.is_link:
-        try:
-            return Override.decode(os.getxattr(obj.path, fsmeta.XATTR))
-        except (OSError, ValueError):
-            pass
-    return fsmeta.default_view(obj.st)
-
-
-def root_access(obj: Obj, mode: int) -> int:
-    """access() as root sees it: existence, read-only mounts, and X_OK needs
-    some execute bit on a non-directory."""
-    if mode & W_OK and obj.readonly and (obj.is_link or stat.S_ISREG(obj.st.st_mode)
-                                         or stat.S_ISDIR(obj.st.st_mode)):
-        raise Errno(errno.EROFS)
-    if mode & X_OK and not stat.S_ISDIR(obj.st.st_mode) and not view(obj).mode & 0o111:
-        raise Errno(errno.EACCES)
-    return 0
+    return dac.view(obj.fd, obj.st)
 
 
 # -- chown and chmod ----------------------------------------------------------------
@@ -59,9 +43,10 @@ def root_access(obj: Obj, mode: int) -> int:
 def chown(call: Call, obj: Obj, uid: int, gid: int) -> int:
     old = view(obj)
     c = call.proc.cred
+    # setattr_prepare's chown_ok and chgrp_ok: an ID left as it is (-1) is not checked
     if not c.capable("CAP_CHOWN") and (
-            (uid != -1 and uid != old.uid) or c.fsuid != old.uid
-            or (gid != -1 and gid != old.gid and gid not in c.groups and gid != c.fsgid)):
+            (uid != -1 and (c.fsuid != old.uid or uid != old.uid)) or
+            (gid != -1 and (c.fsuid != old.uid or gid != old.gid and not dac.in_group(c, gid)))):
         raise Errno(errno.EPERM)
     new_uid = old.uid if uid == -1 else uid
     new_gid = old.gid if gid == -1 else gid
@@ -167,7 +152,8 @@ def device_record(call: Call, obj: int, flags: int) -> int:
     """An empty file (an O_PATH fd) that mknod_device made a device: opening
     it opens that device if the container was given it (the returned
     O_PATH fd of its node), else EPERM, as under Docker's device cgroup;
-    -1 for any other file. The recorded mode applies to non-root users."""
+    -1 for any other file. The recorded mode was checked as any file's
+    (dac.may_open)."""
     try:
         ov = Override.decode(os.getxattr(b"/proc/self/fd/%d" % obj, fsmeta.XATTR))
     except (OSError, ValueError):
@@ -175,12 +161,6 @@ def device_record(call: Call, obj: int, flags: int) -> int:
     if ov.kind not in ("block", "char"):
         return -1
     kind = stat.S_IFBLK if ov.kind == "block" else stat.S_IFCHR
-    c = call.proc.cred
-    m = devices.gate(call.sb.mounts, None, kind, ov.rdev, flags, c)
-    want = {os.O_RDONLY: 4, os.O_WRONLY: 2}.get(flags & 3, 6)
-    bits = ov.mode >> 6 if c.fsuid == ov.uid else \
-        ov.mode >> 3 if ov.gid == c.fsgid or ov.gid in c.groups else ov.mode
-    if c.fsuid != 0 and want & ~bits & 7:
-        raise Errno(errno.EACCES)
+    m = devices.gate(call.sb.mounts, None, kind, ov.rdev, flags, call.proc.cred)
     fd, _, owned = call.sb.mounts.root_fd(m)
     return fd if owned else os.dup(fd)

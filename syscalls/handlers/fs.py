@@ -18,7 +18,7 @@ import stat
 import struct
 
 from brandpy.fsmeta import Override
-from brandpy.runtime import statbuf
+from brandpy.runtime import dac, statbuf
 from brandpy.runtime.acting import as_tracee
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
@@ -220,6 +220,7 @@ def _mkdir(call: Call, path_i: int, dirfd_i: int | None, mode: int) -> int:
     with parent_of(call, path_i, dirfd_i) as r:
         if not r.name:
             raise Errno(errno.EEXIST)
+        dac.may_create(r.dirfd, r.name)
         perm = mode & 0o7777 & ~umask_of(call.tid)
         old = os.umask(0)
         try:
@@ -254,6 +255,7 @@ def _mknod(call: Call, path_i: int, dirfd_i: int | None, mode: int, dev: int) ->
         make_at(r)
         if exists_at(r):
             raise Errno(errno.EEXIST)
+        dac.may_create(r.dirfd)
         perm = mode & 0o7777 & ~umask_of(call.tid)
         if call.sb.fake_ids and kind in (stat.S_IFCHR, stat.S_IFBLK):
             return fakefs.mknod_device(call, r, kind, perm, dev)
@@ -308,6 +310,7 @@ def _remove(call: Call, path_i: int, dirfd_i: int | None, directory: bool) -> in
         if not r.name:                         # a mount point
             raise Errno(errno.EBUSY if directory or not stat_at(r) or
                         not stat.S_ISDIR(stat_at(r).st_mode) else errno.EISDIR)  # type: ignore[union-attr]
+        dac.may_delete(r.dirfd, r.name)
         try:
             if directory:
                 os.rmdir(r.name, dir_fd=r.dirfd)
@@ -342,6 +345,7 @@ def _symlink(call: Call, target_i: int, path_i: int, dirfd_i: int | None) -> int
         raise Errno(errno.ENOENT)
     with parent_of(call, path_i, dirfd_i) as r:
         make_at(r)
+        dac.may_create(r.dirfd, r.name)
         try:
             os.symlink(target, r.name, dir_fd=r.dirfd)
         except OSError as exc:
@@ -379,6 +383,7 @@ def _rename(call: Call, old: tuple[int | None, int], new: tuple[int | None, int]
             raise Errno(errno.ENOTDIR)
         if new_slash and exchange and _is_dir_at(n) is False:
             raise Errno(errno.ENOTDIR)
+        dac.may_rename(o.dirfd, o.name, n.dirfd, n.name, flags)
         try:
             _renameat2(o.dirfd, o.name, n.dirfd, n.name, flags)
         except OSError as exc:
@@ -409,8 +414,12 @@ def _link(call: Call, old: tuple[int | None, int], new: tuple[int | None, int],
     with find(call, old[1], old[0], follow=bool(flags & AT_SYMLINK_FOLLOW),
               flags=flags) as obj, parent_of(call, new[1], new[0]) as n:
         make_at(n)
+        if exists_at(n):
+            raise Errno(errno.EEXIST)
         if obj.mount is not n.mount:
             raise Errno(errno.EXDEV)
+        dac.may_link(obj.fd, obj.st)
+        dac.may_create(n.dirfd)
         if stat.S_ISDIR(obj.st.st_mode):
             raise Errno(errno.EPERM)
         try:
@@ -504,16 +513,20 @@ def fchownat(call: Call) -> int:
     return _path_chown(call, 1, 0, (_ids(call, 2), _ids(call, 3)), flags)
 
 
+def _truncatable(obj: Obj) -> None:
+    if stat.S_ISDIR(obj.st.st_mode):
+        raise Errno(errno.EISDIR)
+    if not stat.S_ISREG(obj.st.st_mode):
+        raise Errno(errno.EINVAL)
+    dac.need(obj.fd, dac.MAY_WRITE, obj.st)
+
+
 @performed
 def truncate(call: Call) -> int:
     length = call.arg(1)
     if length >= 1 << 63:
         raise Errno(errno.EINVAL)
-    with changing(call, 0) as obj:
-        if stat.S_ISDIR(obj.st.st_mode):
-            raise Errno(errno.EISDIR)
-        if not stat.S_ISREG(obj.st.st_mode):
-            raise Errno(errno.EINVAL)
+    with changing(call, 0, check=_truncatable) as obj:
         try:
             fd = os.open(obj.path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError as exc:
@@ -557,7 +570,10 @@ def _timevals(call: Call, addr: int) -> tuple[tuple[int, int], tuple[int, int]] 
 
 def _utimes(call: Call, path_i: int | None, dirfd_i: int | None,
             times: tuple[tuple[int, int], tuple[int, int]] | None, flags: int = 0) -> int:
-    with changing(call, path_i, dirfd_i, follow=_follow(flags), flags=flags) as obj:
+    # explicit times are the owner's; "now" (NULL, or UTIME_NOW for both) a writer's too
+    explicit = times is not None and not all(t[1] == UTIME_NOW for t in times)
+    with changing(call, path_i, dirfd_i, follow=_follow(flags), flags=flags,
+                  check=lambda obj: dac.may_set_times(obj.fd, obj.st, explicit)) as obj:
         return _set_times(obj, times)
 
 
@@ -848,7 +864,7 @@ def chdir(call: Call) -> None:
     with as_tracee(call.proc.cred, call.sb.fake_ids), find(call, 0) as obj:
         if not stat.S_ISDIR(obj.st.st_mode):
             raise Errno(errno.ENOTDIR)
-        if not os.access(obj.path, os.X_OK, effective_ids=True):
+        if not dac.allowed(obj.fd, dac.MAY_EXEC, obj.st):
             raise Errno(errno.EACCES)
         assert obj.r is not None
         host = obj.r.host
@@ -871,7 +887,7 @@ def chroot(call: Call) -> int:
     with find(call, 0) as obj:
         if not stat.S_ISDIR(obj.st.st_mode):
             raise Errno(errno.ENOTDIR)
-        if not os.access(obj.path, os.X_OK, effective_ids=True):
+        if not dac.allowed(obj.fd, dac.MAY_EXEC, obj.st):
             raise Errno(errno.EACCES)
         if not capable(call, "CAP_SYS_CHROOT"):     # after the path's own errors
             raise Errno(errno.EPERM)
@@ -889,6 +905,7 @@ def inotify_add_watch(call: Call) -> int:
     pidfd_getfd) on exactly the file found."""
     mask = call.arg(2) & 0xFFFFFFFF
     with find(call, 1, follow=not mask & IN_DONT_FOLLOW) as obj:
+        dac.need(obj.fd, dac.MAY_READ, obj.st)
         if not obj.readonly:
             # an image file is shared with other containers: the watch goes
             # on the container's own copy, which its writes will change

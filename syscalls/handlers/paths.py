@@ -23,7 +23,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from brandpy.images import layers, rootfs
@@ -253,11 +253,16 @@ def writable(call: Call, obj: Obj) -> Obj:
 
 @contextmanager
 def changing(call: Call, path_i: int | None, dirfd_i: int | None = None, *,
-             follow: bool = True, flags: int = 0) -> Iterator[Obj]:
+             follow: bool = True, flags: int = 0,
+             check: Callable[[Obj], None] | None = None) -> Iterator[Obj]:
     """find() for a call that changes the file: read-only mounts and
-    copy-up applied."""
+    copy-up applied, after the call's own check of the file (check)."""
     obj = find(call, path_i, dirfd_i, follow=follow, flags=flags)
     try:
+        if obj.readonly:
+            raise Errno(errno.EROFS)
+        if check is not None:
+            check(obj)
         obj = writable(call, obj)
         yield obj
     finally:

@@ -16,10 +16,9 @@ import re
 import stat
 import struct
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TypeVar
 
-from brandpy.runtime import devices
+from brandpy.runtime import dac, devices
 from brandpy.runtime.acting import as_tracee
 from brandpy.runtime.call import Call, Inject
 from brandpy.runtime.errors import Errno
@@ -72,20 +71,16 @@ def root_like(call: Call) -> bool:
 def _access(call: Call, dirfd_i: int | None, path_i: int, mode: int, flags: int) -> int:
     if mode & ~7:
         raise Errno(errno.EINVAL)
-    c = call.proc.cred
-    if not flags & AT_EACCESS:
-        # access() checks with the real IDs (and root's capabilities only for
-        # a real root), faccessat2(AT_EACCESS) with the effective ones
-        c = replace(c, fsuid=c.ruid, fsgid=c.rgid, caps=c.caps if c.ruid == 0 else frozenset())
+    # access() checks with the real IDs, faccessat2(AT_EACCESS) with the
+    # effective ones; the walk too
+    c = call.proc.cred if flags & AT_EACCESS else call.proc.cred.for_access()
     with as_tracee(c, call.sb.fake_ids), \
             find(call, path_i, dirfd_i, follow=not flags & AT_SYMLINK_NOFOLLOW,
                  flags=flags) as obj:
-        if call.sb.fake_ids and c.fsuid == 0:
-            return fakefs.root_access(obj, mode)
         if mode & W_OK and obj.readonly and (stat.S_ISREG(obj.st.st_mode) or obj.is_link
                                              or stat.S_ISDIR(obj.st.st_mode)):
             raise Errno(errno.EROFS)
-        if not os.access(obj.path, mode, effective_ids=True):
+        if mode and not dac.allowed(obj.fd, mode, obj.st):
             raise Errno(errno.EACCES)
     return 0
 
@@ -223,12 +218,17 @@ def _open_object(call: Call, r: Resolved, obj: int, flags: int, real_flags: int,
             raise Errno(errno.ENOENT)
         if not r.name:
             raise Errno(errno.EEXIST)
+        if st is None:
+            dac.may_create(r.dirfd)
+        elif flags & O_TMPFILE == O_TMPFILE and stat.S_ISDIR(st.st_mode):
+            dac.need(obj, dac.MAY_WRITE | dac.MAY_EXEC, st)
         umask = umask_of(call.tid) if flags & (O_CREAT | __O_TMPFILE) else 0
         opener = _Opener(os.dup(r.dirfd), r.name, real_flags | O_NOFOLLOW | (
             O_EXCL if st is None and flags & O_CREAT else 0), mode & 0o7777 & ~umask)
     else:
         if stat.S_ISDIR(st.st_mode) and flags & O_CREAT:
             raise Errno(errno.EISDIR)
+        dac.may_open(obj, st, flags)
         if devices.is_device(st.st_mode):
             devices.gate(call.sb.mounts, None if r.name else r.mount, stat.S_IFMT(st.st_mode),
                          st.st_rdev, flags, call.proc.cred)

@@ -1,0 +1,285 @@
+"""Linux's discretionary access control, for emulated identities.
+
+Unprivileged, the container's users are emulated over one host user
+(fsmeta.py's fake ownership): the host kernel sees every container process
+as the file's owner and checks nothing between them. What it would check
+with real credentials is checked here instead, with the emulated
+credentials of whoever the supervisor performs for (acting.as_tracee) and
+the ownership and mode the container sees: search permission at each step
+of the path walk (pathres.py), and read, write and execute permission,
+the parent's write and search permission, the sticky bit, protected
+hardlinks and owner-only changes in the handlers, as fs/namei.c and
+fs/attr.c do (generic_permission, may_delete, may_create, may_linkat,
+setattr_prepare). CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER
+bypass them as on Linux; POSIX ACLs are not emulated.
+
+With real credentials (the supervisor runs as root) the kernel makes these
+checks itself on the calls performed as the caller; `allowed` asks it, for
+the calls that are checked without being performed (access, chdir, exec)
+and for `..`, which the walk takes lexically.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from brandpy import fsmeta
+from brandpy.fsmeta import Override
+
+from .acting import acting_cred, emulated_cred
+from .errors import Errno
+from .identity import Cred
+
+MAY_EXEC, MAY_WRITE, MAY_READ = 1, 2, 4
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+SEARCH_CAPS = frozenset({"CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH"})
+
+
+def _self(fd: int) -> bytes:
+    return b"/proc/self/fd/%d" % fd
+
+
+def view(fd: int, st: os.stat_result | None = None) -> Override:
+    """Ownership and mode the container sees of the file fd holds (O_PATH
+    or not): its override, read through the fd's magic link (the xattr
+    calls take no O_PATH fd), or the default view."""
+    if st is None:
+        st = os.fstat(fd)
+    if not stat.S_ISLNK(st.st_mode):
+        try:
+            return Override.decode(os.getxattr(_self(fd), fsmeta.XATTR))
+        except (OSError, ValueError):
+            pass
+    return fsmeta.default_view(st)
+
+
+# -- the rules, on what the container sees -----------------------------------------
+
+def in_group(cred: Cred, gid: int) -> bool:
+    return gid == cred.fsgid or gid in cred.groups
+
+
+def permission(cred: Cred, ov: Override, mask: int) -> bool:
+    """generic_permission(): the owner's, group's or others' bits, then the
+    capabilities that override them."""
+    bits = ov.mode >> 6 if cred.fsuid == ov.uid else \
+        ov.mode >> 3 if in_group(cred, ov.gid) else ov.mode
+    if not mask & ~bits & 7:
+        return True
+    if ov.kind == "dir":
+        if not mask & MAY_WRITE and cred.capable("CAP_DAC_READ_SEARCH"):
+            return True
+        return cred.capable("CAP_DAC_OVERRIDE")
+    if mask == MAY_READ and cred.capable("CAP_DAC_READ_SEARCH"):
+        return True
+    return (not mask & MAY_EXEC or bool(ov.mode & 0o111)) and cred.capable("CAP_DAC_OVERRIDE")
+
+
+def owner_or_capable(cred: Cred, ov: Override) -> bool:
+    """inode_owner_or_capable()."""
+    return cred.fsuid == ov.uid or cred.capable("CAP_FOWNER")
+
+
+def _sure(cred: Cred, mask: int) -> bool:
+    """Passes without looking at the file (the common root case)."""
+    if mask & MAY_EXEC and not mask & MAY_WRITE:
+        return False            # a file needs some x bit even for CAP_DAC_OVERRIDE
+    return cred.capable("CAP_DAC_OVERRIDE")
+
+
+def _need(cred: Cred, fd: int, mask: int, st: os.stat_result | None = None) -> None:
+    if not _sure(cred, mask) and not permission(cred, view(fd, st), mask):
+        raise Errno(errno.EACCES)
+
+
+# -- checks of the emulated identity the supervisor acts for -------------------------
+
+def search_checked(lexical: bool) -> bool:
+    """Whether the walk must check search permission before a lookup: for
+    an emulated identity without CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH;
+    with real credentials the kernel checks its own lookups, and only a
+    lexical `..` of another identity than the supervisor's is asked of it."""
+    cred = emulated_cred()
+    if cred is not None:
+        return not cred.caps & SEARCH_CAPS
+    return lexical and acting_cred() is not None
+
+
+def search(fd: int) -> None:
+    """MAY_EXEC on the directory fd, which the walk looks a name up in."""
+    cred = emulated_cred()
+    if cred is not None:
+        _need(cred, fd, MAY_EXEC)
+    elif not os.access(_self(fd), os.X_OK, effective_ids=True):
+        raise Errno(errno.EACCES)
+
+
+def allowed(fd: int, mask: int, st: os.stat_result | None = None) -> bool:
+    """MAY_READ/WRITE/EXEC on the file fd holds, by the emulated rules or,
+    with real credentials, the kernel's for the identity acted as."""
+    cred = emulated_cred()
+    if cred is None:
+        return os.access(_self(fd), mask, effective_ids=True)
+    return _sure(cred, mask) or permission(cred, view(fd, st), mask)
+
+
+def need(fd: int, mask: int, st: os.stat_result | None = None) -> None:
+    """EACCES unless the emulated identity may (real credentials: the
+    kernel checks the call performed)."""
+    cred = emulated_cred()
+    if cred is not None:
+        _need(cred, fd, mask, st)
+
+
+def may_open(fd: int, st: os.stat_result, flags: int) -> None:
+    """may_open() of an existing file: the access mode and O_TRUNC ask
+    for read and write permission; O_NOATIME is the owner's. A directory
+    opened for writing is left to the kernel (EISDIR)."""
+    cred = emulated_cred()
+    if cred is None:
+        return
+    mask = (MAY_READ, MAY_WRITE, MAY_READ | MAY_WRITE, MAY_READ | MAY_WRITE)[flags & 3]
+    if flags & os.O_TRUNC and not stat.S_ISFIFO(st.st_mode) and not stat.S_ISSOCK(st.st_mode):
+        mask |= MAY_WRITE
+    if stat.S_ISDIR(st.st_mode) and mask & MAY_WRITE:
+        return
+    ov = None if _sure(cred, mask) else view(fd, st)
+    if ov is not None and not permission(cred, ov, mask):
+        raise Errno(errno.EACCES)
+    if flags & os.O_NOATIME and not owner_or_capable(cred, ov or view(fd, st)):
+        raise Errno(errno.EPERM)
+
+
+def _lookup(dirfd: int, name: bytes) -> int:
+    """An O_PATH fd of name in dirfd, not followed; -1 when it is not there."""
+    try:
+        return os.open(name or b".", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+    except OSError:
+        return -1
+
+
+def may_create(dirfd: int, name: bytes | None = None) -> None:
+    """may_create(): a new name needs write and search permission on its
+    directory. A name given that exists is left to the kernel (EEXIST
+    comes first)."""
+    cred = emulated_cred()
+    if cred is None or _sure(cred, MAY_WRITE | MAY_EXEC):
+        return
+    if name is not None:
+        fd = _lookup(dirfd, name)
+        if fd >= 0:
+            os.close(fd)
+            return
+    _need(cred, dirfd, MAY_WRITE | MAY_EXEC)
+
+
+def _may_delete(cred: Cred, dirfd: int, victim: int) -> None:
+    d = view(dirfd)
+    if not _sure(cred, MAY_WRITE | MAY_EXEC) and not permission(cred, d, MAY_WRITE | MAY_EXEC):
+        raise Errno(errno.EACCES)
+    if d.mode & stat.S_ISVTX and cred.fsuid != d.uid and not cred.capable("CAP_FOWNER"):
+        f = view(victim)
+        if f.kind != "symlink" and cred.fsuid != f.uid:
+            raise Errno(errno.EPERM)
+
+
+def may_delete(dirfd: int, name: bytes) -> None:
+    """may_delete() of name in dirfd: write and search permission on the
+    directory (EACCES); in a sticky one, only the file's or the
+    directory's owner, or CAP_FOWNER (EPERM). A missing name is left to
+    the kernel (ENOENT). A symlink's owner is not recorded (symlinks take
+    no xattr): the sticky bit does not protect symlinks."""
+    cred = emulated_cred()
+    if cred is None:
+        return
+    victim = _lookup(dirfd, name)
+    if victim >= 0:
+        try:
+            _may_delete(cred, dirfd, victim)
+        finally:
+            os.close(victim)
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def may_rename(old_dir: int, old: bytes, new_dir: int, new: bytes, flags: int) -> None:
+    """vfs_rename()'s checks: the source may be deleted, the target made
+    or deleted (replaced, or exchanged); a directory that moves to another
+    parent needs write permission itself (its ".." changes). What the kernel
+    refuses before them (ENOENT, EEXIST) is left to it."""
+    cred = emulated_cred()
+    if cred is None:
+        return
+    src = _lookup(old_dir, old)
+    dst = _lookup(new_dir, new)
+    try:
+        if src < 0 or (dst < 0 and flags & RENAME_EXCHANGE) or \
+                (dst >= 0 and flags & RENAME_NOREPLACE):
+            return
+        src_st = os.fstat(src)
+        dst_st = os.fstat(dst) if dst >= 0 else None
+        if dst_st is not None and _same(src_st, dst_st):
+            return
+        _may_delete(cred, old_dir, src)
+        if dst < 0:
+            _need(cred, new_dir, MAY_WRITE | MAY_EXEC)
+        else:
+            _may_delete(cred, new_dir, dst)
+        if not _same(os.fstat(old_dir), os.fstat(new_dir)):
+            if stat.S_ISDIR(src_st.st_mode):
+                _need(cred, src, MAY_WRITE, src_st)
+            if flags & RENAME_EXCHANGE and dst_st is not None and stat.S_ISDIR(dst_st.st_mode):
+                _need(cred, dst, MAY_WRITE, dst_st)
+    finally:
+        for fd in (src, dst):
+            if fd >= 0:
+                os.close(fd)
+
+
+def _protected_hardlinks() -> bool:
+    try:
+        with open("/proc/sys/fs/protected_hardlinks", "rb") as f:
+            return f.read().strip() != b"0"
+    except OSError:
+        return True
+
+
+PROTECTED_HARDLINKS = _protected_hardlinks()
+
+
+def may_link(fd: int, st: os.stat_result) -> None:
+    """may_linkat() under fs.protected_hardlinks (the host's setting, which
+    the container shares): who is not the owner (nor CAP_FOWNER) may link
+    only a regular file, not setuid nor setgid-executable, that they may
+    read and write (EPERM)."""
+    cred = emulated_cred()
+    if cred is None or not PROTECTED_HARDLINKS:
+        return
+    ov = view(fd, st)
+    if owner_or_capable(cred, ov):
+        return
+    safe = ov.kind == "file" and not ov.mode & stat.S_ISUID and \
+        ov.mode & (stat.S_ISGID | stat.S_IXGRP) != stat.S_ISGID | stat.S_IXGRP and \
+        permission(cred, ov, MAY_READ | MAY_WRITE)
+    if not safe:
+        raise Errno(errno.EPERM)
+
+
+def may_set_times(fd: int, st: os.stat_result | None, explicit: bool) -> None:
+    """setattr_prepare()/may_setattr() for utimensat: explicit times are the
+    owner's (EPERM); "now" (NULL or UTIME_NOW twice) also whoever may
+    write the file (EACCES)."""
+    cred = emulated_cred()
+    if cred is None:
+        return
+    ov = view(fd, st)
+    if owner_or_capable(cred, ov):
+        return
+    if explicit:
+        raise Errno(errno.EPERM)
+    if not permission(cred, ov, MAY_WRITE):
+        raise Errno(errno.EACCES)
