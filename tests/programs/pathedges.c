@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/openat2.h>
 #include <poll.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <utime.h>
 
 static char dir[64];
 
@@ -284,6 +286,56 @@ static void opath_fds(void)
     close(f);
 }
 
+#define USER 1000       /* the non-root container user */
+#define GROUP 1000
+
+static void become_user(void)
+{
+    if (setgroups(0, NULL) || setresgid(GROUP, GROUP, GROUP) || setresuid(USER, USER, USER)) {
+        perror("become user");
+        exit(99);
+    }
+}
+
+/* A file at dir/name with mode and owner, made as root. */
+static void made(const char *name, mode_t mode, uid_t owner)
+{
+    int fd = S_ISDIR(mode) ? mkdir(at(name), 0700) : open(at(name), O_WRONLY | O_CREAT, 0600);
+    if (fd < 0 || (!S_ISDIR(mode) && (write(fd, "#!/bin/sh\nexit 0\n", 17) != 17 || close(fd))) ||
+        chmod(at(name), mode & 07777) || chown(at(name), owner, owner)) {
+        perror(name);
+        exit(99);
+    }
+}
+
+/* execve(dir/name) in a child: the errno, or how the program ended. */
+static void try_exec(const char *what, const char *name)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *argv[] = {(char *)at(name), NULL};
+        execve(at(name), argv, (char *[]){NULL});
+        printf("%s: %s\n", what, strerrorname_np(errno));
+        fflush(stdout);
+        _exit(100);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 100)
+        printf("%s: ran, status %#x\n", what, status);
+}
+
+static long times_(const char *name, long a, long m)
+{
+    struct timespec ts[2] = {{.tv_sec = 1, .tv_nsec = a}, {.tv_sec = 2, .tv_nsec = m}};
+    return utimensat(AT_FDCWD, at(name), ts, 0);
+}
+
+/* Linux's discretionary access control between the container's users:
+ * search, read, write and execute permission, the parent's write and
+ * search for names made or removed, the sticky bit, protected hardlinks,
+ * and owner-only metadata changes. */
 static void user(void)
 {
     struct stat st;
@@ -293,10 +345,32 @@ static void user(void)
         perror("user setup");
         exit(99);
     }
-    if (setgroups(0, NULL) || setresgid(1000, 1000, 1000) || setresuid(1000, 1000, 1000)) {
-        perror("become user");
-        exit(99);
-    }
+    made("wx", S_IFDIR | 0711, 0);
+    made("wx/f", 0644, 0);
+    made("secret", 0600, 0);
+    made("ro", 0644, 0);
+    made("rw", 0666, 0);
+    made("x700", 0700, 0);
+    made("x744", 0744, 0);
+    made("x755", 0755, 0);
+    made("rodir", S_IFDIR | 0755, 0);
+    made("rodir/f", 0666, 0);
+    made("rodir/sub", S_IFDIR | 0755, 0);
+    made("pub", S_IFDIR | 0777, 0);
+    made("pub/rootf", 0644, 0);
+    made("pub/rd", S_IFDIR | 0755, 0);
+    made("pub/sub", S_IFDIR | 0777, 0);
+    made("sticky", S_IFDIR | 01777, 0);
+    made("sticky/rootf", 0666, 0);
+    made("sticky/rootd", S_IFDIR | 0777, 0);
+    made("home", S_IFDIR | 0755, USER);
+    made("home/rootf", 0644, 0);
+    made("home/st", S_IFDIR | 01777, USER);
+    made("home/st/rootf", 0644, 0);
+    made("mine", 0600, USER);
+    made("theirs", 0600, 2000);
+    become_user();
+    /* search */
     show("user stat locked/f", stat(at("locked/f"), &st));
     show("user stat locked/missing", stat(at("locked/missing"), &st));
     closed("user open locked/f", open(at("locked/f"), O_RDONLY));
@@ -306,15 +380,187 @@ static void user(void)
     show("user mkdir locked/x", mkdir(at("locked/x"), 0755));
     show("user unlink locked/f", unlink(at("locked/f")));
     show("user stat locked", stat(at("locked"), &st));
+    show("user stat locked/", stat(at("locked/"), &st));
+    show("user stat locked/.", stat(at("locked/."), &st));
+    show("user stat locked/..", stat(at("locked/.."), &st));
+    show("user stat locked/sub/..", stat(at("locked/sub/.."), &st));
     closed("user open locked", open(at("locked"), O_RDONLY | O_DIRECTORY));
     closed("user open locked O_PATH", open(at("locked"), O_PATH));
+    closed("user open locked/f O_PATH", open(at("locked/f"), O_PATH));
+    char buf[64];
+    show("user readlink locked/l", readlink(at("locked/l"), buf, sizeof buf));
     show("user stat listable/f", stat(at("listable/f"), &st));
     closed("user open listable", open(at("listable"), O_RDONLY | O_DIRECTORY));
     show("user mkdir listable/x", mkdir(at("listable/x"), 0755));
-    show("user unlink file", unlink(at("file")));
+    show("user stat wx/f", stat(at("wx/f"), &st));
+    closed("user open wx", open(at("wx"), O_RDONLY | O_DIRECTORY));
+    show("user chdir wx", chdir(at("wx")));
+    show("user chdir listable", chdir(at("listable")));
+    show("user chdir /", chdir("/"));
+    /* read and write */
+    closed("user open secret", open(at("secret"), O_RDONLY));
+    closed("user open ro O_RDONLY", open(at("ro"), O_RDONLY));
+    closed("user open ro O_WRONLY", open(at("ro"), O_WRONLY));
+    closed("user open ro O_RDWR", open(at("ro"), O_RDWR));
+    closed("user open ro O_RDONLY|O_TRUNC", open(at("ro"), O_RDONLY | O_TRUNC));
+    closed("user open ro O_RDONLY|O_CREAT", open(at("ro"), O_RDONLY | O_CREAT, 0644));
+    closed("user open ro O_WRONLY|O_CREAT", open(at("ro"), O_WRONLY | O_CREAT, 0644));
+    closed("user open rw O_RDWR|O_TRUNC", open(at("rw"), O_RDWR | O_TRUNC));
+    closed("user open ro O_NOATIME", open(at("ro"), O_RDONLY | O_NOATIME));
     closed("user open file O_RDWR", open(at("file"), O_RDWR));
-    show("user chmod file", chmod(at("file"), 0777));
+    closed("user open theirs", open(at("theirs"), O_RDONLY));
+    closed("user open mine O_RDWR", open(at("mine"), O_RDWR));
+    show("user truncate ro", truncate(at("ro"), 0));
+    show("user truncate rw", truncate(at("rw"), 0));
+    show("user access secret R_OK", access(at("secret"), R_OK));
+    show("user access ro W_OK", access(at("ro"), W_OK));
+    show("user access ro R_OK", access(at("ro"), R_OK));
+    show("user access ro X_OK", access(at("ro"), X_OK));
+    show("user access x744 X_OK", access(at("x744"), X_OK));
+    show("user access x755 X_OK", access(at("x755"), X_OK));
+    show("user access secret F_OK", access(at("secret"), F_OK));
+    show("user faccessat ro W_OK AT_EACCESS", faccessat(AT_FDCWD, at("ro"), W_OK, AT_EACCESS));
+    int in = inotify_init1(IN_CLOEXEC);
+    show("user watch secret", inotify_add_watch(in, at("secret"), IN_MODIFY));
+    show("user watch ro", inotify_add_watch(in, at("ro"), IN_MODIFY) < 0 ? -1 : 0);
+    close(in);
+    /* execute */
+    try_exec("user exec x700", "x700");
+    try_exec("user exec x744", "x744");
+    try_exec("user exec x755", "x755");
+    try_exec("user exec locked/sub", "locked/sub");
+    /* names in a directory the user may not write */
+    closed("user create rodir/new", open(at("rodir/new"), O_WRONLY | O_CREAT, 0644));
+    closed("user create rodir/f", open(at("rodir/f"), O_WRONLY | O_CREAT, 0644));
+    closed("user create rodir/f O_EXCL", open(at("rodir/f"), O_WRONLY | O_CREAT | O_EXCL, 0644));
+    closed("user O_TMPFILE rodir", open(at("rodir"), O_RDWR | O_TMPFILE, 0644));
+    show("user mkdir rodir/x", mkdir(at("rodir/x"), 0755));
+    show("user mkdir rodir/sub", mkdir(at("rodir/sub"), 0755));
+    show("user mknod rodir/fifo", mknod(at("rodir/fifo"), S_IFIFO | 0644, 0));
+    show("user symlink rodir/l", symlink("x", at("rodir/l")));
+    show("user link mine -> rodir/l", link(at("mine"), at("rodir/l")));
+    show("user unlink rodir/f", unlink(at("rodir/f")));
+    show("user unlink rodir/missing", unlink(at("rodir/missing")));
+    show("user unlink rodir/sub", unlink(at("rodir/sub")));
+    show("user rmdir rodir/sub", rmdir(at("rodir/sub")));
+    show("user rmdir rodir/f", rmdir(at("rodir/f")));
+    show("user rename rodir/f -> pub/f", rename(at("rodir/f"), at("pub/f")));
+    show("user unlink file", unlink(at("file")));
     show("user rmdir d", rmdir(at("d")));
+    /* a directory everyone may write */
+    show("user unlink pub/rootf", unlink(at("pub/rootf")));
+    closed("user create pub/u", open(at("pub/u"), O_WRONLY | O_CREAT, 0644));
+    show("user rename pub/u -> rodir/u", rename(at("pub/u"), at("rodir/u")));
+    show("user rename pub/rd -> pub/sub/rd", rename(at("pub/rd"), at("pub/sub/rd")));
+    show("user rename pub/rd -> pub/rd2", rename(at("pub/rd"), at("pub/rd2")));
+    show("user mkdir pub/ud", mkdir(at("pub/ud"), 0755));
+    show("user rename pub/ud -> pub/sub/ud", rename(at("pub/ud"), at("pub/sub/ud")));
+    show("user link ro -> pub/l1", link(at("ro"), at("pub/l1")));
+    show("user link rw -> pub/l2", link(at("rw"), at("pub/l2")));
+    show("user link mine -> pub/l3", link(at("mine"), at("pub/l3")));
+    show("user link x755 -> pub/l4", link(at("x755"), at("pub/l4")));
+    /* the sticky bit */
+    closed("user create sticky/u", open(at("sticky/u"), O_WRONLY | O_CREAT, 0644));
+    show("user unlink sticky/rootf", unlink(at("sticky/rootf")));
+    show("user rename sticky/rootf -> sticky/x", rename(at("sticky/rootf"), at("sticky/x")));
+    show("user rename sticky/u -> sticky/rootf", rename(at("sticky/u"), at("sticky/rootf")));
+    show("user rmdir sticky/rootd", rmdir(at("sticky/rootd")));
+    closed("user open sticky/rootf O_RDWR", open(at("sticky/rootf"), O_RDWR));
+    show("user rename sticky/u -> sticky/u2", rename(at("sticky/u"), at("sticky/u2")));
+    show("user unlink sticky/u2", unlink(at("sticky/u2")));
+    show("user unlink home/rootf", unlink(at("home/rootf")));
+    show("user unlink home/st/rootf", unlink(at("home/st/rootf")));
+    /* owner-only changes */
+    show("user chmod file", chmod(at("file"), 0777));
+    show("user chmod mine", chmod(at("mine"), 0640));
+    show("user chown mine to root", chown(at("mine"), 0, -1));
+    show("user chown mine to itself", chown(at("mine"), USER, -1));
+    show("user chgrp mine to 0", chown(at("mine"), -1, 0));
+    show("user chgrp mine to its group", chown(at("mine"), -1, GROUP));
+    show("user chown rw", chown(at("rw"), -1, -1));
+    show("user utimensat rw NULL", utimensat(AT_FDCWD, at("rw"), NULL, 0));
+    show("user utimensat ro NULL", utimensat(AT_FDCWD, at("ro"), NULL, 0));
+    show("user utimensat ro NOW NOW", times_("ro", UTIME_NOW, UTIME_NOW));
+    show("user utimensat rw NOW NOW", times_("rw", UTIME_NOW, UTIME_NOW));
+    show("user utimensat rw times", times_("rw", 0, 0));
+    show("user utimensat rw NOW OMIT", times_("rw", UTIME_NOW, UTIME_OMIT));
+    show("user utimensat mine times", times_("mine", 0, 0));
+    show("user utime ro NULL", utime(at("ro"), NULL));
+}
+
+/* access() checks with the real IDs, faccessat(AT_EACCESS) with the
+ * effective ones, and a real root keeps its permitted capabilities. */
+static void realids(void)
+{
+    struct stat st;
+    made("rsecret", 0600, 0);
+    made("rlocked", S_IFDIR | 0700, 0);
+    made("rlocked/f", 0644, 0);
+    if (setgroups(0, NULL) || setresgid(GROUP, 0, 0) || setresuid(USER, 0, 0)) {
+        perror("real user");
+        exit(99);
+    }
+    show("ruid user: access rsecret", access(at("rsecret"), R_OK));
+    show("ruid user: AT_EACCESS rsecret", faccessat(AT_FDCWD, at("rsecret"), R_OK, AT_EACCESS));
+    show("ruid user: access rlocked/f", access(at("rlocked/f"), F_OK));
+    show("ruid user: stat rlocked/f", stat(at("rlocked/f"), &st));
+    closed("ruid user: open rsecret", open(at("rsecret"), O_RDONLY));
+    if (setresuid(0, USER, 0) || setresgid(0, GROUP, 0)) {
+        perror("effective user");
+        exit(99);
+    }
+    show("euid user: access rsecret", access(at("rsecret"), R_OK));
+    show("euid user: AT_EACCESS rsecret", faccessat(AT_FDCWD, at("rsecret"), R_OK, AT_EACCESS));
+    show("euid user: access rlocked/f", access(at("rlocked/f"), F_OK));
+    show("euid user: stat rlocked/f", stat(at("rlocked/f"), &st));
+    closed("euid user: open rsecret", open(at("rsecret"), O_RDONLY));
+}
+
+/* Root with some of the capabilities that bypass these checks dropped. */
+static void keep_caps(unsigned long long keep)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d)) {
+        perror("capget");
+        exit(99);
+    }
+    d[0].effective &= keep;
+    d[1].effective &= keep >> 32;
+    if (syscall(SYS_capset, &h, d)) {
+        perror("capset");
+        exit(99);
+    }
+}
+
+static void rootcaps(void)
+{
+    struct stat st;
+    made("ufile", 0600, USER);
+    made("udir", S_IFDIR | 0700, USER);
+    made("udir/f", 0600, USER);
+    made("uro", S_IFDIR | 0755, USER);
+    made("uexec", 0744, USER);
+    unsigned long long all = ~0ULL, dac = 1ULL << CAP_DAC_OVERRIDE;
+    unsigned long long search = 1ULL << CAP_DAC_READ_SEARCH, fowner = 1ULL << CAP_FOWNER;
+    keep_caps(all & ~dac);
+    show("read-search root: open ufile O_RDONLY", open(at("ufile"), O_RDONLY) < 0 ? -1 : 0);
+    show("read-search root: open ufile O_WRONLY", open(at("ufile"), O_WRONLY) < 0 ? -1 : 0);
+    show("read-search root: stat udir/f", stat(at("udir/f"), &st));
+    show("read-search root: mkdir uro/x", mkdir(at("uro/x"), 0755));
+    show("read-search root: access uexec X_OK", access(at("uexec"), X_OK));
+    keep_caps(all & ~(dac | search));
+    show("no-dac root: open ufile O_RDONLY", open(at("ufile"), O_RDONLY) < 0 ? -1 : 0);
+    show("no-dac root: stat udir/f", stat(at("udir/f"), &st));
+    show("no-dac root: access ufile R_OK", access(at("ufile"), R_OK));
+    show("no-dac root: AT_EACCESS ufile R_OK", faccessat(AT_FDCWD, at("ufile"), R_OK, AT_EACCESS));
+    show("no-dac root: chmod ufile", chmod(at("ufile"), 0640));
+    show("no-dac root: utimensat ufile times", times_("ufile", 0, 0));
+    keep_caps(all & ~(dac | search | fowner));
+    show("no-fowner root: chmod ufile", chmod(at("ufile"), 0600));
+    show("no-fowner root: utimensat ufile times", times_("ufile", 0, 0));
+    show("no-fowner root: utimensat ufile NULL", utimensat(AT_FDCWD, at("ufile"), NULL, 0));
+    show("no-fowner root: chown ufile", chown(at("ufile"), 0, 0));
 }
 
 /* Events as a watcher on the working directory sees them, for opens,
@@ -394,7 +640,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     umask(022);
     setup();
-    const char *all[] = {"readlink", "openat2", "slashes", "stat", "opath", "events", "user"};
+    const char *all[] = {"readlink", "openat2", "slashes", "stat", "opath", "events", "user",
+                         "realids", "rootcaps"};
     const char **which = argc > 1 ? (const char **)argv + 1 : all;
     int n = argc > 1 ? argc - 1 : (int)(sizeof all / sizeof *all);
     for (int i = 0; i < n; i++) {
@@ -411,10 +658,11 @@ int main(int argc, char **argv)
             opath_fds();
         else if (!strcmp(which[i], "events"))
             events("/etc/edges.conf");   /* the test puts it in the image */
-        else if (!strcmp(which[i], "user")) {
-            pid_t pid = fork();
+        else if (!strcmp(which[i], "user") || !strcmp(which[i], "realids") ||
+                 !strcmp(which[i], "rootcaps")) {
+            pid_t pid = fork();     /* each changes its credentials */
             if (pid == 0) {
-                user();
+                (which[i][0] == 'u' ? user : which[i][1] == 'e' ? realids : rootcaps)();
                 exit(0);
             }
             waitpid(pid, NULL, 0);

@@ -28,10 +28,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the chroot reference 
 
 OPTIONS = ("--cap-add", "ALL", "--security-opt", "seccomp=unconfined")
 IMAGE_FILE = "etc/edges.conf"      # the file of the image the events section writes
-# Unprivileged, the container's users are an emulated identity over one host
-# user, and Linux's checks of file permissions between them are not
-# emulated (README, Limits): the non-root user's section differs there.
-EMULATED_IDENTITY_SECTIONS = ("user",)
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +71,11 @@ def test_path_edges_are_linux(brandpy, busybox, edges_bin, native):
     assert mine.status == 0, mine
     assert "openat2 NO_MAGICLINKS on /proc/self/exe: ELOOP" in native["openat2"]
     assert "user stat locked/f: EACCES" in native["user"]
+    assert "user unlink sticky/rootf: EPERM" in native["user"]
+    assert "user link ro -> pub/l1: EPERM" in native["user"]      # fs.protected_hardlinks
+    assert "euid user: access rsecret: 0" in native["realids"]
+    assert "no-dac root: stat udir/f: EACCES" in native["rootcaps"]
     got = _sections(mine.out)
     assert got.keys() == native.keys()
     for section, lines in native.items():
-        if brandpy.user == "nobody" and section in EMULATED_IDENTITY_SECTIONS:
-            continue
         assert got[section] == lines, section
