@@ -488,11 +488,27 @@ static void user(void)
     show("user utime ro NULL", utime(at("ro"), NULL));
 }
 
+/* What a caller with a user's real or effective IDs may reach. */
+static void reach(const char *who)
+{
+    struct stat st;
+    char what[64];
+    snprintf(what, sizeof what, "%s: access rsecret", who);
+    show(what, access(at("rsecret"), R_OK));
+    snprintf(what, sizeof what, "%s: AT_EACCESS rsecret", who);
+    show(what, faccessat(AT_FDCWD, at("rsecret"), R_OK, AT_EACCESS));
+    snprintf(what, sizeof what, "%s: access rlocked/f", who);
+    show(what, access(at("rlocked/f"), F_OK));
+    snprintf(what, sizeof what, "%s: stat rlocked/f", who);
+    show(what, stat(at("rlocked/f"), &st));
+    snprintf(what, sizeof what, "%s: open rsecret", who);
+    closed(what, open(at("rsecret"), O_RDONLY));
+}
+
 /* access() checks with the real IDs, faccessat(AT_EACCESS) with the
  * effective ones, and a real root keeps its permitted capabilities. */
 static void realids(void)
 {
-    struct stat st;
     made("rsecret", 0600, 0);
     made("rlocked", S_IFDIR | 0700, 0);
     made("rlocked/f", 0644, 0);
@@ -500,20 +516,12 @@ static void realids(void)
         perror("real user");
         exit(99);
     }
-    show("ruid user: access rsecret", access(at("rsecret"), R_OK));
-    show("ruid user: AT_EACCESS rsecret", faccessat(AT_FDCWD, at("rsecret"), R_OK, AT_EACCESS));
-    show("ruid user: access rlocked/f", access(at("rlocked/f"), F_OK));
-    show("ruid user: stat rlocked/f", stat(at("rlocked/f"), &st));
-    closed("ruid user: open rsecret", open(at("rsecret"), O_RDONLY));
+    reach("ruid user");
     if (setresuid(0, USER, 0) || setresgid(0, GROUP, 0)) {
         perror("effective user");
         exit(99);
     }
-    show("euid user: access rsecret", access(at("rsecret"), R_OK));
-    show("euid user: AT_EACCESS rsecret", faccessat(AT_FDCWD, at("rsecret"), R_OK, AT_EACCESS));
-    show("euid user: access rlocked/f", access(at("rlocked/f"), F_OK));
-    show("euid user: stat rlocked/f", stat(at("rlocked/f"), &st));
-    closed("euid user: open rsecret", open(at("rsecret"), O_RDONLY));
+    reach("euid user");
 }
 
 /* Root with some of the capabilities that bypass these checks dropped. */
