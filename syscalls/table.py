@@ -325,10 +325,11 @@ SPEC: dict[str, Spec] = {
         "mlock", "munlock", "mlockall", "munlockall", "mlock2", "remap_file_pages",
         "pkey_mprotect", "pkey_alloc", "pkey_free", "membarrier", "memfd_secret",
         "map_shadow_stack", "mseal", "process_mrelease")},
-    "mbind": deny(errno.EPERM, DOCKER),
-    "set_mempolicy": deny(errno.EPERM, DOCKER),
-    "get_mempolicy": deny(errno.EPERM, DOCKER),
-    "set_mempolicy_home_node": deny(errno.EPERM, DOCKER),
+    # the caller's own memory policy: Docker's default profile allows these with
+    # CAP_SYS_NICE only, and the profile layer decides as it does there
+    **{name: allow("native; Docker's default profile allows it only with CAP_SYS_NICE "
+                   "(--cap-add SYS_NICE)")
+       for name in ("mbind", "set_mempolicy", "get_mempolicy", "set_mempolicy_home_node")},
     "migrate_pages": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
     "move_pages": trace(pids.first_pid, PIDS_SELF, when=pid_given(0)),
     "userfaultfd": deny(errno.EPERM, DOCKER),

@@ -286,6 +286,26 @@ def test_setting_the_clock_needs_cap_sys_time(brandpy, probed):
     assert results["mount"] == "EPERM", r
 
 
+def test_memory_policy_needs_cap_sys_nice(brandpy, debian_shared):
+    """As in Docker's default profile, a container sets and reads its own
+    memory policy (get_mempolicy, set_mempolicy, mbind) with --cap-add
+    SYS_NICE or no profile, and is refused (EPERM) without."""
+    code = ("import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); "
+            "calls = {'get_mempolicy': (239, None, None, 0, None, 0), "
+            "'set_mempolicy': (238, 0, None, 0), "    # MPOL_DEFAULT: the policy it has
+            "'mbind': (237, 0, 0, 0, None, 0, 0)}; "  # an empty range
+            "print(' '.join(f'{n}={libc.syscall(*a)}/{ctypes.get_errno()}' "
+            "for n, a in calls.items()))")
+    ok = "get_mempolicy=0/0 set_mempolicy=0/0 mbind=0/0\n"
+    r = brandpy(debian_shared, ["/usr/bin/python3", "-c", code], "--cap-add", "SYS_NICE")
+    assert r.out == ok, r
+    r = brandpy(debian_shared, ["/usr/bin/python3", "-c", code],
+                "--security-opt", "seccomp=unconfined")
+    assert r.out == ok, r
+    r = brandpy(debian_shared, ["/usr/bin/python3", "-c", code])
+    assert r.out == "get_mempolicy=-1/1 set_mempolicy=-1/1 mbind=-1/1\n", r
+
+
 def test_report_lists_unsupported_calls(brandpy, probed):
     r = brandpy(probed, ["/usr/bin/probe", "denied"], "--report")
     report = r.err.splitlines()
