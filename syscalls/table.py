@@ -151,6 +151,8 @@ PATH = "path resolved inside the container"
 PERFORMED = "performed on descriptors inside the container"
 PERFORMED_WRITE = PERFORMED + "; EROFS on read-only mounts"
 FD_CHANGE = "EROFS on read-only mounts; an image file's copy is changed by the supervisor"
+FD_XATTR = ("made by the supervisor on the fd's file (an image file's copy), the name read "
+            "once; EROFS on read-only mounts; brandpy's own xattrs refused (EPERM)")
 OWNED = "; " + "unprivileged: ownership recorded in an xattr and reported by stat"
 PIDS = "PIDs limited to (and translated for) the container's processes"
 PIDS_SELF = PIDS + "; pid 0 (the caller) runs natively"
@@ -259,8 +261,8 @@ SPEC: dict[str, Spec] = {
     "fchmod": real_or_fake(trace(fs.fd_metadata, FD_CHANGE), fs.fchmod, MODES, performed=True),
     "fchown": real_or_fake(trace(fs.fd_metadata, FD_CHANGE), fs.fchown, OWNERSHIP,
                            performed=True),
-    "fsetxattr": trace(fs.fd_metadata, FD_CHANGE),
-    "fremovexattr": trace(fs.fd_metadata, FD_CHANGE),
+    "fsetxattr": trace(fs.fd_metadata, FD_XATTR),
+    "fremovexattr": trace(fs.fd_metadata, FD_XATTR),
     "truncate": perform(fs.truncate, PERFORMED_WRITE),
     "utime": perform(fs.utime, PERFORMED_WRITE),
     "utimes": perform(fs.utimes, PERFORMED_WRITE),

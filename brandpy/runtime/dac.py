@@ -8,9 +8,9 @@ credentials of whoever the supervisor performs for (acting.as_tracee) and
 the ownership and mode the container sees: search permission at each step
 of the path walk (pathres.py), and read, write and execute permission,
 the parent's write and search permission, the sticky bit, protected
-hardlinks and owner-only changes in the handlers, as fs/namei.c and
-fs/attr.c do (generic_permission, may_delete, may_create, may_linkat,
-setattr_prepare). CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER
+hardlinks, user.* xattrs and owner-only changes in the handlers, as
+fs/namei.c, fs/attr.c and fs/xattr.c do (generic_permission, may_delete,
+may_create, may_linkat, setattr_prepare, xattr_permission). CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER
 bypass them as on Linux; POSIX ACLs are not emulated.
 
 With real credentials (the supervisor runs as root) the kernel makes these
@@ -34,7 +34,6 @@ from .identity import Cred
 
 MAY_EXEC, MAY_WRITE, MAY_READ = 1, 2, 4
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
-SEARCH_CAPS = frozenset({"CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH"})
 
 
 def _self(fd: int) -> bytes:
@@ -89,6 +88,16 @@ def _sure(cred: Cred, mask: int) -> bool:
     return cred.capable("CAP_DAC_OVERRIDE")
 
 
+def _checked(*caps: str) -> Cred | None:
+    """The emulated credentials to check, unless they hold all of caps
+    (then every check of the caller passes without looking at a file)."""
+    cred = emulated_cred()
+    return None if cred is None or cred.caps.issuperset(caps) else cred
+
+
+NAMES_CAPS = ("CAP_DAC_OVERRIDE", "CAP_FOWNER")    # what passes may_delete and may_create
+
+
 def _need(cred: Cred, fd: int, mask: int, st: os.stat_result | None = None) -> None:
     if not _sure(cred, mask) and not permission(cred, view(fd, st), mask):
         raise Errno(errno.EACCES)
@@ -103,7 +112,7 @@ def search_checked(lexical: bool) -> bool:
     lexical `..` of another identity than the supervisor's is asked of it."""
     cred = emulated_cred()
     if cred is not None:
-        return not cred.caps & SEARCH_CAPS
+        return not cred.caps & {"CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH"}
     return lexical and acting_cred() is not None
 
 
@@ -164,8 +173,8 @@ def may_create(dirfd: int, name: bytes | None = None) -> None:
     """may_create(): a new name needs write and search permission on its
     directory. A name given that exists is left to the kernel (EEXIST
     comes first)."""
-    cred = emulated_cred()
-    if cred is None or _sure(cred, MAY_WRITE | MAY_EXEC):
+    cred = _checked("CAP_DAC_OVERRIDE")
+    if cred is None:
         return
     if name is not None:
         fd = _lookup(dirfd, name)
@@ -191,7 +200,7 @@ def may_delete(dirfd: int, name: bytes) -> None:
     directory's owner, or CAP_FOWNER (EPERM). A missing name is left to
     the kernel (ENOENT). A symlink's owner is not recorded (symlinks take
     no xattr): the sticky bit does not protect symlinks."""
-    cred = emulated_cred()
+    cred = _checked(*NAMES_CAPS)
     if cred is None:
         return
     victim = _lookup(dirfd, name)
@@ -211,7 +220,7 @@ def may_rename(old_dir: int, old: bytes, new_dir: int, new: bytes, flags: int) -
     or deleted (replaced, or exchanged); a directory that moves to another
     parent needs write permission itself (its ".." changes). What the kernel
     refuses before them (ENOENT, EEXIST) is left to it."""
-    cred = emulated_cred()
+    cred = _checked(*NAMES_CAPS)
     if cred is None:
         return
     src = _lookup(old_dir, old)
@@ -256,7 +265,7 @@ def may_link(fd: int, st: os.stat_result) -> None:
     the container shares): who is not the owner (nor CAP_FOWNER) may link
     only a regular file, not setuid nor setgid-executable, that they may
     read and write (EPERM)."""
-    cred = emulated_cred()
+    cred = _checked("CAP_FOWNER")
     if cred is None or not PROTECTED_HARDLINKS:
         return
     ov = view(fd, st)
@@ -273,7 +282,7 @@ def may_set_times(fd: int, st: os.stat_result | None, explicit: bool) -> None:
     """setattr_prepare()/may_setattr() for utimensat: explicit times are the
     owner's (EPERM); "now" (NULL or UTIME_NOW twice) also whoever may
     write the file (EACCES)."""
-    cred = emulated_cred()
+    cred = _checked("CAP_FOWNER")
     if cred is None:
         return
     ov = view(fd, st)
@@ -282,4 +291,22 @@ def may_set_times(fd: int, st: os.stat_result | None, explicit: bool) -> None:
     if explicit:
         raise Errno(errno.EPERM)
     if not permission(cred, ov, MAY_WRITE):
+        raise Errno(errno.EACCES)
+
+
+def may_xattr(fd: int, st: os.stat_result, name: bytes, write: bool) -> None:
+    """xattr_permission() for the user.* namespace: the file's read (get)
+    or write (set, remove) permission decides, and a sticky directory's
+    are its owner's (EPERM). Files of other kinds, which take no user.*
+    xattrs, are left to the kernel."""
+    cred = _checked(*NAMES_CAPS)
+    if cred is None or not name.startswith(b"user."):
+        return
+    ov = view(fd, st)
+    if ov.kind not in ("file", "dir"):
+        return
+    if write and ov.kind == "dir" and ov.mode & stat.S_ISVTX and not owner_or_capable(cred, ov):
+        raise Errno(errno.EPERM)
+    mask = MAY_WRITE if write else MAY_READ
+    if not _sure(cred, mask) and not permission(cred, ov, mask):
         raise Errno(errno.EACCES)

@@ -122,7 +122,8 @@ def own_new(call: Call, r: Resolved, fd: int = -1) -> None:
     except OSError:
         return   # gone already
     with Obj(own, os.fstat(own), r.mount) as obj:
-        if not obj.is_link:
+        # symlinks, fifos and sockets take no user.* xattr: their owner is not recorded
+        if stat.S_ISREG(obj.st.st_mode) or stat.S_ISDIR(obj.st.st_mode):
             c = call.proc.cred
             record(obj, replace(Override.from_stat(obj.st), uid=c.fsuid, gid=c.fsgid))
 

@@ -17,7 +17,9 @@ import os
 import stat
 import struct
 
+from brandpy import fsmeta
 from brandpy.fsmeta import Override
+from brandpy.images.layers import MARKER
 from brandpy.runtime import dac, statbuf
 from brandpy.runtime.acting import as_tracee
 from brandpy.runtime.call import Call
@@ -34,6 +36,7 @@ from .paths import (
     check_fd_writable,
     check_not_opath,
     exists_at,
+    fd_flags,
     find,
     is_image_file,
     make_at,
@@ -625,11 +628,17 @@ SYS_fchmod, SYS_fchown, SYS_fsetxattr, SYS_fremovexattr = 91, 93, 190, 199
 
 
 def fd_metadata(call: Call) -> int | None:
+    """fsetxattr and fremovexattr are always made here, on the name read
+    once (brandpy's own xattrs are refused, permissions checked); an
+    O_PATH fd is the kernel's EBADF, before it reads a name."""
+    xattr = call.nr in (SYS_fsetxattr, SYS_fremovexattr)
+    if xattr and fd_flags(call.tid, call.iarg(0)) & os.O_PATH:
+        return None
     check_fd_writable(call, call.iarg(0))
     obj = tracee_file(call, call.iarg(0))
     with as_tracee(call.proc.cred, call.sb.fake_ids):
         try:
-            if not is_image_file(obj):
+            if not xattr and not is_image_file(obj):
                 return None       # the kernel makes the change on the tracee's own fd
             obj = writable(call, obj)
             if call.nr == SYS_fchmod:
@@ -663,15 +672,23 @@ def fchown(call: Call) -> int:
 
 # -- extended attributes -----------------------------------------------------
 
-def _xattr_name(call: Call, i: int) -> bytes:
+# brandpy's own bookkeeping (fake ownership, the image files of a hard-link
+# farm): not the container's to read or change
+OWN_XATTRS = frozenset({fsmeta.XATTR.encode(), MARKER.encode()})
+
+
+def _xattr_name(call: Call, i: int, obj: Obj, write: bool) -> bytes:
     name = call.read_str(call.arg(i), XATTR_NAME_MAX + 2)
     if not name or len(name) > XATTR_NAME_MAX:
         raise Errno(errno.ERANGE)
+    if name in OWN_XATTRS:
+        raise Errno(errno.EPERM if write else errno.ENODATA)
+    dac.may_xattr(obj.fd, obj.st, name, write)
     return name
 
 
 def _setxattr(call: Call, obj: Obj, name_i: int, value_p: int, size: int, flags: int) -> int:
-    name = _xattr_name(call, name_i)
+    name = _xattr_name(call, name_i, obj, True)
     if size > XATTR_SIZE_MAX:
         raise Errno(errno.E2BIG)
     value = call.read(value_p, size) if size else b""
@@ -683,7 +700,7 @@ def _setxattr(call: Call, obj: Obj, name_i: int, value_p: int, size: int, flags:
 
 
 def _removexattr(call: Call, obj: Obj, name_i: int) -> int:
-    name = _xattr_name(call, name_i)
+    name = _xattr_name(call, name_i, obj, True)
     try:
         os.removexattr(obj.path, name)
     except OSError as exc:
@@ -703,7 +720,7 @@ def _give(call: Call, data: bytes, buf: int, size: int) -> int:
 
 
 def _getxattr(call: Call, obj: Obj, name_i: int, buf: int, size: int) -> int:
-    name = _xattr_name(call, name_i)
+    name = _xattr_name(call, name_i, obj, False)
     try:
         value = os.getxattr(obj.path, name)
     except OSError as exc:
@@ -716,7 +733,8 @@ def _listxattr(call: Call, obj: Obj, buf: int, size: int) -> int:
         names = os.listxattr(obj.path)
     except OSError as exc:
         raise oserror(exc) from None
-    return _give(call, b"".join(os.fsencode(n) + b"\0" for n in names), buf, size)
+    return _give(call, b"".join(os.fsencode(n) + b"\0" for n in names
+                                if os.fsencode(n) not in OWN_XATTRS), buf, size)
 
 
 @performed

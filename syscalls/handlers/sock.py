@@ -28,7 +28,7 @@ import stat
 import struct
 from collections.abc import Callable
 
-from brandpy.runtime import loopback
+from brandpy.runtime import dac, loopback
 from brandpy.runtime.acting import as_tracee
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
@@ -152,6 +152,7 @@ def _bind_unix(call: Call, fd: int, path: bytes) -> int:
     with parent_of(call, 0, path=path) as r:
         if not r.name or r.must_dir or r.name == b".":
             raise Errno(errno.EADDRINUSE if not r.name or r.name == b"." else errno.ENOENT)
+        dac.may_create(r.dirfd, r.name)
         name = b"/proc/self/fd/%d/%s" % (r.dirfd, r.name)
         old = os.umask(umask_of(call.tid))
         try:

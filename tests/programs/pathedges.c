@@ -18,8 +18,10 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <utime.h>
 
@@ -326,6 +328,19 @@ static void try_exec(const char *what, const char *name)
         printf("%s: ran, status %#x\n", what, status);
 }
 
+/* An AF_UNIX socket bound at dir/name (and closed). */
+static long bind_unix(const char *name)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", at(name));
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    long rc = bind(s, (struct sockaddr *)&sa, sizeof sa);
+    int err = errno;
+    close(s);
+    errno = err;
+    return rc;
+}
+
 static long times_(const char *name, long a, long m)
 {
     struct timespec ts[2] = {{.tv_sec = 1, .tv_nsec = a}, {.tv_sec = 2, .tv_nsec = m}};
@@ -459,6 +474,10 @@ static void user(void)
     show("user link rw -> pub/l2", link(at("rw"), at("pub/l2")));
     show("user link mine -> pub/l3", link(at("mine"), at("pub/l3")));
     show("user link x755 -> pub/l4", link(at("x755"), at("pub/l4")));
+    show("user mkfifo pub/fifo", mkfifo(at("pub/fifo"), 0644));
+    show("user unlink pub/fifo", unlink(at("pub/fifo")));
+    show("user bind rodir/sock", bind_unix("rodir/sock"));
+    show("user bind pub/sock", bind_unix("pub/sock"));
     /* the sticky bit */
     closed("user create sticky/u", open(at("sticky/u"), O_WRONLY | O_CREAT, 0644));
     show("user unlink sticky/rootf", unlink(at("sticky/rootf")));
@@ -486,6 +505,44 @@ static void user(void)
     show("user utimensat rw NOW OMIT", times_("rw", UTIME_NOW, UTIME_OMIT));
     show("user utimensat mine times", times_("mine", 0, 0));
     show("user utime ro NULL", utime(at("ro"), NULL));
+    /* user.* xattrs */
+    show("user setxattr ro", setxattr(at("ro"), "user.x", "1", 1, 0));
+    show("user setxattr rw", setxattr(at("rw"), "user.x", "1", 1, 0));
+    show("user getxattr secret", getxattr(at("secret"), "user.x", buf, sizeof buf));
+    show("user getxattr ro missing", getxattr(at("ro"), "user.missing", buf, sizeof buf));
+    show("user setxattr sticky", setxattr(at("sticky"), "user.x", "1", 1, 0));
+    show("user removexattr rw", removexattr(at("rw"), "user.x"));
+    int fd = open(at("ro"), O_RDONLY);
+    show("user fsetxattr ro", fsetxattr(fd, "user.x", "1", 1, 0));
+    close(fd);
+    fd = open(at("rw"), O_RDONLY);
+    show("user fsetxattr rw", fsetxattr(fd, "user.x", "1", 1, 0));
+    show("user fremovexattr rw", fremovexattr(fd, "user.x"));
+    close(fd);
+}
+
+/* brandpy's own xattrs (fake ownership, image files) are not the
+ * container's: run under brandpy only, not in the default sections. */
+static void own_xattrs(void)
+{
+    static const char *own[] = {"user.containers.override_stat", "user.brandpy.image"};
+    char buf[256];
+    made("ox", 0644, 0);
+    for (int i = 0; i < 2; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "set %s", own[i]);
+        show(what, setxattr(at("ox"), own[i], "1000:1000:0777:file", 19, 0));
+        int fd = open(at("ox"), O_RDONLY);
+        snprintf(what, sizeof what, "fset %s", own[i]);
+        show(what, fsetxattr(fd, own[i], "1000:1000:0777:file", 19, 0));
+        close(fd);
+        snprintf(what, sizeof what, "remove %s", own[i]);
+        show(what, removexattr(at("ox"), own[i]));
+    }
+    made("oy", 0644, USER);      /* recorded in the override xattr unprivileged */
+    show("get override of a user's file", getxattr(at("oy"), own[0], buf, sizeof buf));
+    ssize_t n = listxattr(at("oy"), buf, sizeof buf);
+    printf("listed: %zd\n", n);
 }
 
 /* What a caller with a user's real or effective IDs may reach. */
@@ -674,7 +731,9 @@ int main(int argc, char **argv)
                 exit(0);
             }
             waitpid(pid, NULL, 0);
-        } else
+        } else if (!strcmp(which[i], "ownxattrs"))
+            own_xattrs();
+        else
             return 2;
     }
     return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) ? 3 : 0;

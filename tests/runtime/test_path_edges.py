@@ -65,6 +65,20 @@ def native(edges_bin: Path, world_tmp: Path, busybox_image: Path) -> dict[str, l
     return _sections(ref.out)
 
 
+def test_brandpys_own_xattrs_are_not_the_containers(brandpy, busybox, edges_bin):
+    """The fake ownership and image marker xattrs cannot be set, removed,
+    read or listed by the container (unprivileged, writing the first made
+    any user any file's owner)."""
+    _install(busybox, edges_bin)
+    mine = brandpy(busybox, ["/usr/bin/pathedges", "ownxattrs"], *OPTIONS, timeout=60)
+    assert mine.status == 0, mine
+    for name in ("user.containers.override_stat", "user.brandpy.image"):
+        for call in ("set", "fset", "remove"):
+            assert f"{call} {name}: EPERM" in mine.out, mine
+    assert "get override of a user's file: ENODATA" in mine.out, mine
+    assert "listed: 0" in mine.out, mine
+
+
 def test_path_edges_are_linux(brandpy, busybox, edges_bin, native):
     _install(busybox, edges_bin)
     mine = brandpy(busybox, ["/usr/bin/pathedges"], *OPTIONS, timeout=120)
@@ -73,6 +87,7 @@ def test_path_edges_are_linux(brandpy, busybox, edges_bin, native):
     assert "user stat locked/f: EACCES" in native["user"]
     assert "user unlink sticky/rootf: EPERM" in native["user"]
     assert "user link ro -> pub/l1: EPERM" in native["user"]      # fs.protected_hardlinks
+    assert "user fsetxattr ro: EACCES" in native["user"]
     assert "euid user: access rsecret: 0" in native["realids"]
     assert "no-dac root: stat udir/f: EACCES" in native["rootcaps"]
     got = _sections(mine.out)
