@@ -32,6 +32,7 @@ from brandpy.runtime.seccomp import Action, ArgTest
 from . import linux
 from .handlers import exec as exec_
 from .handlers import fs, ident, opath, owners, pids, prio, process, sendmsg, signals, sock, sockcreds, sysv, tty, uts
+from .handlers import mount as mount_
 from .handlers import perform as perform_
 
 Handler = Callable[..., "int | Inject | None"]   # an Inject: see Supervisor._hand_off
@@ -162,6 +163,7 @@ MODES = "modes recorded in an xattr (the host file keeps owner rw)"
 ROOT_ACCESS = "the container's root passes checks as root does"
 DEVICES = "device nodes recorded as files with their type in an xattr"
 DOCKER = "denied (EPERM) as in Docker's default profile"
+PRIVILEGED = "with CAP_SYS_ADMIN (Docker's profile allows it then, EPERM else): "
 NEVER = "never implemented on x86_64 Linux (ENOSYS there too)"
 SIGNALFD = ("native; the fd number a new signalfd gets has its reads trapped in the process "
             "(its records carry the sender's IDs)")
@@ -401,8 +403,11 @@ SPEC: dict[str, Spec] = {
     "kcmp": trace(pids.two_pids, PIDS),
     "pidfd_getfd": deny(errno.EPERM, DOCKER),
     "process_madvise": deny(errno.EPERM, DOCKER),
-    "unshare": deny(errno.EPERM, DOCKER),
-    "setns": deny(errno.EPERM, DOCKER),
+    "unshare": trace(mount_.unshare, PRIVILEGED + "mount and UTS namespaces emulated per "
+                     "process; as root IPC, network, cgroup and time ones made by the kernel; "
+                     "user and PID namespaces EPERM", PARTIAL),
+    "setns": trace(mount_.setns, PRIVILEGED + "joins the mount and UTS namespaces of the process "
+                   "a pidfd names, or with a namespace file the container's own", PARTIAL),
     # -- signals --------------------------------------------------------------------
     **{name: allow() for name in (
         "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending",
@@ -467,8 +472,11 @@ SPEC: dict[str, Spec] = {
     "lsm_set_self_attr": deny(errno.EPERM, DOCKER),
     "lsm_list_modules": deny(errno.EPERM, DOCKER),
     # -- privileged system calls: denied ---------------------------------------------------
-    "mount": deny(errno.EPERM, DOCKER + "; mounts are not emulated"),
-    "umount2": deny(errno.EPERM, DOCKER),
+    "mount": trace(mount_.mount, PRIVILEGED + "emulated in the caller's mount table: tmpfs (a "
+                   "private directory), proc, sysfs, bind (MS_REC too), remount, move, "
+                   "propagation changes; other file systems ENODEV", PARTIAL),
+    "umount2": trace(mount_.umount2, PRIVILEGED + "uncovers what the mount covered; brandpy's "
+                     "own mounts (root, /proc, /sys, /dev, masked paths) EBUSY", PARTIAL),
     "pivot_root": deny(errno.EPERM, DOCKER),
     "open_tree": deny(errno.EPERM, DOCKER),
     "open_tree_attr": deny(errno.EPERM, DOCKER),

@@ -17,6 +17,7 @@ import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import Errno
 from .linux import O_PATH
@@ -34,6 +35,8 @@ class Mount:
     # a file the engine rewrites by renaming a new one over it, in the state
     # directory (out of the container's reach): opened by name at each use
     reopen: bool = False
+    source: bytes = b""     # what /proc/self/mounts names as the source ("" = the kind's)
+    made: bool = False      # by the container's own mount(2) (syscalls/handlers/mount.py)
 
     @property
     def components(self) -> tuple[bytes, ...]:
@@ -61,6 +64,9 @@ class MountTable:
     def __post_init__(self) -> None:
         self._roots: dict[Mount, tuple[int, bool]] = {}   # mount -> (fd, is dir)
         self._lock = threading.Lock()
+        self.resolver: Any = None     # pathres.Resolver over this table, made on first use
+        # what mount(2) covered, by mount point, the last on top (unstack)
+        self._hidden: dict[bytes, list[tuple[Mount, tuple[int, bool] | None]]] = {}
         self._sort()
 
     def root_fd(self, mount: Mount) -> tuple[int, bool, bool]:
@@ -131,11 +137,64 @@ class MountTable:
                             "names another file than when the container started (renamed or "
                             "replaced meanwhile): restart the container")
 
+    def copy(self) -> MountTable:
+        """Another namespace's table, the same mounts (a mount namespace
+        unshared): its root descriptors are its own duplicates."""
+        other = MountTable(list(self.mounts), self.aliases, self.pid_of)
+        with self._lock:
+            for mount, (fd, is_dir) in self._roots.items():
+                other._roots[mount] = (os.dup(fd), is_dir)
+            for guest, below in self._hidden.items():
+                other._hidden[guest] = [(m, (os.dup(r[0]), r[1]) if r else None)
+                                        for m, r in below]
+        return other
+
+    def stack(self, mount: Mount, fd: int | None = None, is_dir: bool = False) -> None:
+        """mount(2): on top of what is at its mount point, which unstack()
+        uncovers again. `fd`: the root the caller already holds (a bind's
+        source found by a race-free walk, never reopened by host path)."""
+        with self._lock:
+            for m in [m for m in self.mounts if m.guest == mount.guest]:
+                self._hidden.setdefault(mount.guest, []).append((m, self._roots.pop(m, None)))
+            if fd is not None:
+                self._roots[mount] = (fd, is_dir)
+            self.mounts = [m for m in self.mounts if m.guest != mount.guest] + [mount]
+        self._sort()
+
+    def unstack(self, mount: Mount) -> None:
+        """umount(2)."""
+        with self._lock:
+            root = self._roots.pop(mount, None)
+            if root is not None:
+                os.close(root[0])
+            self.mounts = [m for m in self.mounts if m is not mount]
+            below = self._hidden.get(mount.guest)
+            if below:
+                m, r = below.pop()
+                self.mounts.append(m)
+                if r is not None:
+                    self._roots[m] = r
+        self._sort()
+
+    def replace(self, old: Mount, new: Mount) -> None:
+        """A mount changed in place (remounted, moved), its root kept."""
+        with self._lock:
+            root = self._roots.pop(old, None)
+            if root is not None:
+                self._roots[new] = root
+            self.mounts = [new if m is old else m for m in self.mounts]
+        self._sort()
+
     def close(self) -> None:
         with self._lock:
             for fd, _ in self._roots.values():
                 os.close(fd)
             self._roots.clear()
+            for below in self._hidden.values():
+                for _, root in below:
+                    if root is not None:
+                        os.close(root[0])
+            self._hidden.clear()
 
     def __del__(self) -> None:
         self.close()

@@ -211,9 +211,20 @@ class _Walk:
 
 
 class Resolver:
-    def __init__(self, view: View) -> None:
+    def __init__(self, view: View, mounts: MountTable | None = None) -> None:
         self.sb = view
-        self.mounts: MountTable = view.mounts
+        self.mounts: MountTable = view.mounts if mounts is None else mounts
+
+    def of(self, proc: Process) -> Resolver:
+        """The resolver of the process's mount namespace: this one, or
+        one over the table the process unshared (runtime/namespaces.py)."""
+        table = proc.mounts
+        if table is None or table is self.mounts:
+            return self
+        if table.resolver is None:
+            table.resolver = Resolver(self.sb, table)
+        resolver: Resolver = table.resolver
+        return resolver
 
     # -- entry points -----------------------------------------------------
 
@@ -222,6 +233,9 @@ class Resolver:
         """Resolve `path` as `tid` would see it (relative to `dirfd` when
         it is not absolute). `resolve_flags` are openat2's RESOLVE_* (checked
         by the caller; RESOLVE_CACHED is only a hint). Raises Errno."""
+        own = self.of(proc)
+        if own is not self:
+            return own.resolve(proc, tid, path, dirfd, follow, resolve_flags)
         if not path:
             raise Errno(errno.ENOENT)
         if len(path) >= PATH_MAX:
@@ -245,7 +259,7 @@ class Resolver:
 
     def guest_of_host(self, proc: Process, host: bytes) -> bytes | None:
         """A host path as the guest names it, relative to the process's root."""
-        guest = self.mounts.to_guest(host)
+        guest = self.of(proc).mounts.to_guest(host)
         if guest is None:
             return None
         return self.relative_to_root(proc, guest)
@@ -269,7 +283,7 @@ class Resolver:
             host = os.readlink(b"/proc/%d/cwd" % tid)
         except OSError as exc:
             raise Errno(exc.errno or errno.ESRCH) from None
-        guest = self.mounts.to_guest(host)
+        guest = self.of(proc).mounts.to_guest(host)
         # A cwd outside every mount can only be inherited; treat it as the root.
         return split(guest) if guest is not None else split(proc.root)
 
@@ -284,7 +298,7 @@ class Resolver:
             raise Errno(errno.EBADF) from None
         if not stat.S_ISDIR(st.st_mode):
             raise Errno(errno.ENOTDIR)
-        guest = self.mounts.to_guest(host)
+        guest = self.of(proc).mounts.to_guest(host)
         if guest is None:
             raise Errno(errno.EACCES, "directory fd outside the container")
         return split(guest)

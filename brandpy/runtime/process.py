@@ -3,8 +3,9 @@
 The kernel already tracks cwd, fds, credentials and memory of each tracee;
 the supervisor only keeps what the guest sees differently: its root (chroot
 inside the container), the program /proc/self/exe should name (the kernel
-sees ld.so when a dynamic program is started through its interpreter), and
-the identity the guest believes it has.
+sees ld.so when a dynamic program is started through its interpreter), the
+identity the guest believes it has, and the mount and UTS namespaces it
+unshared (brandpy emulates them: runtime/namespaces.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .identity import Cred
+from .mounts import MountTable
+from .namespaces import Uts
 
 COMM_LEN = 15    # TASK_COMM_LEN - 1: a process name's longest
 
@@ -41,10 +44,14 @@ class Process:
     pidfd: int | None = None            # opened on first use, for pidfd_getfd
     dumpable: bool = True               # what prctl(PR_GET_DUMPABLE) should say
     cred: Cred = field(default_factory=Cred)   # emulated credentials (unprivileged mode)
+    # namespaces it unshared (None: the container's own), shared with its children
+    mounts: MountTable | None = None
+    uts: Uts | None = None
 
     def fork(self, tgid: int) -> Process:
         return Process(tgid=tgid, root=self.root, exe=self.exe, image=self.image,
-                       parent=self.tgid, dumpable=self.dumpable, cred=self.cred.copy())
+                       parent=self.tgid, dumpable=self.dumpable, cred=self.cred.copy(),
+                       mounts=self.mounts, uts=self.uts)
 
     @property
     def comm(self) -> bytes:

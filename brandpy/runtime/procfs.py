@@ -207,7 +207,8 @@ class ProcFS:
         if path == b"version":
             u = os.uname()
             return f"Linux version {sb.release} (brandpy) {u.version}\n".encode()
-        value = {b"sys/kernel/hostname": sb.hostname, b"sys/kernel/domainname": sb.domainname,
+        uts = sb.uts_of(reader)
+        value = {b"sys/kernel/hostname": uts.hostname, b"sys/kernel/domainname": uts.domainname,
                  b"sys/kernel/osrelease": sb.release}[path]
         return value.encode() + b"\n"
 
@@ -340,9 +341,9 @@ class ProcFS:
 
     # -- the mount table ----------------------------------------------------------------
 
-    def _visible_mounts(self) -> list[Mount]:
+    def _visible_mounts(self, reader: Process) -> list[Mount]:
         # Docker's /dev is a tmpfs with device nodes: ours are binds, not shown
-        mounts = [m for m in self.sb.mounts.mounts if m.kind != "device"]
+        mounts = [m for m in self.sb.mounts_of(reader).mounts if m.kind != "device"]
         return sorted(mounts, key=lambda m: (len(split(m.guest)), m.guest))
 
     def _entry(self, m: Mount) -> tuple[bytes, bytes, bytes]:
@@ -354,6 +355,8 @@ class ProcFS:
         else:
             source, fstype = host_fs(m.host)
             opts = b"rw,relatime"
+        if m.source:
+            source = m.source
         if m.readonly and opts.startswith(b"rw"):
             opts = b"ro" + opts[2:]
         return source, fstype, opts
@@ -364,7 +367,7 @@ class ProcFS:
 
     def mounts(self, reader: Process) -> bytes:
         lines = []
-        for m in self._visible_mounts():
+        for m in self._visible_mounts(reader):
             target = self._relative(reader, m.guest)
             if target is not None:
                 source, fstype, opts = self._entry(m)
@@ -372,14 +375,15 @@ class ProcFS:
         return b"\n".join(lines) + b"\n"
 
     def mountinfo(self, reader: Process) -> bytes:
-        mounts = self._visible_mounts()
+        mounts = self._visible_mounts(reader)
+        table = self.sb.mounts_of(reader)
         ids = {m.guest: 100 + i for i, m in enumerate(mounts)}
         lines = []
         for m in mounts:
             target = self._relative(reader, m.guest)
             if target is None:
                 continue
-            parent = self.sb.mounts.lookup(split(m.guest)[:-1])[0].guest if m.guest != b"/" \
+            parent = table.lookup(split(m.guest)[:-1])[0].guest if m.guest != b"/" \
                 else m.guest
             try:
                 st = os.stat(m.host)

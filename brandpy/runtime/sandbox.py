@@ -20,6 +20,7 @@ from .errors import Errno
 from .identity import Cred, resolve_user
 from .linux import pidfd_getfd, pidfd_open
 from .mounts import Mount, MountTable, split
+from .namespaces import Uts
 from .pathres import Resolver
 from .pids import PidMap
 from .policy import capabilities, profile_for
@@ -179,12 +180,13 @@ class Sandbox:
         # Unprivileged, identity is emulated (fakeroot-style); as root it is real.
         self.fake_ids = os.geteuid() != 0
         self.cred = resolve_user(self.rootfs, config.user, self.caps, tuple(config.group_add))
-        self.hostname = config.hostname or secrets.token_hex(6)
-        self.domainname = config.domainname or "(none)"
+        self.uts = Uts(config.hostname or secrets.token_hex(6), config.domainname or "(none)")
         self.release = config.kernel_release or os.uname().release
         self.state = os.fsencode(config.state_dir)
         self.mounts = MountTable(build_mounts(config, self.rootfs, self.hostname))
         self.mounts.pin(self.state)
+        # the host directories of the tmpfs mounts the container makes
+        self.tmpfs_base = os.path.join(self.state, b"mnt")
         self.ptys = PtyView(os.path.join(self.state, b"dev"))
         self.pids = PidMap()
         self.mounts.pid_of = self.pids.to_guest
@@ -217,12 +219,42 @@ class Sandbox:
         self.own_filters: dict[int, tuple[bytes, ...]] = {}
         self.mirror: Mirror | None = None       # the native engine's copy of this state
 
+    @property
+    def hostname(self) -> str:
+        """The container's own (its UTS namespace's, not an unshared one's)."""
+        return self.uts.hostname
+
+    @property
+    def domainname(self) -> str:
+        return self.uts.domainname
+
+    def uts_of(self, proc: Process) -> Uts:
+        return proc.uts or self.uts
+
+    def mounts_of(self, proc: Process) -> MountTable:
+        return proc.mounts or self.mounts
+
+    def tables(self) -> list[MountTable]:
+        """Every mount namespace's table with a process in it."""
+        found = {id(self.mounts): self.mounts}
+        for proc in self.procs.values():
+            if proc.mounts is not None:
+                found[id(proc.mounts)] = proc.mounts
+        return list(found.values())
+
+    def mounted(self, table: MountTable) -> None:
+        """A mount namespace's table changed; the native engine mirrors the
+        container's own one (a process in another resolves in Python)."""
+        if table is self.mounts and self.mirror is not None:
+            self.mirror.mounts_changed(table)
+
     def close(self) -> None:
         """Release what outlives the processes (private /proc listings, the
         ptys held for the container's /dev/pts, the mounts' root descriptors)."""
         self.procfs.close()
         self.ptys.close()
-        self.mounts.close()
+        for table in self.tables():
+            table.close()
 
     def adopt_pty(self, fd: int) -> None:
         """A pty of the host's the container gets or makes (fd: ours, an fd

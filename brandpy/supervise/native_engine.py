@@ -111,7 +111,7 @@ class NativeSupervisor(Supervisor):
             flags |= lib.BP_THREAD_ROOT
         if acts_as_supervisor(c.for_access()):
             flags |= lib.BP_THREAD_ACCESS_ROOT
-        if proc.root != b"/":
+        if proc.root != b"/" or proc.mounts is not None:   # Python resolves for it
             flags |= lib.BP_THREAD_CHROOT
         if proc.parent is None:
             flags |= lib.BP_THREAD_TOPLEVEL

@@ -159,8 +159,9 @@ def tracee_file(call: Call, fd: int) -> Obj:
         # not ENOENT for a closed fd: CPython takes that for an odd file
         raise Errno(errno.EBADF if exc.errno == errno.ENOENT else exc.errno or errno.EBADF) \
             from None
-    guest = call.sb.mounts.to_guest(target) if target.startswith(b"/") else None
-    mount = call.sb.mounts.lookup(split(guest))[0] if guest is not None else None
+    table = call.sb.mounts_of(call.proc)
+    guest = table.to_guest(target) if target.startswith(b"/") else None
+    mount = table.lookup(split(guest))[0] if guest is not None else None
     return Obj(own, os.fstat(own), mount, tracee_fd=fd)
 
 
@@ -171,8 +172,9 @@ def fd_mount(call: Call, fd: int) -> Mount | None:
         host = os.readlink(b"/proc/%d/fd/%d" % (call.tid, fd))
     except OSError:
         raise Errno(errno.EBADF) from None
-    guest = call.sb.mounts.to_guest(host) if host.startswith(b"/") else None
-    return call.sb.mounts.lookup(split(guest))[0] if guest is not None else None
+    table = call.sb.mounts_of(call.proc)
+    guest = table.to_guest(host) if host.startswith(b"/") else None
+    return table.lookup(split(guest))[0] if guest is not None else None
 
 
 def fd_flags(tid: int, fd: int) -> int:

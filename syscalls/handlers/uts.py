@@ -15,8 +15,9 @@ HOST_NAME_MAX = 64
 
 def uname(call: Call) -> int:
     sb = call.sb
+    uts = sb.uts_of(call.proc)
     host = os.uname()
-    fields = ("Linux", sb.hostname, sb.release, host.version, host.machine, sb.domainname)
+    fields = ("Linux", uts.hostname, sb.release, host.version, host.machine, uts.domainname)
     data = b"".join(f.encode()[:FIELD - 1].ljust(FIELD, b"\0") for f in fields)
     call.write(call.arg(0), data)
     return 0
@@ -29,7 +30,7 @@ def _set(call: Call, attr: str) -> int:
     if not 0 <= size <= HOST_NAME_MAX:
         raise Errno(errno.EINVAL)
     name = call.read(call.arg(0), size).split(b"\0", 1)[0].decode(errors="replace")
-    setattr(call.sb, attr, name)
+    setattr(call.sb.uts_of(call.proc), attr, name)
     return 0
 
 

@@ -111,13 +111,13 @@ def test_trace_follow_streams_until_the_container_ends(daemon):
 def test_ledger_live_in_inspect_and_unsupported_calls_in_docker_events(daemon):
     since = str(time.time() - 1)
     cid = daemon.ok("run", "-d", "--name", "mounter", "busybox", "sh", "-c",
-                    "mount -t tmpfs none /mnt; echo tried; sleep 30").strip()
+                    "pivot_root / /mnt; echo tried; sleep 30").strip()
     try:
         wait_for(lambda: "tried" in daemon.ok("logs", cid))
         info = brandpy(daemon, cid)
         assert info["Snapshot"] == "live"
-        entry = next(e for e in info["Ledger"] if e["Syscall"] == "mount")
-        assert entry["Errno"] == 1 and entry["Calls"] == 1 and "mount" in entry["Reason"]
+        entry = next(e for e in info["Ledger"] if e["Syscall"] == "pivot_root")
+        assert entry["Errno"] == 1 and entry["Calls"] == 1 and "Docker" in entry["Reason"]
         assert daemon.ok("inspect", "-f", "{{.Brandpy.Snapshot}}", cid) == "live\n"
         out = daemon.ok("events", "--since", since, "--until", str(time.time() + 1),
                         "--filter", "event=brandpy-unsupported", "--format", "{{json .}}")
@@ -128,7 +128,7 @@ def test_ledger_live_in_inspect_and_unsupported_calls_in_docker_events(daemon):
             ("container", "brandpy-unsupported", cid)
         attrs = ev["Actor"]["Attributes"]
         assert (attrs["syscall"], attrs["errno"], attrs["name"], attrs["image"]) == \
-            ("mount", "EPERM", "mounter", "busybox")
+            ("pivot_root", "EPERM", "mounter", "busybox")
         assert attrs["reason"] == entry["Reason"]
     finally:
         daemon.ok("rm", "-f", cid)
