@@ -720,9 +720,10 @@ class Engine:
 
     async def update(self, rec: Record, body: dict) -> list[str]:
         """`docker update`: the restart policy and resources given (a zero
-        value leaves one as it is, as in dockerd) are stored; the warnings
-        say what is not enforced (cgroup limits, as at create) and what
-        applies from the next start."""
+        value leaves one as it is, as in dockerd) are stored, and the limits
+        a cgroup enforces set on the running container; the warnings say
+        what is not enforced (as at create) and what applies from the next
+        start."""
         changed = {k: v for k, v in body.items() if k in RESOURCES and v not in UNSET}
         cpuset(changed)
         ulimits(changed)
@@ -734,12 +735,16 @@ class Engine:
                  "AutoRemove": rec.host_config.get("AutoRemove")})
         if not changed:
             return []
+        live = [key for key in enforced_resources(self.cgroups) if key in changed]
+        if live and rec.running and rec.shim is not None:
+            # as dockerd: the running container's cgroup at once
+            await rec.shim.request("update", limits=cgroups.Limits.of(
+                {**rec.host_config, **changed}).to_json())
         rec.host_config.update(changed)
         rec.save()
         if rec.running:
             warnings += [f"{key}: applies from the container's next start"
-                         for key in (*APPLIED_RESOURCES, *enforced_resources(self.cgroups),
-                                     "RestartPolicy") if key in changed]
+                         for key in (*APPLIED_RESOURCES, "RestartPolicy") if key in changed]
         self.container_event(rec, "update")
         return warnings
 

@@ -185,6 +185,12 @@ class Shim:
         self._reply(writer, state=self.state)
         return False
 
+    async def op_update(self, req: dict, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> bool:
+        self._running().update_limits(Limits(**req.get("limits", {})))
+        self._reply(writer)
+        return False
+
     async def op_pull(self, req: dict, reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter) -> bool:
         if self.session is not None:

@@ -146,7 +146,7 @@ def device_rule(st: os.stat_result, access: str) -> DeviceRule | None:
 class Cgroup:
     """One container's cgroup in every hierarchy it could be made in."""
     name: str
-    dirs: list[Path] = field(default_factory=list)
+    joined: list[tuple[Hierarchy, Path]] = field(default_factory=list)
     kill_file: Path | None = None        # cgroup.kill (v2)
     freezer: Path | None = None          # freezer.state (v1)
     enforced: set[str] = field(default_factory=set)   # memory, cpu, pids, devices
@@ -154,32 +154,51 @@ class Cgroup:
     @classmethod
     def make(cls, name: str, limits: Limits, devices: list[DeviceRule]) -> Cgroup:
         """Made as far as the host lets us (a read-only or absent cgroupfs
-        gives an empty one: the translation's walls stand alone then)."""
+        gives an empty one: the translation's walls stand alone then). The
+        limit controllers are joined even without a limit, so that `docker
+        update` can set one on the running container."""
         cg = cls(name)
         if os.environ.get(TEST_OFF) == "1":
             return cg
         for h in hierarchies():
-            wanted = _wanted(h, limits)
-            if not wanted and not (h.v2 and not cg.kill_file):
+            kinds = _joined(h)
+            if not kinds and not (h.v2 and cg.kill_file is None):
                 continue
             path = h.parent() / name
             try:
                 path.mkdir(parents=True, exist_ok=True)
-                if h.v2:
-                    _enable(h, wanted)
             except OSError:
                 continue
-            cg.dirs.append(path)
-            for kind in wanted:
+            if h.v2:
+                with contextlib.suppress(OSError):   # EBUSY below a cgroup with processes
+                    _enable(h, [k for k in kinds if k in LIMITED])
+                if (path / "cgroup.kill").exists():
+                    cg.kill_file = path / "cgroup.kill"
+            cg.joined.append((h, path))
+            if "devices" in kinds:
                 with contextlib.suppress(OSError):
-                    _apply(h, path, kind, limits, devices)
-                    cg.enforced.add(kind)
-            cg.enforced.discard("freezer")
-            if h.v2 and (path / "cgroup.kill").exists():
-                cg.kill_file = path / "cgroup.kill"
-            if "freezer" in h.controllers:
+                    _devices(path, devices)
+                    cg.enforced.add("devices")
+            if "freezer" in kinds:
                 cg.freezer = path / "freezer.state"
+        cg.update(limits)
         return cg
+
+    @property
+    def dirs(self) -> list[Path]:
+        return [path for _, path in self.joined]
+
+    def update(self, limits: Limits) -> None:
+        """Set the limits given (at start, and `docker update` while it runs)."""
+        for h, path in self.joined:
+            for kind in LIMITED:
+                if kind in h.controllers and _given(kind, limits):
+                    try:
+                        _apply(h, path, kind, limits)
+                    except OSError as exc:
+                        raise OSError(exc.errno, f"cannot set the container's {kind} limit "
+                                      f"in {path}: {exc.strerror}") from None
+                    self.enforced.add(kind)
 
     def add(self, pid: int) -> None:
         """Move a process in (before it runs the container's code: its
@@ -225,17 +244,20 @@ class Cgroup:
         self.dirs.clear()
 
 
-def _wanted(h: Hierarchy, limits: Limits) -> list[str]:
-    kinds = ["freezer"] if "freezer" in h.controllers else []   # kill() on cgroup v1
-    if "devices" in h.controllers and not h.v2:
-        kinds.append("devices")      # v2's is a BPF program: not made here
-    if "memory" in h.controllers and limits.memory:
-        kinds.append("memory")
-    if "cpu" in h.controllers and (limits.cpu_quota or limits.cpu_shares):
-        kinds.append("cpu")
-    if "pids" in h.controllers and limits.pids:
-        kinds.append("pids")
-    return kinds
+LIMITED = ("memory", "cpu", "pids")
+
+
+def _joined(h: Hierarchy) -> list[str]:
+    """The controllers of a hierarchy a container's cgroup is made for: v1's
+    devices (v2's is a BPF program, not made here) and freezer (kill() on
+    v1), and the limits'."""
+    v1 = ("devices", "freezer") if not h.v2 else ()
+    return [k for k in (*v1, *LIMITED) if k in h.controllers]
+
+
+def _given(kind: str, limits: Limits) -> bool:
+    return bool({"memory": limits.memory, "cpu": limits.cpu_quota or limits.cpu_shares,
+                 "pids": limits.pids}[kind])
 
 
 def _enable(h: Hierarchy, kinds: list[str]) -> None:
@@ -248,15 +270,14 @@ def _enable(h: Hierarchy, kinds: list[str]) -> None:
     _write(own / GROUP / "cgroup.subtree_control", line)
 
 
-def _apply(h: Hierarchy, path: Path, kind: str, limits: Limits,
-           devices: list[DeviceRule]) -> None:
-    if kind == "freezer":
-        return
-    if kind == "devices":
-        _write(path / "devices.deny", "a")
-        for rule in DOCKER_RULES + devices:
-            _write(path / "devices.allow", str(rule))
-    elif kind == "memory":
+def _devices(path: Path, devices: list[DeviceRule]) -> None:
+    _write(path / "devices.deny", "a")
+    for rule in DOCKER_RULES + devices:
+        _write(path / "devices.allow", str(rule))
+
+
+def _apply(h: Hierarchy, path: Path, kind: str, limits: Limits) -> None:
+    if kind == "memory":
         swap = limits.memory_swap
         if h.v2:
             _write(path / "memory.max", str(limits.memory))
@@ -265,9 +286,15 @@ def _apply(h: Hierarchy, path: Path, kind: str, limits: Limits,
                     _write(path / "memory.swap.max",
                            "max" if swap < 0 else str(max(swap - limits.memory, 0)))
         else:
-            _write(path / "memory.limit_in_bytes", str(limits.memory))
+            writes = [("memory.limit_in_bytes", str(limits.memory))]
             if swap and (path / "memory.memsw.limit_in_bytes").exists():
-                _write(path / "memory.memsw.limit_in_bytes", "-1" if swap < 0 else str(swap))
+                writes.append(("memory.memsw.limit_in_bytes", "-1" if swap < 0 else str(swap)))
+            try:    # memory + swap may never be below memory: the order depends on the change
+                for name, value in writes:
+                    _write(path / name, value)
+            except OSError:
+                for name, value in reversed(writes):
+                    _write(path / name, value)
     elif kind == "cpu":
         period = limits.cpu_period or CPU_PERIOD
         if h.v2:

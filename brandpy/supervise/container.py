@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from brandpy.runtime import landlock
-from brandpy.runtime.cgroups import Cgroup
+from brandpy.runtime.cgroups import Cgroup, Limits
 from brandpy.runtime.devices import DeviceError, cgroup_rules
 from brandpy.runtime.identity import Cred, UserError, resolve_user
 from brandpy.runtime.inject import Injector
@@ -279,6 +279,15 @@ class Container:
         if not self.sup.call_soon(snapshot):
             snapshot()
         return done
+
+    def update_limits(self, limits: Limits) -> None:
+        """`docker update` of a running container's resource limits (its
+        cgroup's; without one, as unprivileged, nothing enforces them)."""
+        if self.cgroup is not None:
+            try:
+                self.cgroup.update(limits)
+            except OSError as exc:
+                raise ContainerError(str(exc), 400) from None
 
     def on_running(self, fn: Callable[[], None]) -> None:
         """Call fn (on the tracer thread) once the entrypoint's own program

@@ -66,6 +66,26 @@ def test_cpu_limits_and_devices_written(daemon):
     assert not cgroup_file("cpu", cid, "").exists()     # removed with the container
 
 
+@pytest.mark.skipif("memory" not in ENFORCED, reason="no memory controller for a root daemon")
+def test_update_sets_the_running_containers_limits(daemon):
+    """docker update changes a running container's cgroup at once, as
+    dockerd does."""
+    cid = daemon.ok("run", "-d", "busybox", "sleep", "30").strip()
+    try:
+        limit = cgroup_file("memory", cid, "memory.limit_in_bytes" if any(
+            not h.v2 and "memory" in h.controllers for h in cgroups.hierarchies())
+            else "memory.max")
+        before = limit.read_text()
+        r = daemon.docker("update", "--memory", "64m", "--memory-swap", "64m", "--pids-limit",
+                          "7", cid)
+        assert r.status == 0 and "next start" not in r.err + r.out, r
+        assert limit.read_text().strip() == str(64 << 20) != before.strip()
+        if "pids" in ENFORCED:
+            assert cgroup_file("pids", cid, "pids.max").read_text().strip() == "7"
+    finally:
+        daemon.ok("rm", "-f", cid)
+
+
 def test_unenforced_limits_warned(daemon):
     """What no cgroup enforces here is said at create, as dockerd says it."""
     r = daemon.docker("create", "--memory", "64m", "--blkio-weight", "500", "busybox", "true")

@@ -22,6 +22,7 @@ from brandpy.engine import logs
 from brandpy.engine.logdrivers import Rotation
 from brandpy.engine.logs import LogWriter
 from brandpy.engine.stdio import Session
+from brandpy.runtime import cgroups
 from tests.api.conftest import Daemon, Netns, image_tar, wait_for
 from tests.images_store.registries import Registry
 
@@ -459,8 +460,8 @@ def test_update_stores_resources(client):
         c.reload()
         assert (c.attrs["HostConfig"]["Memory"], c.attrs["HostConfig"]["BlkioWeight"],
                 c.attrs["HostConfig"]["CpusetCpus"]) == (300 << 20, 500, "0")
-        assert ("Memory: memory limits are not enforced (no cgroups)" in warnings
-                or "Memory: applies from the container's next start" in warnings), warnings
+        assert ("Memory: memory limits are not enforced (no cgroups)" in warnings) == \
+            ("memory" not in cgroups.enforceable()), warnings
         assert "BlkioWeight: resource limits are not enforced (no cgroups)" in warnings
         assert "CpusetCpus: applies from the container's next start" in warnings
         with pytest.raises(docker.errors.APIError, match="cpuset"):
