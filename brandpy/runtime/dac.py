@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from dataclasses import replace
 
 from brandpy import fsmeta
 from brandpy.fsmeta import Override
@@ -52,6 +53,18 @@ def view(fd: int, st: os.stat_result | None = None) -> Override:
         except (OSError, ValueError):
             pass
     return fsmeta.default_view(st)
+
+
+def _subject(cred: Cred, fd: int, st: os.stat_result | None = None) -> Override:
+    """view() for a check. Symlinks, fifos and sockets take no user.*
+    xattr, so their owner is never recorded: the caller is taken for it
+    (a user's own fifo or symlink must stay theirs; the mode still counts)."""
+    if st is None:
+        st = os.fstat(fd)
+    ov = view(fd, st)
+    if stat.S_ISLNK(st.st_mode) or stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        return replace(ov, uid=cred.fsuid, gid=cred.fsgid)
+    return ov
 
 
 # -- the rules, on what the container sees -----------------------------------------
@@ -99,7 +112,7 @@ NAMES_CAPS = ("CAP_DAC_OVERRIDE", "CAP_FOWNER")    # what passes may_delete and 
 
 
 def _need(cred: Cred, fd: int, mask: int, st: os.stat_result | None = None) -> None:
-    if not _sure(cred, mask) and not permission(cred, view(fd, st), mask):
+    if not _sure(cred, mask) and not permission(cred, _subject(cred, fd, st), mask):
         raise Errno(errno.EACCES)
 
 
@@ -131,7 +144,7 @@ def allowed(fd: int, mask: int, st: os.stat_result | None = None) -> bool:
     cred = emulated_cred()
     if cred is None:
         return os.access(_self(fd), mask, effective_ids=True)
-    return _sure(cred, mask) or permission(cred, view(fd, st), mask)
+    return _sure(cred, mask) or permission(cred, _subject(cred, fd, st), mask)
 
 
 def need(fd: int, mask: int, st: os.stat_result | None = None) -> None:
@@ -154,10 +167,10 @@ def may_open(fd: int, st: os.stat_result, flags: int) -> None:
         mask |= MAY_WRITE
     if stat.S_ISDIR(st.st_mode) and mask & MAY_WRITE:
         return
-    ov = None if _sure(cred, mask) else view(fd, st)
+    ov = None if _sure(cred, mask) else _subject(cred, fd, st)
     if ov is not None and not permission(cred, ov, mask):
         raise Errno(errno.EACCES)
-    if flags & os.O_NOATIME and not owner_or_capable(cred, ov or view(fd, st)):
+    if flags & os.O_NOATIME and not owner_or_capable(cred, ov or _subject(cred, fd, st)):
         raise Errno(errno.EPERM)
 
 
@@ -188,18 +201,16 @@ def _may_delete(cred: Cred, dirfd: int, victim: int) -> None:
     d = view(dirfd)
     if not _sure(cred, MAY_WRITE | MAY_EXEC) and not permission(cred, d, MAY_WRITE | MAY_EXEC):
         raise Errno(errno.EACCES)
-    if d.mode & stat.S_ISVTX and cred.fsuid != d.uid and not cred.capable("CAP_FOWNER"):
-        f = view(victim)
-        if f.kind != "symlink" and cred.fsuid != f.uid:
-            raise Errno(errno.EPERM)
+    if d.mode & stat.S_ISVTX and cred.fsuid != d.uid and not cred.capable("CAP_FOWNER") \
+            and cred.fsuid != _subject(cred, victim).uid:
+        raise Errno(errno.EPERM)
 
 
 def may_delete(dirfd: int, name: bytes) -> None:
     """may_delete() of name in dirfd: write and search permission on the
     directory (EACCES); in a sticky one, only the file's or the
     directory's owner, or CAP_FOWNER (EPERM). A missing name is left to
-    the kernel (ENOENT). A symlink's owner is not recorded (symlinks take
-    no xattr): the sticky bit does not protect symlinks."""
+    the kernel (ENOENT)."""
     cred = _checked(*NAMES_CAPS)
     if cred is None:
         return
@@ -268,7 +279,7 @@ def may_link(fd: int, st: os.stat_result) -> None:
     cred = _checked("CAP_FOWNER")
     if cred is None or not PROTECTED_HARDLINKS:
         return
-    ov = view(fd, st)
+    ov = _subject(cred, fd, st)
     if owner_or_capable(cred, ov):
         return
     safe = ov.kind == "file" and not ov.mode & stat.S_ISUID and \
@@ -285,7 +296,7 @@ def may_set_times(fd: int, st: os.stat_result | None, explicit: bool) -> None:
     cred = _checked("CAP_FOWNER")
     if cred is None:
         return
-    ov = view(fd, st)
+    ov = _subject(cred, fd, st)
     if owner_or_capable(cred, ov):
         return
     if explicit:

@@ -170,6 +170,8 @@ def _unix_target(call: Call, path: bytes) -> tuple[bytes, int]:
     """The socket file a path names, held open: (its sockaddr through
     /proc/self/fd/N, N, for the caller to close)."""
     with find_path(call, path) as obj:
+        if not dac.allowed(obj.fd, dac.MAY_WRITE, obj.st):     # as unix_find_bsd, first
+            raise Errno(errno.EACCES)
         if not stat.S_ISSOCK(obj.st.st_mode):
             raise Errno(errno.ECONNREFUSED)
         fd = os.dup(obj.fd)

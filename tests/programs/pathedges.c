@@ -328,17 +328,27 @@ static void try_exec(const char *what, const char *name)
         printf("%s: ran, status %#x\n", what, status);
 }
 
-/* An AF_UNIX socket bound at dir/name (and closed). */
-static long bind_unix(const char *name)
+/* An AF_UNIX socket bound or connected to dir/name (and closed). */
+static long unix_at(const char *name, int (*call)(int, const struct sockaddr *, socklen_t))
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", at(name));
     int s = socket(AF_UNIX, SOCK_STREAM, 0);
-    long rc = bind(s, (struct sockaddr *)&sa, sizeof sa);
+    long rc = call(s, (struct sockaddr *)&sa, sizeof sa);
     int err = errno;
     close(s);
     errno = err;
     return rc;
+}
+
+static long bind_unix(const char *name)
+{
+    return unix_at(name, bind);
+}
+
+static long connect_unix(const char *name)
+{
+    return unix_at(name, connect);
 }
 
 static long times_(const char *name, long a, long m)
@@ -474,10 +484,13 @@ static void user(void)
     show("user link rw -> pub/l2", link(at("rw"), at("pub/l2")));
     show("user link mine -> pub/l3", link(at("mine"), at("pub/l3")));
     show("user link x755 -> pub/l4", link(at("x755"), at("pub/l4")));
-    show("user mkfifo pub/fifo", mkfifo(at("pub/fifo"), 0644));
+    show("user mkfifo pub/fifo", mkfifo(at("pub/fifo"), 0600));
+    closed("user open own fifo O_RDWR", open(at("pub/fifo"), O_RDWR | O_NONBLOCK));
     show("user unlink pub/fifo", unlink(at("pub/fifo")));
     show("user bind rodir/sock", bind_unix("rodir/sock"));
     show("user bind pub/sock", bind_unix("pub/sock"));
+    show("user connect ro", connect_unix("ro"));
+    show("user connect rw", connect_unix("rw"));
     /* the sticky bit */
     closed("user create sticky/u", open(at("sticky/u"), O_WRONLY | O_CREAT, 0644));
     show("user unlink sticky/rootf", unlink(at("sticky/rootf")));
@@ -487,6 +500,10 @@ static void user(void)
     closed("user open sticky/rootf O_RDWR", open(at("sticky/rootf"), O_RDWR));
     show("user rename sticky/u -> sticky/u2", rename(at("sticky/u"), at("sticky/u2")));
     show("user unlink sticky/u2", unlink(at("sticky/u2")));
+    show("user symlink sticky/ul", symlink("u2", at("sticky/ul")));
+    struct timespec ts[2] = {{.tv_sec = 1}, {.tv_sec = 2}};
+    show("user utimensat own symlink", utimensat(AT_FDCWD, at("sticky/ul"), ts, AT_SYMLINK_NOFOLLOW));
+    show("user unlink sticky/ul", unlink(at("sticky/ul")));
     show("user unlink home/rootf", unlink(at("home/rootf")));
     show("user unlink home/st/rootf", unlink(at("home/st/rootf")));
     /* owner-only changes */
