@@ -58,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--online", action="store_true",
                    help="keep the host's network (default, as root: a network namespace "
                    "with only loopback)")
+    p.add_argument("--no-confine", action="store_true",
+                   help="run without the cgroup that bounds every run's memory and PIDs "
+                   "(a stressor may then exhaust the host)")
     p.add_argument("--debs", type=Path, default=DEBS,
                    help=f"the fetched stress-ng packages (default {DEBS}; `make bench-debs`)")
     p.add_argument("--out", type=Path, default=RESULTS, help=f"output directory ({RESULTS})")
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     config = StressConfig(runners=chosen, classes=comma_list(args.classes),
                           stressors=comma_list(args.stressors) or None, repeats=args.repeats,
                           ops=args.ops, timeout=args.timeout, backstop=args.backstop,
-                          attribute=args.attribute, offline=not args.online, debs=args.debs)
+                          attribute=args.attribute, offline=not args.online,
+                          confine=not args.no_confine, debs=args.debs)
     return run_and_publish(
         lambda log: run_stressng(config, log=log, progress=lambda partial: write(partial, args.out)),
         lambda results: write(results, args.out), to_markdown)

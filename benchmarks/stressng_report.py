@@ -68,7 +68,8 @@ def to_markdown(results: StressResults) -> str:
         "passes when stress-ng exits 0 having run it. Natively first: a stressor that does "
         "not pass in every native repeat (skipped by stress-ng itself for want of hardware, "
         "kernel support or privilege, failing, or flaky) is set aside and not run under the "
-        f"other runners. Each run is killed after {m['backstop_s']:.0f} s."
+        f"other runners. Each run is killed after {m['backstop_s']:.0f} s; every runner's "
+        f"runs share one cgroup's limits ({m.get('cgroup_limits', 'none')})."
         + (f" brandpy ran with `{' '.join(m['brandpy_options'])}`, as privileged as the other "
            "runners (all run as root)." if m.get("brandpy_options") else ""),
         class_table(results),

@@ -30,6 +30,7 @@ _SUCCESS = "successful run completed"
 # /sys, harmless to every stressor.
 _PROBLEM = re.compile(r"^stress-ng: (?:error|fail|warn)[^\n]*$|^.*(?:FAIL|fail(?:ed|ure)|"
                       r"untrustworthy|skipp|unrecognized|disabled)[^\n]*$", re.MULTILINE)
+_PID = re.compile(r" \[\d+\]")        # stress-ng's "[pid]": the same line from each process once
 _NOISE = ("no CPUs found in /sys/devices/system/cpu",)
 DETAIL_LINES = 6
 BASELINE = "nop"             # a stressor making no call of note: the harness's own calls
@@ -47,10 +48,10 @@ def classify(status: int, output: str, killed: bool) -> str:
 
 
 def problems(output: str) -> str:
-    """The log lines that say why a run did not pass, noise left out."""
-    found = [m.group(0).strip() for m in _PROBLEM.finditer(output)
-             if not any(n in m.group(0) for n in _NOISE)]
-    return "\n".join(found[:DETAIL_LINES])
+    """The log lines that say why a run did not pass, each once, noise left out."""
+    found = dict.fromkeys(_PID.sub("", m.group(0).strip()) for m in _PROBLEM.finditer(output)
+                          if not any(n in m.group(0) for n in _NOISE))
+    return "\n".join(list(found)[:DETAIL_LINES])
 
 
 @dataclass

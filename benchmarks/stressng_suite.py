@@ -9,6 +9,7 @@ calls behind the loss."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import offline
+from .confine import Confinement, group_name
 from .coverage_results import Attribution
 from .coverage_suite import clear_tmp, privileged, with_report, with_trace, write_hosts
 from .execute import become_subreaper, drop_stray_signals, execute
@@ -55,6 +57,7 @@ class StressConfig:
     backstop: float = DEFAULT_BACKSTOP
     attribute: int = DEFAULT_ATTRIBUTE
     offline: bool = True                   # own network namespace, loopback only
+    confine: bool = True                   # runs in a cgroup with memory and PID limits
     images: Path = IMAGES
     debs: Path = DEBS
 
@@ -80,7 +83,11 @@ def run_stressng(config: StressConfig, log: Log,
     # As in the CPython suite: brandpy as privileged as the others, its ledger printed.
     options = privileged()
     chosen = with_report(config.runners, options)
-    with Workspace(config.images) as ws:
+    with contextlib.ExitStack() as stack:
+        confinement = stack.enter_context(Confinement(group_name())) if config.confine else None
+        limits = (f"memory {confinement.memory >> 20} MiB, {confinement.pids} PIDs"
+                  if confinement else "none")
+        ws = stack.enter_context(Workspace(config.images))
         root = prepare_rootfs(ws, config.debs)
         available, unavailable = [], {}
         for runner in chosen:
@@ -109,11 +116,12 @@ def run_stressng(config: StressConfig, log: Log,
                 "stress_ng": stress_ng_version(native, root, ws.state),
                 "repeats": config.repeats, "ops": config.ops, "timeout_s": config.timeout,
                 "backstop_s": config.backstop, "brandpy_options": list(options),
+                "cgroup_limits": limits,
             }
             progress(results)
 
         def one(runner: Runner, stressor: str, rep: int, n: int, of: int) -> None:
-            run = run_stressor(runner, root, ws.state, stressor, rep, config)
+            run = run_stressor(runner, root, ws.state, stressor, rep, config, confinement)
             results.runs.setdefault((stressor, runner.name), []).append(run)
             first = run.detail.splitlines()[0] if run.detail else ""
             log(f"[{rep + 1}/{config.repeats} {n + 1}/{of}] {stressor:<16}{runner.name:<16}"
@@ -134,7 +142,7 @@ def run_stressng(config: StressConfig, log: Log,
             publish()
         for runner in others:
             if isinstance(runner, Brandpy) and config.attribute > 0:
-                attribute(results, runner, root, ws.state, config, log)
+                attribute(results, runner, root, ws.state, config, log, confinement)
         publish()
     return results
 
@@ -187,9 +195,11 @@ def stress_ng_version(native: Runner, root: Path, state: Path) -> str:
 
 
 def run_stressor(runner: Runner, root: Path, state: Path, stressor: str, rep: int,
-                 config: StressConfig) -> StressRun:
+                 config: StressConfig, confinement: Confinement | None) -> StressRun:
     clear_tmp(root)
     argv = runner.command(root, stress_argv(stressor, config), state)
+    if confinement is not None:
+        argv = confinement.wrap(argv)
     out = execute(argv, runner.env(state), config.backstop)
     stderr, ledger = out.stderr, None
     if isinstance(runner, Brandpy):
@@ -203,18 +213,18 @@ def run_stressor(runner: Runner, root: Path, state: Path, stressor: str, rep: in
 
 
 def attribute(results: StressResults, runner: Brandpy, root: Path, state: Path,
-              config: StressConfig, log: Log) -> None:
+              config: StressConfig, log: Log, confinement: Confinement | None) -> None:
     """Each stressor the runner lost, run once more traced, after (once) the
     baseline stressor that shows what the harness itself makes fail."""
     lost = results.lost(runner.name)
     if not lost:
         return
-    base = traced_run(runner, root, state, BASELINE, config)
+    base = traced_run(runner, root, state, BASELINE, config, confinement)
     results.baselines[runner.name] = base
     log(f"  baseline {runner.name:<16}{BASELINE}: {base.traced}")
     for stressor in lost[:config.attribute]:
         plain = next(r for r in results.runs[stressor, runner.name] if r.outcome != PASSED)
-        a = traced_run(runner, root, state, stressor, config, plain)
+        a = traced_run(runner, root, state, stressor, config, confinement, plain)
         results.attributions.append(a)
         failed = ", ".join(f"{c.syscall} {c.errno}" for c in results.own_failures(a)[:8])
         log(f"  traced {runner.name:<16}{stressor}: {a.traced}; failed trapped calls: "
@@ -225,14 +235,16 @@ def attribute(results: StressResults, runner: Brandpy, root: Path, state: Path,
 
 
 def traced_run(runner: Brandpy, root: Path, state: Path, stressor: str,
-               config: StressConfig, plain: StressRun | None = None) -> Attribution:
+               config: StressConfig, confinement: Confinement | None,
+               plain: StressRun | None = None) -> Attribution:
     """The stressor once more under --trace, for the trapped calls that
     failed; the ledger and the failure are the plain run's when there is
     one (tracing turns the native engine's user notification off, so only
     the plain runs are the benchmark's conditions)."""
     path = state / "stressng-trace.jsonl"
     path.unlink(missing_ok=True)
-    traced = run_stressor(with_trace(runner, path), root, state, stressor, 0, config)
+    traced = run_stressor(with_trace(runner, path), root, state, stressor, 0, config,
+                          confinement)
     shown = plain or traced
     a = Attribution(module="stress-ng", runner=runner.name, test_id=stressor,
                     outcome=shown.outcome, ledger=shown.ledger, detail=shown.detail,
