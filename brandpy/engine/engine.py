@@ -604,6 +604,8 @@ class Engine:
                 trash = self.cdir / f".rm-{rec.short}"
                 os.rename(rec.dir, trash)
                 await asyncio.to_thread(rmtree, trash)
+                if self.cgroups:    # what a shim killed before its container's end left
+                    await asyncio.to_thread(cgroups.Cgroup.left_by(rec.id).remove)
                 rec.removed.set()
         finally:
             rec.removing = False

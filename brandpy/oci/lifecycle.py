@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from brandpy.runtime.cgroups import Cgroup
+
 from . import control
 from .console import open_pty, relay, send_console, send_pidfd
 from .errors import NotExist, OciError
@@ -197,6 +199,8 @@ def delete(opts: Options, cid: str, force: bool = False) -> None:
     if status != STOPPED:
         _stop(cdir, state)
     _poststop(opts, cdir)
+    if os.geteuid() == 0:    # what a monitor killed before the container's end left
+        Cgroup.left_by(cid).remove()
     cdir.remove()
 
 

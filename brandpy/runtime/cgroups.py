@@ -184,6 +184,14 @@ class Cgroup:
         cg.update(limits)
         return cg
 
+    @classmethod
+    def left_by(cls, name: str) -> Cgroup:
+        """The cgroup a container of that name has, whoever made it (a
+        supervisor killed before its end leaves it behind): remove() ends
+        what is in it and removes it."""
+        return cls(name, [(h, h.parent() / name) for h in hierarchies()
+                          if (h.parent() / name).is_dir()])
+
     @property
     def dirs(self) -> list[Path]:
         return [path for _, path in self.joined]
@@ -215,6 +223,9 @@ class Cgroup:
 
     def kill(self) -> None:
         """End every process in it, whatever it did to escape tracing."""
+        if self.kill_file is None:
+            found = [path / "cgroup.kill" for h, path in self.joined if h.v2]
+            self.kill_file = next((f for f in found if f.exists()), None)
         if self.kill_file is not None:
             with contextlib.suppress(OSError):
                 _write(self.kill_file, "1")
@@ -311,6 +322,24 @@ def _apply(h: Hierarchy, path: Path, kind: str, limits: Limits) -> None:
                 _write(path / "cpu.shares", str(limits.cpu_shares))
     elif kind == "pids":
         _write(path / "pids.max", str(limits.pids))
+
+
+RUN_PREFIX = "run-"
+
+
+def run_name() -> str:
+    """The cgroup of a container without a name of its own (`brandpy run`):
+    named for this process, and the ones of runs killed before their end
+    (SIGKILL leaves nothing to remove them) are removed now."""
+    for h in hierarchies():
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(h.parent()):
+                pid = entry.name.removeprefix(RUN_PREFIX)
+                if entry.name.startswith(RUN_PREFIX) and pid.isdigit() and \
+                        not os.path.exists(f"/proc/{pid}"):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(entry.path)     # only once empty: its tasks are gone
+    return f"{RUN_PREFIX}{os.getpid()}"
 
 
 def enforceable() -> set[str]:

@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from brandpy.runtime import landlock
+from brandpy.runtime import cgroups, landlock
 from brandpy.runtime.cgroups import Cgroup, Limits
 from brandpy.runtime.devices import DeviceError, cgroup_rules
 from brandpy.runtime.identity import Cred, UserError, resolve_user
@@ -136,7 +136,7 @@ class Container:
         self.sup.spawner = self.spawner
         try:
             if os.geteuid() == 0:
-                self.cgroup = Cgroup.make(self.config.name or f"run-{os.getpid()}",
+                self.cgroup = Cgroup.make(self.config.name or cgroups.run_name(),
                                           self.config.limits, cgroup_rules(self.sb.mounts))
             pid = self._spawn(self.config.argv, self.env, self.config.workdir, stdio, tty,
                               own_session, hold_fd)

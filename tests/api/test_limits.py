@@ -5,7 +5,9 @@ dockerd, and warned about where they cannot be."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -84,6 +86,19 @@ def test_update_sets_the_running_containers_limits(daemon):
             assert cgroup_file("pids", cid, "pids.max").read_text().strip() == "7"
     finally:
         daemon.ok("rm", "-f", cid)
+
+
+@pytest.mark.skipif(not ENFORCED, reason="no cgroups for a root daemon")
+def test_a_killed_shims_cgroup_goes_with_the_container(daemon):
+    """A shim killed with SIGKILL cannot remove its container's cgroup: the
+    daemon does when the container is removed."""
+    cid = daemon.ok("run", "-d", "busybox", "sleep", "30").strip()
+    state = json.loads(daemon.ok("inspect", cid))[0]
+    shim = json.loads((Path(state["LogPath"]).parent / "state.json").read_text())["ShimPid"]
+    assert cgroups.Cgroup.left_by(cid).dirs
+    os.kill(shim, signal.SIGKILL)
+    daemon.ok("rm", "-f", cid)
+    assert not cgroups.Cgroup.left_by(cid).dirs
 
 
 def test_unenforced_limits_warned(daemon):
