@@ -192,9 +192,11 @@ async def _head_taken(writer: asyncio.StreamWriter) -> None:
         return
     deadline = time.monotonic() + HEAD_TAKEN_WAIT
     while time.monotonic() < deadline:
+        fd = sock.fileno()
+        if fd < 0 or writer.transport.is_closing():
+            return    # the client went away: the stream's first write says so
         try:
-            unread = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ,
-                                                    b"\0" * 4))[0]
+            unread = struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0" * 4))[0]
         except OSError:
             return
         if unread == 0:

@@ -125,7 +125,15 @@ def test_clients_that_go_away(daemon):
                                  "Upgrade: tcp\r\n\r\n")
         assert s.recv(100).startswith(b"HTTP/1.1 101 UPGRADED")
         s.close()
+        for n in range(40):    # gone before reading the head (the daemon waits for that)
+            s = _raw_request(daemon, f"POST /v1.50/containers/{cid}/attach?stream=1&stdout=1 "
+                                     "HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                                     "Upgrade: tcp\r\n\r\n")
+            time.sleep(n % 8 / 1000)
+            s.shutdown(socket.SHUT_WR)
+            s.close()
         time.sleep(0.5)
+        assert not daemon.internal_errors()
         assert call(daemon, "GET", "/_ping")[0] == 200
         assert daemon.ok("inspect", "-f", "{{.State.Running}}", cid) == "true\n"
         assert "tick" in daemon.ok("logs", "--tail", "1", cid)
