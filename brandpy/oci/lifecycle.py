@@ -138,7 +138,7 @@ def _abort(opts: Options, cdir: ContainerDir, monitor: subprocess.Popen | None) 
         monitor.kill()   # PTRACE_O_EXITKILL takes the held entrypoint with it
         monitor.wait()
         _poststop(opts, cdir)
-    cdir.remove()
+    _remove(cdir)
 
 
 def start(opts: Options, cid: str) -> None:
@@ -199,8 +199,14 @@ def delete(opts: Options, cid: str, force: bool = False) -> None:
     if status != STOPPED:
         _stop(cdir, state)
     _poststop(opts, cdir)
-    if os.geteuid() == 0:    # what a monitor killed before the container's end left
-        Cgroup.left_by(cid).remove()
+    _remove(cdir)
+
+
+def _remove(cdir: ContainerDir) -> None:
+    """The container's directory, and the cgroup a monitor killed before
+    the container's end leaves behind."""
+    if os.geteuid() == 0:
+        Cgroup.left_by(cdir.id).remove()
     cdir.remove()
 
 

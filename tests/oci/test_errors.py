@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+from brandpy.runtime import cgroups
+
 from .conftest import Bundle, Runc
 
 
@@ -116,6 +118,7 @@ def test_a_failing_hook_aborts_create_and_runs_poststop(runc: Runc, bundle: Bund
     message = runc.fails("create", "--bundle", str(b), "h")
     assert message == "createRuntime hook /bin/sh failed with exit status 3: no"
     assert not (runc.root / "h").exists()
+    assert not cgroups.Cgroup.left_by("h").dirs     # the killed monitor's cgroup too
     assert json.loads(marker.read_text())["status"] == "stopped"
 
 
