@@ -22,7 +22,7 @@ from .ledger import parse_ledger
 from .regrtest_records import parse
 from .runners import Brandpy, Runner
 from .stopstats import split_stats
-from .suite import Log, git_commit, probe
+from .suite import Log, git_commit, usable
 from .syscall_trace import failed_calls
 from .workspace import IMAGES, Workspace
 
@@ -64,27 +64,18 @@ def run_coverage(config: CoverageConfig, log: Log,
     progress gets the results so far after each module, so a run stopped
     early still leaves the modules it finished."""
     become_subreaper()
-    network = "host network"
-    if config.offline:
-        offline.isolate_network()
-        network = "own network namespace: " + ", ".join(offline.interfaces())
+    network = offline.network(config.offline)
     started, commit = time.time(), git_commit()
     # brandpy prints its ledger at exit; the other runners have none. It runs
     # as privileged as they do (every capability the machine's root has, no
     # seccomp profile): the benchmark measures emulation, not Docker's
-    # default policy. What brandpy never emulates (mounts, module loading...)
+    # default policy. What brandpy never emulates (module loading, reboot...)
     # stays denied and shows in the ledger.
     options = privileged()
     chosen = with_report(config.runners, options)
     with Workspace(config.images) as ws:
         rootfs = prepare_rootfs(ws)
-        available, unavailable = [], {}
-        for runner in chosen:
-            if reason := probe(runner, ws, IMAGE, ["python3", "-c", "pass"]):
-                unavailable[runner.name] = reason
-                log(f"runner {runner.name}: unavailable ({reason})")
-            else:
-                available.append(runner)
+        available, unavailable = usable(chosen, ws, log, IMAGE, ["python3", "-c", "pass"])
         results = CoverageResults(
             meta={}, modules=[], runners=[r.name for r in available],
             labels={r.name: r.label for r in chosen}, unavailable=unavailable,

@@ -32,6 +32,15 @@ def isolate_network() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | IFF_UP))
 
 
+def network(offline: bool) -> str:
+    """A suite's network: with `offline`, a namespace of its own with only
+    loopback (isolate_network); what it is, for the results' record."""
+    if not offline:
+        return "host network"
+    isolate_network()
+    return "own network namespace: " + ", ".join(interfaces())
+
+
 def interfaces() -> list[str]:
     """The network interfaces this process sees (for the results' record)."""
     return sorted(name for _, name in socket.if_nameindex())

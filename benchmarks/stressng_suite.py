@@ -28,7 +28,7 @@ from .ledger import parse_ledger
 from .runners import NATIVE, Brandpy, Runner
 from .stopstats import split_stats
 from .stressng_results import BASELINE, PASSED, StressResults, StressRun, classify, problems
-from .suite import Log, git_commit, probe, rotate
+from .suite import Log, git_commit, rotate, usable
 from .syscall_trace import failed_calls
 from .workspace import IMAGES, Workspace
 
@@ -75,10 +75,7 @@ def run_stressng(config: StressConfig, log: Log,
                  ) -> StressResults:
     become_subreaper()
     drop_stray_signals()
-    network = "host network"
-    if config.offline:
-        offline.isolate_network()
-        network = "own network namespace: " + ", ".join(offline.interfaces())
+    network = offline.network(config.offline)
     started, commit = time.time(), git_commit()
     # As in the CPython suite: brandpy as privileged as the others, its ledger printed.
     options = privileged()
@@ -89,13 +86,7 @@ def run_stressng(config: StressConfig, log: Log,
                   if confinement else "none")
         ws = stack.enter_context(Workspace(config.images))
         root = prepare_rootfs(ws, config.debs)
-        available, unavailable = [], {}
-        for runner in chosen:
-            if reason := probe(runner, ws, IMAGE, ["stress-ng", "--version"]):
-                unavailable[runner.name] = reason
-                log(f"runner {runner.name}: unavailable ({reason})")
-            else:
-                available.append(runner)
+        available, unavailable = usable(chosen, ws, log, IMAGE, ["stress-ng", "--version"])
         native = next((r for r in available if r.name == NATIVE), None)
         if native is None:
             raise RuntimeError(f"the native runner is needed to enumerate and judge the "

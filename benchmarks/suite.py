@@ -40,13 +40,7 @@ def run_suite(config: Config, log: Log) -> Results:
     become_subreaper()
     started = time.time()
     with Workspace(config.images) as ws:
-        available, unavailable = [], {}
-        for runner in config.runners:
-            if reason := probe(runner, ws):
-                unavailable[runner.name] = reason
-                log(f"runner {runner.name}: unavailable ({reason})")
-            else:
-                available.append(runner)
+        available, unavailable = usable(config.runners, ws, log)
         # brandpy's zygote starts outside the timed runs, as our child (a
         # subreaper's), so execute() leaves it: runs are timed warm (the
         # first run's cost is benchmarks/startup.py's "cold" row)
@@ -113,6 +107,19 @@ def probe(runner: Runner, ws: Workspace, image: str = "busybox",
         lines = [ln.strip() for ln in out.stderr.splitlines() if ln.strip()]
         return f"trial run of {trial} exited {out.status}: {lines[-1] if lines else 'no stderr'}"
     return None
+
+
+def usable(runners: Sequence[Runner], ws: Workspace, log: Log, image: str = "busybox",
+           argv: Sequence[str] = ("/bin/true",)) -> tuple[list[Runner], dict[str, str]]:
+    """The runners that work here (probe), and why each other does not."""
+    available, unavailable = [], {}
+    for runner in runners:
+        if reason := probe(runner, ws, image, argv):
+            unavailable[runner.name] = reason
+            log(f"runner {runner.name}: unavailable ({reason})")
+        else:
+            available.append(runner)
+    return available, unavailable
 
 
 def to_run(workload: Workload, runner: Runner, out: Outcome) -> Run:

@@ -16,13 +16,14 @@ from .options import Options
 from .state import DEFAULT_ROOT, OCI_VERSION
 
 HARMLESS = {
-    "systemd_cgroup": "--systemd-cgroup: brandpy makes no cgroups",
+    "systemd_cgroup": "--systemd-cgroup: brandpy makes its cgroups itself (brandpy/ID), "
+                      "not through systemd",
     "rootless": "--rootless: brandpy decides by its own uid (emulated identities when not root)",
     "no_pivot": "--no-pivot: brandpy does not pivot_root (the root is made by path translation)",
     "no_new_keyring": "--no-new-keyring: keyctl is denied inside brandpy containers anyway",
     "no_subreaper": "--no-subreaper: the monitor, not this command, reaps the container",
     "no_new_privs": "--no-new-privs: brandpy always sets no_new_privs",
-    "cgroup": "--cgroup: brandpy makes no cgroups",
+    "cgroup": "--cgroup: brandpy makes each container's cgroup below its own (brandpy/ID)",
     "ignore_paused": "--ignore-paused: brandpy cannot exec in a paused container anyway",
 }
 
@@ -117,7 +118,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c = command("spec", _spec, "write a template config.json")
     c.add_argument("-b", "--bundle", default=".")
     c.add_argument("--rootless", action="store_true", help=argparse.SUPPRESS)
-    c = command("update", _update, "(not supported: brandpy enforces no resource limits)")
+    c = command("update", _update, "(not supported: the limits come from config.json at create)")
     c.add_argument("--resources", "-r", default="")
     container_id(c)
 
@@ -275,5 +276,5 @@ def _spec(opts: Options, a: argparse.Namespace) -> int:
 
 
 def _update(opts: Options, a: argparse.Namespace) -> int:
-    raise OciError("update is not supported: brandpy enforces no cgroup resource limits, so "
-                   "there is nothing to change")
+    raise OciError("update is not supported: brandpy-runc changes no cgroup resource limits "
+                   "of a created container (they come from config.json at create)")

@@ -149,7 +149,6 @@ class Cgroup:
     joined: list[tuple[Hierarchy, Path]] = field(default_factory=list)
     kill_file: Path | None = None        # cgroup.kill (v2)
     freezer: Path | None = None          # freezer.state (v1)
-    enforced: set[str] = field(default_factory=set)   # memory, cpu, pids, devices
 
     @classmethod
     def make(cls, name: str, limits: Limits, devices: list[DeviceRule]) -> Cgroup:
@@ -178,7 +177,6 @@ class Cgroup:
             if "devices" in kinds:
                 with contextlib.suppress(OSError):
                     _devices(path, devices)
-                    cg.enforced.add("devices")
             if "freezer" in kinds:
                 cg.freezer = path / "freezer.state"
         cg.update(limits)
@@ -206,7 +204,6 @@ class Cgroup:
                     except OSError as exc:
                         raise OSError(exc.errno, f"cannot set the container's {kind} limit "
                                       f"in {path}: {exc.strerror}") from None
-                    self.enforced.add(kind)
 
     def add(self, pid: int) -> None:
         """Move a process in (before it runs the container's code: its
