@@ -864,9 +864,18 @@ static long clone3_with(pid_t *tids, uint64_t count)
 
 static void set_tid(void)
 {
-    pid_t want = getpid() + 1000;
-    while (kill(want, 0) == 0 || errno != ESRCH)     /* a PID nothing has */
-        want++;
+    /* A PID nothing has, below pid_max (a host whose PIDs are near it,
+     * 32768 by default, would otherwise ask for one past it: EINVAL). */
+    long max = 32768;
+    FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &max) != 1)
+            max = 32768;
+        fclose(f);
+    }
+    pid_t want = (pid_t)((getpid() + 1000) % max);
+    while (want < 300 || kill(want, 0) == 0 || errno != ESRCH)
+        want = want + 1 < max ? want + 1 : 300;
     show("clone3 set_tid gives that PID", clone3_with(&want, 1));
     pid_t own = getpid();
     show("clone3 set_tid taken", clone3_with(&own, 1));
