@@ -1,7 +1,9 @@
 """The runners: how each one runs a command inside a rootfs.
 
 Every runner gets the same guest environment and runs as the invoking user
-(root for `make bench`). A runner whose prerequisites are missing, or whose
+(root for `make bench`), but the brandpy runners of the unprivileged
+configuration, which run as uid 65534. Every runner shares the host's
+network (`brandpy run` has no network of its own; runsc: none). A runner whose prerequisites are missing, or whose
 trial run of `/bin/true` fails, is reported as unavailable with the reason
 and left out of the run; brandpy's native engine thus appears on its own
 once `brandpy run --engine native` works."""
@@ -16,6 +18,8 @@ from pathlib import Path
 
 # brandpy's C launcher: `brandpy run` through a warm zygote, as installed
 LAUNCHER = Path(__file__).resolve().parents[1] / "brandpy" / "_launcher"
+NOBODY = 65534
+SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 GUEST_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -112,11 +116,15 @@ class Brandpy(Runner):
     # a fraction as much without a cross-CPU wake-up (DESIGN.md's knob).
     one_cpu: bool = False
     options: tuple[str, ...] = ()    # more `brandpy run` options (--report, --trace ...)
+    # The unprivileged configuration: the supervisor as uid 65534 (setpriv
+    # from root), translation without the kernel walls root gets.
+    unprivileged: bool = False
 
     def command(self, rootfs: Path, argv: Sequence[str], state: Path) -> list[str]:
         env = [f"--env={k}={v}" for k, v in GUEST_ENV.items()]
         pin = ["taskset", "--cpu-list", str(max(os.sched_getaffinity(0)))] if self.one_cpu else []
-        return [*pin, str(LAUNCHER), "run", "--engine", self.engine,
+        user = SETPRIV if self.unprivileged else []
+        return [*pin, *user, str(LAUNCHER), "run", "--engine", self.engine,
                 "--stats", *self.options, "--rootfs", str(rootfs), *env, "--", *argv]
 
     def env(self, state: Path) -> dict[str, str]:
@@ -124,14 +132,18 @@ class Brandpy(Runner):
         # its zygote stays for the whole suite (run_suite starts and stops it),
         # with its socket in the workspace.
         extra = {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}
-        runtime = state / "brandpy-runtime"
+        uid = NOBODY if self.unprivileged else os.geteuid()
+        runtime = state / f"brandpy-runtime-{uid}"     # each user's zygote its own
         runtime.mkdir(mode=0o700, exist_ok=True)
+        os.chown(runtime, uid, uid)
         return {**GUEST_ENV, **extra, "BRANDPY_ZYGOTE_IDLE": "3600",
                 "XDG_RUNTIME_DIR": str(runtime)}
 
     def missing(self) -> str | None:
         if not LAUNCHER.exists():
             return f"{LAUNCHER} is not built (make install)"
+        if self.unprivileged and os.geteuid() != 0:
+            return "needs root (to run as uid 65534 with setpriv)"
         return super().missing()
 
     @property
@@ -147,6 +159,10 @@ RUNNERS: list[Runner] = [
     Brandpy("brandpy-python", "brandpy python", engine="python"),
     Brandpy("brandpy-python-1cpu", "brandpy python, 1 CPU", engine="python", one_cpu=True),
     Brandpy("brandpy-native", "brandpy native", engine="native"),
+    Brandpy("brandpy-python-nobody", "brandpy python, uid 65534", engine="python",
+            unprivileged=True),
+    Brandpy("brandpy-native-nobody", "brandpy native, uid 65534", engine="native",
+            unprivileged=True),
 ]
 NATIVE = "native"
 

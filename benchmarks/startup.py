@@ -35,10 +35,9 @@ from typing import Any
 import brandpy
 
 from .publish import RESULTS
+from .runners import NOBODY, SETPRIV
 from .workspace import IMAGES
 
-NOBODY = 65534
-SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 LAUNCHER = Path(brandpy.__file__).resolve().parent / "_launcher"
 DOCKER = shutil.which("docker") or "docker"
 COLD = "launcher, zygote cold (first run)"
