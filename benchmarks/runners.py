@@ -45,6 +45,12 @@ class Runner:
         return dict(GUEST_ENV)
 
     @property
+    def owner(self) -> int | None:
+        """The user whose copy of a rootfs the runner gets (None: the
+        invoking user's)."""
+        return None
+
+    @property
     def counts_stops(self) -> bool:
         """Whether the runner prints brandpy's `--stats` report."""
         return False
@@ -149,6 +155,10 @@ class Brandpy(Runner):
     @property
     def counts_stops(self) -> bool:
         return True
+
+    @property
+    def owner(self) -> int | None:
+        return NOBODY if self.unprivileged else None
 
 
 RUNNERS: list[Runner] = [

@@ -46,7 +46,8 @@ def run_suite(config: Config, log: Log) -> Results:
         # first run's cost is benchmarks/startup.py's "cold" row)
         for runner in available:
             if isinstance(runner, Brandpy):
-                subprocess.run(runner.command(ws.rootfs("busybox"), ["/bin/true"], ws.state),
+                subprocess.run(runner.command(ws.rootfs("busybox", runner.owner), ["/bin/true"],
+                                               ws.state),
                                env=runner.env(ws.state), capture_output=True, cwd="/")
         kept = set(children(os.getpid()))
         cells = {(w.name, r.name): Cell(w, r.name) for w in config.workloads for r in available}
@@ -61,8 +62,9 @@ def run_suite(config: Config, log: Log) -> Results:
                         if any(r.timed_out for r in cell.runs):
                             cell.skipped += 1       # a second timeout would only cost time
                             continue
-                        ws.clear_scratch(workload.image, workload.scratch)
-                        argv = runner.command(ws.rootfs(workload.image), workload.argv, ws.state)
+                        ws.clear_scratch(workload.image, runner.owner, workload.scratch)
+                        argv = runner.command(ws.rootfs(workload.image, runner.owner),
+                                              workload.argv, ws.state)
                         run = to_run(workload, runner, execute(argv, runner.env(ws.state), config.timeout))
                         cell.runs.append(run)
                         log(f"[{rep + 1}/{config.reps}] {workload.name:<14}{runner.name:<21}"
@@ -99,7 +101,7 @@ def probe(runner: Runner, ws: Workspace, image: str = "busybox",
     if reason := runner.missing():
         return reason
     trial = " ".join(argv)
-    out = execute(runner.command(ws.rootfs(image), argv, ws.state), runner.env(ws.state), PROBE_TIMEOUT)
+    out = execute(runner.command(ws.rootfs(image, runner.owner), argv, ws.state), runner.env(ws.state), PROBE_TIMEOUT)
     if out.timed_out:
         return f"trial run of {trial} timed out after {PROBE_TIMEOUT} s"
     if out.status != 0:

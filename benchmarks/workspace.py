@@ -27,7 +27,7 @@ class Workspace:
         self.images = images
         self.root = Path(tempfile.mkdtemp(prefix="brandpy-bench-", dir=scratch_base()))
         self.root.chmod(0o755)
-        self._rootfs: dict[str, Path] = {}
+        self._rootfs: dict[tuple[str, int | None], Path] = {}
 
     def __enter__(self) -> Workspace:
         return self
@@ -42,20 +42,25 @@ class Workspace:
         path.mkdir(exist_ok=True)
         return path
 
-    def rootfs(self, image: str) -> Path:
-        """A private copy of a test image, with /bench filled in."""
-        if image not in self._rootfs:
-            src = self.images / image
+    def rootfs(self, image: str, owner: int | None = None) -> Path:
+        """A private copy of a test image, with /bench filled in; with an
+        owner, a copy of that copy whose files are all that user's (as a
+        rootless engine unpacks an image for the user who runs it)."""
+        key = (image, owner)
+        if key not in self._rootfs:
+            src = self.rootfs(image) if owner is not None else self.images / image
             if not (self.images / "READY").exists() or not src.is_dir():
                 raise FileNotFoundError(f"test image {src} missing: run `make images`")
-            dest = self.root / image
+            dest = self.root / (image if owner is None else f"{image}-{owner}")
             subprocess.run(["cp", "-a", str(src), str(dest)], check=True)
-            bench = dest / "bench"
-            bench.mkdir(exist_ok=True)
-            if image == "busybox":
+            if owner is not None:
+                subprocess.run(["chown", "-hR", f"{owner}:{owner}", str(dest)], check=True)
+            elif image == "busybox":
+                bench = dest / "bench"
+                bench.mkdir(exist_ok=True)
                 self._install_busybox_files(bench)
-            self._rootfs[image] = dest
-        return self._rootfs[image]
+            self._rootfs[key] = dest
+        return self._rootfs[key]
 
     def build(self, source: str) -> Path:
         """benchmarks/SOURCE.c compiled static for this host, in the workspace."""
@@ -68,8 +73,8 @@ class Workspace:
                 raise RuntimeError(f"gcc {source}.c failed:\n{proc.stderr}")
         return out
 
-    def clear_scratch(self, image: str, guest_paths: tuple[str, ...]) -> None:
-        root = self.rootfs(image)
+    def clear_scratch(self, image: str, owner: int | None, guest_paths: tuple[str, ...]) -> None:
+        root = self.rootfs(image, owner)
         for guest in guest_paths:
             host = root / guest.lstrip("/")
             if host.is_symlink() or host.is_file():

@@ -853,6 +853,114 @@ static int changing(struct ctx *c, int path_i, int dirfd, int follow, struct sta
     return rc ? rc : -ELOOP;
 }
 
+/* Fake ownership (unprivileged: syscalls/handlers/fakefs.py, whose rules
+ * these are, for a caller holding the filesystem capabilities, the only
+ * one C answers for): ownership and the bits the host user cannot keep
+ * live in the override xattr, "UID:GID:0MODE:KIND". */
+struct fake_view {
+    unsigned int uid, gid, mode;   /* mode: the 12 permission bits */
+    char kind[40];                 /* file, dir, ..., char-MAJ-MIN */
+};
+
+/* What the container would see of st without an override. */
+static void default_view(const struct bp_state *s, const struct stat *st, struct fake_view *v)
+{
+    unsigned int type = st->st_mode & S_IFMT;
+    const char *kind = S_ISDIR(st->st_mode) ? "dir" : S_ISLNK(st->st_mode) ? "symlink" :
+                       S_ISFIFO(st->st_mode) ? "pipe" : S_ISSOCK(st->st_mode) ? "socket" :
+                       type == S_IFCHR ? "char" : type == S_IFBLK ? "block" : "file";
+    v->uid = st->st_uid == s->host_uid ? 0 : OVERFLOW_ID;
+    v->gid = st->st_gid == s->host_gid ? 0 : OVERFLOW_ID;
+    v->mode = st->st_mode & 07777;
+    if (type == S_IFCHR || type == S_IFBLK)
+        snprintf(v->kind, sizeof v->kind, "%s-%u-%u", kind, major(st->st_rdev),
+                 minor(st->st_rdev));
+    else
+        snprintf(v->kind, sizeof v->kind, "%s", kind);
+}
+
+/* The container's view of the file at path (a /proc/self/fd magic link). */
+static void fake_view(const struct bp_state *s, const char *path, const struct stat *st,
+                      struct fake_view *v)
+{
+    char raw[128];
+    default_view(s, st, v);
+    ssize_t n = S_ISLNK(st->st_mode) ? -1 : getxattr(path, OVERRIDE_XATTR, raw, sizeof raw - 1);
+    if (n <= 0)
+        return;
+    raw[n] = 0;
+    unsigned int uid, gid, mode;
+    char kind[40] = "";
+    if (sscanf(raw, "%u:%u:%o:%39s", &uid, &gid, &mode, kind) < 3)
+        return;
+    v->uid = uid;
+    v->gid = gid;
+    v->mode = mode & 07777;
+    if (kind[0])
+        memcpy(v->kind, kind, sizeof kind);
+}
+
+/* Store v for the file at path (lstat st), or drop the override where the
+ * default view says the same. A file without owner-write (dpkg makes some
+ * with mode 0) is lent it for the moment: user.* xattrs need it. 0, or
+ * BP_FALLBACK for Python's error (a filesystem without user xattrs...). */
+static int fake_record(const struct bp_state *s, const char *path, const struct stat *st,
+                       const struct fake_view *v)
+{
+    struct fake_view d;
+    char raw[128];
+    default_view(s, st, &d);
+    int lend = !(st->st_mode & 0200), rc;
+    if (lend && chmod(path, (st->st_mode & 07777) | 0200) < 0)
+        return BP_FALLBACK;
+    if (v->uid == d.uid && v->gid == d.gid && v->mode == d.mode && !strcmp(v->kind, d.kind))
+        rc = removexattr(path, OVERRIDE_XATTR) < 0 && errno != ENODATA ? BP_FALLBACK : 0;
+    else {
+        snprintf(raw, sizeof raw, "%u:%u:0%o:%s", v->uid, v->gid, v->mode, v->kind);
+        rc = setxattr(path, OVERRIDE_XATTR, raw, strlen(raw), 0) < 0 ? BP_FALLBACK : 0;
+    }
+    if (lend)
+        chmod(path, st->st_mode & 07777);
+    return rc;
+}
+
+/* chmod under fake ownership: the host file keeps its owner's rw (rwx for
+ * a directory) and the sticky bit, the override every bit asked for. */
+static int fake_chmod(struct ctx *c, const char *path, struct stat *st, unsigned int mode)
+{
+    struct fake_view v;
+    if (S_ISLNK(st->st_mode))
+        return -EOPNOTSUPP;
+    fake_view(c->s, path, st, &v);
+    unsigned int keep = S_ISDIR(st->st_mode) ? 0700 : 0600;
+    if (chmod(path, ((mode | keep) & 0777) | (mode & 01000)) < 0)
+        return -errno;
+    if (stat(path, st) < 0)
+        return -errno;
+    v.mode = mode & 07777;
+    return fake_record(c->s, path, st, &v);
+}
+
+/* chown under fake ownership: recorded only (a symlink cannot carry it). */
+static int fake_chown(struct ctx *c, const char *path, const struct stat *st,
+                      unsigned int uid, unsigned int gid)
+{
+    struct fake_view v;
+    if (S_ISLNK(st->st_mode))
+        return 0;
+    fake_view(c->s, path, st, &v);
+    if (uid != (unsigned int)-1)
+        v.uid = uid;
+    if (gid != (unsigned int)-1)
+        v.gid = gid;
+    if (!S_ISDIR(st->st_mode) && (uid != (unsigned int)-1 || gid != (unsigned int)-1)) {
+        v.mode &= ~04000u;                  /* chown clears set-user-ID */
+        if (v.mode & 010)
+            v.mode &= ~02000u;              /* and set-group-ID if group-executable */
+    }
+    return fake_record(c->s, path, st, &v);
+}
+
 static long chmod_family(struct ctx *c)
 {
     int nr = c->req->data.nr, at = nr != SYS_chmod;
@@ -860,13 +968,14 @@ static long chmod_family(struct ctx *c)
     unsigned int mode = arg(c, at ? 2 : 1);
     struct stat st;
     char path[64];
-    if (c->s->fake_ids || !as_self(c) || (flags & ~AT_SYMLINK_NOFOLLOW))
-        return BP_FALLBACK;              /* fake ownership: Python's fakefs */
+    if (!as_self(c) || (flags & ~AT_SYMLINK_NOFOLLOW))
+        return BP_FALLBACK;
     int fd = changing(c, at, at ? iarg(c, 0) : AT_FDCWD, !(flags & AT_SYMLINK_NOFOLLOW), &st);
     if (fd < 0)
         return fd;
     self_fd(path, sizeof path, fd);
-    int rc = S_ISLNK(st.st_mode) ? -EOPNOTSUPP : chmod(path, mode & 07777) < 0 ? -errno : 0;
+    int rc = c->s->fake_ids ? fake_chmod(c, path, &st, mode & 07777) :
+             S_ISLNK(st.st_mode) ? -EOPNOTSUPP : chmod(path, mode & 07777) < 0 ? -errno : 0;
     close(fd);
     return rc;
 }
@@ -875,14 +984,17 @@ static long chown_family(struct ctx *c)
 {
     int nr = c->req->data.nr, at = nr == SYS_fchownat;
     int flags = at ? iarg(c, 4) : nr == SYS_lchown ? AT_SYMLINK_NOFOLLOW : 0;
+    unsigned int uid = (unsigned int)arg(c, at + 1), gid = (unsigned int)arg(c, at + 2);
     struct stat st;
-    if (c->s->fake_ids || !as_self(c) || (flags & ~AT_SYMLINK_NOFOLLOW))
+    char path[64];
+    if (!as_self(c) || (flags & ~AT_SYMLINK_NOFOLLOW))
         return BP_FALLBACK;
     int fd = changing(c, at, at ? iarg(c, 0) : AT_FDCWD, !(flags & AT_SYMLINK_NOFOLLOW), &st);
     if (fd < 0)
         return fd;
-    int rc = fchownat(fd, "", (uid_t)arg(c, at + 1), (gid_t)arg(c, at + 2), AT_EMPTY_PATH);
-    rc = rc < 0 ? -errno : 0;
+    self_fd(path, sizeof path, fd);
+    int rc = c->s->fake_ids ? fake_chown(c, path, &st, uid, gid) :
+             fchownat(fd, "", uid, gid, AT_EMPTY_PATH) < 0 ? -errno : 0;
     close(fd);
     return rc;
 }

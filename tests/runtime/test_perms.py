@@ -5,7 +5,9 @@ setuid/setgid programs, and to capset, starting as root and then as uid
 1000. Under brandpy (both engines, as root and unprivileged) it must print
 what it prints natively in a chroot."""
 
+import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,35 @@ def test_docker_security_opt_no_new_privileges():
     assert no_new_privileges(["no-new-privileges:true", "seccomp=unconfined"])
     assert not no_new_privileges(["no-new-privileges", "no-new-privileges=false"])
     assert not no_new_privileges(["seccomp=unconfined"])
+
+
+# chown and chmod by the container's root, natively real and unprivileged
+# recorded (fake ownership); owner and set-ID bits as Linux clears them.
+OWNERSHIP = """cd /tmp && touch f && mkdir d && ln -s f l && mknod c c 1 3
+show() { stat -c '%A %u %g %t,%T %n' "$@"; }
+chown 12:34 f; chmod 4755 f; show f
+chown 5 f; show f
+chmod 2775 f; chown 7 f; show f
+chmod 2765 f; chown :8 f; show f
+chmod 000 f; show f; chmod 644 f; chown 0:0 f; show f
+chmod 1777 d; chown 9:9 d; chmod 6755 d; chown 8 d; show d
+chown 4:4 c; chmod 600 c; show c
+chmod 640 c; chown -1:-1 c; show c
+"""
+
+
+def test_chown_and_chmod_as_linux(brandpy, busybox, outdir):
+    """What the container's root sets is what it sees, as natively; the
+    native engine answers each call in C, unprivileged too."""
+    reference = busybox.parent / "reference"
+    subprocess.run(["cp", "-a", str(busybox), str(reference)], check=True)
+    native = chroot_run(reference, ["/bin/sh", "-c", OWNERSHIP])
+    assert native.status == 0 and "-rwsr-xr-x 12 34" in native.out, native
+    stats = outdir / "stats.json"
+    mine = brandpy.sh(busybox, OWNERSHIP, "--stats-json", str(stats))
+    assert (mine.status, mine.out) == (0, native.out), mine
+    if brandpy.engine == "native":
+        notified = json.loads(stats.read_text())["Notified"]
+        changes = {name: s["InPython"] for name, s in notified.items()
+                   if name.endswith(("chmod", "chown", "chmodat", "chownat"))}
+        assert {"chmod", "chown"} <= set(changes) and set(changes.values()) == {0}, changes
