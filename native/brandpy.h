@@ -98,6 +98,7 @@ int bp_landlock_ruleset(const struct bp_landlock_rule *rules, int n,
 #define BP_MOUNT_PROC 2
 #define BP_MOUNT_OTHER 3
 #define BP_MOUNT_DEVICE 4       /* a device given to the container (devices.GIVEN) */
+#define BP_MOUNT_PTS 5          /* its /dev/pts: names resolved by Python's view (ptys.py) */
 
 /* thread flags */
 #define BP_THREAD_ROOT 1        /* root with the filesystem capabilities (acting.FS_CAPS) */

@@ -8,9 +8,10 @@
  * directory descriptor and the last name, which the handlers act on with
  * the *at calls without following it.
  *
- * Anything involving /proc (magic links, PID translation), a chroot inside
- * the container or a directory outside every mount is left to the Python
- * resolver (BP_FALLBACK). */
+ * Anything involving /proc (magic links, PID translation), /dev/pts (its
+ * names are the container's set of ptys: brandpy/runtime/ptys.py), a chroot
+ * inside the container or a directory outside every mount is left to the
+ * Python resolver (BP_FALLBACK). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -83,6 +84,12 @@ static const struct bp_mount *mount_of(const struct bp_state *s, const char *gue
     return bp_mount_of_guest(s, len ? guest : "/", len ? len : 1, consumed);
 }
 
+/* Mounts only the Python resolver walks. */
+static int python_walks(const struct bp_mount *m)
+{
+    return !m || m->kind == BP_MOUNT_PROC || m->kind == BP_MOUNT_PTS || m->root_fd < 0;
+}
+
 /* The descriptor of w->cur: from its mount's root, one openat2 over the
  * rest, which is canonical: a symlink there now means it changed meanwhile,
  * and the walk fails rather than follow it in the kernel. */
@@ -92,9 +99,7 @@ static int walk_fd(struct walk *w)
     if (w->fd >= 0)
         return w->fd;
     const struct bp_mount *m = mount_of(w->s, w->cur, w->len, &consumed);
-    if (!m || m->root_fd < 0)
-        return BP_FALLBACK;
-    if (m->kind == BP_MOUNT_PROC)
+    if (python_walks(m))
         return BP_FALLBACK;
     const char *rest = w->cur + consumed;
     while (*rest == '/')
@@ -178,7 +183,7 @@ static int at_cur(struct walk *w, int last_is_dot, int must_dir, struct bp_resol
 {
     size_t consumed = 0;
     const struct bp_mount *m = mount_of(w->s, w->cur, w->len, &consumed);
-    if (!m || m->kind == BP_MOUNT_PROC || m->root_fd < 0)
+    if (python_walks(m))
         return BP_FALLBACK;
     if (last_is_dot) {
         int fd = walk_fd(w);
@@ -293,7 +298,7 @@ int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
         memcpy(w.cur + w.len + 1, comp, n);
         w.cur[w.len + 1 + n] = 0;
         const struct bp_mount *m = mount_of(s, w.cur, w.len + 1 + n, &consumed);
-        if (!m || m->kind == BP_MOUNT_PROC || m->root_fd < 0) {
+        if (python_walks(m)) {
             rc = BP_FALLBACK;
             goto fail;
         }

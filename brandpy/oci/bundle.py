@@ -33,7 +33,7 @@ ENGINES = ("native", "python")
 EMULATED = {
     "/proc": "brandpy's emulated /proc",
     "/dev": "brandpy's own /dev (null, zero, full, random, urandom, tty, console, pts, shm)",
-    "/dev/pts": "the host's devpts, as brandpy's /dev/pts",
+    "/dev/pts": "brandpy's view of the container's own ptys in the host's devpts",
     "/dev/shm": "brandpy's private /dev/shm",
     "/dev/mqueue": "nothing: POSIX message queues are the host's (no IPC namespace)",
     "/sys": "the host's /sys, read-only (no sysfs namespace)",

@@ -35,7 +35,7 @@ DEV_LINKS = {b"fd": b"/proc/self/fd", b"stdin": b"/proc/self/fd/0",
 
 # mounts whose host node is a device the container was given: its /dev's
 # default and --device nodes, its ptys (ptys.py), masked paths (/dev/null)
-GIVEN = ("device", "masked")
+GIVEN = ("device", "masked", "pty")
 KMSG = os.makedev(1, 11)
 
 
@@ -64,6 +64,9 @@ def given(mounts: MountTable, kind: int, rdev: int) -> Mount | None:
     """The mount that gives the container the device of that type
     (S_IFCHR or S_IFBLK) and rdev, if any: a writable one first (a masked
     path's /dev/null is read-only, the container's /dev/null is not)."""
+    if kind == stat.S_IFCHR and mounts.ptys is not None and \
+            (pty := mounts.ptys.given(rdev)) is not None:
+        return pty
     found = None
     for m in mounts.mounts:
         if m.kind in GIVEN and (found is None or found.readonly):

@@ -124,8 +124,8 @@ def rules(sb: Sandbox, stdio: tuple[int, ...] = ()) -> list[Rule]:
     # the private /proc listings and files: copies of the tracee's own view
     # (root opens them for writing as it may open the procfs files)
     found.append(Rule(READ | WRITE_FILE | TRUNCATE, path=sb.procfs.base))
-    # the container's ptys are bound by name as it makes them (runtime/ptys.py),
-    # after this ruleset is made: the host's devpts, whose other names it has not
+    # the container's ptys are named as it makes them (runtime/ptys.py), after
+    # this ruleset is made: the host's devpts, whose other names it has not
     found.append(Rule(DEVICE, path=PTS))
     for fd in stdio:
         mode = os.fstat(fd).st_mode

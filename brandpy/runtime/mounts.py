@@ -17,10 +17,13 @@ import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import Errno
 from .linux import O_PATH
+
+if TYPE_CHECKING:
+    from .ptys import PtyView
 
 PINS = b"binds.json"                    # in the state directory: MountTable.pin
 PINNED = ("bind", "volume")             # the operator's mounts, whose host paths may be reached
@@ -31,7 +34,9 @@ class Mount:
     guest: bytes            # canonical guest mount point, b"/" for the rootfs
     host: bytes             # host directory or file backing it
     readonly: bool = False
-    kind: str = "bind"      # rootfs | bind | volume | tmpfs | proc | sys | dev | device | masked
+    # rootfs | bind | volume | tmpfs | proc | sys | dev | device | masked, and the
+    # container's /dev/pts: "pts", the view of its ptys, each one "pty" (ptys.py)
+    kind: str = "bind"
     # a file the engine rewrites by renaming a new one over it, in the state
     # directory (out of the container's reach): opened by name at each use
     reopen: bool = False
@@ -60,6 +65,8 @@ class MountTable:
     # a host PID's container PID, 0 outside the container (PidMap.to_guest):
     # /proc/PID paths mapped back name the container's PIDs
     pid_of: Callable[[int], int] | None = None
+    # the container's ptys: the names below its "pts" mount (ptys.py)
+    ptys: PtyView | None = None
 
     def __post_init__(self) -> None:
         self._roots: dict[Mount, tuple[int, bool]] = {}   # mount -> (fd, is dir)
@@ -79,7 +86,10 @@ class MountTable:
         (a file bind inside another of its mounts) cannot make it another
         host file, as a kernel bind mount pins its inode. Only the engine's
         `reopen` files are opened by name at each use, so that one it
-        rewrote (/etc/hosts) is seen at once."""
+        rewrote (/etc/hosts) is seen at once. A pty's is the view's
+        (ptys.py)."""
+        if mount.kind == "pty" and self.ptys is not None:
+            return self.ptys.root(mount), False, False
         with self._lock:
             root = self._roots.get(mount)
             if root is not None:
@@ -140,7 +150,7 @@ class MountTable:
     def copy(self) -> MountTable:
         """Another namespace's table, the same mounts (a mount namespace
         unshared): its root descriptors are its own duplicates."""
-        other = MountTable(list(self.mounts), self.aliases, self.pid_of)
+        other = MountTable(list(self.mounts), self.aliases, self.pid_of, self.ptys)
         with self._lock:
             for mount, (fd, is_dir) in self._roots.items():
                 other._roots[mount] = (os.dup(fd), is_dir)
@@ -232,6 +242,10 @@ class MountTable:
         for depth in range(len(comps), -1, -1):
             mount = self._by_guest.get(comps[:depth])
             if mount is not None:
+                if mount.kind == "pts" and depth < len(comps) and self.ptys is not None:
+                    pty = self.ptys.mount(comps[depth])     # one of its ptys, by number
+                    if pty is not None:
+                        return pty, depth + 1
                 return mount, depth
         raise LookupError("mount table has no root mount")
 
@@ -247,6 +261,8 @@ class MountTable:
         """Map a host path (from /proc/PID/cwd, /proc/PID/fd/N, a socket
         name...) back to the guest path that names it; None when no mount
         covers it."""
+        if self.ptys is not None and (pty := self.ptys.guest_of(host)) is not None:
+            return pty
         for alias, guest in self.aliases.items():
             if host == alias or host.startswith(alias + b"/"):
                 return guest + host[len(alias):]

@@ -187,7 +187,7 @@ class Sandbox:
         self.mounts.pin(self.state)
         # the host directories of the tmpfs mounts the container makes
         self.tmpfs_base = os.path.join(self.state, b"mnt")
-        self.ptys = PtyView(os.path.join(self.state, b"dev"))
+        self.ptys = self.mounts.ptys = PtyView(os.path.join(self.state, b"dev"))
         self.pids = PidMap()
         self.mounts.pid_of = self.pids.to_guest
         # in a network of its own, ports are real: nothing is translated
@@ -259,11 +259,7 @@ class Sandbox:
     def adopt_pty(self, fd: int) -> None:
         """A pty of the host's the container gets or makes (fd: ours, an fd
         of it): its name appears in the container's /dev/pts (ptys.py)."""
-        mount = self.ptys.adopt(fd)
-        if mount is not None:
-            self.mounts.add(mount)
-            if self.mirror is not None:
-                self.mirror.mounts_changed(self.mounts)
+        self.ptys.adopt(fd)
 
     def needs_id_trap(self, cred: Cred) -> bool:
         """With emulated identities the filter answers getuid & co with 0
@@ -348,8 +344,8 @@ def build_mounts(config: SandboxConfig, rootfs: bytes, hostname: str) -> list[Mo
         Mount(b"/proc", b"/proc", kind="proc"),
         Mount(b"/sys", b"/sys", readonly=True, kind="sys"),
         Mount(b"/dev", dev, kind="dev"),
-        # the container's own ptys alone, each bound there by name (ptys.py)
-        Mount(b"/dev/pts", os.path.join(dev, b"pts"), kind="bind"),
+        # the container's own ptys alone, a view of them by number (ptys.py)
+        Mount(b"/dev/pts", os.path.join(dev, b"pts"), kind="pts"),
         Mount(b"/dev/shm", os.path.join(dev, b"shm"), kind="tmpfs"),
     ]
     mounts += [Mount(p, b"/proc" + p[5:], readonly=True, kind="proc") for p in READONLY_PROC]

@@ -50,7 +50,7 @@ ADDFD_FLAG_SEND = 1 << 1
 # what a syscall interrupted by a signal returns, as the signal-delivery stop sees it
 ERESTARTSYS = (1 << 64) - 512
 ERESTARTNOINTR = (1 << 64) - 513
-MOUNT_KINDS = {"rootfs": lib.BP_MOUNT_ROOTFS, "proc": lib.BP_MOUNT_PROC,
+MOUNT_KINDS = {"rootfs": lib.BP_MOUNT_ROOTFS, "proc": lib.BP_MOUNT_PROC, "pts": lib.BP_MOUNT_PTS,
                **{kind: lib.BP_MOUNT_DEVICE for kind in GIVEN}}
 
 _active = threading.local()       # the supervisor whose loop runs on this thread

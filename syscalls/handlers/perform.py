@@ -202,6 +202,8 @@ def _open_object(call: Call, r: Resolved, obj: int, flags: int, real_flags: int,
     st = os.fstat(obj) if obj >= 0 else None
     if st is not None and stat.S_ISLNK(st.st_mode) and follow:
         raise _Again
+    if r.mount.kind == "pts" and not r.name:
+        call.sb.ptys.prune()       # its listing: the ptys the kernel freed are gone
     if _open_writes(flags, st is not None):
         if r.readonly:
             raise Errno(errno.EROFS)

@@ -1,0 +1,254 @@
+/* A container's own ptys, many of them, for tests/security/test_ptys.py
+ * (stress-ng's pty stressor does the same):
+ *
+ *   seq N      N ptys in sequence: open /dev/ptmx, grantpt, unlockpt,
+ *              ptsname, open the slave by that name, a line each way,
+ *              close both; then no name of them is left in /dev/pts
+ *   held N     N ptys open at once, each named and opened as above and
+ *              listed in /dev/pts; then all closed, and unlisted
+ *   release    one pty named and closed; prints "NUMBER n", waits for a
+ *              line on stdin (the host took that number meanwhile), then
+ *              looks for /dev/pts/n: stat, open, the listing
+ *   hangup     a pty whose master it closes while it holds the slave: the
+ *              slave must read end of file (or EIO) at once, as on Linux
+ *
+ * Each mode prints "OK ..." when everything held, else "FAIL ..." lines.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define MAXHELD 1024
+
+static int failures;
+
+static void fail(const char *what, int i, int err)
+{
+    printf("FAIL %s #%d: %s\n", what, i, err ? strerrorname_np(err) : "wrong");
+    failures++;
+}
+
+/* A pty made as ptsname() users make it: the master, its slave opened by
+ * name (raw, so one byte crosses as one byte), its number in *n. */
+static int make(int i, int *master, int *slave, int *n)
+{
+    char name[64];
+    *master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (*master < 0) {
+        fail("posix_openpt", i, errno);
+        return -1;
+    }
+    if (grantpt(*master) < 0 || unlockpt(*master) < 0) {
+        fail("grantpt/unlockpt", i, errno);
+        close(*master);
+        return -1;
+    }
+    if (ptsname_r(*master, name, sizeof name)) {
+        fail("ptsname", i, errno);
+        close(*master);
+        return -1;
+    }
+    *n = atoi(name + strlen("/dev/pts/"));
+    *slave = open(name, O_RDWR | O_NOCTTY);
+    if (*slave < 0) {
+        fail("open slave", i, errno);
+        close(*master);
+        return -1;
+    }
+    struct termios t;
+    if (tcgetattr(*slave, &t) == 0) {
+        cfmakeraw(&t);
+        tcsetattr(*slave, TCSANOW, &t);
+    }
+    return 0;
+}
+
+static int read_all(int fd, char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 5000) != 1)
+            return -1;
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r <= 0)
+            return -1;
+        got += r;
+    }
+    return 0;
+}
+
+/* A line each way through the pty. */
+static void talk(int i, int master, int slave)
+{
+    char out[32], in[32];
+    int len = snprintf(out, sizeof out, "ping %d\n", i);
+    if (write(master, out, len) != len || read_all(slave, in, len) || memcmp(in, out, len))
+        fail("master to slave", i, errno);
+    len = snprintf(out, sizeof out, "pong %d\n", i);
+    if (write(slave, out, len) != len || read_all(master, in, len) || memcmp(in, out, len))
+        fail("slave to master", i, errno);
+}
+
+/* Which of the numbers are in /dev/pts (in[k]), and how many names it has. */
+static int listed(const int *numbers, int count, char *in)
+{
+    DIR *d = opendir("/dev/pts");
+    int names = 0;
+    memset(in, 0, count);
+    if (!d) {
+        fail("opendir /dev/pts", 0, errno);
+        return -1;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        names++;
+        for (int k = 0; k < count; k++)
+            if (atoi(e->d_name) == numbers[k] && e->d_name[0] >= '0' && e->d_name[0] <= '9')
+                in[k] = 1;
+    }
+    closedir(d);
+    return names;
+}
+
+static void none_left(const int *numbers, int count)
+{
+    static char in[MAXHELD];
+    struct stat st;
+    listed(numbers, count, in);
+    for (int k = 0; k < count; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "/dev/pts/%d", numbers[k]);
+        if (in[k])
+            fail("a closed pty still listed", numbers[k], 0);
+        else if (stat(name, &st) == 0)
+            fail("a closed pty still named", numbers[k], 0);
+    }
+}
+
+static void seq(int count)
+{
+    static int numbers[MAXHELD];
+    int distinct = 0;
+    for (int i = 0; i < count; i++) {
+        int master, slave, n, seen = 0;
+        if (make(i, &master, &slave, &n) < 0)
+            break;
+        talk(i, master, slave);
+        close(slave);
+        close(master);
+        for (int k = 0; k < distinct; k++)
+            seen |= numbers[k] == n;
+        if (!seen && distinct < MAXHELD)
+            numbers[distinct++] = n;
+    }
+    none_left(numbers, distinct);
+    if (!failures)
+        printf("OK seq %d (%d numbers)\n", count, distinct);
+}
+
+static void held(int count)
+{
+    static int masters[MAXHELD], slaves[MAXHELD], numbers[MAXHELD];
+    static char in[MAXHELD];
+    int made = 0;
+    for (; made < count; made++)
+        if (make(made, &masters[made], &slaves[made], &numbers[made]) < 0)
+            break;
+    for (int i = 0; i < made; i++)
+        talk(i, masters[i], slaves[i]);
+    listed(numbers, made, in);
+    for (int i = 0; i < made; i++)
+        if (!in[i])
+            fail("an open pty not listed", numbers[i], 0);
+    for (int i = 0; i < made; i++) {
+        close(slaves[i]);
+        close(masters[i]);
+    }
+    none_left(numbers, made);
+    if (!failures)
+        printf("OK held %d\n", made);
+}
+
+static void release(void)
+{
+    int master, slave, n;
+    char line[64], name[64];
+    static char in[1];
+    struct stat st;
+    if (make(0, &master, &slave, &n) < 0)
+        return;
+    close(slave);
+    close(master);
+    printf("NUMBER %d\n", n);
+    fflush(stdout);
+    if (!fgets(line, sizeof line, stdin)) {
+        fail("no word from the host", 0, 0);
+        return;
+    }
+    snprintf(name, sizeof name, "/dev/pts/%d", n);
+    if (stat(name, &st) == 0)
+        fail("a released number named", n, 0);
+    int fd = open(name, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    if (fd >= 0) {
+        fail("a released number opened", n, 0);
+        close(fd);
+    }
+    listed(&n, 1, in);
+    if (in[0])
+        fail("a released number listed", n, 0);
+    if (!failures)
+        printf("OK release %d\n", n);
+}
+
+static void hangup(void)
+{
+    int master, slave, n;
+    char c;
+    if (make(0, &master, &slave, &n) < 0)
+        return;
+    close(master);
+    struct pollfd p = {.fd = slave, .events = POLLIN};
+    if (poll(&p, 1, 3000) != 1) {
+        fail("no hangup on the slave after its master closed", n, 0);
+        return;
+    }
+    ssize_t r = read(slave, &c, 1);
+    if (r != 0 && !(r < 0 && errno == EIO))
+        fail("slave read after hangup", n, r < 0 ? errno : 0);
+    close(slave);
+    if (!failures)
+        printf("OK hangup\n");
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *mode = argc > 1 ? argv[1] : "";
+    int count = argc > 2 ? atoi(argv[2]) : 0;
+    if (count > MAXHELD)
+        count = MAXHELD;
+    if (!strcmp(mode, "seq"))
+        seq(count);
+    else if (!strcmp(mode, "held"))
+        held(count);
+    else if (!strcmp(mode, "release"))
+        release();
+    else if (!strcmp(mode, "hangup"))
+        hangup();
+    else {
+        fprintf(stderr, "usage: %s seq N | held N | release | hangup\n", argv[0]);
+        return 2;
+    }
+    return failures ? 1 : 0;
+}
