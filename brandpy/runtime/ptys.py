@@ -21,8 +21,8 @@ number whose dentry is dead the moment it looks at it, and every open of
 a name in the view goes through the held dentry: a number reused by the
 host between the look and the open still opens nothing of the host's.
 The host directory behind the view (a placeholder file per number) only
-serves listings; it is pruned when the container opens /dev/pts or names
-another pty.
+serves listings; it is pruned when the container opens /dev/pts, and as
+the set grows.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ TIOCGPTN = 0x80045430
 TIOCGPTPEER = 0x5441
 PTY_SLAVE_MAJORS = range(136, 144)     # UNIX98_PTY_SLAVE_MAJOR and its 7 successors
 PTMX = os.makedev(5, 2)                # /dev/ptmx, and each devpts' own ptmx
+PRUNE_AT = 64                          # ptys held before the view looks for freed ones
 
 
 def pty_number(fd: int) -> int | None:
@@ -95,6 +96,7 @@ class PtyView:
         os.makedirs(self.dir, exist_ok=True)
         self._dirfd = os.open(self.dir, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.held: dict[int, tuple[int, Mount]] = {}    # number -> (dentry fd, its mount)
+        self._next_prune = PRUNE_AT
 
     def adopt(self, fd: int) -> None:
         """Take the pty `fd` is a side of (fd: ours, closed here) into the
@@ -108,10 +110,12 @@ class PtyView:
             os.close(fd)
         if number is None or dentry is None:
             return
-        self.prune()
-        if number in self.held:          # alive: the same pty (one per number)
+        if number in self.held and self._alive(number):    # the same pty (one per number)
             os.close(dentry)
             return
+        if len(self.held) >= self._next_prune:    # amortized: each pty looked at O(1) times
+            self.prune()
+            self._next_prune = max(PRUNE_AT, 2 * len(self.held))
         name = b"%d" % number
         self.held[number] = (dentry, Mount(PTS + b"/" + name, PTS + b"/" + name, kind="pty"))
         try:     # its name in listings; a name the container made there is its own
