@@ -112,6 +112,10 @@ void bp_state_free(struct bp_state *s);
 int bp_state_add_mount(struct bp_state *s, const char *guest, const char *host, int readonly,
                        int kind, int root_fd, int root_is_dir);
 void bp_state_clear_mounts(struct bp_state *s);
+/* The /dev/pts view (brandpy/runtime/ptys.py): pty `number` is the
+ * container's, `fd` (Python's) an O_PATH descriptor of its devpts dentry;
+ * fd -1: no longer. */
+int bp_state_set_pty(struct bp_state *s, int number, int fd);
 int bp_state_set_thread(struct bp_state *s, int tid, int tgid, int guest_tid, int guest_tgid,
                         int flags);
 void bp_state_del_thread(struct bp_state *s, int tid);

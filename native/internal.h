@@ -20,6 +20,13 @@ struct bp_mount {
     int root_is_dir;
 };
 
+/* One of the container's ptys (brandpy/runtime/ptys.py): its name in the
+ * /dev/pts view, as a device mount whose root is its devpts dentry. */
+struct bp_pty {
+    int number;
+    struct bp_mount mount;
+};
+
 struct bp_thread {
     int tid;                    /* host TID; 0 empty, -1 deleted */
     int tgid;                   /* host TGID */
@@ -30,6 +37,8 @@ struct bp_thread {
 struct bp_state {
     struct bp_mount mounts[BP_MAX_MOUNTS];
     int nmounts;
+    struct bp_pty **ptys;       /* the /dev/pts view's names, any number of them */
+    int nptys, ptys_cap;
     struct bp_thread *threads;
     size_t cap, used;
     int fake_ids;               /* identity emulated: ownership from xattrs */
@@ -43,6 +52,9 @@ struct bp_thread *bp_state_thread(struct bp_state *s, int tid);
 const struct bp_mount *bp_mount_of_guest(const struct bp_state *s, const char *guest,
                                          size_t len, size_t *consumed);
 int bp_guest_of_host(const struct bp_state *s, const char *host, char *out, size_t outlen);
+/* The mount of a name in the /dev/pts view: a live pty of the container's,
+ * else NULL (Python answers: it also forgets a pty the kernel freed). */
+const struct bp_mount *bp_pty_mount(const struct bp_state *s, const char *name, size_t n);
 
 /* Resolution result (pathres.Resolved): `name` in the directory `dirfd`
  * (an O_PATH descriptor), or with name "" the mount root `dirfd` itself. */

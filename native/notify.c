@@ -585,16 +585,16 @@ static long install(struct ctx *c, int fd, int cloexec, int *answered)
 }
 
 /* Devices whose open checks no capability, which C may open acting as the
- * supervisor: null, zero, full, random, urandom, tty, ptmx. Any other
+ * supervisor: null, zero, full, random, urandom, tty, ptmx, the ptys (of
+ * the /dev/pts view: each opened through its devpts dentry). Any other
  * (kmsg: CAP_SYSLOG, mem: CAP_SYS_RAWIO...) is Python's, which opens it
- * with the caller's exact capabilities; so are the ptys, whose names only
- * Python's view of /dev/pts resolves (brandpy/runtime/ptys.py). */
+ * with the caller's exact capabilities. */
 static int plain_device(dev_t rdev)
 {
     unsigned int maj = major(rdev), min = minor(rdev);
     if (maj == 1)
         return min == 3 || min == 5 || min == 7 || min == 8 || min == 9;
-    return maj == 5 && (min == 0 || min == 2);
+    return (maj == 5 && (min == 0 || min == 2)) || (maj >= 136 && maj < 144);
 }
 
 /* An empty file that fake identity's mknod recorded as a device

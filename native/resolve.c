@@ -8,10 +8,12 @@
  * directory descriptor and the last name, which the handlers act on with
  * the *at calls without following it.
  *
- * Anything involving /proc (magic links, PID translation), /dev/pts (its
- * names are the container's set of ptys: brandpy/runtime/ptys.py), a chroot
- * inside the container or a directory outside every mount is left to the
- * Python resolver (BP_FALLBACK). */
+ * /dev/pts is a view: a name below it that is one of the container's live
+ * ptys is that pty's device mount (its root the pty's devpts dentry, as
+ * brandpy/runtime/ptys.py holds it); the directory itself and any other
+ * name are Python's. Anything involving /proc (magic links, PID
+ * translation), a chroot inside the container or a directory outside every
+ * mount is left to the Python resolver too (BP_FALLBACK). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -81,7 +83,19 @@ static void set_fd(struct walk *w, int fd, int owned)
 static const struct bp_mount *mount_of(const struct bp_state *s, const char *guest, size_t len,
                                        size_t *consumed)
 {
-    return bp_mount_of_guest(s, len ? guest : "/", len ? len : 1, consumed);
+    const struct bp_mount *m = bp_mount_of_guest(s, len ? guest : "/", len ? len : 1, consumed);
+    if (m && m->kind == BP_MOUNT_PTS && *consumed < len) {
+        const char *name = guest + *consumed + 1;
+        size_t n = 0;
+        while (*consumed + 1 + n < len && name[n] != '/')
+            n++;
+        const struct bp_mount *pty = bp_pty_mount(s, name, n);
+        if (pty) {
+            *consumed += 1 + n;
+            return pty;
+        }
+    }
+    return m;
 }
 
 /* Mounts only the Python resolver walks. */
@@ -298,7 +312,10 @@ int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
         memcpy(w.cur + w.len + 1, comp, n);
         w.cur[w.len + 1 + n] = 0;
         const struct bp_mount *m = mount_of(s, w.cur, w.len + 1 + n, &consumed);
-        if (python_walks(m)) {
+        /* through /dev/pts to a name in it: one of its ptys, or else Python's */
+        int into_view = m && m->kind == BP_MOUNT_PTS && consumed == w.len + 1 + n && !last &&
+                        m->root_fd >= 0;
+        if (python_walks(m) && !into_view) {
             rc = BP_FALLBACK;
             goto fail;
         }

@@ -1,12 +1,14 @@
-/* The sandbox state the C fast path reads: the mount table and the
- * container's threads (host TID -> container TID, chroot, credentials).
+/* The sandbox state the C fast path reads: the mount table, the names of
+ * the container's /dev/pts view and the container's threads (host TID -> container TID, chroot, credentials).
  * Python owns the truth (brandpy/runtime/sandbox.py) and mirrors
  * every change here through the bp_state_* calls; the C handlers fall back
  * to Python for whatever this table cannot answer. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "brandpy.h"
 #include "internal.h"
@@ -29,6 +31,9 @@ void bp_state_free(struct bp_state *s)
 {
     if (!s)
         return;
+    for (int i = 0; i < s->nptys; i++)
+        free(s->ptys[i]);
+    free(s->ptys);
     free(s->threads);
     free(s);
 }
@@ -55,6 +60,62 @@ int bp_state_add_mount(struct bp_state *s, const char *guest, const char *host, 
 void bp_state_clear_mounts(struct bp_state *s)
 {
     s->nmounts = 0;
+}
+
+int bp_state_set_pty(struct bp_state *s, int number, int fd)
+{
+    int i = 0;
+    while (i < s->nptys && s->ptys[i]->number != number)
+        i++;
+    if (fd < 0) {
+        if (i < s->nptys) {
+            free(s->ptys[i]);
+            s->ptys[i] = s->ptys[--s->nptys];
+        }
+        return 0;
+    }
+    if (i == s->nptys) {
+        if (s->nptys == s->ptys_cap) {
+            int cap = s->ptys_cap ? 2 * s->ptys_cap : 16;
+            struct bp_pty **grown = realloc(s->ptys, cap * sizeof *grown);
+            if (!grown)
+                return -ENOMEM;
+            s->ptys = grown;
+            s->ptys_cap = cap;
+        }
+        struct bp_pty *p = calloc(1, sizeof *p);
+        if (!p)
+            return -ENOMEM;
+        p->number = number;
+        struct bp_mount *m = &p->mount;
+        m->guest_len = snprintf(m->guest, sizeof m->guest, "/dev/pts/%d", number);
+        m->host_len = snprintf(m->host, sizeof m->host, "/dev/pts/%d", number);
+        m->kind = BP_MOUNT_DEVICE;
+        s->ptys[s->nptys++] = p;
+    }
+    s->ptys[i]->mount.root_fd = fd;
+    return 0;
+}
+
+const struct bp_mount *bp_pty_mount(const struct bp_state *s, const char *name, size_t n)
+{
+    int number = 0;
+    if (!n || n > 9 || (name[0] == '0' && n > 1))
+        return NULL;
+    for (size_t k = 0; k < n; k++) {
+        if (name[k] < '0' || name[k] > '9')
+            return NULL;
+        number = number * 10 + (name[k] - '0');
+    }
+    for (int i = 0; i < s->nptys; i++) {
+        if (s->ptys[i]->number != number)
+            continue;
+        struct stat st;     /* a dentry the kernel killed: the pty is freed */
+        if (fstat(s->ptys[i]->mount.root_fd, &st) < 0 || !st.st_nlink)
+            return NULL;
+        return &s->ptys[i]->mount;
+    }
+    return NULL;
 }
 
 /* Open addressing on the host TID; deleted slots are tombstones (tid -1). */

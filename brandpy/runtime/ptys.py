@@ -32,6 +32,7 @@ import fcntl
 import os
 import stat
 import struct
+from collections.abc import Callable
 
 from .errors import Errno
 from .linux import O_PATH
@@ -91,7 +92,10 @@ class PtyView:
     dentry, the device mount its name resolves to, and its name in the
     listing. `dev` is the host directory of the container's /dev."""
 
-    def __init__(self, dev: bytes) -> None:
+    def __init__(self, dev: bytes, changed: Callable[[int, int], None]) -> None:
+        """changed(number, fd) is told each pty taken in (its dentry fd)
+        and each forgotten (fd -1, before the fd is closed)."""
+        self.changed = changed
         self.dir = os.path.join(dev, b"pts")
         os.makedirs(self.dir, exist_ok=True)
         self._dirfd = os.open(self.dir, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -118,6 +122,7 @@ class PtyView:
             self._next_prune = max(PRUNE_AT, 2 * len(self.held))
         name = b"%d" % number
         self.held[number] = (dentry, Mount(PTS + b"/" + name, PTS + b"/" + name, kind="pty"))
+        self.changed(number, dentry)
         try:     # its name in listings; a name the container made there is its own
             os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                              0o600, dir_fd=self._dirfd))
@@ -162,6 +167,7 @@ class PtyView:
         fd = self.held[number][0]
         if os.fstat(fd).st_nlink:
             return True
+        self.changed(number, -1)
         os.close(fd)
         del self.held[number]
         try:
@@ -171,7 +177,8 @@ class PtyView:
         return False
 
     def close(self) -> None:
-        for fd, _ in self.held.values():
+        for number, (fd, _) in self.held.items():
+            self.changed(number, -1)
             os.close(fd)
         self.held.clear()
         if self._dirfd >= 0:

@@ -169,6 +169,7 @@ class Mirror(Protocol):
     def thread(self, tid: int, proc: Process) -> None: ...
     def gone(self, tid: int) -> None: ...
     def mounts_changed(self, mounts: MountTable) -> None: ...
+    def pty(self, number: int, fd: int) -> None: ...
 
 
 class Sandbox:
@@ -187,7 +188,7 @@ class Sandbox:
         self.mounts.pin(self.state)
         # the host directories of the tmpfs mounts the container makes
         self.tmpfs_base = os.path.join(self.state, b"mnt")
-        self.ptys = self.mounts.ptys = PtyView(os.path.join(self.state, b"dev"))
+        self.ptys = self.mounts.ptys = PtyView(os.path.join(self.state, b"dev"), self._pty_changed)
         self.pids = PidMap()
         self.mounts.pid_of = self.pids.to_guest
         # in a network of its own, ports are real: nothing is translated
@@ -255,6 +256,10 @@ class Sandbox:
         self.ptys.close()
         for table in self.tables():
             table.close()
+
+    def _pty_changed(self, number: int, fd: int) -> None:
+        if self.mirror is not None:
+            self.mirror.pty(number, fd)
 
     def adopt_pty(self, fd: int) -> None:
         """A pty of the host's the container gets or makes (fd: ours, an fd

@@ -90,6 +90,8 @@ class NativeSupervisor(Supervisor):
         if self.state == ffi.NULL or self.loop == ffi.NULL:
             raise MemoryError("native engine: cannot allocate its state")
         self.mounts_changed(sandbox.mounts)
+        for number, (fd, _) in sandbox.ptys.held.items():
+            self.pty(number, fd)
         lib.bp_state_set_identity(self.state, int(sandbox.fake_ids), os.geteuid(),
                                   os.getegid())
         if not fast_path:
@@ -121,6 +123,10 @@ class NativeSupervisor(Supervisor):
 
     def gone(self, tid: int) -> None:
         lib.bp_state_del_thread(self.state, tid)
+
+    def pty(self, number: int, fd: int) -> None:
+        if lib.bp_state_set_pty(self.state, number, fd) < 0:
+            raise MemoryError("native engine: cannot allocate its view of /dev/pts")
 
     def mounts_changed(self, mounts: MountTable) -> None:
         lib.bp_state_clear_mounts(self.state)
