@@ -218,8 +218,8 @@ SPEC: dict[str, Spec] = {
     "ioctl": Spec("allow", FULL, "native; terminal and device ioctls act on the real "
                   "device; the IDs of TIOC[GS]PGRP, TIOCGSID, FIO[GS]ETOWN, SIOC[GS]PGRP, "
                   "PIDFD_GET_INFO and NS_GET_OWNER_UID are the container's; TIOCSTI EIO (as "
-                  "dev.tty.legacy_tiocsti=0), TIOCLINUX and TIOCCONS EPERM; TIOCGPTN puts "
-                  "the pty in the container's /dev/pts", handler=tty.ioctl, when=_ioctls),
+                  "dev.tty.legacy_tiocsti=0), TIOCLINUX and TIOCCONS EPERM; TIOCGPTN and "
+                  "TIOCGPTPEER put the pty in the container's /dev/pts", handler=tty.ioctl, when=_ioctls),
     # -- files: paths resolved and calls performed by the supervisor --------------------
     "open": perform(perform_.open_, PERFORMED_WRITE, ptrace=opath.open_, ptrace_when=o_path(1)),
     "openat": perform(perform_.openat, PERFORMED_WRITE, ptrace=opath.openat,

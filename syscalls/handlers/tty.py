@@ -7,7 +7,8 @@
 - TIOCLINUX (a virtual console's selection: pasting it types too) and
   TIOCCONS (redirecting the host's console output) are refused (EPERM).
 - TIOCGPTN, the number of a pty the container made (ptsname, openpty),
-  puts that pty in the container's /dev/pts (brandpy/runtime/ptys.py).
+  and TIOCGPTPEER, its slave opened from the master (openpty), put that
+  pty in the container's /dev/pts (brandpy/runtime/ptys.py).
 
 The command is a register: BPF traps exactly these, and no other thread
 can change it before the kernel sees it.
@@ -23,8 +24,8 @@ from brandpy.runtime.errors import Errno
 from . import owners
 
 TIOCSTI, TIOCLINUX, TIOCCONS = 0x5412, 0x541C, 0x541D
-TIOCGPTN = 0x80045430
-COMMANDS = (TIOCSTI, TIOCLINUX, TIOCCONS, TIOCGPTN)
+TIOCGPTN, TIOCGPTPEER = 0x80045430, 0x5441
+COMMANDS = (TIOCSTI, TIOCLINUX, TIOCCONS, TIOCGPTN, TIOCGPTPEER)
 
 
 def ioctl(call: Call) -> int | None:
@@ -34,7 +35,7 @@ def ioctl(call: Call) -> int | None:
                     "dev.tty.legacy_tiocsti=0")
     if cmd in (TIOCLINUX, TIOCCONS):
         raise Errno(errno.EPERM, "TIOCLINUX and TIOCCONS reach the host's consoles: refused")
-    if cmd == TIOCGPTN:
+    if cmd in (TIOCGPTN, TIOCGPTPEER):
         try:   # the pty behind the fd now, whatever fd the kernel then asks
             call.sb.adopt_pty(call.sb.grab_fd(call.proc, call.iarg(0)))
         except Errno:

@@ -8,6 +8,8 @@ under both engines, as root and as uid 65534.
 - A number the container released and the host then took for a terminal
   of its own is not the container's: not named, not openable, not listed.
 - A master the container closes hangs up its slave at once, as on Linux.
+- A pty whose slave it opens from the master (TIOCGPTPEER, as openpty()
+  does) is named too, without its number asked: ttyname() works.
 - The native engine opens the ptys in C (its resolver reads a mirror of
   the view's set).
 
@@ -36,7 +38,8 @@ CELLS = [pytest.param(Cell(e, u, False), id=f"{e}-{u}") for e in ENGINES
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("mode,count", [("seq", 300), ("held", 100), ("hangup", 0)])
+@pytest.mark.parametrize("mode,count", [("seq", 300), ("held", 100), ("hangup", 0),
+                                        ("peer", 0)])
 def test_many_ptys(mode: str, count: int, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
     rootfs = rootfs_for(cell.uid, "pty_churn")
     stats = rootfs / "stats.json"        # written by the supervisor, as the cell's user

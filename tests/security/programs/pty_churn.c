@@ -11,6 +11,9 @@
  *              looks for /dev/pts/n: stat, open, the listing
  *   hangup     a pty whose master it closes while it holds the slave: the
  *              slave must read end of file (or EIO) at once, as on Linux
+ *   peer       a pty whose slave it opens from the master (TIOCGPTPEER, as
+ *              openpty() does), never asking its number: ttyname() of the
+ *              slave names it, that name opens, and /dev/pts lists it
  *
  * Each mode prints "OK ..." when everything held, else "FAIL ..." lines.
  */
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -231,6 +235,42 @@ static void hangup(void)
         printf("OK hangup\n");
 }
 
+static void peer(void)
+{
+    int unlock = 0;
+    char name[64];
+    static char in[1];
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY);
+    if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) < 0) {
+        fail("open /dev/ptmx, unlock", 0, errno);
+        return;
+    }
+    int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+    if (slave < 0) {
+        fail("TIOCGPTPEER", 0, errno);
+        return;
+    }
+    if (ttyname_r(slave, name, sizeof name)) {
+        fail("ttyname of the slave", 0, errno);
+        return;
+    }
+    int n = atoi(name + strlen("/dev/pts/"));
+    int again = open(name, O_RDWR | O_NOCTTY);
+    struct termios t;
+    if (again < 0) {
+        fail("open the slave by its ttyname", n, errno);
+    } else if (tcgetattr(again, &t) == 0) {
+        cfmakeraw(&t);
+        tcsetattr(again, TCSANOW, &t);
+        talk(0, master, again);
+    }
+    listed(&n, 1, in);
+    if (!in[0])
+        fail("the pty not listed", n, 0);
+    if (!failures)
+        printf("OK peer %s\n", name);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -246,8 +286,10 @@ int main(int argc, char **argv)
         release();
     else if (!strcmp(mode, "hangup"))
         hangup();
+    else if (!strcmp(mode, "peer"))
+        peer();
     else {
-        fprintf(stderr, "usage: %s seq N | held N | release | hangup\n", argv[0]);
+        fprintf(stderr, "usage: %s seq N | held N | release | hangup | peer\n", argv[0]);
         return 2;
     }
     return failures ? 1 : 0;
