@@ -63,6 +63,7 @@ lint: install
 
 images: deps
 	tests/images/build.sh $(IMAGES)
+	tests/images/tools.sh $(IMAGES)
 
 dockerpy: deps
 	tests/dockerpy/fetch.sh $(BRANDPY_DOCKERPY_SUITE) $(BRANDPY_DOCKERPY_VENV)

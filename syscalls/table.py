@@ -31,7 +31,23 @@ from brandpy.runtime.seccomp import Action, ArgTest
 
 from . import linux
 from .handlers import exec as exec_
-from .handlers import fs, ident, opath, owners, pids, prio, process, sendmsg, signals, sock, sockcreds, sysv, tty, uts
+from .handlers import (
+    fs,
+    guest_ptrace,
+    ident,
+    opath,
+    owners,
+    pids,
+    prio,
+    process,
+    sendmsg,
+    signals,
+    sock,
+    sockcreds,
+    sysv,
+    tty,
+    uts,
+)
 from .handlers import mount as mount_
 from .handlers import perform as perform_
 
@@ -393,8 +409,13 @@ SPEC: dict[str, Spec] = {
        for name in ("getpriority", "setpriority", "ioprio_get", "ioprio_set")},
     "sched_get_priority_max": allow(),
     "sched_get_priority_min": allow(),
-    "ptrace": trace(process.ptrace, "EPERM: every container process is already traced by "
-                    "brandpy, so debuggers cannot attach", support=UNIMPLEMENTED),
+    "ptrace": trace(guest_ptrace.ptrace, "emulated (the supervisor is the real tracer): "
+                    "TRACEME, ATTACH, SEIZE, INTERRUPT, CONT, SYSCALL, SINGLESTEP, LISTEN, "
+                    "DETACH, KILL, PEEK/POKE text, data and user, GET/SETREGS, GET/SETFPREGS, "
+                    "GET/SETREGSET, SETOPTIONS (not TRACESECCOMP and TRACEVFORKDONE "
+                    "events), GETEVENTMSG, GET/SETSIGINFO, GET/SETSIGMASK, GET_SYSCALL_INFO; "
+                    "stops reported by wait4/waitid with container PIDs; only the "
+                    "container's processes, by Linux's rules (no Yama)", support=PARTIAL),
     "prctl": Spec("allow", FULL, "native; PR_SET_DUMPABLE is recorded, not applied, so "
                   "the supervisor keeps access to /proc; PR_GET_NAME gives the container's "
                   "name for the program; PR_SET_PTRACER's PID is translated", handler=process.prctl,

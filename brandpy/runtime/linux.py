@@ -310,3 +310,20 @@ def unix_peer_inode(fd: int) -> int | None:
             return int(struct.unpack_from("<I", data, off + 4)[0])
         off += max(4, (alen + 3) & ~3)
     return None
+
+
+PTRACE_GET_SYSCALL_INFO = 0x420E
+SYSCALL_INFO_ENTRY = 1
+SYSCALL_INFO_SIZE = 88        # struct ptrace_syscall_info, its largest (seccomp) form
+
+
+def syscall_info(pid: int, size: int = SYSCALL_INFO_SIZE) -> bytes:
+    """PTRACE_GET_SYSCALL_INFO: what the stop is (op: entry, exit,
+    seccomp) and the call's number and arguments or result."""
+    buf = ctypes.create_string_buffer(max(size, 1))
+    n = ptrace(PTRACE_GET_SYSCALL_INFO, pid, size, ctypes.addressof(buf))
+    return buf.raw[:min(n, size)]
+
+
+def tgkill(tgid: int, tid: int, sig: int) -> None:
+    _check(_syscall(234, tgid, tid, sig))   # SYS_tgkill

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .identity import Cred
 
 ZOMBIES_KEPT = 4096
+REAPED_KEPT = 16
 
 
 class PidMap:
@@ -23,6 +24,8 @@ class PidMap:
         self._zombie_hosts: dict[int, int] = {}                   # guest -> host
         self._zombie_creds: dict[int, Cred] = {}                  # host -> its last identity
         self._requests: dict[int, int] = {}                       # creating tid -> wanted PID
+        # Reaped lately: a SIGCHLD delivered after its wait4 still names it.
+        self._reaped: OrderedDict[int, int] = OrderedDict()     # host -> guest
 
     def assign(self, host: int, wanted: int | None = None) -> int:
         """The container PID of a task, given now if it has none: the next
@@ -30,6 +33,7 @@ class PidMap:
         guest = self._h2g.get(host)
         if guest is None:
             self._forget(host)
+            self._reaped.pop(host, None)
             if wanted is None:
                 while self.taken(self._next):
                     self._next += 1
@@ -78,13 +82,17 @@ class PidMap:
         """The guest PID of a child its parent just reaped (0 if unknown)."""
         guest = self.to_guest(host)
         self._forget(host)
+        if guest:
+            self._reaped[host] = guest
+            while len(self._reaped) > REAPED_KEPT:
+                self._reaped.popitem(last=False)
         return guest
 
     def to_guest(self, host: int) -> int:
         """0 for processes outside the container, as a PID namespace shows them."""
         guest = self._h2g.get(host)
         if guest is None:
-            guest = self._zombies.get(host, 0)
+            guest = self._zombies.get(host) or self._reaped.get(host, 0)
         return guest
 
     def to_host(self, guest: int) -> int | None:

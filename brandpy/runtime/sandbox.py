@@ -17,6 +17,7 @@ from .acting import tracee_memory
 from .cgroups import Limits
 from .devices import DEFAULT_DEVICES, DEV_LINKS, Device
 from .errors import Errno
+from .guest_ptrace import Tracing
 from .identity import Cred, resolve_user
 from .linux import pidfd_getfd, pidfd_open
 from .mounts import Mount, MountTable, split
@@ -219,6 +220,7 @@ class Sandbox:
         # brandpy's if its filters, these included, ask for it
         self.own_filters: dict[int, tuple[bytes, ...]] = {}
         self.mirror: Mirror | None = None       # the native engine's copy of this state
+        self.ptraced = Tracing()                # the container's own tracers (guest_ptrace.py)
 
     @property
     def hostname(self) -> str:

@@ -27,6 +27,20 @@ from brandpy import scratch
 from brandpy.runtime import acting, linux
 from brandpy.runtime.call import ARG_REGS, HANDOFF, Call, CloseFd, Inject, Regs, args_of
 from brandpy.runtime.errors import Errno, StrictViolation, warn
+from brandpy.runtime.guest_ptrace import (
+    EVENT_EXEC,
+    EVENT_EXIT,
+    EVENT_OPTION,
+    LOAD_NONE,
+    LOAD_OPEN,
+    O_EXITKILL,
+    O_TRACEEXEC,
+    O_TRACEEXIT,
+    O_TRACESYSGOOD,
+    Tracee,
+    hides,
+    stopped,
+)
 from brandpy.runtime.identity import Cred
 from brandpy.runtime.ids import siginfo_out
 from brandpy.runtime.inject import Injection, Injector
@@ -40,6 +54,7 @@ from brandpy.runtime.linux import (
     PTRACE_EVENT_VFORK,
     PTRACE_INTERRUPT,
     PTRACE_LISTEN,
+    PTRACE_SETOPTIONS,
     PTRACE_SYSCALL,
     STOP_SIGNALS,
 )
@@ -234,23 +249,61 @@ class Supervisor:
             return
         if tid not in self.sb.threads and not self._adopt(tid, status):
             return
-        if sig == signal.SIGTRAP and event == PTRACE_EVENT_SECCOMP:
+        traced = self.sb.ptraced.tracees.get(tid)   # by a container process
+        if traced is not None and traced.new:       # auto-attached: its first stop
+            traced.new = False
+            self.sb.stats.event_stops += 1
+            self._report(traced, signal.SIGTRAP | PTRACE_EVENT_STOP << 8 if traced.seized
+                         else signal.SIGSTOP)
+        elif sig == signal.SIGTRAP and event == PTRACE_EVENT_SECCOMP:
             self._on_syscall(tid)
         elif sig == SYSGOOD_TRAP:
-            self._on_syscall_exit(tid)
+            if traced is not None and tid not in self.injected and \
+                    linux.syscall_info(tid, 1)[:1] == bytes([linux.SYSCALL_INFO_ENTRY]):
+                self._syscall_entry(traced)
+            else:
+                self._on_syscall_exit(tid)
+        elif sig == signal.SIGTRAP and event == EVENT_EXIT:
+            self.sb.stats.event_stops += 1
+            if traced is not None and traced.options & O_TRACEEXIT:
+                traced.message = linux.geteventmsg(tid)
+                self._report(traced, signal.SIGTRAP | EVENT_EXIT << 8)
+            else:
+                self._resume(tid)
         elif sig == signal.SIGTRAP and event in (PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK,
                                                  PTRACE_EVENT_CLONE):
             self.sb.stats.event_stops += 1
-            self._on_new_child(tid, linux.geteventmsg(tid), event)
-            self._resume(tid, request=PTRACE_SYSCALL)   # to fix fork()'s return value
+            child = linux.geteventmsg(tid)
+            if traced is not None and traced.options & EVENT_OPTION[event]:
+                self.sb.ptraced.tracees[child] = Tracee(child, traced.tracer, traced.seized,
+                                                        traced.options, new=True)
+            self._on_new_child(tid, child, event)
+            # PTRACE_SYSCALL: to fix fork()'s return value
+            if traced is not None and child in self.sb.ptraced.tracees:
+                traced.message = self.sb.pids.to_guest(child)
+                self._report(traced, signal.SIGTRAP | event << 8, PTRACE_SYSCALL)
+            else:
+                self._resume(tid, request=PTRACE_SYSCALL)
         elif sig == signal.SIGTRAP and event == PTRACE_EVENT_EXEC:
             self.sb.stats.event_stops += 1
             waiting = self._on_exec(tid)
             # an execve waiting for its exit stop (the trace) still gets it
-            self._resume(tid, request=PTRACE_SYSCALL if waiting else PTRACE_CONT)
+            request = PTRACE_SYSCALL if waiting else PTRACE_CONT
+            traced = self.sb.ptraced.tracees.get(tid)   # (moved from the thread that exec'd)
+            if traced is not None and traced.options & O_TRACEEXEC:
+                self._report(traced, signal.SIGTRAP | EVENT_EXEC << 8, request)
+            elif traced is not None and not traced.seized:   # Linux's SIGTRAP after exec
+                self._report(traced, signal.SIGTRAP, request)
+            else:
+                self._resume(tid, request=request)
         elif event == PTRACE_EVENT_STOP:
             self.sb.stats.event_stops += 1
-            if sig in STOP_SIGNALS:
+            self.sb.ptraced.listening.discard(tid)
+            if traced is not None and (sig in STOP_SIGNALS or traced.interrupt or traced.listened):
+                traced.interrupt = traced.listened = False
+                self._report(traced, sig | PTRACE_EVENT_STOP << 8 if traced.seized else sig)
+            elif sig in STOP_SIGNALS:
+                self.sb.ptraced.listening.add(tid)
                 self._ptrace(PTRACE_LISTEN, tid)    # group-stop: stay stopped, see SIGCONT
             else:
                 self._resume(tid)
@@ -275,7 +328,71 @@ class Supervisor:
         seen = siginfo_out(self.sb, info)
         if seen != info:
             linux.setsiginfo(tid, seen)
+        traced = self.sb.ptraced.tracees.get(tid)
+        if traced is not None:
+            self._report(traced, sig)   # its tracer decides what is delivered
+            return
         self._resume(tid, sig)
+
+    # -- the container's own tracers (runtime/guest_ptrace.py) ----------------
+
+    def _report(self, traced: Tracee, code: int, request: int = PTRACE_CONT,
+                syscall_exit: bool = False) -> None:
+        """Keep a tracee stopped for its emulated tracer, which sees the
+        stop `code` (sig | event << 8); its resume carries on with
+        `request`, what the supervisor needs next."""
+        tid = traced.tid
+        if not traced.exit_events:   # (stopped now: options can be set)
+            traced.exit_events = True
+            self._ptrace(PTRACE_SETOPTIONS, tid, 0, linux.TRACE_OPTIONS | O_TRACEEXIT)
+
+        def resume(how: int, sig: int) -> None:
+            if how == PTRACE_LISTEN:
+                traced.listened = True
+                self.sb.ptraced.listening.add(tid)
+                self._ptrace(PTRACE_LISTEN, tid)
+            else:
+                self._resume(tid, sig, request)
+
+        self.sb.ptraced.report(traced, stopped(code), resume, syscall_exit)
+
+    def _syscall_entry(self, traced: Tracee) -> None:
+        """PTRACE_SYSCALL's entry stop: it comes before seccomp, so brandpy
+        handles the call on what the tracer leaves."""
+        traced.shown_nr = None
+        if traced.loading:
+            try:
+                nr = ptrace_getregs(traced.tid).orig_rax
+            except Exception:
+                return   # gone; its exit follows
+            if hides(traced, nr):
+                self._resume(traced.tid)
+                return
+        self._report(traced, self._sysgood(traced))
+
+    @staticmethod
+    def _sysgood(traced: Tracee) -> int:
+        return SYSGOOD_TRAP if traced.options & O_TRACESYSGOOD else signal.SIGTRAP
+
+    def _syscall_done(self, tid: int) -> None:
+        """A syscall-exit stop brandpy is through with: the emulated tracer's
+        if it resumed the thread with PTRACE_SYSCALL."""
+        traced = self.sb.ptraced.tracees.get(tid)
+        if traced is not None and traced.hidden:
+            traced.hidden = False
+            self._resume(tid)
+        elif traced is not None and traced.mode == PTRACE_SYSCALL:
+            self._report(traced, self._sysgood(traced), syscall_exit=True)
+        else:
+            self._resume(tid)
+
+    def _tracer_gone(self, tgid: int) -> None:
+        """A tracer's tracees are detached (killed, with PTRACE_O_EXITKILL)."""
+        for traced in self.sb.ptraced.drop_tracer(tgid):
+            if traced.options & O_EXITKILL:
+                self._kill(traced.tid)
+            elif traced.stop is not None:
+                self._resume(traced.tid)
 
     def _answer_trap(self, tid: int) -> bool:
         """Answer a getter the identity trap filter trapped; False for any
@@ -300,6 +417,11 @@ class Supervisor:
         return True
 
     def _on_exit(self, tid: int, status: int) -> None:
+        traced = self.sb.ptraced.tracees.get(tid)
+        proc = self.sb.threads.get(tid)
+        if traced is not None:   # its tracer's wait reports it (the kernel, to a parent)
+            own = proc is not None and tid == proc.tgid and proc.parent == traced.tracer
+            self.sb.ptraced.exited(traced, self.sb.pids.to_guest(tid), status, own)
         self.held.pop(tid, None)
         self.injected.pop(tid, None)
         handoff = self.handoffs.pop(tid, None)
@@ -311,6 +433,8 @@ class Supervisor:
         self.at_exit.pop(tid, None)
         self.frozen.pop(tid, None)
         self.sb.remove_thread(tid)
+        if proc is not None and not proc.threads:
+            self._tracer_gone(proc.tgid)
         watcher = self.watchers.pop(tid, None)
         if watcher is not None:
             watcher(exit_status(status))
@@ -321,6 +445,9 @@ class Supervisor:
     def _resume(self, tid: int, sig: int = 0, request: int = PTRACE_CONT) -> None:
         if tid in self.injected:
             request = PTRACE_SYSCALL     # its injected call's stops are still to come
+        traced = self.sb.ptraced.tracees.get(tid)
+        if traced is not None:
+            request = traced.real_request(request)
         if self.paused:
             self.frozen[tid] = (request, sig)
             return
@@ -429,6 +556,13 @@ class Supervisor:
         # leader's tid and the other threads are gone.
         if former != tid and former in self.sb.own_filters:
             self.sb.own_filters[tid] = self.sb.own_filters[former]
+        traced = self.sb.ptraced.tracees.pop(former, None)
+        if traced is not None:
+            traced.tid = tid
+            traced.message = self.sb.pids.to_guest(former)
+            traced.loading = LOAD_OPEN if proc.exec_pending is not None and \
+                proc.exec_pending.loader_args else LOAD_NONE
+            self.sb.ptraced.tracees[tid] = traced
         for other in list(proc.threads):
             if other != tid:
                 self.sb.remove_thread(other)
@@ -542,6 +676,9 @@ class Supervisor:
                 self.tracer.record(call, shown[0], None, how, shown[1])
             else:
                 self._show_at_exit(call, self.tracer, shown, how)
+        traced = self.sb.ptraced.tracees.get(tid)
+        if traced is not None and regs.orig_rax != original[0]:
+            traced.shown_nr = original[0]   # what its tracer saw at the entry
         try:
             if call.changed:
                 ptrace_setregs(tid, regs)
@@ -599,7 +736,7 @@ class Supervisor:
             ptrace_setregs(tid, self.injected.pop(tid))
         except Exception:
             return
-        self._resume(tid)
+        self._syscall_done(tid)
 
     def _show_at_exit(self, call: Call, tracer: Tracer, shown: tuple[str, float], how: str) -> None:
         """A traced call the kernel runs: its result is known at its exit."""
@@ -672,7 +809,7 @@ class Supervisor:
         child = self.fork_return.pop(tid, None)
         call = self.at_exit.pop(tid, None)
         if child is None and call is None:
-            self._resume(tid)
+            self._syscall_done(tid)
             return
         if call is None:   # fork's own second stop: its return value is the host PID
             self.sb.stats.event_stops += 1
@@ -706,7 +843,7 @@ class Supervisor:
                 ptrace_setregs(tid, regs)
             except Exception:
                 return
-        self._resume(tid)
+        self._syscall_done(tid)
 
 
 def _workload(call: Call) -> bool:

@@ -15,6 +15,8 @@ from brandpy.runtime.errors import Errno
 from brandpy.runtime.ids import SIGINFO, parent_out, pid_out, to_guest
 from brandpy.runtime.linux import receives
 
+from . import guest_ptrace
+
 INT_MIN = -(1 << 31)
 
 
@@ -260,7 +262,7 @@ def set_tid_address(call: Call) -> None:
 
 # -- waiting for children ------------------------------------------------------
 
-P_ALL, P_PID, P_PGID = 0, 1, 2
+P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
 WNOWAIT = 0x01000000
 WNOHANG, WUNTRACED, WEXITED, WCONTINUED = 1, 2, 4, 8
 WNOTHREAD, WCLONE, WALL = 0x20000000, 0x80000000, 0x40000000
@@ -278,6 +280,15 @@ def _waitable(find: Callable[[Call, int], int], call: Call, guest: int) -> int:
         if exc.errno == errno.ESRCH:
             raise Errno(errno.ECHILD) from None
         raise
+
+
+def _ordinary(call: Call, pid: int, options: int) -> bool:
+    """Whether a wait for pid may report an ordinary child of the caller."""
+    if pid > 0:
+        host = call.sb.pids.to_host(pid)
+        proc = call.sb.threads.get(host) if host is not None else None
+        return proc is not None and proc.tgid == host and proc.parent == call.proc.tgid
+    return not _childless(call, options)
 
 
 def _childless(call: Call, options: int) -> bool:
@@ -304,12 +315,18 @@ def _has_children(tgid: int, tid: int) -> bool:
         return bool(f.read(1))
 
 
-def wait4(call: Call) -> None:
+def wait4(call: Call) -> int | None:
     pid, options = call.iarg(0), call.arg(2) & 0xFFFFFFFF
     if options & ~WAIT4_OPTIONS:
         return None                  # EINVAL, the kernel's (before any other check)
     if pid == INT_MIN:
         raise Errno(errno.ESRCH)     # as Linux: -INT_MIN names no group
+    if call.sb.ptraced.traces(call.proc.tgid):   # an emulated tracer's
+        handled, result = guest_ptrace.wait(
+            call, guest_ptrace.selector(call, pid), options | WEXITED,
+            _ordinary(call, pid, options), guest_ptrace.write_wait4(call), returns_pid=True)
+        if handled:
+            return result
     if _childless(call, options):
         raise Errno(errno.ECHILD)
     if pid > 0:
@@ -317,11 +334,20 @@ def wait4(call: Call) -> None:
     elif pid < -1:
         call.set_arg(0, -_waitable(_container_pgrp, call, -pid))
     call.after(lambda c, result: c.sb.pids.reaped(result) if result > 0 else None)
+    return None
 
 
-def waitid(call: Call) -> None:
+def waitid(call: Call) -> int | None:
     idtype, ident = call.iarg(0), call.iarg(1)
     infop, options = call.arg(2), call.arg(3) & 0xFFFFFFFF
+    if call.sb.ptraced.traces(call.proc.tgid) and _valid_waitid(idtype, ident, options) \
+            and idtype != P_PIDFD:
+        pid = ident if idtype == P_PID else -1
+        handled, result = guest_ptrace.wait(
+            call, guest_ptrace.selector(call, pid), options, _ordinary(call, pid, options),
+            guest_ptrace.write_waitid(call), returns_pid=False)
+        if handled:
+            return result
     try:
         if _valid_waitid(idtype, ident, options) and _childless(call, options):
             raise Errno(errno.ECHILD)
@@ -348,6 +374,7 @@ def waitid(call: Call) -> None:
                 c.write(infop + 16, seen[16:24])
 
     call.after(after)
+    return None
 
 
 def _valid_waitid(idtype: int, ident: int, options: int) -> bool:

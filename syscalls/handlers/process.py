@@ -1,7 +1,6 @@
 """Process-level calls the supervisor must see: clone flags that would
 leave its sight (new namespaces, CLONE_UNTRACED), clone3 (whose arguments
-are in memory), ptrace (the supervisor already traces every process), and
-the few prctl/time calls that would reach the host."""
+are in memory), and the few prctl/time calls that would reach the host."""
 
 from __future__ import annotations
 
@@ -139,11 +138,6 @@ def _set_tid(call: Call, ptr: int, count: int) -> None:
 def _pid_max() -> int:
     with open("/proc/sys/kernel/pid_max") as f:
         return int(f.read())
-
-
-def ptrace(call: Call) -> int:
-    raise Errno(errno.EPERM, "every container process is already traced by brandpy; "
-                "debuggers and tracers cannot run inside")
 
 
 def prctl(call: Call) -> int | None:

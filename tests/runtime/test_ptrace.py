@@ -1,0 +1,95 @@
+"""Debuggers and tracers inside the container (issue 17, class 5): Debian's
+strace and gdb (tests/images/tools.sh) in the Debian image, under brandpy
+(both engines, supervisor root and uid 65534) and natively in a chroot of
+its own PID namespace (so PIDs compare), print the same. Before ptrace was
+emulated, every one of these failed: ptrace was EPERM."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IMAGES, REPO, Result, copy_rootfs
+
+TOOLS = IMAGES / "tools"
+CLEAN_ENV = ["env", "-i", "PATH=/usr/bin:/bin", "HOME=/"]
+STRACE = [*CLEAN_ENV, "strace", "-f", "-e", "trace=%file", "sh", "-c", "ls /"]
+GDB = "exec env -i PATH=/usr/bin:/bin HOME=/ gdb -nx -batch"
+RUN = (f"cd /src && {GDB} -ex 'break square' -ex run -ex bt -ex next -ex finish "
+       "./debuggee 2>&1")
+# the sleeper is PID 2 in both; gdb, exec'd by the shell, PID 1
+ATTACH = ("cd /src && ./sleeper & p=$!; "
+          "until [ \"$(cut -d' ' -f2,3 /proc/$p/stat)\" = '(sleeper) S' ]; do sleep 0.05; done; "
+          f"{GDB} -p $p -ex bt -ex 'print counter' -ex kill 2>&1")
+# gdb turns off address-space randomization: Docker's profile (brandpy's
+# default) refuses that personality() as Docker does, so gdb would warn
+UNCONFINED = ("--security-opt", "seccomp=unconfined")
+
+
+@pytest.fixture(scope="session")
+def tools_rootfs(world_tmp: Path) -> Path:
+    """The Debian image with strace and gdb unpacked in it, and the two
+    debugged programs built with their sources in /src."""
+    if not (TOOLS / "READY").exists():
+        pytest.fail(f"{TOOLS} missing: run `make images` (tests/images/tools.sh)")
+    root = copy_rootfs(IMAGES / "debian", world_tmp / "debian-tools")
+    stage = world_tmp / "tools-stage"
+    for deb in sorted(TOOLS.glob("*.deb")):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(stage)], check=True)
+    # the image is usr-merged: a package's /lib would replace the /lib symlink
+    for top in ("bin", "sbin", "lib", "lib64"):
+        if (stage / top).is_dir() and not (stage / top).is_symlink():
+            subprocess.run(["cp", "-a", f"{stage / top}/.", str(stage / "usr" / top)], check=True)
+            shutil.rmtree(stage / top)
+    subprocess.run(["cp", "-a", f"{stage}/.", str(root)], check=True)
+    shutil.rmtree(stage)
+    src = root / "src"
+    src.mkdir()
+    for name in ("debuggee", "sleeper"):
+        shutil.copy(REPO / "tests" / "programs" / f"{name}.c", src)
+        subprocess.run(["gcc", "-g", "-O0", "-static", f"-fdebug-prefix-map={src}=/src",
+                        "-o", name, f"{name}.c"], cwd=src, check=True)
+    return root
+
+
+def native(root: Path, argv: list[str]) -> Result:
+    """The reference: a chroot as root, PID 1 of a PID namespace."""
+    script = ('mount --rbind /dev "$0/dev" && '
+              'exec unshare --pid --fork --mount-proc="$0/proc" chroot "$0" "$@"')
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                        str(root), *argv], capture_output=True, text=True, timeout=120)
+    return Result(p.returncode, p.stdout, p.stderr)
+
+
+def addresses_aside(text: str) -> str:
+    """Addresses differ run to run (ASLR), and dynamic programs are started
+    through the image's ld.so under brandpy."""
+    return re.sub(r"0x[0-9a-f]{6,}", "0xADDR", text)
+
+
+def test_strace_f_prints_what_it_prints_natively(brandpy, tools_rootfs):
+    want = native(tools_rootfs, STRACE)
+    assert want.status == 0, want.err
+    got = brandpy(tools_rootfs, STRACE)
+    assert got.status == 0, got.err
+    assert got.out == want.out
+    assert "strace: Process 5 attached" in got.err   # container PIDs
+    assert addresses_aside(got.err) == addresses_aside(want.err)
+
+
+def test_gdb_breakpoint_run_bt_next_finish(brandpy, tools_rootfs):
+    want = native(tools_rootfs, ["sh", "-c", RUN])
+    assert "Value returned is $1 = 49" in want.out, want
+    got = brandpy(tools_rootfs, ["sh", "-c", RUN], *UNCONFINED)
+    assert got.out == want.out, got.err
+
+
+def test_gdb_attaches_to_a_process_of_the_container(brandpy, tools_rootfs):
+    want = native(tools_rootfs, ["sh", "-c", ATTACH])
+    assert "wait_here (rounds=3) at sleeper.c" in want.out, want
+    got = brandpy(tools_rootfs, ["sh", "-c", ATTACH])
+    assert got.out == want.out, got.err
