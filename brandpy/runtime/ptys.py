@@ -102,11 +102,15 @@ class PtyView:
         self.held: dict[int, tuple[int, Mount]] = {}    # number -> (dentry fd, its mount)
         self._next_prune = PRUNE_AT
 
-    def adopt(self, fd: int) -> None:
+    def adopt(self, fd: int, masters_only: bool = False) -> None:
         """Take the pty `fd` is a side of (fd: ours, closed here) into the
-        view; anything else is ignored."""
+        view; anything else is ignored, and with masters_only a slave too
+        (a pty the container made is named from its master: a slave it
+        holds came from elsewhere, a caller's terminal, not its own)."""
         try:
             number = pty_number(fd)
+            if masters_only and number is not None and os.fstat(fd).st_rdev != PTMX:
+                number = None
             dentry = _slave_dentry(fd, number) if number is not None else None
         except OSError:
             dentry = None

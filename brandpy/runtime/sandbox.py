@@ -263,10 +263,10 @@ class Sandbox:
         if self.mirror is not None:
             self.mirror.pty(number, fd)
 
-    def adopt_pty(self, fd: int) -> None:
+    def adopt_pty(self, fd: int, masters_only: bool = False) -> None:
         """A pty of the host's the container gets or makes (fd: ours, an fd
         of it): its name appears in the container's /dev/pts (ptys.py)."""
-        self.ptys.adopt(fd)
+        self.ptys.adopt(fd, masters_only)
 
     def needs_id_trap(self, cred: Cred) -> bool:
         """With emulated identities the filter answers getuid & co with 0

@@ -36,8 +36,8 @@ def ioctl(call: Call) -> int | None:
     if cmd in (TIOCLINUX, TIOCCONS):
         raise Errno(errno.EPERM, "TIOCLINUX and TIOCCONS reach the host's consoles: refused")
     if cmd in (TIOCGPTN, TIOCGPTPEER):
-        try:   # the pty behind the fd now, whatever fd the kernel then asks
-            call.sb.adopt_pty(call.sb.grab_fd(call.proc, call.iarg(0)))
+        try:   # the pty whose master the fd is now, whatever fd the kernel then asks
+            call.sb.adopt_pty(call.sb.grab_fd(call.proc, call.iarg(0)), masters_only=True)
         except Errno:
             pass   # no such fd: the kernel says so
         return None

@@ -10,6 +10,9 @@ under both engines, as root and as uid 65534.
 - A master the container closes hangs up its slave at once, as on Linux.
 - A pty whose slave it opens from the master (TIOCGPTPEER, as openpty()
   does) is named too, without its number asked: ttyname() works.
+- The view (brandpy/runtime/ptys.py) names a pty from its master only: a
+  slave the container holds (a caller's terminal) is not named by its
+  TIOCGPTN; and forgets a pty once the kernel freed it.
 - The native engine opens the ptys in C (its resolver reads a mirror of
   the view's set).
 
@@ -24,10 +27,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
+from brandpy.runtime.ptys import PtyView
 from tests.conftest import ENGINES
 
 from .conftest import Cell, runner_for
@@ -88,3 +95,29 @@ def test_released_number_reused_by_host(cell: Cell, rootfs_for, unpriv_pythonpat
             os.close(fd)
     assert proc.returncode == 0 and f"OK release {number}" in out.decode(), (out, err)
     assert not reap_leftovers(rootfs)
+
+
+def test_the_view_names_a_master_s_pty_and_forgets_it_freed(world_tmp: Path) -> None:
+    dev = Path(tempfile.mkdtemp(dir=world_tmp))
+    changed: list[tuple[int, bool]] = []
+    view = PtyView(bytes(dev), lambda n, fd: changed.append((n, fd >= 0)))
+    master, slave = os.openpty()
+    try:
+        number = int(os.ttyname(slave).rsplit("/", 1)[1])
+        name = b"%d" % number
+        view.adopt(os.dup(slave), masters_only=True)
+        assert view.mount(name) is None and not changed
+        view.adopt(os.dup(master), masters_only=True)
+        assert view.mount(name) is not None and changed == [(number, True)]
+        assert os.listdir(dev / "pts") == [str(number)]
+        os.close(slave)
+        os.close(master)
+        master = slave = -1
+        assert view.mount(name) is None       # freed by the kernel: forgotten
+        assert changed[-1] == (number, False) and os.listdir(dev / "pts") == []
+    finally:
+        for fd in (master, slave):
+            if fd >= 0:
+                os.close(fd)
+        view.close()
+        shutil.rmtree(dev)
