@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 import stat
 import struct
 from collections.abc import Callable
@@ -87,6 +88,15 @@ def _slave_dentry(fd: int, number: int) -> int | None:
     return dentry
 
 
+def _empty(directory: bytes) -> None:
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+
+
 class PtyView:
     """The container's ptys by number: the O_PATH fd of each one's devpts
     dentry, the device mount its name resolves to, and its name in the
@@ -99,6 +109,7 @@ class PtyView:
         self.dir = os.path.join(dev, b"pts")
         os.makedirs(self.dir, exist_ok=True)
         self._dirfd = os.open(self.dir, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        _empty(self.dir)    # what a former run of the container left: its ptys are gone
         self.held: dict[int, tuple[int, Mount]] = {}    # number -> (dentry fd, its mount)
         self._next_prune = PRUNE_AT
 

@@ -12,7 +12,8 @@ under both engines, as root and as uid 65534.
   does) is named too, without its number asked: ttyname() works.
 - The view (brandpy/runtime/ptys.py) names a pty from its master only: a
   slave the container holds (a caller's terminal) is not named by its
-  TIOCGPTN; and forgets a pty once the kernel freed it.
+  TIOCGPTN; it forgets a pty once the kernel freed it, and starts empty
+  (a restarted container's ptys are gone).
 - The native engine opens the ptys in C (its resolver reads a mirror of
   the view's set).
 
@@ -99,8 +100,11 @@ def test_released_number_reused_by_host(cell: Cell, rootfs_for, unpriv_pythonpat
 
 def test_the_view_names_a_master_s_pty_and_forgets_it_freed(world_tmp: Path) -> None:
     dev = Path(tempfile.mkdtemp(dir=world_tmp))
+    (dev / "pts" / "made").mkdir(parents=True)      # a former run's names, and its own
+    (dev / "pts" / "7").touch()
     changed: list[tuple[int, bool]] = []
     view = PtyView(bytes(dev), lambda n, fd: changed.append((n, fd >= 0)))
+    assert os.listdir(dev / "pts") == []
     master, slave = os.openpty()
     try:
         number = int(os.ttyname(slave).rsplit("/", 1)[1])
