@@ -55,10 +55,11 @@ class Workspace:
             subprocess.run(["cp", "-a", str(src), str(dest)], check=True)
             if owner is not None:
                 subprocess.run(["chown", "-hR", f"{owner}:{owner}", str(dest)], check=True)
-            elif image == "busybox":
+            else:
                 bench = dest / "bench"
                 bench.mkdir(exist_ok=True)
-                self._install_busybox_files(bench)
+                if image == "busybox":
+                    self._install_busybox_files(bench)
             self._rootfs[key] = dest
         return self._rootfs[key]
 
