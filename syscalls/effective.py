@@ -205,14 +205,14 @@ class Effective:
                         notify)
 
     def bpf(self, id_trap: bool = False) -> bytes:
-        """id_trap: the identity getters raise the SIGSYS the identity trap
-        filter raises (for a process started as a non-root user)."""
+        """id_trap: the calls the identity trap filter traps are trapped
+        so (for a process started as a non-root user)."""
         cached = _FILTERS.get((self.key, id_trap)) if self.key is not None else None
         if cached is not None:
             return cached
         actions = {nr: d.action for nr, d in enumerate(self.decisions)}
         if id_trap:
-            actions.update(dict.fromkeys(ident.GETID_NRS, ident.SECCOMP_RET_TRAP | ident.TRAP_DATA))
+            actions.update(ident.TRAPPED)
         prog = compile_filter(actions)
         if self.key is not None:
             _FILTERS[self.key, id_trap] = prog

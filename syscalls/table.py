@@ -139,6 +139,16 @@ def identity(handler: Handler) -> Spec:
         "identity", FULL, note, fake_root=const(0), fake_user=trace(handler)))
 
 
+def user_checked(handler: Handler, note: str) -> Spec:
+    """Native, but with emulated identities `handler` checks the calls of
+    a user the kernel cannot tell from root: traced for a container user
+    other than root, and for a thread of a root container that leaves root
+    or its search capabilities, by the identity trap filter (ident.py)."""
+    return Spec("allow", FULL, note, fake=Spec(
+        "identity", FULL, note, fake_root=Spec("allow", FULL, note, handler=handler),
+        fake_user=trace(handler, note)))
+
+
 def arg_nonzero(i: int) -> Callable[[Action, Action], Action]:
     """Trap only when pointer argument i is not NULL."""
     return lambda trap, other: ArgTest(i, "eq64", 0, then=other, otherwise=trap)
@@ -213,7 +223,7 @@ SPEC: dict[str, Spec] = {
     **{name: allow() for name in (
         "write", "close", "poll", "lseek", "pread64", "pwrite64",
         "writev", "pipe", "select", "dup", "dup2", "dup3", "pipe2", "flock", "fsync",
-        "fdatasync", "ftruncate", "getdents", "getdents64", "fchdir", "sendfile",
+        "fdatasync", "ftruncate", "getdents", "getdents64", "sendfile",
         "fstatfs", "readahead", "fgetxattr", "flistxattr", "epoll_create", "epoll_create1",
         "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "pselect6", "ppoll",
         "splice", "tee", "vmsplice", "sync_file_range", "fallocate", "preadv", "pwritev",
@@ -302,6 +312,8 @@ SPEC: dict[str, Spec] = {
     "file_setattr": perform(fs.file_setattr, PERFORMED_WRITE),
     "chdir": trace(fs.chdir, PATH + "; made by the process on the host path (the Landlock "
                    "walls confine it; later paths resolve from the cwd's guest path)"),
+    "fchdir": user_checked(fs.fchdir, "native; unprivileged, a non-root user's call stops "
+                           "for the directory's search check first"),
     "getcwd": perform(fs.getcwd, "emulated: the guest path of the cwd"),
     "chroot": perform(fs.chroot, "emulated per process: later paths resolve in the new root"),
     "inotify_add_watch": perform(fs.inotify_add_watch, PERFORMED),

@@ -109,6 +109,7 @@ def _checked(*caps: str) -> Cred | None:
 
 
 NAMES_CAPS = ("CAP_DAC_OVERRIDE", "CAP_FOWNER")    # what passes may_delete and may_create
+SEARCH_CAPS = frozenset({"CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH"})   # either passes a search
 
 
 def _need(cred: Cred, fd: int, mask: int, st: os.stat_result | None = None) -> None:
@@ -125,7 +126,7 @@ def search_checked(lexical: bool) -> bool:
     lexical `..` of another identity than the supervisor's is asked of it."""
     cred = emulated_cred()
     if cred is not None:
-        return not cred.caps & {"CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH"}
+        return not cred.caps & SEARCH_CAPS
     return lexical and acting_cred() is not None
 
 

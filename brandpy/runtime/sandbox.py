@@ -15,6 +15,7 @@ from typing import Protocol
 
 from .acting import tracee_memory
 from .cgroups import Limits
+from .dac import SEARCH_CAPS
 from .devices import DEFAULT_DEVICES, DEV_LINKS, Device
 from .errors import Errno
 from .guest_ptrace import Tracing
@@ -270,10 +271,13 @@ class Sandbox:
 
     def needs_id_trap(self, cred: Cred) -> bool:
         """With emulated identities the filter answers getuid & co with 0
-        while the container's user is root: a process with other IDs needs
-        them trapped (see syscalls/handlers/ident.py)."""
+        and lets fchdir run while the container's user is root: a process
+        with other IDs needs them trapped, and one without the capabilities
+        that pass a directory search fchdir's check (see
+        syscalls/handlers/ident.py)."""
         return (self.fake_ids and self.cred.euid == 0
-                and (cred.ruid, cred.euid, cred.rgid, cred.egid) != (0, 0, 0, 0))
+                and ((cred.ruid, cred.euid, cred.rgid, cred.egid) != (0, 0, 0, 0)
+                     or not cred.caps & SEARCH_CAPS))
 
     def tgids(self) -> list[int]:
         """Every process of the container, including those just forked whose

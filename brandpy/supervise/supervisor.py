@@ -60,7 +60,7 @@ from brandpy.runtime.linux import (
 )
 from brandpy.runtime.process import Process
 from brandpy.runtime.replay import Replay
-from brandpy.runtime.seccomp import combine, evaluate
+from brandpy.runtime.seccomp import combine, evaluate, ret_allow
 from brandpy.runtime.trace import Tracer, format_call
 
 if TYPE_CHECKING:
@@ -617,13 +617,17 @@ class Supervisor:
 
     def _own_action(self, tid: int, nr: int, args: tuple[int, ...]) -> int:
         """What brandpy's own filters say of the call: the container's, and
-        the trap filters stacked on this thread (handlers/stacked.py). Never
+        the trap filters stacked on this thread (handlers/stacked.py, the
+        identity one of handlers/ident.py). Never
         the trace data the kernel reports: filters the container stacks can
         set that."""
         action = self.effective.action(nr, args)
         stacked = self.sb.own_filters.get(tid)
         if stacked:
             action = combine([action, *(evaluate(prog, nr, args) for prog in stacked)])
+        if tid in self.sb.id_trapped:
+            from syscalls.handlers.ident import TRAPPED
+            action = combine([action, TRAPPED.get(nr, ret_allow())])
         return action
 
     def _complete(self, call: Call, action: int, shown: tuple[str, float] | None,

@@ -889,6 +889,26 @@ def chdir(call: Call) -> None:
     call.set_arg(0, call.push_str(host))
 
 
+def fchdir(call: Call) -> None:
+    """Runs natively once the caller may search the directory, which the
+    host kernel cannot check between emulated users (one host user to it).
+    A bad fd or a non-directory is left to the kernel (EBADF, ENOTDIR); a
+    sibling that swaps the fd in between moves the kernel's cwd only, as
+    for chdir."""
+    try:
+        own = call.sb.grab_fd(call.proc, call.iarg(0))
+    except Errno:
+        return None
+    try:
+        st = os.fstat(own)
+        with as_tracee(call.proc.cred, call.sb.fake_ids):
+            if stat.S_ISDIR(st.st_mode) and not dac.allowed(own, dac.MAY_EXEC, st):
+                raise Errno(errno.EACCES)
+    finally:
+        os.close(own)
+    return None
+
+
 def getcwd(call: Call) -> int:
     """Emulated: the kernel would print the host path."""
     guest = b"/" + b"/".join(call.sb.resolver.cwd_components(call.proc, call.tid))

@@ -14,6 +14,7 @@ seccomp(2): no extra stop either.
 from __future__ import annotations
 
 import errno
+import functools
 import struct
 
 from brandpy.runtime import acting
@@ -22,13 +23,14 @@ from brandpy.runtime.errors import Errno
 from brandpy.runtime.identity import Cred
 from brandpy.runtime.ids import pid_in
 from brandpy.runtime.policy import CAP_NUMBERS, cap_mask
-from brandpy.runtime.seccomp import compile_filter, ret_allow
+from brandpy.runtime.seccomp import compile_filter, ret_allow, ret_trace
 
 TRAP_DATA = 0xB7
 SECCOMP_RET_TRAP = 0x00030000
 SYS_seccomp = 317
 SECCOMP_SET_MODE_FILTER = 1
 GETID_NRS = (102, 104, 107, 108)   # getuid getgid geteuid getegid
+SYS_fchdir = 81
 NGROUPS_MAX = 65536
 LINUX_CAPABILITY_VERSION_1 = 0x19980330
 LINUX_CAPABILITY_VERSION_2 = 0x20071026
@@ -114,8 +116,9 @@ def setgroups(call: Call) -> int:
 
 
 def _changed(call: Call) -> int | None:
-    """After a successful change: 0, or the set*id call rewritten into
-    seccomp() stacking the getter trap filter when this thread leaves root."""
+    """After a successful change: 0, or the set*id or capset call rewritten
+    into seccomp() stacking the identity trap filter when this thread
+    leaves root or its search capabilities."""
     c = cred(call)
     sb = call.sb
     sb.changed(call.proc)
@@ -132,10 +135,16 @@ def _changed(call: Call) -> int | None:
     return 0
 
 
+# What the identity trap filter changes: the getters raise SIGSYS, and
+# fchdir stops for its search check (fs.fchdir), which the host kernel
+# cannot make between emulated users
+TRAPPED: dict[int, int] = {**dict.fromkeys(GETID_NRS, SECCOMP_RET_TRAP | TRAP_DATA),
+                           SYS_fchdir: ret_trace()}
+
+
+@functools.cache
 def trap_filter() -> bytes:
-    trap = SECCOMP_RET_TRAP | TRAP_DATA
-    return compile_filter({nr: trap for nr in GETID_NRS}, default=ret_allow(),
-                          foreign_arch=ret_allow())
+    return compile_filter(dict(TRAPPED), default=ret_allow(), foreign_arch=ret_allow())
 
 
 def setuid(call: Call) -> int | None:
@@ -253,7 +262,7 @@ def real_change(call: Call) -> None:
     call.after(learn)
 
 
-def capset(call: Call) -> int:
+def capset(call: Call) -> int | None:
     """Linux's rules: permitted may only shrink, effective is any subset
     of the new permitted (so a dropped effective capability comes back)."""
     version, pid = _cap_header(call)
@@ -274,6 +283,5 @@ def capset(call: Call) -> int:
         raise Errno(errno.EPERM)
     c.caps = frozenset(name for name, bit in CAP_NUMBERS.items() if effective >> bit & 1)
     c.permitted = frozenset(name for name, bit in CAP_NUMBERS.items() if permitted >> bit & 1)
-    call.sb.changed(call.proc)
-    return 0
+    return _changed(call)
 

@@ -394,6 +394,7 @@ static void user(void)
     made("home/st/rootf", 0644, 0);
     made("mine", 0600, USER);
     made("theirs", 0600, 2000);
+    int locked_fd = open(at("locked"), O_RDONLY | O_DIRECTORY);    /* opened as root */
     become_user();
     /* search */
     show("user stat locked/f", stat(at("locked/f"), &st));
@@ -422,6 +423,22 @@ static void user(void)
     show("user chdir wx", chdir(at("wx")));
     show("user chdir listable", chdir(at("listable")));
     show("user chdir /", chdir("/"));
+    show("user fchdir locked (opened by root)", fchdir(locked_fd));
+    close(locked_fd);
+    int dfd = open(at("locked"), O_PATH);
+    show("user fchdir locked O_PATH", fchdir(dfd));
+    close(dfd);
+    dfd = open(at("listable"), O_PATH | O_DIRECTORY);
+    show("user fchdir listable", fchdir(dfd));
+    close(dfd);
+    dfd = open(at("wx"), O_PATH);
+    show("user fchdir wx", fchdir(dfd));
+    close(dfd);
+    show("user fchdir back", chdir("/"));
+    dfd = open(at("ro"), O_RDONLY);
+    show("user fchdir ro", fchdir(dfd));
+    close(dfd);
+    show("user fchdir closed fd", fchdir(dfd));
     /* read and write */
     closed("user open secret", open(at("secret"), O_RDONLY));
     closed("user open ro O_RDONLY", open(at("ro"), O_RDONLY));
@@ -634,6 +651,9 @@ static void rootcaps(void)
     keep_caps(all & ~(dac | search));
     show("no-dac root: open ufile O_RDONLY", open(at("ufile"), O_RDONLY) < 0 ? -1 : 0);
     show("no-dac root: stat udir/f", stat(at("udir/f"), &st));
+    int udir = open(at("udir"), O_PATH);
+    show("no-dac root: fchdir udir", fchdir(udir));
+    close(udir);
     show("no-dac root: access ufile R_OK", access(at("ufile"), R_OK));
     show("no-dac root: AT_EACCESS ufile R_OK", faccessat(AT_FDCWD, at("ufile"), R_OK, AT_EACCESS));
     show("no-dac root: chmod ufile", chmod(at("ufile"), 0640));
