@@ -122,6 +122,9 @@ void bp_state_del_thread(struct bp_state *s, int tid);
 void bp_state_set_identity(struct bp_state *s, int fake_ids, unsigned int host_uid,
                            unsigned int host_gid);
 void bp_state_python_only(struct bp_state *s, int nr, int on);
+/* Whether the native engine answers syscall nr in C (for the callers and
+ * arguments it can; the rest fall back to Python). */
+int bp_notify_answers(int nr);
 unsigned long long bp_state_calls(struct bp_state *s, int nr);
 unsigned long long bp_state_fallbacks(struct bp_state *s, int nr);
 

@@ -181,6 +181,7 @@ struct ctx {
     struct seccomp_notif *req;
     char path[BP_PATH_MAX], path2[BP_PATH_MAX];
     struct bp_resolved r, r2;   /* closed by bp_notify_handle */
+    int answered;               /* the answer went with an fd (install()) */
 };
 
 static unsigned long arg(const struct ctx *c, int i)
@@ -570,7 +571,7 @@ static int umask_of(pid_t tid)
 
 /* -- open ------------------------------------------------------------------------------- */
 
-static long install(struct ctx *c, int fd, int cloexec, int *answered)
+static long install(struct ctx *c, int fd, int cloexec)
 {
     struct seccomp_notif_addfd add = {
         .id = c->req->id, .flags = SECCOMP_ADDFD_FLAG_SEND, .srcfd = fd,
@@ -580,7 +581,7 @@ static long install(struct ctx *c, int fd, int cloexec, int *answered)
     close(fd);
     if (rc < 0 && err != ENOENT)    /* ENOENT: the tracee went away meanwhile */
         return -err;
-    *answered = 1;
+    c->answered = 1;
     return 0;
 }
 
@@ -690,7 +691,7 @@ static int open_resolved(struct ctx *c, int flags, unsigned int mode, int follow
 /* open(2) family: the supervisor opens the file and installs the fd in the
  * tracee. Regular files, directories and device mounts; fifos, terminals,
  * image files to copy up, /proc views and other device nodes are Python's. */
-static long open_family(struct ctx *c, int *answered)
+static long open_family(struct ctx *c)
 {
     int nr = c->req->data.nr, dirfd = AT_FDCWD, path_i = 0, flags, rc;
     unsigned int mode;
@@ -718,7 +719,7 @@ static long open_family(struct ctx *c, int *answered)
             rc = resolve(c, dirfd, follow);
             continue;
         }
-        return fd < 0 ? fd : install(c, fd, flags & O_CLOEXEC, answered);
+        return fd < 0 ? fd : install(c, fd, flags & O_CLOEXEC);
     }
     return rc ? rc : -ELOOP;
 }
@@ -1212,73 +1213,80 @@ static long getppid_(struct ctx *c)
     return c->t->flags & BP_THREAD_TOPLEVEL ? 0 : 1;
 }
 
+static long getpid_(struct ctx *c)
+{
+    return c->t->guest_tgid;
+}
+
+static long gettid_(struct ctx *c)
+{
+    return c->t->guest_tid;
+}
+
+typedef long (*handler)(struct ctx *);
+
+/* The calls C answers (else Python: NULL), by syscall number. */
+static handler handler_of(int nr)
+{
+    switch (nr) {
+    case SYS_getpid:
+        return getpid_;
+    case SYS_gettid:
+        return gettid_;
+    case SYS_getppid:
+        return getppid_;
+    case SYS_stat: case SYS_lstat: case SYS_fstat: case SYS_newfstatat: case SYS_statx:
+        return stat_family;
+    case SYS_access: case SYS_faccessat: case SYS_faccessat2:
+        return access_family;
+    case SYS_readlink: case SYS_readlinkat:
+        return readlink_family;
+    case SYS_getcwd:
+        return getcwd_;
+    case SYS_open: case SYS_openat: case SYS_creat:
+        return open_family;
+    case SYS_mkdir: case SYS_mkdirat:
+        return mkdir_family;
+    case SYS_unlink: case SYS_unlinkat: case SYS_rmdir:
+        return unlink_family;
+    case SYS_rename: case SYS_renameat: case SYS_renameat2:
+        return rename_family;
+    case SYS_symlink: case SYS_symlinkat:
+        return symlink_family;
+    case SYS_chmod: case SYS_fchmodat: case SYS_fchmodat2:
+        return chmod_family;
+    case SYS_chown: case SYS_lchown: case SYS_fchownat:
+        return chown_family;
+    case SYS_utimensat: case SYS_utimes:
+        return utimens_family;
+    case SYS_sendmsg: case SYS_sendmmsg:
+        return send_family;
+    default:
+        return NULL;
+    }
+}
+
+int bp_notify_answers(int nr)
+{
+    return handler_of(nr) != NULL;
+}
+
 int bp_notify_handle(struct bp_state *s, int lfd, struct seccomp_notif *req)
 {
     struct ctx c = {.s = s, .lfd = lfd, .req = req, .r = {.dirfd = -1}, .r2 = {.dirfd = -1}};
-    long rc;
-    int nr = req->data.nr, answered = 0;
+    int nr = req->data.nr;
+    handler h = handler_of(nr);
     c.t = bp_state_thread(s, req->pid);
-    if (!c.t || (nr >= 0 && nr < 512 && s->python_only[nr]))
+    if (!c.t || !h || (nr >= 0 && nr < 512 && s->python_only[nr]))
         return 0;
-    switch (nr) {
-    case SYS_getpid:
-        rc = c.t->guest_tgid;
-        break;
-    case SYS_gettid:
-        rc = c.t->guest_tid;
-        break;
-    case SYS_getppid:
-        rc = getppid_(&c);
-        break;
-    case SYS_stat: case SYS_lstat: case SYS_fstat: case SYS_newfstatat: case SYS_statx:
-        rc = stat_family(&c);
-        break;
-    case SYS_access: case SYS_faccessat: case SYS_faccessat2:
-        rc = access_family(&c);
-        break;
-    case SYS_readlink: case SYS_readlinkat:
-        rc = readlink_family(&c);
-        break;
-    case SYS_getcwd:
-        rc = getcwd_(&c);
-        break;
-    case SYS_open: case SYS_openat: case SYS_creat:
-        rc = open_family(&c, &answered);
-        break;
-    case SYS_mkdir: case SYS_mkdirat:
-        rc = mkdir_family(&c);
-        break;
-    case SYS_unlink: case SYS_unlinkat: case SYS_rmdir:
-        rc = unlink_family(&c);
-        break;
-    case SYS_rename: case SYS_renameat: case SYS_renameat2:
-        rc = rename_family(&c);
-        break;
-    case SYS_symlink: case SYS_symlinkat:
-        rc = symlink_family(&c);
-        break;
-    case SYS_chmod: case SYS_fchmodat: case SYS_fchmodat2:
-        rc = chmod_family(&c);
-        break;
-    case SYS_chown: case SYS_lchown: case SYS_fchownat:
-        rc = chown_family(&c);
-        break;
-    case SYS_utimensat: case SYS_utimes:
-        rc = utimens_family(&c);
-        break;
-    case SYS_sendmsg: case SYS_sendmmsg:
-        rc = send_family(&c);
-        break;
-    default:
-        rc = BP_FALLBACK;
-    }
+    long rc = h(&c);
     bp_resolved_close(&c.r);
     bp_resolved_close(&c.r2);
     if (rc == BP_FALLBACK)
         return 0;
     if (nr >= 0 && nr < 512)
         s->calls[nr]++;
-    if (!answered && rc != -ESRCH)
+    if (!c.answered && rc != -ESRCH)
         answer(lfd, req->id, rc < 0 ? 0 : rc, rc < 0 ? (int)rc : 0);
     return 1;
 }

@@ -33,6 +33,24 @@ def _disp(r: Row) -> str:
     return r.disposition
 
 
+def tier(r: Row) -> str:
+    """Who answers the call under the native engine: the kernel, the
+    seccomp filter itself, C through user notification, or Python
+    (notified, or at a ptrace stop); the Python engine answers every
+    trapped call in Python."""
+    from brandpy._native import lib  # the C handlers' own list (native/notify.c)
+
+    some = "; some arguments " if r.when is not None else ""
+    if r.disposition == "allow":
+        return "kernel" + (some + "Python (ptrace)" if some else "")
+    if r.disposition == "perform":
+        answer = "C" if lib.bp_notify_answers(r.nr) else "Python (notified)"
+        return answer + (some + "Python (ptrace)" if some else "")
+    if r.disposition == "trace":
+        return ("kernel" + some if some else "") + "Python (ptrace)"
+    return "filter"
+
+
 def summary() -> str:
     c = counts()
     total = sum(c["support"].values())
@@ -44,24 +62,25 @@ def summary() -> str:
 
 
 def print_table(out: TextIO, only: str | None = None) -> None:
-    out.write(f"{'nr':>4} {'name':<24}{'since':<9}{'disposition':<15}{'support':<14}note\n")
+    out.write(f"{'nr':>4} {'name':<24}{'since':<9}{'disposition':<15}{'support':<14}"
+              f"{'native engine':<20}note\n")
     for r in _rows():
         if only and r.disposition != only:
             continue
-        out.write(f"{r.nr:>4} {r.name or '-':<24}{r.since_text if r.name else '-':<9}{_disp(r):<15}{r.support:<14}"
-                  f"{r.note}\n")
+        out.write(f"{r.nr:>4} {r.name or '-':<24}{r.since_text if r.name else '-':<9}{_disp(r):<15}"
+                  f"{r.support:<14}{tier(r) if r.name else '-':<20}{r.note}\n")
     out.write(summary() + "\n")
 
 
 def markdown() -> str:
     """The README's coverage table."""
-    lines = ["| nr | syscall | since | disposition | support | note |",
-             "|---:|---|---|---|---|---|"]
+    lines = ["| nr | syscall | since | disposition | support | native engine | note |",
+             "|---:|---|---|---|---|---|---|"]
     for r in _rows():
         if not r.name:
             continue
         lines.append(f"| {r.nr} | `{r.name}` | {r.since_text} | {_disp(r)} | {r.support} | "
-                     f"{r.note} |")
+                     f"{tier(r)} | {r.note} |")
     return "\n".join(lines)
 
 

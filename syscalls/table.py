@@ -165,12 +165,19 @@ def arg_negative(i: int) -> Callable[[Action, Action], Action]:
 
 
 def arg_in(i: int, *values: int) -> Callable[[Action, Action], Action]:
-    """Trap only when int argument i is one of `values`."""
+    """Trap only when int argument i is one of `values`: a binary search
+    over them (ioctl traps some thirty commands; a chain of compares would
+    be the filter's longest path)."""
     def build(trap: Action, other: Action) -> Action:
-        action = other
-        for v in reversed(values):
-            action = ArgTest(i, "eq", v, then=trap, otherwise=action)
-        return action
+        def search(vs: list[int]) -> Action:
+            if len(vs) <= 3:
+                action = other
+                for v in reversed(vs):
+                    action = ArgTest(i, "eq", v, then=trap, otherwise=action)
+                return action
+            mid = len(vs) // 2
+            return ArgTest(i, "ge", vs[mid], then=search(vs[mid:]), otherwise=search(vs[:mid]))
+        return search(sorted({v & 0xFFFFFFFF for v in values}))
     return build
 
 
@@ -204,18 +211,14 @@ IPC_STATUS = ("native: the SysV IPC namespace is the host's; the PIDs and IDs of
               "commands are the container's")
 
 
-def _id_ioctls(trap: Action, other: Action) -> Action:
-    """The ioctls that carry IDs: PIDFD_GET_INFO (any size) and the
-    terminal and socket owner ones."""
-    rest = arg_in(1, pids.TIOCGPGRP, pids.TIOCSPGRP, pids.TIOCGSID, owners.NS_GET_OWNER_UID,
-                  *owners.SOCKET_OWNER_CMDS)(trap, other)
+def _ioctls(trap: Action, other: Action) -> Action:
+    """The ioctls that carry IDs (PIDFD_GET_INFO of any size, the terminal
+    and socket owner ones) and the terminal ones that reach beyond the
+    container's own terminals (handlers/tty.py)."""
+    rest = arg_in(1, *tty.COMMANDS, pids.TIOCGPGRP, pids.TIOCSPGRP, pids.TIOCGSID,
+                  owners.NS_GET_OWNER_UID, *owners.SOCKET_OWNER_CMDS)(trap, other)
     return ArgTest(1, "eq", owners.PIDFD_GET_INFO, then=trap, otherwise=rest,
                    mask=owners.PIDFD_GET_INFO_MASK)
-
-def _ioctls(trap: Action, other: Action) -> Action:
-    """Those, and the terminal ones that reach beyond the container's own
-    terminals (handlers/tty.py)."""
-    return arg_in(1, *tty.COMMANDS)(trap, _id_ioctls(trap, other))
 
 
 SPEC: dict[str, Spec] = {
