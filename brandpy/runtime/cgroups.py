@@ -128,11 +128,13 @@ class DeviceRule:
 
 
 # Docker's defaults besides the nodes a container's /dev holds: any node may
-# be made (c *:* m, b *:* m), its ptys (pts 136:*, /dev/ptmx 5:2, /dev/tty
-# 5:0) and /dev/net/tun (10:200) may be used.
+# be made (c *:* m, b *:* m), /dev/ptmx 5:2, /dev/tty 5:0 and /dev/net/tun
+# (10:200) may be used. Docker also allows every pty (136:*), in a devpts of
+# the container's own; the container's ptys are the host's here, so each is
+# allowed while it is the container's (Cgroup.device from ptys.PtyView).
 DOCKER_RULES = [DeviceRule("c", -1, -1, "m"), DeviceRule("b", -1, -1, "m"),
-                DeviceRule("c", 136, -1, "rwm"), DeviceRule("c", 5, 2, "rwm"),
-                DeviceRule("c", 5, 0, "rwm"), DeviceRule("c", 10, 200, "rwm")]
+                DeviceRule("c", 5, 2, "rwm"), DeviceRule("c", 5, 0, "rwm"),
+                DeviceRule("c", 10, 200, "rwm")]
 
 
 def device_rule(st: os.stat_result, access: str) -> DeviceRule | None:
@@ -204,6 +206,13 @@ class Cgroup:
                     except OSError as exc:
                         raise OSError(exc.errno, f"cannot set the container's {kind} limit "
                                       f"in {path}: {exc.strerror}") from None
+
+    def device(self, rule: DeviceRule, allowed: bool) -> None:
+        """Allow a device from now on, or no longer (v1's devices controller)."""
+        for h, path in self.joined:
+            if not h.v2 and "devices" in h.controllers:
+                with contextlib.suppress(OSError):
+                    _write(path / ("devices.allow" if allowed else "devices.deny"), str(rule))
 
     def add(self, pid: int) -> None:
         """Move a process in (before it runs the container's code: its

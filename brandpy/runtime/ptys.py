@@ -35,6 +35,7 @@ import stat
 import struct
 from collections.abc import Callable
 
+from .cgroups import DeviceRule
 from .errors import Errno
 from .linux import O_PATH
 from .mounts import Mount
@@ -69,6 +70,11 @@ def pty_number(fd: int) -> int | None:
 
 def slave_number(rdev: int) -> int:
     return (os.major(rdev) - PTY_SLAVE_MAJORS[0]) * 256 + os.minor(rdev)
+
+
+def device_rule(number: int) -> DeviceRule:
+    """The devices cgroup's rule for pty `number`'s slave."""
+    return DeviceRule("c", PTY_SLAVE_MAJORS[0] + number // 256, number % 256, "rwm")
 
 
 def _slave_dentry(fd: int, number: int) -> int | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .acting import tracee_memory
-from .cgroups import Limits
+from .cgroups import Cgroup, Limits
 from .dac import SEARCH_CAPS
 from .devices import DEFAULT_DEVICES, DEV_LINKS, Device
 from .errors import Errno
@@ -29,7 +29,7 @@ from .policy import capabilities, profile_for
 from .ports import PortMap
 from .process import Process
 from .procfs import ProcFS
-from .ptys import PtyView
+from .ptys import PtyView, device_rule
 from .stats import Ledger, Stats
 
 
@@ -221,6 +221,7 @@ class Sandbox:
         # brandpy's if its filters, these included, ask for it
         self.own_filters: dict[int, tuple[bytes, ...]] = {}
         self.mirror: Mirror | None = None       # the native engine's copy of this state
+        self.cgroup: Cgroup | None = None       # as root, the container's (use_cgroup)
         self.ptraced = Tracing()                # the container's own tracers (guest_ptrace.py)
 
     @property
@@ -263,6 +264,14 @@ class Sandbox:
     def _pty_changed(self, number: int, fd: int) -> None:
         if self.mirror is not None:
             self.mirror.pty(number, fd)
+        if self.cgroup is not None:     # the kernel's wall: its own ptys alone
+            self.cgroup.device(device_rule(number), fd >= 0)
+
+    def use_cgroup(self, cgroup: Cgroup) -> None:
+        """The container's cgroup (root): its devices rules follow the ptys."""
+        self.cgroup = cgroup
+        for number in self.ptys.held:
+            cgroup.device(device_rule(number), True)
 
     def adopt_pty(self, fd: int, masters_only: bool = False) -> None:
         """A pty of the host's the container gets or makes (fd: ours, an fd

@@ -138,6 +138,7 @@ class Container:
             if os.geteuid() == 0:
                 self.cgroup = Cgroup.make(self.config.name or cgroups.run_name(),
                                           self.config.limits, cgroup_rules(self.sb.mounts))
+                self.sb.use_cgroup(self.cgroup)
             pid = self._spawn(self.config.argv, self.env, self.config.workdir, stdio, tty,
                               own_session, hold_fd)
         except BaseException:

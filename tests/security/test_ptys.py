@@ -14,6 +14,10 @@ under both engines, as root and as uid 65534.
   slave the container holds (a caller's terminal) is not named by its
   TIOCGPTN; it forgets a pty once the kernel freed it, and starts empty
   (a restarted container's ptys are gone).
+- As root, the kernel's wall holds for other sessions' terminals: with a
+  broken open handler handing the kernel the raw path of a terminal the
+  test holds, the container's devices cgroup, which allows its own ptys
+  alone, refuses it (before: opened, the cgroup allowed every pty).
 - The native engine opens the ptys in C (its resolver reads a mirror of
   the view's set).
 
@@ -35,11 +39,14 @@ from pathlib import Path
 
 import pytest
 
+from brandpy.runtime import cgroups
+from brandpy.runtime.faults import BROKEN_HANDLER
 from brandpy.runtime.ptys import PtyView
-from tests.conftest import ENGINES
+from tests.conftest import ENGINES, Runner
 
 from .conftest import Cell, runner_for
 from .harness import reap_leftovers
+from .test_devices import WALLS_OFF
 
 CELLS = [pytest.param(Cell(e, u, False), id=f"{e}-{u}") for e in ENGINES
          for u in ("root", "nobody")]
@@ -125,3 +132,29 @@ def test_the_view_names_a_master_s_pty_and_forgets_it_freed(world_tmp: Path) -> 
                 os.close(fd)
         view.close()
         shutil.rmtree(dev)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or "devices" not in cgroups.enforceable(),
+                    reason="the devices cgroup, as root")
+@pytest.mark.parametrize("walls", list(WALLS_OFF))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_walls_hold_for_other_terminals(engine: str, walls: str, rootfs_for) -> None:
+    """walls: all of them; cgroup: the devices cgroup alone (Landlock allows
+    the host's devpts); control: neither, and the terminal opens."""
+    rootfs = rootfs_for(0, "pty_churn")
+    runner = Runner("root", engine, None)
+    master, slave = os.openpty()
+    try:
+        name = os.ttyname(slave)
+        env = {BROKEN_HANDLER: "open,openat"} | {off: "1" for off in WALLS_OFF[walls]}
+        p = subprocess.run(runner.cmd(rootfs, ["/attack", "reach", name]),
+                           env={**runner.env(), **env}, capture_output=True, text=True,
+                           timeout=60, cwd="/")
+    finally:
+        os.close(master)
+        os.close(slave)
+    if walls == "control":
+        assert f"OPENED {name}" in p.stdout, p
+    else:
+        assert p.returncode == 0 and f"REFUSED {name} EPERM" in p.stdout, p
+    assert not reap_leftovers(rootfs)

@@ -14,6 +14,9 @@
  *   peer       a pty whose slave it opens from the master (TIOCGPTPEER, as
  *              openpty() does), never asking its number: ttyname() of the
  *              slave names it, that name opens, and /dev/pts lists it
+ *   reach PATH another session's terminal, by a path the kernel walks (the
+ *              tests break the open handler to hand it the raw path): prints
+ *              "OPENED PATH" or "REFUSED PATH errno"
  *
  * Each mode prints "OK ..." when everything held, else "FAIL ..." lines.
  */
@@ -271,6 +274,17 @@ static void peer(void)
         printf("OK peer %s\n", name);
 }
 
+static void reach(const char *path)
+{
+    int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        printf("REFUSED %s %s\n", path, strerrorname_np(errno));
+        return;
+    }
+    printf("OPENED %s\n", path);
+    close(fd);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -288,8 +302,10 @@ int main(int argc, char **argv)
         hangup();
     else if (!strcmp(mode, "peer"))
         peer();
+    else if (!strcmp(mode, "reach") && argc > 2)
+        reach(argv[2]);
     else {
-        fprintf(stderr, "usage: %s seq N | held N | release | hangup | peer\n", argv[0]);
+        fprintf(stderr, "usage: %s seq N | held N | release | hangup | peer | reach PATH\n", argv[0]);
         return 2;
     }
     return failures ? 1 : 0;
