@@ -248,7 +248,8 @@ SPEC: dict[str, Spec] = {
                   "device; the IDs of TIOC[GS]PGRP, TIOCGSID, FIO[GS]ETOWN, SIOC[GS]PGRP, "
                   "PIDFD_GET_INFO and NS_GET_OWNER_UID are the container's; TIOCSTI EIO (as "
                   "dev.tty.legacy_tiocsti=0), TIOCLINUX and TIOCCONS EPERM; TIOCGPTN and "
-                  "TIOCGPTPEER put the pty in the container's /dev/pts", handler=tty.ioctl, when=_ioctls),
+                  "TIOCGPTPEER (performed by the supervisor) put the pty in the container's "
+                  "/dev/pts", handler=tty.ioctl, when=_ioctls),
     # -- files: paths resolved and calls performed by the supervisor --------------------
     "open": perform(perform_.open_, PERFORMED_WRITE, ptrace=opath.open_, ptrace_when=o_path(1)),
     "openat": perform(perform_.openat, PERFORMED_WRITE, ptrace=opath.openat,

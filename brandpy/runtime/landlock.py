@@ -3,9 +3,10 @@
 Every process of a container is restricted, before it runs any container
 code, to the host paths the translation legitimately hands its kernel: the
 rootfs and each bind or volume (read-only ones without write rights), the
-host /proc and /sys (read), the device nodes bound in /dev, the host's
-/dev/pts, the state directory's files, the private /proc listings, and the
-files behind its stdio. A translation bug or a time-of-check/time-of-use
+host /proc and /sys (read), the device nodes bound in /dev, the state
+directory's files, the private /proc listings, and the files behind its
+stdio. Not the host's /dev/pts: the container's ptys are opened by the
+supervisor (every open, and TIOCGPTPEER: syscalls/handlers/tty.py). A translation bug or a time-of-check/time-of-use
 race in the path layer then reaches nothing else of the host for what
 Landlock controls: reading, writing, creating, removing, renaming, linking,
 executing and truncating files, device ioctls, abstract unix sockets and
@@ -32,7 +33,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .mounts import split
-from .ptys import PTS
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -124,9 +124,6 @@ def rules(sb: Sandbox, stdio: tuple[int, ...] = ()) -> list[Rule]:
     # the private /proc listings and files: copies of the tracee's own view
     # (root opens them for writing as it may open the procfs files)
     found.append(Rule(READ | WRITE_FILE | TRUNCATE, path=sb.procfs.base))
-    # the container's ptys are named as it makes them (runtime/ptys.py), after
-    # this ruleset is made: the host's devpts, whose other names it has not
-    found.append(Rule(DEVICE, path=PTS))
     for fd in stdio:
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):

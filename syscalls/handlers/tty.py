@@ -9,6 +9,11 @@
 - TIOCGPTN, the number of a pty the container made (ptsname, openpty),
   and TIOCGPTPEER, its slave opened from the master (openpty), put that
   pty in the container's /dev/pts (brandpy/runtime/ptys.py).
+  TIOCGPTPEER is performed by the supervisor, as every open is (the
+  kernel would open the slave in the container's Landlock domain, which
+  then would have to allow the host's whole devpts): its fd is installed
+  in the caller, never its controlling terminal (O_NOCTTY, as for every
+  performed open; TIOCSCTTY makes it so).
 
 The command is a register: BPF traps exactly these, and no other thread
 can change it before the kernel sees it.
@@ -17,8 +22,10 @@ can change it before the kernel sees it.
 from __future__ import annotations
 
 import errno
+import fcntl
+import os
 
-from brandpy.runtime.call import Call
+from brandpy.runtime.call import Call, Inject
 from brandpy.runtime.errors import Errno
 
 from . import owners
@@ -28,17 +35,33 @@ TIOCGPTN, TIOCGPTPEER = 0x80045430, 0x5441
 COMMANDS = (TIOCSTI, TIOCLINUX, TIOCCONS, TIOCGPTN, TIOCGPTPEER)
 
 
-def ioctl(call: Call) -> int | None:
+def ioctl(call: Call) -> int | Inject | None:
     cmd = call.arg(1) & 0xFFFFFFFF
     if cmd == TIOCSTI:
         raise Errno(errno.EIO, "TIOCSTI types into a terminal: refused, as with "
                     "dev.tty.legacy_tiocsti=0")
     if cmd in (TIOCLINUX, TIOCCONS):
         raise Errno(errno.EPERM, "TIOCLINUX and TIOCCONS reach the host's consoles: refused")
-    if cmd in (TIOCGPTN, TIOCGPTPEER):
+    if cmd == TIOCGPTPEER:
+        return _peer(call)
+    if cmd == TIOCGPTN:
         try:   # the pty whose master the fd is now, whatever fd the kernel then asks
             call.sb.adopt_pty(call.sb.grab_fd(call.proc, call.iarg(0)), masters_only=True)
         except Errno:
             pass   # no such fd: the kernel says so
         return None
     return owners.ioctl(call)
+
+
+def _peer(call: Call) -> Inject:
+    """TIOCGPTPEER on the caller's fd, by the supervisor: the slave of the
+    pty whose master it is, for the caller."""
+    flags = call.iarg(2)
+    master = call.sb.grab_fd(call.proc, call.iarg(0))      # EBADF if none
+    try:
+        slave = fcntl.ioctl(master, TIOCGPTPEER, flags | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        os.close(master)
+        raise Errno(exc.errno or errno.EIO) from None
+    call.sb.adopt_pty(master, masters_only=True)
+    return Inject(slave, bool(flags & os.O_CLOEXEC))
