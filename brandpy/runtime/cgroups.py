@@ -1,7 +1,8 @@
 """A cgroup per container when the supervisor runs as root, as runc makes
-one: Docker's device rules in the devices controller (a device node the
-container was not given cannot be opened or read even by a call that
-reached the kernel untranslated), --memory, --cpus and --pids-limit
+one: Docker's device rules in v1's devices controller and in cgroup v2's
+device program (runtime/devfilter.py), so a device node the container was
+not given cannot be opened or read even by a call that reached the kernel
+untranslated, --memory, --cpus and --pids-limit
 enforced, and the whole container ended at once (cgroup.kill where the
 host has cgroup v2, else SIGKILL to every task the cgroup lists, frozen
 first). The host's own layout is used as it is mounted: cgroup v1
@@ -19,10 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import devfilter
+
 GROUP = "brandpy"
 # Turns cgroups off, for the control cases of tests/security only (they
 # show an attack works without the walls).
 TEST_OFF = "BRANDPY_TEST_NO_CGROUP"
+# v1's devices controller off, so that v2's device program stands alone
+# (tests/security/test_devices.py).
+TEST_NO_V1_DEVICES = "BRANDPY_TEST_NO_V1_DEVICES"
 CPU_PERIOD = 100_000          # µs, as Docker's --cpus
 KILL_WAIT = 5.0               # seconds for the killed tasks to go
 
@@ -151,6 +157,8 @@ class Cgroup:
     joined: list[tuple[Hierarchy, Path]] = field(default_factory=list)
     kill_file: Path | None = None        # cgroup.kill (v2)
     freezer: Path | None = None          # freezer.state (v1)
+    rules: list[DeviceRule] = field(default_factory=list)    # the devices allowed
+    program: devfilter.Program | None = None                 # v2's device program
 
     @classmethod
     def make(cls, name: str, limits: Limits, devices: list[DeviceRule]) -> Cgroup:
@@ -158,7 +166,7 @@ class Cgroup:
         gives an empty one: the translation's walls stand alone then). The
         limit controllers are joined even without a limit, so that `docker
         update` can set one on the running container."""
-        cg = cls(name)
+        cg = cls(name, rules=DOCKER_RULES + devices)
         if os.environ.get(TEST_OFF) == "1":
             return cg
         for h in hierarchies():
@@ -175,10 +183,12 @@ class Cgroup:
                     _enable(h, [k for k in kinds if k in LIMITED])
                 if (path / "cgroup.kill").exists():
                     cg.kill_file = path / "cgroup.kill"
+                with contextlib.suppress(OSError):   # a kernel without cgroup BPF
+                    cg.program = devfilter.Program(path, cg.rules)
             cg.joined.append((h, path))
             if "devices" in kinds:
                 with contextlib.suppress(OSError):
-                    _devices(path, devices)
+                    _devices(path, cg.rules)
             if "freezer" in kinds:
                 cg.freezer = path / "freezer.state"
         cg.update(limits)
@@ -208,7 +218,14 @@ class Cgroup:
                                       f"in {path}: {exc.strerror}") from None
 
     def device(self, rule: DeviceRule, allowed: bool) -> None:
-        """Allow a device from now on, or no longer (v1's devices controller)."""
+        """Allow a device from now on, or no longer."""
+        if allowed:
+            self.rules.append(rule)
+        elif rule in self.rules:
+            self.rules.remove(rule)
+        if self.program is not None:
+            with contextlib.suppress(OSError):
+                self.program.replace(self.rules)
         for h, path in self.joined:
             if not h.v2 and "devices" in h.controllers:
                 with contextlib.suppress(OSError):
@@ -258,7 +275,9 @@ class Cgroup:
         for d in self.dirs:
             with contextlib.suppress(OSError):
                 d.rmdir()
-        self.dirs.clear()
+        self.joined.clear()
+        if self.program is not None:
+            self.program.close()
 
 
 LIMITED = ("memory", "cpu", "pids")
@@ -266,9 +285,11 @@ LIMITED = ("memory", "cpu", "pids")
 
 def _joined(h: Hierarchy) -> list[str]:
     """The controllers of a hierarchy a container's cgroup is made for: v1's
-    devices (v2's is a BPF program, not made here) and freezer (kill() on
-    v1), and the limits'."""
-    v1 = ("devices", "freezer") if not h.v2 else ()
+    devices (v2's is a program attached to the cgroup: make()) and freezer
+    (kill() on v1), and the limits'."""
+    v1: tuple[str, ...] = ("devices", "freezer") if not h.v2 else ()
+    if os.environ.get(TEST_NO_V1_DEVICES) == "1":
+        v1 = tuple(k for k in v1 if k != "devices")
     return [k for k in (*v1, *LIMITED) if k in h.controllers]
 
 
@@ -287,9 +308,9 @@ def _enable(h: Hierarchy, kinds: list[str]) -> None:
     _write(own / GROUP / "cgroup.subtree_control", line)
 
 
-def _devices(path: Path, devices: list[DeviceRule]) -> None:
+def _devices(path: Path, rules: list[DeviceRule]) -> None:
     _write(path / "devices.deny", "a")
-    for rule in DOCKER_RULES + devices:
+    for rule in rules:
         _write(path / "devices.allow", str(rule))
 
 
@@ -357,8 +378,8 @@ def enforceable() -> set[str]:
     for h in hierarchies():
         if not os.access(h.parent().parent, os.W_OK):
             continue
-        for kind in ("memory", "cpu", "pids") + (() if h.v2 else ("devices",)):
-            if kind in h.controllers:
+        for kind in ("memory", "cpu", "pids", "devices"):
+            if kind in h.controllers or (h.v2 and kind == "devices"):
                 out.add(kind)
     return out
 

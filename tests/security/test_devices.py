@@ -217,6 +217,7 @@ def test_host_devices(case: str, cell: Cell, rootfs_for, host_for, unpriv_python
 
 
 WALLS_OFF = {"walls": (), "cgroup": (landlock.TEST_OFF,),
+             "bpf": (landlock.TEST_OFF, cgroups.TEST_NO_V1_DEVICES),
              "control": (landlock.TEST_OFF, cgroups.TEST_OFF)}
 
 
@@ -228,12 +229,16 @@ def test_walls_hold_for_devices(engine: str, walls: str, rootfs_for, host_for) -
     image carried: as root the container's paths are nodev in its mount
     namespace and its cgroup allows only the devices it was given, so the
     kernel refuses it, and either wall alone does (cgroup: the devices
-    controller only; the control, without either, opens the disk)."""
+    controller and cgroup v2's device program; bpf: the program alone, as
+    on a host with cgroup v2 only; the control, without any, opens the
+    disk)."""
     rootfs = rootfs_for(0, "dev_attack")
     host = host_for(0)
     host.plant(rootfs)
     if walls == "cgroup" and "devices" not in cgroups.enforceable():
         pytest.skip("no devices cgroup controller here")
+    if walls == "bpf" and not any(h.v2 for h in cgroups.hierarchies()):
+        pytest.skip("no cgroup v2 hierarchy here")
     env = {BROKEN_HANDLER: "open,openat"} | {off: "1" for off in WALLS_OFF[walls]}
     proc, out = _run(Runner("root", engine, None), rootfs, ["/attack", "walls", str(rootfs),
                                                       host.text], (), **env)
