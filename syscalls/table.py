@@ -187,6 +187,7 @@ PERFORMED_WRITE = PERFORMED + "; EROFS on read-only mounts"
 FD_CHANGE = "EROFS on read-only mounts; an image file's copy is changed by the supervisor"
 FD_XATTR = ("made by the supervisor on the fd's file (an image file's copy), the name read "
             "once; EROFS on read-only mounts; brandpy's own xattrs refused (EPERM)")
+OWN_HIDDEN = "brandpy's own xattrs hidden (ENODATA, not listed)"
 OWNED = "; " + "unprivileged: ownership recorded in an xattr and reported by stat"
 PIDS = "PIDs limited to (and translated for) the container's processes"
 PIDS_SELF = PIDS + "; pid 0 (the caller) runs natively"
@@ -227,7 +228,7 @@ SPEC: dict[str, Spec] = {
         "write", "close", "poll", "lseek", "pread64", "pwrite64",
         "writev", "pipe", "select", "dup", "dup2", "dup3", "pipe2", "flock", "fsync",
         "fdatasync", "ftruncate", "getdents", "getdents64", "sendfile",
-        "fstatfs", "readahead", "fgetxattr", "flistxattr", "epoll_create", "epoll_create1",
+        "fstatfs", "readahead", "epoll_create", "epoll_create1",
         "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "pselect6", "ppoll",
         "splice", "tee", "vmsplice", "sync_file_range", "fallocate", "preadv", "pwritev",
         "preadv2", "pwritev2", "copy_file_range", "sync", "syncfs", "inotify_init",
@@ -304,14 +305,16 @@ SPEC: dict[str, Spec] = {
     "removexattr": perform(fs.removexattr, PERFORMED_WRITE),
     "lsetxattr": perform(fs.lsetxattr, PERFORMED_WRITE),
     "lremovexattr": perform(fs.lremovexattr, PERFORMED_WRITE),
-    "getxattr": perform(fs.getxattr, PERFORMED),
-    "listxattr": perform(fs.listxattr, PERFORMED),
-    "lgetxattr": perform(fs.lgetxattr, PERFORMED),
-    "llistxattr": perform(fs.llistxattr, PERFORMED),
+    "fgetxattr": perform(fs.fgetxattr, PERFORMED + "; " + OWN_HIDDEN),
+    "flistxattr": perform(fs.flistxattr, PERFORMED + "; " + OWN_HIDDEN),
+    "getxattr": perform(fs.getxattr, PERFORMED + "; " + OWN_HIDDEN),
+    "listxattr": perform(fs.listxattr, PERFORMED + "; " + OWN_HIDDEN),
+    "lgetxattr": perform(fs.lgetxattr, PERFORMED + "; " + OWN_HIDDEN),
+    "llistxattr": perform(fs.llistxattr, PERFORMED + "; " + OWN_HIDDEN),
     "setxattrat": perform(fs.setxattrat, PERFORMED_WRITE),
     "removexattrat": perform(fs.removexattrat, PERFORMED_WRITE),
-    "getxattrat": perform(fs.getxattrat, PERFORMED),
-    "listxattrat": perform(fs.listxattrat, PERFORMED),
+    "getxattrat": perform(fs.getxattrat, PERFORMED + "; " + OWN_HIDDEN),
+    "listxattrat": perform(fs.listxattrat, PERFORMED + "; " + OWN_HIDDEN),
     "file_getattr": perform(fs.file_getattr, PERFORMED),
     "file_setattr": perform(fs.file_setattr, PERFORMED_WRITE),
     "chdir": trace(fs.chdir, PATH + "; made by the process on the host path (the Landlock "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import stat
 import struct
@@ -735,6 +736,31 @@ def _listxattr(call: Call, obj: Obj, buf: int, size: int) -> int:
         raise oserror(exc) from None
     return _give(call, b"".join(os.fsencode(n) + b"\0" for n in names
                                 if os.fsencode(n) not in OWN_XATTRS), buf, size)
+
+
+def _open_file(call: Call) -> Obj:
+    """The open file fd arg 0 holds, duplicated (pipes and sockets too);
+    an O_PATH fd is EBADF, as fgetxattr's and flistxattr's fdget says."""
+    fd = call.iarg(0)
+    own = call.sb.grab_fd(call.proc, fd)
+    if fcntl.fcntl(own, fcntl.F_GETFL) & os.O_PATH:
+        os.close(own)
+        raise Errno(errno.EBADF)
+    return Obj(own, os.fstat(own), None, tracee_fd=fd)
+
+
+@performed
+def fgetxattr(call: Call) -> int:
+    """Made here so that brandpy's own xattrs stay hidden (ENODATA)."""
+    with _open_file(call) as obj:
+        return _getxattr(call, obj, 1, call.arg(2), call.arg(3))
+
+
+@performed
+def flistxattr(call: Call) -> int:
+    """Made here so that brandpy's own xattrs stay unlisted."""
+    with _open_file(call) as obj:
+        return _listxattr(call, obj, call.arg(1), call.arg(2))
 
 
 @performed

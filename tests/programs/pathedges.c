@@ -394,6 +394,7 @@ static void user(void)
     made("home/st/rootf", 0644, 0);
     made("mine", 0600, USER);
     made("theirs", 0600, 2000);
+    made("wo", 0622, 0);
     int locked_fd = open(at("locked"), O_RDONLY | O_DIRECTORY);    /* opened as root */
     become_user();
     /* search */
@@ -553,6 +554,39 @@ static void user(void)
     show("user fsetxattr rw", fsetxattr(fd, "user.x", "1", 1, 0));
     show("user fremovexattr rw", fremovexattr(fd, "user.x"));
     close(fd);
+    fd = open(at("wo"), O_WRONLY);
+    show("user fgetxattr write-only wo", fgetxattr(fd, "user.x", buf, sizeof buf));
+    printf("user flistxattr write-only wo: %zd\n", flistxattr(fd, buf, sizeof buf));
+    close(fd);
+}
+
+/* brandpy's own xattr `name` on `path` cannot be read or listed, by
+ * path, by a symlink's path or through any descriptor. */
+static void hidden(const char *path, const char *name)
+{
+    char buf[256], what[128], file[512];
+    snprintf(file, sizeof file, "%s", path[0] == '/' ? path : at(path));
+    const char *base = strrchr(file, '/') + 1;
+    snprintf(what, sizeof what, "get %s of %s", name, base);
+    show(what, getxattr(file, name, buf, sizeof buf));
+    snprintf(what, sizeof what, "lget %s of %s", name, base);
+    show(what, lgetxattr(file, name, buf, sizeof buf));
+    int fd = open(file, O_RDONLY);
+    snprintf(what, sizeof what, "fget %s of %s", name, base);
+    show(what, fgetxattr(fd, name, buf, sizeof buf));
+    printf("flisted %s: %zd\n", base, flistxattr(fd, buf, sizeof buf));
+    printf("llisted %s: %zd\n", base, llistxattr(file, buf, sizeof buf));
+    close(fd);
+    fd = open(file, O_PATH);
+    snprintf(what, sizeof what, "fget O_PATH %s", base);
+    show(what, fgetxattr(fd, name, buf, sizeof buf));
+    close(fd);
+    unlink(at("via"));
+    symlink(file, at("via"));
+    snprintf(what, sizeof what, "get %s through a symlink to %s", name, base);
+    show(what, getxattr(at("via"), name, buf, sizeof buf));
+    printf("listed through a symlink to %s: %zd\n", base, listxattr(at("via"), buf, sizeof buf));
+    unlink(at("via"));
 }
 
 /* brandpy's own xattrs (fake ownership, image files) are not the
@@ -577,6 +611,20 @@ static void own_xattrs(void)
     show("get override of a user's file", getxattr(at("oy"), own[0], buf, sizeof buf));
     ssize_t n = listxattr(at("oy"), buf, sizeof buf);
     printf("listed: %zd\n", n);
+    hidden("oy", own[0]);
+    /* an image file (the test marks it), whatever reaches it */
+    hidden("/etc/edges.img", own[1]);
+    /* the container's own xattr beside brandpy's: listed alone, with
+     * listxattr's size rules (0: the size needed; too small: ERANGE) */
+    show("set user.mine", setxattr(at("oy"), "user.mine", "1", 1, 0));
+    int fd = open(at("oy"), O_RDONLY);
+    printf("list size 0: %zd\n", listxattr(at("oy"), NULL, 0));
+    printf("flist size 0: %zd\n", flistxattr(fd, NULL, 0));
+    show("flist 9 bytes", flistxattr(fd, buf, 9));
+    n = flistxattr(fd, buf, 10);
+    printf("flist 10 bytes: %zd %s\n", n, n > 0 ? buf : "");
+    show("fget user.mine", fgetxattr(fd, "user.mine", buf, sizeof buf));
+    close(fd);
 }
 
 /* What a caller with a user's real or effective IDs may reach. */

@@ -22,12 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from brandpy.images.layers import MARKER
 from tests.conftest import build_program, chroot_run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the chroot reference needs root")
 
 OPTIONS = ("--cap-add", "ALL", "--security-opt", "seccomp=unconfined")
 IMAGE_FILE = "etc/edges.conf"      # the file of the image the events section writes
+MARKED = "etc/edges.img"           # an image file as a layer leaves it: with brandpy's marker
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +40,12 @@ def edges_bin(world_tmp: Path) -> Path:
 def _install(rootfs: Path, program: Path) -> None:
     owner = rootfs.stat()
     for dest, data, mode in ((rootfs / "usr" / "bin" / "pathedges", program.read_bytes(), 0o755),
-                             (rootfs / IMAGE_FILE, b"# an image file\n", 0o644)):
+                             (rootfs / IMAGE_FILE, b"# an image file\n", 0o644),
+                             (rootfs / MARKED, b"# a marked image file\n", 0o644)):
         dest.write_bytes(data)
         dest.chmod(mode)
         os.chown(dest, owner.st_uid, owner.st_gid)
+    os.setxattr(rootfs / MARKED, MARKER, b"1")
 
 
 def _sections(out: str) -> dict[str, list[str]]:
@@ -77,6 +81,17 @@ def test_brandpys_own_xattrs_are_not_the_containers(brandpy, busybox, edges_bin)
             assert f"{call} {name}: EPERM" in mine.out, mine
     assert "get override of a user's file: ENODATA" in mine.out, mine
     assert "listed: 0" in mine.out, mine
+    for name, base in (("user.containers.override_stat", "oy"), (MARKER, "edges.img")):
+        for call in ("get", "lget", "fget"):
+            assert f"{call} {name} of {base}: ENODATA" in mine.out, mine
+        assert f"fget O_PATH {base}: EBADF" in mine.out, mine
+        assert f"get {name} through a symlink to {base}: ENODATA" in mine.out, mine
+        for listed in ("flisted", "llisted", "listed through a symlink to"):
+            assert f"{listed} {base}: 0" in mine.out, mine
+    # user.mine\0 alone
+    for line in ("list size 0: 10", "flist size 0: 10", "flist 9 bytes: ERANGE",
+                 "flist 10 bytes: 10 user.mine", "fget user.mine: 0"):
+        assert line in mine.out, mine
 
 
 def test_path_edges_are_linux(brandpy, busybox, edges_bin, native):
