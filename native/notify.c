@@ -280,6 +280,22 @@ static int image_file(int objfd, const struct stat *st)
     return getxattr(path, IMAGE_MARKER, &marker, 1) >= 0 || errno == ERANGE;
 }
 
+/* Whether the directory dirfd is sticky as the container sees it: an
+ * O_CREAT open of what exists there is checked by Python then
+ * (fs.protected_regular and fs.protected_fifos, brandpy/runtime/dac.py). */
+static int sticky_dir(const struct bp_state *s, int dirfd)
+{
+    struct stat st;
+    char path[64];
+    if (fstat(dirfd, &st) < 0)
+        return 1;
+    if (s->fake_ids) {
+        self_fd(path, sizeof path, dirfd);
+        view_stat(s, path, &st);
+    }
+    return (st.st_mode & S_ISVTX) != 0;
+}
+
 /* "/proc/TID/fd/N": the file an fd refers to, for fstat and AT_EMPTY_PATH. */
 static void tracee_fd_path(struct ctx *c, int fd, char *buf, size_t len)
 {
@@ -668,6 +684,8 @@ static int open_object(struct ctx *c, int obj, int flags, unsigned int mode, int
         char path[64];
         if (S_ISDIR(st.st_mode) && (flags & O_CREAT))
             return -EISDIR;
+        if ((flags & O_CREAT) && sticky_dir(c->s, c->r.dirfd))
+            return BP_FALLBACK;
         self_fd(path, sizeof path, obj);
         fd = open(path, real & ~(O_CREAT | O_NOFOLLOW));
     }

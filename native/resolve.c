@@ -246,6 +246,16 @@ void bp_resolved_close(struct bp_resolved *r)
     r->owned = 0;
 }
 
+/* A sticky world-writable directory, where fs.protected_symlinks decides
+ * who may follow a symlink by its owner: with real credentials Python
+ * checks that (with emulated ones each caller is taken for a symlink's
+ * owner, whom it never refuses). */
+static int sticky_public(int dirfd)
+{
+    struct stat st;
+    return fstat(dirfd, &st) < 0 || (st.st_mode & (S_ISVTX | S_IWOTH)) == (S_ISVTX | S_IWOTH);
+}
+
 int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
                const char *path, int follow, struct bp_resolved *out)
 {
@@ -393,6 +403,10 @@ int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
 symlink:
         if (++links > MAXSYMLINKS) {
             rc = -ELOOP;
+            goto fail;
+        }
+        if (!s->fake_ids && sticky_public(parent)) {
+            rc = BP_FALLBACK;    /* fs.protected_symlinks: Python's (brandpy/runtime/dac.py) */
             goto fail;
         }
         target[tl] = 0;

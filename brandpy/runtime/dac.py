@@ -261,15 +261,65 @@ def may_rename(old_dir: int, old: bytes, new_dir: int, new: bytes, flags: int) -
                 os.close(fd)
 
 
-def _protected_hardlinks() -> bool:
+def protected(name: str, unset: int = 0) -> int:
+    """The host's fs.protected_NAME, which the container shares (`unset`
+    where it cannot be read)."""
     try:
-        with open("/proc/sys/fs/protected_hardlinks", "rb") as f:
-            return f.read().strip() != b"0"
-    except OSError:
-        return True
+        with open(f"/proc/sys/fs/protected_{name}", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return unset
 
 
-PROTECTED_HARDLINKS = _protected_hardlinks()
+PROTECTED_HARDLINKS = protected("hardlinks", 1) != 0
+
+
+def _fsuid() -> int:
+    """The filesystem UID checked: the emulated identity's, or the real
+    one the thread acts as (none: the supervisor's own)."""
+    cred = emulated_cred() or acting_cred()
+    return cred.fsuid if cred is not None else os.geteuid()
+
+
+def may_follow_link(dirfd: int, name: bytes) -> None:
+    """may_follow_link() under fs.protected_symlinks: a symlink in a sticky
+    world-writable directory is followed only by its owner, or when it is
+    the directory owner's (EACCES; no capability passes it). The walk
+    follows symlinks itself, so the kernel never checks this. Emulated
+    identities take each caller for a symlink's owner (none is recorded),
+    which this never refuses."""
+    if emulated_cred() is not None:
+        return
+    d = os.fstat(dirfd)
+    if d.st_mode & (stat.S_ISVTX | stat.S_IWOTH) != stat.S_ISVTX | stat.S_IWOTH or \
+            not protected("symlinks"):
+        return
+    owner = os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_uid
+    if owner not in (d.st_uid, _fsuid()):
+        raise Errno(errno.EACCES)
+
+
+def may_create_in_sticky(dirfd: int, fd: int, st: os.stat_result) -> None:
+    """may_create_in_sticky() for O_CREAT of a regular file or fifo that
+    exists, under fs.protected_regular and fs.protected_fifos (read at each
+    such open, as the kernel does): in a sticky directory, one that is
+    neither the directory owner's nor the caller's is EACCES if the
+    directory is world-writable, at 2 also if it is group-writable. No
+    capability passes it. The kernel cannot check it: what the supervisor
+    then opens is that inode, without O_CREAT."""
+    kind = stat.S_IFMT(st.st_mode)
+    if kind not in (stat.S_IFREG, stat.S_IFIFO):
+        return
+    cred = emulated_cred()
+    d = view(dirfd)
+    if not d.mode & stat.S_ISVTX:
+        return
+    level = protected("regular" if kind == stat.S_IFREG else "fifos")
+    owner = _subject(cred, fd, st).uid if cred is not None else st.st_uid
+    if not level or owner in (d.uid, _fsuid()):
+        return
+    if d.mode & stat.S_IWOTH or (level >= 2 and d.mode & stat.S_IWGRP):
+        raise Errno(errno.EACCES)
 
 
 def may_link(fd: int, st: os.stat_result) -> None:

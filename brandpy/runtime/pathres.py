@@ -367,6 +367,7 @@ class Resolver:
                             return self._result(w, comp, trailing_slash)
                         cur.append(comp)
                         continue
+                    dac.may_follow_link(w.dirfd(), comp)
                 links = self._link(target, cur, pending, floor, links, resolve_flags)
                 w.drop()
             if home is not None and self.mounts.lookup(cur)[0] is not home:

@@ -93,7 +93,8 @@ def record(obj: Obj, ov: Override) -> None:
             os.chmod(obj.path, stat.S_IMODE(st.st_mode) | 0o200)
         try:
             if ov == fsmeta.default_view(st):
-                os.removexattr(obj.path, fsmeta.XATTR)
+                if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+                    os.removexattr(obj.path, fsmeta.XATTR)   # (other kinds take none)
             else:
                 os.setxattr(obj.path, fsmeta.XATTR, ov.encode())
         except OSError as exc:

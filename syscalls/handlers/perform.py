@@ -230,6 +230,8 @@ def _open_object(call: Call, r: Resolved, obj: int, flags: int, real_flags: int,
     else:
         if stat.S_ISDIR(st.st_mode) and flags & O_CREAT:
             raise Errno(errno.EISDIR)
+        if flags & O_CREAT:
+            dac.may_create_in_sticky(r.dirfd, obj, st)
         dac.may_open(obj, st, flags)
         if devices.is_device(st.st_mode):
             devices.gate(call.sb.mounts, None if r.name else r.mount, stat.S_IFMT(st.st_mode),

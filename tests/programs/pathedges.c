@@ -713,6 +713,93 @@ static void rootcaps(void)
     show("no-fowner root: chown ufile", chown(at("ufile"), 0, 0));
 }
 
+/* An O_CREAT open of what exists, as `who` (and closed). */
+static void creat_open(const char *who, const char *name)
+{
+    char what[96];
+    snprintf(what, sizeof what, "%s: O_CREAT %s", who, name);
+    closed(what, open(at(name), O_RDWR | O_CREAT | O_NONBLOCK, 0644));
+}
+
+/* A symlink or fifo at name with an owner, made as root. */
+static void made_link(const char *name, const char *target, uid_t owner)
+{
+    if ((target ? symlink(target, at(name)) : mkfifo(at(name), 0666)) ||
+        (!target && chmod(at(name), 0666))) {
+        perror(name);
+        exit(99);
+    }
+    lchown(at(name), owner, owner);   /* emulated: not recorded (no xattr on these) */
+}
+
+/* fs.protected_regular, fs.protected_fifos and fs.protected_symlinks as
+ * the host sets them (the container shares them): O_CREAT of another's
+ * file or fifo in a sticky directory, and following another's symlink
+ * there. Root is bound by them too. Symlinks' and fifos' owners are in
+ * `protected_links` (emulated identities cannot record them). */
+static void protected_setup(void)
+{
+    made("ps", S_IFDIR | 01777, 0);
+    made("pg", S_IFDIR | 01770, 0);
+    if (chown(at("pg"), 0, GROUP)) {
+        perror("pg");
+        exit(99);
+    }
+    made("ps/rootf", 0666, 0);
+    made("ps/uf", 0666, USER);
+    made("ps/tf", 0666, 2000);
+    made("pg/uf", 0666, USER);
+    made("pg/tf", 0666, 2000);
+}
+
+static void protected_regular(void)
+{
+    protected_setup();
+    creat_open("root", "ps/rootf");
+    creat_open("root", "ps/uf");
+    closed("root: open ps/uf", open(at("ps/uf"), O_RDWR));
+    creat_open("root", "pg/tf");
+    show("root: creat ps/uf", creat(at("ps/uf"), 0644) < 0 ? -1 : 0);
+    fflush(stdout);
+    if (fork() == 0) {
+        become_user();
+        creat_open("user", "ps/rootf");
+        creat_open("user", "ps/uf");
+        creat_open("user", "ps/tf");
+        creat_open("user", "pg/uf");
+        creat_open("user", "pg/tf");
+        closed("user: O_CREAT|O_EXCL ps/tf", open(at("ps/tf"), O_RDWR | O_CREAT | O_EXCL, 0644));
+        exit(0);
+    }
+    wait(NULL);
+}
+
+static void protected_links(void)
+{
+    struct stat st;
+    made("ls", S_IFDIR | 01777, 0);
+    made("ls/rootf", 0666, 0);
+    made_link("ls/ufifo", NULL, USER);
+    made_link("ls/ul", "rootf", USER);
+    made_link("ls/tl", "rootf", 2000);
+    made_link("ls/rl", "rootf", 0);
+    creat_open("root", "ls/ufifo");
+    show("root: stat ls/ul", stat(at("ls/ul"), &st));
+    show("root: lstat ls/ul", lstat(at("ls/ul"), &st));
+    show("root: stat ls/rl", stat(at("ls/rl"), &st));
+    fflush(stdout);
+    if (fork() == 0) {
+        become_user();
+        creat_open("user", "ls/ufifo");
+        show("user: stat ls/ul", stat(at("ls/ul"), &st));
+        show("user: stat ls/tl", stat(at("ls/tl"), &st));
+        show("user: stat ls/rl", stat(at("ls/rl"), &st));
+        closed("user: open ls/tl", open(at("ls/tl"), O_RDONLY));
+        exit(0);
+    }
+    wait(NULL);
+}
+
 /* Events as a watcher on the working directory sees them, for opens,
  * writes and closes the container makes of its files. */
 static void print_events(int in, const char *what)
@@ -791,7 +878,7 @@ int main(int argc, char **argv)
     umask(022);
     setup();
     const char *all[] = {"readlink", "openat2", "slashes", "stat", "opath", "events", "user",
-                         "realids", "rootcaps"};
+                         "realids", "rootcaps", "protected_regular", "protected_links"};
     const char **which = argc > 1 ? (const char **)argv + 1 : all;
     int n = argc > 1 ? argc - 1 : (int)(sizeof all / sizeof *all);
     for (int i = 0; i < n; i++) {
@@ -813,6 +900,13 @@ int main(int argc, char **argv)
             pid_t pid = fork();     /* each changes its credentials */
             if (pid == 0) {
                 (which[i][0] == 'u' ? user : which[i][1] == 'e' ? realids : rootcaps)();
+                exit(0);
+            }
+            waitpid(pid, NULL, 0);
+        } else if (!strcmp(which[i], "protected_regular") || !strcmp(which[i], "protected_links")) {
+            pid_t pid = fork();     /* each makes its own sticky directories */
+            if (pid == 0) {
+                (which[i][10] == 'r' ? protected_regular : protected_links)();
                 exit(0);
             }
             waitpid(pid, NULL, 0);
