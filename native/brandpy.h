@@ -76,6 +76,11 @@ struct bp_landlock_rule {
 /* BP_SPAWNER_JOIN (unprivileged, with BP_SPAWNER_NETWORK): join the user
  * and network namespaces of process join_pid instead (container:NAME). */
 #define BP_SPAWNER_JOIN 4
+/* BP_SPAWNER_PIDNS (root, with BP_SPAWNER_NAMESPACES): the processes it
+ * forks are in a PID namespace of their own, the first one its PID 1; or,
+ * with pids_of > 0, in the PID namespace of process pids_of
+ * (--pid container:NAME). */
+#define BP_SPAWNER_PIDNS 8
 #define BP_NS_RW 0              /* bound writable */
 #define BP_NS_RO 1              /* bound read-only */
 #define BP_NS_MASK 2            /* hidden (/dev/null over a file, an empty tmpfs on a dir) */
@@ -84,7 +89,7 @@ struct bp_ns_mount {
     int how;
 };
 int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
-                     char *const *helper, int join_pid, int *ctl);
+                     char *const *helper, int join_pid, int pids_of, int *ctl);
 int bp_landlock_ruleset(const struct bp_landlock_rule *rules, int n,
                         unsigned long long handled_fs, unsigned long long scoped,
                         int *failed);

@@ -82,8 +82,7 @@ static void apply_credentials(const struct bp_spawn_args *a)
  * a tracee holding it could answer its own notifications. Not with
  * SCM_RIGHTS: sendmsg is trapped by the filter now installed (performed by
  * the supervisor, which does not serve this listener yet). We tell our pid
- * (taken before the filter: getpid is answered with the container's) and
- * the fd's number; the supervisor takes it with pidfd_getfd
+ * as the supervisor sees it and the fd's number; the supervisor takes it with pidfd_getfd
  * (bp_recv_listener) and says so, then we close ours. */
 static void send_listener(int sock, pid_t pid, int listener)
 {
@@ -109,7 +108,7 @@ static int move_away(int fd, int nfds)
     return moved;
 }
 
-void bp_spawn_child(const struct bp_spawn_args *a, int sync_fd, int listener_sock)
+void bp_spawn_child(const struct bp_spawn_args *a, int sync_fd, int listener_sock, int self)
 {
     char go;
     struct sock_fprog prog;
@@ -173,7 +172,6 @@ void bp_spawn_child(const struct bp_spawn_args *a, int sync_fd, int listener_soc
     apply_credentials(a);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail("PR_SET_NO_NEW_PRIVS", errno);
-    pid_t self = (pid_t)syscall(SYS_getpid);
     prog.len = a->filter_len;
     prog.filter = (struct sock_filter *)a->filter;
     long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, a->seccomp_flags, &prog);

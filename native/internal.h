@@ -78,11 +78,13 @@ void bp_resolved_close(struct bp_resolved *r);
 void bp_race_pause(void);
 
 /* bp_spawn's child (native/spawn.c), and the same started by the
- * container's spawner (native/spawner.c) instead of by a fork of ours:
- * the child's pid, or -errno. */
+ * container's spawner (native/spawner.c) instead of by a fork of ours.
+ * self: the child's pid as the supervisor sees it (in a PID namespace of
+ * the container's, getpid() answers another). bp_spawn_remote: the
+ * child's pid, or -errno. */
 #define BP_SPAWN_MAX_FDS 64
 struct bp_spawn_args;
-void bp_spawn_child(const struct bp_spawn_args *a, int sync_fd, int listener_sock)
+void bp_spawn_child(const struct bp_spawn_args *a, int sync_fd, int listener_sock, int self)
     __attribute__((noreturn));
 int bp_spawn_remote(const struct bp_spawn_args *a, int sync_fd, int listener_sock);
 

@@ -72,7 +72,7 @@ int bp_spawn(const struct bp_spawn_args *a, int *listener)
             close(sync[1]);
             if (want_listener)
                 close(sock[0]);
-            bp_spawn_child(a, sync[0], sock[1]);
+            bp_spawn_child(a, sync[0], sock[1], (int)getpid());
         }
         if (pid < 0)
             pid = -errno;

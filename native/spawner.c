@@ -185,6 +185,29 @@ static void __attribute__((noreturn)) leave(int status)
     _exit(status);
 }
 
+/* Our children are in a PID namespace of the container's (own_pids):
+ * their getpid() is its number, the supervisor needs the host's. */
+static int own_pids;
+
+/* The pid of the calling child of ours in the supervisor's PID namespace
+ * (ours: the host's /proc is our mount namespace's), or -1. */
+static int32_t host_pid(void)
+{
+    char buf[24];
+    if (!own_pids)
+        return (int32_t)getpid();
+    ssize_t n = readlink("/proc/self", buf, sizeof buf - 1);
+    if (n <= 0)
+        return -1;
+    int32_t pid = 0;
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] < '0' || buf[i] > '9')
+            return -1;
+        pid = pid * 10 + (buf[i] - '0');
+    }
+    return pid;
+}
+
 static int32_t serve(int ctl)
 {
     struct request req;
@@ -251,11 +274,11 @@ static int32_t serve(int ctl)
         pid_t pid = fork();
         if (pid == 0) {
             /* traceable again (we are not), then say who we are */
-            int32_t me = (int32_t)getpid();
+            int32_t me = host_pid();
             prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-            if (write_all(ctl, &me, sizeof me) < 0)
+            if (me <= 0 || write_all(ctl, &me, sizeof me) < 0)
                 _exit(125);
-            bp_spawn_child(&a, fds[0], listener_sock);
+            bp_spawn_child(&a, fds[0], listener_sock, me);
         }
         result = pid < 0 ? -errno : 0;
     }
@@ -278,7 +301,9 @@ static int set_attrs(const char *path, int readonly, int nodev)
     return (int)syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE_, &attr, sizeof attr);
 }
 
-/* As root: the container's own mount, IPC and UTS namespaces. The host is
+/* As root: the container's own mount, IPC and UTS namespaces, and with
+ * pids its own PID namespace, whose PID 1 is the first process we fork
+ * (its death ends the namespace's every process). The host is
  * read-only there but for the paths it may write (its rootfs, volumes and
  * state), whatever call reaches it (chmod, chown, utimes and xattrs too,
  * which Landlock does not control); /proc/sys and the like are read-only
@@ -287,9 +312,9 @@ static int set_attrs(const char *path, int readonly, int nodev)
  * through the supervisor, which gives the devices the container was given
  * alone (brandpy/runtime/devices.py). Paths stay the host's: the
  * translation's model is unchanged. 0 or -errno. */
-static int namespaces(const struct bp_ns_mount *mounts, int n)
+static int namespaces(const struct bp_ns_mount *mounts, int n, int pids)
 {
-    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0 ||
+    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (pids ? CLONE_NEWPID : 0)) < 0 ||
         mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 || set_attrs("/", 1, 0) < 0)
         return -errno;
     for (int i = 0; i < n; i++) {
@@ -395,14 +420,11 @@ static void __attribute__((noreturn)) watchdog(char *const *helper, pid_t spawne
     _exit(0);
 }
 
-/* Into the user, then the network namespace of process pid (its owner
- * may: we are its user namespace's owner). 0 or -errno. */
-static int join_network(pid_t pid)
+/* Into the namespaces `kinds` of process pid, in order. 0 or -errno. */
+static int join(pid_t pid, const char *const *kinds, const int *types, int n)
 {
-    static const char *const kinds[] = {"user", "net"};
-    static const int types[] = {CLONE_NEWUSER, CLONE_NEWNET};
     char path[64], num[24];
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < n; i++) {
         const char *p = utoa((unsigned long)pid, num + sizeof num);
         size_t len = strlen(p);
         memcpy(path, "/proc/", 6);
@@ -419,6 +441,24 @@ static int join_network(pid_t pid)
             return -err;
     }
     return 0;
+}
+
+/* Into the user, then the network namespace of process pid (its owner
+ * may: we are its user namespace's owner). 0 or -errno. */
+static int join_network(pid_t pid)
+{
+    static const char *const kinds[] = {"user", "net"};
+    static const int types[] = {CLONE_NEWUSER, CLONE_NEWNET};
+    return join(pid, kinds, types, 2);
+}
+
+/* (root) Our children into the PID namespace of process pid
+ * (pid_for_children: pid's own PID namespace). 0 or -errno. */
+static int join_pids(pid_t pid)
+{
+    static const char *const kinds[] = {"pid"};
+    static const int types[] = {CLONE_NEWPID};
+    return join(pid, kinds, types, 1);
 }
 
 /* A user namespace mapping only our ids and a network namespace, lo up
@@ -488,7 +528,7 @@ static int own_network(char *const *helper)
 }
 
 static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
-                    char *const *helper, pid_t join_pid)
+                    char *const *helper, pid_t join_pid, pid_t pids_of)
 {
     struct sigaction ign = {.sa_handler = SIG_IGN}, nowait = {.sa_handler = SIG_IGN,
                                                              .sa_flags = SA_NOCLDWAIT};
@@ -520,7 +560,10 @@ static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int 
     int32_t ready = !(flags & BP_SPAWNER_NETWORK) ? 0 :
                     flags & BP_SPAWNER_JOIN ? join_network(join_pid) : own_network(helper);
     if (!ready && flags & BP_SPAWNER_NAMESPACES)
-        ready = namespaces(mounts, n);
+        ready = namespaces(mounts, n, pids_of == 0 && flags & BP_SPAWNER_PIDNS);
+    if (!ready && flags & BP_SPAWNER_NAMESPACES && pids_of > 0)
+        ready = join_pids(pids_of);
+    own_pids = !ready && flags & BP_SPAWNER_NAMESPACES && (pids_of > 0 || flags & BP_SPAWNER_PIDNS);
     if (!ready && (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
                    (walled && syscall(SYS_landlock_restrict_self, 4, 0) < 0) ||
                    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0))
@@ -536,7 +579,7 @@ static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int 
 }
 
 int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
-                     char *const *helper, int join_pid, int *ctl)
+                     char *const *helper, int join_pid, int pids_of, int *ctl)
 {
     int sock[2];
     int32_t ready = -EPIPE;
@@ -545,7 +588,7 @@ int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int f
     pid_t pid = fork();
     if (pid == 0) {
         close(sock[0]);
-        spawner(sock[1], ruleset, mounts, n, flags, helper, join_pid);
+        spawner(sock[1], ruleset, mounts, n, flags, helper, join_pid, pids_of);
     }
     int err = errno;
     close(sock[1]);

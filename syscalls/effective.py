@@ -126,13 +126,16 @@ class Effective:
         if self.overrides or self.sb.config.seccomp not in ("", "default", "builtin",
                                                            "unconfined"):
             return None
-        return (self.table, self.sb.fake_ids, self.track_real_ids, self.sb.cred.euid == 0,
+        return (self.table, self.sb.fake_ids, self.sb.kernel_pids, self.track_real_ids,
+                self.sb.cred.euid == 0,
                 release, self.sb.release if release else None,
                 self.trace_all, self.traced, self.sb.config.seccomp == "unconfined",
                 self.sb.caps, self.broken)
 
     def _spec(self, row: Row) -> Spec:
         spec = row.spec
+        if self.sb.kernel_pids and spec.pidns is not None:
+            return spec.pidns
         if self.sb.fake_ids and spec.fake is not None:
             spec = spec.fake
         elif self.track_real_ids and spec.real_tracked is not None:

@@ -71,6 +71,7 @@ class Spec:
     fake_user: Spec | None = None
     notify: NotifyHandler | None = None   # performs the call in the user-notification tier
     real_tracked: Spec | None = None    # real credentials, native engine: learn changes
+    pidns: Spec | None = None           # used instead in a PID namespace of the kernel's
 
 
 def allow(note: str = "", support: str = FULL) -> Spec:
@@ -572,6 +573,25 @@ SPEC: dict[str, Spec] = {
         "getpmsg", "putpmsg", "afs_syscall", "tuxcall", "security", "vserver",
         "epoll_ctl_old", "epoll_wait_old", "set_thread_area", "get_thread_area")},
 }
+
+# As root the container's processes are in a PID namespace of the kernel's
+# (brandpy/runtime/pids.py): there the kernel takes and gives the container's
+# PIDs itself, so calls trapped only to translate PIDs run natively, and
+# its own rules hold (kill(-1) and process groups reach the namespace alone,
+# PID 1 ignores signals it has no handler for). wait4 and waitid stay
+# trapped: an emulated tracer's waits report its tracees' stops
+# (handlers/guest_ptrace.py).
+KERNEL_PIDS = "native in the container's PID namespace (root): the kernel's own PIDs"
+for _name in ("getpid", "gettid", "getppid", "getpgrp", "getpgid", "getsid", "setpgid",
+              "setsid", "set_tid_address", "kill", "tkill", "tgkill",
+              "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal", "pidfd_open",
+              "process_vm_readv", "process_vm_writev", "get_robust_list", "prlimit64",
+              "sched_setaffinity", "sched_getaffinity", "sched_setparam", "sched_getparam",
+              "sched_setscheduler", "sched_getscheduler", "sched_setattr", "sched_getattr",
+              "sched_rr_get_interval", "migrate_pages", "move_pages", "kcmp", "getpriority",
+              "setpriority", "ioprio_get", "ioprio_set", "clock_gettime", "clock_getres",
+              "clock_nanosleep"):
+    SPEC[_name] = replace(SPEC[_name], pidns=allow(KERNEL_PIDS))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from brandpy import pathnames
 from brandpy.images import rootfs as rootfslib
@@ -343,6 +344,7 @@ class Engine:
                         "group_add": list(hc.get("GroupAdd") or []),
                         "ulimits": ulimits(hc), "devices": devices(hc),
                         "cpuset": cpuset(hc), "limits": cgroups.Limits.of(hc).to_json(),
+                        **self._pid_mode(hc.get("PidMode") or ""),
                         "name": rec.id},
             "tty": rec.tty, "open_stdin": bool(cfg.get("OpenStdin")),
             "stdin_once": bool(cfg.get("StdinOnce")),
@@ -352,6 +354,21 @@ class Engine:
             **self.log_spec(rec),
             "research": spec_of(rec).to_json(),
         }
+
+    def _pid_mode(self, mode: str) -> dict[str, Any]:
+        """HostConfig.PidMode: "" a PID namespace of the container's own (as
+        root; unprivileged the PIDs are brandpy's numbering either way),
+        "host" none, "container:NAME" that running container's."""
+        if mode in ("", "private"):
+            return {}
+        if mode == "host":
+            return {"host_pids": True}
+        if not mode.startswith("container:"):
+            raise InvalidParameter(f"invalid PID mode {mode!r}: use host or container:NAME")
+        other = self.containers.get(mode.split(":", 1)[1])
+        if not other.running or not other.state.get("Pid"):
+            raise Conflict(f"cannot join PID namespace of a non running container: {other.name}")
+        return {"pids_of": int(other.state["Pid"])}
 
     def log_spec(self, rec: Record) -> dict:
         """The shim's log file ("" for the none driver) and its rotation."""

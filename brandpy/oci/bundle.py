@@ -126,6 +126,9 @@ def make_plan(bundle: str, config: dict[str, Any], cdir: ContainerDir, defaults:
     volumes = [Volume(rootfs, "/", readonly=True, kind="rootfs")] if root.get("readonly") else []
     volumes += _mounts(config.get("mounts") or [], bundle, cdir, notes)
     netns = _namespaces(linux, notes)
+    # as root the container gets a PID namespace of the kernel's unless
+    # config.json shares the runtime's (no "pid" entry), as runc
+    host_pids = not any(ns.get("type") == "pid" for ns in linux.get("namespaces") or [])
     seccomp = "unconfined"
     if linux.get("seccomp") is not None:
         profile, snotes = docker_profile(linux["seccomp"], caps)
@@ -145,7 +148,7 @@ def make_plan(bundle: str, config: dict[str, Any], cdir: ContainerDir, defaults:
         seccomp=seccomp, cap_add=sorted(caps - DEFAULT_CAPS), cap_drop=sorted(DEFAULT_CAPS - caps),
         no_new_privileges=(config.get("process") or {}).get("noNewPrivileges") is True,
         strict=opts["strict"] == "true", cpuset=opts["cpuset"], devices=devices,
-        limits=limits, name=cdir.id)
+        limits=limits, name=cdir.id, host_pids=host_pids)
     return Plan(sandbox=sandbox, process=process, bundle=bundle, engine=opts["engine"],
                 netns=netns, nfds=3 + preserve_fds, hooks=parse_hooks(config.get("hooks")),
                 annotations=annotations, notes=notes)
@@ -240,9 +243,9 @@ def _mounts(mounts: list[Any], bundle: str, cdir: ContainerDir,
 
 
 def _namespaces(linux: dict[str, Any], notes: list[Note]) -> str:
-    """The network namespace to make or join (the only kernel namespace
-    brandpy uses, when root); notes for the others, which it emulates or
-    leaves shared."""
+    """The network namespace to make or join (as root; a PID namespace is
+    made by the container's spawner); notes for the others, which it
+    emulates or leaves shared."""
     root = os.geteuid() == 0
     netns = ""
     emulated = {"pid": "the entrypoint is PID 1 and only the container's processes are "
@@ -251,7 +254,9 @@ def _namespaces(linux: dict[str, Any], notes: list[Note]) -> str:
     said: list[str] = []
     for ns in linux.get("namespaces") or []:
         kind, path = ns.get("type"), ns.get("path") or ""
-        if kind in emulated:
+        if kind == "pid" and root and not path:
+            said.append("pid (a new kernel namespace, the entrypoint its PID 1)")
+        elif kind in emulated:
             if path:
                 notes.append(("warning", f"{kind} namespace {path} not joined: brandpy's "
                               f"emulated {kind} view covers this container only"))

@@ -14,6 +14,11 @@ One place decides what the container sees of a host ID:
 
 A `Layout` says where the IDs sit in a structure; `to_guest`/`to_host`
 translate a structure's bytes by it.
+
+In a PID namespace of the kernel's (as root, brandpy/runtime/pids.py) what
+a container process's own calls give and take are its namespace's PIDs,
+the container's already: only PIDs the supervisor met itself (its /proc,
+its own calls on a container's descriptor) are translated.
 """
 
 from __future__ import annotations
@@ -47,12 +52,14 @@ class Layout:
 
 
 def pid_out(sb: Sandbox, host: int) -> int:
+    """A PID the supervisor met (host PIDs), as the container sees it."""
     return sb.pids.to_guest(host) if host > 0 else host
 
 
 def pid_in(sb: Sandbox, guest: int, err: int = errno.ESRCH) -> int:
-    """A container PID for the kernel; `err` when the container has none."""
-    if guest <= 0:
+    """A container PID for the container's own call; `err` when the
+    container has none."""
+    if guest <= 0 or sb.pids.kernel:
         return guest
     host = sb.pids.to_host(guest)
     if host is None:
@@ -107,13 +114,14 @@ def _put(data: bytearray, off: int, value: int) -> None:
     struct.pack_into("<I", data, off, value & 0xFFFFFFFF)
 
 
-def to_guest(sb: Sandbox, data: bytes, layout: Layout) -> bytes:
+def to_guest(sb: Sandbox, data: bytes, layout: Layout, host: bool = False) -> bytes:
     """The structure as the container must see it (a short buffer keeps
-    the fields it holds)."""
+    the fields it holds): one its own call got, or (host) one the
+    supervisor got on its behalf."""
     out = bytearray(data)
     first = _field(out, layout.pids[0]) if layout.pids and layout.owned else None
     owner = cred_of(sb, first) if first is not None and first > 0 else None
-    for off in layout.pids:
+    for off in () if sb.pids.kernel and not host else layout.pids:
         value = _field(out, off)
         if value is not None:
             _put(out, off, pid_out(sb, value))
@@ -154,7 +162,7 @@ def siginfo_in(sb: Sandbox, info: bytes, sig: int) -> bytes:
     kernel would have written it, so that the receiving side shows it as
     sent. Other codes travel unchanged."""
     code = struct.unpack_from("<i", info, 8)[0]
-    if len(info) < 24 or not kernel_filled(sig, code):
+    if len(info) < 24 or not kernel_filled(sig, code) or sb.pids.kernel:
         return info
     pid = struct.unpack_from("<i", info, 16)[0]
     host = sb.pids.to_host(pid) if pid > 0 else None

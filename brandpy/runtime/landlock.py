@@ -196,28 +196,34 @@ class Spawner:
     a domain). A child of the tracer thread, which must ignore its exit;
     close() ends it once the container's processes are gone."""
 
-    def __init__(self, pid: int, ctl: int) -> None:
+    def __init__(self, pid: int, ctl: int, pids: bool) -> None:
         self.pid = pid
         self.ctl = ctl
+        self.pids = pids     # its children are in a PID namespace of the container's
 
     @classmethod
     def start(cls, sb: Sandbox, stdio: tuple[int, ...] = ()) -> Spawner | None:
-        """None where there are no walls to share (no Landlock) and no
-        network of its own to make. As root, the spawner first makes the
-        container's namespaces (ns_mounts); with config.own_network, its
-        user and network namespaces (brandpy/network/pasta.py), or with
-        config.network_of those of that process."""
+        """None where there are no walls to share (no Landlock), no
+        namespaces to make and no network of its own to make. As root, the
+        spawner first makes the container's namespaces (ns_mounts), PID
+        too unless config.host_pids (or it joins config.pids_of's); with
+        config.own_network, its user and network namespaces
+        (brandpy/network/pasta.py), or with config.network_of those of that
+        process."""
         fd = ruleset(sb, stdio)
         helper = sb.config.own_network
-        if fd < 0 and helper is None:
+        spaced = sb.namespaced
+        if fd < 0 and helper is None and not spaced:
             return None
         from brandpy._native import ffi, lib
-        mounts = ns_mounts(sb) if not sb.fake_ids else []
+        mounts = ns_mounts(sb) if spaced else []
         keep = [ffi.new("char[]", path) for path, _how in mounts]
         arr = ffi.new("struct bp_ns_mount[]", max(len(mounts), 1))
         for i, ((_path, how), cpath) in enumerate(zip(mounts, keep, strict=True)):
             arr[i].path, arr[i].how = cpath, how
-        flags = 0 if sb.fake_ids else lib.BP_SPAWNER_NAMESPACES
+        pids = sb.kernel_pids
+        flags = (lib.BP_SPAWNER_NAMESPACES if spaced else 0) | \
+            (lib.BP_SPAWNER_PIDNS if pids else 0)
         argv = ffi.NULL
         if helper is not None:
             flags |= lib.BP_SPAWNER_NETWORK
@@ -228,7 +234,8 @@ class Spawner:
         ctl = ffi.new("int *", -1)
         try:
             pid = lib.bp_spawner_start(fd, arr, len(mounts), flags, argv,
-                                       sb.config.network_of, ctl)
+                                       sb.config.network_of, sb.config.pids_of if pids else 0,
+                                       ctl)
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -239,9 +246,12 @@ class Spawner:
         if pid < 0 and sb.config.network_of:
             raise LandlockError(-pid, "joining the network of process "
                                 f"{sb.config.network_of}: {os.strerror(-pid)}")
+        if pid < 0 and pids and sb.config.pids_of:
+            raise LandlockError(-pid, "joining the PID namespace of process "
+                                f"{sb.config.pids_of}: {os.strerror(-pid)}")
         if pid < 0:
             raise LandlockError(-pid, f"starting the container's spawner: {os.strerror(-pid)}")
-        return cls(pid, ctl[0])
+        return cls(pid, ctl[0], pids)
 
     def close(self) -> None:
         if self.ctl >= 0:
@@ -259,7 +269,7 @@ def status() -> str:
     if not version:
         return UNAVAILABLE
     what = "files, abstract unix sockets, signals" if scopes(version) else "files"
-    extra = "; mount, IPC and UTS namespaces, the host read-only" if os.geteuid() == 0 else ""
+    extra = "; mount, PID, IPC and UTS namespaces, the host read-only" if os.geteuid() == 0 else ""
     return f"landlock ABI {version} ({what}){extra}"
 
 

@@ -13,6 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Test-only: as root, the spawner makes no kernel namespaces (the control
+# runs of tests/security/, where the walls must all be off; with
+# landlock.TEST_OFF).
+NAMESPACES_OFF = "BRANDPY_TEST_NO_NAMESPACES"
+
 
 @dataclass
 class Uts:

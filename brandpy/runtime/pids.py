@@ -1,9 +1,17 @@
 """Container PIDs: the entrypoint is PID 1 and every later process and
 thread gets the next number, as in a fresh PID namespace. Host PIDs never
-reach the guest; guest PIDs are translated wherever a syscall takes one."""
+reach the guest; guest PIDs are translated wherever a syscall takes one.
+
+As root the container's processes are in a PID namespace of the kernel's
+(native/spawner.c): then each one's number is the kernel's, asked once
+when it is created (follow()), so every translation answers what the
+kernel itself answers inside."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
@@ -12,6 +20,23 @@ if TYPE_CHECKING:
 
 ZOMBIES_KEPT = 4096
 REAPED_KEPT = 16
+NS_GET_PID_IN_PIDNS = 0x8004B708    # <linux/nsfs.h> _IOR(0xb7, 0x8, int), Linux 6.11
+
+
+def pid_in(ns: int, host: int) -> int:
+    """Task `host`'s PID in the PID namespace `ns` (an fd), or raises
+    OSError (ESRCH: not in it)."""
+    try:
+        return fcntl.ioctl(ns, NS_GET_PID_IN_PIDNS, host)
+    except OSError as exc:
+        if exc.errno != errno.ENOTTY:
+            raise
+    # before Linux 6.11: the last of NSpid (the namespace is the innermost)
+    with open(f"/proc/{host}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"NSpid:"):
+                return int(line.split()[-1])
+    raise OSError(errno.ESRCH, f"task {host} has no NSpid")
 
 
 class PidMap:
@@ -26,15 +51,34 @@ class PidMap:
         self._requests: dict[int, int] = {}                       # creating tid -> wanted PID
         # Reaped lately: a SIGCHLD delivered after its wait4 still names it.
         self._reaped: OrderedDict[int, int] = OrderedDict()     # host -> guest
+        self._ns = -1          # the kernel's PID namespace of the container (follow)
+
+    def follow(self, ns: int) -> None:
+        """From now on each task's PID is the kernel's in this PID
+        namespace (an fd, which the map now owns)."""
+        self._ns = ns
+
+    @property
+    def kernel(self) -> bool:
+        """The kernel numbers the container's tasks (a PID namespace)."""
+        return self._ns >= 0
+
+    def close(self) -> None:
+        if self._ns >= 0:
+            os.close(self._ns)
+            self._ns = -1
 
     def assign(self, host: int, wanted: int | None = None) -> int:
-        """The container PID of a task, given now if it has none: the next
-        free one, or `wanted` (clone3's set_tid)."""
+        """The container PID of a task, given now if it has none: the
+        kernel's, or else the next free one or `wanted` (clone3's set_tid)."""
         guest = self._h2g.get(host)
         if guest is None:
             self._forget(host)
             self._reaped.pop(host, None)
-            if wanted is None:
+            if self._ns >= 0:
+                wanted = pid_in(self._ns, host)
+                self._next = max(self._next, wanted + 1)
+            elif wanted is None:
                 while self.taken(self._next):
                     self._next += 1
                 wanted = self._next
@@ -88,6 +132,13 @@ class PidMap:
                 self._reaped.popitem(last=False)
         return guest
 
+    def reaped_guest(self, guest: int) -> None:
+        """reaped() for the container PID the kernel answered (in its PID
+        namespace)."""
+        host = self.to_host(guest)
+        if host is not None:
+            self.reaped(host)
+
     def to_guest(self, host: int) -> int:
         """0 for processes outside the container, as a PID namespace shows them."""
         guest = self._h2g.get(host)
@@ -104,7 +155,8 @@ class PidMap:
         return self._zombie_creds.get(host)
 
     def last(self) -> int:
-        """The container PID given last (the PID namespace's ns_last_pid)."""
+        """The container PID given last (the PID namespace's ns_last_pid;
+        the highest one the kernel gave, in its namespace)."""
         return self._next - 1
 
     def guests(self) -> list[int]:

@@ -22,7 +22,7 @@ from .guest_ptrace import Tracing
 from .identity import Cred, resolve_user
 from .linux import pidfd_getfd, pidfd_open
 from .mounts import Mount, MountTable, split
-from .namespaces import Uts
+from .namespaces import NAMESPACES_OFF, Uts
 from .pathres import Resolver
 from .pids import PidMap
 from .policy import capabilities, profile_for
@@ -157,6 +157,9 @@ class SandboxConfig:
     own_network: list[str] | None = None
     network_of: int = 0          # unprivileged container:NAME: join this process's
                                  # user and network namespaces (own_network [])
+    host_pids: bool = False      # as root, no PID namespace (docker --pid host)
+    pids_of: int = 0             # as root, join this process's PID namespace
+                                 # (docker --pid container:NAME)
     strict: bool = False         # the first unsupported syscall stops the container
     cpuset: str = ""             # docker --cpuset-cpus: the container and its supervisor
     readonly_rootfs: bool = False                          # docker --read-only
@@ -192,6 +195,10 @@ class Sandbox:
         self.tmpfs_base = os.path.join(self.state, b"mnt")
         self.ptys = self.mounts.ptys = PtyView(os.path.join(self.state, b"dev"), self._pty_changed)
         self.pids = PidMap()
+        # as root the spawner (landlock.Spawner) makes the container's
+        # namespaces; in its PID namespace the kernel numbers the processes
+        self.namespaced = not self.fake_ids and os.environ.get(NAMESPACES_OFF) != "1"
+        self.kernel_pids = self.namespaced and not config.host_pids
         self.mounts.pid_of = self.pids.to_guest
         # in a network of its own, ports are real: nothing is translated
         self.ports = PortMap() if config.own_network is None else PortMap(privileged_limit=0)
@@ -258,6 +265,7 @@ class Sandbox:
         ptys held for the container's /dev/pts, the mounts' root descriptors)."""
         self.procfs.close()
         self.ptys.close()
+        self.pids.close()
         for table in self.tables():
             table.close()
 

@@ -141,6 +141,8 @@ class Container:
                 self.sb.use_cgroup(self.cgroup)
             pid = self._spawn(self.config.argv, self.env, self.config.workdir, stdio, tty,
                               own_session, hold_fd)
+            if self.spawner is not None and self.spawner.pids:   # the kernel numbers them
+                self.sb.pids.follow(os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC))
         except BaseException:
             self._end()     # run() will not be called
             raise

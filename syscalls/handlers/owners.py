@@ -124,6 +124,8 @@ def ioctl(call: Call) -> int | None:
     if cmd == NS_GET_OWNER_UID:
         ptr = call.arg(2)
         call.after(lambda c, result: translate_back(c, ptr, NS_OWNER) if result == 0 else None)
+    elif call.sb.pids.kernel:
+        pass      # the kernel's PIDs are the container's (pids.py)
     elif cmd & PIDFD_GET_INFO_MASK == PIDFD_GET_INFO:
         _pidfd_info(call, min(cmd >> 16 & 0x3FFF, PIDFD_INFO.size))
     else:

@@ -130,6 +130,9 @@ def _set_tid(call: Call, ptr: int, count: int) -> None:
             raise Errno(errno.EPERM)
     if call.sb.pids.taken(tids[0]):
         raise Errno(errno.EEXIST)
+    if call.sb.pids.kernel:
+        raise Errno(errno.ENOSYS, "clone3's set_tid in the container's PID namespace: clone "
+                    "cannot say it, and the kernel numbers the container's processes")
     call.sb.pids.request(call.tid, tids[0])
     # a clone3 that fails creates nothing: the request goes
     call.after(lambda c, result: c.sb.pids.request(c.tid, None) if result < 0 else None)

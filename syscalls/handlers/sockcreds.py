@@ -68,7 +68,7 @@ def getsockopt(call: Call) -> int | None:
     if connector is not None:
         peer = struct.pack("<iII", *connector[:3])
     if name == SO_PEERCRED:
-        data = to_guest(call.sb, peer, PEERCRED)[:room]
+        data = to_guest(call.sb, peer, PEERCRED, host=True)[:room]
     elif connector is not None and not call.sb.fake_ids:
         data = struct.pack(f"<{len(connector[3])}I", *connector[3])
     else:

@@ -40,7 +40,8 @@ def msgctl(call: Call) -> None:
 def semctl(call: Call) -> None:
     """semctl(id, num, cmd, arg): GETPID returns the last operator's PID."""
     if call.iarg(2) == GETPID:
-        call.after(lambda c, result: pid_out(c.sb, result) if result > 0 else None)
+        if not call.sb.pids.kernel:    # else the kernel's answer is the container's
+            call.after(lambda c, result: pid_out(c.sb, result) if result > 0 else None)
     else:
         _status(call, 3, SEMID_DS)
 

@@ -81,6 +81,9 @@ def test_filter_matches_table_for_every_number(tmp_path, busybox_image):
         got = seccomp.evaluate(prog, row.nr)
         if row.when is not None:
             continue   # argument-dependent: tested below
+        if eff.sb.kernel_pids and spec.pidns is not None:
+            assert got == SECCOMP_RET_ALLOW, row    # in the kernel's PID namespace
+            continue
         if not eff.sb.fake_ids and spec.real_tracked is not None:
             assert got == SECCOMP_RET_TRACE, row    # real set*id are learned
             continue
@@ -184,7 +187,8 @@ def test_filter_is_a_binary_search(tmp_path, busybox_image):
             return 1 + max(depth(pc + 1 + jt), depth(pc + 1 + jf))
         return 1 + depth(pc + 1)
 
-    assert depth(0) <= 40
+    # 40 before root's PID namespace turned some traced rows native (more runs)
+    assert depth(0) <= 42
 
 
 def test_since_column_is_plausible():

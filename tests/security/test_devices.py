@@ -53,6 +53,7 @@ import pytest
 
 from brandpy.runtime import cgroups, landlock
 from brandpy.runtime.faults import BROKEN_HANDLER
+from brandpy.runtime.namespaces import NAMESPACES_OFF
 from tests.conftest import ENGINES, Runner
 
 from .conftest import Cell, runner_for, spread
@@ -216,9 +217,9 @@ def test_host_devices(case: str, cell: Cell, rootfs_for, host_for, unpriv_python
         assert "GIVEN /tmp/x-null ok" in out, out
 
 
-WALLS_OFF = {"walls": (), "cgroup": (landlock.TEST_OFF,),
-             "bpf": (landlock.TEST_OFF, cgroups.TEST_NO_V1_DEVICES),
-             "control": (landlock.TEST_OFF, cgroups.TEST_OFF)}
+WALLS_OFF = {"walls": (), "cgroup": (landlock.TEST_OFF, NAMESPACES_OFF),
+             "bpf": (landlock.TEST_OFF, NAMESPACES_OFF, cgroups.TEST_NO_V1_DEVICES),
+             "control": (landlock.TEST_OFF, NAMESPACES_OFF, cgroups.TEST_OFF)}
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or landlock.abi() < 6, reason="the walls as root")

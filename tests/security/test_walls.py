@@ -6,9 +6,11 @@ run as the entrypoint, against a host side with canaries: a secret to read,
 files to write and truncate, a directory to create, remove, rename and link
 in, a program to exec, a listening abstract unix socket and a process to
 kill, and as root the metadata calls.
-The control cases run the same attacks with the wall off
-(BRANDPY_TEST_NO_LANDLOCK=1) and see every one succeed: the broken handler
-truly hands the host to the kernel, and these tests can fail."""
+The control cases run the same attacks with the walls off
+(BRANDPY_TEST_NO_LANDLOCK=1, and as root BRANDPY_TEST_NO_NAMESPACES=1) and
+see every one succeed: the broken handler truly hands the host to the
+kernel, and these tests can fail. As root the container's PID namespace
+is a wall of its own: a host PID names nothing there."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import pytest
 
 from brandpy.runtime import landlock
 from brandpy.runtime.faults import BROKEN_HANDLER
+from brandpy.runtime.namespaces import NAMESPACES_OFF
 from tests.api.conftest import Daemon, image_tar
 from tests.conftest import SETPRIV, Runner
 from tests.oci.conftest import Bundle, Runc, bundle, runc, template, workdir  # noqa: F401
@@ -151,20 +154,24 @@ WALLED = {name: f"errno {errno.EPERM if name in ('abstract', 'kill') else errno.
 # kernel refuses changes (EROFS) before Landlock is asked.
 CHANGES = ("write", "truncate", "create", "mkdir", "mkfifo", "unlink", "rmdir", "rename",
            "link", "symlink", "bind")
-WALLED_ROOT = {**WALLED, **dict.fromkeys(CHANGES, f"errno {errno.EROFS}")}
+# and its PID namespace has no process of the host's PID (ESRCH) before
+# Landlock would refuse the signal
+WALLED_ROOT = {**WALLED, **dict.fromkeys(CHANGES, f"errno {errno.EROFS}"),
+               "kill": f"errno {errno.ESRCH}"}
+# every wall off: Landlock, and as root the namespaces
+CONTROL = (landlock.TEST_OFF, NAMESPACES_OFF)
 
 
 def walled(brandpy: Runner) -> dict[str, str]:
     return WALLED_ROOT if brandpy.uid == 0 else WALLED
 
 
-def attack(brandpy: Runner, rootfs: Path, host: Host, walls: bool,
+def attack(brandpy: Runner, rootfs: Path, host: Host, off: tuple[str, ...] = (),
            attacks: list[str] | None = None) -> dict[str, str]:
+    """The attacks' outcomes with the walls `off` turned off."""
     shutil.copy(host.attacker, rootfs / "attack")
     os.chown(rootfs / "attack", rootfs.stat().st_uid, rootfs.stat().st_gid)
-    env = {**brandpy.env(), BROKEN_HANDLER: BROKEN}
-    if not walls:
-        env[landlock.TEST_OFF] = "1"
+    env = {**brandpy.env(), BROKEN_HANDLER: BROKEN} | dict.fromkeys(off, "1")
     argv = ["/attack", *(host.attacks() if attacks is None else attacks)]
     p = subprocess.run(brandpy.cmd(rootfs, argv), env=env,
                        capture_output=True, text=True, timeout=120, cwd="/")
@@ -174,14 +181,14 @@ def attack(brandpy: Runner, rootfs: Path, host: Host, walls: bool,
 
 def test_the_walls_hold_when_translation_is_broken(brandpy: Runner, busybox: Path,
                                                    host: Host) -> None:
-    got = attack(brandpy, busybox, host, walls=True)
+    got = attack(brandpy, busybox, host)
     assert got == walled(brandpy)
     assert host.untouched() == []
 
 
 def test_without_the_walls_the_broken_handler_reaches_the_host(brandpy: Runner, busybox: Path,
                                                                host: Host) -> None:
-    got = attack(brandpy, busybox, host, walls=False)
+    got = attack(brandpy, busybox, host, CONTROL)
     assert got["read"] == f"ok {host.secret}"
     assert got["exec"] == "ok executed"
     assert all(got[name] == "ok " or name in ("read", "exec", "list") for name in WALLED), got
@@ -199,16 +206,39 @@ def test_as_root_metadata_calls_find_the_host_read_only(brandpy_root: Runner, wo
     victim = host.top / "victim"
     before = os.stat(victim)
     names = ("chmod", "chown", "utimes", "setxattr")
-    got = attack(brandpy_root, rootfs, host, walls=True,
-                 attacks=[f"{name}:{victim}" for name in names])
+    got = attack(brandpy_root, rootfs, host, attacks=[f"{name}:{victim}" for name in names])
     assert got == dict.fromkeys(names, f"errno {errno.EROFS}")
     after = os.stat(victim)
     assert (after.st_mode, after.st_uid, after.st_mtime_ns) == \
         (before.st_mode, before.st_uid, before.st_mtime_ns)
-    control = attack(brandpy_root, rootfs, host, walls=False,
+    control = attack(brandpy_root, rootfs, host, CONTROL,
                      attacks=[f"{name}:{victim}" for name in names])
     assert control == dict.fromkeys(names, "ok ")
     shutil.rmtree(rootfs.parent)
+
+
+@pytest.mark.parametrize("pidns", [True, False], ids=["pid-namespace", "control"])
+def test_as_root_the_pid_namespace_alone_walls_host_processes(brandpy_root: Runner,
+                                                              world_tmp: Path, busybox_image: Path,
+                                                              host: Host, pidns: bool) -> None:
+    """Without Landlock, kill(2) handed the host's PID untranslated (the
+    broken handler): in the container's PID namespace that PID names no
+    process (ESRCH) and the host's process lives; without the namespace
+    the same attack kills it. The entrypoint is the namespace's PID 1."""
+    rootfs = Path(tempfile.mkdtemp(dir=world_tmp)) / "rootfs"
+    shutil.copytree(busybox_image, rootfs, symlinks=True)
+    assert host.victim is not None
+    off = (landlock.TEST_OFF,) if pidns else CONTROL
+    got = attack(brandpy_root, rootfs, host, off, attacks=["pid:", f"kill:{host.victim.pid}"])
+    shutil.rmtree(rootfs.parent)
+    assert got["pid"] == "ok 1"
+    if pidns:
+        assert got["kill"] == f"errno {errno.ESRCH}"
+        assert host.untouched() == []
+    else:
+        assert got["kill"] == "ok "
+        host.victim.wait(timeout=10)
+        assert host.untouched() == ["the host process was killed"]
 
 
 def test_abstract_sockets_and_host_signals_are_out_of_reach_untranslated(
