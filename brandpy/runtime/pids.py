@@ -44,7 +44,9 @@ class PidMap:
         self._next = 1
         self._h2g: dict[int, int] = {}
         self._g2h: dict[int, int] = {}
-        # Exited but not yet reaped: its parent's wait4() still names it.
+        # Exited but not yet reaped: its parent's wait4() still names it (in
+        # the kernel's PID namespace, forgotten only beyond ZOMBIES_KEPT:
+        # waits take no exit stop there).
         self._zombies: OrderedDict[int, int] = OrderedDict()    # host -> guest
         self._zombie_hosts: dict[int, int] = {}                   # guest -> host
         self._zombie_creds: dict[int, Cred] = {}                  # host -> its last identity
@@ -131,13 +133,6 @@ class PidMap:
             while len(self._reaped) > REAPED_KEPT:
                 self._reaped.popitem(last=False)
         return guest
-
-    def reaped_guest(self, guest: int) -> None:
-        """reaped() for the container PID the kernel answered (in its PID
-        namespace)."""
-        host = self.to_host(guest)
-        if host is not None:
-            self.reaped(host)
 
     def to_guest(self, host: int) -> int:
         """0 for processes outside the container, as a PID namespace shows them."""

@@ -278,12 +278,15 @@ class Supervisor:
                 self.sb.ptraced.tracees[child] = Tracee(child, traced.tracer, traced.seized,
                                                         traced.options, new=True)
             self._on_new_child(tid, child, event)
-            # PTRACE_SYSCALL: to fix fork()'s return value
+            # PTRACE_SYSCALL: to fix fork()'s return value (in the kernel's
+            # PID namespace it is right: only a call brandpy rewrote stops)
+            request = PTRACE_SYSCALL if tid in self.fork_return or tid in self.at_exit \
+                else PTRACE_CONT
             if traced is not None and child in self.sb.ptraced.tracees:
                 traced.message = self.sb.pids.to_guest(child)
-                self._report(traced, signal.SIGTRAP | event << 8, PTRACE_SYSCALL)
+                self._report(traced, signal.SIGTRAP | event << 8, request)
             else:
-                self._resume(tid, request=PTRACE_SYSCALL)
+                self._resume(tid, request=request)
         elif sig == signal.SIGTRAP and event == PTRACE_EVENT_EXEC:
             self.sb.stats.event_stops += 1
             waiting = self._on_exec(tid)
@@ -503,7 +506,8 @@ class Supervisor:
                 child_ptr = 0
         except (OSError, struct.error):
             child_ptr = 0
-        self.fork_return[parent_tid] = guest
+        if not self.sb.pids.kernel:
+            self.fork_return[parent_tid] = guest
         if not (event == PTRACE_EVENT_CLONE and flags & CLONE_THREAD):
             self.sb.newborn.add(child)
         birth = Birth(self.sb.threads[parent_tid], parent_tid, event, child_ptr, own_args,

@@ -329,8 +329,7 @@ def wait4(call: Call) -> int | None:
             return result
     if _childless(call, options):
         raise Errno(errno.ECHILD)
-    if call.sb.pids.kernel:     # its PIDs are the container's (runtime/pids.py)
-        call.after(lambda c, result: c.sb.pids.reaped_guest(result) if result > 0 else None)
+    if call.sb.pids.kernel:     # its PIDs are the container's: no exit stop (runtime/pids.py)
         return None
     if pid > 0:
         call.set_arg(0, _waitable(_host_pid, call, pid))
@@ -354,9 +353,9 @@ def waitid(call: Call) -> int | None:
     try:
         if _valid_waitid(idtype, ident, options) and _childless(call, options):
             raise Errno(errno.ECHILD)
-        if call.sb.pids.kernel:     # its PIDs are the container's (runtime/pids.py)
-            pass
-        elif idtype == P_PID and ident > 0:     # else EINVAL, the kernel's
+        if call.sb.pids.kernel:     # its PIDs are the container's: no exit stop
+            return None
+        if idtype == P_PID and ident > 0:     # else EINVAL, the kernel's
             call.set_arg(1, _waitable(_host_pid, call, ident))
         elif idtype == P_PGID and ident > 0:
             call.set_arg(1, _waitable(_container_pgrp, call, ident))
@@ -371,13 +370,11 @@ def waitid(call: Call) -> int | None:
     def after(c: Call, result: int) -> None:
         if result == 0 and infop:
             info = c.read(infop, 24)
-            pid = struct.unpack_from("<i", info, 16)[0]
-            if pid > 0:
+            host = struct.unpack_from("<i", info, 16)[0]
+            if host > 0:
                 seen = to_guest(c.sb, info, SIGINFO)   # while the child is still known
-                if not options & WNOWAIT and c.sb.pids.kernel:
-                    c.sb.pids.reaped_guest(pid)
-                elif not options & WNOWAIT:
-                    c.sb.pids.reaped(pid)
+                if not options & WNOWAIT:
+                    c.sb.pids.reaped(host)
                 c.write(infop + 16, seen[16:24])
 
     call.after(after)
