@@ -508,6 +508,16 @@ static long readlink_family(struct ctx *c)
     return rc ? rc : n;
 }
 
+/* A cwd removed since (its link reads "PATH (deleted)", and no name is
+ * left): Linux's getcwd answers ENOENT. */
+static int removed_dir(const char *link, const char *host, ssize_t n)
+{
+    static const char deleted[] = " (deleted)";
+    struct stat st;
+    return n >= (ssize_t)sizeof deleted - 1 && !strcmp(host + n - (sizeof deleted - 1), deleted) &&
+           stat(link, &st) == 0 && st.st_nlink == 0;
+}
+
 static long getcwd_(struct ctx *c)
 {
     char link[64], host[BP_PATH_MAX + 1024], guest[BP_PATH_MAX];
@@ -518,6 +528,8 @@ static long getcwd_(struct ctx *c)
     if (n < 0)
         return -errno;
     host[n] = 0;
+    if (removed_dir(link, host, n))
+        return -ENOENT;
     if (host[0] != '/' || bp_guest_of_host(c->s, host, guest, sizeof guest) < 0)
         return BP_FALLBACK;
     size_t len = strlen(guest) + 1;

@@ -254,7 +254,7 @@ def _mknod(call: Call, path_i: int, dirfd_i: int | None, mode: int, dev: int) ->
     recorded as devices (fakefs)."""
     kind = stat.S_IFMT(mode) or stat.S_IFREG
     if kind not in (stat.S_IFREG, stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK):
-        raise Errno(errno.EINVAL)
+        raise Errno(errno.EPERM if kind == stat.S_IFDIR else errno.EINVAL)   # may_mknod()
     with parent_of(call, path_i, dirfd_i) as r:
         make_at(r)
         if exists_at(r):
@@ -679,8 +679,12 @@ OWN_XATTRS = frozenset({fsmeta.XATTR.encode(), MARKER.encode()})
 
 
 def _xattr_name(call: Call, i: int, obj: Obj, write: bool) -> bytes:
-    name = call.read_str(call.arg(i), XATTR_NAME_MAX + 2)
-    if not name or len(name) > XATTR_NAME_MAX:
+    """The name, ERANGE when empty or longer than XATTR_NAME_MAX."""
+    try:
+        name = call.read_str(call.arg(i), XATTR_NAME_MAX + 1)
+    except Errno as exc:
+        raise Errno(errno.ERANGE if exc.errno == errno.ENAMETOOLONG else exc.errno) from None
+    if not name:
         raise Errno(errno.ERANGE)
     if name in OWN_XATTRS:
         raise Errno(errno.EPERM if write else errno.ENODATA)
@@ -936,7 +940,14 @@ def fchdir(call: Call) -> None:
 
 
 def getcwd(call: Call) -> int:
-    """Emulated: the kernel would print the host path."""
+    """Emulated: the kernel would print the host path. A cwd removed since
+    is ENOENT, as Linux says."""
+    link = b"/proc/%d/cwd" % call.tid
+    try:
+        if os.readlink(link).endswith(b" (deleted)") and not os.stat(link).st_nlink:
+            raise Errno(errno.ENOENT)
+    except OSError as exc:
+        raise Errno(exc.errno or errno.ESRCH) from None
     guest = b"/" + b"/".join(call.sb.resolver.cwd_components(call.proc, call.tid))
     guest = call.sb.resolver.relative_to_root(call.proc, guest) + b"\0"
     if call.arg(1) < len(guest):

@@ -713,6 +713,117 @@ static void rootcaps(void)
     show("no-fowner root: chown ufile", chown(at("ufile"), 0, 0));
 }
 
+/* More calls at their edges: empty and odd names, flags Linux refuses,
+ * xattr names and kinds of file, directories that cannot go. */
+static void calls(void)
+{
+    char buf[300];
+    int p[2];
+    show("chdir empty", chdir(""));
+    show("symlink empty target", symlink("", at("el")));
+    show("rmdir .", rmdir("."));
+    show("rmdir d/.", rmdir(at("d/.")));
+    show("rmdir /", rmdir("/"));
+    show("unlinkat file AT_REMOVEDIR", unlinkat(AT_FDCWD, at("file"), AT_REMOVEDIR));
+    show("unlinkat d no flag", unlinkat(AT_FDCWD, at("d"), 0));
+    show("unlinkat bad flag", unlinkat(AT_FDCWD, at("file"), 0x1));
+    show("mknod S_IFDIR", mknod(at("mkd"), S_IFDIR | 0755, 0));
+    show("mknod bad type", mknod(at("mkx"), 0170000 | 0644, 0));
+    closed("open O_DIRECTORY|O_CREAT", open(at("odc"), O_RDONLY | O_DIRECTORY | O_CREAT, 0644));
+    closed("open O_TMPFILE O_RDONLY", open(at("d"), O_RDONLY | O_TMPFILE, 0644));
+    closed("open O_TMPFILE on file", open(at("file"), O_RDWR | O_TMPFILE, 0644));
+    show("renameat2 NOREPLACE|EXCHANGE", syscall(SYS_renameat2, AT_FDCWD, at("file"), AT_FDCWD,
+                                                at("lf"), RENAME_NOREPLACE | RENAME_EXCHANGE));
+    show("renameat2 bad flag", syscall(SYS_renameat2, AT_FDCWD, at("file"), AT_FDCWD, at("x"), 0x80));
+    show("rename file -> file", rename(at("file"), at("file")));
+    show("rename d -> .", rename(at("d"), "."));
+    show("utimensat bad flag", utimensat(AT_FDCWD, at("file"), NULL, 0x4));
+    struct timespec bad[2] = {{.tv_nsec = 1000000000}, {.tv_nsec = 0}};
+    show("utimensat bad nsec", utimensat(AT_FDCWD, at("file"), bad, 0));
+    show("linkat bad flag", linkat(AT_FDCWD, at("file"), AT_FDCWD, at("l9"), 0x2));
+    show("linkat dir", linkat(AT_FDCWD, at("d"), AT_FDCWD, at("l9"), 0));
+    show("mkdir existing symlink", mkdir(at("lf"), 0755));
+    show("symlink over existing", symlink("x", at("file")));
+    show("fchmodat bad flag", syscall(SYS_fchmodat, AT_FDCWD, at("file"), 0644, 0x100));
+    show("fchownat bad flag", fchownat(AT_FDCWD, at("file"), -1, -1, 0x2));
+    /* xattrs: names, kinds of file */
+    show("getxattr empty name", getxattr(at("file"), "", buf, sizeof buf));
+    memset(buf, 'n', 260);
+    memcpy(buf, "user.", 5);
+    buf[260] = 0;
+    char name[300];
+    memcpy(name, buf, 261);
+    show("getxattr 260-byte name", getxattr(at("file"), name, buf, sizeof buf));
+    show("getxattr no namespace", getxattr(at("file"), "foo", buf, sizeof buf));
+    show("getxattr unknown namespace", getxattr(at("file"), "bogus.x", buf, sizeof buf));
+    show("setxattr bad flags", setxattr(at("file"), "user.x", "1", 1, 4));
+    show("setxattr XATTR_REPLACE missing", setxattr(at("file"), "user.y", "1", 1, XATTR_REPLACE));
+    show("setxattr user.x", setxattr(at("file"), "user.x", "1", 1, 0));
+    show("setxattr XATTR_CREATE existing", setxattr(at("file"), "user.x", "1", 1, XATTR_CREATE));
+    show("getxattr 0 bytes", getxattr(at("file"), "user.x", NULL, 0) == 1 ? 0 : -1);
+    show("removexattr missing", removexattr(at("file"), "user.y"));
+    show("lgetxattr user.x of symlink", lgetxattr(at("lf"), "user.x", buf, sizeof buf));
+    show("lsetxattr user.x on symlink", lsetxattr(at("lf"), "user.x", "1", 1, 0));
+    printf("llistxattr symlink: %zd\n", llistxattr(at("lf"), buf, sizeof buf));
+    show("getxattr user.x through lf", getxattr(at("lf"), "user.x", buf, sizeof buf) == 1 ? 0 : -1);
+    if (pipe(p)) {
+        perror("pipe");
+        exit(99);
+    }
+    show("fgetxattr pipe", fgetxattr(p[0], "user.x", buf, sizeof buf));
+    show("fsetxattr pipe", fsetxattr(p[1], "user.x", "1", 1, 0));
+    printf("flistxattr pipe: %zd\n", flistxattr(p[0], buf, sizeof buf));
+    close(p[0]);
+    close(p[1]);
+    show("fgetxattr closed fd", fgetxattr(p[0], "user.x", buf, sizeof buf));
+    show("fgetxattr -1", fgetxattr(-1, "user.x", buf, sizeof buf));
+    show("flistxattr bad buffer", flistxattr(open(at("file"), O_RDONLY), (char *)8, 100));
+    show("getxattr bad name pointer", getxattr(at("file"), (char *)8, buf, sizeof buf));
+    show("removexattr user.x", removexattr(at("file"), "user.x"));
+    /* descriptors as directories, and the cwd */
+    int f = open(at("file"), O_RDONLY), d = open(at("d"), O_PATH | O_DIRECTORY);
+    closed("openat(file fd, x)", openat(f, "x", O_RDONLY));
+    show("mkdirat(file fd, x)", mkdirat(f, "x", 0755));
+    show("symlinkat(x, file fd, y)", symlinkat("x", f, "y"));
+    show("unlinkat(file fd, x)", unlinkat(f, "x", 0));
+    show("renameat(file fd, x, d, y)", renameat(f, "x", d, "y"));
+    show("linkat(O_PATH d, \"\", EMPTY_PATH)", linkat(d, "", AT_FDCWD, at("dl"), AT_EMPTY_PATH));
+    show("linkat(file fd, \"\", EMPTY_PATH)", linkat(f, "", AT_FDCWD, at("fl"), AT_EMPTY_PATH));
+    show("linkat lf SYMLINK_FOLLOW", linkat(AT_FDCWD, at("lf"), AT_FDCWD, at("fl2"), AT_SYMLINK_FOLLOW));
+    struct stat st;
+    show("lstat fl2", lstat(at("fl2"), &st));
+    printf("  fl2 is link %d\n", S_ISLNK(st.st_mode));
+    show("linkat lf no follow", linkat(AT_FDCWD, at("lf"), AT_FDCWD, at("fl3"), 0));
+    show("lstat fl3", lstat(at("fl3"), &st));
+    printf("  fl3 is link %d\n", S_ISLNK(st.st_mode));
+    closed("open O_PATH|O_CREAT missing", open(at("pc"), O_PATH | O_CREAT, 0644));
+    show("access pc", access(at("pc"), F_OK));
+    show("truncate -1", truncate(at("file"), -1));
+    show("fchmodat2 NOFOLLOW symlink", syscall(452 /* fchmodat2 */, AT_FDCWD, at("lf"), 0644,
+                                                 AT_SYMLINK_NOFOLLOW));
+    show("faccessat dangling NOFOLLOW", faccessat(AT_FDCWD, at("dangling"), F_OK,
+                                                 AT_SYMLINK_NOFOLLOW));
+    show("faccessat dangling", faccessat(AT_FDCWD, at("dangling"), F_OK, 0));
+    int in = inotify_init1(IN_CLOEXEC);
+    show("inotify mask 0", inotify_add_watch(in, at("file"), 0));
+    show("inotify ONLYDIR file", inotify_add_watch(in, at("file"), IN_MODIFY | IN_ONLYDIR));
+    show("inotify DONT_FOLLOW dangling", inotify_add_watch(in, at("dangling"),
+                                                           IN_ATTRIB | IN_DONT_FOLLOW) < 0 ? -1 : 0);
+    show("inotify dangling", inotify_add_watch(in, at("dangling"), IN_ATTRIB));
+    close(in);
+    show("syscall getcwd 0 bytes", syscall(SYS_getcwd, buf, 0));
+    show("syscall getcwd 1 byte", syscall(SYS_getcwd, buf, 1));
+    if (mkdir(at("gone"), 0755) || chdir(at("gone")) || rmdir(at("gone"))) {
+        perror("gone");
+        exit(99);
+    }
+    show("getcwd of a removed dir", syscall(SYS_getcwd, buf, sizeof buf) < 0 ? -1 : 0);
+    closed("open x O_CREAT in a removed cwd", open("x", O_RDWR | O_CREAT, 0644));
+    show("chdir back", chdir("/"));
+    close(f);
+    close(d);
+}
+
 /* An O_CREAT open of what exists, as `who` (and closed). */
 static void creat_open(const char *who, const char *name)
 {
@@ -878,7 +989,7 @@ int main(int argc, char **argv)
     umask(022);
     setup();
     const char *all[] = {"readlink", "openat2", "slashes", "stat", "opath", "events", "user",
-                         "realids", "rootcaps", "protected_regular", "protected_links"};
+                         "realids", "rootcaps", "protected_regular", "protected_links", "calls"};
     const char **which = argc > 1 ? (const char **)argv + 1 : all;
     int n = argc > 1 ? argc - 1 : (int)(sizeof all / sizeof *all);
     for (int i = 0; i < n; i++) {
@@ -893,6 +1004,8 @@ int main(int argc, char **argv)
             stat_flags();
         else if (!strcmp(which[i], "opath"))
             opath_fds();
+        else if (!strcmp(which[i], "calls"))
+            calls();
         else if (!strcmp(which[i], "events"))
             events("/etc/edges.conf");   /* the test puts it in the image */
         else if (!strcmp(which[i], "user") || !strcmp(which[i], "realids") ||
