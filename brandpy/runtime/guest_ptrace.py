@@ -85,11 +85,14 @@ class Tracee:
     # next close, are not the program's and its tracer does not see them.
     loading: int = 0           # LOAD_* below
     hidden: bool = False       # the call it is in is one of those
+    # An exec stop its tracer sees once the loader has mapped the program
+    # (a debugger sets breakpoints in it there), if it is not tracing syscalls.
+    deferred: int | None = None
 
     def real_request(self, request: int) -> int:
         """How the supervisor resumes it: as it would without the emulated
         tracer, but into the tracer's next syscall stop or single step."""
-        if self.mode == PTRACE_SYSCALL:
+        if self.mode == PTRACE_SYSCALL or self.deferred is not None:
             return PTRACE_SYSCALL
         if self.mode == PTRACE_SINGLESTEP and request == PTRACE_CONT:
             return PTRACE_SINGLESTEP
@@ -109,7 +112,6 @@ def hides(t: Tracee, nr: int) -> bool:
             t.loading = LOAD_NONE
     else:
         return False
-    t.hidden = True
     return True
 
 

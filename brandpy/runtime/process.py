@@ -28,6 +28,7 @@ class ExecImage:
     kernel_comm: bytes = b""     # the name the kernel gave it (the host file's, or ld.so's)
     loader_args: int = 0         # argv entries exec prepended: 4 (--argv0 form), 1, or 0
     cred: Cred | None = None     # emulated credentials the exec gives (setuid, capabilities)
+    program: tuple[int, int] | None = None   # (st_dev, st_ino) of what the loader maps
 
 
 @dataclass

@@ -18,13 +18,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from brandpy import scratch
 
+from .acting import tracee_memory
 from .ids import cred_of, gid_out, parent_out, pid_out, uid_out
-from .linux import read_in_ipc_ns
+from .linux import read_in_ipc_ns, vm_read
 from .mounts import Mount, split
 
 if TYPE_CHECKING:     # the sandbox owns its ProcFS and imports this module
@@ -32,7 +34,7 @@ if TYPE_CHECKING:     # the sandbox owns its ProcFS and imports this module
     from .sandbox import Sandbox
 
 _PID_FILE = re.compile(rb"^(\d+)(?:/task/(\d+))?/(stat|status|cmdline|comm|mounts|mountinfo|"
-                       rb"cgroup|timers|sched|children|fdinfo/\d+)$")
+                       rb"cgroup|timers|sched|children|fdinfo/\d+|auxv)$")
 _TASK_DIR = re.compile(rb"^(\d+)/task$")
 KERNEL_FILES = {b"sys/kernel/hostname", b"sys/kernel/domainname", b"sys/kernel/osrelease",
                 b"version", b"mounts", b"locks", b"loadavg", b"sys/kernel/ns_last_pid",
@@ -175,7 +177,7 @@ class ProcFS:
         fix: Callable[[bytes, Process | None, int], bytes] = {
             b"stat": self._stat, b"status": self._status, b"cmdline": self._cmdline,
             b"comm": self._comm, b"timers": self._timers, b"sched": self._sched,
-            b"children": self._children, b"fdinfo": self._fdinfo}[what]
+            b"children": self._children, b"fdinfo": self._fdinfo, b"auxv": self._auxv}[what]
         return fix(raw, proc, host)
 
     def materialize(self, tid: int, content: bytes) -> bytes:
@@ -225,11 +227,22 @@ class ProcFS:
             return proc.comm
         return real
 
+    def _state(self, state: bytes, host: int) -> bytes:
+        """A task in a ptrace stop of the supervisor's is, to the guest,
+        running (the reader itself) or sleeping: the tracing stop is
+        brandpy's, unless it is one of an emulated tracer's."""
+        if state == b"t":
+            traced = self.sb.ptraced.tracees.get(host)
+            if traced is not None and traced.stop is not None:
+                return state
+            return b"R" if host == self._reader_tid else b"S"
+        return state
+
     def _stat(self, raw: bytes, proc: Process | None, host: int) -> bytes:
         head, _, tail = raw.rpartition(b") ")
         pid, _, comm = head.partition(b" (")
         fields = tail.split(b" ")
-        fields[0] = _state(fields[0], host, self._reader_tid)
+        fields[0] = self._state(fields[0], host)
         # fields: state ppid pgrp session tty_nr tpgid ...
         fields[1] = b"%d" % parent_out(self.sb, host, int(fields[1]))
         for i in (2, 3, 5):
@@ -253,14 +266,28 @@ class ProcFS:
             elif key in (b"Uid", b"Gid", b"Groups") and self.sb.fake_ids and proc is not None:
                 line = _cred_line(key, proc)
             elif key == b"State":
-                state = _state(value.strip()[:1], host, self._reader_tid)
+                state = self._state(value.strip()[:1], host)
                 line = b"State:\t" + STATE_NAMES.get(state, value.strip())
-            elif key == b"TracerPid":
-                line = b"TracerPid:\t0"      # the supervisor is invisible
+            elif key == b"TracerPid":      # the supervisor is invisible; emulated tracers not
+                traced = self.sb.ptraced.tracees.get(host)
+                line = b"TracerPid:\t%d" % (self._guest(traced.tracer) if traced else 0)
             elif key == b"Ngid":
                 line = b"Ngid:\t0"
             out.append(line)
         return b"\n".join(out) + b"\n"
+
+    def _auxv(self, raw: bytes, proc: Process | None, host: int) -> bytes:
+        """A program brandpy started through the image's ld.so: the kernel
+        loaded ld.so as the program, the loader mapped the real one. Its
+        auxiliary vector says what the kernel would have (the program's
+        headers and entry, the loader's base as AT_BASE), as debuggers
+        read it to find the program and its libraries."""
+        if proc is None or proc.image is None or proc.image.program is None:
+            return raw
+        try:
+            return fix_auxv(raw, host, proc.image.program)
+        except (OSError, ValueError, struct.error):
+            return raw
 
     def _cmdline(self, raw: bytes, proc: Process | None, host: int) -> bytes:
         """Drop the `ld.so --argv0 NAME PROG` prefix exec added."""
@@ -402,6 +429,39 @@ _NOTIFY = re.compile(rb"(notify:\s*\S+/(?:tid|pid)\.)(\d+)")
 _SCHED = re.compile(rb"^(.*\()(\d+)(?=, #threads)")
 
 
+AT_PHDR, AT_PHNUM, AT_BASE, AT_ENTRY = 3, 5, 7, 9
+ET_DYN = 3
+
+
+def fix_auxv(raw: bytes, host: int, program: tuple[int, int]) -> bytes:
+    """raw with the values of a program the loader mapped (unchanged
+    until it is mapped)."""
+    aux = dict(struct.iter_unpack("<QQ", raw[:len(raw) // 16 * 16]))
+    base = loader = None
+    with open(f"/proc/{host}/maps", "rb") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) < 6 or int(fields[2], 16) != 0:
+                continue
+            start, end = (int(x, 16) for x in fields[0].split(b"-"))
+            major, minor = (int(x, 16) for x in fields[3].split(b":"))
+            if (os.makedev(major, minor), int(fields[4])) == program and base is None:
+                base = start
+            elif start <= aux.get(AT_PHDR, -1) < end:
+                loader = start
+    if base is None or loader is None:
+        return raw
+    with tracee_memory():
+        head = vm_read(host, base, 64)
+    e_type, e_entry, e_phoff = struct.unpack_from("<H", head, 16)[0], \
+        *struct.unpack_from("<QQ", head, 24)
+    e_phnum = struct.unpack_from("<H", head, 56)[0]
+    fixed = {AT_PHDR: base + e_phoff, AT_PHNUM: e_phnum, AT_BASE: loader,
+             AT_ENTRY: e_entry + (base if e_type == ET_DYN else 0)}
+    return b"".join(struct.pack("<QQ", key, fixed.get(key, value))
+                    for key, value in struct.iter_unpack("<QQ", raw[:len(raw) // 16 * 16]))
+
+
 def _cred_line(key: bytes, proc: Process) -> bytes:
     """Uid/Gid/Groups of /proc/PID/status with emulated identity."""
     c = proc.cred
@@ -411,12 +471,6 @@ def _cred_line(key: bytes, proc: Process) -> bytes:
     return key + b":\t" + b"\t".join(b"%d" % i for i in ids)
 
 
-def _state(state: bytes, host: int, reader_tid: int) -> bytes:
-    """A task in a ptrace stop of the supervisor's is, to the guest, running
-    (the reader itself) or sleeping: the tracing stop is brandpy's."""
-    if state == b"t":
-        return b"R" if host == reader_tid else b"S"
-    return state
 
 
 SHM = "/dev/shm"

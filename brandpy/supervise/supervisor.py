@@ -293,10 +293,15 @@ class Supervisor:
             # an execve waiting for its exit stop (the trace) still gets it
             request = PTRACE_SYSCALL if waiting else PTRACE_CONT
             traced = self.sb.ptraced.tracees.get(tid)   # (moved from the thread that exec'd)
-            if traced is not None and traced.options & O_TRACEEXEC:
-                self._report(traced, signal.SIGTRAP | EVENT_EXEC << 8, request)
-            elif traced is not None and not traced.seized:   # Linux's SIGTRAP after exec
-                self._report(traced, signal.SIGTRAP, request)
+            code = None if traced is None else signal.SIGTRAP | EVENT_EXEC << 8 \
+                if traced.options & O_TRACEEXEC else None if traced.seized \
+                else signal.SIGTRAP                     # Linux's SIGTRAP after exec
+            if traced is not None and code is not None and traced.loading and \
+                    traced.mode != PTRACE_SYSCALL:
+                traced.deferred = code
+                self._resume(tid, request=request)
+            elif traced is not None and code is not None:
+                self._report(traced, code, request)
             else:
                 self._resume(tid, request=request)
         elif event == PTRACE_EVENT_STOP:
@@ -363,12 +368,13 @@ class Supervisor:
         """PTRACE_SYSCALL's entry stop: it comes before seccomp, so brandpy
         handles the call on what the tracer leaves."""
         traced.shown_nr = None
-        if traced.loading:
+        if traced.loading or traced.deferred is not None:
             try:
                 nr = ptrace_getregs(traced.tid).orig_rax
             except Exception:
                 return   # gone; its exit follows
-            if hides(traced, nr):
+            if hides(traced, nr) or traced.deferred is not None:
+                traced.hidden = True
                 self._resume(traced.tid)
                 return
         self._report(traced, self._sysgood(traced))
@@ -383,7 +389,11 @@ class Supervisor:
         traced = self.sb.ptraced.tracees.get(tid)
         if traced is not None and traced.hidden:
             traced.hidden = False
-            self._resume(tid)
+            if traced.deferred is not None and not traced.loading:   # the program is mapped
+                code, traced.deferred = traced.deferred, None
+                self._report(traced, code)
+            else:
+                self._resume(tid)
         elif traced is not None and traced.mode == PTRACE_SYSCALL:
             self._report(traced, self._sysgood(traced), syscall_exit=True)
         else:

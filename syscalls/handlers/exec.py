@@ -79,6 +79,14 @@ def _host(call: Call, obj: Obj, guest: bytes) -> bytes:
     return obj.r.proc if obj.r.proc is not None else obj.r.host
 
 
+def _file_id(path: bytes) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: int) -> bool:
     """True when the call is now the exec; False when it was turned into
     a filter's installation first (it comes back)."""
@@ -91,7 +99,10 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
             return False
         if cred is not None and (cred.euid, cred.egid) != (cred.ruid, cred.rgid):
             _secure_env(call, envp_i)
+        program = None
         if interp is not None:
+            with as_supervisor():
+                program = _file_id(host)
             with find_path(call, interp) as loader:
                 _check_executable(call, loader)
                 prog = call.sb.resolver.relative_to_root(call.proc, guest)
@@ -108,7 +119,7 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
     call.proc.exec_pending = ExecImage(
         exe=guest, comm=comm, kernel_comm=os.path.basename(host)[:COMM_LEN],
         loader_args=0 if interp is None else 4 if argv[1:2] == [b"--argv0"] else 1,
-        cred=cred)
+        cred=cred, program=program)
 
     ptrs = [item if isinstance(item, int) else call.push_str(item) for item in argv]
     array = b"".join(p.to_bytes(8, "little") for p in ptrs) + bytes(8)

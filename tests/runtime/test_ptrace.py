@@ -21,6 +21,8 @@ STRACE = [*CLEAN_ENV, "strace", "-f", "-e", "trace=%file", "sh", "-c", "ls /"]
 GDB = "exec env -i PATH=/usr/bin:/bin HOME=/ gdb -nx -batch"
 RUN = (f"cd /src && {GDB} -ex 'break square' -ex run -ex bt -ex next -ex finish "
        "./debuggee 2>&1")
+THREADS = (f"cd /src && {GDB} -ex 'break work' -ex run -ex bt -ex 'info threads' -ex next "
+           "-ex finish ./threads 2>&1")
 # the sleeper is PID 2 in both; gdb, exec'd by the shell, PID 1
 ATTACH = ("cd /src && ./sleeper & p=$!; "
           "until [ \"$(cut -d' ' -f2,3 /proc/$p/stat)\" = '(sleeper) S' ]; do sleep 0.05; done; "
@@ -32,8 +34,9 @@ UNCONFINED = ("--security-opt", "seccomp=unconfined")
 
 @pytest.fixture(scope="session")
 def tools_rootfs(world_tmp: Path) -> Path:
-    """The Debian image with strace and gdb unpacked in it, and the two
-    debugged programs built with their sources in /src."""
+    """The Debian image with strace and gdb unpacked in it, and the
+    debugged programs built with their sources in /src (static, and one
+    against the image's libc: the host's is Debian 12's too)."""
     if not (TOOLS / "READY").exists():
         pytest.fail(f"{TOOLS} missing: run `make images` (tests/images/tools.sh)")
     root = copy_rootfs(IMAGES / "debian", world_tmp / "debian-tools")
@@ -49,9 +52,10 @@ def tools_rootfs(world_tmp: Path) -> Path:
     shutil.rmtree(stage)
     src = root / "src"
     src.mkdir()
-    for name in ("debuggee", "sleeper"):
+    for name, link in (("debuggee", ["-static"]), ("sleeper", ["-static"]),
+                       ("threads", ["-pthread"])):
         shutil.copy(REPO / "tests" / "programs" / f"{name}.c", src)
-        subprocess.run(["gcc", "-g", "-O0", "-static", f"-fdebug-prefix-map={src}=/src",
+        subprocess.run(["gcc", "-g", "-O0", *link, f"-fdebug-prefix-map={src}=/src",
                         "-o", name, f"{name}.c"], cwd=src, check=True)
     return root
 
@@ -86,6 +90,17 @@ def test_gdb_breakpoint_run_bt_next_finish(brandpy, tools_rootfs):
     assert "Value returned is $1 = 49" in want.out, want
     got = brandpy(tools_rootfs, ["sh", "-c", RUN], *UNCONFINED)
     assert got.out == want.out, got.err
+
+
+def test_gdb_on_a_dynamic_threaded_program(brandpy, tools_rootfs):
+    """brandpy starts a dynamic program through the image's ld.so, which maps
+    it where the kernel would not; gdb finds it (and its libraries, and
+    libthread_db) through /proc/PID/auxv, which says where it is."""
+    want = native(tools_rootfs, ["sh", "-c", THREADS])
+    assert "[Thread debugging using libthread_db enabled]" in want.out and \
+        'Thread 2 "threads" hit Breakpoint 1, work' in want.out, want
+    got = brandpy(tools_rootfs, ["sh", "-c", THREADS], *UNCONFINED)
+    assert addresses_aside(got.out) == addresses_aside(want.out), got.err
 
 
 def test_gdb_attaches_to_a_process_of_the_container(brandpy, tools_rootfs):
