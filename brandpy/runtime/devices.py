@@ -107,7 +107,8 @@ def gate(mounts: MountTable, root_of: Mount | None, kind: int, rdev: int, flags:
     return m
 
 
-def _inode(path: bytes) -> tuple[int, int] | None:
+def file_id(path: bytes) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of what path names, or None."""
     try:
         st = os.stat(path)
     except OSError:
@@ -115,7 +116,7 @@ def _inode(path: bytes) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-_PROC_KMSG = _inode(b"/proc/kmsg")
+_PROC_KMSG = file_id(b"/proc/kmsg")
 
 
 def proc_kmsg(st: os.stat_result, cred: Cred) -> None:

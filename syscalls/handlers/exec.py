@@ -30,6 +30,7 @@ from brandpy.fsmeta import Override
 from brandpy.runtime import binfmt, dac
 from brandpy.runtime.acting import as_supervisor, as_tracee
 from brandpy.runtime.call import Call
+from brandpy.runtime.devices import file_id
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.identity import Cred
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
@@ -79,14 +80,6 @@ def _host(call: Call, obj: Obj, guest: bytes) -> bytes:
     return obj.r.proc if obj.r.proc is not None else obj.r.host
 
 
-def _file_id(path: bytes) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: int) -> bool:
     """True when the call is now the exec; False when it was turned into
     a filter's installation first (it comes back)."""
@@ -102,7 +95,7 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
         program = None
         if interp is not None:
             with as_supervisor():
-                program = _file_id(host)
+                program = file_id(host)
             with find_path(call, interp) as loader:
                 _check_executable(call, loader)
                 prog = call.sb.resolver.relative_to_root(call.proc, guest)
