@@ -116,6 +116,9 @@ class PtyView:
         os.makedirs(self.dir, exist_ok=True)
         self._dirfd = os.open(self.dir, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         _empty(self.dir)    # what a former run of the container left: its ptys are gone
+        # a devpts' own ptmx (Docker's /dev/ptmx links to it): the host's, as /dev/ptmx is
+        self._ptmx = Mount(PTS + b"/ptmx", b"/dev/ptmx", kind="device")
+        self._name(b"ptmx")
         self.held: dict[int, tuple[int, Mount]] = {}    # number -> (dentry fd, its mount)
         self._next_prune = PRUNE_AT
 
@@ -144,7 +147,11 @@ class PtyView:
         name = b"%d" % number
         self.held[number] = (dentry, Mount(PTS + b"/" + name, PTS + b"/" + name, kind="pty"))
         self.changed(number, dentry)
-        try:     # its name in listings; a name the container made there is its own
+        self._name(name)
+
+    def _name(self, name: bytes) -> None:
+        """A name in listings; one the container made there is its own."""
+        try:
             os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                              0o600, dir_fd=self._dirfd))
         except OSError:
@@ -152,7 +159,9 @@ class PtyView:
 
     def mount(self, name: bytes) -> Mount | None:
         """The mount a name in /dev/pts resolves to: one of the container's
-        live ptys, else None (the view's directory answers)."""
+        live ptys or its ptmx, else None (the view's directory answers)."""
+        if name == b"ptmx":
+            return self._ptmx
         if not name.isdigit() or name != b"%d" % int(name):
             return None
         number = int(name)

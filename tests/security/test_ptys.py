@@ -10,6 +10,7 @@ under both engines, as root and as uid 65534.
 - A master the container closes hangs up its slave at once, as on Linux.
 - A pty whose slave it opens from the master (TIOCGPTPEER, as openpty()
   does) is named too, without its number asked: ttyname() works.
+- /dev/pts/ptmx, a devpts' own multiplexer, makes ptys as /dev/ptmx does.
 - The view (brandpy/runtime/ptys.py) names a pty from its master only: a
   slave the container holds (a caller's terminal) is not named by its
   TIOCGPTN; it forgets a pty once the kernel freed it, and starts empty
@@ -55,7 +56,7 @@ CELLS = [pytest.param(Cell(e, u, False), id=f"{e}-{u}") for e in ENGINES
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("mode,count", [("seq", 300), ("held", 100), ("hangup", 0),
-                                        ("peer", 0)])
+                                        ("peer", 0), ("ptmx", 0)])
 def test_many_ptys(mode: str, count: int, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
     rootfs = rootfs_for(cell.uid, "pty_churn")
     stats = rootfs / "stats.json"        # written by the supervisor, as the cell's user
@@ -112,7 +113,7 @@ def test_the_view_names_a_master_s_pty_and_forgets_it_freed(world_tmp: Path) -> 
     (dev / "pts" / "7").touch()
     changed: list[tuple[int, bool]] = []
     view = PtyView(bytes(dev), lambda n, fd: changed.append((n, fd >= 0)))
-    assert os.listdir(dev / "pts") == []
+    assert os.listdir(dev / "pts") == ["ptmx"]
     master, slave = os.openpty()
     try:
         number = int(os.ttyname(slave).rsplit("/", 1)[1])
@@ -121,12 +122,12 @@ def test_the_view_names_a_master_s_pty_and_forgets_it_freed(world_tmp: Path) -> 
         assert view.mount(name) is None and not changed
         view.adopt(os.dup(master), masters_only=True)
         assert view.mount(name) is not None and changed == [(number, True)]
-        assert os.listdir(dev / "pts") == [str(number)]
+        assert sorted(os.listdir(dev / "pts")) == sorted([str(number), "ptmx"])
         os.close(slave)
         os.close(master)
         master = slave = -1
         assert view.mount(name) is None       # freed by the kernel: forgotten
-        assert changed[-1] == (number, False) and os.listdir(dev / "pts") == []
+        assert changed[-1] == (number, False) and os.listdir(dev / "pts") == ["ptmx"]
     finally:
         for fd in (master, slave):
             if fd >= 0:

@@ -14,6 +14,8 @@
  *   peer       a pty whose slave it opens from the master (TIOCGPTPEER, as
  *              openpty() does), never asking its number: ttyname() of the
  *              slave names it, that name opens, and /dev/pts lists it
+ *   ptmx       a pty made with /dev/pts/ptmx, the devpts' own multiplexer,
+ *              which /dev/pts lists
  *   reach PATH another session's terminal, by a path the kernel walks (the
  *              tests break the open handler to hand it the raw path): prints
  *              "OPENED PATH" or "REFUSED PATH errno"
@@ -274,6 +276,42 @@ static void peer(void)
         printf("OK peer %s\n", name);
 }
 
+static void devpts_ptmx(void)
+{
+    int unlock = 0, n;
+    char name[64];
+    static char in[1];
+    int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY);
+    if (master < 0) {
+        fail("open /dev/pts/ptmx", 0, errno);
+        return;
+    }
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || ptsname_r(master, name, sizeof name)) {
+        fail("unlock, ptsname", 0, errno);
+        return;
+    }
+    int slave = open(name, O_RDWR | O_NOCTTY);
+    struct termios t;
+    if (slave < 0) {
+        fail("open the slave", 0, errno);
+    } else if (tcgetattr(slave, &t) == 0) {
+        cfmakeraw(&t);
+        tcsetattr(slave, TCSANOW, &t);
+        talk(0, master, slave);
+    }
+    DIR *d = opendir("/dev/pts");
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        in[0] |= !strcmp(e->d_name, "ptmx");
+    if (d)
+        closedir(d);
+    n = atoi(name + strlen("/dev/pts/"));
+    if (!in[0])
+        fail("ptmx not listed", n, 0);
+    if (!failures)
+        printf("OK ptmx %s\n", name);
+}
+
 static void reach(const char *path)
 {
     int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK);
@@ -302,10 +340,12 @@ int main(int argc, char **argv)
         hangup();
     else if (!strcmp(mode, "peer"))
         peer();
+    else if (!strcmp(mode, "ptmx"))
+        devpts_ptmx();
     else if (!strcmp(mode, "reach") && argc > 2)
         reach(argv[2]);
     else {
-        fprintf(stderr, "usage: %s seq N | held N | release | hangup | peer | reach PATH\n", argv[0]);
+        fprintf(stderr, "usage: %s seq N | held N | release | hangup | peer | ptmx | reach PATH\n", argv[0]);
         return 2;
     }
     return failures ? 1 : 0;
