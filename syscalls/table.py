@@ -432,7 +432,7 @@ SPEC: dict[str, Spec] = {
     "ptrace": trace(guest_ptrace.ptrace, "emulated (the supervisor is the real tracer): "
                     "TRACEME, ATTACH, SEIZE, INTERRUPT, CONT, SYSCALL, SINGLESTEP, LISTEN, "
                     "DETACH, KILL, PEEK/POKE text, data and user, GET/SETREGS, GET/SETFPREGS, "
-                    "GET/SETREGSET, SETOPTIONS (not TRACESECCOMP and TRACEVFORKDONE "
+                    "GET/SETREGSET, SETOPTIONS (not TRACESECCOMP's "
                     "events), GETEVENTMSG, GET/SETSIGINFO, GET/SETSIGMASK, GET_SYSCALL_INFO; "
                     "stops reported by wait4/waitid with container PIDs; only the "
                     "container's processes, by Linux's rules (no Yama)", support=PARTIAL),

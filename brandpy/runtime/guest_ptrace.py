@@ -43,7 +43,8 @@ O_TRACESYSGOOD, O_TRACEFORK, O_TRACEVFORK, O_TRACECLONE = 0x01, 0x02, 0x04, 0x08
 O_TRACEEXEC, O_TRACEVFORKDONE, O_TRACEEXIT, O_TRACESECCOMP = 0x10, 0x20, 0x40, 0x80
 O_EXITKILL, O_SUSPEND_SECCOMP = 0x100000, 0x200000
 OPTIONS = 0xFF | O_EXITKILL | O_SUSPEND_SECCOMP
-EVENT_FORK, EVENT_VFORK, EVENT_CLONE, EVENT_EXEC, EVENT_EXIT, EVENT_STOP = 1, 2, 3, 4, 6, 128
+EVENT_FORK, EVENT_VFORK, EVENT_CLONE, EVENT_EXEC, EVENT_VFORK_DONE, EVENT_EXIT = 1, 2, 3, 4, 5, 6
+EVENT_STOP = 128
 EVENT_OPTION = {EVENT_FORK: O_TRACEFORK, EVENT_VFORK: O_TRACEVFORK, EVENT_CLONE: O_TRACECLONE}
 
 SIGTRAP = int(signal.SIGTRAP)
@@ -79,7 +80,7 @@ class Tracee:
     new: bool = False          # auto-attached: its first stop is its tracer's
     listened: bool = False     # its tracer parked it with PTRACE_LISTEN
     shown_nr: int | None = None   # the syscall number its entry showed, if brandpy changed it
-    exit_events: bool = False  # the supervisor asked the kernel for its PTRACE_EVENT_EXIT
+    exit_events: bool = False  # the supervisor asked the kernel for its EXIT and VFORK_DONE events
     # The guest's ELF loader mapping the program after an exec through it
     # (the kernel does that natively): its calls, from the first open to the
     # next close, are not the program's and its tracer does not see them.

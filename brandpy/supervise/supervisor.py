@@ -31,12 +31,14 @@ from brandpy.runtime.guest_ptrace import (
     EVENT_EXEC,
     EVENT_EXIT,
     EVENT_OPTION,
+    EVENT_VFORK_DONE,
     LOAD_NONE,
     LOAD_OPEN,
     O_EXITKILL,
     O_TRACEEXEC,
     O_TRACEEXIT,
     O_TRACESYSGOOD,
+    O_TRACEVFORKDONE,
     Tracee,
     hides,
     stopped,
@@ -263,11 +265,13 @@ class Supervisor:
                 self._syscall_entry(traced)
             else:
                 self._on_syscall_exit(tid)
-        elif sig == signal.SIGTRAP and event == EVENT_EXIT:
-            self.sb.stats.event_stops += 1
-            if traced is not None and traced.options & O_TRACEEXIT:
-                traced.message = linux.geteventmsg(tid)
-                self._report(traced, signal.SIGTRAP | EVENT_EXIT << 8)
+        elif sig == signal.SIGTRAP and event in (EVENT_EXIT, EVENT_VFORK_DONE):
+            self.sb.stats.event_stops += 1   # (asked for its tracer's sake: _report)
+            wanted = O_TRACEEXIT if event == EVENT_EXIT else O_TRACEVFORKDONE
+            if traced is not None and traced.options & wanted:
+                msg = linux.geteventmsg(tid)   # the exit status, or the vfork child's TID
+                traced.message = msg if event == EVENT_EXIT else self.sb.pids.to_guest(msg)
+                self._report(traced, signal.SIGTRAP | event << 8)
             else:
                 self._resume(tid)
         elif sig == signal.SIGTRAP and event in (PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK,
@@ -352,7 +356,8 @@ class Supervisor:
         tid = traced.tid
         if not traced.exit_events:   # (stopped now: options can be set)
             traced.exit_events = True
-            self._ptrace(PTRACE_SETOPTIONS, tid, 0, linux.TRACE_OPTIONS | O_TRACEEXIT)
+            self._ptrace(PTRACE_SETOPTIONS, tid, 0,
+                         linux.TRACE_OPTIONS | O_TRACEEXIT | O_TRACEVFORKDONE)
 
         def resume(how: int, sig: int) -> None:
             if how == PTRACE_LISTEN:
