@@ -246,8 +246,14 @@ def probe_bin(world_tmp: Path) -> Path:
 
 
 def install_probe(rootfs: Path, probe: Path) -> None:
-    dest = rootfs / "usr" / "bin" / "probe"
-    shutil.copy(probe, dest)
+    install_program(rootfs, probe)
+
+
+def install_program(rootfs: Path, program: Path) -> None:
+    """A built program at /usr/bin/NAME of rootfs, owned as the rootfs is."""
+    dest = rootfs / "usr" / "bin" / program.name
+    dest.write_bytes(program.read_bytes())
+    dest.chmod(0o755)
     os.chown(dest, rootfs.stat().st_uid, rootfs.stat().st_gid)
 
 

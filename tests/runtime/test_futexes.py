@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import build_program, chroot_run
+from tests.conftest import build_program, chroot_run, install_program
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the chroot reference needs root")
 
@@ -21,17 +21,10 @@ def futexes_bin(world_tmp: Path) -> Path:
     return build_program("futexes", world_tmp)
 
 
-def _install(rootfs: Path, program: Path) -> None:
-    dest = rootfs / "usr" / "bin" / "futexes"
-    dest.write_bytes(program.read_bytes())
-    dest.chmod(0o755)
-    os.chown(dest, rootfs.stat().st_uid, rootfs.stat().st_gid)
-
-
 def test_pi_and_robust_futexes_as_linux(brandpy, busybox, futexes_bin):
     if brandpy.user == "nobody":
         pytest.skip("unprivileged, the kernel's TIDs are the host's (README, Limits)")
-    _install(busybox, futexes_bin)
+    install_program(busybox, futexes_bin)
     native = chroot_run(busybox, ["/usr/bin/futexes"])
     assert native.status == 0 and native.out.count(": ok\n") == 4, native
     mine = brandpy(busybox, ["/usr/bin/futexes"], timeout=60)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import build_program, chroot_run
+from tests.conftest import build_program, chroot_run, install_program
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the chroot reference needs root")
 
@@ -28,18 +28,11 @@ def ids_bin(world_tmp: Path) -> Path:
     return build_program("ids", world_tmp)
 
 
-def _install(rootfs: Path, program: Path) -> None:
-    dest = rootfs / "usr" / "bin" / "ids"
-    dest.write_bytes(program.read_bytes())
-    dest.chmod(0o755)
-    os.chown(dest, rootfs.stat().st_uid, rootfs.stat().st_gid)
-
-
 @pytest.fixture(scope="module")
 def native(ids_bin: Path, world_tmp: Path, busybox_image: Path) -> list[str]:
     rootfs = world_tmp / "ids-native"
     subprocess.run(["cp", "-a", str(busybox_image), str(rootfs)], check=True)
-    _install(rootfs, ids_bin)
+    install_program(rootfs, ids_bin)
     ref = chroot_run(rootfs, ["/usr/bin/ids"])
     assert ref.status == 0, ref
     return ref.out.splitlines()
@@ -50,7 +43,7 @@ def _kept(lines: list[str]) -> list[str]:
 
 
 def test_ids_are_the_containers(brandpy, busybox, ids_bin, native):
-    _install(busybox, ids_bin)
+    install_program(busybox, ids_bin)
     mine = brandpy(busybox, ["/usr/bin/ids"], *OPTIONS, timeout=60)
     assert mine.status == 0, mine
     assert len(native) > 200 and "SCM_CREDENTIALS implicit: 1" in native

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Result, build_program, chroot_run
+from tests.conftest import Result, build_program, chroot_run, install_program
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the chroot reference needs root")
 
@@ -24,17 +24,10 @@ def perms_bin(world_tmp: Path) -> Path:
     return build_program("perms", world_tmp)
 
 
-def _install(rootfs: Path, program: Path) -> None:
-    dest = rootfs / "usr" / "bin" / "perms"
-    dest.write_bytes(program.read_bytes())
-    dest.chmod(0o755)
-    os.chown(dest, rootfs.stat().st_uid, rootfs.stat().st_gid)
-
-
 def _compare(brandpy, debian_shared: Path, perms_bin: Path, section: str) -> tuple[Result, Result]:
     """The section natively and under brandpy, in the Debian image (so
     both static and dynamic programs are exec'd)."""
-    _install(debian_shared, perms_bin)
+    install_program(debian_shared, perms_bin)
     native = chroot_run(debian_shared, ["/usr/bin/perms", section])
     assert native.status == 0, native
     mine = brandpy(debian_shared, ["/usr/bin/perms", section], *OPTIONS, timeout=60)
@@ -88,7 +81,7 @@ def test_setuid_programs_elevate(brandpy, debian_shared, perms_bin):
 def test_no_new_privileges_stops_elevation(brandpy, debian_shared, perms_bin):
     if brandpy.user == "root":
         pytest.skip(REAL_SETUID)
-    _install(debian_shared, perms_bin)
+    install_program(debian_shared, perms_bin)
     argv = ["/usr/bin/perms", "setuid"]
     native = chroot_run(debian_shared, ["setpriv", "--no-new-privs", *argv])
     assert native.status == 0, native
