@@ -157,11 +157,21 @@ def _chain(call: Call, dirfd: int, path: bytes, flags: int, argv: list[bytes | i
 def _exec_cred(call: Call, view: Override) -> Cred:
     """Emulated identity: the credentials this exec gives the caller. The
     setuid and setgid bits count as the container sees the file (fake
-    ownership included); --security-opt no-new-privileges stops them."""
+    ownership included); --security-opt no-new-privileges stops them, and
+    so does a tracer without CAP_SYS_PTRACE (Linux's LSM_UNSAFE_PTRACE: it
+    could take the elevated program over)."""
     owner = view.uid if view.mode & stat.S_ISUID else None
     group = view.gid if view.mode & stat.S_ISGID and view.mode & stat.S_IXGRP else None
     return call.proc.cred.after_exec(owner, group, call.sb.caps,
-                                     call.sb.config.no_new_privileges)
+                                     call.sb.config.no_new_privileges or _traced_unsafely(call))
+
+
+def _traced_unsafely(call: Call) -> bool:
+    traced = call.sb.ptraced.tracees.get(call.tid)
+    if traced is None:
+        return False
+    tracer = call.sb.procs.get(traced.tracer)
+    return tracer is None or not tracer.cred.capable("CAP_SYS_PTRACE")
 
 
 def _ids_trapped(call: Call, cred: Cred) -> bool:

@@ -12,10 +12,16 @@ tests/security/programs/ptrace_attack.c, as the entrypoint:
 - attach: PTRACE_ATTACH, SEIZE, PEEKDATA, POKEUSER, INTERRUPT and KILL of
   a host process of the same user: its PID names nothing in the container
   (ESRCH), and the process is untouched.
+- suid: with emulated identities a setuid-root program elevates a
+  container user, but not while a tracer without CAP_SYS_PTRACE traces it
+  (Linux's LSM_UNSAFE_PTRACE), which could take it over; before, it did
+  (TRACED EUID 0).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,11 +29,13 @@ import pytest
 
 from tests.conftest import SETPRIV
 
-from .conftest import Cell, runner_for, spread
+from .conftest import CELLS, Cell, runner_for, spread
 from .harness import run_attack
 
 BOUND_S = 20.0
 CASES = spread(["rewrite", "attach"])
+# emulated identities: an unprivileged supervisor's (as root, setuid never elevates)
+EMULATED_IDS = [pytest.param(c, id=c.id) for c in CELLS if c.user == "nobody"]
 
 
 def test_rewrite_escapes_natively(canary_for, security_bin: Path) -> None:
@@ -63,3 +71,15 @@ def test_guest_tracer_cannot_escape(case: str, cell: Cell, canary_for, rootfs_fo
     finally:
         peer.kill()
         peer.wait()
+
+
+@pytest.mark.parametrize("cell", EMULATED_IDS)
+def test_traced_exec_does_not_elevate(cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
+    runner = runner_for(cell, unpriv_pythonpath)
+    rootfs = rootfs_for(cell.uid, "ptrace_attack")
+    suid = rootfs / "attack-suid"
+    shutil.copy(rootfs / "attack", suid)
+    os.chown(suid, cell.uid, cell.uid)     # the container's root (its host user)
+    suid.chmod(0o4755)
+    r = runner(rootfs, ["/attack", "suid", "/attack-suid"], "--user", "1000", *cell.opts())
+    assert "EUID 0\n" in r.out and "TRACED EUID 1000\n" in r.out, r

@@ -11,6 +11,11 @@
  *                  host's file. The child prints what it read ("READ ..."),
  *                  writes "OWNED" into what it opened for writing, says
  *                  "FAILED open|stat ERRNO" for a refused call.
+ *   suid PROG      PROG is this program, setuid root: runs "PROG euid" untraced
+ *                  ("EUID n": the control), then under PTRACE_TRACEME
+ *                  ("TRACED EUID n"): a traced exec must not elevate (the
+ *                  tracer could take the elevated program over)
+ *   euid           prints "EUID n" with the effective UID
  *   attach PID     PTRACE_ATTACH and PTRACE_SEIZE a host process (not the
  *                  container's), then PEEKDATA, POKEUSER and PTRACE_KILL it;
  *                  prints "ATTACHED" or "REFUSED <errno name>" for each.
@@ -159,15 +164,43 @@ static void attach(pid_t pid)
     report("PTRACE_KILL", ptrace(PTRACE_KILL, pid, 0, 0));
 }
 
+static void suid(const char *prog)
+{
+    for (int traced = 0; traced < 2; traced++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (traced && ptrace(PTRACE_TRACEME, 0, 0, 0) < 0) {
+                perror("PTRACE_TRACEME");
+                _exit(1);
+            }
+            execl(prog, prog, traced ? "traced-euid" : "euid", (char *)NULL);
+            _exit(127);
+        }
+        int status;
+        while (waitpid(pid, &status, 0) == pid && WIFSTOPPED(status))
+            ptrace(PTRACE_CONT, pid, 0, WSTOPSIG(status) == SIGTRAP ? 0 : WSTOPSIG(status));
+    }
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (argc == 3 && strcmp(argv[1], "rewrite") == 0)
+    if (argc == 2 && strcmp(argv[1], "euid") == 0) {
+        printf("EUID %d\n", (int)geteuid());
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "traced-euid") == 0) {
+        printf("TRACED EUID %d\n", (int)geteuid());
+        return 0;
+    }
+    if (argc == 3 && strcmp(argv[1], "suid") == 0)
+        suid(argv[2]);
+    else if (argc == 3 && strcmp(argv[1], "rewrite") == 0)
         rewrite(argv[2]);
     else if (argc == 3 && strcmp(argv[1], "attach") == 0)
         attach(atoi(argv[2]));
     else {
-        fprintf(stderr, "usage: %s rewrite DIR | attach PID\n", argv[0]);
+        fprintf(stderr, "usage: %s rewrite DIR | suid PROG | attach PID\n", argv[0]);
         return 2;
     }
     printf("DONE\n");
