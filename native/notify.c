@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/limits.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <stdio.h>
@@ -1253,6 +1254,82 @@ static long gettid_(struct ctx *c)
     return c->t->guest_tid;
 }
 
+/* -- xattrs of an open file --------------------------------------------------------------- */
+
+/* brandpy's own bookkeeping, never the container's (fs.py OWN_XATTRS). */
+static int own_xattr(const char *name)
+{
+    return !strcmp(name, OVERRIDE_XATTR) || !strcmp(name, IMAGE_MARKER);
+}
+
+/* The names of fd's xattrs without brandpy's own, into out (*len bytes). */
+static long listed(int fd, char *out, size_t *len)
+{
+    char all[XATTR_LIST_MAX];
+    ssize_t n = flistxattr(fd, all, sizeof all);
+    if (n < 0)
+        return -errno;
+    *len = 0;
+    for (char *name = all; name < all + n; name += strlen(name) + 1) {
+        if (!own_xattr(name)) {
+            memcpy(out + *len, name, strlen(name) + 1);
+            *len += strlen(name) + 1;
+        }
+    }
+    return 0;
+}
+
+static long xattr_of_fd(struct ctx *c, int fd)
+{
+    char buf[XATTR_SIZE_MAX];
+    size_t len = 0;
+    long rc;
+    if (c->req->data.nr == SYS_flistxattr) {
+        rc = listed(fd, buf, &len);
+        if (rc)
+            return rc;
+    } else {
+        char name[XATTR_NAME_MAX + 1];
+        rc = read_str(c->req->pid, arg(c, 1), name, sizeof name);
+        if (rc)
+            return rc == -ENAMETOOLONG ? -ERANGE : rc;
+        if (!name[0])
+            return -ERANGE;
+        if (own_xattr(name))
+            return -ENODATA;
+        ssize_t n = fgetxattr(fd, name, buf, sizeof buf);
+        if (n < 0)
+            return -errno;
+        len = (size_t)n;
+    }
+    int last = c->req->data.nr == SYS_flistxattr ? 2 : 3;
+    if (!arg(c, last))
+        return (long)len;                /* the size wanted */
+    if (len > arg(c, last))
+        return -ERANGE;
+    rc = write_mem(c->req->pid, arg(c, last - 1), buf, len);
+    return rc ? rc : (long)len;
+}
+
+/* fgetxattr and flistxattr, made on the caller's open file (pidfd_getfd:
+ * pipes and sockets too) with brandpy's own xattrs hidden, for a root
+ * holding the filesystem capabilities (others' user.* read check is
+ * Python's, syscalls/handlers/fs.py). An O_PATH fd is EBADF, as fdget's. */
+static long xattr_fd(struct ctx *c)
+{
+    if (!as_self(c))
+        return BP_FALLBACK;
+    int pidfd = (int)syscall(SYS_pidfd_open, c->t->tgid, 0);
+    if (pidfd < 0)
+        return BP_FALLBACK;
+    int fd = (int)syscall(SYS_pidfd_getfd, pidfd, iarg(c, 0), 0);
+    long rc = fd < 0 ? -errno : fcntl(fd, F_GETFL) & O_PATH ? -EBADF : xattr_of_fd(c, fd);
+    if (fd >= 0)
+        close(fd);
+    close(pidfd);
+    return rc;
+}
+
 typedef long (*handler)(struct ctx *);
 
 /* The calls C answers (else Python: NULL), by syscall number. */
@@ -1291,6 +1368,8 @@ static handler handler_of(int nr)
         return utimens_family;
     case SYS_sendmsg: case SYS_sendmmsg:
         return send_family;
+    case SYS_fgetxattr: case SYS_flistxattr:
+        return xattr_fd;
     default:
         return NULL;
     }

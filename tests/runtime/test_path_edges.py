@@ -16,6 +16,7 @@ open and close (the supervisor's copy-up probe, Python engine); the C engine rea
 symlink fd's target as ENOENT and let a non-root user stat below a
 directory it may not search."""
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -69,13 +70,20 @@ def native(edges_bin: Path, world_tmp: Path, busybox_image: Path) -> dict[str, l
     return _sections(ref.out)
 
 
-def test_brandpys_own_xattrs_are_not_the_containers(brandpy, busybox, edges_bin):
+def test_brandpys_own_xattrs_are_not_the_containers(brandpy, busybox, edges_bin, outdir):
     """The fake ownership and image marker xattrs cannot be set, removed,
     read or listed by the container (unprivileged, writing the first made
-    any user any file's owner)."""
+    any user any file's owner); the native engine answers its root's
+    fgetxattr and flistxattr in C."""
     _install(busybox, edges_bin)
-    mine = brandpy(busybox, ["/usr/bin/pathedges", "ownxattrs"], *OPTIONS, timeout=60)
+    stats = outdir / "stats.json"
+    mine = brandpy(busybox, ["/usr/bin/pathedges", "ownxattrs"], *OPTIONS, "--stats-json",
+                   str(stats), timeout=60)
     assert mine.status == 0, mine
+    if brandpy.engine == "native":
+        notified = json.loads(stats.read_text())["Notified"]
+        by_fd = {name: notified[name]["InPython"] for name in ("fgetxattr", "flistxattr")}
+        assert by_fd == {"fgetxattr": 0, "flistxattr": 0}, by_fd
     for name in ("user.containers.override_stat", "user.brandpy.image"):
         for call in ("set", "fset", "remove"):
             assert f"{call} {name}: EPERM" in mine.out, mine
