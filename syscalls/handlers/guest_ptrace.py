@@ -393,8 +393,14 @@ def wait(call: Call, wanted: Callable[[int], bool], options: int, ordinary: bool
     if options & 1:   # WNOHANG
         return True, 0
     call.set_nr(SYS_pause)
-    call.after(lambda c, result: None)   # its exit stop: a restart is wait's again
+    call.after(lambda c, result: waited(c))   # its exit stop: a restart is wait's again
     return True, None
+
+
+def waited(call: Call) -> None:
+    """A wait is over: a stop to come no longer interrupts the thread."""
+    if call.sb.ptraced.waiters.get(call.proc.tgid) == call.tid:
+        del call.sb.ptraced.waiters[call.proc.tgid]
 
 
 def selector(call: Call, pid: int) -> Callable[[int], bool]:

@@ -335,7 +335,11 @@ def wait4(call: Call) -> int | None:
         call.set_arg(0, _waitable(_host_pid, call, pid))
     elif pid < -1:
         call.set_arg(0, -_waitable(_container_pgrp, call, -pid))
-    call.after(lambda c, result: c.sb.pids.reaped(result) if result > 0 else None)
+    def after(c: Call, result: int) -> int | None:
+        guest_ptrace.waited(c)
+        return c.sb.pids.reaped(result) if result > 0 else None   # the child's container PID
+
+    call.after(after)
     return None
 
 
@@ -368,6 +372,7 @@ def waitid(call: Call) -> int | None:
         raise
 
     def after(c: Call, result: int) -> None:
+        guest_ptrace.waited(c)
         if result == 0 and infop:
             info = c.read(infop, 24)
             host = struct.unpack_from("<i", info, 16)[0]
