@@ -822,6 +822,36 @@ static void calls(void)
     show("chdir back", chdir("/"));
     close(f);
     close(d);
+    /* modes given at creation, as stat shows them */
+    mode_t modes[] = {01777, 07777, 04755, 02755};
+    for (unsigned i = 0; i < sizeof modes / sizeof *modes; i++) {
+        char what[64], name[16];
+        snprintf(name, sizeof name, "m%o", modes[i]);
+        snprintf(what, sizeof what, "mkdir %s", name);
+        show(what, mkdir(at(name), modes[i]));
+        if (!stat(at(name), &st))
+            printf("  mode %o\n", st.st_mode);
+        snprintf(name, sizeof name, "f%o", modes[i]);
+        snprintf(what, sizeof what, "creat %s", name);
+        closed(what, open(at(name), O_WRONLY | O_CREAT, modes[i]));
+        if (!stat(at(name), &st))
+            printf("  mode %o\n", st.st_mode);
+        snprintf(name, sizeof name, "p%o", modes[i]);
+        snprintf(what, sizeof what, "mkfifo %s", name);
+        show(what, mkfifo(at(name), modes[i]));
+        if (!stat(at(name), &st))
+            printf("  mode %o\n", st.st_mode);
+    }
+    struct {
+        unsigned long long value;
+        unsigned int size, flags;
+    } xa = {(unsigned long)buf, sizeof buf, 0};
+    show("getxattrat bad at-flags", syscall(464 /* getxattrat */, AT_FDCWD, at("file"), 0x8,
+                                            "user.x", &xa, sizeof xa));
+    show("getxattrat short args", syscall(464, AT_FDCWD, at("file"), 0, "user.x", &xa, 8));
+    show("getxattrat missing", syscall(464, AT_FDCWD, at("file"), 0, "user.x", &xa, sizeof xa));
+    printf("listxattrat: %ld\n", syscall(465 /* listxattrat */, AT_FDCWD, at("file"), 0, buf,
+                                         sizeof buf));
 }
 
 /* An O_CREAT open of what exists, as `who` (and closed). */
@@ -870,6 +900,9 @@ static void protected_regular(void)
     creat_open("root", "ps/uf");
     closed("root: open ps/uf", open(at("ps/uf"), O_RDWR));
     creat_open("root", "pg/tf");
+    struct open_how how = {.flags = O_RDWR | O_CREAT, .mode = 0644};
+    closed("root: openat2 O_CREAT ps/uf", syscall(SYS_openat2, AT_FDCWD, at("ps/uf"), &how,
+                                                  sizeof how));
     show("root: creat ps/uf", creat(at("ps/uf"), 0644) < 0 ? -1 : 0);
     fflush(stdout);
     if (fork() == 0) {
