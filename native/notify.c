@@ -509,15 +509,7 @@ static long readlink_family(struct ctx *c)
     return rc ? rc : n;
 }
 
-/* A cwd removed since (its link reads "PATH (deleted)", and no name is
- * left): Linux's getcwd answers ENOENT. */
-static int removed_dir(const char *link, const char *host, ssize_t n)
-{
-    static const char deleted[] = " (deleted)";
-    struct stat st;
-    return n >= (ssize_t)sizeof deleted - 1 && !strcmp(host + n - (sizeof deleted - 1), deleted) &&
-           stat(link, &st) == 0 && st.st_nlink == 0;
-}
+int bp_removed_dir(const char *link, const char *host, ssize_t n);     /* resolve.c */
 
 static long getcwd_(struct ctx *c)
 {
@@ -529,8 +521,8 @@ static long getcwd_(struct ctx *c)
     if (n < 0)
         return -errno;
     host[n] = 0;
-    if (removed_dir(link, host, n))
-        return -ENOENT;
+    if (bp_removed_dir(link, host, n))
+        return -ENOENT;     /* as Linux's getcwd */
     if (host[0] != '/' || bp_guest_of_host(c->s, host, guest, sizeof guest) < 0)
         return BP_FALLBACK;
     size_t len = strlen(guest) + 1;

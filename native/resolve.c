@@ -134,6 +134,16 @@ static int walk_fd(struct walk *w)
     return fd;
 }
 
+/* A directory removed since: its /proc link reads "PATH (deleted)" and no
+ * name is left. Walks from it are Python's (pathres.py Resolver._base). */
+int bp_removed_dir(const char *link, const char *host, ssize_t n)
+{
+    static const char deleted[] = " (deleted)";
+    struct stat st;
+    return n >= (ssize_t)sizeof deleted - 1 && !strcmp(host + n - (sizeof deleted - 1), deleted) &&
+           stat(link, &st) == 0 && st.st_nlink == 0;
+}
+
 /* Guest path of a directory the thread holds (cwd or an fd). */
 static int base_dir(const struct bp_state *s, const struct bp_thread *t, int dirfd, char *cur,
                     size_t *curlen)
@@ -150,6 +160,8 @@ static int base_dir(const struct bp_state *s, const struct bp_thread *t, int dir
     if (n < 0)
         return dirfd == AT_FDCWD ? BP_FALLBACK : -EBADF;
     host[n] = 0;
+    if (bp_removed_dir(link, host, n))
+        return BP_FALLBACK;
     if (dirfd != AT_FDCWD) {
         struct stat st;
         if (stat(link, &st) < 0)

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 
 PATH_MAX = 4096
 MAXSYMLINKS = 40
+REMOVED = b" (deleted)"     # how /proc's links end for a directory removed since
 SCOPED = RESOLVE_BENEATH | RESOLVE_IN_ROOT
 STEP = O_PATH | O_NOFOLLOW | os.O_CLOEXEC
 PLAIN = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
@@ -242,20 +243,41 @@ class Resolver:
             raise Errno(errno.ENAMETOOLONG)
         floor = split(proc.root)
         absolute = path.startswith(b"/")
+        base_fd = -1
         if resolve_flags & SCOPED:
             if absolute and resolve_flags & RESOLVE_BENEATH:
                 raise Errno(errno.EXDEV)
-            floor = start = self._base(proc, tid, dirfd)
+            start, base_fd = self._base(proc, tid, dirfd)
+            floor = start
+        elif absolute:
+            start = floor
         else:
-            start = floor if absolute else self._base(proc, tid, dirfd)
-        resolved = self._walk(proc, tid, list(start), len(floor), path, follow, resolve_flags)
+            start, base_fd = self._base(proc, tid, dirfd)
+        resolved = self._walk(proc, tid, list(start), len(floor), path, follow, resolve_flags,
+                              base_fd)
         race_pause()
         return resolved
 
-    def _base(self, proc: Process, tid: int, dirfd: int) -> tuple[bytes, ...]:
+    def _base(self, proc: Process, tid: int, dirfd: int) -> tuple[tuple[bytes, ...], int]:
+        """The guest components of the directory a relative path starts
+        from and, when that directory was removed since (no name leads to
+        it, yet Linux still walks from it: ".", and ENOENT for new names),
+        an O_PATH fd of it to start from (else -1)."""
         if dirfd == AT_FDCWD:
-            return self.cwd_components(proc, tid)
-        return self.dirfd_components(proc, tid, dirfd)
+            comps = self.cwd_components(proc, tid)
+            link = b"/proc/%d/cwd" % tid
+        else:
+            comps = self.dirfd_components(proc, tid, dirfd)
+            link = b"/proc/%d/fd/%d" % (tid, dirfd)
+        if comps and comps[-1].endswith(REMOVED):
+            try:
+                fd = os.open(link, O_PATH | O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                return comps, -1
+            if os.fstat(fd).st_nlink == 0:
+                return (*comps[:-1], comps[-1][:-len(REMOVED)]), fd
+            os.close(fd)
+        return comps, -1
 
     def guest_of_host(self, proc: Process, host: bytes) -> bytes | None:
         """A host path as the guest names it, relative to the process's root."""
@@ -306,13 +328,15 @@ class Resolver:
     # -- the walk ---------------------------------------------------------
 
     def _walk(self, proc: Process, tid: int, cur: list[bytes], floor: int,
-              path: bytes, follow: bool, resolve_flags: int = 0) -> Resolved:
+              path: bytes, follow: bool, resolve_flags: int = 0, base_fd: int = -1) -> Resolved:
         trailing_slash = path.endswith(b"/")
         pending = deque(c for c in path.split(b"/") if c and c != b".")
         stripped = path.rstrip(b"/")
         last_is_dot = stripped.endswith((b"/.", b"/..")) or stripped in (b".", b"..")
         links = 0
         w = _Walk(self.mounts, cur)
+        if base_fd >= 0:
+            w.set(base_fd, owned=True)     # a removed directory (_base)
         # RESOLVE_NO_XDEV: every step (.., a mount point, a jump) stays on this mount
         home = self.mounts.lookup(cur)[0] if resolve_flags & RESOLVE_NO_XDEV else None
         try:

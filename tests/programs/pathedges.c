@@ -819,6 +819,19 @@ static void calls(void)
     }
     show("getcwd of a removed dir", syscall(SYS_getcwd, buf, sizeof buf) < 0 ? -1 : 0);
     closed("open x O_CREAT in a removed cwd", open("x", O_RDWR | O_CREAT, 0644));
+    show("stat . of a removed cwd", stat(".", &st));
+    printf("  nlink %lu\n", (unsigned long)st.st_nlink);
+    closed("open . of a removed cwd", open(".", O_RDONLY));
+    show("mkdir x in a removed cwd", mkdir("x", 0755));
+    show("stat .. of a removed cwd", stat("..", &st));
+    int gone = open(".", O_RDONLY | O_DIRECTORY);
+    if (chdir("/")) {
+        perror("chdir /");
+        exit(99);
+    }
+    show("fstatat(removed dir fd, \".\")", fstatat(gone, ".", &st, 0));
+    closed("openat(removed dir fd, x, O_CREAT)", openat(gone, "x", O_RDWR | O_CREAT, 0644));
+    close(gone);
     show("chdir back", chdir("/"));
     close(f);
     close(d);
