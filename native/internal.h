@@ -84,6 +84,10 @@ void bp_race_pause(void);
  * child's pid, or -errno. */
 #define BP_SPAWN_MAX_FDS 64
 struct bp_spawn_args;
+/* The spawner's life (spawner.c): it never returns. */
+struct bp_ns_mount;
+void bp_spawner_run(int ctl, int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
+                    char *const *helper, pid_t join_pid, pid_t pids_of) __attribute__((noreturn));
 void bp_spawn_child(const struct bp_spawn_args *a, int sync_fd, int listener_sock, int self)
     __attribute__((noreturn));
 int bp_spawn_remote(const struct bp_spawn_args *a, int sync_fd, int listener_sock);

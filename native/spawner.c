@@ -12,7 +12,9 @@
  * only CAP_SYS_PTRACE could reach into it, which containers lack unless
  * given it. It exits when the supervisor closes its control socket. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
@@ -527,7 +529,7 @@ static int own_network(char *const *helper)
     return -ENONET;
 }
 
-static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
+void bp_spawner_run(int ctl, int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
                     char *const *helper, pid_t join_pid, pid_t pids_of)
 {
     struct sigaction ign = {.sa_handler = SIG_IGN}, nowait = {.sa_handler = SIG_IGN,
@@ -545,7 +547,8 @@ static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int 
     /* fds 0-2 on /dev/null (not the supervisor's stdio), ours at 3 and 4 */
     ctl = fcntl(ctl, F_DUPFD_CLOEXEC, 10);
     int walled = ruleset >= 0;     /* -1: no Landlock here, only the network */
-    ruleset = walled ? fcntl(ruleset, F_DUPFD_CLOEXEC, 10) : open("/dev/null", O_RDONLY);
+    /* (above 4 either way: dup3 to 4 of fd 4 itself is EINVAL) */
+    ruleset = fcntl(walled ? ruleset : open("/dev/null", O_RDONLY | O_CLOEXEC), F_DUPFD_CLOEXEC, 10);
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (ctl < 0 || ruleset < 0 || null < 0)
         _exit(125);
@@ -578,6 +581,51 @@ static void spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int 
     }
 }
 
+/* In the forked child: exec brandpy/_spawner (spawner_main.c), found
+ * beside this library, with the control socket at fd 3 and the ruleset at
+ * fd 4; returns only if that failed. */
+static void exec_spawner(int ctl, int ruleset, const struct bp_ns_mount *mounts, int n,
+                         int flags, char *const *helper, pid_t join_pid, pid_t pids_of)
+{
+    Dl_info self;
+    char path[4096], nums[4][16], hows[n > 0 ? n : 1][12];
+    const char *slash;
+    if (!dladdr((void *)bp_spawner_start, &self) || !self.dli_fname ||
+        !(slash = strrchr(self.dli_fname, '/')))
+        return;
+    snprintf(path, sizeof path, "%.*s/_spawner", (int)(slash - self.dli_fname), self.dli_fname);
+    int helpers = 0;
+    while (helper && helper[helpers])
+        helpers++;
+    char *argv[7 + 2 * n + helpers];
+    int k = 0;
+    argv[k++] = path;
+    snprintf(nums[0], sizeof nums[0], "%d", ruleset >= 0);
+    snprintf(nums[1], sizeof nums[1], "%d", flags);
+    snprintf(nums[2], sizeof nums[2], "%d", (int)join_pid);
+    snprintf(nums[3], sizeof nums[3], "%d", (int)pids_of);
+    for (int i = 0; i < 4; i++)
+        argv[k++] = nums[i];
+    for (int i = 0; i < n; i++) {
+        snprintf(hows[i], sizeof hows[i], "%d", mounts[i].how);
+        argv[k++] = hows[i];
+        argv[k++] = (char *)mounts[i].path;
+    }
+    argv[k++] = "--";
+    for (int i = 0; i < helpers; i++)
+        argv[k++] = helper[i];
+    argv[k] = NULL;
+    /* fds 3 and 4 as spawner_main.c wants them, open across the exec */
+    int c = fcntl(ctl, F_DUPFD, 10), r = ruleset >= 0 ? fcntl(ruleset, F_DUPFD, 10) : -1;
+    if (c < 0 || (ruleset >= 0 && r < 0) || dup2(c, 3) < 0 || (r >= 0 && dup2(r, 4) < 0))
+        return;
+    close(c);
+    if (r >= 0)
+        close(r);
+    execv(path, argv);      /* our environment, as the forked spawner had it */
+    /* back to where we were: fd 3 and 4 are copies, ctl and ruleset still ours */
+}
+
 int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
                      char *const *helper, int join_pid, int pids_of, int *ctl)
 {
@@ -588,7 +636,9 @@ int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int f
     pid_t pid = fork();
     if (pid == 0) {
         close(sock[0]);
-        spawner(sock[1], ruleset, mounts, n, flags, helper, join_pid, pids_of);
+        exec_spawner(sock[1], ruleset, mounts, n, flags, helper, join_pid, pids_of);
+        /* no brandpy/_spawner next to us (a tree built without it) */
+        bp_spawner_run(sock[1], ruleset, mounts, n, flags, helper, join_pid, pids_of);
     }
     int err = errno;
     close(sock[1]);
