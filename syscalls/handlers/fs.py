@@ -32,6 +32,7 @@ from brandpy.runtime.pathres import _MAGIC, Resolved
 from . import fakefs
 from .ident import capable
 from .paths import (
+    OBJ,
     Obj,
     changing,
     check_fd_writable,
@@ -41,6 +42,7 @@ from .paths import (
     find,
     is_image_file,
     make_at,
+    mount_of_host,
     oserror,
     parent_of,
     read_path,
@@ -420,7 +422,11 @@ def _link(call: Call, old: tuple[int | None, int], new: tuple[int | None, int],
         make_at(n)
         if exists_at(n):
             raise Errno(errno.EEXIST)
-        if obj.mount is not n.mount:
+        # a file reached through a descriptor (AT_EMPTY_PATH, /proc/PID/fd/N
+        # followed) is on the mount its own path names
+        home = obj.mount if obj.r is None or obj.r.proc is None else \
+            mount_of_host(call, os.readlink(obj.path))
+        if home is None or home is not n.mount:
             raise Errno(errno.EXDEV)
         dac.may_link(obj.fd, obj.st)
         dac.may_create(n.dirfd)
@@ -429,8 +435,32 @@ def _link(call: Call, old: tuple[int | None, int], new: tuple[int | None, int],
         try:
             os.link(obj.path, n.name, dst_dir_fd=n.dirfd, follow_symlinks=True)
         except OSError as exc:
-            raise oserror(exc) from None
+            if exc.errno != errno.EXDEV:
+                raise oserror(exc) from None
+            _link_again(obj, n)
     return 0
+
+
+def _link_again(obj: Obj, n: Resolved) -> None:
+    """A file the process opened itself is on its mount namespace's copy of
+    the mount (as root), which the kernel will not link across to ours:
+    the same inode, opened again by its path in ours, is linked instead."""
+    host = os.readlink(obj.path)
+    try:
+        fd = os.open(host, OBJ | os.O_NOFOLLOW) if host.startswith(b"/") else -1
+    except OSError:
+        fd = -1
+    if fd < 0:
+        raise Errno(errno.EXDEV)
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (obj.st.st_dev, obj.st.st_ino):
+            raise Errno(errno.EXDEV)       # renamed meanwhile: not the file asked for
+        os.link(b"/proc/self/fd/%d" % fd, n.name, dst_dir_fd=n.dirfd, follow_symlinks=True)
+    except OSError as exc:
+        raise oserror(exc) from None
+    finally:
+        os.close(fd)
 
 
 @performed

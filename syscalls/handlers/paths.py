@@ -159,10 +159,7 @@ def tracee_file(call: Call, fd: int) -> Obj:
         # not ENOENT for a closed fd: CPython takes that for an odd file
         raise Errno(errno.EBADF if exc.errno == errno.ENOENT else exc.errno or errno.EBADF) \
             from None
-    table = call.sb.mounts_of(call.proc)
-    guest = table.to_guest(target) if target.startswith(b"/") else None
-    mount = table.lookup(split(guest))[0] if guest is not None else None
-    return Obj(own, os.fstat(own), mount, tracee_fd=fd)
+    return Obj(own, os.fstat(own), mount_of_host(call, target), tracee_fd=fd)
 
 
 def fd_mount(call: Call, fd: int) -> Mount | None:
@@ -172,6 +169,12 @@ def fd_mount(call: Call, fd: int) -> Mount | None:
         host = os.readlink(b"/proc/%d/fd/%d" % (call.tid, fd))
     except OSError:
         raise Errno(errno.EBADF) from None
+    return mount_of_host(call, host)
+
+
+def mount_of_host(call: Call, host: bytes) -> Mount | None:
+    """The caller's mount a host path (an open file's link) is on, None
+    for pipes, sockets and files outside the container."""
     table = call.sb.mounts_of(call.proc)
     guest = table.to_guest(host) if host.startswith(b"/") else None
     return table.lookup(split(guest))[0] if guest is not None else None

@@ -789,6 +789,17 @@ static void calls(void)
     show("renameat(file fd, x, d, y)", renameat(f, "x", d, "y"));
     show("linkat(O_PATH d, \"\", EMPTY_PATH)", linkat(d, "", AT_FDCWD, at("dl"), AT_EMPTY_PATH));
     show("linkat(file fd, \"\", EMPTY_PATH)", linkat(f, "", AT_FDCWD, at("fl"), AT_EMPTY_PATH));
+    /* a file the process opened O_PATH itself, and O_TMPFILE's two ways in */
+    int op = open(at("file"), O_PATH), tmp = open(at("d"), O_RDWR | O_TMPFILE, 0644);
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", tmp);
+    show("linkat(O_PATH file, \"\", EMPTY_PATH)", linkat(op, "", AT_FDCWD, at("fl4"), AT_EMPTY_PATH));
+    show("linkat O_TMPFILE by /proc/self/fd", linkat(AT_FDCWD, self, AT_FDCWD, at("d/tl1"),
+                                                     AT_SYMLINK_FOLLOW));
+    show("linkat O_TMPFILE EMPTY_PATH", linkat(tmp, "", AT_FDCWD, at("d/tl2"), AT_EMPTY_PATH));
+    show("stat d/tl1", stat(at("d/tl1"), &(struct stat){0}));
+    close(op);
+    close(tmp);
     show("linkat lf SYMLINK_FOLLOW", linkat(AT_FDCWD, at("lf"), AT_FDCWD, at("fl2"), AT_SYMLINK_FOLLOW));
     struct stat st;
     show("lstat fl2", lstat(at("fl2"), &st));
