@@ -58,22 +58,19 @@ def program(rules: Sequence[Rule]) -> bytes:
            _insn(RSH_K, 2, imm=16), _insn(LDX_W, 4, 1, 4), _insn(LDX_W, 5, 1, 8)]
     for rule in rules:
         mask = sum(ACCESS[a] for a in set(rule.access) if a in ACCESS)
-        tests: list[tuple[bytes, ...]] = []
+        # (code, dst, src, imm) each; a JNE leaves the rule: to the next one
+        block: list[tuple[int, int, int, int]] = []
         if rule.kind in DEV_TYPE:
-            tests.append((_insn(JNE_K, 3, imm=DEV_TYPE[rule.kind]),))
+            block.append((JNE_K, 3, 0, DEV_TYPE[rule.kind]))
         if mask != ALL_ACCESS:     # asked for an access the rule lacks
-            tests.append((_insn(MOV_X, 1, 2), _insn(AND_K, 1, imm=ALL_ACCESS & ~mask),
-                          _insn(JNE_K, 1, imm=0)))
+            block += [(MOV_X, 1, 2, 0), (AND_K, 1, 0, ALL_ACCESS & ~mask), (JNE_K, 1, 0, 0)]
         if rule.major >= 0:
-            tests.append((_insn(JNE_K, 4, imm=rule.major),))
+            block.append((JNE_K, 4, 0, rule.major))
         if rule.minor >= 0:
-            tests.append((_insn(JNE_K, 5, imm=rule.minor),))
-        block = [i for test in tests for i in test] + [_insn(MOV_K, 0, imm=1), _insn(EXIT)]
-        # each test's jump skips the rest of its block: to the next rule
-        for at, insn in enumerate(block):
-            if insn[0] == JNE_K:
-                block[at] = insn[:2] + struct.pack("<h", len(block) - at - 1) + insn[4:]
-        out += block
+            block.append((JNE_K, 5, 0, rule.minor))
+        block += [(MOV_K, 0, 0, 1), (EXIT, 0, 0, 0)]
+        out += [_insn(code, dst, src, len(block) - at - 1 if code == JNE_K else 0, imm)
+                for at, (code, dst, src, imm) in enumerate(block)]
     return b"".join(out + [_insn(MOV_K, 0, imm=0), _insn(EXIT)])
 
 
