@@ -111,40 +111,47 @@ static int still_valid(int lfd, unsigned long long id)
 
 /* -- the container's view of a file (fake identity) ------------------------------------------ */
 
-/* The ownership, mode and type the container sees: the override xattr of
- * the file at `path` (a /proc/.../fd/N magic link to exactly that file),
+/* The override xattr of the file at `path` (a /proc/.../fd/N magic link to
+ * exactly that file), "UID:GID:0MODE[:KIND]": 1 if it has one (kind "" when
+ * the value names none), else 0. */
+static int read_override(const char *path, unsigned int *uid, unsigned int *gid,
+                         unsigned int *mode, char kind[40])
+{
+    char raw[128];
+    ssize_t n = getxattr(path, OVERRIDE_XATTR, raw, sizeof raw - 1);
+    if (n <= 0)
+        return 0;
+    raw[n] = 0;
+    kind[0] = 0;
+    return sscanf(raw, "%u:%u:%o:%39s", uid, gid, mode, kind) >= 3;
+}
+
+/* The ownership, mode and type the container sees: the file's override,
  * else the host user as root and other IDs as nobody. */
 static void apply_view(const struct bp_state *s, const char *path, unsigned int *uid,
                        unsigned int *gid, unsigned int *mode, unsigned long long *rdev)
 {
-    char raw[128];
-    ssize_t n = -1;
-    if (!S_ISLNK(*mode))
-        n = getxattr(path, OVERRIDE_XATTR, raw, sizeof raw - 1);
-    if (n > 0) {
-        unsigned int ou, og, om;
-        char kind[32] = "";
-        raw[n] = 0;
-        if (sscanf(raw, "%u:%u:%o:%31s", &ou, &og, &om, kind) >= 3) {
-            unsigned int type = *mode & S_IFMT;
-            unsigned int maj, min;
-            if (!strncmp(kind, "char-", 5) && sscanf(kind + 5, "%u-%u", &maj, &min) == 2) {
-                type = S_IFCHR;
-                *rdev = makedev(maj, min);
-            } else if (!strncmp(kind, "block-", 6) &&
-                       sscanf(kind + 6, "%u-%u", &maj, &min) == 2) {
-                type = S_IFBLK;
-                *rdev = makedev(maj, min);
-            } else if (!strcmp(kind, "pipe")) {
-                type = S_IFIFO;
-            } else if (!strcmp(kind, "socket")) {
-                type = S_IFSOCK;
-            }
-            *uid = ou;
-            *gid = og;
-            *mode = type | (om & 07777);
-            return;
+    unsigned int ou, og, om;
+    char kind[40];
+    if (!S_ISLNK(*mode) && read_override(path, &ou, &og, &om, kind)) {
+        unsigned int type = *mode & S_IFMT;
+        unsigned int maj, min;
+        if (!strncmp(kind, "char-", 5) && sscanf(kind + 5, "%u-%u", &maj, &min) == 2) {
+            type = S_IFCHR;
+            *rdev = makedev(maj, min);
+        } else if (!strncmp(kind, "block-", 6) &&
+                   sscanf(kind + 6, "%u-%u", &maj, &min) == 2) {
+            type = S_IFBLK;
+            *rdev = makedev(maj, min);
+        } else if (!strcmp(kind, "pipe")) {
+            type = S_IFIFO;
+        } else if (!strcmp(kind, "socket")) {
+            type = S_IFSOCK;
         }
+        *uid = ou;
+        *gid = og;
+        *mode = type | (om & 07777);
+        return;
     }
     *uid = *uid == s->host_uid ? 0 : OVERFLOW_ID;
     *gid = *gid == s->host_gid ? 0 : OVERFLOW_ID;
@@ -908,15 +915,10 @@ static void default_view(const struct bp_state *s, const struct stat *st, struct
 static void fake_view(const struct bp_state *s, const char *path, const struct stat *st,
                       struct fake_view *v)
 {
-    char raw[128];
-    default_view(s, st, v);
-    ssize_t n = S_ISLNK(st->st_mode) ? -1 : getxattr(path, OVERRIDE_XATTR, raw, sizeof raw - 1);
-    if (n <= 0)
-        return;
-    raw[n] = 0;
     unsigned int uid, gid, mode;
-    char kind[40] = "";
-    if (sscanf(raw, "%u:%u:%o:%39s", &uid, &gid, &mode, kind) < 3)
+    char kind[40];
+    default_view(s, st, v);
+    if (S_ISLNK(st->st_mode) || !read_override(path, &uid, &gid, &mode, kind))
         return;
     v->uid = uid;
     v->gid = gid;
