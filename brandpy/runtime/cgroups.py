@@ -136,8 +136,11 @@ class DeviceRule:
 # Docker's defaults besides the nodes a container's /dev holds: any node may
 # be made (c *:* m, b *:* m), /dev/ptmx 5:2, /dev/tty 5:0 and /dev/net/tun
 # (10:200) may be used. Docker also allows every pty (136:*), in a devpts of
-# the container's own; the container's ptys are the host's here, so each is
-# allowed while it is the container's (Cgroup.device from ptys.PtyView).
+# the container's own mounted in its /dev/pts. Here the container's
+# processes never open a pty themselves (the supervisor does, outside this
+# cgroup): with a private devpts instance, whose numbers are the host's
+# ptys' too, none is allowed; with the host's, each of the container's
+# while it is its own (Cgroup.device from ptys.PtyView; see ptys.py).
 DOCKER_RULES = [DeviceRule("c", -1, -1, "m"), DeviceRule("b", -1, -1, "m"),
                 DeviceRule("c", 5, 2, "rwm"), DeviceRule("c", 5, 0, "rwm"),
                 DeviceRule("c", 10, 200, "rwm")]

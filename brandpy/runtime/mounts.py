@@ -86,10 +86,13 @@ class MountTable:
         (a file bind inside another of its mounts) cannot make it another
         host file, as a kernel bind mount pins its inode. Only the engine's
         `reopen` files are opened by name at each use, so that one it
-        rewrote (/etc/hosts) is seen at once. A pty's is the view's
-        (ptys.py)."""
-        if mount.kind == "pty" and self.ptys is not None:
-            return self.ptys.root(mount), False, False
+        rewrote (/etc/hosts) is seen at once. A pty's is the view's, and
+        so is /dev/ptmx's with a private devpts instance (ptys.py)."""
+        if self.ptys is not None:
+            if mount.kind == "pty":
+                return self.ptys.root(mount), False, False
+            if (ptmx := self.ptys.ptmx_root(mount)) >= 0:
+                return ptmx, False, False
         with self._lock:
             root = self._roots.get(mount)
             if root is not None:

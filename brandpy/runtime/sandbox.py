@@ -29,7 +29,7 @@ from .policy import capabilities, profile_for
 from .ports import PortMap
 from .process import Process
 from .procfs import ProcFS
-from .ptys import PtyView, device_rule
+from .ptys import PtyView, device_rule, private_devpts
 from .stats import Ledger, Stats
 
 
@@ -193,7 +193,9 @@ class Sandbox:
         self.mounts.pin(self.state)
         # the host directories of the tmpfs mounts the container makes
         self.tmpfs_base = os.path.join(self.state, b"mnt")
-        self.ptys = self.mounts.ptys = PtyView(os.path.join(self.state, b"dev"), self._pty_changed)
+        # as root, a devpts instance of the container's own (ptys.py)
+        self.ptys = self.mounts.ptys = PtyView(os.path.join(self.state, b"dev"), self._pty_changed,
+                                               -1 if self.fake_ids else private_devpts())
         self.pids = PidMap()
         # as root the spawner (landlock.Spawner) makes the container's
         # namespaces; in its PID namespace the kernel numbers the processes
@@ -272,18 +274,20 @@ class Sandbox:
     def _pty_changed(self, number: int, fd: int) -> None:
         if self.mirror is not None:
             self.mirror.pty(number, fd)
-        if self.cgroup is not None:     # the kernel's wall: its own ptys alone
+        if self.cgroup is not None and not self.ptys.private:   # its own ptys alone
             self.cgroup.device(device_rule(number), fd >= 0)
 
     def use_cgroup(self, cgroup: Cgroup) -> None:
-        """The container's cgroup (root): its devices rules follow the ptys."""
+        """The container's cgroup (root): its devices rules follow the
+        ptys, unless they are a private devpts instance's, whose numbers
+        are the host's ptys' too: then none is allowed (ptys.py)."""
         self.cgroup = cgroup
-        for number in self.ptys.held:
+        for number in () if self.ptys.private else self.ptys.held:
             cgroup.device(device_rule(number), True)
 
     def adopt_pty(self, fd: int, masters_only: bool = False) -> None:
-        """A pty of the host's the container gets or makes (fd: ours, an fd
-        of it): its name appears in the container's /dev/pts (ptys.py)."""
+        """A pty the container gets or makes (fd: ours, an fd of it): its
+        name appears in the container's /dev/pts (ptys.py)."""
         self.ptys.adopt(fd, masters_only)
 
     def needs_id_trap(self, cred: Cred) -> bool:

@@ -8,10 +8,12 @@
   TIOCCONS (redirecting the host's console output) are refused (EPERM).
 - TIOCGPTN, the number of a pty the container made (ptsname, openpty),
   and TIOCGPTPEER, its slave opened from the master (openpty), put that
-  pty in the container's /dev/pts (brandpy/runtime/ptys.py).
+  pty in the container's /dev/pts (brandpy/runtime/ptys.py): as root a
+  pty of its own devpts instance, numbered from 0.
   TIOCGPTPEER is performed by the supervisor, as every open is (the
   kernel would open the slave in the container's Landlock domain, which
-  then would have to allow the host's whole devpts): its fd is installed
+  then would have to allow that devpts, the host's whole one
+  unprivileged): its fd is installed
   in the caller, never its controlling terminal (O_NOCTTY, as for every
   performed open; TIOCSCTTY makes it so).
 

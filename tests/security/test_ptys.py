@@ -33,18 +33,21 @@ and `hangup` waited: the supervisor held each master until the end.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from brandpy.runtime import cgroups, landlock
+from brandpy.runtime import cgroups, landlock, ptys
 from brandpy.runtime.faults import BROKEN_HANDLER
-from brandpy.runtime.ptys import PtyView
+from brandpy.runtime.ptys import PtyView, private_devpts
 from tests.conftest import ENGINES, Runner
 
 from .conftest import Cell, runner_for
@@ -74,8 +77,10 @@ def test_many_ptys(mode: str, count: int, cell: Cell, rootfs_for, unpriv_pythonp
 @pytest.mark.parametrize("cell", CELLS)
 def test_released_number_reused_by_host(cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
     """The container names a pty and closes it; the host opens ptys until
-    it holds that number (the kernel gives the lowest free one); the
-    container must not see the host's terminal under that name."""
+    it holds that number (the kernel gives the lowest free one; with the
+    container's own devpts instance, as root, the host's pty of that
+    number may be held already); the container must not see the host's
+    terminal under that name."""
     rootfs = rootfs_for(cell.uid, "pty_churn")
     runner = runner_for(cell, unpriv_pythonpath)
     proc = subprocess.Popen(runner.cmd(rootfs, ["/attack", "release"], "-i"), env=runner.env(),
@@ -87,13 +92,11 @@ def test_released_number_reused_by_host(cell: Cell, rootfs_for, unpriv_pythonpat
         line = proc.stdout.readline().decode()
         assert line.startswith("NUMBER "), (line, proc.stderr.read() if proc.stderr else "")
         number = int(line.split()[1])
-        while len(ours) < 400:
+        while not os.path.exists(f"/dev/pts/{number}"):    # held by the host (by us or not)
+            if len(ours) >= 400:
+                pytest.fail(f"the host never got pty {number} back")
             master, slave = os.openpty()
             ours += [master, slave]
-            if os.ttyname(slave) == f"/dev/pts/{number}":
-                break
-        else:
-            pytest.fail(f"the host never got pty {number} back")
         proc.stdin.write(b"go\n")
         proc.stdin.flush()
         out, err = proc.communicate(timeout=60)
@@ -170,4 +173,133 @@ def test_walls_hold_for_other_terminals(engine: str, user: str, walls: str, root
         assert f"OPENED {name}" in p.stdout, p
     else:
         assert p.returncode == 0 and f"REFUSED {name}" in p.stdout, p
+    assert not reap_leftovers(rootfs)
+
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="a private devpts instance, as root")
+
+
+@ROOT_ONLY
+def test_the_private_view_numbers_its_own_ptys_and_reserves_consoles(world_tmp: Path) -> None:
+    """A private instance numbers from 0 whatever the host holds; a host
+    pty given as a console is named by a number reserved in the instance
+    (so that its link names it), which is freed with it."""
+    dev = Path(tempfile.mkdtemp(dir=world_tmp))
+    instance = private_devpts()
+    assert instance >= 0
+    changed: list[tuple[int, bool]] = []
+    view = PtyView(bytes(dev), lambda n, fd: changed.append((n, fd >= 0)), instance)
+    host_master, console = os.openpty()
+    own = -1
+    try:
+        assert view.private and os.path.exists("/dev/pts/0")   # the host holds pty 0 at least
+        view.adopt(os.dup(console))                  # a caller's terminal: named 0
+        assert changed == [(0, True)] and view.mount(b"0") is not None
+        assert view.guest_of(os.fsencode(os.ttyname(console))) == b"/dev/pts/0"
+        ptmx = view.mount(b"ptmx")
+        assert ptmx is not None
+        own = os.open(b"/proc/self/fd/%d" % view.ptmx_root(ptmx), os.O_RDWR | os.O_NOCTTY)
+        view.adopt(os.dup(own), masters_only=True)     # its first own pty: after the console
+        assert changed[-1] == (1, True)
+        assert view.guest_of(os.readlink(f"/proc/self/fd/{own}").encode()) == b"/dev/ptmx"
+        assert view.guest_of(b"/1") == b"/dev/pts/1" and view.guest_of(b"/0") is None
+        # the host's numbers are not its names
+        assert view.given(os.fstat(console).st_rdev) is view.mount(b"0")
+        os.close(console)
+        os.close(host_master)
+        console = host_master = -1
+        assert view.mount(b"0") is None and (0, False) in changed     # the number is free again
+        again = os.open(b"ptmx", os.O_RDWR | os.O_NOCTTY, dir_fd=instance)
+        assert struct.unpack("I", fcntl.ioctl(again, ptys.TIOCGPTN, b"\0" * 4))[0] == 0
+        os.close(again)
+    finally:
+        for fd in (own, console, host_master):
+            if fd >= 0:
+                os.close(fd)
+        view.close()
+        shutil.rmtree(dev)
+
+
+def _hold_host_pty_0() -> list[int]:
+    """Host ptys opened until one of ours is the host's /dev/pts/0 (another
+    session may hold it a while: the kernel gives the lowest free number)."""
+    held: list[int] = []
+    for _ in range(200):
+        master, slave = os.openpty()
+        held += [master, slave]
+        if os.ttyname(slave) == "/dev/pts/0":
+            return held
+        os.close(held.pop())
+        os.close(held.pop())
+        time.sleep(0.05)
+    for fd in held:
+        os.close(fd)
+    pytest.fail("the host's /dev/pts/0 stayed another session's for 10 s")
+
+
+@ROOT_ONLY
+@pytest.mark.parametrize("devpts", ["private", "host"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_first_pty_is_0(engine: str, devpts: str, rootfs_for, unpriv_pythonpath) -> None:
+    """As root a container's first pty is /dev/pts/0 while the host's
+    /dev/pts/0 is the test's; with the host's devpts (the unprivileged
+    fallback, forced here) its number is the host's, never 0 then."""
+    runner = Runner("root", engine, unpriv_pythonpath)
+    rootfs = rootfs_for(runner.uid, "pty_churn")
+    held = _hold_host_pty_0()
+    env = {ptys.TEST_OFF: "1"} if devpts == "host" else {}
+    try:
+        p = subprocess.run(runner.cmd(rootfs, ["/attack", "peer"]), env={**runner.env(), **env},
+                           capture_output=True, text=True, timeout=60, cwd="/")
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert p.returncode == 0 and "OK peer /dev/pts/" in p.stdout, p
+    first = p.stdout.split("OK peer ")[1].split()[0]
+    assert (first == "/dev/pts/0") == (devpts == "private"), p
+    assert not reap_leftovers(rootfs)
+
+
+# (broken open handler, walls off, devpts forced to the host's) -> what the
+# container gets opening /dev/pts/H, H the number of a host pty the test holds
+COLLIDE = {"translated": ((), "MINE"), "walls": (("open",), "REFUSED"),
+           "cgroup": (("open", landlock.TEST_OFF), "REFUSED"),
+           "landlock": (("open", cgroups.TEST_OFF), "REFUSED"),
+           "control": (("open", landlock.TEST_OFF, cgroups.TEST_OFF), "OPENED"),
+           "host-devpts": ((ptys.TEST_OFF,), "UNREACHED")}
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or "devices" not in cgroups.enforceable()
+                    or landlock.abi() < 1, reason="the devices cgroup and Landlock, as root")
+@pytest.mark.parametrize("case", list(COLLIDE))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_host_pty_of_a_number_of_its_own(engine: str, case: str, rootfs_for,
+                                         unpriv_pythonpath) -> None:
+    """The container makes ptys until one has the number H of a host
+    terminal the test holds (its own instance numbers from 0). /dev/pts/H
+    is then its own pty; a broken open handler handing the kernel that raw
+    path reaches the host's pty H unless a wall stands: the devices cgroup
+    alone refuses it (it allows no pty with a private instance: one rule
+    per number of the container's would allow the host's pty of that
+    number), Landlock alone too; the control, without both, opens it. With
+    the host's devpts the container never gets number H."""
+    runner = Runner("root", engine, unpriv_pythonpath)
+    rootfs = rootfs_for(runner.uid, "pty_churn")
+    switches, expected = COLLIDE[case]
+    env = {BROKEN_HANDLER: "open"} if "open" in switches else {}
+    env |= {s: "1" for s in switches if s != "open"}
+    master, slave = os.openpty()
+    try:
+        number = int(os.ttyname(slave).rsplit("/", 1)[1])
+        p = subprocess.run(runner.cmd(rootfs, ["/attack", "collide", str(number)]),
+                           env={**runner.env(), **env}, capture_output=True, text=True,
+                           timeout=120, cwd="/")
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert p.returncode == 0 and "FAIL" not in p.stdout, p
+    if expected == "UNREACHED":
+        assert f"UNREACHED {number}" in p.stdout, p
+    else:
+        assert f"OWN {number}" in p.stdout and f"{expected} /dev/pts/{number}" in p.stdout, p
     assert not reap_leftovers(rootfs)

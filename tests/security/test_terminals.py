@@ -27,8 +27,9 @@ stdio is never a host terminal (pipes relayed by the supervisor, or with
 is refused (EIO).
 
 `test_own_terminal` checks -t: the container's terminal is named in its
-/dev/pts, alone there, follows our window size, passes keys with -i, and
-our terminal is as it was afterwards.
+/dev/pts (as root /dev/pts/0, the first of its own devpts instance),
+alone there, follows our window size, passes keys with -i, and our
+terminal is as it was afterwards.
 """
 
 from __future__ import annotations
@@ -195,6 +196,8 @@ def test_own_terminal(case: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> N
             name = re.search(r"fd 0: tty (/dev/pts/\d+)", out)
             assert status == 0 and name, out
             assert f"fd 1: tty {name[1]}" in out and "/dev/tty: opened" in out, out
+            if cell.uid == 0:   # its devpts' first pty, as in Docker, whatever the host holds
+                assert name[1] == "/dev/pts/0", out
             # its own pty alone, and the devpts' ptmx, as in Docker's /dev/pts
             assert sorted(re.findall(r"PTS (\S+)", out)) == sorted(
                 [name[1].rsplit("/", 1)[1], "ptmx"]), out

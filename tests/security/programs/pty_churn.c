@@ -19,6 +19,13 @@
  *   reach PATH another session's terminal, by a path the kernel walks (the
  *              tests break the open handler to hand it the raw path): prints
  *              "OPENED PATH" or "REFUSED PATH errno"
+ *   collide H  ptys made and held until one is numbered H (a host terminal's
+ *              number: with a devpts of its own the container reaches it),
+ *              "OWN H" if /dev/pts/H is then that pty of its own; then
+ *              /dev/pts/H opened with a raw open(2) (the tests break the open
+ *              handler alone: its ptys come through openat): "MINE PATH",
+ *              "OPENED PATH" for another terminal, or "REFUSED PATH errno";
+ *              "UNREACHED H" if no pty of its own got that number
  *
  * Each mode prints "OK ..." when everything held, else "FAIL ..." lines.
  */
@@ -32,6 +39,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -323,6 +331,35 @@ static void reach(const char *path)
     close(fd);
 }
 
+static void collide(int h)
+{
+    enum { MAX = 64 };
+    int masters[MAX], slaves[MAX], n = -1, k = 0;
+    char name[64];
+    struct stat own, seen;
+    while (k < MAX && n != h) {
+        if (make(k, &masters[k], &slaves[k], &n) < 0)
+            return;
+        k++;
+    }
+    if (n != h) {
+        printf("UNREACHED %d\n", h);
+        return;
+    }
+    fstat(slaves[k - 1], &own);
+    snprintf(name, sizeof name, "/dev/pts/%d", h);
+    if (stat(name, &seen) == 0 && seen.st_dev == own.st_dev && seen.st_ino == own.st_ino)
+        printf("OWN %d\n", h);
+    int fd = (int)syscall(SYS_open, name, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        printf("REFUSED %s %s\n", name, strerrorname_np(errno));
+        return;
+    }
+    fstat(fd, &seen);
+    printf("%s %s\n", seen.st_dev == own.st_dev && seen.st_ino == own.st_ino ? "MINE" : "OPENED",
+           name);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -344,8 +381,10 @@ int main(int argc, char **argv)
         devpts_ptmx();
     else if (!strcmp(mode, "reach") && argc > 2)
         reach(argv[2]);
+    else if (!strcmp(mode, "collide") && argc > 2)
+        collide(atoi(argv[2]));
     else {
-        fprintf(stderr, "usage: %s seq N | held N | release | hangup | peer | ptmx | reach PATH\n", argv[0]);
+        fprintf(stderr, "usage: %s seq N | held N | release | hangup | peer | ptmx | reach PATH | collide H\n", argv[0]);
         return 2;
     }
     return failures ? 1 : 0;
