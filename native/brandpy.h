@@ -63,8 +63,8 @@ struct bp_landlock_rule {
 /* Start a container's spawner restricted with this ruleset (see
  * native/spawner.c): its pid, and in *ctl the socket to pass as
  * bp_spawn_args.spawner (closing it ends the spawner); or -errno. With
- * BP_SPAWNER_NAMESPACES (root), it first makes the container's mount, IPC
- * and UTS namespaces, with the host read-only but for these mounts. */
+ * BP_SPAWNER_NAMESPACES (root, or unprivileged with BP_SPAWNER_USERNS), it
+ * first makes the container's mount, IPC and UTS namespaces, with the host read-only but for these mounts. */
 #define BP_SPAWNER_NAMESPACES 1
 /* BP_SPAWNER_NETWORK (unprivileged): the spawner first makes a user
  * namespace (mapping only our uid and gid) and a network namespace of its
@@ -76,11 +76,25 @@ struct bp_landlock_rule {
 /* BP_SPAWNER_JOIN (unprivileged, with BP_SPAWNER_NETWORK): join the user
  * and network namespaces of process join_pid instead (container:NAME). */
 #define BP_SPAWNER_JOIN 4
-/* BP_SPAWNER_PIDNS (root, with BP_SPAWNER_NAMESPACES): the processes it
+/* BP_SPAWNER_PIDNS (with BP_SPAWNER_NAMESPACES): the processes it
  * forks are in a PID namespace of their own, the first one its PID 1; or,
  * with pids_of > 0, in the PID namespace of process pids_of
  * (--pid container:NAME). */
 #define BP_SPAWNER_PIDNS 8
+/* BP_SPAWNER_USERNS (unprivileged, with BP_SPAWNER_NAMESPACES): the
+ * spawner first makes a user namespace mapping only our uid and gid (or,
+ * with pids_of > 0, joins that process's), which owns the namespaces it
+ * then makes, as root's; with BP_SPAWNER_NETWORK the network's is that one. */
+#define BP_SPAWNER_USERNS 16
+/* Whether this process may make such a user namespace and, in it, the
+ * mount, PID, IPC and UTS namespaces (tried in a child): 0 or -errno
+ * (EPERM/ENOSPC/EACCES where the host forbids them). */
+int bp_userns_probe(void);
+/* Up to size bytes of a file as a process in the user and IPC namespaces
+ * of process pid reads it (the files of /proc/sysvipc show the reader's), read by a forked
+ * child that joins them (unprivileged: the IPC namespace's owner, the
+ * container's user namespace, must be joined first); its length or -errno. */
+int bp_read_in_ipc_ns(int pid, const char *path, char *buf, int size);
 #define BP_NS_RW 0              /* bound writable */
 #define BP_NS_RO 1              /* bound read-only */
 #define BP_NS_MASK 2            /* hidden (/dev/null over a file, an empty tmpfs on a dir) */

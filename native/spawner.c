@@ -463,12 +463,92 @@ static int join_pids(pid_t pid)
     return join(pid, kinds, types, 1);
 }
 
-/* A user namespace mapping only our ids and a network namespace, lo up
- * and dockerd's sysctls, then the helper connects it. 0 or -errno. */
-static int own_network(char *const *helper)
+/* Unprivileged, the user namespace that owns the container's other
+ * namespaces, so that we may make them: a new one mapping only our own
+ * uid and gid (all an unprivileged process may map), or with of > 0 that
+ * of process `of` (--pid container:NAME: its PID namespace's owner, which
+ * we must be in to join it). The container's processes run as our uid
+ * there, not its root: they have no capability left once they exec.
+ * 0 or -errno. */
+static int own_user(pid_t of)
+{
+    static const char *const kinds[] = {"user"};
+    static const int types[] = {CLONE_NEWUSER};
+    if (of > 0)
+        return join(of, kinds, types, 1);
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    if (unshare(CLONE_NEWUSER) < 0 || write_file("/proc/self/setgroups", "deny") < 0 ||
+        map_self("/proc/self/uid_map", uid) < 0 || map_self("/proc/self/gid_map", gid) < 0)
+        return -errno;
+    return 0;
+}
+
+int bp_read_in_ipc_ns(int pid, const char *path, char *buf, int size)
+{
+    static const char *const kinds[] = {"user", "ipc"};
+    static const int types[] = {CLONE_NEWUSER, CLONE_NEWIPC};
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) < 0)
+        return -errno;
+    pid_t child = fork();
+    if (child == 0) {
+        /* a process of one thread: setns into a user namespace wants that */
+        int fd = -1, rc = join(pid, kinds, types, 2);
+        if (!rc && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+            rc = -errno;
+        ssize_t n;
+        char chunk[4096];
+        while (!rc && (n = read(fd, chunk, sizeof chunk)) > 0)
+            if (write_all(out[1], chunk, (size_t)n) < 0)
+                _exit(EPIPE);
+        _exit(-rc);
+    }
+    int err = errno;
+    close(out[1]);
+    if (child < 0) {
+        close(out[0]);
+        return -err;
+    }
+    int got = 0;
+    ssize_t n;
+    while (got < size && ((n = read(out[0], buf + got, (size_t)(size - got))) > 0 ||
+                          (n < 0 && errno == EINTR)))
+        got += n > 0 ? (int)n : 0;
+    close(out[0]);
+    int status;
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    if (!WIFEXITED(status) || WEXITSTATUS(status))
+        return WIFEXITED(status) ? -WEXITSTATUS(status) : -ECHILD;
+    return got;
+}
+
+int bp_userns_probe(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int rc = own_user(0);
+        if (!rc && (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID) < 0 ||
+                    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0))
+            rc = -errno;
+        _exit(rc < 0 ? -rc : 0);
+    }
+    int status;
+    if (pid < 0)
+        return -errno;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return WIFEXITED(status) ? -WEXITSTATUS(status) : -ECHILD;
+}
+
+/* A network namespace (in our user namespace: own_user), lo up and
+ * dockerd's sysctls, then the helper connects it. 0 or -errno. */
+static int own_network(char *const *helper, pid_t userns_of)
 {
     pid_t me = getpid();
-    uid_t uid = getuid();
     gid_t gid = getgid();
     int go[2] = {-1, -1}, ready[2] = {-1, -1}, life[2] = {-1, -1};
     if (helper && (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0 ||
@@ -491,9 +571,10 @@ static int own_network(char *const *helper)
         close(go[0]);
         close(ready[1]);
     }
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0 ||
-        write_file("/proc/self/setgroups", "deny") < 0 ||
-        map_self("/proc/self/uid_map", uid) < 0 || map_self("/proc/self/gid_map", gid) < 0 ||
+    int rc = own_user(userns_of);
+    if (rc < 0)
+        return rc;
+    if (unshare(CLONE_NEWNET) < 0 ||
         write_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0") < 0)
         return -errno;
     /* ping sockets for our group, the only one mapped (dockerd allows all) */
@@ -559,9 +640,14 @@ void bp_spawner_run(int ctl, int ruleset, const struct bp_ns_mount *mounts, int 
         syscall(SYS_close_range, 5, ~0U, 0) < 0)
         _exit(125);
     ctl = 3;
-    /* namespaces and mounts first: a Landlock domain may not change them */
-    int32_t ready = !(flags & BP_SPAWNER_NETWORK) ? 0 :
-                    flags & BP_SPAWNER_JOIN ? join_network(join_pid) : own_network(helper);
+    /* namespaces and mounts first: a Landlock domain may not change them.
+     * Unprivileged, one user namespace owns them all (own_user), the
+     * network's too: the container's root owns none of them. */
+    int32_t ready = 0;
+    if (flags & BP_SPAWNER_NETWORK)
+        ready = flags & BP_SPAWNER_JOIN ? join_network(join_pid) : own_network(helper, pids_of);
+    else if (flags & BP_SPAWNER_USERNS)
+        ready = own_user(pids_of);
     if (!ready && flags & BP_SPAWNER_NAMESPACES)
         ready = namespaces(mounts, n, pids_of == 0 && flags & BP_SPAWNER_PIDNS);
     if (!ready && flags & BP_SPAWNER_NAMESPACES && pids_of > 0)

@@ -135,7 +135,8 @@ class Effective:
     def _spec(self, row: Row) -> Spec:
         spec = row.spec
         if self.sb.kernel_pids and spec.pidns is not None:
-            return spec.pidns
+            spec = spec.pidns
+            return spec.fake if self.sb.fake_ids and spec.fake is not None else spec
         if self.sb.fake_ids and spec.fake is not None:
             spec = spec.fake
         elif self.track_real_ids and spec.real_tracked is not None:

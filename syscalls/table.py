@@ -574,14 +574,14 @@ SPEC: dict[str, Spec] = {
         "epoll_ctl_old", "epoll_wait_old", "set_thread_area", "get_thread_area")},
 }
 
-# As root the container's processes are in a PID namespace of the kernel's
-# (brandpy/runtime/pids.py): there the kernel takes and gives the container's
-# PIDs itself, so calls trapped only to translate PIDs run natively, and
-# its own rules hold (kill(-1) and process groups reach the namespace alone,
-# PID 1 ignores signals it has no handler for). wait4 and waitid stay
-# trapped: an emulated tracer's waits report its tracees' stops
-# (handlers/guest_ptrace.py).
-KERNEL_PIDS = "native in the container's PID namespace (root): the kernel's own PIDs"
+# The container's processes are in a PID namespace of the kernel's, as root
+# and unprivileged where user namespaces are allowed (brandpy/runtime/pids.py):
+# there the kernel takes and gives the container's PIDs itself, so calls
+# trapped only to translate PIDs run natively, and its own rules hold
+# (kill(-1) and process groups reach the namespace alone, PID 1 ignores
+# signals it has no handler for). wait4 and waitid stay trapped: an
+# emulated tracer's waits report its tracees' stops (handlers/guest_ptrace.py).
+KERNEL_PIDS = "native in the container's PID namespace: the kernel's own PIDs"
 for _name in ("getpid", "gettid", "getppid", "getpgrp", "getpgid", "getsid", "setpgid",
               "setsid", "set_tid_address", "kill", "tkill", "tgkill",
               "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal", "pidfd_open",
@@ -592,6 +592,13 @@ for _name in ("getpid", "gettid", "getppid", "getpgrp", "getpgid", "getsid", "se
               "setpriority", "ioprio_get", "ioprio_set", "clock_gettime", "clock_getres",
               "clock_nanosleep"):
     SPEC[_name] = replace(SPEC[_name], pidns=allow(KERNEL_PIDS))
+# with emulated identities the kernel knows no user but ours: a user's
+# processes (PRIO_USER, IOPRIO_WHO_USER) are still the emulated user's
+for _name, _user in (("getpriority", 2), ("setpriority", 2), ("ioprio_get", 3),
+                     ("ioprio_set", 3)):
+    SPEC[_name] = replace(SPEC[_name], pidns=replace(allow(KERNEL_PIDS), fake=Spec(
+        "allow", FULL, KERNEL_PIDS + "; unprivileged, a user's processes are emulated",
+        handler=prio.priority, when=arg_in(0, _user))))
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,19 @@ for `brandpy run` as root or as an unprivileged user (uid 65534)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from brandpy.runtime.namespaces import NAMESPACES_OFF
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGES = Path(os.environ.get("BRANDPY_TEST_IMAGES", "/var/cache/brandpy/images"))
@@ -125,12 +128,24 @@ def unpriv_pythonpath(world_tmp: Path) -> str | None:
     return readable_source(world_tmp)
 
 
+@functools.lru_cache(maxsize=1)
+def nobody_has_namespaces() -> bool:
+    """Whether uid 65534 may make a user namespace and, in it, mount, PID,
+    IPC and UTS namespaces here: then its containers get them, as root's
+    do (brandpy/runtime/namespaces.py; some hosts forbid it)."""
+    return subprocess.run(SETPRIV + ["unshare", "--user", "--map-current-user", "--mount",
+                                     "--pid", "--ipc", "--uts", "--fork", "true"],
+                          capture_output=True).returncode == 0
+
+
 @dataclass
 class Runner:
-    """Runs `brandpy run` in a subprocess, as root or as uid 65534."""
+    """Runs `brandpy run` in a subprocess, as root or as uid 65534, with
+    `extra` in its environment."""
     user: str
     engine: str
     pythonpath: str | None
+    extra: dict[str, str] = field(default_factory=dict)
 
     def cli(self, *args: str) -> list[str]:
         """A brandpy command line, as this runner's user."""
@@ -150,7 +165,7 @@ class Runner:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
         if self.pythonpath:
             env["PYTHONPATH"] = self.pythonpath
-        return env
+        return env | self.extra
 
     def __call__(self, rootfs: Path | str, argv: list[str], *opts: str, input: str = "",
                  timeout: float = 120) -> Result:
@@ -164,6 +179,15 @@ class Runner:
     @property
     def uid(self) -> int:
         return NOBODY if self.user == "nobody" else 0
+
+    @property
+    def namespaced(self) -> bool:
+        """Whether its containers have their own (kernel) namespaces and
+        PID numbering: as root, and unprivileged where user namespaces
+        are allowed, unless switched off for a test."""
+        if self.extra.get(NAMESPACES_OFF) == "1":
+            return False
+        return self.user == "root" or nobody_has_namespaces()
 
 
 @pytest.fixture(params=ENGINES)
@@ -182,6 +206,13 @@ def brandpy_root(engine: str) -> Runner:
     return Runner("root", engine, None)
 
 
+@pytest.fixture
+def brandpy_flat(engine: str, unpriv_pythonpath: str | None) -> Runner:
+    """`brandpy run` as uid 65534 without the user namespace (as on hosts
+    that forbid them): no mount or PID namespace, brandpy's own PIDs."""
+    return Runner("nobody", engine, unpriv_pythonpath, {NAMESPACES_OFF: "1"})
+
+
 @pytest.fixture(scope="session")
 def busybox_image() -> Path:
     return image("busybox")
@@ -198,6 +229,14 @@ def busybox(tmp_path_factory, world_tmp: Path, brandpy: Runner, busybox_image: P
     dest = Path(tempfile.mkdtemp(dir=world_tmp)) / "rootfs"
     dest.parent.chmod(0o755)
     return copy_rootfs(busybox_image, dest, owner=brandpy.uid or None)
+
+
+@pytest.fixture
+def flat_busybox(world_tmp: Path, busybox_image: Path) -> Path:
+    """busybox for brandpy_flat: a private writable copy uid 65534 owns."""
+    dest = Path(tempfile.mkdtemp(dir=world_tmp)) / "rootfs"
+    dest.parent.chmod(0o755)
+    return copy_rootfs(busybox_image, dest, owner=NOBODY)
 
 
 @pytest.fixture

@@ -357,8 +357,9 @@ class Engine:
 
     def _pid_mode(self, mode: str) -> dict[str, Any]:
         """HostConfig.PidMode: "" a PID namespace of the container's own (as
-        root; unprivileged the PIDs are brandpy's numbering either way),
-        "host" none, "container:NAME" that running container's."""
+        root, and unprivileged in a user namespace where the host allows
+        one; else the PIDs are brandpy's numbering either way), "host"
+        none, "container:NAME" that running container's."""
         if mode in ("", "private"):
             return {}
         if mode == "host":

@@ -9,7 +9,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING
 
 from brandpy.images import rootfs
-from brandpy.runtime import cgroups, landlock
+from brandpy.runtime import cgroups, landlock, namespaces
 
 from . import imageviews, runtimes, timefmt
 from .fsview import PLACEHOLDERS
@@ -99,6 +99,7 @@ def info(engine: Engine) -> dict:
                             engine.netsetup.security_option()],
         "Warnings": [
             *([] if landlock.abi() else [f"WARNING: {landlock.UNAVAILABLE}"]),
+            *([f"WARNING: {why}"] if (why := namespaces.unavailable()) else []),
             *([] if {"memory", "cpu", "pids"} <= cg else [
                 "WARNING: no cgroups (the daemon is not root, or the host has no such "
                 f"controllers): {', '.join(sorted({'memory', 'cpu', 'pids'} - cg))} limits "

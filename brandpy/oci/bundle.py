@@ -16,6 +16,7 @@ from typing import Any
 from brandpy.runtime import cgroups
 from brandpy.runtime.cgroups import Limits
 from brandpy.runtime.devices import DEFAULT_DEVICES, Device, device_nodes
+from brandpy.runtime.namespaces import kernel_walls
 from brandpy.runtime.policy import ALL_CAPS, CAP_NUMBERS, DEFAULT_CAPS
 from brandpy.runtime.sandbox import MASKED, READONLY_PROC, SandboxConfig, Volume
 
@@ -243,10 +244,12 @@ def _mounts(mounts: list[Any], bundle: str, cdir: ContainerDir,
 
 
 def _namespaces(linux: dict[str, Any], notes: list[Note]) -> str:
-    """The network namespace to make or join (as root; a PID namespace is
-    made by the container's spawner); notes for the others, which it
-    emulates or leaves shared."""
+    """The network namespace to make or join (as root; the PID and IPC
+    namespaces are made by the container's spawner, as root and
+    unprivileged in a user namespace where the host allows one); notes for
+    the others, which it emulates or leaves shared."""
     root = os.geteuid() == 0
+    kernel = kernel_walls()
     netns = ""
     emulated = {"pid": "the entrypoint is PID 1 and only the container's processes are "
                        "visible", "uts": "hostname and domainname",
@@ -254,8 +257,10 @@ def _namespaces(linux: dict[str, Any], notes: list[Note]) -> str:
     said: list[str] = []
     for ns in linux.get("namespaces") or []:
         kind, path = ns.get("type"), ns.get("path") or ""
-        if kind == "pid" and root and not path:
+        if kind == "pid" and kernel and not path:
             said.append("pid (a new kernel namespace, the entrypoint its PID 1)")
+        elif kind == "ipc" and kernel and not path:
+            said.append("ipc (a new kernel namespace)")
         elif kind in emulated:
             if path:
                 notes.append(("warning", f"{kind} namespace {path} not joined: brandpy's "
@@ -278,7 +283,9 @@ def _namespaces(linux: dict[str, Any], notes: list[Note]) -> str:
                               "ids" + (", uid/gid mappings not applied"
                                        if linux.get("uidMappings") else "")))
             else:
-                said.append("user (emulated: fakeroot-style identities)")
+                said.append("user (emulated: fakeroot-style identities" +
+                            (", in a kernel namespace mapping only the runtime's uid)"
+                             if kernel else ")"))
         elif kind in ("ipc", "cgroup", "time"):
             notes.append(("warning", f"{kind} namespace not isolated: brandpy shares the "
                           f"host's {kind}"))

@@ -120,6 +120,8 @@ def to_guest(sb: Sandbox, data: bytes, layout: Layout, host: bool = False) -> by
     supervisor got on its behalf."""
     out = bytearray(data)
     first = _field(out, layout.pids[0]) if layout.pids and layout.owned else None
+    if first is not None and first > 0 and sb.pids.kernel and not host:
+        first = sb.pids.to_host(first)     # the kernel wrote the container's PID
     owner = cred_of(sb, first) if first is not None and first > 0 else None
     for off in () if sb.pids.kernel and not host else layout.pids:
         value = _field(out, off)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from . import namespaces
 from .mounts import split
 
 if TYPE_CHECKING:
@@ -204,12 +205,14 @@ class Spawner:
     @classmethod
     def start(cls, sb: Sandbox, stdio: tuple[int, ...] = ()) -> Spawner | None:
         """None where there are no walls to share (no Landlock), no
-        namespaces to make and no network of its own to make. As root, the
-        spawner first makes the container's namespaces (ns_mounts), PID
-        too unless config.host_pids (or it joins config.pids_of's); with
-        config.own_network, its user and network namespaces
-        (brandpy/network/pasta.py), or with config.network_of those of that
-        process."""
+        namespaces to make and no network of its own to make. The spawner
+        first makes the container's namespaces (ns_mounts), PID too unless
+        config.host_pids (or it joins config.pids_of's): as root, and
+        unprivileged in a user namespace of its own (sb.userns; that of
+        config.pids_of's process when it joins its PID namespace); with
+        config.own_network, its network namespace in that user namespace
+        (brandpy/network/pasta.py), or with config.network_of the user and
+        network namespaces of that process."""
         fd = ruleset(sb, stdio)
         helper = sb.config.own_network
         spaced = sb.namespaced
@@ -223,7 +226,7 @@ class Spawner:
             arr[i].path, arr[i].how = cpath, how
         pids = sb.kernel_pids
         flags = (lib.BP_SPAWNER_NAMESPACES if spaced else 0) | \
-            (lib.BP_SPAWNER_PIDNS if pids else 0)
+            (lib.BP_SPAWNER_USERNS if sb.userns else 0) | (lib.BP_SPAWNER_PIDNS if pids else 0)
         argv = ffi.NULL
         if helper is not None:
             flags |= lib.BP_SPAWNER_NETWORK
@@ -249,6 +252,11 @@ class Spawner:
         if pid < 0 and pids and sb.config.pids_of:
             raise LandlockError(-pid, "joining the PID namespace of process "
                                 f"{sb.config.pids_of}: {os.strerror(-pid)}")
+        if pid == -errno.EPERM and sb.userns:
+            raise LandlockError(errno.EPERM, "starting the container's spawner in a user "
+                                "namespace: Operation not permitted (there the kernel keeps "
+                                "the host's read-only mounts read-only: is a writable "
+                                "volume on one? give it :ro)")
         if pid < 0:
             raise LandlockError(-pid, f"starting the container's spawner: {os.strerror(-pid)}")
         return cls(pid, ctl[0], pids)
@@ -267,10 +275,17 @@ def status() -> str:
     """One line for `brandpy run --debug`."""
     version = abi()
     if not version:
-        return UNAVAILABLE
+        return UNAVAILABLE + _namespaces()
     what = "files, abstract unix sockets, signals" if scopes(version) else "files"
-    extra = "; mount, PID, IPC and UTS namespaces, the host read-only" if os.geteuid() == 0 else ""
-    return f"landlock ABI {version} ({what}){extra}"
+    return f"landlock ABI {version} ({what}){_namespaces()}"
+
+
+def _namespaces() -> str:
+    if namespaces.kernel_walls():
+        user = "" if os.geteuid() == 0 else "user (our uid alone), "
+        return f"; {user}mount, PID, IPC and UTS namespaces, the host read-only"
+    why = namespaces.unavailable()
+    return f"; {why}" if why else ""
 
 
 def security_options() -> list[str]:

@@ -214,6 +214,8 @@ def read_in_ipc_ns(pid: int, path: bytes) -> bytes:
     if os.stat(ns).st_ino == os.stat(b"/proc/self/ns/ipc").st_ino:
         with open(path, "rb") as f:
             return f.read()
+    if os.stat(b"/proc/%d/ns/user" % pid).st_ino != os.stat(b"/proc/self/ns/user").st_ino:
+        return _read_in_user_ns(pid, path)
     got: list[bytes | OSError] = []
 
     def read() -> None:
@@ -234,6 +236,19 @@ def read_in_ipc_ns(pid: int, path: bytes) -> bytes:
     if isinstance(got[0], OSError):
         raise got[0]
     return got[0]
+
+
+def _read_in_user_ns(pid: int, path: bytes, size: int = 1 << 20) -> bytes:
+    """read_in_ipc_ns where the IPC namespace's owner is the container's
+    user namespace (unprivileged): joining it needs a process of one
+    thread, so a forked child of the native library's reads."""
+    from brandpy._native import ffi, lib
+    buf = ffi.new("char[]", size)
+    n = lib.bp_read_in_ipc_ns(pid, path, buf, size)
+    if n < 0:
+        raise OSError(-n, f"reading {os.fsdecode(path)} in the container's IPC namespace: "
+                      f"{os.strerror(-n)}")
+    return bytes(ffi.buffer(buf, n))
 
 
 def kernel_release() -> tuple[int, int]:

@@ -22,7 +22,7 @@ from .guest_ptrace import Tracing
 from .identity import Cred, resolve_user
 from .linux import pidfd_getfd, pidfd_open
 from .mounts import Mount, MountTable, split
-from .namespaces import NAMESPACES_OFF, Uts
+from .namespaces import Uts, kernel_walls
 from .pathres import Resolver
 from .pids import PidMap
 from .policy import capabilities, profile_for
@@ -197,9 +197,11 @@ class Sandbox:
         self.ptys = self.mounts.ptys = PtyView(os.path.join(self.state, b"dev"), self._pty_changed,
                                                -1 if self.fake_ids else private_devpts())
         self.pids = PidMap()
-        # as root the spawner (landlock.Spawner) makes the container's
-        # namespaces; in its PID namespace the kernel numbers the processes
-        self.namespaced = not self.fake_ids and os.environ.get(NAMESPACES_OFF) != "1"
+        # the spawner (landlock.Spawner) makes the container's namespaces,
+        # unprivileged in a user namespace of its own (where the host allows
+        # it); in its PID namespace the kernel numbers the processes
+        self.namespaced = kernel_walls()
+        self.userns = self.namespaced and self.fake_ids
         self.kernel_pids = self.namespaced and not config.host_pids
         self.mounts.pid_of = self.pids.to_guest
         # in a network of its own, ports are real: nothing is translated

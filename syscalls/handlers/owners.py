@@ -123,14 +123,36 @@ def ioctl(call: Call) -> int | None:
         return _socket_owner(call, cmd)
     if cmd == NS_GET_OWNER_UID:
         ptr = call.arg(2)
-        call.after(lambda c, result: translate_back(c, ptr, NS_OWNER) if result == 0 else None)
-    elif call.sb.pids.kernel:
-        pass      # the kernel's PIDs are the container's (pids.py)
+        own = call.sb.userns and _is_own_userns(call, call.iarg(0))
+
+        def owner(c: Call, result: int) -> None:
+            if result == 0 and own:     # shown as the initial namespace: the host's root's
+                c.write(ptr, struct.pack("<I", uid_out(c.sb, 0)))
+            elif result == 0:
+                translate_back(c, ptr, NS_OWNER)
+
+        call.after(owner)
     elif cmd & PIDFD_GET_INFO_MASK == PIDFD_GET_INFO:
-        _pidfd_info(call, min(cmd >> 16 & 0x3FFF, PIDFD_INFO.size))
-    else:
+        if not call.sb.pids.kernel or call.sb.fake_ids:
+            _pidfd_info(call, min(cmd >> 16 & 0x3FFF, PIDFD_INFO.size))
+    elif not call.sb.pids.kernel:    # else the kernel's PIDs are the container's (pids.py)
         pids.tty_pgrp(call)
     return None
+
+
+def _is_own_userns(call: Call, fd: int) -> bool:
+    """Whether fd is the container's user namespace (unprivileged, the
+    spawner's: its processes take it for the initial one, as without it)."""
+    try:
+        dup = call.sb.grab_fd(call.proc, fd)
+    except Errno:
+        return False
+    try:
+        return os.fstat(dup).st_ino == os.stat(b"/proc/%d/ns/user" % call.sb.init_pid).st_ino
+    except OSError:
+        return False
+    finally:
+        os.close(dup)
 
 
 def _socket_owner(call: Call, cmd: int) -> int | None:
@@ -156,7 +178,8 @@ def _socket_owner(call: Call, cmd: int) -> int | None:
 
 def _pidfd_info(call: Call, size: int) -> None:
     """PIDFD_GET_INFO (Linux 6.13): the process's PIDs and credentials; one
-    outside the container is ESRCH, as outside a PID namespace."""
+    outside the container is ESRCH, as outside a PID namespace (in the
+    kernel's, its PIDs are the container's: the emulated IDs alone)."""
     ptr = call.arg(2)
 
     def after(c: Call, result: int) -> int | None:
@@ -167,6 +190,9 @@ def _pidfd_info(call: Call, size: int) -> None:
         pid, _tgid, ppid = struct.unpack_from("<iii", data, 16)
         layout = PIDFD_INFO if mask & PIDFD_INFO_CREDS else Layout(size, pids=(16, 20))
         seen = bytearray(to_guest(c.sb, data, layout))
+        if c.sb.pids.kernel:
+            c.write(ptr, bytes(seen))
+            return None
         if struct.unpack_from("<ii", seen, 16) == (0, 0) and pid > 0:
             return -errno.ESRCH
         struct.pack_into("<i", seen, 24, parent_out(c.sb, pid, ppid))

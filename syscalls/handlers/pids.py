@@ -357,9 +357,10 @@ def waitid(call: Call) -> int | None:
     try:
         if _valid_waitid(idtype, ident, options) and _childless(call, options):
             raise Errno(errno.ECHILD)
-        if call.sb.pids.kernel:     # its PIDs are the container's: no exit stop
-            return None
-        if idtype == P_PID and ident > 0:     # else EINVAL, the kernel's
+        if call.sb.pids.kernel:
+            if not call.sb.fake_ids:    # its PIDs and IDs are the container's: no exit stop
+                return None
+        elif idtype == P_PID and ident > 0:     # else EINVAL, the kernel's
             call.set_arg(1, _waitable(_host_pid, call, ident))
         elif idtype == P_PGID and ident > 0:
             call.set_arg(1, _waitable(_container_pgrp, call, ident))
@@ -375,10 +376,13 @@ def waitid(call: Call) -> int | None:
         guest_ptrace.waited(c)
         if result == 0 and infop:
             info = c.read(infop, 24)
-            host = struct.unpack_from("<i", info, 16)[0]
-            if host > 0:
+            pid = struct.unpack_from("<i", info, 16)[0]
+            # (in a PID namespace its PID is the container's; only the
+            # emulated si_uid needs this exit stop)
+            if pid > 0:
                 seen = to_guest(c.sb, info, SIGINFO)   # while the child is still known
-                if not options & WNOWAIT:
+                host = c.sb.pids.to_host(pid) if c.sb.pids.kernel else pid
+                if host is not None and not options & WNOWAIT:
                     c.sb.pids.reaped(host)
                 c.write(infop + 16, seen[16:24])
 

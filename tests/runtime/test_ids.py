@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import build_program, chroot_run, install_program
+from tests.conftest import Runner, build_program, chroot_run, install_program
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the chroot reference needs root")
 
@@ -43,6 +43,17 @@ def _kept(lines: list[str]) -> list[str]:
 
 
 def test_ids_are_the_containers(brandpy, busybox, ids_bin, native):
+    check_ids(brandpy, busybox, ids_bin, native)
+
+
+def test_ids_are_the_containers_without_user_namespaces(brandpy_flat, flat_busybox, ids_bin,
+                                                        native):
+    """Unprivileged where the host forbids user namespaces: brandpy's own
+    PID numbering, translated."""
+    check_ids(brandpy_flat, flat_busybox, ids_bin, native)
+
+
+def check_ids(brandpy: Runner, busybox: Path, ids_bin: Path, native: list[str]) -> None:
     install_program(busybox, ids_bin)
     mine = brandpy(busybox, ["/usr/bin/ids"], *OPTIONS, timeout=60)
     assert mine.status == 0, mine
@@ -54,7 +65,7 @@ def test_ids_are_the_containers(brandpy, busybox, ids_bin, native):
         # supervisor's PID (README, Limits); as root it sends the caller's
         expected = [line.replace("SCM_CREDENTIALS implicit: 1", "SCM_CREDENTIALS implicit: 0")
                     for line in expected]
-    if brandpy.user == "root":
+    if brandpy.namespaced:
         # in the container's PID namespace the kernel numbers its processes,
         # and clone (which brandpy makes of clone3) cannot ask for one: ENOSYS
         # (README, Limits)

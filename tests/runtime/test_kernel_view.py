@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IMAGES, copy_rootfs, install_probe
+from tests.conftest import IMAGES, Runner, copy_rootfs, install_probe
 
 
 @pytest.fixture
@@ -97,6 +97,17 @@ def test_dpkg_installs_with_ownership(brandpy, debian):
 # -- PIDs -----------------------------------------------------------------------------
 
 def test_entrypoint_is_pid_1(brandpy, busybox):
+    check_pid_1(brandpy, busybox)
+
+
+def test_entrypoint_is_pid_1_without_user_namespaces(brandpy_flat, flat_busybox):
+    """Unprivileged where the host forbids user namespaces: brandpy's own
+    numbering, translated, and PID 1's rules emulated."""
+    check_pid_1(brandpy_flat, flat_busybox)
+    check_pid1_ignores_signals(brandpy_flat, flat_busybox)
+
+
+def check_pid_1(brandpy: Runner, busybox: Path) -> None:
     r = brandpy.sh(busybox, "echo $$; sh -c 'echo $PPID'; sleep 0 & echo $!")
     pid1, ppid, child = r.out.split()
     assert (pid1, ppid) == ("1", "1") and int(child) > 1, r
@@ -111,6 +122,10 @@ def test_ps_lists_only_container_processes(brandpy, debian_shared):
 
 
 def test_pid1_ignores_signals_it_does_not_handle(brandpy, busybox):
+    check_pid1_ignores_signals(brandpy, busybox)
+
+
+def check_pid1_ignores_signals(brandpy: Runner, busybox: Path) -> None:
     r = brandpy.sh(busybox, "kill -TERM 1; echo alive")
     assert (r.status, r.out) == (0, "alive\n")
     r = brandpy.sh(busybox, "trap 'echo handled; exit 3' TERM; kill -TERM 1; sleep 2")
