@@ -6,7 +6,8 @@ host names is produced here instead and handed to the tracee as a private
 file: /proc and /proc/PID/task listings (directories of container PIDs),
 stat, status, cmdline and comm (PIDs and the program's own name, not the
 ELF loader that started it), mounts and mountinfo (the container's mount
-table), cgroup, and the kernel's hostname, domainname and release. Every
+table), cgroup, uid_map, gid_map and setgroups (unprivileged, those of the
+initial user namespace), and the kernel's hostname, domainname and release. Every
 file that names processes names them by container PID (and, with emulated
 identity, users by container ID: brandpy/runtime/ids.py): timers, sched,
 children, fdinfo (a pidfd's process, a lock's holder), /proc/locks (only
@@ -34,7 +35,13 @@ if TYPE_CHECKING:     # the sandbox owns its ProcFS and imports this module
     from .sandbox import Sandbox
 
 _PID_FILE = re.compile(rb"^(\d+)(?:/task/(\d+))?/(stat|status|cmdline|comm|mounts|mountinfo|"
-                       rb"cgroup|timers|sched|children|fdinfo/\d+|auxv)$")
+                       rb"cgroup|timers|sched|children|fdinfo/\d+|auxv|uid_map|gid_map|"
+                       rb"setgroups)$")
+# The initial user namespace's maps: unprivileged, the container's processes
+# are in one of the spawner's (mapping the supervisor's uid alone) but see
+# themselves in the initial one, as they would without it (emulated identity)
+INITIAL_USERNS = {b"uid_map": b"         0          0 4294967295\n",
+                  b"gid_map": b"         0          0 4294967295\n", b"setgroups": b"allow\n"}
 _TASK_DIR = re.compile(rb"^(\d+)/task$")
 KERNEL_FILES = {b"sys/kernel/hostname", b"sys/kernel/domainname", b"sys/kernel/osrelease",
                 b"version", b"mounts", b"locks", b"loadavg", b"sys/kernel/ns_last_pid",
@@ -168,6 +175,8 @@ class ProcFS:
             return self.mounts(reader) if what == b"mounts" else self.mountinfo(reader)
         if what == b"cgroup":
             return b"0::/\n"
+        if what in INITIAL_USERNS:
+            return INITIAL_USERNS[what] if self.sb.userns else None
         proc = self.sb.process_of(host)
         try:
             with open(host_path, "rb") as f:

@@ -171,6 +171,14 @@ def test_proc_shows_the_container(brandpy, busybox):
     assert str(busybox) not in brandpy.sh(busybox, "cat /proc/self/mountinfo").out
 
 
+def test_the_user_namespace_looks_like_the_initial_one(brandpy, busybox):
+    """Unprivileged the container's processes are in a user namespace
+    mapping uid 65534 alone (Walls); with emulated identities they see the
+    initial one's maps, as root's do."""
+    r = brandpy.sh(busybox, "cat /proc/self/uid_map /proc/1/gid_map /proc/self/setgroups")
+    assert r.out == "         0          0 4294967295\n" * 2 + "allow\n", r
+
+
 def test_a_cwd_or_fd_in_proc_names_container_pids(brandpy, busybox):
     """The kernel names a cwd or directory fd in /proc/PID by the host PID:
     brandpy maps it back, so getcwd and readlink never show a host PID and
