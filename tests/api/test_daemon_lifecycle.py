@@ -10,7 +10,7 @@ import signal
 import time
 
 from tests.api.conftest import image_tar, unprivileged_daemon, wait_for
-from tests.conftest import NOBODY
+from tests.conftest import NOBODY, nobody_has_namespaces
 
 
 def test_kill_9_then_restart_tells_the_truth(fresh):
@@ -80,4 +80,6 @@ def test_unprivileged_daemon(unpriv_pythonpath):
         shim = d.ok("run", "-d", "busybox", "sleep", "30").strip()
         pids = d.shim_pids()
         assert pids and all(os.stat(f"/proc/{p}").st_uid == NOBODY for p in pids)
+        if nobody_has_namespaces():    # docker exec joins the container's PID namespace
+            assert d.ok("exec", shim, "sh", "-c", "echo $$; cat /proc/1/comm") == "2\nsleep\n"
         d.ok("rm", "-f", shim)
