@@ -23,6 +23,15 @@ under both engines, as root and as uid 65534.
   (before: opened with every wall on, as root and unprivileged).
 - The native engine opens the ptys in C (its resolver reads a mirror of
   the view's set).
+- As root the container's ptys are a devpts instance of its own: its
+  first pty is /dev/pts/0 while the test holds the host's 0 (control: the
+  host's devpts, forced, never gives it 0); the host's pty of a number the
+  container holds too is unreachable by that name, translated (its own
+  pty) or raw through a broken open handler (the devices cgroup alone,
+  which allows no pty then, and Landlock alone refuse it; the control
+  opens it); a console is named by a number reserved in the instance; a
+  node made with mknod for a live pty opens nothing (EIO), on which the
+  cgroup's rules rely.
 
 Before the fix (at ac6c8a9) every cell failed: `seq 300` and `held 100`
 with EIO from ptsname past about 60 ptys (each took an entry of the
@@ -33,10 +42,12 @@ and `hangup` waited: the supervisor held each master until the end.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import shutil
+import stat
 import struct
 import subprocess
 import tempfile
@@ -303,3 +314,23 @@ def test_host_pty_of_a_number_of_its_own(engine: str, case: str, rootfs_for,
     else:
         assert f"OWN {number}" in p.stdout and f"{expected} /dev/pts/{number}" in p.stdout, p
     assert not reap_leftovers(rootfs)
+
+
+@ROOT_ONLY
+def test_a_pty_node_outside_devpts_opens_nothing(world_tmp: Path) -> None:
+    """What lets the devices cgroup allow no pty at all, and what a private
+    instance's numbers (the host's device numbers too) rely on: the kernel
+    finds a pty slave from its devpts dentry alone, so a node made with
+    mknod for a live pty opens nothing (EIO), whatever the cgroup allows."""
+    top = Path(tempfile.mkdtemp(dir=world_tmp))
+    master, slave = os.openpty()
+    try:
+        node = top / "pty"
+        os.mknod(node, 0o600 | stat.S_IFCHR, os.fstat(slave).st_rdev)
+        with pytest.raises(OSError) as caught:
+            os.close(os.open(node, os.O_RDWR | os.O_NOCTTY))
+        assert caught.value.errno == errno.EIO
+    finally:
+        os.close(master)
+        os.close(slave)
+        shutil.rmtree(top)
