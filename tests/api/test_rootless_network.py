@@ -8,6 +8,7 @@ SDK. No traffic leaves those two namespaces."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -120,6 +121,41 @@ def test_own_interface_and_loopback(rootless, runtime):
     # --network none: a namespace of its own too, loopback only
     assert _interfaces(run(d, *engine, "--network", "none", "busybox", "cat",
                            "/proc/net/dev")) == {"lo"}
+
+
+NS_GET_USERNS, NS_GET_PARENT = 0xB701, 0xB702     # _IO(0xb7, 1), _IO(0xb7, 2)
+
+
+def _owner(ns_path: str, request: int = NS_GET_USERNS) -> int:
+    """The inode of the user namespace that owns (or, NS_GET_PARENT, is
+    the parent of) a namespace."""
+    fd = os.open(ns_path, os.O_RDONLY)
+    try:
+        owner = fcntl.ioctl(fd, request)
+        try:
+            return os.fstat(owner).st_ino
+        finally:
+            os.close(owner)
+    finally:
+        os.close(fd)
+
+
+def test_one_user_namespace_owns_the_containers_namespaces(rootless):
+    """Seen from the host: the entrypoint's user namespace is a child of
+    the initial one mapping uid 65534 alone, and owns its network (pasta's)
+    and PID namespaces (Walls; not two nested user namespaces); the
+    entrypoint holds no capability there."""
+    d, _, _ = rootless
+    cid = d.ok("run", "-d", "busybox", "sleep", "30").strip()
+    try:
+        pid = int(d.ok("inspect", "-f", "{{.State.Pid}}", cid))
+        user = os.stat(f"/proc/{pid}/ns/user").st_ino
+        assert _owner(f"/proc/{pid}/ns/user", NS_GET_PARENT) == os.stat("/proc/self/ns/user").st_ino
+        assert _owner(f"/proc/{pid}/ns/net") == user == _owner(f"/proc/{pid}/ns/pid")
+        assert Path(f"/proc/{pid}/uid_map").read_text().split() == ["65534", "65534", "1"]
+        assert "CapEff:\t0000000000000000\n" in Path(f"/proc/{pid}/status").read_text()
+    finally:
+        d.ok("rm", "-f", cid)
 
 
 def test_host_loopback_is_not_reachable(rootless):
