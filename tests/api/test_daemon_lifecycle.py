@@ -82,4 +82,8 @@ def test_unprivileged_daemon(unpriv_pythonpath):
         assert pids and all(os.stat(f"/proc/{p}").st_uid == NOBODY for p in pids)
         if nobody_has_namespaces():    # docker exec joins the container's PID namespace
             assert d.ok("exec", shim, "sh", "-c", "echo $$; cat /proc/1/comm") == "2\nsleep\n"
+            # and so does --pid container:NAME (its user namespace too, the PID one's owner)
+            joined = d.ok("run", "--rm", "--pid", f"container:{shim}", "busybox", "sh", "-c",
+                          "echo $$")
+            assert int(joined) > 2, joined
         d.ok("rm", "-f", shim)
