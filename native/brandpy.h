@@ -87,8 +87,9 @@ struct bp_landlock_rule {
  * then makes, as root's; with BP_SPAWNER_NETWORK the network's is that one. */
 #define BP_SPAWNER_USERNS 16
 /* Whether this process may make such a user namespace and, in it, the
- * mount, PID, IPC and UTS namespaces (tried in a child): 0 or -errno
- * (EPERM/ENOSPC/EACCES where the host forbids them). */
+ * mount, PID, IPC and UTS namespaces with /proc bound writable (tried in a
+ * child): 0 or -errno (EPERM/ENOSPC/EACCES where the host forbids them;
+ * EROFS where a read-only mount below the host's /proc forbids the bind). */
 int bp_userns_probe(void);
 /* Up to size bytes of a file as a process in the user and IPC namespaces
  * of process pid reads it (the files of /proc/sysvipc show the reader's), read by a forked

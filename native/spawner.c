@@ -531,8 +531,15 @@ int bp_userns_probe(void)
     if (pid == 0) {
         int rc = own_user(0);
         if (!rc && (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID) < 0 ||
-                    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0))
+                    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+                    set_attrs("/", 1, 0) < 0))
             rc = -errno;
+        /* what every container's namespaces() does: /proc bound writable,
+         * which a read-only mount below it (a host that is itself a
+         * container) forbids, the kernel keeping inherited flags */
+        if (!rc && (mount("/proc", "/proc", NULL, MS_BIND | MS_REC, NULL) < 0 ||
+                    set_attrs("/proc", 0, 1) < 0))
+            rc = errno == EPERM ? -EROFS : -errno;
         _exit(rc < 0 ? -rc : 0);
     }
     int status;

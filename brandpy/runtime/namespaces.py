@@ -11,6 +11,7 @@ process, not a thread (see the README's syscall table).
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +35,10 @@ def user_namespaces() -> str:
     rc: int = lib.bp_userns_probe()
     if rc == 0:
         return ""
+    if rc == -errno.EROFS:
+        return ("the host's /proc holds read-only mounts, which a user namespace cannot make "
+                "writable for the container's /proc: no user, mount or PID namespace, the "
+                "PIDs are brandpy's own numbering")
     return (f"unprivileged user namespaces are not available here ({os.strerror(-rc)}; "
             "see user.max_user_namespaces, kernel.unprivileged_userns_clone, "
             "kernel.apparmor_restrict_unprivileged_userns): no mount or PID namespace, "

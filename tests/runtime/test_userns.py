@@ -1,6 +1,8 @@
 """The container's user namespace, unprivileged (README, Walls): where the
-host forbids unprivileged user namespaces, containers run as before
-without namespaces, and `brandpy run --debug` says why."""
+host forbids unprivileged user namespaces, or a read-only mount below its
+/proc (a host that is itself a container) forbids the container's
+writable /proc there, containers run as before without namespaces, and
+`brandpy run --debug` says why."""
 
 import os
 import subprocess
@@ -50,3 +52,19 @@ def test_a_host_that_forbids_user_namespaces_gets_the_fallback(engine, flat_busy
     assert (p.returncode, p.stdout) == (0, "1\n2\n"), p
     assert "unprivileged user namespaces are not available here (No space left on device" \
         in p.stderr, p.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes a mount namespace")
+def test_a_read_only_mount_below_proc_gets_the_fallback(engine, flat_busybox, unpriv_pythonpath):
+    """In a user namespace the kernel keeps an inherited mount read-only:
+    the container's /proc could not be bound writable (the spawner would
+    fail, EPERM), so the probe says so and containers run without."""
+    runner = Runner("nobody", engine, unpriv_pythonpath)
+    argv = ["/bin/sh", "-c", "echo $$; sleep 0 & echo $!"]
+    script = ("mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && "
+              'exec "$@"')
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                        "sh", *runner.cmd(flat_busybox, argv, "--debug")],
+                       env=runner.env(), capture_output=True, text=True, timeout=120, cwd="/")
+    assert (p.returncode, p.stdout) == (0, "1\n2\n"), p
+    assert "the host's /proc holds read-only mounts" in p.stderr, p.stderr
