@@ -7,6 +7,10 @@ namespace a copy of the hostname and domain name; its children share
 them (process.Process.fork). Mount changes (syscalls/handlers/mount.py)
 change the caller's table alone. brandpy's namespaces belong to a
 process, not a thread (see the README's syscall table).
+
+Beneath them, the kernel's namespaces the container's spawner makes as
+walls (native/spawner.c): as root, and unprivileged in a user namespace of
+its own where the host allows one (kernel_walls).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ def user_namespaces() -> str:
     spawner's, native/spawner.c), else why not. Hosts forbid them with
     user.max_user_namespaces=0, kernel.unprivileged_userns_clone=0 or
     AppArmor's restrict_unprivileged_userns (which lets unshare succeed
-    but takes the capabilities): so it is tried, not read from sysctls."""
+    but takes the capabilities): so it is tried, not read from sysctls,
+    with /proc bound writable as each container's is (a read-only mount
+    below the host's /proc forbids that in a user namespace: EROFS)."""
     from brandpy._native import lib
     rc: int = lib.bp_userns_probe()
     if rc == 0:
