@@ -99,6 +99,7 @@ int bp_read_in_ipc_ns(int pid, const char *path, char *buf, int size);
 #define BP_NS_RW 0              /* bound writable */
 #define BP_NS_RO 1              /* bound read-only */
 #define BP_NS_MASK 2            /* hidden (/dev/null over a file, an empty tmpfs on a dir) */
+#define BP_NS_KEEP 3            /* kept in the new root as the host has it (read-only) */
 struct bp_ns_mount {
     const char *path;
     int how;

@@ -49,7 +49,17 @@
 #define MOUNT_ATTR_NODEV 0x4
 #endif
 #define AT_RECURSIVE_ 0x8000
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#define OPEN_TREE_CLONE_ 1
+#define MOVE_MOUNT_F_EMPTY_PATH_ 0x4
+#define MOVE_MOUNT_T_EMPTY_PATH_ 0x40
 
+#define NAME_MAX_ 255
 #define MAX_REQ_FDS (BP_SPAWN_MAX_FDS + 3)
 
 /* What the supervisor sends: the scalars of the arguments (their pointers
@@ -303,17 +313,145 @@ static int set_attrs(const char *path, int readonly, int nodev)
     return (int)syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE_, &attr, sizeof attr);
 }
 
+/* An absolute path of plain components: no "//", "." or "..", no
+ * trailing slash. The new root mirrors each path component by component. */
+static int plain(const char *path)
+{
+    if (path[0] != '/' || !path[1])
+        return 0;
+    for (const char *c = path + 1;;) {
+        const char *end = strchrnul(c, '/');
+        size_t len = (size_t)(end - c);
+        if (!len || len > NAME_MAX_ || (c[0] == '.' && (len == 1 || (len == 2 && c[1] == '.'))))
+            return 0;
+        if (!*end)
+            return 1;
+        c = end + 1;
+    }
+}
+
+/* path is above, or below it, by components */
+static int beneath(const char *path, const char *above)
+{
+    size_t len = strlen(above);
+    return !strncmp(path, above, len) && (path[len] == '/' || !path[len]);
+}
+
+/* The mount point for path in the new root (an O_PATH fd of its root): its
+ * parents made as directories, then a directory, or an empty file to bind a
+ * file on. Nothing else is in that tmpfs yet, so nothing there is a
+ * symlink; O_NOFOLLOW says so all the same. An O_PATH fd, or -1. */
+static int mountpoint(int root, const char *path, int dir)
+{
+    char name[NAME_MAX_ + 1];
+    int at = fcntl(root, F_DUPFD_CLOEXEC, 0);
+    for (const char *c = path + 1; at >= 0;) {
+        const char *end = strchrnul(c, '/');
+        memcpy(name, c, (size_t)(end - c));
+        name[end - c] = 0;
+        int last = !*end, rc;
+        if (last && !dir)
+            rc = mknodat(at, name, S_IFREG | 0444, 0);
+        else
+            rc = mkdirat(at, name, 0755);
+        int next = rc < 0 && errno != EEXIST ? -1 :
+                   openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC | (last && !dir ? 0 : O_DIRECTORY));
+        close(at);
+        at = next;
+        if (last)
+            break;
+        c = end + 1;
+    }
+    return at;
+}
+
+/* Into a root holding nothing of the host's but the container's own
+ * mounts (every entry of mounts but the masks, which their clones carry),
+ * each at its host path: the paths the translation hands the kernel
+ * resolve as before, and no other host path resolves at all, whatever call
+ * reaches the kernel (stat, readlink, chmod, pathname unix sockets: the
+ * calls Landlock does not control). Each is cloned (open_tree) before a
+ * tmpfs on the first directory among them hides anything, bound into that
+ * tmpfs, and the tmpfs becomes the root (pivot_root), read-only. A path
+ * below another kept one comes with its clone; a container given "/"
+ * keeps the host's root. 0 or -errno. */
+static int pivot(const struct bp_ns_mount *mounts, int n)
+{
+    int trees[n > 0 ? n : 1], dirs[n > 0 ? n : 1], rc = 0;
+    const char *at = NULL;
+    for (int i = 0; i < n; i++)
+        trees[i] = -1;
+    for (int i = 0; i < n; i++) {
+        const char *path = mounts[i].path;
+        if (mounts[i].how == BP_NS_MASK)
+            continue;
+        if (!strcmp(path, "/"))
+            goto out;       /* given the host's whole root (-v /:/host): nothing to leave out */
+        if (!plain(path)) {
+            rc = -EINVAL;
+            goto out;
+        }
+        int inside = 0;
+        for (int j = 0; j < n && !inside; j++)
+            inside = j != i && mounts[j].how != BP_NS_MASK && beneath(path, mounts[j].path) &&
+                     (strlen(mounts[j].path) < strlen(path) || j < i);
+        struct stat st;
+        if (inside || (stat(path, &st) < 0 && errno == ENOENT))
+            continue;
+        trees[i] = (int)syscall(SYS_open_tree, AT_FDCWD, path,
+                                OPEN_TREE_CLONE_ | O_CLOEXEC | AT_RECURSIVE_);
+        if (trees[i] < 0 || fstat(trees[i], &st) < 0) {
+            rc = -errno;
+            goto out;
+        }
+        dirs[i] = S_ISDIR(st.st_mode);
+        if (!at && dirs[i])
+            at = path;
+    }
+    if (!at) {
+        rc = -ENOENT;
+        goto out;
+    }
+    int root;
+    if (mount("tmpfs", at, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k") < 0 ||
+        (root = open(at, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        if (trees[i] < 0)
+            continue;
+        int point = mountpoint(root, mounts[i].path, dirs[i]);
+        if (point < 0 || syscall(SYS_move_mount, trees[i], "", point, "",
+                                 MOVE_MOUNT_F_EMPTY_PATH_ | MOVE_MOUNT_T_EMPTY_PATH_) < 0)
+            rc = -errno;
+        if (point >= 0)
+            close(point);
+    }
+    close(root);
+    if (!rc && (chdir(at) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
+                umount2(".", MNT_DETACH) < 0 || chdir("/") < 0 ||
+                mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV |
+                      MS_NOEXEC, NULL) < 0))
+        rc = -errno;
+out:
+    for (int i = 0; i < n; i++)
+        if (trees[i] >= 0)
+            close(trees[i]);
+    return rc;
+}
+
 /* As root: the container's own mount, IPC and UTS namespaces, and with
  * pids its own PID namespace, whose PID 1 is the first process we fork
- * (its death ends the namespace's every process). The host is
+ * (its death ends the namespace's every process). The host is made
  * read-only there but for the paths it may write (its rootfs, volumes and
- * state), whatever call reaches it (chmod, chown, utimes and xattrs too,
- * which Landlock does not control); /proc/sys and the like are read-only
- * and Docker's masked paths hidden. The container's own paths are nodev:
- * a device node there (made with mknod, carried by the image) opens only
- * through the supervisor, which gives the devices the container was given
- * alone (brandpy/runtime/devices.py). Paths stay the host's: the
- * translation's model is unchanged. 0 or -errno. */
+ * state), /proc/sys and the like are read-only and Docker's masked paths
+ * hidden, as runc does; the container's own paths are nodev: a device node
+ * there (made with mknod, carried by the image) opens only through the
+ * supervisor, which gives the devices the container was given alone
+ * (brandpy/runtime/devices.py). Then the root becomes one that holds only
+ * those paths (pivot): the rest of the host is not there at all. Paths
+ * stay the host's: the translation's model is unchanged. 0 or -errno. */
 static int namespaces(const struct bp_ns_mount *mounts, int n, int pids)
 {
     if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (pids ? CLONE_NEWPID : 0)) < 0 ||
@@ -322,6 +460,8 @@ static int namespaces(const struct bp_ns_mount *mounts, int n, int pids)
     for (int i = 0; i < n; i++) {
         const char *path = mounts[i].path;
         struct stat st;
+        if (mounts[i].how == BP_NS_KEEP)
+            continue;
         if (stat(path, &st) < 0) {
             if (errno == ENOENT)
                 continue;
@@ -339,7 +479,7 @@ static int namespaces(const struct bp_ns_mount *mounts, int n, int pids)
         if (rc < 0)
             return -errno;
     }
-    return 0;
+    return pivot(mounts, n);
 }
 
 /* -- a network of its own (BP_SPAWNER_NETWORK) ------------------------------------------ */

@@ -19,7 +19,8 @@ HARMLESS = {
     "systemd_cgroup": "--systemd-cgroup: brandpy makes its cgroups itself (brandpy/ID), "
                       "not through systemd",
     "rootless": "--rootless: brandpy decides by its own uid (emulated identities when not root)",
-    "no_pivot": "--no-pivot: brandpy does not pivot_root (the root is made by path translation)",
+    "no_pivot": "--no-pivot: as root brandpy pivots into a tmpfs of its own holding the "
+                "container's paths, whatever file system the rootfs is on",
     "no_new_keyring": "--no-new-keyring: keyctl is denied inside brandpy containers anyway",
     "no_subreaper": "--no-subreaper: the monitor, not this command, reaps the container",
     "no_new_privs": "--no-new-privs: brandpy always sets no_new_privs",

@@ -36,6 +36,7 @@ from . import namespaces
 from .mounts import split
 
 if TYPE_CHECKING:
+    from .mounts import Mount
     from .sandbox import Sandbox
 
 # LANDLOCK_ACCESS_FS_* (uapi linux/landlock.h)
@@ -120,11 +121,13 @@ def _mount_rights(kind: str, readonly: bool) -> int:
 
 def rules(sb: Sandbox, stdio: tuple[int, ...] = ()) -> list[Rule]:
     """What a process of this container may reach: its mount table, the
-    private /proc listings, and the files behind the fds it is handed."""
+    private /proc listings, the host directories of the tmpfs mounts it
+    makes, and the files behind the fds it is handed."""
     found = [Rule(_mount_rights(m.kind, m.readonly), path=m.host) for m in sb.mounts.mounts]
     # the private /proc listings and files: copies of the tracee's own view
     # (root opens them for writing as it may open the procfs files)
     found.append(Rule(READ | WRITE_FILE | TRUNCATE, path=sb.procfs.base))
+    found.append(Rule(ALL, path=_tmpfs_base(sb)))
     for fd in stdio:
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
@@ -136,6 +139,13 @@ def rules(sb: Sandbox, stdio: tuple[int, ...] = ()) -> list[Rule]:
             rights |= IOCTL_DEV
         found.append(Rule(rights, fd=fd))
     return found
+
+
+def _tmpfs_base(sb: Sandbox) -> bytes:
+    """Where the tmpfs mounts the container makes get their host
+    directories (syscalls/handlers/mount.py), made now: the walls name it."""
+    os.makedirs(sb.tmpfs_base, mode=0o711, exist_ok=True)
+    return sb.tmpfs_base
 
 
 class LandlockError(OSError):
@@ -166,20 +176,25 @@ def ruleset(sb: Sandbox, stdio: tuple[int, ...] = ()) -> int:
 
 
 # bp_ns_mount.how (native/brandpy.h)
-NS_RW, NS_RO, NS_MASK = 0, 1, 2
+NS_RW, NS_RO, NS_MASK, NS_KEEP = 0, 1, 2, 3
 
 
 def ns_mounts(sb: Sandbox) -> list[tuple[bytes, int]]:
-    """What root's mount namespace changes, in order, on a host made
-    read-only: the container's writable paths bound writable (parents
-    before what they hold), its read-only ones (/proc/sys...) read-only,
-    then Docker's masked paths hidden."""
-    binds = [(m.host, NS_RO if m.readonly else NS_RW) for m in sb.mounts.mounts
-             if m.kind not in ("device", "masked", "sys")]
-    binds.append((sb.procfs.base, NS_RW))
-    binds.sort(key=lambda b: len(split(b[0])))
+    """What root's mount namespace is made of, on a host made read-only:
+    the container's writable paths bound writable (parents before what they
+    hold), its read-only ones (/proc/sys...) read-only, the paths it reaches
+    as the host has them (/sys, its devices) kept, then Docker's masked
+    paths hidden. The spawner then pivots into a root holding these paths
+    alone (native/spawner.c: pivot), the same paths rules() allows."""
+    def how(m: Mount) -> int:
+        if m.kind in ("device", "masked", "sys"):
+            return NS_KEEP
+        return NS_RO if m.readonly else NS_RW
+    paths = [(m.host, how(m)) for m in sb.mounts.mounts if m.kind != "pty"]
+    paths += [(sb.procfs.base, NS_RW), (_tmpfs_base(sb), NS_RW)]
+    paths.sort(key=lambda b: len(split(b[0])))
     masks = [(_hidden(sb, m.guest), NS_MASK) for m in sb.mounts.mounts if m.kind == "masked"]
-    return binds + masks
+    return paths + masks
 
 
 def _hidden(sb: Sandbox, guest: bytes) -> bytes:
@@ -283,7 +298,8 @@ def status() -> str:
 def _namespaces() -> str:
     if namespaces.kernel_walls():
         user = "" if os.geteuid() == 0 else "user (our uid alone), "
-        return f"; {user}mount, PID, IPC and UTS namespaces, the host read-only"
+        return (f"; {user}mount, PID, IPC and UTS namespaces, pivoted into a root of the "
+                "container's own paths")
     why = namespaces.unavailable()
     return f"; {why}" if why else ""
 

@@ -58,6 +58,7 @@ import pytest
 
 from brandpy.runtime import cgroups, landlock, ptys
 from brandpy.runtime.faults import BROKEN_HANDLER
+from brandpy.runtime.namespaces import NAMESPACES_OFF
 from brandpy.runtime.ptys import PtyView, private_devpts
 from tests.conftest import ENGINES, Runner
 
@@ -150,9 +151,13 @@ def test_the_view_names_a_master_s_pty_and_forgets_it_freed(world_tmp: Path) -> 
         shutil.rmtree(dev)
 
 
-# which of the kernel's walls are off in each case
-WALLS_OFF = {"walls": (), "cgroup": (landlock.TEST_OFF,), "landlock": (cgroups.TEST_OFF,),
-             "control": (landlock.TEST_OFF, cgroups.TEST_OFF)}
+# which of the kernel's walls are off in each case: each alone is the devices
+# cgroup, Landlock or the container's pivoted root (its mount namespace,
+# where the host's /dev/pts is not)
+WALLS_OFF = {"walls": (), "cgroup": (landlock.TEST_OFF, NAMESPACES_OFF),
+             "landlock": (cgroups.TEST_OFF, NAMESPACES_OFF),
+             "pivot": (landlock.TEST_OFF, cgroups.TEST_OFF),
+             "control": (landlock.TEST_OFF, cgroups.TEST_OFF, NAMESPACES_OFF)}
 WALL_CASES = [("root", w) for w in WALLS_OFF] + [("nobody", "walls"), ("nobody", "control")]
 
 
@@ -163,8 +168,9 @@ WALL_CASES = [("root", w) for w in WALLS_OFF] + [("nobody", "walls"), ("nobody",
 def test_walls_hold_for_other_terminals(engine: str, user: str, walls: str, rootfs_for,
                                         unpriv_pythonpath) -> None:
     """walls: all of them (as root the devices cgroup, which allows the
-    container's own ptys alone, and Landlock, which allows no host pty:
-    the supervisor opens them all); cgroup, landlock: that one alone;
+    container's own ptys alone, Landlock, which allows no host pty: the
+    supervisor opens them all, and the pivoted root, which has no host
+    /dev/pts); cgroup, landlock, pivot: that one alone;
     control: neither, and the terminal opens (owned by the user brandpy runs
     as, so that only brandpy stands in the way)."""
     runner = Runner(user, engine, unpriv_pythonpath)

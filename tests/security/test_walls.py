@@ -4,15 +4,15 @@ container's raw guest paths and PIDs), a container still reaches nothing of
 the host. Each attack is one line of tests/security/programs/walls_attack.c,
 run as the entrypoint, against a host side with canaries: a secret to read,
 files to write and truncate, a directory to create, remove, rename and link
-in, a program to exec, a listening abstract unix socket and a process to
-kill, and as root the metadata calls.
+in, a program to exec, listening abstract and pathname unix sockets and a
+process to kill, and the calls Landlock does not control.
 The control cases run the same attacks with the walls off
 (BRANDPY_TEST_NO_LANDLOCK=1 and BRANDPY_TEST_NO_NAMESPACES=1) and see
 every one succeed: the broken handler truly hands the host to the kernel,
 and these tests can fail. The container's namespaces (as root, and
 unprivileged in a user namespace of its own where the host allows one)
-are walls of their own: the host read-only, and a host PID names nothing
-in its PID namespace."""
+are walls of their own: a root of the container's paths alone, and a
+host PID names nothing in its PID namespace."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from tests.oci.conftest import Bundle, Runc, bundle, runc, template, workdir  # 
 from tests.security.harness import build
 
 BROKEN = ("openat,truncate,mkdir,mknodat,unlink,rmdir,rename,link,symlink,execveat,bind,"
-          "connect,kill,chmod,chown,utimensat,setxattr")
+          "connect,kill,chmod,chown,utimensat,setxattr,newfstatat")
 
 pytestmark = pytest.mark.skipif(landlock.abi() < 6, reason="needs Landlock ABI 6 (Linux 6.12+)")
 
@@ -57,7 +57,8 @@ class Host:
     attacker: Path
     abstract: str = field(default_factory=lambda: "brandpy-walls-" + secrets.token_hex(4))
     secret: str = field(default_factory=lambda: "canary-" + secrets.token_hex(8))
-    received: list[bytes] = field(default_factory=list)
+    received: list[bytes] = field(default_factory=list)        # by the abstract socket
+    received_path: list[bytes] = field(default_factory=list)   # by the pathname one
     victim: subprocess.Popen | None = None
 
     def make(self) -> None:
@@ -77,30 +78,38 @@ class Host:
         shutil.copy(self.attacker, self.top / "prog")
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(b"\0" + self.abstract.encode())
-        self.listener.listen(8)
-        self.listener.settimeout(0.2)
+        self.path_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.path_listener.bind(str(self.top / "listen"))
+        (self.top / "listen").chmod(0o777)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._accept, args=(sock, got), daemon=True)
+                         for sock, got in ((self.listener, self.received),
+                                           (self.path_listener, self.received_path))]
+        for sock, thread in zip((self.listener, self.path_listener), self._threads, strict=True):
+            sock.listen(8)
+            sock.settimeout(0.2)
+            thread.start()
         self.victim = subprocess.Popen(SETPRIV + ["sleep", "300"])
 
-    def _accept(self) -> None:
+    def _accept(self, listener: socket.socket, received: list[bytes]) -> None:
         while not self._stop.is_set():
             try:
-                conn, _ = self.listener.accept()
+                conn, _ = listener.accept()
             except OSError:
                 continue
             with conn:
                 conn.settimeout(2)
                 try:
-                    self.received.append(conn.recv(64))
+                    received.append(conn.recv(64))
                 except OSError:
-                    self.received.append(b"")
+                    received.append(b"")
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
         self.listener.close()
+        self.path_listener.close()
         if self.victim is not None:
             self.victim.kill()
             self.victim.wait()
@@ -124,6 +133,8 @@ class Host:
                 seen.append(f"{name} changed")
         if self.received:
             seen.append(f"the abstract socket received {self.received}")
+        if self.received_path:
+            seen.append(f"the pathname socket received {self.received_path}")
         if self.victim is not None and self.victim.poll() is not None:
             seen.append("the host process was killed")
         return seen
@@ -152,14 +163,13 @@ WALLED = {name: f"errno {errno.EPERM if name in ('abstract', 'kill') else errno.
           for name in ("read", "list", "write", "truncate", "create", "mkdir", "mkfifo",
                        "unlink", "rmdir", "rename", "link", "symlink", "exec", "bind",
                        "abstract", "kill")}
-# In the container's mount namespace (as root, and unprivileged in its user
-# namespace) the host is read-only: the kernel refuses changes (EROFS)
-# before Landlock is asked.
-CHANGES = ("write", "truncate", "create", "mkdir", "mkfifo", "unlink", "rmdir", "rename",
-           "link", "symlink", "bind")
-# and its PID namespace has no process of the host's PID (ESRCH) before
-# Landlock would refuse the signal
-WALLED_ROOT = {**WALLED, **dict.fromkeys(CHANGES, f"errno {errno.EROFS}"),
+# In the container's namespaces (as root, and unprivileged in its user
+# namespace) its root holds nothing of the host's but what it was given (the
+# spawner pivots into it): a host path names nothing there (ENOENT) before
+# Landlock is asked; and its PID namespace has no process of the host's PID
+# (ESRCH) before Landlock would refuse the signal.
+WALLED_ROOT = {**WALLED, **{name: f"errno {errno.ENOENT}" for name in WALLED
+                            if name not in ("abstract", "kill")},
                "kill": f"errno {errno.ESRCH}"}
 # every wall off: Landlock, and as root the namespaces
 CONTROL = (landlock.TEST_OFF, NAMESPACES_OFF)
@@ -199,28 +209,33 @@ def test_without_the_walls_the_broken_handler_reaches_the_host(brandpy: Runner, 
     assert len(host.untouched()) == 5, host.untouched()   # w/, victim, trunc, socket, kill
 
 
-def test_metadata_calls_find_the_host_read_only(brandpy: Runner, busybox: Path,
-                                                host: Host) -> None:
-    """chmod, chown, utimes and xattrs are not Landlock's: the container's
-    mount namespace walls them, as root and unprivileged in its user
-    namespace (without one, only the path layer does: see README)."""
+def test_calls_landlock_does_not_control_find_no_host(brandpy: Runner, busybox: Path,
+                                                      host: Host) -> None:
+    """chmod, chown, utimes, xattrs, stat and connecting to a pathname unix
+    socket are not Landlock's: the container's pivoted root, which holds
+    only its own paths, walls them, as root and unprivileged in its user
+    namespace (without one, only the path layer does: see README). The
+    control turns Landlock and the namespaces off: each reaches the host."""
     if not brandpy.namespaced:
         pytest.skip("no user namespaces here (see README, Walls)")
     victim = host.top / "victim"
     os.chown(victim, brandpy.uid, brandpy.uid)    # its owner may change it (the control run)
     before = os.stat(victim)
-    names = ("chmod", "chown", "utimes", "setxattr")
-    attacks = [f"{name}:{victim}" for name in names]
+    names = ("chmod", "chown", "utimes", "setxattr", "stat")
+    attacks = [f"{name}:{victim}" for name in names] + [f"connect:{host.top}/listen"]
     got = attack(brandpy, busybox, host, attacks=attacks)
-    assert got == dict.fromkeys(names, f"errno {errno.EROFS}")
+    assert got == dict.fromkeys((*names, "connect"), f"errno {errno.ENOENT}")
     after = os.stat(victim)
     assert (after.st_mode, after.st_uid, after.st_mtime_ns) == \
         (before.st_mode, before.st_uid, before.st_mtime_ns)
     assert os.listxattr(victim) == []
+    assert host.untouched() == []
     control = attack(brandpy, busybox, host, CONTROL, attacks=attacks)
     # (unprivileged, giving the file away is the host kernel's EPERM: no CAP_CHOWN)
-    assert control == dict.fromkeys(names, "ok ") | \
+    assert control == {**dict.fromkeys(names[:-1], "ok "), "stat": f"ok {before.st_size}",
+                       "connect": "ok "} | \
         ({} if brandpy.uid == 0 else {"chown": f"errno {errno.EPERM}"})
+    assert host.received_path == [b"pwned\n"]
 
 
 @pytest.mark.parametrize("pidns", [True, False], ids=["pid-namespace", "control"])
