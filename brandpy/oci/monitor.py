@@ -373,6 +373,8 @@ class Monitor:
             apply_limits(pid, proc, self.log)
         except OciError as exc:
             self.log.warning(f"exec {proc.argv[0]}: {exc}")
+        except (ProcessLookupError, FileNotFoundError):
+            pass    # it has exited already (`sh -c 'exit 6'`): its status is told below
         with told:
             chan.send({"pid": pid})
             pid_sent = True
