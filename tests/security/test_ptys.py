@@ -280,9 +280,10 @@ def test_first_pty_is_0(engine: str, devpts: str, rootfs_for, unpriv_pythonpath)
 # (broken open handler, walls off, devpts forced to the host's) -> what the
 # container gets opening /dev/pts/H, H the number of a host pty the test holds
 COLLIDE = {"translated": ((), "MINE"), "walls": (("open",), "REFUSED"),
-           "cgroup": (("open", landlock.TEST_OFF), "REFUSED"),
-           "landlock": (("open", cgroups.TEST_OFF), "REFUSED"),
-           "control": (("open", landlock.TEST_OFF, cgroups.TEST_OFF), "OPENED"),
+           "cgroup": (("open", landlock.TEST_OFF, NAMESPACES_OFF), "REFUSED"),
+           "landlock": (("open", cgroups.TEST_OFF, NAMESPACES_OFF), "REFUSED"),
+           "pivot": (("open", landlock.TEST_OFF, cgroups.TEST_OFF), "REFUSED"),
+           "control": (("open", landlock.TEST_OFF, cgroups.TEST_OFF, NAMESPACES_OFF), "OPENED"),
            "host-devpts": ((ptys.TEST_OFF,), "UNREACHED")}
 
 
@@ -298,7 +299,8 @@ def test_host_pty_of_a_number_of_its_own(engine: str, case: str, rootfs_for,
     path reaches the host's pty H unless a wall stands: the devices cgroup
     alone refuses it (it allows no pty with a private instance: one rule
     per number of the container's would allow the host's pty of that
-    number), Landlock alone too; the control, without both, opens it. With
+    number), Landlock alone too, and the pivoted root alone (no host
+    /dev/pts there); the control, without them, opens it. With
     the host's devpts the container never gets number H."""
     runner = Runner("root", engine, unpriv_pythonpath)
     rootfs = rootfs_for(runner.uid, "pty_churn")
