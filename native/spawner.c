@@ -441,9 +441,10 @@ out:
     return rc;
 }
 
-/* As root: the container's own mount, IPC and UTS namespaces, and with
- * pids its own PID namespace, whose PID 1 is the first process we fork
- * (its death ends the namespace's every process). The host is made
+/* As root, or in a user namespace of our own (own_user): the container's
+ * own mount, IPC and UTS namespaces, and with pids its own PID namespace,
+ * whose PID 1 is the first process we fork (its death ends the
+ * namespace's every process). The host is made
  * read-only there but for the paths it may write (its rootfs, volumes and
  * state), /proc/sys and the like are read-only and Docker's masked paths
  * hidden, as runc does; the container's own paths are nodev: a device node

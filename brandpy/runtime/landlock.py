@@ -180,7 +180,7 @@ NS_RW, NS_RO, NS_MASK, NS_KEEP = 0, 1, 2, 3
 
 
 def ns_mounts(sb: Sandbox) -> list[tuple[bytes, int]]:
-    """What root's mount namespace is made of, on a host made read-only:
+    """What the container's mount namespace is made of, on a host made read-only:
     the container's writable paths bound writable (parents before what they
     hold), its read-only ones (/proc/sys...) read-only, the paths it reaches
     as the host has them (/sys, its devices) kept, then Docker's masked
