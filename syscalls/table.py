@@ -579,8 +579,10 @@ SPEC: dict[str, Spec] = {
 # there the kernel takes and gives the container's PIDs itself, so calls
 # trapped only to translate PIDs run natively, and its own rules hold
 # (kill(-1) and process groups reach the namespace alone, PID 1 ignores
-# signals it has no handler for). wait4 and waitid stay trapped: an
-# emulated tracer's waits report its tracees' stops (handlers/guest_ptrace.py).
+# signals it has no handler for). wait4 and waitid too, but for an emulated
+# tracer, whose waits report its tracees' stops (handlers/guest_ptrace.py):
+# the supervisor stacks a filter trapping them on a process when it becomes
+# a tracer (Supervisor._stack_wait_trap).
 KERNEL_PIDS = "native in the container's PID namespace: the kernel's own PIDs"
 for _name in ("getpid", "gettid", "getppid", "getpgrp", "getpgid", "getsid", "setpgid",
               "setsid", "set_tid_address", "kill", "tkill", "tgkill",
@@ -599,6 +601,10 @@ for _name, _user in (("getpriority", 2), ("setpriority", 2), ("ioprio_get", 3),
     SPEC[_name] = replace(SPEC[_name], pidns=replace(allow(KERNEL_PIDS), fake=Spec(
         "allow", FULL, KERNEL_PIDS + "; unprivileged, a user's processes are emulated",
         handler=prio.priority, when=arg_in(0, _user))))
+for _name in ("wait4", "waitid"):
+    SPEC[_name] = replace(SPEC[_name], pidns=Spec(
+        "allow", FULL, f"{KERNEL_PIDS}; an emulated tracer's are trapped (a filter stacked "
+        "on it when it starts tracing)", handler=SPEC[_name].handler))
 
 
 @dataclass(frozen=True)

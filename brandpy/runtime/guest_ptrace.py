@@ -130,6 +130,33 @@ class Tracing:
     exits: dict[int, list[Exited]] = field(default_factory=dict)   # tracer tgid -> exits
     waiters: dict[int, int] = field(default_factory=dict)    # tracer tgid -> tid in a wait
     listening: set[int] = field(default_factory=set)         # tids the supervisor LISTENed
+    # In a PID namespace of the kernel's, waits run natively: a process that
+    # becomes a tracer gets a filter trapping its own (Supervisor._stack_wait_trap)
+    waits_native: bool = False
+    wait_trapped: set[int] = field(default_factory=set)      # tgids given the wait trap
+    wait_pending: set[int] = field(default_factory=set)      # tids to install it at their next call
+
+    def became_tracer(self, tgid: int, caller: int) -> None:
+        """tgid traces a task now. Its threads are interrupted: a wait one
+        is blocked in (the kernel's, which knows nothing of emulated stops)
+        restarts, trapped, and reports them. Where waits run natively, the
+        process first gets the wait trap: each thread stops at its next
+        syscall entry (the supervisor resumes them with PTRACE_SYSCALL) and
+        the first installs it for them all. caller: the thread making the
+        call, stopped now (its resume does it)."""
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{tgid}/task")]
+        except OSError:
+            return   # gone
+        if self.waits_native and tgid not in self.wait_trapped:
+            self.wait_trapped.add(tgid)
+            self.wait_pending.update(tids)
+        for tid in tids:
+            if tid != caller:
+                try:
+                    ptrace(PTRACE_INTERRUPT, tid)
+                except OSError:
+                    pass   # exited meanwhile
 
     def traces(self, tgid: int) -> bool:
         return bool(self.exits.get(tgid)) or any(t.tracer == tgid for t in self.tracees.values())
@@ -198,6 +225,7 @@ class Tracing:
         or kills them, by PTRACE_O_EXITKILL)."""
         self.exits.pop(tgid, None)
         self.waiters.pop(tgid, None)
+        self.wait_trapped.discard(tgid)   # (its PID may be another process's next)
         gone = self.of(tgid)
         for t in gone:
             del self.tracees[t.tid]

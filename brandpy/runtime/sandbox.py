@@ -233,7 +233,8 @@ class Sandbox:
         self.own_filters: dict[int, tuple[bytes, ...]] = {}
         self.mirror: Mirror | None = None       # the native engine's copy of this state
         self.cgroup: Cgroup | None = None       # as root, the container's (use_cgroup)
-        self.ptraced = Tracing()                # the container's own tracers (guest_ptrace.py)
+        # the container's own tracers (guest_ptrace.py)
+        self.ptraced = Tracing(waits_native=self.kernel_pids)
 
     @property
     def hostname(self) -> str:

@@ -62,8 +62,16 @@ from brandpy.runtime.linux import (
 )
 from brandpy.runtime.process import Process
 from brandpy.runtime.replay import Replay
-from brandpy.runtime.seccomp import combine, evaluate, ret_allow
+from brandpy.runtime.seccomp import combine, evaluate, ret_allow, ret_trace
 from brandpy.runtime.trace import Tracer, format_call
+from syscalls.effective import PASS
+from syscalls.handlers.stacked import (
+    SECCOMP_FILTER_FLAG_TSYNC,
+    SYS_wait4,
+    SYS_waitid,
+    rewrite_into_filter,
+    wait_trap,
+)
 
 if TYPE_CHECKING:
     from brandpy.runtime.landlock import Spawner
@@ -81,6 +89,8 @@ TRAP_DATA = 0xB7          # syscalls/handlers/ident.py stacks traps with this da
 NO_RETURN = frozenset({60, 231})   # exit, exit_group: traced at entry (strace's "= ?")
 SYS_execve, SYS_execveat = 59, 322
 SYS_openat, SYS_close = 257, 3
+WAITS = frozenset({SYS_wait4, SYS_waitid})
+PASSED = ret_trace(PASS)           # trapped only to be seen (--trace-all)
 AT_FDCWD = (1 << 64) - 100
 ENTERING = (1 << 64) - 38          # rax at a syscall-enter stop: -ENOSYS
 
@@ -127,6 +137,9 @@ class Supervisor:
         self._requests: deque[Callable[[], None]] = deque()
         self.handoffs: dict[int, Inject] = {}                # tid -> fd to install (_hand_off)
         self.injected: dict[int, Any] = {}                   # tid -> registers to restore
+        # tid -> the call it made, turned into the wait trap's installation
+        self.wait_trap_exit: dict[int, tuple[int, tuple[int, ...], int]] = {}
+        self.wait_trap_per_thread: set[int] = set()           # tgids TSYNC failed for
         self._lock = threading.Lock()
         self._closed = False
         self._reported: set[str] = set()
@@ -260,7 +273,12 @@ class Supervisor:
         elif sig == signal.SIGTRAP and event == PTRACE_EVENT_SECCOMP:
             self._on_syscall(tid)
         elif sig == SYSGOOD_TRAP:
-            if traced is not None and tid not in self.injected and \
+            if tid in self.wait_trap_exit:
+                self._wait_trap_stacked(tid)
+            elif tid in self.sb.ptraced.wait_pending and tid not in self.injected and \
+                    self._stack_wait_trap(tid):
+                pass
+            elif traced is not None and tid not in self.injected and \
                     linux.syscall_info(tid, 1)[:1] == bytes([linux.SYSCALL_INFO_ENTRY]):
                 self._syscall_entry(traced)
             else:
@@ -406,11 +424,72 @@ class Supervisor:
 
     def _tracer_gone(self, tgid: int) -> None:
         """A tracer's tracees are detached (killed, with PTRACE_O_EXITKILL)."""
+        self.wait_trap_per_thread.discard(tgid)
         for traced in self.sb.ptraced.drop_tracer(tgid):
             if traced.options & O_EXITKILL:
                 self._kill(traced.tid)
             elif traced.stop is not None:
                 self._resume(traced.tid)
+
+    def _stack_wait_trap(self, tid: int) -> bool:
+        """At the syscall-entry stop of a thread whose process became an
+        emulated tracer (Tracing.became_tracer): its call becomes the wait
+        trap's installation, for every thread of the process (TSYNC), and
+        comes back at the exit stop (_wait_trap_stacked). False at an exit
+        stop."""
+        if linux.syscall_info(tid, 1)[:1] != bytes([linux.SYSCALL_INFO_ENTRY]):
+            return False
+        try:
+            regs = ptrace_getregs(tid)
+        except Exception:
+            return True   # gone; its exit follows
+        call = Call(self.sb, self.sb.threads[tid], tid, regs)
+        own = (call.nr, args_of(regs))
+        tracing = self.sb.ptraced
+        # TSYNC (every thread at once) unless an earlier try named a thread
+        # whose filters differ: then each thread its own
+        flags = 0 if call.proc.tgid in self.wait_trap_per_thread else SECCOMP_FILTER_FLAG_TSYNC
+        try:
+            rewrite_into_filter(call, wait_trap(), flags)
+            ptrace_setregs(tid, regs)
+        except (Errno, OSError) as exc:
+            tracing.wait_pending.discard(tid)
+            warn(f"brandpy: could not stack the wait trap on task {tid} ({exc}): its waits do "
+                 "not see the stops of the tasks it traces")
+            self._resume(tid)
+            return True
+        self.wait_trap_exit[tid] = (*own, flags)
+        self._resume(tid)
+        return True
+
+    def _wait_trap_stacked(self, tid: int) -> None:
+        """The wait trap's installation returned: the thread makes its own
+        call again (through the trap)."""
+        nr, args, flags = self.wait_trap_exit.pop(tid)
+        try:
+            regs = ptrace_getregs(tid)
+        except Exception:
+            return
+        tracing = self.sb.ptraced
+        result = regs.rax - (1 << 64) if regs.rax >= 1 << 63 else regs.rax
+        proc = self.sb.threads[tid]
+        if result == 0:
+            tracing.wait_pending.difference_update(proc.threads if flags else (tid,))
+        elif flags and result > 0:   # TSYNC named a thread whose filters differ
+            self.wait_trap_per_thread.add(proc.tgid)
+        else:
+            tracing.wait_pending.discard(tid)
+            warn(f"brandpy: could not stack the wait trap on task {tid} (errno {-result}): "
+                 "its waits do not see the stops of the tasks it traces")
+        regs.rax, regs.orig_rax = nr, nr
+        regs.rip -= 2                   # the syscall instruction, again
+        for name, value in zip(ARG_REGS, args, strict=True):
+            setattr(regs, name, value)
+        try:
+            ptrace_setregs(tid, regs)
+        except Exception:
+            return
+        self._resume(tid)
 
     def _answer_trap(self, tid: int) -> bool:
         """Answer a getter the identity trap filter trapped; False for any
@@ -442,6 +521,8 @@ class Supervisor:
             self.sb.ptraced.exited(traced, self.sb.pids.to_guest(tid), status, own)
         self.held.pop(tid, None)
         self.injected.pop(tid, None)
+        self.wait_trap_exit.pop(tid, None)
+        self.sb.ptraced.wait_pending.discard(tid)
         handoff = self.handoffs.pop(tid, None)
         if handoff is not None:
             os.close(handoff.fd)
@@ -461,8 +542,10 @@ class Supervisor:
             self.kill_all()
 
     def _resume(self, tid: int, sig: int = 0, request: int = PTRACE_CONT) -> None:
-        if tid in self.injected:
+        if tid in self.injected or tid in self.wait_trap_exit:
             request = PTRACE_SYSCALL     # its injected call's stops are still to come
+        elif request == PTRACE_CONT and tid in self.sb.ptraced.wait_pending:
+            request = PTRACE_SYSCALL     # its next call installs the wait trap first
         traced = self.sb.ptraced.tracees.get(tid)
         if traced is not None:
             request = traced.real_request(request)
@@ -647,6 +730,12 @@ class Supervisor:
         if tid in self.sb.id_trapped:
             from syscalls.handlers.ident import TRAPPED
             action = combine([action, TRAPPED.get(nr, ret_allow())])
+        if nr in WAITS and self.sb.ptraced.waits_native and action in (ret_allow(), PASSED):
+            # the wait trap's (stacked on an emulated tracer, inherited by
+            # its children): the only filter of brandpy's that traps a wait
+            # there, so the handler is asked even if the thread's record
+            # missed it (a thread made as TSYNC installed it)
+            action = ret_trace()
         return action
 
     def _complete(self, call: Call, action: int, shown: tuple[str, float] | None,

@@ -110,6 +110,7 @@ def _traceme(call: Call) -> int:
     if parent is None or parent not in call.sb.procs or call.tid in call.sb.ptraced.tracees:
         raise Errno(errno.EPERM)
     call.sb.ptraced.tracees[call.tid] = Tracee(call.tid, parent, seized=False)
+    call.sb.ptraced.became_tracer(parent, call.tid)
     return 0
 
 
@@ -125,6 +126,7 @@ def _attach(call: Call, host: int, seize: bool, addr: int, options: int) -> int:
         raise Errno(errno.EPERM)
     t = Tracee(host, call.proc.tgid, seized=seize, options=options if seize else 0)
     tracing.tracees[host] = t
+    tracing.became_tracer(call.proc.tgid, call.tid)
     if host in tracing.listening:   # in a group-stop: its tracer is told so
         t.interrupt = True
         _real(PTRACE_INTERRUPT, host)

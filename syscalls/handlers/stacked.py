@@ -15,14 +15,16 @@ changed its IDs: see ident.py), the caller alone does.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 
 from brandpy.runtime.call import ARG_REGS, Call, args_of
 from brandpy.runtime.errors import warn
-from brandpy.runtime.seccomp import Action, compile_filter, ret_allow
+from brandpy.runtime.seccomp import Action, compile_filter, ret_allow, ret_trace
 
 SYS_seccomp = 317
+SYS_wait4, SYS_waitid = 61, 247
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_TSYNC = 1
 
@@ -30,6 +32,14 @@ SECCOMP_FILTER_FLAG_TSYNC = 1
 def trap_filter(actions: dict[int, Action]) -> bytes:
     """A filter that acts only on `actions` and allows everything else."""
     return compile_filter(actions, default=ret_allow(), foreign_arch=ret_allow())
+
+
+@functools.cache
+def wait_trap() -> bytes:
+    """Stacked on an emulated tracer where waits run natively (in a PID
+    namespace of the kernel's): its waits stop, to report the stops of its
+    tracees (Supervisor._stack_wait_trap)."""
+    return trap_filter({SYS_wait4: ret_trace(), SYS_waitid: ret_trace()})
 
 
 def rewrite_into_filter(call: Call, prog: bytes, flags: int = 0) -> None:

@@ -6,6 +6,7 @@ emulated, every one of these failed: ptrace was EPERM."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IMAGES, REPO, Result, copy_rootfs
+from tests.conftest import IMAGES, REPO, Result, build_program, chroot_run, copy_rootfs, install_program
 
 TOOLS = IMAGES / "tools"
 CLEAN_ENV = ["env", "-i", "PATH=/usr/bin:/bin", "HOME=/"]
@@ -110,3 +111,31 @@ def test_gdb_attaches_to_a_process_of_the_container(brandpy, tools_rootfs):
     assert "wait_here (rounds=3) at sleeper.c" in want.out, want
     got = brandpy(tools_rootfs, ["sh", "-c", ATTACH])
     assert got.out == want.out, got.err
+
+
+# tests/programs/tracewait.c, as it prints natively
+TRACEWAIT = ("traceme: stopped 19 event 0, then exited 7\n"
+             "blocked: stopped 19 event 0, then exited 7\n"
+             "thread: stopped 19 event 0, then killed 9\n"
+             "seize: stopped 5 event 128, then killed 9\n")
+
+
+@pytest.fixture(scope="module")
+def tracewait_bin(world_tmp: Path) -> Path:
+    return build_program("tracewait", world_tmp)
+
+
+def test_a_tracers_waits_see_its_tracees_stops(brandpy, busybox, tracewait_bin):
+    """As root a wait runs natively unless its process traces: a process
+    that becomes a tracer gets a trap for its waits (Supervisor.
+    _stack_wait_trap) before it waits again, and a wait it was blocked in
+    already (its own, or another thread's) restarts through it. Before
+    the trap existed (waits native), the first case hung."""
+    install_program(busybox, tracewait_bin)
+    if os.geteuid() == 0:
+        assert chroot_run(busybox, ["/usr/bin/tracewait"]).out == TRACEWAIT
+    got = brandpy(busybox, ["/usr/bin/tracewait"], "--stats", timeout=60)
+    assert (got.status, got.out) == (0, TRACEWAIT), got.err
+    # the tracer's waits went to the supervisor
+    wait4 = next(line.split() for line in got.err.splitlines() if line.startswith("wait4 "))
+    assert int(wait4[1]) >= 8, got.err
