@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import brandpy.supervise.run  # noqa: F401  (cli's _run imports it when it runs)
-from brandpy import cli
+from brandpy import cli, scratch
 from brandpy.supervise.container import warm_up
 
 from . import protocol
@@ -107,6 +107,8 @@ class Zygote:
             left = self.idle - (time.monotonic() - last)
             if left <= 0 and self._retire(tidy=True):
                 return 0
+            if not self.children:   # idle: the next worker's janitor, ahead
+                scratch.prepare()
             listening = self.listener.fileno()
             ready, _, _ = select.select([listening, self.wake_r], [], [], max(left, 0.05))
             if self.wake_r in ready:

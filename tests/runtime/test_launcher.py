@@ -168,3 +168,33 @@ def test_other_users_are_refused(launcher, busybox):
         s.connect(str(sock))
         reply = s.recv(protocol.MESSAGE.size)
     assert protocol.MESSAGE.unpack(reply) == (protocol.REFUSED, 0)
+
+
+def test_a_worker_killed_leaves_no_scratch(launcher, busybox):
+    """SIGKILL of the supervisor (the zygote's worker) runs no cleanup: the
+    janitor the zygote started for it before the request came
+    (scratch.prepare) removes the run's /dev and /proc views."""
+    def scratch() -> set[Path]:
+        return {p for base in (Path("/dev/shm"), launcher.runtime) for p in base.glob("brandpy-*")}
+
+    env = launcher.env(BRANDPY_ZYGOTE_IDLE="60")   # (a zygote exiting would end it too)
+    subprocess.run(launcher.cmd(busybox, ["/bin/true"]), env=env, check=True, timeout=120,
+                   cwd="/")   # the zygote is warm, idle
+    before = scratch()
+    p = subprocess.Popen(launcher.cmd(busybox, ["/bin/sh", "-c", "ls /proc >/dev/null; "
+                                                "echo ready; sleep 30"]),
+                         env=env, stdout=subprocess.PIPE, text=True, cwd="/")
+    assert p.stdout.readline() == "ready\n"
+    made = scratch() - before
+    assert made, "the run made no scratch directory to test with"
+    zygotes = launcher.zygotes()
+    workers = [pid for pid in zygotes if _parent(pid) in zygotes]
+    assert len(workers) == 1, zygotes
+    os.kill(workers[0], signal.SIGKILL)
+    p.wait(30)
+    assert wait_for(lambda: not scratch() & made and leftovers(busybox) == [], 10)
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
