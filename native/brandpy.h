@@ -52,6 +52,10 @@ int bp_recv_listener(int sock);
 /* Landlock (native/landlock.c): the ABI version the kernel has, or -errno
  * (-ENOSYS, -EOPNOTSUPP when it is built in but disabled). */
 int bp_landlock_abi(void);
+/* A new devpts instance mounted nowhere, made by a child in a user and
+ * mount namespace of its own (devpts.c): an O_PATH fd of its root, or
+ * -errno where the host forbids user namespaces. */
+int bp_devpts_in_userns(void);
 struct bp_landlock_rule {
     const char *path;          /* opened O_PATH; NULL: use fd */
     int fd;

@@ -1,16 +1,19 @@
 """The container's /dev/pts: only its own ptys, never another session's
 terminal.
 
-As root the supervisor makes each container a devpts instance of its own,
-as Docker mounts one, but attached nowhere (fsopen, fsconfig, fsmount: a
+The supervisor makes each container a devpts instance of its own, as
+Docker mounts one, but attached nowhere (fsopen, fsconfig, fsmount: a
 detached mount only the supervisor holds, with Docker's options
 ptmxmode=0666, mode=0620, gid=5): the container's /dev/ptmx and
 /dev/pts/ptmx are that instance's ptmx, so every pty it makes is the
 instance's, numbered from 0 whatever the host has open, and no number of
-the host's is one of its names. Unprivileged (fsopen("devpts") needs
-CAP_SYS_ADMIN over the mount namespace's user namespace), or on a kernel
-that refuses it, the container's ptys are the host's: made with the
-host's /dev/ptmx and numbered by the host, shared with other sessions.
+the host's is one of its names. fsopen("devpts") needs CAP_SYS_ADMIN
+over the user namespace owning the caller's mount namespace: root has
+it; unprivileged, a child in a user and mount namespace of its own makes
+the instance (without gid=5, a group it does not map). Where the host
+forbids user namespaces, or the kernel refuses, the container's ptys are
+the host's: made with the host's /dev/ptmx and numbered by the host,
+shared with other sessions.
 
 Either way /dev/pts is one entry of the container's mount table, a view
 whose names are resolved against the container's set of ptys
@@ -43,7 +46,7 @@ The kernel looks a pty slave up from its devpts dentry alone: a node made
 with mknod (c 136:N) anywhere else opens nothing (EIO, checked on 6.18).
 A private instance's numbers are the same device numbers as the host's
 ptys (c 136:0 is the host's /dev/pts/0 and the container's), so the
-devices cgroup cannot tell them apart: with one, it allows no pty at all
+devices cgroup (root's) cannot tell them apart: with one, it allows no pty at all
 (the container's processes never open one themselves, the supervisor
 opens them all, outside the container's cgroup, and the instance is in
 no mount namespace of the container's). Without one, it allows each of
@@ -73,15 +76,21 @@ PTMX = os.makedev(5, 2)                # /dev/ptmx, and each devpts' own ptmx
 PRUNE_AT = 64                          # ptys held before the view looks for freed ones
 # Docker's devpts options (gid 5: the tty group)
 DEVPTS_OPTIONS = {b"ptmxmode": b"0666", b"mode": b"0620", b"gid": b"5"}
-# Test-only: the host's devpts as root too (the fallback, for control cases)
+# Test-only: the host's devpts (the fallback where there is no instance, for control cases)
 TEST_OFF = "BRANDPY_TEST_HOST_DEVPTS"
 
 
 def private_devpts() -> int:
     """An O_PATH fd of the root of a new devpts instance attached nowhere,
-    or -1 where the kernel will not make one (unprivileged: EPERM)."""
+    or -1 where the kernel will not make one. Unprivileged, a child in a
+    user and mount namespace of its own makes it (native/devpts.c), where
+    the host allows user namespaces."""
     if os.environ.get(TEST_OFF) == "1":
         return -1
+    if os.geteuid() != 0:
+        from brandpy._native import lib
+        fd: int = lib.bp_devpts_in_userns()
+        return max(fd, -1)
     try:
         return detached_mount(b"devpts", DEVPTS_OPTIONS, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)
     except OSError:

@@ -193,9 +193,9 @@ class Sandbox:
         self.mounts.pin(self.state)
         # the host directories of the tmpfs mounts the container makes
         self.tmpfs_base = os.path.join(self.state, b"mnt")
-        # as root, a devpts instance of the container's own (ptys.py)
+        # a devpts instance of the container's own where the host allows it (ptys.py)
         self.ptys = self.mounts.ptys = PtyView(os.path.join(self.state, b"dev"), self._pty_changed,
-                                               -1 if self.fake_ids else private_devpts())
+                                               private_devpts())
         self.pids = PidMap()
         # the spawner (landlock.Spawner) makes the container's namespaces,
         # unprivileged in a user namespace of its own (where the host allows
