@@ -49,8 +49,9 @@ ptys (c 136:0 is the host's /dev/pts/0 and the container's), so the
 devices cgroup (root's) cannot tell them apart: with one, it allows no pty at all
 (the container's processes never open one themselves, the supervisor
 opens them all, outside the container's cgroup, and the instance is in
-no mount namespace of the container's). Without one, it allows each of
-the container's ptys while the view holds it (Sandbox._pty_changed).
+no mount namespace of the container's, nor the host's /dev/pts in its
+pivoted root). Without one, it allows each of the container's ptys
+while the view holds it (Sandbox._pty_changed).
 """
 
 from __future__ import annotations
