@@ -144,6 +144,9 @@ int bp_state_set_pty(struct bp_state *s, int number, int fd);
 int bp_state_set_thread(struct bp_state *s, int tid, int tgid, int guest_tid, int guest_tgid,
                         int flags);
 void bp_state_del_thread(struct bp_state *s, int tid);
+/* The guest path of the thread's program (its process's /proc/PID/exe
+ * as the container sees it), or NULL when unknown. */
+int bp_state_set_exe(struct bp_state *s, int tid, const char *exe);
 void bp_state_set_identity(struct bp_state *s, int fake_ids, unsigned int host_uid,
                            unsigned int host_gid);
 void bp_state_python_only(struct bp_state *s, int nr, int on);

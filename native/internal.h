@@ -32,6 +32,7 @@ struct bp_thread {
     int tgid;                   /* host TGID */
     int guest_tid, guest_tgid;
     int flags;                  /* BP_THREAD_* */
+    char *exe;                  /* its program's guest path (malloc'd), or NULL */
 };
 
 struct bp_state {

@@ -488,6 +488,24 @@ static long access_family(struct ctx *c)
     return rc ? rc : -ELOOP;
 }
 
+/* readlink("/proc/self/exe"), as busybox asks at every start: the guest
+ * path of the caller's program (pathres.magic_target's answer), when the
+ * container's /proc is there and the thread sees the container's root;
+ * else, or unknown, Python answers. */
+static long own_exe(struct ctx *c, int at, int size)
+{
+    size_t consumed = 0;
+    const struct bp_mount *m = bp_mount_of_guest(c->s, c->path, strlen(c->path), &consumed);
+    if (!c->t->exe || c->t->flags & BP_THREAD_CHROOT || !m || m->kind != BP_MOUNT_PROC ||
+        consumed != strlen("/proc"))
+        return BP_FALLBACK;
+    size_t n = strlen(c->t->exe);
+    if (n > (size_t)size)
+        n = size;
+    int rc = write_mem(c->req->pid, arg(c, at + 1), c->t->exe, n);
+    return rc ? rc : (long)n;
+}
+
 static long readlink_family(struct ctx *c)
 {
     int at = c->req->data.nr == SYS_readlinkat;
@@ -501,6 +519,8 @@ static long readlink_family(struct ctx *c)
         return rc;
     if (!c->path[0])
         return BP_FALLBACK;      /* readlinkat(fd, ""): the O_PATH symlink fd itself */
+    if (!strcmp(c->path, "/proc/self/exe"))
+        return own_exe(c, at, size);
     if ((rc = resolve(c, at ? iarg(c, 0) : AT_FDCWD, 0)) != 0)
         return rc;
     if (c->r.must_dir)

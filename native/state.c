@@ -34,6 +34,9 @@ void bp_state_free(struct bp_state *s)
     for (int i = 0; i < s->nptys; i++)
         free(s->ptys[i]);
     free(s->ptys);
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->threads[i].tid > 0)
+            free(s->threads[i].exe);
     free(s->threads);
     free(s);
 }
@@ -179,10 +182,24 @@ int bp_state_set_thread(struct bp_state *s, int tid, int tgid, int guest_tid, in
     return 0;
 }
 
+int bp_state_set_exe(struct bp_state *s, int tid, const char *exe)
+{
+    struct bp_thread *t = bp_state_thread(s, tid);
+    char *copy = NULL;
+    if (!t)
+        return -ENOENT;
+    if (exe && !(copy = strdup(exe)))
+        return -ENOMEM;
+    free(t->exe);
+    t->exe = copy;
+    return 0;
+}
+
 void bp_state_del_thread(struct bp_state *s, int tid)
 {
     struct bp_thread *t = bp_state_thread(s, tid);
     if (t) {
+        free(t->exe);
         memset(t, 0, sizeof *t);
         t->tid = -1;
         s->used--;

@@ -120,6 +120,8 @@ class NativeSupervisor(Supervisor):
         pids = self.sb.pids
         lib.bp_state_set_thread(self.state, tid, proc.tgid, pids.assign(tid),
                                 pids.to_guest(proc.tgid) or pids.assign(proc.tgid), flags)
+        if lib.bp_state_set_exe(self.state, tid, proc.exe or ffi.NULL) < 0:
+            raise MemoryError("native engine: cannot allocate its copy of a program's path")
 
     def gone(self, tid: int) -> None:
         lib.bp_state_del_thread(self.state, tid)

@@ -2,6 +2,7 @@
 container PIDs, UTS and kernel personality, /proc /dev /sys and /etc files,
 ports, Docker's policy, and the ledger of unsupported calls."""
 
+import json
 import os
 import socket
 import subprocess
@@ -95,6 +96,22 @@ def test_dpkg_installs_with_ownership(brandpy, debian):
 
 
 # -- PIDs -----------------------------------------------------------------------------
+
+def test_own_exe_link_names_the_program_in_the_container(brandpy, busybox, outdir):
+    """readlink("/proc/self/exe"), which busybox makes at every start, names
+    the program as the container sees it (a symlink's target, as Linux
+    resolves it); the native engine answers it in C."""
+    stats = outdir / "stats.json"
+    r = brandpy.sh(busybox, "readlink /proc/self/exe; cp /bin/busybox /tmp/busybox; "
+                   "ln -s busybox /tmp/readlink; /tmp/busybox readlink /proc/self/exe; "
+                   "/tmp/readlink /proc/self/exe; /tmp/busybox sh -c 'readlink /proc/$$/exe'",
+                   "--stats-json", str(stats))
+    assert (r.status, r.out) == (0, "/bin/busybox\n" + "/tmp/busybox\n" * 3), r
+    if brandpy.engine == "native":
+        readlink = json.loads(stats.read_text())["Notified"]["readlink"]
+        # /proc/self/exe in C; /proc/PID/exe (the last) in Python
+        assert readlink["InPython"] == 1, readlink
+
 
 def test_entrypoint_is_pid_1(brandpy, busybox):
     check_pid_1(brandpy, busybox)
