@@ -54,7 +54,17 @@ class Launcher:
         return self.runtime / "brandpy-zygote"
 
     def zygotes(self) -> list[int]:
-        """The zygote processes serving this runtime directory."""
+        """The zygote processes serving this runtime directory (not their
+        forks: a worker, or the janitor a zygote spawns while idle, before
+        its exec)."""
+        found = self.forked_from_zygotes()
+        return [pid for pid in found if _parent(pid) not in found]
+
+    def workers(self) -> list[int]:
+        found = self.forked_from_zygotes()
+        return [pid for pid in found if _parent(pid) in found]
+
+    def forked_from_zygotes(self) -> list[int]:
         found = []
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -75,7 +85,7 @@ def launcher(brandpy, world_tmp: Path):
     runtime.chmod(0o700)
     launch = Launcher(brandpy, runtime)
     yield launch
-    for pid in launch.zygotes():
+    for pid in launch.forked_from_zygotes():
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -187,14 +197,16 @@ def test_a_worker_killed_leaves_no_scratch(launcher, busybox):
     assert p.stdout.readline() == "ready\n"
     made = scratch() - before
     assert made, "the run made no scratch directory to test with"
-    zygotes = launcher.zygotes()
-    workers = [pid for pid in zygotes if _parent(pid) in zygotes]
-    assert len(workers) == 1, zygotes
+    workers = launcher.workers()
+    assert len(workers) == 1, workers
     os.kill(workers[0], signal.SIGKILL)
     p.wait(30)
     assert wait_for(lambda: not scratch() & made and leftovers(busybox) == [], 10)
 
 
 def _parent(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0   # gone
     return int(stat.rsplit(")", 1)[1].split()[1])
