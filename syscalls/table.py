@@ -605,6 +605,11 @@ for _name in ("wait4", "waitid"):
     SPEC[_name] = replace(SPEC[_name], pidns=Spec(
         "allow", FULL, f"{KERNEL_PIDS}; an emulated tracer's are trapped (a filter stacked "
         "on it when it starts tracing)", handler=SPEC[_name].handler))
+# with emulated identities waitid's si_uid is the kernel's view of our uid:
+# one with an infop is trapped, for its exit stop to show the child's
+SPEC["waitid"] = replace(SPEC["waitid"], pidns=replace(SPEC["waitid"].pidns, fake=Spec(
+    "allow", FULL, f"{KERNEL_PIDS}; unprivileged, with an infop trapped for its si_uid",
+    handler=pids.waitid, when=arg_nonzero(2))))
 
 
 @dataclass(frozen=True)
