@@ -305,12 +305,16 @@ struct mount_attr_ {
     uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
-static int set_attrs(const char *path, int readonly, int nodev)
+/* Read-only and/or nodev on the tree at path (relative to dirfd; "" with
+ * AT_EMPTY_PATH: dirfd itself), never clearing a flag: a bind keeps the
+ * host's read-only, as Docker's does (and in a user namespace the kernel
+ * forbids clearing an inherited one). */
+static int set_attrs(int dirfd, const char *path, int readonly, int nodev)
 {
     struct mount_attr_ attr = {.attr_set = (readonly ? MOUNT_ATTR_RDONLY : 0) |
-                                           (nodev ? MOUNT_ATTR_NODEV : 0),
-                               .attr_clr = readonly ? 0 : MOUNT_ATTR_RDONLY};
-    return (int)syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE_, &attr, sizeof attr);
+                                           (nodev ? MOUNT_ATTR_NODEV : 0)};
+    return (int)syscall(SYS_mount_setattr, dirfd, path,
+                        AT_RECURSIVE_ | (*path ? 0 : AT_EMPTY_PATH), &attr, sizeof attr);
 }
 
 /* An absolute path of plain components: no "//", "." or "..", no
@@ -405,6 +409,11 @@ static int pivot(const struct bp_ns_mount *mounts, int n)
             goto out;
         }
         dirs[i] = S_ISDIR(st.st_mode);
+        /* kept as the host has it, but read-only (/sys, devices) */
+        if (mounts[i].how == BP_NS_KEEP && set_attrs(trees[i], "", 1, 0) < 0) {
+            rc = -errno;
+            goto out;
+        }
         if (!at && dirs[i])
             at = path;
     }
@@ -444,10 +453,10 @@ out:
 /* As root, or in a user namespace of our own (own_user): the container's
  * own mount, IPC and UTS namespaces, and with pids its own PID namespace,
  * whose PID 1 is the first process we fork (its death ends the
- * namespace's every process). The host is made
- * read-only there but for the paths it may write (its rootfs, volumes and
- * state), /proc/sys and the like are read-only and Docker's masked paths
- * hidden, as runc does; the container's own paths are nodev: a device node
+ * namespace's every process). The container's paths are bound there,
+ * read-only where it may not write (the host's read-only mounts stay so),
+ * /proc/sys and the like read-only and Docker's masked paths hidden, as
+ * runc does; the container's own paths are nodev: a device node
  * there (made with mknod, carried by the image) opens only through the
  * supervisor, which gives the devices the container was given alone
  * (brandpy/runtime/devices.py). Then the root becomes one that holds only
@@ -456,7 +465,7 @@ out:
 static int namespaces(const struct bp_ns_mount *mounts, int n, int pids)
 {
     if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (pids ? CLONE_NEWPID : 0)) < 0 ||
-        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 || set_attrs("/", 1, 0) < 0)
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return -errno;
     for (int i = 0; i < n; i++) {
         const char *path = mounts[i].path;
@@ -476,7 +485,7 @@ static int namespaces(const struct bp_ns_mount *mounts, int n, int pids)
                  mount("/dev/null", path, NULL, MS_BIND, NULL);
         else
             rc = mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0 ? -1 :
-                 set_attrs(path, mounts[i].how == BP_NS_RO, 1);
+                 set_attrs(AT_FDCWD, path, mounts[i].how == BP_NS_RO, 1);
         if (rc < 0)
             return -errno;
     }
@@ -671,16 +680,12 @@ int bp_userns_probe(void)
     pid_t pid = fork();
     if (pid == 0) {
         int rc = own_user(0);
+        /* what every container's namespaces() does first */
         if (!rc && (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID) < 0 ||
                     mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-                    set_attrs("/", 1, 0) < 0))
+                    mount("/proc", "/proc", NULL, MS_BIND | MS_REC, NULL) < 0 ||
+                    set_attrs(AT_FDCWD, "/proc", 0, 1) < 0))
             rc = -errno;
-        /* what every container's namespaces() does: /proc bound writable,
-         * which a read-only mount below it (a host that is itself a
-         * container) forbids, the kernel keeping inherited flags */
-        if (!rc && (mount("/proc", "/proc", NULL, MS_BIND | MS_REC, NULL) < 0 ||
-                    set_attrs("/proc", 0, 1) < 0))
-            rc = errno == EPERM ? -EROFS : -errno;
         _exit(rc < 0 ? -rc : 0);
     }
     int status;

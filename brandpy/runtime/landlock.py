@@ -180,7 +180,7 @@ NS_RW, NS_RO, NS_MASK, NS_KEEP = 0, 1, 2, 3
 
 
 def ns_mounts(sb: Sandbox) -> list[tuple[bytes, int]]:
-    """What the container's mount namespace is made of, on a host made read-only:
+    """What the container's mount namespace is made of (no flag of the host's cleared):
     the container's writable paths bound writable (parents before what they
     hold), its read-only ones (/proc/sys...) read-only, the paths it reaches
     as the host has them (/sys, its devices) kept, then Docker's masked
@@ -267,11 +267,6 @@ class Spawner:
         if pid < 0 and pids and sb.config.pids_of:
             raise LandlockError(-pid, "joining the PID namespace of process "
                                 f"{sb.config.pids_of}: {os.strerror(-pid)}")
-        if pid == -errno.EPERM and sb.userns:
-            raise LandlockError(errno.EPERM, "starting the container's spawner in a user "
-                                "namespace: Operation not permitted (there the kernel keeps "
-                                "the host's read-only mounts read-only: is a writable "
-                                "volume on one? give it :ro)")
         if pid < 0:
             raise LandlockError(-pid, f"starting the container's spawner: {os.strerror(-pid)}")
         return cls(pid, ctl[0], pids)

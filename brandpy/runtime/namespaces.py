@@ -15,7 +15,6 @@ its own where the host allows one (kernel_walls).
 
 from __future__ import annotations
 
-import errno
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,16 +34,11 @@ def user_namespaces() -> str:
     user.max_user_namespaces=0, kernel.unprivileged_userns_clone=0 or
     AppArmor's restrict_unprivileged_userns (which lets unshare succeed
     but takes the capabilities): so it is tried, not read from sysctls,
-    with /proc bound writable as each container's is (a read-only mount
-    below the host's /proc forbids that in a user namespace: EROFS)."""
+    with /proc bound as each container's is."""
     from brandpy._native import lib
     rc: int = lib.bp_userns_probe()
     if rc == 0:
         return ""
-    if rc == -errno.EROFS:
-        return ("the host's /proc holds read-only mounts, which a user namespace cannot make "
-                "writable for the container's /proc: no user, mount or PID namespace, the "
-                "PIDs are brandpy's own numbering")
     return (f"unprivileged user namespaces are not available here ({os.strerror(-rc)}; "
             "see user.max_user_namespaces, kernel.unprivileged_userns_clone, "
             "kernel.apparmor_restrict_unprivileged_userns): no mount or PID namespace, "

@@ -1,12 +1,14 @@
 """The container's user namespace, unprivileged (README, Walls): where the
-host forbids unprivileged user namespaces, or a read-only mount below its
-/proc (a host that is itself a container) forbids the container's
-writable /proc there, containers run as before without namespaces, and
-`brandpy run --debug` says why."""
+host forbids unprivileged user namespaces, containers run as before
+without namespaces, and `brandpy run --debug` says why; the host's
+read-only mounts stay read-only in the container, as root too, and
+neither case keeps a container from starting."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -54,17 +56,34 @@ def test_a_host_that_forbids_user_namespaces_gets_the_fallback(engine, flat_busy
         in p.stderr, p.stderr
 
 
+# Runs "$@" in a mount namespace of its own where the directory $1 is a
+# read-only mount (and /proc/sys, as on a host that is itself a container).
+READ_ONLY = ('d=$1; shift; for m in "$d" /proc/sys; do mount --bind "$m" "$m" && '
+             'mount -o remount,bind,ro "$m" || exit 99; done; exec "$@"')
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="makes a mount namespace")
-def test_a_read_only_mount_below_proc_gets_the_fallback(engine, flat_busybox, unpriv_pythonpath):
-    """In a user namespace the kernel keeps an inherited mount read-only:
-    the container's /proc could not be bound writable (the spawner would
-    fail, EPERM), so the probe says so and containers run without."""
-    runner = Runner("nobody", engine, unpriv_pythonpath)
-    argv = ["/bin/sh", "-c", "echo $$; sleep 0 & echo $!"]
-    script = ("mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && "
-              'exec "$@"')
-    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                        "sh", *runner.cmd(flat_busybox, argv, "--debug")],
-                       env=runner.env(), capture_output=True, text=True, timeout=120, cwd="/")
-    assert (p.returncode, p.stdout) == (0, "1\n2\n"), p
-    assert "the host's /proc holds read-only mounts" in p.stderr, p.stderr
+@pytest.mark.parametrize("user", ["root", "nobody"])
+def test_the_hosts_read_only_mounts_stay_read_only(user, engine, flat_busybox,
+                                                   unpriv_pythonpath):
+    """The spawner never clears a flag of the host's mounts (in a user
+    namespace the kernel would refuse it; as root it made a read-only
+    mount writable): a writable volume on a read-only host mount is
+    read-only in the container, as with Docker's binds, and a read-only
+    mount below the host's /proc keeps no container from its namespaces."""
+    runner = Runner(user, engine, unpriv_pythonpath)
+    vol = tempfile.mkdtemp(prefix="ro-volume-")
+    os.chmod(vol, 0o777)
+    argv = ["/bin/sh", "-c", "echo $$; echo x > /data/f || echo refused"]
+    try:
+        p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            READ_ONLY, "sh", vol,
+                            *runner.cmd(flat_busybox, argv, "--debug", "-v", f"{vol}:/data")],
+                           env=runner.env(), capture_output=True, text=True, timeout=120,
+                           cwd="/")
+        assert os.listdir(vol) == []
+    finally:
+        shutil.rmtree(vol)
+    assert (p.returncode, p.stdout) == (0, "1\nrefused\n"), p
+    assert "Read-only file system" in p.stderr, p.stderr
+    assert "mount, PID, IPC and UTS namespaces" in p.stderr, p.stderr
