@@ -602,14 +602,16 @@ for _name, _user in (("getpriority", 2), ("setpriority", 2), ("ioprio_get", 3),
         "allow", FULL, KERNEL_PIDS + "; unprivileged, a user's processes are emulated",
         handler=prio.priority, when=arg_in(0, _user))))
 for _name in ("wait4", "waitid"):
-    SPEC[_name] = replace(SPEC[_name], pidns=Spec(
-        "allow", FULL, f"{KERNEL_PIDS}; an emulated tracer's are trapped (a filter stacked "
-        "on it when it starts tracing)", handler=SPEC[_name].handler))
-# with emulated identities waitid's si_uid is the kernel's view of our uid:
-# one with an infop is trapped, for its exit stop to show the child's
-SPEC["waitid"] = replace(SPEC["waitid"], pidns=replace(SPEC["waitid"].pidns, fake=Spec(
-    "allow", FULL, f"{KERNEL_PIDS}; unprivileged, with an infop trapped for its si_uid",
-    handler=pids.waitid, when=arg_nonzero(2))))
+    _waits = Spec("allow", FULL, f"{KERNEL_PIDS}; an emulated tracer's are trapped (a filter "
+                  "stacked on it when it starts tracing)", handler=SPEC[_name].handler)
+    if _name == "waitid":
+        # with emulated identities waitid's si_uid is the kernel's view of
+        # our uid: one with an infop is trapped, for its exit stop to show
+        # the child's
+        _waits = replace(_waits, fake=Spec(
+            "allow", FULL, f"{KERNEL_PIDS}; unprivileged, with an infop trapped for its si_uid",
+            handler=pids.waitid, when=arg_nonzero(2)))
+    SPEC[_name] = replace(SPEC[_name], pidns=_waits)
 
 
 @dataclass(frozen=True)
