@@ -321,7 +321,7 @@ class Sandbox:
             self.mirror.thread(tid, proc)
 
     def changed(self, proc: Process) -> None:
-        """A handler changed a process's root or credentials."""
+        """A handler changed a process's root, credentials or program."""
         if self.mirror is not None:
             for tid in proc.threads:
                 self.mirror.thread(tid, proc)

@@ -672,10 +672,9 @@ class Supervisor:
         if proc.exec_pending is not None:
             proc.image, proc.exec_pending = proc.exec_pending, None
             proc.exe = proc.image.exe
-            self.sb.changed(proc)   # (the native engine's copy of its /proc/self/exe)
             if proc.image.cred is not None:
                 proc.cred = proc.image.cred
-                self.sb.changed(proc)
+            self.sb.changed(proc)   # (the native engine's copy of its exe and credentials)
         if not self.sb.fake_ids:   # execve may change capabilities (root's are raised)
             try:
                 acting.learn(tid, proc.cred)
