@@ -40,6 +40,8 @@ static int make(void *arg)
     int m = open("/proc/self/uid_map", O_WRONLY | O_CLOEXEC);
     if (m < 0 || write(m, map, (size_t)len) != len) {
         j->err = errno;
+        if (m >= 0)
+            close(m);   /* our file table is the caller's (CLONE_FILES) */
         return 1;
     }
     close(m);
