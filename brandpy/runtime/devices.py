@@ -25,9 +25,9 @@ from .mounts import Mount, MountTable
 DEFAULT_DEVICES = {b"null": b"/dev/null", b"zero": b"/dev/zero", b"full": b"/dev/full",
                    b"random": b"/dev/random", b"urandom": b"/dev/urandom", b"tty": b"/dev/tty",
                    b"console": b"/dev/tty",   # the container's console is its terminal
-                   # a node, not Docker's link to pts/ptmx: as root its root is the
+                   # a node, not Docker's link to pts/ptmx: its root is the
                    # container's devpts instance's ptmx (ptys.PtyView.ptmx_root),
-                   # unprivileged the host's /dev/ptmx (its devpts has ptmx mode 000)
+                   # without one the host's /dev/ptmx (its devpts has ptmx mode 000)
                    b"ptmx": b"/dev/ptmx"}
 DEV_LINKS = {b"fd": b"/proc/self/fd", b"stdin": b"/proc/self/fd/0",
              b"stdout": b"/proc/self/fd/1", b"stderr": b"/proc/self/fd/2",

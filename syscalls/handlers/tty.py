@@ -8,14 +8,14 @@
   TIOCCONS (redirecting the host's console output) are refused (EPERM).
 - TIOCGPTN, the number of a pty the container made (ptsname, openpty),
   and TIOCGPTPEER, its slave opened from the master (openpty), put that
-  pty in the container's /dev/pts (brandpy/runtime/ptys.py): as root a
-  pty of its own devpts instance, numbered from 0.
+  pty in the container's /dev/pts (brandpy/runtime/ptys.py): a pty of
+  its own devpts instance, numbered from 0, where the kernel makes one
+  (as root, or unprivileged in a user namespace).
   TIOCGPTPEER is performed by the supervisor, as every open is (the
   kernel would open the slave in the container's Landlock domain, which
-  then would have to allow that devpts, the host's whole one
-  unprivileged): its fd is installed
-  in the caller, never its controlling terminal (O_NOCTTY, as for every
-  performed open; TIOCSCTTY makes it so).
+  then would have to allow that devpts, the host's whole one without an
+  instance): its fd is installed in the caller, never its controlling
+  terminal (O_NOCTTY, as for every performed open; TIOCSCTTY makes it so).
 
 The command is a register: BPF traps exactly these, and no other thread
 can change it before the kernel sees it.
