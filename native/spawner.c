@@ -334,7 +334,7 @@ static int plain(const char *path)
     }
 }
 
-/* path is above, or below it, by components */
+/* path is `above` itself or below it, by components */
 static int beneath(const char *path, const char *above)
 {
     size_t len = strlen(above);

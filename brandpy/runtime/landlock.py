@@ -36,7 +36,6 @@ from . import namespaces
 from .mounts import split
 
 if TYPE_CHECKING:
-    from .mounts import Mount
     from .sandbox import Sandbox
 
 # LANDLOCK_ACCESS_FS_* (uapi linux/landlock.h)
@@ -119,15 +118,22 @@ def _mount_rights(kind: str, readonly: bool) -> int:
     return READ | EXECUTE if readonly else ALL
 
 
+def _paths(sb: Sandbox) -> list[tuple[bytes, str, bool]]:
+    """Every host path a process of this container reaches, as (path, mount
+    kind, read-only): its mount table; the private /proc listings and
+    files, copies of the tracee's own view (root opens them for writing as
+    it may open the procfs files: /proc's rights); and the host directories
+    of the tmpfs mounts it makes. Landlock allows these (rules) and its
+    root holds these alone (ns_mounts)."""
+    return [(m.host, m.kind, m.readonly) for m in sb.mounts.mounts] + \
+        [(sb.procfs.base, "proc", False), (_tmpfs_base(sb), "tmpfs", False)]
+
+
 def rules(sb: Sandbox, stdio: tuple[int, ...] = ()) -> list[Rule]:
-    """What a process of this container may reach: its mount table, the
-    private /proc listings, the host directories of the tmpfs mounts it
-    makes, and the files behind the fds it is handed."""
-    found = [Rule(_mount_rights(m.kind, m.readonly), path=m.host) for m in sb.mounts.mounts]
-    # the private /proc listings and files: copies of the tracee's own view
-    # (root opens them for writing as it may open the procfs files)
-    found.append(Rule(READ | WRITE_FILE | TRUNCATE, path=sb.procfs.base))
-    found.append(Rule(ALL, path=_tmpfs_base(sb)))
+    """What a process of this container may reach: its paths, and the
+    files behind the fds it is handed."""
+    found = [Rule(_mount_rights(kind, readonly), path=path)
+             for path, kind, readonly in _paths(sb)]
     for fd in stdio:
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
@@ -180,18 +186,17 @@ NS_RW, NS_RO, NS_MASK, NS_KEEP = 0, 1, 2, 3
 
 
 def ns_mounts(sb: Sandbox) -> list[tuple[bytes, int]]:
-    """What the container's mount namespace is made of (no flag of the host's cleared):
-    the container's writable paths bound writable (parents before what they
+    """What the container's mount namespace is made of (no flag of the
+    host's cleared): its writable paths bound writable (parents before what they
     hold), its read-only ones (/proc/sys...) read-only, the paths it reaches
     as the host has them (/sys, its devices) kept, then Docker's masked
     paths hidden. The spawner then pivots into a root holding these paths
     alone (native/spawner.c: pivot), the same paths rules() allows."""
-    def how(m: Mount) -> int:
-        if m.kind in ("device", "masked", "sys"):
+    def how(kind: str, readonly: bool) -> int:
+        if kind in ("device", "masked", "sys"):
             return NS_KEEP
-        return NS_RO if m.readonly else NS_RW
-    paths = [(m.host, how(m)) for m in sb.mounts.mounts if m.kind != "pty"]
-    paths += [(sb.procfs.base, NS_RW), (_tmpfs_base(sb), NS_RW)]
+        return NS_RO if readonly else NS_RW
+    paths = [(path, how(kind, readonly)) for path, kind, readonly in _paths(sb)]
     paths.sort(key=lambda b: len(split(b[0])))
     masks = [(_hidden(sb, m.guest), NS_MASK) for m in sb.mounts.mounts if m.kind == "masked"]
     return paths + masks

@@ -170,7 +170,7 @@ int main(int argc, char **argv)
         else if (!strcmp(name, "connect"))
             rc = do_socket(a, 0, 0);
         else if (!strcmp(name, "stat")) {
-            struct stat st;
+            struct stat st = {0};
             rc = syscall(SYS_newfstatat, AT_FDCWD, a, &st, 0);
             snprintf(got, sizeof got, "%lld", (long long)st.st_size);
         }
