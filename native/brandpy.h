@@ -64,11 +64,12 @@ struct bp_landlock_rule {
 /* A ruleset fd handling handled_fs and scoped, with these rules (rights
  * beyond a non-directory's are dropped), or -errno with *failed the index
  * of the rule that failed (-1: creating the ruleset did). */
-/* Start a container's spawner restricted with this ruleset (see
- * native/spawner.c): its pid, and in *ctl the socket to pass as
- * bp_spawn_args.spawner (closing it ends the spawner); or -errno. With
- * BP_SPAWNER_NAMESPACES (root, or unprivileged with BP_SPAWNER_USERNS), it
- * first makes the container's mount, IPC and UTS namespaces, with the host read-only but for these mounts. */
+int bp_landlock_ruleset(const struct bp_landlock_rule *rules, int n,
+                        unsigned long long handled_fs, unsigned long long scoped,
+                        int *failed);
+/* bp_spawner_start's flags. BP_SPAWNER_NAMESPACES (root, or unprivileged
+ * with BP_SPAWNER_USERNS): the spawner first makes the container's mount,
+ * IPC and UTS namespaces, whose root holds only these mounts (pivot). */
 #define BP_SPAWNER_NAMESPACES 1
 /* BP_SPAWNER_NETWORK (unprivileged): the spawner first makes a user
  * namespace (mapping only our uid and gid) and a network namespace of its
@@ -91,14 +92,15 @@ struct bp_landlock_rule {
  * then makes, as root's; with BP_SPAWNER_NETWORK the network's is that one. */
 #define BP_SPAWNER_USERNS 16
 /* Whether this process may make such a user namespace and, in it, the
- * mount, PID, IPC and UTS namespaces with /proc bound writable (tried in a
- * child): 0 or -errno (EPERM/ENOSPC/EACCES where the host forbids them;
- * EROFS where a read-only mount below the host's /proc forbids the bind). */
+ * mount, PID, IPC and UTS namespaces with /proc bound as a container's
+ * (tried in a child): 0 or -errno (EPERM/ENOSPC/EACCES where the host
+ * forbids them). */
 int bp_userns_probe(void);
 /* Up to size bytes of a file as a process in the user and IPC namespaces
- * of process pid reads it (the files of /proc/sysvipc show the reader's), read by a forked
- * child that joins them (unprivileged: the IPC namespace's owner, the
- * container's user namespace, must be joined first); its length or -errno. */
+ * of process pid reads it (the files of /proc/sysvipc show the reader's),
+ * read by a forked child that joins them (unprivileged: the IPC
+ * namespace's owner, the container's user namespace, must be joined
+ * first); its length or -errno. */
 int bp_read_in_ipc_ns(int pid, const char *path, char *buf, int size);
 #define BP_NS_RW 0              /* bound writable */
 #define BP_NS_RO 1              /* bound read-only */
@@ -108,11 +110,12 @@ struct bp_ns_mount {
     const char *path;
     int how;
 };
+/* Start a container's spawner restricted with this ruleset (see
+ * native/spawner.c), with the BP_SPAWNER_* flags above: its pid, and in
+ * *ctl the socket to pass as bp_spawn_args.spawner (closing it ends the
+ * spawner); or -errno. */
 int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int flags,
                      char *const *helper, int join_pid, int pids_of, int *ctl);
-int bp_landlock_ruleset(const struct bp_landlock_rule *rules, int n,
-                        unsigned long long handled_fs, unsigned long long scoped,
-                        int *failed);
 
 #define BP_FALLBACK -100000    /* a C handler leaves the call to Python (no errno is this low) */
 #define BP_MAX_LISTENERS 64
