@@ -73,6 +73,10 @@ struct bp_resolved {
 int bp_resolve(const struct bp_state *s, const struct bp_thread *t, int dirfd,
                const char *path, int follow, struct bp_resolved *out);
 void bp_resolved_close(struct bp_resolved *r);
+/* Whether host, the n bytes read from /proc link `link`, names a
+ * directory removed since ("PATH (deleted)", no link left): walks from it
+ * are Python's (pathres.py Resolver._base). */
+int bp_removed_dir(const char *link, const char *host, ssize_t n);
 
 /* Test-only: sleeps BRANDPY_TEST_RACE_PAUSE_US between a resolution and its
  * use (racepause.c); nothing when the variable is unset. */

@@ -536,8 +536,6 @@ static long readlink_family(struct ctx *c)
     return rc ? rc : n;
 }
 
-int bp_removed_dir(const char *link, const char *host, ssize_t n);     /* resolve.c */
-
 static long getcwd_(struct ctx *c)
 {
     char link[64], host[BP_PATH_MAX + 1024], guest[BP_PATH_MAX];

@@ -134,8 +134,8 @@ static int walk_fd(struct walk *w)
     return fd;
 }
 
-/* A directory removed since: its /proc link reads "PATH (deleted)" and no
- * name is left. Walks from it are Python's (pathres.py Resolver._base). */
+/* (internal.h) A directory removed since: its /proc link reads
+ * "PATH (deleted)" and no name is left. */
 int bp_removed_dir(const char *link, const char *host, ssize_t n)
 {
     static const char deleted[] = " (deleted)";
