@@ -223,20 +223,23 @@ def debian_image() -> Path:
     return image("debian")
 
 
+def private_rootfs(world_tmp: Path, src: Path, owner: int | None) -> Path:
+    """A private writable copy of rootfs src that owner (None: root) owns."""
+    dest = Path(tempfile.mkdtemp(dir=world_tmp)) / "rootfs"
+    dest.parent.chmod(0o755)
+    return copy_rootfs(src, dest, owner=owner)
+
+
 @pytest.fixture
 def busybox(tmp_path_factory, world_tmp: Path, brandpy: Runner, busybox_image: Path) -> Path:
     """A private writable busybox rootfs owned by the runner's user."""
-    dest = Path(tempfile.mkdtemp(dir=world_tmp)) / "rootfs"
-    dest.parent.chmod(0o755)
-    return copy_rootfs(busybox_image, dest, owner=brandpy.uid or None)
+    return private_rootfs(world_tmp, busybox_image, brandpy.uid or None)
 
 
 @pytest.fixture
 def flat_busybox(world_tmp: Path, busybox_image: Path) -> Path:
     """busybox for brandpy_flat: a private writable copy uid 65534 owns."""
-    dest = Path(tempfile.mkdtemp(dir=world_tmp)) / "rootfs"
-    dest.parent.chmod(0o755)
-    return copy_rootfs(busybox_image, dest, owner=NOBODY)
+    return private_rootfs(world_tmp, busybox_image, NOBODY)
 
 
 @pytest.fixture
