@@ -333,11 +333,11 @@ static void reach(const char *path)
 
 static void collide(int h)
 {
-    enum { MAX = 64 };
-    int masters[MAX], slaves[MAX], n = -1, k = 0;
+    /* as many as the held modes: a busy host's own pty may have a high number */
+    int masters[MAXHELD], slaves[MAXHELD], n = -1, k = 0;
     char name[64];
     struct stat own, seen;
-    while (k < MAX && n != h) {
+    while (k < MAXHELD && n != h) {
         if (make(k, &masters[k], &slaves[k], &n) < 0)
             return;
         k++;
