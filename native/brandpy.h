@@ -96,10 +96,10 @@ int bp_landlock_ruleset(const struct bp_landlock_rule *rules, int n,
  * (tried in a child): 0 or -errno (EPERM/ENOSPC/EACCES where the host
  * forbids them). */
 int bp_userns_probe(void);
-/* Up to size bytes of a file as a process in the user and IPC namespaces
- * of process pid reads it (the files of /proc/sysvipc show the reader's),
- * read by a forked child that joins them (unprivileged: the IPC
- * namespace's owner, the container's user namespace, must be joined
+/* A file of at most size bytes (else -EFBIG) as a process in the user and
+ * IPC namespaces of process pid reads it (the files of /proc/sysvipc show
+ * the reader's), read by a forked child that joins them (unprivileged: the
+ * IPC namespace's owner, the container's user namespace, must be joined
  * first); its length or -errno. */
 int bp_read_in_ipc_ns(int pid, const char *path, char *buf, int size);
 #define BP_NS_RW 0              /* bound writable */

@@ -647,12 +647,12 @@ int bp_read_in_ipc_ns(int pid, const char *path, char *buf, int size)
         int fd = -1, rc = join(pid, kinds, types, 2);
         if (!rc && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
             rc = -errno;
-        ssize_t n;
+        ssize_t n = 0;
         char chunk[4096];
         while (!rc && (n = read(fd, chunk, sizeof chunk)) > 0)
             if (write_all(out[1], chunk, (size_t)n) < 0)
                 _exit(EPIPE);
-        _exit(-rc);
+        _exit(rc ? -rc : n < 0 ? errno : 0);
     }
     int err = errno;
     close(out[1]);
@@ -660,11 +660,17 @@ int bp_read_in_ipc_ns(int pid, const char *path, char *buf, int size)
         close(out[0]);
         return -err;
     }
-    int got = 0;
+    /* to EOF, so that the child never writes into a closed pipe: more than
+     * size bytes is EFBIG, not a file cut short */
+    int got = 0, over = 0;
     ssize_t n;
-    while (got < size && ((n = read(out[0], buf + got, (size_t)(size - got))) > 0 ||
-                          (n < 0 && errno == EINTR)))
-        got += n > 0 ? (int)n : 0;
+    char spill[4096];
+    while ((n = got < size ? read(out[0], buf + got, (size_t)(size - got)) :
+                             read(out[0], spill, sizeof spill)) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0 && got < size)
+            got += (int)n;
+        else if (n > 0)
+            over = 1;
     close(out[0]);
     int status;
     while (waitpid(child, &status, 0) < 0)
@@ -672,7 +678,7 @@ int bp_read_in_ipc_ns(int pid, const char *path, char *buf, int size)
             return -errno;
     if (!WIFEXITED(status) || WEXITSTATUS(status))
         return WIFEXITED(status) ? -WEXITSTATUS(status) : -ECHILD;
-    return got;
+    return over ? -EFBIG : got;
 }
 
 int bp_userns_probe(void)
