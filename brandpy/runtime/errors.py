@@ -14,6 +14,18 @@ class Errno(Exception):
         self.why = why
 
 
+class Unborn(Exception):
+    """Raised by a handler for a call naming a task brandpy has not
+    registered. If its creator's fork or clone made it (its first stop is
+    still to come: a tracer's PTRACE_SEIZE right after fork), the
+    supervisor holds the call until that stop and makes it again; else the
+    call fails with ESRCH."""
+
+    def __init__(self, tid: int) -> None:
+        super().__init__(tid)
+        self.tid = tid
+
+
 class StrictViolation(Exception):
     """Strict mode: the container made a call brandpy does not support."""
 

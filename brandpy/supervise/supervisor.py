@@ -26,7 +26,7 @@ from ptrace.binding.func import ptrace_getregs, ptrace_setregs
 from brandpy import scratch
 from brandpy.runtime import acting, linux
 from brandpy.runtime.call import ARG_REGS, HANDOFF, Call, CloseFd, Inject, Regs, args_of
-from brandpy.runtime.errors import Errno, StrictViolation, warn
+from brandpy.runtime.errors import Errno, StrictViolation, Unborn, warn
 from brandpy.runtime.guest_ptrace import (
     EVENT_EXEC,
     EVENT_EXIT,
@@ -124,6 +124,8 @@ class Supervisor:
         # child -> how to register it (_register's arguments)
         self.expected: dict[int, Birth] = {}
         self.held: dict[int, int] = {}                       # new tracee -> its first stop status
+        # expected tid -> calls naming it, made again at its first stop (Unborn)
+        self.births: dict[int, list[Callable[[], None]]] = {}
         self.at_exit: dict[int, Call] = {}                   # tids stopped for syscall exit
         self.fork_return: dict[int, int] = {}                # parent tid -> child's container PID
         # tid -> its last rewritten call: (new nr, new args, old nr, old args)
@@ -527,6 +529,7 @@ class Supervisor:
         if handoff is not None:
             os.close(handoff.fd)
         self.expected.pop(tid, None)
+        self._born(tid)
         self.sb.newborn.discard(tid)
         self.rewritten.pop(tid, None)
         self.at_exit.pop(tid, None)
@@ -647,6 +650,13 @@ class Supervisor:
                 linux.vm_write(tid, child_ptr, struct.pack("<I", self.sb.pids.to_guest(tid)))
             except OSError:
                 pass
+        self._born(tid)
+
+    def _born(self, tid: int) -> None:
+        """tid is registered (or gone before its first stop): the calls held
+        for it are made again, once the stop in hand is handled."""
+        for again in self.births.pop(tid, ()):
+            self.call_soon(again)
 
     def _on_exec(self, tid: int) -> bool:
         """True if the execve waits for its exit stop."""
@@ -739,14 +749,15 @@ class Supervisor:
         return action
 
     def _complete(self, call: Call, action: int, shown: tuple[str, float] | None,
-                  injection: Injection | None) -> None:
-        """Handle a trapped call and resume the thread."""
+                  injection: Injection | None, again: bool = False) -> None:
+        """Handle a trapped call and resume the thread. again: the call,
+        held for a task's birth, is made again (it is counted once)."""
         tid, regs, nr = call.tid, call.regs, call.nr
         if tid not in self.sb.threads:
             return   # killed while its call was delayed
         original = (regs.orig_rax, args_of(regs))
         workload = _workload(call)
-        if workload:
+        if workload and not again:
             self.sb.stats.trapped(nr)
         started = time.perf_counter()
         outcome: int | Inject | None
@@ -756,6 +767,12 @@ class Supervisor:
         else:
             try:
                 outcome = self.dispatch(call, action)
+            except Unborn as exc:
+                if exc.tid in self.expected:   # its first stop is to come: the call waits
+                    self.births.setdefault(exc.tid, []).append(
+                        lambda: self._complete(call, action, shown, None, again=True))
+                    return
+                outcome = -errno.ESRCH
             except StrictViolation as exc:
                 warn(f"brandpy: strict mode: the container called {exc}; stopping it")
                 if self.status is None:
@@ -902,7 +919,7 @@ class Supervisor:
     def dispatch(self, call: Call, action: int) -> int | Inject | None:
         try:
             return self.effective.dispatch(call, action)
-        except (Errno, StrictViolation):
+        except (Errno, StrictViolation, Unborn):
             raise
         except Exception:
             if self.debug:

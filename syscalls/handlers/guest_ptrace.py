@@ -7,7 +7,9 @@ container does not have is ESRCH), with Linux's permission rules: same
 real user and group as the target's every ID and a dumpable target, or
 CAP_SYS_PTRACE (not in Docker's default set). Yama is not emulated: a
 process may trace any such process of its container, as with
-ptrace_scope 0.
+ptrace_scope 0. A request naming a task just made, whose first stop the
+supervisor has not seen yet (strace seizes its child right after fork),
+waits for that stop (errors.Unborn).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ptrace.binding.linux_struct import user_regs_struct
 from brandpy.runtime import linux
 from brandpy.runtime.acting import tracee_memory
 from brandpy.runtime.call import Call
-from brandpy.runtime.errors import Errno
+from brandpy.runtime.errors import Errno, Unborn
 from brandpy.runtime.guest_ptrace import (
     OPTIONS,
     PTRACE_ATTACH,
@@ -78,8 +80,10 @@ def ptrace(call: Call) -> int:
     if request == PTRACE_TRACEME:
         return _traceme(call)
     host = call.sb.pids.to_host(pid) if pid > 0 else None
-    if host is None or host not in call.sb.threads:
+    if host is None:
         raise Errno(errno.ESRCH)
+    if host not in call.sb.threads:
+        raise Unborn(host)   # (a task being made: the call waits for its first stop)
     if request in (PTRACE_ATTACH, PTRACE_SEIZE):
         return _attach(call, host, request == PTRACE_SEIZE, addr, data)
     if request in (PTRACE_KILL, PTRACE_INTERRUPT):   # need no stop

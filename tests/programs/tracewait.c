@@ -116,10 +116,6 @@ static void seize(void)
         for (;;)
             pause();
     }
-    /* brandpy registers a child at its first stop, which may come after
-     * the parent's next call: a seize then would be ESRCH (a known race,
-     * not this test's subject) */
-    nap(100);
     if (ptrace(PTRACE_SEIZE, child, 0, 0) < 0 || ptrace(PTRACE_INTERRUPT, child, 0, 0) < 0) {
         perror("PTRACE_SEIZE");
         exit(1);

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IMAGES, REPO, Result, build_program, chroot_run, copy_rootfs, install_program
+from tests.conftest import IMAGES, REPO, Result, Runner, build_program, chroot_run, copy_rootfs, install_program
 
 TOOLS = IMAGES / "tools"
 CLEAN_ENV = ["env", "-i", "PATH=/usr/bin:/bin", "HOME=/"]
@@ -139,3 +139,38 @@ def test_a_tracers_waits_see_its_tracees_stops(brandpy, busybox, tracewait_bin):
     # the tracer's waits went to the supervisor
     wait4 = next(line.split() for line in got.err.splitlines() if line.startswith("wait4 "))
     assert int(wait4[1]) >= 8, got.err
+
+
+# tests/programs/seizefork.c, as it prints natively
+SEIZEFORK = "".join(f"{case}: 200/200\n" for case in
+                    ("seize", "attach", "thread", "foreign", "ghost"))
+
+
+@pytest.fixture(scope="module")
+def seizefork_bin(world_tmp: Path) -> Path:
+    return build_program("seizefork", world_tmp)
+
+
+def test_a_tracer_seizes_a_task_the_moment_it_exists(brandpy, busybox, seizefork_bin):
+    """A tracer that seizes or attaches to a child (or a thread) right
+    after fork/clone returns, before the supervisor has seen the new task's
+    first stop, gets it as on Linux: the call waits for that stop
+    (errors.Unborn); a task that is another user's is still EPERM and a
+    PID that names none ESRCH, at once. Before, some rounds of each of
+    the first four cases were ESRCH."""
+    install_program(busybox, seizefork_bin)
+    if os.geteuid() == 0:
+        assert chroot_run(busybox, ["/usr/bin/seizefork"]).out == SEIZEFORK
+    check_seizefork(brandpy, busybox)
+
+
+def test_a_tracer_seizes_a_new_task_without_user_namespaces(brandpy_flat, flat_busybox,
+                                                            seizefork_bin):
+    """The same with brandpy's own PIDs (fork's return rewritten at its exit)."""
+    install_program(flat_busybox, seizefork_bin)
+    check_seizefork(brandpy_flat, flat_busybox)
+
+
+def check_seizefork(runner: Runner, rootfs: Path) -> None:
+    got = runner(rootfs, ["/usr/bin/seizefork"], timeout=120)
+    assert (got.status, got.out) == (0, SEIZEFORK), got.err
