@@ -209,8 +209,10 @@ LOCAL = ("on the host's network (unprivileged), a local destination reaches only
 SENT = (PERFORMED + ", every call (BPF cannot see msg_name in a msghdr; in C without a "
         "destination or control data); SCM_RIGHTS passed, an explicit SCM_CREDENTIALS refused "
         "(EPERM); a receiver with SO_PASSCRED sees the supervisor's credentials; " + LOCAL)
-IPC_STATUS = ("native: the SysV IPC namespace is the host's; the PIDs and IDs of the status "
-              "commands are the container's")
+# the spawner's IPC namespace (native/spawner.c) where there are kernel walls
+OWN_IPC = ("native, in the container's own IPC namespace (the host's where there are no kernel "
+           "namespaces: unprivileged on a host that forbids user namespaces)")
+IPC_STATUS = OWN_IPC + "; the PIDs and IDs of the status commands are the container's"
 
 
 def _ioctls(trap: Action, other: Action) -> Action:
@@ -496,10 +498,10 @@ SPEC: dict[str, Spec] = {
     "uname": trace(uts.uname, "the container's hostname and --kernel-release"),
     "sethostname": trace(uts.sethostname, "the container's own; needs CAP_SYS_ADMIN"),
     "setdomainname": trace(uts.setdomainname, "the container's own; needs CAP_SYS_ADMIN"),
-    # -- futexes and IPC (host-wide namespaces: see README) ------------------------------
+    # -- futexes and IPC (the container's IPC namespace: see README) ------------------------
     **{name: allow() for name in (
         "futex", "futex_waitv", "futex_wake", "futex_wait", "futex_requeue")},
-    **{name: allow("native: the SysV IPC namespace is the host's", support=PARTIAL)
+    **{name: allow(OWN_IPC, support=PARTIAL)
        for name in ("shmget", "shmat", "shmdt", "semget", "semop", "semtimedop", "msgget",
                     "msgsnd", "msgrcv")},
     "shmctl": Spec("allow", PARTIAL, IPC_STATUS, handler=sysv.shmctl, when=arg_in(1, *sysv.SHM_CMDS)),

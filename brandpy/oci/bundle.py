@@ -16,7 +16,7 @@ from typing import Any
 from brandpy.runtime import cgroups
 from brandpy.runtime.cgroups import Limits
 from brandpy.runtime.devices import DEFAULT_DEVICES, Device, device_nodes
-from brandpy.runtime.namespaces import kernel_walls
+from brandpy.runtime.namespaces import NAMESPACES_OFF, kernel_walls, unavailable
 from brandpy.runtime.policy import ALL_CAPS, CAP_NUMBERS, DEFAULT_CAPS
 from brandpy.runtime.sandbox import MASKED, READONLY_PROC, SandboxConfig, Volume
 
@@ -243,30 +243,45 @@ def _mounts(mounts: list[Any], bundle: str, cdir: ContainerDir,
     return volumes
 
 
+# What the supervisor emulates above each namespace the container's spawner
+# makes (native/spawner.c), or in its stead without kernel walls
+VIEWS = {"pid": "the entrypoint is PID 1 and only the container's processes are visible",
+         "uts": "hostname and domainname emulated",
+         "mount": "the mount table emulated, by path translation",
+         "ipc": ""}
+
+
 def _namespaces(linux: dict[str, Any], notes: list[Note]) -> str:
-    """The network namespace to make or join (as root; the PID and IPC
-    namespaces are made by the container's spawner, as root and
-    unprivileged in a user namespace where the host allows one); notes for
-    the others, which it emulates or leaves shared."""
+    """The network namespace to make or join (as root), and notes saying
+    what becomes of each namespace config.json names. The container's
+    spawner makes new mount, PID, IPC and UTS namespaces where it has
+    kernel walls (as root, and unprivileged in a user namespace of its own
+    where the host allows one: namespaces.kernel_walls) and joins none of
+    them by path; the supervisor emulates the views above them (or, without
+    walls, instead of them: then the IPC objects are the host's)."""
     root = os.geteuid() == 0
     kernel = kernel_walls()
     netns = ""
-    emulated = {"pid": "the entrypoint is PID 1 and only the container's processes are "
-                       "visible", "uts": "hostname and domainname",
-                "mount": "the mount table, by path translation"}
     said: list[str] = []
     for ns in linux.get("namespaces") or []:
         kind, path = ns.get("type"), ns.get("path") or ""
-        if kind == "pid" and kernel and not path:
-            said.append("pid (a new kernel namespace, the entrypoint its PID 1)")
-        elif kind == "ipc" and kernel and not path:
-            said.append("ipc (a new kernel namespace)")
-        elif kind in emulated:
-            if path:
-                notes.append(("warning", f"{kind} namespace {path} not joined: brandpy's "
-                              f"emulated {kind} view covers this container only"))
+        if kind in VIEWS:
+            view = VIEWS[kind]
+            if kernel:
+                made = "a new kernel namespace" + (f"; {view}" if view else "")
+            elif view:
+                made = f"no kernel namespace: {view}"
             else:
-                said.append(f"{kind} (emulated: {emulated[kind]})")
+                notes.append(("warning", "ipc namespace " + (f"{path} not joined and " if path
+                                                             else "") +
+                              "not isolated: without kernel namespaces the container shares "
+                              "the host's SysV IPC and POSIX message queues"))
+                continue
+            if path:
+                notes.append(("warning", f"{kind} namespace {path} not joined (brandpy joins no "
+                              f"{kind} namespace by path): the container gets {made}"))
+            else:
+                said.append(f"{kind} ({made})")
         elif kind == "network":
             if not root:
                 notes.append(("warning", "network namespace not isolated: making or joining "
@@ -278,21 +293,30 @@ def _namespaces(linux: dict[str, Any], notes: list[Note]) -> str:
                 netns = "new"
                 said.append("network (a new kernel namespace)")
         elif kind == "user":
+            if path:
+                notes.append(("warning", f"user namespace {path} not joined: brandpy joins no "
+                              "user namespace by path"))
             if root:
                 notes.append(("info", "user namespace not created: identities are real host "
                               "ids" + (", uid/gid mappings not applied"
                                        if linux.get("uidMappings") else "")))
             else:
                 said.append("user (emulated: fakeroot-style identities" +
-                            (", in a kernel namespace mapping only the runtime's uid)"
+                            (", in a new kernel namespace mapping only the runtime's uid)"
                              if kernel else ")"))
-        elif kind in ("ipc", "cgroup", "time"):
-            notes.append(("warning", f"{kind} namespace not isolated: brandpy shares the "
-                          f"host's {kind}"))
+        elif kind in ("cgroup", "time"):
+            notes.append(("warning", f"{kind} namespace not isolated: brandpy makes none"
+                          + (f" and does not join {path}" if path else "")
+                          + f"; the container shares the host's {kind} namespace"
+                          + (" (its /proc/PID/cgroup shows the root, 0::/)"
+                             if kind == "cgroup" else "")))
         else:
             raise OciError(f"linux.namespaces: unknown type {kind!r}")
     if said:
         notes.append(("info", "namespaces honoured: " + "; ".join(said)))
+    if not kernel and any(ns.get("type") in VIEWS for ns in linux.get("namespaces") or []):
+        notes.append(("warning", "no kernel namespaces for this container: "
+                      + (unavailable() or f"{NAMESPACES_OFF}=1 (test-only) switched them off")))
     return netns
 
 

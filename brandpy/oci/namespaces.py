@@ -1,6 +1,7 @@
 """The two kernel namespaces the monitor uses when it runs as root, both
 made on its tracer thread before the entrypoint is spawned, so the
-container inherits them.
+container inherits them (its own mount, PID, IPC and UTS namespaces are
+made below those by its spawner, native/spawner.c: bundle._namespaces).
 
 - network: a new namespace or an existing one joined (config.json's
   linux.namespaces), as runc would; dockerd and CNI then configure it.

@@ -149,7 +149,7 @@ def test_seccomp_profile_from_config(runc: Runc, bundle: Bundle):
 
 
 def test_a_new_network_namespace_as_root(runc: Runc, bundle: Bundle):
-    """The one kernel namespace brandpy uses: the container sees only lo."""
+    """A network namespace config.json asks for: the container sees only lo."""
     b = bundle(["sh", "-c", "cat /proc/net/dev"])
     devices = [line.split(":")[0].strip() for line in run(runc, b).splitlines()[2:]]
     assert devices == ["lo"]
@@ -190,3 +190,33 @@ def test_the_bundles_etc_files_are_what_the_container_sees(runc: Runc, bundle: B
                    annotations={"org.brandpy.engine": engine})
         assert run(runc, b, f"c-{engine}") == "".join(files.values()) + "12\n", engine
         assert (tmp_path / "hosts").read_text() == files["hosts"] + "10.4.4.4 more\n", engine
+
+
+def test_namespace_notes_say_what_is_made_joined_and_ignored(runc: Runc, bundle: Bundle):
+    """An ipc or uts namespace given by path is not joined: the spawner
+    makes the container new ones (native/spawner.c), and the notes say so;
+    before, an ipc path was said to share the host's IPC and uts and mount
+    to be only emulated. The host's message queue is not the container's."""
+    made = subprocess.run(["ipcmk", "-Q"], capture_output=True, text=True, check=True)
+    queue = made.stdout.split()[-1]
+    try:
+        namespaces = [{"type": "pid"}, {"type": "mount"}, {"type": "uts", "path": "/proc/1/ns/uts"},
+                      {"type": "ipc", "path": "/proc/1/ns/ipc"}, {"type": "cgroup"}]
+        b = bundle(["sh", "-c", "hostname; cat /proc/sysvipc/msg"], hostname="inside",
+                   linux={"namespaces": namespaces})
+        out = run(runc, b).splitlines()
+    finally:
+        subprocess.run(["ipcrm", "-q", queue], check=True)
+    assert out[0] == "inside"
+    assert not [line for line in out[2:] if line.split()[1:2] == [queue]], out
+    notes = [json.loads(line)["msg"] for line in runc.log.read_text().splitlines()]
+    assert "ipc namespace /proc/1/ns/ipc not joined (brandpy joins no ipc namespace by path): " \
+        "the container gets a new kernel namespace" in notes, notes
+    assert any(n.startswith("uts namespace /proc/1/ns/uts not joined") and
+               n.endswith("a new kernel namespace; hostname and domainname emulated")
+               for n in notes), notes
+    assert "namespaces honoured: pid (a new kernel namespace; the entrypoint is PID 1 and only " \
+        "the container's processes are visible); mount (a new kernel namespace; the mount " \
+        "table emulated, by path translation)" in notes, notes
+    assert any(n.startswith("cgroup namespace not isolated") for n in notes), notes
+    assert not any("shares the host's ipc" in n or "(emulated:" in n for n in notes), notes
