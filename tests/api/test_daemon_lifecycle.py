@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.api.conftest import Daemon, image_tar, unprivileged_daemon, wait_for
+from tests.api.conftest import Daemon, unprivileged_daemon, wait_for
 from tests.conftest import NOBODY, nobody_has_namespaces
 
 
