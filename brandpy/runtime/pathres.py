@@ -564,7 +564,7 @@ class Resolver:
         when only the kernel can follow it: a pipe, socket, anonymous inode,
         deleted file, or a file outside the container the process holds
         (inherited stdio). Followed as the last component only, that reopens
-        the process's own object (see perform.reopen_mode for the limit)."""
+        the process's own object (see perform.reopen_check for the limit)."""
         owner = self.sb.process_of(host_pid)
         if what == b"root":
             return owner.root if owner is not None else b"/"

@@ -211,10 +211,14 @@ def check_fd_writable(call: Call, fd: int) -> None:
 # -- copy-up --------------------------------------------------------------------
 
 def is_image_file(obj: Obj) -> bool:
-    if not stat.S_ISREG(obj.st.st_mode):
-        return False
+    return stat.S_ISREG(obj.st.st_mode) and image_inode(obj.path)
+
+
+def image_inode(path: bytes) -> bool:
+    """Whether path (followed: a magic link too) is an image's inode, which
+    the image store and every container of the image share."""
     try:
-        os.getxattr(obj.path, layers.MARKER)
+        os.getxattr(path, layers.MARKER)
         return True
     except OSError:
         return False
@@ -241,11 +245,14 @@ def writable(call: Call, obj: Obj) -> Obj:
         raise Errno(errno.EROFS)
     if not is_image_file(obj):
         return obj
-    if obj.r is None:                      # through a process's fd: where it is now
+    if obj.r is None or obj.r.magic:       # through a process's fd: where it is now
         guest = call.sb.resolver.magic_target(call.tid, b"fd/%d" % obj.tracee_fd) \
             if obj.tracee_fd is not None and obj.tracee_fd != AT_FDCWD else None
         if guest is None:
-            return obj
+            # no name in the container leads to it any more (copied up since
+            # the fd was opened; a /proc link the resolver could not name):
+            # the image's own inode, shared with every container of it
+            raise Errno(errno.EROFS, "an image file the container no longer names")
         obj.close()
         obj = find_path(call, guest, follow=False, proc=Process(tgid=call.proc.tgid))
     assert obj.r is not None

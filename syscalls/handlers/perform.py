@@ -33,7 +33,17 @@ from brandpy.runtime.linux import (
 from brandpy.runtime.pathres import MAXSYMLINKS, SCOPED, Resolved
 
 from . import deferred, fakefs
-from .paths import copy_up, fd_flags, find, oserror, read_path, resolve, umask_of
+from .paths import (
+    copy_up,
+    fd_flags,
+    find,
+    image_inode,
+    mount_of_host,
+    oserror,
+    read_path,
+    resolve,
+    umask_of,
+)
 
 O_ACCMODE = 0o3
 O_CREAT = 0o100
@@ -119,23 +129,35 @@ def _terminal(call: Call) -> bytes:
 _FD_LINK = re.compile(rb"^/proc/(\d+)/(?:task/\d+/)?fd/(\d+)$")
 
 
-def reopen_check(link: bytes, flags: int) -> None:
-    """A /proc/PID/fd/N the kernel would follow to a file outside the
-    container (one the process inherited): reopened with no more access
-    than that fd has, never created or truncated, never from an O_PATH fd
-    nor through a cwd or root link."""
+def reopen_check(call: Call, link: bytes, flags: int) -> None:
+    """A /proc/PID/fd/N the kernel would follow to a file the container does
+    not name: one outside it (inherited stdio), or an image file copied up
+    since the fd was opened (the image's own inode). Reopened with no more
+    access than that fd has (read for read, write for write, O_APPEND
+    kept), never created or truncated, never from an O_PATH fd nor through a
+    cwd or root link. The container's own deleted files reopen as on Linux."""
     try:
         target = os.readlink(link)
     except OSError as exc:
         raise oserror(exc, errno.ENOENT) from None
-    if not target.startswith(b"/") or target.endswith(b" (deleted)"):
+    if not target.startswith(b"/"):
         return                                # pipes, sockets, anonymous inodes
+    if target.endswith(_DELETED):
+        mount = mount_of_host(call, target[:-len(_DELETED)])
+        if mount is not None and not mount.readonly and not image_inode(link):
+            return
     m = _FD_LINK.match(link)
-    have_flags = fd_flags(int(m.group(1)), int(m.group(2))) if m is not None else -1
-    want, have = flags & O_ACCMODE, have_flags & O_ACCMODE
-    if have_flags < 0 or have_flags & O_PATH or flags & (O_CREAT | O_TRUNC) or \
-            (want != os.O_RDONLY and have != os.O_RDWR and want != have):
+    have = fd_flags(int(m.group(1)), int(m.group(2))) if m is not None else -1
+    want_acc, have_acc = flags & O_ACCMODE, have & O_ACCMODE
+    want_write = want_acc != os.O_RDONLY
+    if have < 0 or have & O_PATH or flags & (O_CREAT | O_TRUNC) or \
+            (want_acc != os.O_WRONLY and have_acc == os.O_WRONLY) or \
+            (want_write and have_acc == os.O_RDONLY) or \
+            (want_write and have & os.O_APPEND and not flags & os.O_APPEND):
         raise Errno(errno.EACCES, "reopening a file outside the container")
+
+
+_DELETED = b" (deleted)"
 
 
 def _open_writes(flags: int, exists: bool) -> bool:
@@ -198,7 +220,7 @@ def _object(r: Resolved) -> int:
 
 
 def _open_object(call: Call, r: Resolved, obj: int, flags: int, real_flags: int, mode: int,
-                 follow: bool, cloexec: bool) -> int | Inject | None:
+                 follow: bool, cloexec: bool, copied: bool = False) -> int | Inject | None:
     st = os.fstat(obj) if obj >= 0 else None
     if st is not None and stat.S_ISLNK(st.st_mode) and follow:
         raise _Again
@@ -208,7 +230,17 @@ def _open_object(call: Call, r: Resolved, obj: int, flags: int, real_flags: int,
         if r.readonly:
             raise Errno(errno.EROFS)
         if st is not None and stat.S_ISREG(st.st_mode) and r.name and copy_up(r):
-            raise _Again                    # the container's own copy is there now
+            if copied:
+                raise _Again
+            # the container's own copy is there now: open it, not what a
+            # link walked again (/proc/self/fd/N) leads to, the image's inode
+            copy = _object(r)
+            try:
+                return _open_object(call, r, copy, flags, real_flags, mode, follow, cloexec,
+                                    copied=True)
+            finally:
+                if copy >= 0:
+                    os.close(copy)
     opener: _Opener
     target = -1      # the given device a fake device record stands for
     if r.mount.kind == "device" and r.mount.host == b"/dev/tty":
@@ -300,7 +332,7 @@ def _open_proc(call: Call, r: Resolved, flags: int, mode: int, cloexec: bool) ->
     assert r.proc is not None
     host = r.proc
     if r.magic:
-        reopen_check(host, flags)
+        reopen_check(call, host, flags)
     elif flags & O_ACCMODE == os.O_RDONLY:
         host = proc_view(call, r) or host
     if r.readonly and flags & O_ACCMODE != os.O_RDONLY:

@@ -1,0 +1,69 @@
+"""Files a container holds a descriptor of but does not name: changing or
+reopening one must give no more than the descriptor gives.
+tests/security/programs/reopen_attack.c, as the entrypoint:
+
+- image: /img is a hard link of an image store's inode (as every file of a
+  container's rootfs is, brandpy/images/rootfs.py), which every container
+  of the image shares. Once /img is copied up, the container's read-only
+  and O_PATH descriptors of it hold the image's own inode. Before the
+  fix, reopening them for writing through /proc/self/fd/N (the resolver
+  handed a "(deleted)" link to the kernel unchecked), and every metadata
+  change through them or through that link's path (the copy-up step let a
+  file without a name through unchanged), changed the image: in every
+  cell every attempt did, the first write too (it reached the image's
+  inode, not the new copy). Now reopens get EACCES, changes EROFS, and
+  the first write lands in the container's copy as on overlayfs.
+- stdio: `brandpy run >> host.log`. Before the fix the container read the
+  whole log through /proc/self/fd/1 opened read-only, and overwrote its
+  head through it opened write-only without O_APPEND (the reopen check
+  let any read-only reopen through, and dropped O_APPEND), in every cell.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from brandpy.images.layers import MARKER
+
+from .conftest import Cell, runner_for, spread
+
+CASES = spread(["image", "stdio"], per_case=4)
+
+
+def _image_state(path: Path) -> tuple[object, ...]:
+    st = os.stat(path)
+    return (path.read_bytes(), st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns,
+            sorted((n, os.getxattr(path, n)) for n in os.listxattr(path)))
+
+
+@pytest.mark.parametrize("case,cell", CASES)
+def test_held_file_not_named(case: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
+    runner = runner_for(cell, unpriv_pythonpath)
+    rootfs = rootfs_for(cell.uid, "reopen_attack")
+    if case == "image":
+        store = rootfs.parent / "image-inode"
+        store.write_bytes(b"IMAGE\n")
+        os.setxattr(store, MARKER, b"1")
+        os.setxattr(store, "user.keep", b"1")
+        os.chown(store, cell.uid, cell.uid)
+        os.link(store, rootfs / "img")
+        before = _image_state(store)
+        r = runner(rootfs, ["/attack", "image"], *cell.opts(), timeout=60)
+        assert "DONE" in r.err and "img now PWNED" in r.err, r
+        assert _image_state(store) == before, r
+        return
+    secret = f"LOG-{secrets.token_hex(12)}\n"
+    log = rootfs.parent / "host.log"
+    log.write_text(secret)
+    os.chown(log, cell.uid, cell.uid)
+    with open(log, "ab") as out:
+        p = subprocess.run(runner.cmd(rootfs, ["/attack", "stdio"], *cell.opts()),
+                           stdout=out, stderr=subprocess.PIPE, text=True, timeout=60,
+                           env=runner.env(), cwd="/")
+    assert "DONE" in p.stderr and secret.strip() not in p.stderr, p.stderr
+    assert log.read_text() == secret + "appended\n", p.stderr
