@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,29 +33,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tracetest.h"
+
 #define ROUNDS 200
 
 static char failure[256];   /* the first round that went wrong, if any */
 
-static int fail(const char *fmt, int round, const char *what)
+static int fail(const char *fmt, ...)
 {
+    va_list args;
+    va_start(args, fmt);
     if (!failure[0])
-        snprintf(failure, sizeof failure, fmt, round, what);
+        vsnprintf(failure, sizeof failure, fmt, args);
+    va_end(args);
     return 0;
-}
-
-static const char *describe(int status)
-{
-    static char text[64];
-    if (WIFSTOPPED(status))
-        snprintf(text, sizeof text, "stopped %d event %d", WSTOPSIG(status), status >> 16);
-    else if (WIFEXITED(status))
-        snprintf(text, sizeof text, "exited %d", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status))
-        snprintf(text, sizeof text, "killed %d", WTERMSIG(status));
-    else
-        snprintf(text, sizeof text, "status %#x", status);
-    return text;
 }
 
 static int waited(pid_t pid, int options, int round, const char *want)
@@ -71,6 +63,18 @@ static void report(const char *name, int ok)
 {
     printf("%s: %d/%d%s%s\n", name, ok, ROUNDS, failure[0] ? ", first failure: " : "", failure);
     failure[0] = 0;
+}
+
+static void reap(pid_t child)
+{
+    while (waitpid(child, NULL, 0) != child)
+        ;
+}
+
+static void end(pid_t child)
+{
+    kill(child, SIGKILL);
+    reap(child);
 }
 
 static pid_t idle_child(void)
@@ -94,9 +98,7 @@ static void seize(void)
             fail("round %d: PTRACE_INTERRUPT: %s", round, strerror(errno));
         else
             ok += waited(child, 0, round, "stopped 5 event 128");
-        kill(child, SIGKILL);
-        while (waitpid(child, NULL, 0) != child)
-            ;
+        end(child);
     }
     report("seize", ok);
 }
@@ -110,9 +112,7 @@ static void attach(void)
             fail("round %d: PTRACE_ATTACH: %s", round, strerror(errno));
         else
             ok += waited(child, 0, round, "stopped 19 event 0");
-        kill(child, SIGKILL);
-        while (waitpid(child, NULL, 0) != child)
-            ;
+        end(child);
     }
     report("attach", ok);
 }
@@ -126,29 +126,45 @@ static int idle_thread(void *arg)
     return 0;
 }
 
+/* A child that makes a task with make() and tells its TID through a pipe
+ * at once, then idles: the TID (0 if none), the child in *child. */
+static pid_t made_by_child(pid_t (*make)(void), pid_t *child)
+{
+    int fds[2];
+    if (pipe(fds) < 0) {
+        perror("pipe");
+        exit(1);
+    }
+    *child = fork();
+    if (*child == 0) {
+        pid_t made = make();
+        if (write(fds[1], &made, sizeof made) != sizeof made)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    pid_t made = 0;
+    if (read(fds[0], &made, sizeof made) != sizeof made || made < 0)
+        made = 0;
+    close(fds[0]);
+    return made;
+}
+
+static pid_t make_thread(void)
+{
+    return clone(idle_thread, stack + sizeof stack,
+                 CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+                 CLONE_SYSVSEM, NULL);
+}
+
 static void thread(void)
 {
     int ok = 0;
     for (int round = 0; round < ROUNDS; round++) {
-        int fds[2];
-        if (pipe(fds) < 0) {
-            perror("pipe");
-            exit(1);
-        }
-        pid_t child = fork();
-        if (child == 0) {
-            pid_t tid = clone(idle_thread, stack + sizeof stack,
-                              CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
-                              CLONE_SYSVSEM, NULL);
-            if (write(fds[1], &tid, sizeof tid) != sizeof tid)
-                _exit(1);
-            for (;;)
-                pause();
-        }
-        close(fds[1]);
-        pid_t tid = 0;
-        if (read(fds[0], &tid, sizeof tid) != sizeof tid || tid <= 0)
-            fail("round %d: the child could not make a thread%s", round, "");
+        pid_t child, tid = made_by_child(make_thread, &child);
+        if (!tid)
+            fail("round %d: the child could not make a thread", round);
         else if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
             fail("round %d: PTRACE_SEIZE: %s", round, strerror(errno));
         else if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
@@ -157,10 +173,7 @@ static void thread(void)
             kill(child, SIGKILL);
             ok += waited(tid, __WALL, round, "killed 9");
         }
-        close(fds[0]);
-        kill(child, SIGKILL);
-        while (waitpid(child, NULL, 0) != child)
-            ;
+        end(child);
     }
     report("thread", ok);
 }
@@ -179,42 +192,36 @@ static void drop_sys_ptrace(void)
     }
 }
 
+/* PTRACE_SEIZE of pid fails with errno want: 1, else 0 and a failure */
+static int refused(pid_t pid, int want, int round, const char *whose)
+{
+    if (ptrace(PTRACE_SEIZE, pid, 0, 0) == 0)
+        return fail("round %d: PTRACE_SEIZE of %s succeeded", round, whose);
+    if (errno != want)
+        return fail("round %d: PTRACE_SEIZE: %s", round, strerror(errno));
+    return 1;
+}
+
+static pid_t make_foreign_child(void)
+{
+    if (setresgid(1000, 1000, 1000) < 0 || setresuid(1000, 1000, 1000) < 0)
+        return -1;
+    return idle_child();
+}
+
 static void foreign(void)
 {
     int ok = 0;
     drop_sys_ptrace();
     for (int round = 0; round < ROUNDS; round++) {
-        int fds[2];
-        if (pipe(fds) < 0) {
-            perror("pipe");
-            exit(1);
-        }
-        pid_t child = fork();
-        if (child == 0) {
-            if (setresgid(1000, 1000, 1000) < 0 || setresuid(1000, 1000, 1000) < 0)
-                _exit(1);
-            pid_t grandchild = idle_child();
-            if (write(fds[1], &grandchild, sizeof grandchild) != sizeof grandchild)
-                _exit(1);
-            for (;;)
-                pause();
-        }
-        close(fds[1]);
-        pid_t grandchild = 0;
-        if (read(fds[0], &grandchild, sizeof grandchild) != sizeof grandchild)
-            fail("round %d: the child could not drop to uid 1000 and fork%s", round, "");
-        else if (ptrace(PTRACE_SEIZE, grandchild, 0, 0) == 0)
-            fail("round %d: PTRACE_SEIZE of another user's task succeeded%s", round, "");
-        else if (errno != EPERM)
-            fail("round %d: PTRACE_SEIZE: %s", round, strerror(errno));
-        else
-            ok++;
-        close(fds[0]);
-        if (grandchild > 0)
+        pid_t child, grandchild = made_by_child(make_foreign_child, &child);
+        if (!grandchild)
+            fail("round %d: the child could not drop to uid 1000 and fork", round);
+        else {
+            ok += refused(grandchild, EPERM, round, "another user's task");
             kill(grandchild, SIGKILL);   /* (root may signal it) */
-        kill(child, SIGKILL);
-        while (waitpid(child, NULL, 0) != child)
-            ;
+        }
+        end(child);
     }
     report("foreign", ok);
 }
@@ -226,24 +233,10 @@ static void ghost(void)
         pid_t child = fork();
         if (child == 0)
             _exit(0);
-        while (waitpid(child, NULL, 0) != child)
-            ;
-        if (ptrace(PTRACE_SEIZE, child, 0, 0) == 0)
-            fail("round %d: PTRACE_SEIZE of a reaped child succeeded%s", round, "");
-        else if (errno != ESRCH)
-            fail("round %d: PTRACE_SEIZE: %s", round, strerror(errno));
-        else
-            ok++;
+        reap(child);
+        ok += refused(child, ESRCH, round, "a reaped child");
     }
     report("ghost", ok);
-}
-
-static int wanted(int argc, char **argv, const char *name)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], name))
-            return 1;
-    return argc == 1;
 }
 
 int main(int argc, char **argv)

@@ -24,25 +24,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tracetest.h"
+
 static void nap(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0)
         ;
-}
-
-static const char *describe(int status)
-{
-    static char text[64];
-    if (WIFSTOPPED(status))
-        snprintf(text, sizeof text, "stopped %d event %d", WSTOPSIG(status), status >> 16);
-    else if (WIFEXITED(status))
-        snprintf(text, sizeof text, "exited %d", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status))
-        snprintf(text, sizeof text, "killed %d", WTERMSIG(status));
-    else
-        snprintf(text, sizeof text, "status %#x", status);
-    return text;
 }
 
 static int wait_for(pid_t pid, int options)
@@ -123,14 +111,6 @@ static void seize(void)
     printf("seize: %s", describe(wait_for(child, 0)));
     kill(child, SIGKILL);
     printf(", then %s\n", describe(wait_for(child, 0)));
-}
-
-static int wanted(int argc, char **argv, const char *name)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], name))
-            return 1;
-    return argc == 1;
 }
 
 int main(int argc, char **argv)
