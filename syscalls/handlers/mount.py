@@ -25,7 +25,7 @@ from brandpy.runtime.mounts import Mount, MountTable
 from brandpy.runtime.process import Process
 
 from .ident import capable
-from .paths import find, find_path, read_path
+from .paths import find, find_path, is_image_file, read_path, writable
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 32, 4096, 8192, 16384
@@ -137,6 +137,8 @@ def _bind(call: Call, table: MountTable, guest: bytes, is_dir: bool, flags: int)
         if under is None or under.kind not in BINDABLE or obj.r.proc is not None:
             raise Errno(errno.EPERM, "only files and directories can be bind-mounted, not "
                         "brandpy's views of /proc, /sys and /dev")
+        if not under.readonly and is_image_file(obj):
+            obj = writable(call, obj)    # the bind shares the container's own copy
         host = os.readlink(b"/proc/self/fd/%d" % obj.fd)
         fd = os.open(b"/proc/self/fd/%d" % obj.fd, os.O_PATH | os.O_CLOEXEC)
     finally:

@@ -260,6 +260,9 @@ def writable(call: Call, obj: Obj) -> Obj:
     fd = _open_obj(obj.r, False)
     os.close(obj.fd)
     obj.fd, obj.st = fd, os.fstat(fd)
+    if is_image_file(obj):
+        # no name to copy it up under (a bind mount's root): the image's inode
+        raise Errno(errno.EROFS, "an image file the container cannot copy up")
     return obj
 
 

@@ -229,18 +229,22 @@ def _open_object(call: Call, r: Resolved, obj: int, flags: int, real_flags: int,
     if _open_writes(flags, st is not None):
         if r.readonly:
             raise Errno(errno.EROFS)
-        if st is not None and stat.S_ISREG(st.st_mode) and r.name and copy_up(r):
-            if copied:
-                raise _Again
-            # the container's own copy is there now: open it, not what a
-            # link walked again (/proc/self/fd/N) leads to, the image's inode
-            copy = _object(r)
-            try:
-                return _open_object(call, r, copy, flags, real_flags, mode, follow, cloexec,
-                                    copied=True)
-            finally:
-                if copy >= 0:
-                    os.close(copy)
+        if st is not None and stat.S_ISREG(st.st_mode):
+            if r.name and copy_up(r):
+                if copied:
+                    raise _Again
+                # the container's own copy is there now: open it, not what
+                # a link walked again (/proc/self/fd/N) leads to, the image's
+                copy = _object(r)
+                try:
+                    return _open_object(call, r, copy, flags, real_flags, mode, follow,
+                                        cloexec, copied=True)
+                finally:
+                    if copy >= 0:
+                        os.close(copy)
+            if image_inode(b"/proc/self/fd/%d" % obj):
+                # no name to copy it up under (a bind mount's root): the image's inode
+                raise Errno(errno.EROFS, "an image file the container cannot copy up")
     opener: _Opener
     target = -1      # the given device a fake device record stands for
     if r.mount.kind == "device" and r.mount.host == b"/dev/tty":

@@ -13,6 +13,11 @@ tests/security/programs/reopen_attack.c, as the entrypoint:
   cell every attempt did, the first write too (it reached the image's
   inode, not the new copy). Now reopens get EACCES, changes EROFS, and
   the first write lands in the container's copy as on overlayfs.
+- bind: with CAP_SYS_ADMIN, /img bind-mounted on /z and /z written: a
+  bind mount's root has no name to copy up under, and the write reached
+  the image's inode in every cell. Now the bind shares the container's own
+  copy (made when it is mounted), and no write or change ever hands the
+  image's inode on (EROFS where there is nothing to copy it up under).
 - stdio: `brandpy run >> host.log`. Before the fix the container read the
   whole log through /proc/self/fd/1 opened read-only, and overwrote its
   head through it opened write-only without O_APPEND (the reopen check
@@ -32,7 +37,7 @@ from brandpy.images.layers import MARKER
 
 from .conftest import Cell, runner_for, spread
 
-CASES = spread(["image", "stdio"], per_case=4)
+CASES = spread(["image", "bind", "stdio"], per_case=4)
 
 
 def _image_state(path: Path) -> tuple[object, ...]:
@@ -45,7 +50,7 @@ def _image_state(path: Path) -> tuple[object, ...]:
 def test_held_file_not_named(case: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
     runner = runner_for(cell, unpriv_pythonpath)
     rootfs = rootfs_for(cell.uid, "reopen_attack")
-    if case == "image":
+    if case in ("image", "bind"):
         store = rootfs.parent / "image-inode"
         store.write_bytes(b"IMAGE\n")
         os.setxattr(store, MARKER, b"1")
@@ -53,7 +58,8 @@ def test_held_file_not_named(case: str, cell: Cell, rootfs_for, unpriv_pythonpat
         os.chown(store, cell.uid, cell.uid)
         os.link(store, rootfs / "img")
         before = _image_state(store)
-        r = runner(rootfs, ["/attack", "image"], *cell.opts(), timeout=60)
+        opts = ("--cap-add", "SYS_ADMIN") if case == "bind" else ()
+        r = runner(rootfs, ["/attack", case], *cell.opts(), *opts, timeout=60)
         assert "DONE" in r.err and "img now PWNED" in r.err, r
         assert _image_state(store) == before, r
         return

@@ -14,6 +14,9 @@
  *          AT_EMPTY_PATH, and chmod, chown, truncate, setxattr, utimes of
  *          the magic link's path. Before the fix all of them changed the
  *          image in every cell.
+ *   bind   (with CAP_SYS_ADMIN) bind-mounts /img on /z and writes /z: a
+ *          bind mount's root has no name to copy up under, so before the
+ *          fix the write reached the image's inode, in every cell.
  *   stdio  stdout is a host file opened for appending: reopened through
  *          /proc/self/fd/1 for reading (its contents printed on stderr)
  *          and for writing without O_APPEND (written at offset 0). Before
@@ -27,6 +30,7 @@
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -60,6 +64,8 @@ static long write_new(int fd)
     return n;
 }
 
+static void show_img(void);
+
 static void image(void)
 {
     char link[64], path[64];
@@ -70,10 +76,7 @@ static void image(void)
     }
     snprintf(link, sizeof link, "/proc/self/fd/%d", ro);
     said("copy-up write", write_new(open(link, O_WRONLY)));
-    char buf[16] = {0};
-    int fd = open("/img", O_RDONLY);
-    dprintf(2, "img now %s", read(fd, buf, sizeof buf - 1) > 0 ? buf : "?\n");
-    close(fd);
+    show_img();
 
     said("reopen wronly", write_new(open(link, O_WRONLY)));
     said("reopen rdwr", write_new(open(link, O_RDWR)));
@@ -107,6 +110,22 @@ static void image(void)
     said("utimes link", utimes(link, NULL));
 }
 
+static void show_img(void)
+{
+    char buf[16] = {0};
+    int fd = open("/img", O_RDONLY);
+    dprintf(2, "img now %s", read(fd, buf, sizeof buf - 1) > 0 ? buf : "?\n");
+    close(fd);
+}
+
+static void bind(void)
+{
+    close(open("/z", O_WRONLY | O_CREAT, 0644));
+    said("bind", mount("/img", "/z", NULL, MS_BIND, NULL));
+    said("write bind", write_new(open("/z", O_WRONLY)));
+    show_img();
+}
+
 static void stdio(void)
 {
     char buf[512];
@@ -128,10 +147,12 @@ int main(int argc, char **argv)
 {
     if (argc == 2 && !strcmp(argv[1], "image"))
         image();
+    else if (argc == 2 && !strcmp(argv[1], "bind"))
+        bind();
     else if (argc == 2 && !strcmp(argv[1], "stdio"))
         stdio();
     else {
-        dprintf(2, "usage: %s image|stdio\n", argv[0]);
+        dprintf(2, "usage: %s image|bind|stdio\n", argv[0]);
         return 2;
     }
     dprintf(2, "DONE\n");
