@@ -133,6 +133,7 @@ int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int f
 #define BP_THREAD_CHROOT 2      /* chrooted inside the container: Python resolves */
 #define BP_THREAD_TOPLEVEL 4    /* its process's parent is outside the container */
 #define BP_THREAD_ACCESS_ROOT 8 /* access() with its real IDs is root's with those capabilities too */
+#define BP_THREAD_UNDUMPABLE 16 /* its process's recorded PR_SET_DUMPABLE is 0 (process.py prctl) */
 
 struct bp_state;
 struct bp_state *bp_state_new(void);
@@ -147,9 +148,13 @@ int bp_state_set_pty(struct bp_state *s, int number, int fd);
 int bp_state_set_thread(struct bp_state *s, int tid, int tgid, int guest_tid, int guest_tgid,
                         int flags);
 void bp_state_del_thread(struct bp_state *s, int tid);
-/* The guest path of the thread's program (its process's /proc/PID/exe
- * as the container sees it), or NULL when unknown. */
-int bp_state_set_exe(struct bp_state *s, int tid, const char *exe);
+/* The thread's program: its guest path (its process's /proc/PID/exe as
+ * the container sees it), or NULL when unknown; the name the container
+ * gives it and the name the kernel gave it at exec (process.ExecImage
+ * comm and kernel_comm, "" when unknown; at most 15 bytes, longer ones
+ * are cut). */
+int bp_state_set_program(struct bp_state *s, int tid, const char *exe, const char *comm,
+                         const char *kernel_comm);
 void bp_state_set_identity(struct bp_state *s, int fake_ids, unsigned int host_uid,
                            unsigned int host_gid);
 void bp_state_python_only(struct bp_state *s, int nr, int on);
@@ -187,6 +192,8 @@ int bp_loop_run(struct bp_loop *L);
 int bp_py_wait(int tid, int status);
 void bp_py_notify(struct bp_notif *n);
 void bp_py_wake(void);
+/* C answered PR_SET_DUMPABLE for thread tid: Python's record follows. */
+void bp_py_dumpable(int tid, int dumpable);
 
 /* CDEF-END */
 

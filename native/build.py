@@ -14,7 +14,8 @@ ffibuilder = FFI()
 # The Python callbacks are cffi "extern Python" functions.
 CDEF = CDEF.replace("int bp_py_wait(", 'extern "Python+C" int bp_py_wait(').replace(
     "void bp_py_notify(", 'extern "Python+C" void bp_py_notify(').replace(
-    "void bp_py_wake(", 'extern "Python+C" void bp_py_wake(')
+    "void bp_py_wake(", 'extern "Python+C" void bp_py_wake(').replace(
+    "void bp_py_dumpable(", 'extern "Python+C" void bp_py_dumpable(')
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "brandpy._native",

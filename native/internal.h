@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #define BP_PATH_MAX 4096
+#define BP_COMM_LEN 15          /* TASK_COMM_LEN - 1: a thread name's longest */
 #define BP_MAX_MOUNTS 64
 
 struct bp_mount {
@@ -33,6 +34,8 @@ struct bp_thread {
     int guest_tid, guest_tgid;
     int flags;                  /* BP_THREAD_* */
     char *exe;                  /* its program's guest path (malloc'd), or NULL */
+    char comm[BP_COMM_LEN + 1];         /* the container's name for it, or "" */
+    char kernel_comm[BP_COMM_LEN + 1];  /* the kernel's at exec */
 };
 
 struct bp_state {
@@ -50,6 +53,8 @@ struct bp_state {
 };
 
 struct bp_thread *bp_state_thread(struct bp_state *s, int tid);
+/* PR_SET_DUMPABLE recorded for every thread of process tgid. */
+void bp_state_set_dumpable(struct bp_state *s, int tgid, int dumpable);
 const struct bp_mount *bp_mount_of_guest(const struct bp_state *s, const char *guest,
                                          size_t len, size_t *consumed);
 int bp_guest_of_host(const struct bp_state *s, const char *host, char *out, size_t outlen);

@@ -32,6 +32,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -190,6 +191,7 @@ struct ctx {
     char path[BP_PATH_MAX], path2[BP_PATH_MAX];
     struct bp_resolved r, r2;   /* closed by bp_notify_handle */
     int answered;               /* the answer went with an fd (install()) */
+    int dumpable_set;           /* PR_SET_DUMPABLE's value, told to Python after the answer; -1 */
 };
 
 static unsigned long arg(const struct ctx *c, int i)
@@ -1266,6 +1268,52 @@ static long gettid_(struct ctx *c)
     return c->t->guest_tid;
 }
 
+/* -- prctl --------------------------------------------------------------------------------- */
+
+/* The name PR_GET_NAME gives, as syscalls/handlers/process.py's _name: the
+ * container's for the thread's program while the kernel's is still the one
+ * exec gave it (not renamed by PR_SET_NAME or /proc/self/comm), else the
+ * kernel's; 16 bytes, NUL-padded, as Linux writes it. */
+static long get_name(struct ctx *c)
+{
+    char path[64], real[80], out[BP_COMM_LEN + 1] = {0};
+    snprintf(path, sizeof path, "/proc/%d/comm", c->t->tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ESRCH : BP_FALLBACK;   /* ESRCH: gone, no one to answer */
+    ssize_t n = read(fd, real, sizeof real - 1);
+    close(fd);
+    if (n <= 0)
+        return BP_FALLBACK;
+    if (real[n - 1] == '\n')
+        n--;                        /* one: a name may end in a newline itself */
+    real[n] = 0;
+    const char *name = c->t->comm[0] && !strcmp(real, c->t->kernel_comm) ? c->t->comm : real;
+    size_t len = strlen(name);
+    memcpy(out, name, len < BP_COMM_LEN ? len : BP_COMM_LEN);
+    return write_mem(c->req->pid, arg(c, 1), out, sizeof out);
+}
+
+/* The options the table performs (process.py PERFORMED); PR_SET_DUMPABLE
+ * is recorded, never applied. */
+static long prctl_(struct ctx *c)
+{
+    switch (iarg(c, 0)) {
+    case PR_GET_NAME:
+        return get_name(c);
+    case PR_GET_DUMPABLE:
+        return !(c->t->flags & BP_THREAD_UNDUMPABLE);
+    case PR_SET_DUMPABLE:
+        if (arg(c, 1) > 1)
+            return -EINVAL;
+        bp_state_set_dumpable(c->s, c->t->tgid, (int)arg(c, 1));
+        c->dumpable_set = (int)arg(c, 1);
+        return 0;
+    default:
+        return BP_FALLBACK;
+    }
+}
+
 /* -- xattrs of an open file --------------------------------------------------------------- */
 
 /* brandpy's own bookkeeping, never the container's (fs.py OWN_XATTRS). */
@@ -1382,6 +1430,8 @@ static handler handler_of(int nr)
         return send_family;
     case SYS_fgetxattr: case SYS_flistxattr:
         return xattr_fd;
+    case SYS_prctl:
+        return prctl_;
     default:
         return NULL;
     }
@@ -1394,7 +1444,8 @@ int bp_notify_answers(int nr)
 
 int bp_notify_handle(struct bp_state *s, int lfd, struct seccomp_notif *req)
 {
-    struct ctx c = {.s = s, .lfd = lfd, .req = req, .r = {.dirfd = -1}, .r2 = {.dirfd = -1}};
+    struct ctx c = {.s = s, .lfd = lfd, .req = req, .r = {.dirfd = -1}, .r2 = {.dirfd = -1},
+                    .dumpable_set = -1};
     int nr = req->data.nr;
     handler h = handler_of(nr);
     c.t = bp_state_thread(s, req->pid);
@@ -1409,5 +1460,7 @@ int bp_notify_handle(struct bp_state *s, int lfd, struct seccomp_notif *req)
         s->calls[nr]++;
     if (!c.answered && rc != -ESRCH)
         answer(lfd, req->id, rc < 0 ? 0 : rc, rc < 0 ? (int)rc : 0);
+    if (c.dumpable_set >= 0)
+        bp_py_dumpable(req->pid, c.dumpable_set);
     return 1;
 }

@@ -182,7 +182,8 @@ int bp_state_set_thread(struct bp_state *s, int tid, int tgid, int guest_tid, in
     return 0;
 }
 
-int bp_state_set_exe(struct bp_state *s, int tid, const char *exe)
+int bp_state_set_program(struct bp_state *s, int tid, const char *exe, const char *comm,
+                         const char *kernel_comm)
 {
     struct bp_thread *t = bp_state_thread(s, tid);
     char *copy = NULL;
@@ -192,7 +193,19 @@ int bp_state_set_exe(struct bp_state *s, int tid, const char *exe)
         return -ENOMEM;
     free(t->exe);
     t->exe = copy;
+    snprintf(t->comm, sizeof t->comm, "%s", comm);
+    snprintf(t->kernel_comm, sizeof t->kernel_comm, "%s", kernel_comm);
     return 0;
+}
+
+void bp_state_set_dumpable(struct bp_state *s, int tgid, int dumpable)
+{
+    for (size_t i = 0; i < s->cap; i++) {
+        struct bp_thread *t = &s->threads[i];
+        if (t->tid > 0 && t->tgid == tgid)
+            t->flags = dumpable ? t->flags & ~BP_THREAD_UNDUMPABLE
+                                : t->flags | BP_THREAD_UNDUMPABLE;
+    }
 }
 
 void bp_state_del_thread(struct bp_state *s, int tid)

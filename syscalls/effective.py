@@ -29,7 +29,9 @@ from brandpy.runtime.seccomp import (
     RET_ENOSYS,
     Action,
     compile_filter,
+    leaves,
     outcome,
+    relabel,
     ret_allow,
     ret_errno,
     ret_notify,
@@ -39,7 +41,7 @@ from brandpy.runtime.stats import LedgerEntry
 
 from .handlers import ident
 from .linux import parse_release
-from .table import NotifyHandler, Row, Spec, Table
+from .table import NotifyHandler, Row, Spec, Table, routed
 
 if TYPE_CHECKING:
     from brandpy.runtime.sandbox import Sandbox
@@ -77,12 +79,6 @@ def _answer(value: int) -> Handler:
 def _answer_raw(call: Call) -> None:
     """A broken handler (brandpy.runtime.faults): the call runs untranslated."""
     return None
-
-
-def _notifies(action: Action) -> bool:
-    if isinstance(action, int):
-        return action == ret_notify()
-    return _notifies(action.then) or _notifies(action.otherwise)
 
 
 def _data(kind: int, err: int) -> int:
@@ -166,10 +162,7 @@ class Effective:
         elif spec.disposition == "allow":
             base, handler = ret_allow(), spec.handler
         elif spec.disposition == "perform" and row.nr not in self.broken:
-            base, handler = ret_notify(), spec.handler
-            if spec.when is not None:   # (table.perform) ptrace or native for some arguments
-                base = spec.when(ret_trace() if handler is not None else ret_notify(),
-                                 base if handler is not None else ret_allow())
+            base, handler = routed(spec), spec.handler
         else:
             base, handler = ret_trace(), spec.handler
         if spec.when is not None and spec.disposition in ("allow", "trace"):
@@ -179,9 +172,12 @@ class Effective:
         if row.nr in self.overrides:
             base, handler = ret_trace(), self.overrides[row.nr]
         elif (self.trace_all or row.nr in self.traced) and row.name and \
-                spec.disposition not in ("deny", "nosys", "perform"):
+                spec.disposition not in ("deny", "nosys"):
             # trap every argument: those the row would not trap run natively
-            if spec.disposition == "const":
+            # (performed ones stay notified: the supervisor sees them anyway)
+            if spec.disposition == "perform":
+                base = relabel(base, ret_allow(), ret_trace(PASS))
+            elif spec.disposition == "const":
                 base, handler = ret_trace(), _answer(spec.value)
             elif spec.when is not None:
                 base = spec.when(ret_trace(), ret_trace(PASS))
@@ -204,7 +200,7 @@ class Effective:
                                               "arguments"))
         if row.nr in self.broken and (handler is not None or spec.disposition == "perform"):
             handler = _answer_raw   # a performed call has no ptrace handler to break
-        notify = spec.notify if _notifies(base) else None
+        notify = spec.notify if ret_notify() in leaves(base) else None
         return Decision(base, handler, denials, disposition if notify is None else "notify",
                         notify)
 

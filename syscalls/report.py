@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import TextIO
 
-from .table import Row, table
+from brandpy.runtime.seccomp import leaves, ret_allow, ret_trace
+
+from .table import Row, routed, table
 
 DISPOSITIONS = ("allow", "const", "deny", "trace", "perform", "nosys")
 SUPPORT = ("full", "partial", "unimplemented", "none")
@@ -44,8 +46,11 @@ def tier(r: Row) -> str:
     if r.disposition == "allow":
         return "kernel" + (some + "Python (ptrace)" if some else "")
     if r.disposition == "perform":
+        reach = leaves(routed(r.spec))
         answer = "C" if lib.bp_notify_answers(r.nr) else "Python (notified)"
-        return answer + (some + "Python (ptrace)" if some else "")
+        if ret_trace() in reach:
+            answer += some + "Python (ptrace)"
+        return "kernel" + some + answer if ret_allow() in reach else answer
     if r.disposition == "trace":
         return ("kernel" + some if some else "") + "Python (ptrace)"
     return "filter"

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from brandpy.runtime.call import Inject
-from brandpy.runtime.seccomp import Action, ArgTest
+from brandpy.runtime.seccomp import Action, ArgTest, ret_allow, ret_notify, ret_trace
 
 from . import linux
 from .handlers import exec as exec_
@@ -117,10 +117,29 @@ def perform(handler: NotifyHandler, note: str, support: str = FULL, ptrace: Hand
     syscalls/handlers/), reached through seccomp user notification in every
     engine: answered in C (native/notify.c) where it can, else by `handler`.
     `ptrace_when` sends some argument values to the `ptrace` handler instead;
-    `only_when` lets the others run natively."""
-    if only_when is not None:
-        return Spec("perform", support, note, notify=handler, when=only_when)
-    return Spec("perform", support, note, handler=ptrace, notify=handler, when=ptrace_when)
+    `only_when` lets the others (those ptrace_when does not take) run
+    natively. The row's `when` is then (trap, notify) -> action (routed())."""
+    return Spec("perform", support, note, handler=ptrace, notify=handler,
+                when=_split(ptrace_when, only_when))
+
+
+def _split(ptrace_when: Callable[[Action, Action], Action] | None,
+           only_when: Callable[[Action, Action], Action] | None
+           ) -> Callable[[Action, Action], Action] | None:
+    if only_when is None:
+        return ptrace_when
+    notified = only_when
+
+    def when(trap: Action, notify: Action) -> Action:
+        rest = notified(notify, ret_allow())
+        return rest if ptrace_when is None else ptrace_when(trap, rest)
+    return when
+
+
+def routed(spec: Spec) -> Action:
+    """A perform row's action: notified, but for the arguments its `when`
+    sends to ptrace (RET_TRACE) or lets run (RET_ALLOW)."""
+    return ret_notify() if spec.when is None else spec.when(ret_trace(), ret_notify())
 
 
 def o_path(i: int) -> Callable[[Action, Action], Action]:
@@ -438,11 +457,12 @@ SPEC: dict[str, Spec] = {
                     "events), GETEVENTMSG, GET/SETSIGINFO, GET/SETSIGMASK, GET_SYSCALL_INFO; "
                     "stops reported by wait4/waitid with container PIDs; only the "
                     "container's processes, by Linux's rules (no Yama)", support=PARTIAL),
-    "prctl": Spec("allow", FULL, "native; PR_SET_DUMPABLE is recorded, not applied, so "
-                  "the supervisor keeps access to /proc; PR_GET_NAME gives the container's "
-                  "name for the program; PR_SET_PTRACER's PID is translated", handler=process.prctl,
-                  when=arg_in(0, process.PR_GET_DUMPABLE, process.PR_SET_DUMPABLE,
-                              process.PR_GET_NAME, process.PR_SET_PTRACER)),
+    "prctl": perform(process.prctl, "native; PR_GET_NAME and PR_GET/SET_DUMPABLE performed: "
+                     "the name is the container's for the program, dumpable recorded, not "
+                     "applied (so the supervisor keeps access to /proc), and reset by exec as "
+                     "Linux does; PR_SET_PTRACER's PID translated", ptrace=process.set_ptracer,
+                     ptrace_when=arg_in(0, process.PR_SET_PTRACER),
+                     only_when=arg_in(0, *process.PERFORMED)),
     "kcmp": trace(pids.two_pids, PIDS),
     "pidfd_getfd": deny(errno.EPERM, DOCKER),
     "process_madvise": deny(errno.EPERM, DOCKER),

@@ -17,6 +17,19 @@ from .mounts import MountTable
 from .namespaces import Uts
 
 COMM_LEN = 15    # TASK_COMM_LEN - 1: a process name's longest
+SUID_DUMPABLE = "/proc/sys/fs/suid_dumpable"
+
+
+def dumpable_after_exec(cred: Cred) -> bool:
+    """What PR_GET_DUMPABLE says after an exec, by Linux's rule
+    (begin_new_exec): 1, but fs.suid_dumpable for a program that leaves
+    the effective IDs other than the real ones (setuid, setgid; its value
+    2 reads as 1 here). Not followed: the kernel's suid_dumpable for a
+    program the caller may run but not read."""
+    if cred.euid == cred.ruid and cred.egid == cred.rgid:
+        return True
+    with open(SUID_DUMPABLE) as f:
+        return int(f.read()) != 0
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import errno
 import functools
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .linux import (
     AUDIT_ARCH_X86_64,
@@ -114,6 +114,21 @@ def outcome(action: Action, args: tuple[int, ...]) -> int:
             hit = {"eq": acc == k, "ge": acc >= k, "gt": acc > k, "set": bool(acc & k)}[action.op]
         action = action.then if hit else action.otherwise
     return action
+
+
+def leaves(action: Action) -> set[int]:
+    """Every value the compiled leaf of `action` can return."""
+    if isinstance(action, int):
+        return {action}
+    return leaves(action.then) | leaves(action.otherwise)
+
+
+def relabel(action: Action, old: int, new: int) -> Action:
+    """`action` with its `old` returns made `new`."""
+    if isinstance(action, int):
+        return new if action == old else action
+    return replace(action, then=relabel(action.then, old, new),
+                   otherwise=relabel(action.otherwise, old, new))
 
 
 def _search(runs: list[tuple[int, Action]]) -> list[Insn]:

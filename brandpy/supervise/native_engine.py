@@ -117,10 +117,13 @@ class NativeSupervisor(Supervisor):
             flags |= lib.BP_THREAD_CHROOT
         if proc.parent is None:
             flags |= lib.BP_THREAD_TOPLEVEL
+        if not proc.dumpable:
+            flags |= lib.BP_THREAD_UNDUMPABLE
         pids = self.sb.pids
         lib.bp_state_set_thread(self.state, tid, proc.tgid, pids.assign(tid),
                                 pids.to_guest(proc.tgid) or pids.assign(proc.tgid), flags)
-        if lib.bp_state_set_exe(self.state, tid, proc.exe or ffi.NULL) < 0:
+        if lib.bp_state_set_program(self.state, tid, proc.exe or ffi.NULL, proc.comm,
+                                    proc.kernel_comm) < 0:
             raise MemoryError("native engine: cannot allocate its copy of a program's path")
 
     def gone(self, tid: int) -> None:
@@ -338,6 +341,17 @@ def bp_py_wait(tid: int, status: int) -> int:
 def bp_py_notify(n: Any) -> None:
     try:
         _active.sup.notify(n)
+    except BaseException:
+        warn(traceback.format_exc())
+
+
+@ffi.def_extern()
+def bp_py_dumpable(tid: int, dumpable: int) -> None:
+    """C answered PR_SET_DUMPABLE (and set its copy for the whole process)."""
+    try:
+        proc = _active.sup.sb.threads.get(tid)
+        if proc is not None:
+            proc.dumpable = bool(dumpable)
     except BaseException:
         warn(traceback.format_exc())
 

@@ -60,7 +60,7 @@ from brandpy.runtime.linux import (
     PTRACE_SYSCALL,
     STOP_SIGNALS,
 )
-from brandpy.runtime.process import Process
+from brandpy.runtime.process import Process, dumpable_after_exec
 from brandpy.runtime.replay import Replay
 from brandpy.runtime.seccomp import combine, evaluate, ret_allow, ret_trace
 from brandpy.runtime.trace import Tracer, format_call
@@ -684,13 +684,13 @@ class Supervisor:
             proc.exe = proc.image.exe
             if proc.image.cred is not None:
                 proc.cred = proc.image.cred
-            self.sb.changed(proc)   # (the native engine's copy of its exe and credentials)
         if not self.sb.fake_ids:   # execve may change capabilities (root's are raised)
             try:
                 acting.learn(tid, proc.cred)
             except OSError:
                 pass
-            self.sb.changed(proc)
+        proc.dumpable = dumpable_after_exec(proc.cred)
+        self.sb.changed(proc)   # (the native engine's copy of its exe, credentials, dumpable)
         if proc.tgid == self.init_pid and self.on_entry_exec is not None:
             entered, self.on_entry_exec = self.on_entry_exec, None
             entered()

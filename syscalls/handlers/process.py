@@ -36,6 +36,9 @@ PR_SET_DUMPABLE = 4
 PR_GET_NAME = 16
 PR_SET_PTRACER = 0x59616D61
 PR_SET_PTRACER_ANY = 0xFFFFFFFFFFFFFFFF
+# the options the supervisor performs (by user notification: no argument
+# to rewrite), the others but PR_SET_PTRACER running natively
+PERFORMED = (PR_GET_NAME, PR_GET_DUMPABLE, PR_SET_DUMPABLE)
 
 
 def clone(call: Call) -> None:
@@ -143,44 +146,47 @@ def _pid_max() -> int:
         return int(f.read())
 
 
-def prctl(call: Call) -> int | None:
-    """Only the options below are trapped. PR_SET_DUMPABLE 0 would also
-    hide the process's /proc files from an unprivileged supervisor: it is
-    recorded, not applied. PR_GET_NAME gives the name the program would
-    have in the container, not the host file's (busybox renames its
-    applets from it)."""
+def prctl(call: Call) -> int:
+    """The options the supervisor performs (PERFORMED, by user
+    notification: native/notify.c's prctl_ answers them the same in C).
+    PR_SET_DUMPABLE 0 would also hide the process's /proc files from an
+    unprivileged supervisor: it is recorded, not applied. PR_GET_NAME gives
+    the name the program would have in the container, not the host file's
+    (busybox renames its applets from it)."""
     option = call.iarg(0)
     if option == PR_GET_NAME:
-        return _get_name(call)
-    if option == PR_SET_PTRACER:
-        _set_ptracer(call)
-        return None
+        call.write(call.arg(1), _name(call).ljust(COMM_LEN + 1, b"\0"))
+        return 0
     if option == PR_GET_DUMPABLE:
         return int(call.proc.dumpable)
+    if option != PR_SET_DUMPABLE:
+        raise Errno(errno.ENOSYS, f"prctl option {option} is not one brandpy performs")
     value = call.arg(1)
     if value not in (0, 1):
         raise Errno(errno.EINVAL)
     call.proc.dumpable = bool(value)
+    call.sb.changed(call.proc)   # (the native engine's copy)
     return 0
 
 
-def _set_ptracer(call: Call) -> None:
-    """Yama's PR_SET_PTRACER names the process allowed to trace the caller:
-    a container PID, given to the kernel as the host one (none: EINVAL, as
-    Yama says)."""
+def set_ptracer(call: Call) -> None:
+    """Yama's PR_SET_PTRACER (the one prctl option trapped for ptrace)
+    names the process allowed to trace the caller: a container PID, given
+    to the kernel as the host one (none: EINVAL, as Yama says)."""
     if call.arg(1) != PR_SET_PTRACER_ANY:
         call.set_arg(1, pid_in(call.sb, call.iarg(1), errno.EINVAL))
-    return None
 
 
-def _get_name(call: Call) -> int | None:
+def _name(call: Call) -> bytes:
+    """The calling thread's name: the container's name for its program
+    while the kernel's is still the one exec gave it (not renamed by
+    PR_SET_NAME or /proc/self/comm), else the kernel's."""
     try:
         with open(f"/proc/{call.tid}/comm", "rb") as f:
-            real = f.read().rstrip(b"\n")
-    except OSError:
-        return None   # let the kernel answer
+            real = f.read().removesuffix(b"\n")   # a name may end in a newline itself
+    except FileNotFoundError:
+        raise Errno(errno.ESRCH) from None   # gone: the answer reaches no one
     if not call.proc.comm or real != call.proc.kernel_comm:
-        return None
-    call.write(call.arg(1), call.proc.comm[:COMM_LEN].ljust(COMM_LEN + 1, b"\0"))
-    return 0
+        return real
+    return call.proc.comm[:COMM_LEN]
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -530,6 +531,72 @@ static int tty(void)
     return 0;
 }
 
+/* prctl's name and dumpable options (the supervisor performs them) and
+ * PR_SET_PTRACER (a PID, translated at a ptrace stop): the name exec
+ * gave, renamed ones (a process's, a thread's, one ending in a newline),
+ * all 16 bytes written; dumpable per process, inherited by fork, reset by
+ * exec. Started as /usr/bin/pname (a symlink to probe), as busybox's
+ * applets are. */
+static void show_name(const char *what)
+{
+    char name[16];
+    memset(name, 'X', sizeof name);
+    long rc = r(prctl(PR_GET_NAME, name));
+    if (rc < 0) {
+        show(what, rc);
+        return;
+    }
+    printf("%s: %ld \"", what, rc);
+    for (size_t i = 0; i < sizeof name; i++)
+        printf(name[i] > ' ' && name[i] < 127 ? "%c" : "\\x%02x", (unsigned char)name[i]);
+    printf("\"\n");
+}
+
+static void *prctl_thread(void *arg)
+{
+    show_name("thread name");
+    pthread_setname_np(pthread_self(), "worker");
+    show_name("thread renamed");
+    show("thread dumpable", r(prctl(PR_GET_DUMPABLE)));
+    return arg;
+}
+
+static int prctl_probe(const char *self, int after_exec)
+{
+    show_name("name");
+    show("dumpable", r(prctl(PR_GET_DUMPABLE)));
+    if (after_exec)
+        return 0;
+    show("name bad pointer", r(prctl(PR_GET_NAME, (char *)1)));
+    show("set dumpable 2", r(prctl(PR_SET_DUMPABLE, 2)));
+    show("set dumpable 1<<32", r(syscall(SYS_prctl, PR_SET_DUMPABLE, 1UL << 32)));
+    show("set dumpable 0", r(prctl(PR_SET_DUMPABLE, 0)));
+    show("dumpable", r(prctl(PR_GET_DUMPABLE)));
+    show("option 1<<32 | GET_DUMPABLE", r(syscall(SYS_prctl, 1UL << 32 | PR_GET_DUMPABLE)));
+    pthread_t t;
+    pthread_create(&t, NULL, prctl_thread, NULL);
+    pthread_join(t, NULL);
+    show_name("name after the thread's");
+    pid_t child = fork();
+    if (child == 0) {
+        show("child dumpable", r(prctl(PR_GET_DUMPABLE)));
+        show("child set dumpable 1", r(prctl(PR_SET_DUMPABLE, 1)));
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+    show("dumpable after the child's", r(prctl(PR_GET_DUMPABLE)));
+    show("set ptracer parent", r(prctl(PR_SET_PTRACER, getppid())));
+    show("set ptracer 4242", r(prctl(PR_SET_PTRACER, 4242)));
+    show("set ptracer any", r(prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY)));
+    show("set name", r(prctl(PR_SET_NAME, "renamed-longer-than-15")));
+    show_name("renamed");
+    show("set name newline", r(prctl(PR_SET_NAME, "nl\n")));
+    show_name("renamed newline");
+    execl(self, "pname", "prctl", "exec", (char *)NULL);
+    show("exec", -errno);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -557,7 +624,9 @@ int main(int argc, char **argv)
         return tty();
     if (argc >= 2 && !strcmp(argv[1], "corpus"))
         return corpus();
+    if (argc >= 2 && !strcmp(argv[1], "prctl"))
+        return prctl_probe("/usr/bin/pname", argc >= 3);
     fprintf(stderr, "usage: probe badptr | openat-escape PATH | unix bind|connect PATH | dgram PATH | procs | "
-            "chroot-escape | newer-syscalls | denied | restart | interrupted | tty | corpus\n");
+            "chroot-escape | newer-syscalls | denied | restart | interrupted | tty | corpus | prctl\n");
     return 2;
 }

@@ -56,6 +56,30 @@ def test_datagrams_to_guest_paths(brandpy, probed):
     assert mine.out == native.out, mine
 
 
+def test_prctl_answers_are_linux_ones(brandpy, probed):
+    """prctl's name and dumpable options, performed by the supervisor (in C
+    by the native engine, which keeps its copy of what Python records), and
+    PR_SET_PTRACER at a ptrace stop: Linux's answers in every engine, as
+    root and as uid 65534, for a program started as busybox's applets are
+    (through a symlink, whose name is the process's), renamed, threaded,
+    forked and exec'd again."""
+    (probed / "usr" / "bin" / "pname").symlink_to("probe")
+    native = chroot_run(probed, ["/usr/bin/pname", "prctl"])
+    assert native.status == 0 and native.out.startswith('name: 0 "pname\\x00'), native
+    assert "child dumpable: 0\n" in native.out and native.out.endswith("dumpable: 1\n")
+    mine = brandpy(probed, ["/usr/bin/pname", "prctl"], "--stats")
+    assert mine.status == 0, mine
+    assert mine.out == native.out
+    stops = mine.err.splitlines()
+    trapped = {line.split()[0]: int(line.split()[1])
+               for line in stops[1:stops.index(next(x for x in stops if x.startswith("total")))]}
+    assert trapped.get("prctl") == 3, mine.err     # the PR_SET_PTRACER ones alone
+    notified = stops[stops.index(next(x for x in stops if x.startswith("notified (no stop)"))):]
+    prctl = next(line.split() for line in notified if line.startswith("prctl "))
+    assert int(prctl[1]) == 19, mine.err           # every name and dumpable call of its
+    assert int(prctl[2]) == (0 if brandpy.engine == "native" else int(prctl[1])), mine.err
+
+
 def test_engines_agree_call_by_call(world_tmp, probe_bin, busybox_image, unpriv_pythonpath):
     """The corpus (tests/programs/probe.c `corpus`: stat, lstat, access,
     readlink and open of files, directories, symlinks, loops, /proc and

@@ -117,7 +117,10 @@ def test_argument_dependent_rows(tmp_path, busybox_image):
     assert ev("socket", 2) == SECCOMP_RET_ALLOW
     assert ev("personality", 0xffffffff) == SECCOMP_RET_ALLOW
     assert ev("personality", 0x0040000) == profile_eperm
-    assert ev("prctl", 4, 0) == SECCOMP_RET_TRACE                # PR_SET_DUMPABLE
+    assert ev("prctl", 4, 0) == SECCOMP_RET_USER_NOTIF           # PR_SET_DUMPABLE: performed
+    assert ev("prctl", 16, 0x7ffd1000) == SECCOMP_RET_USER_NOTIF  # PR_GET_NAME
+    assert ev("prctl", 1 << 32 | 3) == SECCOMP_RET_USER_NOTIF    # PR_GET_DUMPABLE (an int)
+    assert ev("prctl", 0x59616D61, 1) == SECCOMP_RET_TRACE       # PR_SET_PTRACER: a PID to rewrite
     assert ev("prctl", 15) == SECCOMP_RET_ALLOW                  # PR_SET_NAME
     assert ev("pivot_root") == SECCOMP_RET_TRACE | 1 << 12 | errno.EPERM  # brandpy's own denial
     assert ev("mount") == profile_eperm                          # without CAP_SYS_ADMIN
