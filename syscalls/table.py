@@ -459,8 +459,8 @@ SPEC: dict[str, Spec] = {
                     "container's processes, by Linux's rules (no Yama)", support=PARTIAL),
     "prctl": perform(process.prctl, "native; PR_GET_NAME and PR_GET/SET_DUMPABLE performed: "
                      "the name is the container's for the program, dumpable recorded, not "
-                     "applied (so the supervisor keeps access to /proc), and reset by exec as "
-                     "Linux does; PR_SET_PTRACER's PID translated", ptrace=process.set_ptracer,
+                     "applied (so the supervisor keeps access to /proc), and reset by exec and "
+                     "ID changes as Linux does; PR_SET_PTRACER's PID translated", ptrace=process.set_ptracer,
                      ptrace_when=arg_in(0, process.PR_SET_PTRACER),
                      only_when=arg_in(0, *process.PERFORMED)),
     "kcmp": trace(pids.two_pids, PIDS),

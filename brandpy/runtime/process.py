@@ -23,11 +23,25 @@ SUID_DUMPABLE = "/proc/sys/fs/suid_dumpable"
 def dumpable_after_exec(cred: Cred) -> bool:
     """What PR_GET_DUMPABLE says after an exec, by Linux's rule
     (begin_new_exec): 1, but fs.suid_dumpable for a program that leaves
-    the effective IDs other than the real ones (setuid, setgid; its value
-    2 reads as 1 here). Not followed: the kernel's suid_dumpable for a
-    program the caller may run but not read."""
-    if cred.euid == cred.ruid and cred.egid == cred.rgid:
-        return True
+    the effective IDs other than the real ones (setuid, setgid). Not
+    followed: the kernel's suid_dumpable for a program the caller may run
+    but not read."""
+    return cred.euid == cred.ruid and cred.egid == cred.rgid or _suid_dumpable()
+
+
+def dumpable_after_change(before: Cred, after: Cred, dumpable: bool) -> bool:
+    """What PR_GET_DUMPABLE says after a credential change, by Linux's rule
+    (commit_creds): fs.suid_dumpable once the effective or filesystem IDs
+    change or permitted capabilities grow, else what it said."""
+    if (before.euid, before.egid, before.fsuid, before.fsgid) == \
+            (after.euid, after.egid, after.fsuid, after.fsgid) and \
+            after.permitted <= before.permitted:
+        return dumpable
+    return _suid_dumpable()
+
+
+def _suid_dumpable() -> bool:
+    """fs.suid_dumpable (its 2, "root-readable dumps", reads as 1 here)."""
     with open(SUID_DUMPABLE) as f:
         return int(f.read()) != 0
 

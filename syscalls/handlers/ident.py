@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import functools
 import struct
+from collections.abc import Callable
 
 from brandpy.runtime import acting
 from brandpy.runtime.call import Call
@@ -23,6 +24,7 @@ from brandpy.runtime.errors import Errno
 from brandpy.runtime.identity import Cred
 from brandpy.runtime.ids import pid_in
 from brandpy.runtime.policy import CAP_NUMBERS, cap_mask
+from brandpy.runtime.process import dumpable_after_change
 from brandpy.runtime.seccomp import compile_filter, ret_allow, ret_trace
 
 TRAP_DATA = 0xB7
@@ -115,13 +117,29 @@ def setgroups(call: Call) -> int:
     return 0
 
 
+def _change(call: Call, change: Callable[[Cred], object]) -> int | None:
+    """A set*id call: change the caller's credentials (Errno: none), then
+    _changed."""
+    before = cred(call).copy()
+    change(cred(call))
+    _commit(call, before)
+    return _changed(call)
+
+
+def _commit(call: Call, before: Cred) -> None:
+    """Credentials changed from `before`: Linux's commit_creds also resets
+    the dumpable flag (process.dumpable_after_change); the native engine's
+    copy follows."""
+    call.proc.dumpable = dumpable_after_change(before, cred(call), call.proc.dumpable)
+    call.sb.changed(call.proc)
+
+
 def _changed(call: Call) -> int | None:
-    """After a successful change: 0, or the set*id or capset call rewritten
-    into seccomp() stacking the identity trap filter when this thread
-    leaves root or its search capabilities."""
+    """After a successful change (committed): 0, or the set*id or capset
+    call rewritten into seccomp() stacking the identity trap filter when
+    this thread leaves root or its search capabilities."""
     c = cred(call)
     sb = call.sb
-    sb.changed(call.proc)
     if call.tid not in sb.id_trapped and sb.needs_id_trap(c):
         prog = trap_filter()
         insns = call.push(prog)
@@ -148,41 +166,41 @@ def trap_filter() -> bytes:
 
 
 def setuid(call: Call) -> int | None:
-    cred(call).setuid(_u32(call, 0))
-    return _changed(call)
+    return _change(call, lambda c: c.setuid(_u32(call, 0)))
 
 
 def setgid(call: Call) -> int | None:
-    cred(call).setgid(_u32(call, 0))
-    return _changed(call)
+    return _change(call, lambda c: c.setgid(_u32(call, 0)))
 
 
 def setreuid(call: Call) -> int | None:
-    cred(call).setreuid(_u32(call, 0), _u32(call, 1))
-    return _changed(call)
+    return _change(call, lambda c: c.setreuid(_u32(call, 0), _u32(call, 1)))
 
 
 def setregid(call: Call) -> int | None:
-    cred(call).setregid(_u32(call, 0), _u32(call, 1))
-    return _changed(call)
+    return _change(call, lambda c: c.setregid(_u32(call, 0), _u32(call, 1)))
 
 
 def setresuid(call: Call) -> int | None:
-    cred(call).setresuid(_u32(call, 0), _u32(call, 1), _u32(call, 2))
-    return _changed(call)
+    return _change(call, lambda c: c.setresuid(_u32(call, 0), _u32(call, 1), _u32(call, 2)))
 
 
 def setresgid(call: Call) -> int | None:
-    cred(call).setresgid(_u32(call, 0), _u32(call, 1), _u32(call, 2))
-    return _changed(call)
+    return _change(call, lambda c: c.setresgid(_u32(call, 0), _u32(call, 1), _u32(call, 2)))
 
 
 def setfsuid(call: Call) -> int:
-    return cred(call).setfsuid(_u32(call, 0))
+    before = cred(call).copy()
+    old = cred(call).setfsuid(_u32(call, 0))
+    _commit(call, before)
+    return old
 
 
 def setfsgid(call: Call) -> int:
-    return cred(call).setfsgid(_u32(call, 0))
+    before = cred(call).copy()
+    old = cred(call).setfsgid(_u32(call, 0))
+    _commit(call, before)
+    return old
 
 
 CAP_VERSIONS = (LINUX_CAPABILITY_VERSION_1, LINUX_CAPABILITY_VERSION_2, LINUX_CAPABILITY_VERSION_3)
@@ -257,8 +275,9 @@ def real_change(call: Call) -> None:
     learn what the kernel did, for the calls the supervisor performs."""
     def learn(c: Call, result: int) -> None:
         if result >= 0:
+            before = c.proc.cred.copy()
             acting.learn(c.tid, c.proc.cred)
-            c.sb.changed(c.proc)
+            _commit(c, before)
     call.after(learn)
 
 
@@ -281,7 +300,9 @@ def capset(call: Call) -> int | None:
     c = cred(call)
     if permitted & ~cap_mask(c.permitted) or effective & ~permitted:
         raise Errno(errno.EPERM)
+    before = c.copy()
     c.caps = frozenset(name for name, bit in CAP_NUMBERS.items() if effective >> bit & 1)
     c.permitted = frozenset(name for name, bit in CAP_NUMBERS.items() if permitted >> bit & 1)
+    _commit(call, before)
     return _changed(call)
 

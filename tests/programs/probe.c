@@ -535,7 +535,7 @@ static int tty(void)
  * PR_SET_PTRACER (a PID, translated at a ptrace stop): the name exec
  * gave, renamed ones (a process's, a thread's, one ending in a newline),
  * all 16 bytes written; dumpable per process, inherited by fork, reset by
- * exec. Started as /usr/bin/pname (a symlink to probe), as busybox's
+ * a change of IDs and by exec. Started as /usr/bin/pname (a symlink to probe), as busybox's
  * applets are. */
 static void show_name(const char *what)
 {
@@ -588,6 +588,14 @@ static int prctl_probe(const char *self, int after_exec)
     show("set ptracer parent", r(prctl(PR_SET_PTRACER, getppid())));
     show("set ptracer 4242", r(prctl(PR_SET_PTRACER, 4242)));
     show("set ptracer any", r(prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY)));
+    show("set dumpable 1", r(prctl(PR_SET_DUMPABLE, 1)));
+    show("setresgid 1000", r(syscall(SYS_setresgid, 1000, 1000, 1000)));
+    show("dumpable after setresgid", r(prctl(PR_GET_DUMPABLE)));
+    show("set dumpable 1", r(prctl(PR_SET_DUMPABLE, 1)));
+    show("setresuid unchanged", r(syscall(SYS_setresuid, -1, -1, -1)));
+    show("dumpable after an unchanged setresuid", r(prctl(PR_GET_DUMPABLE)));
+    show("setresuid 1000", r(syscall(SYS_setresuid, 1000, 1000, 1000)));
+    show("dumpable after setresuid", r(prctl(PR_GET_DUMPABLE)));
     show("set name", r(prctl(PR_SET_NAME, "renamed-longer-than-15")));
     show_name("renamed");
     show("set name newline", r(prctl(PR_SET_NAME, "nl\n")));

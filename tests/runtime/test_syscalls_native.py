@@ -62,11 +62,13 @@ def test_prctl_answers_are_linux_ones(brandpy, probed):
     PR_SET_PTRACER at a ptrace stop: Linux's answers in every engine, as
     root and as uid 65534, for a program started as busybox's applets are
     (through a symlink, whose name is the process's), renamed, threaded,
-    forked and exec'd again."""
+    forked, changing its IDs (fs.suid_dumpable applies: 0 here) and exec'd
+    again."""
     (probed / "usr" / "bin" / "pname").symlink_to("probe")
     native = chroot_run(probed, ["/usr/bin/pname", "prctl"])
     assert native.status == 0 and native.out.startswith('name: 0 "pname\\x00'), native
     assert "child dumpable: 0\n" in native.out and native.out.endswith("dumpable: 1\n")
+    assert "dumpable after setresuid: 0\n" in native.out, "fs.suid_dumpable is not 0 here"
     mine = brandpy(probed, ["/usr/bin/pname", "prctl"], "--stats")
     assert mine.status == 0, mine
     assert mine.out == native.out
@@ -76,7 +78,7 @@ def test_prctl_answers_are_linux_ones(brandpy, probed):
     assert trapped.get("prctl") == 3, mine.err     # the PR_SET_PTRACER ones alone
     notified = stops[stops.index(next(x for x in stops if x.startswith("notified (no stop)"))):]
     prctl = next(line.split() for line in notified if line.startswith("prctl "))
-    assert int(prctl[1]) == 19, mine.err           # every name and dumpable call of its
+    assert int(prctl[1]) == 24, mine.err           # every name and dumpable call of its
     assert int(prctl[2]) == (0 if brandpy.engine == "native" else int(prctl[1])), mine.err
 
 
