@@ -48,9 +48,10 @@ def tier(r: Row) -> str:
     if r.disposition == "perform":
         reach = leaves(routed(r.spec))
         answer = "C" if lib.bp_notify_answers(r.nr) else "Python (notified)"
-        if ret_trace() in reach:
-            answer += some + "Python (ptrace)"
-        return "kernel" + some + answer if ret_allow() in reach else answer
+        if ret_allow() in reach:
+            return "kernel" + some + answer + (" or Python (ptrace)" if ret_trace() in reach
+                                               else "")
+        return answer + (some + "Python (ptrace)" if ret_trace() in reach else "")
     if r.disposition == "trace":
         return ("kernel" + some if some else "") + "Python (ptrace)"
     return "filter"
@@ -67,13 +68,13 @@ def summary() -> str:
 
 
 def print_table(out: TextIO, only: str | None = None) -> None:
+    rows = [(r, tier(r) if r.name else "-") for r in _rows() if not only or r.disposition == only]
+    width = max((len(t) for _, t in rows), default=0) + 2
     out.write(f"{'nr':>4} {'name':<24}{'since':<9}{'disposition':<15}{'support':<14}"
-              f"{'native engine':<20}note\n")
-    for r in _rows():
-        if only and r.disposition != only:
-            continue
+              f"{'native engine':<{width}}note\n")
+    for r, t in rows:
         out.write(f"{r.nr:>4} {r.name or '-':<24}{r.since_text if r.name else '-':<9}{_disp(r):<15}"
-                  f"{r.support:<14}{tier(r) if r.name else '-':<20}{r.note}\n")
+                  f"{r.support:<14}{t:<{width}}{r.note}\n")
     out.write(summary() + "\n")
 
 
