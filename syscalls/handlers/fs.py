@@ -40,7 +40,6 @@ from .paths import (
     exists_at,
     fd_flags,
     find,
-    is_image_file,
     make_at,
     mount_of_host,
     oserror,
@@ -659,18 +658,20 @@ SYS_fchmod, SYS_fchown, SYS_fsetxattr, SYS_fremovexattr = 91, 93, 190, 199
 
 
 def fd_metadata(call: Call) -> int | None:
-    """fsetxattr and fremovexattr are always made here, on the name read
-    once (brandpy's own xattrs are refused, permissions checked); an
-    O_PATH fd is the kernel's EBADF, before it reads a name."""
+    """fsetxattr, fremovexattr, fchmod and fchown, made here on the file the
+    fd names when it is looked at (brandpy's own xattrs are refused,
+    permissions checked): never handed back to the kernel, which would look
+    the fd up again, after another thread could have made it an image
+    file's (dup2). An O_PATH fd is the kernel's EBADF (fsetxattr's before
+    it reads a name)."""
     xattr = call.nr in (SYS_fsetxattr, SYS_fremovexattr)
     if xattr and fd_flags(call.tid, call.iarg(0)) & os.O_PATH:
         return None
+    check_not_opath(call, call.iarg(0))
     check_fd_writable(call, call.iarg(0))
     obj = tracee_file(call, call.iarg(0))
     with as_tracee(call.proc.cred, call.sb.fake_ids):
         try:
-            if not xattr and not is_image_file(obj):
-                return None       # the kernel makes the change on the tracee's own fd
             obj = writable(call, obj)
             if call.nr == SYS_fchmod:
                 return _chmod(call, obj, call.arg(1))

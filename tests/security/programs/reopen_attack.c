@@ -17,6 +17,12 @@
  *   bind   (with CAP_SYS_ADMIN) bind-mounts /img on /z and writes /z: a
  *          bind mount's root has no name to copy up under, so before the
  *          fix the write reached the image's inode, in every cell.
+ *   swap   one thread keeps making fd 10 now the image's inode (held after
+ *          a copy-up), now a file of its own, with dup2, while another
+ *          fchmods fd 10: as root brandpy looked at fd 10's file, found it
+ *          the container's own and let the kernel make the call, which
+ *          looked fd 10 up again. Before the fix the image's mode changed
+ *          within a few hundred calls in every root cell.
  *   stdio  stdout is a host file opened for appending: reopened through
  *          /proc/self/fd/1 for reading (its contents printed on stderr)
  *          and for writing without O_APPEND (written at offset 0). Before
@@ -28,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -35,6 +42,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SYS_fchmodat2
@@ -126,6 +134,39 @@ static void bind(void)
     show_img();
 }
 
+static int swap_fds[2];
+static volatile int swapping = 1;
+
+static void *swapper(void *unused)
+{
+    (void)unused;
+    while (swapping) {
+        dup2(swap_fds[0], 10);
+        dup2(swap_fds[1], 10);
+    }
+    return NULL;
+}
+
+static void swap(void)
+{
+    struct stat st;
+    pthread_t thread;
+    int changed = 0;
+    swap_fds[0] = open("/img", O_RDONLY);
+    said("copy-up utimes", utimes("/img", NULL));
+    swap_fds[1] = open("/mine", O_RDWR | O_CREAT, 0644);
+    dup2(swap_fds[1], 10);
+    pthread_create(&thread, NULL, swapper, NULL);
+    time_t end = time(NULL) + 3;
+    for (int i = 0; i < 20000 && !changed && time(NULL) < end; i++) {
+        fchmod(10, i & 1 ? 0604 : 0640);
+        changed = fstat(swap_fds[0], &st) == 0 && (st.st_mode & 0777) != 0644;
+    }
+    swapping = 0;
+    pthread_join(thread, NULL);
+    said("image mode changed", -changed);
+}
+
 static void stdio(void)
 {
     char buf[512];
@@ -149,10 +190,12 @@ int main(int argc, char **argv)
         image();
     else if (argc == 2 && !strcmp(argv[1], "bind"))
         bind();
+    else if (argc == 2 && !strcmp(argv[1], "swap"))
+        swap();
     else if (argc == 2 && !strcmp(argv[1], "stdio"))
         stdio();
     else {
-        dprintf(2, "usage: %s image|bind|stdio\n", argv[0]);
+        dprintf(2, "usage: %s image|bind|swap|stdio\n", argv[0]);
         return 2;
     }
     dprintf(2, "DONE\n");
