@@ -651,9 +651,6 @@ def _futimens(call: Call, times: tuple[tuple[int, int], tuple[int, int]] | None)
     return _utimes(call, None, 0, times)
 
 
-# fd-based changes (fchmod, fchown, fsetxattr, fremovexattr): the kernel
-# makes them on the tracee's own fd, unless the file is an image file, whose
-# copy is then changed here instead
 SYS_fchmod, SYS_fchown, SYS_fsetxattr, SYS_fremovexattr = 91, 93, 190, 199
 
 
@@ -662,12 +659,11 @@ def fd_metadata(call: Call) -> int | None:
     fd names when it is looked at (brandpy's own xattrs are refused,
     permissions checked): never handed back to the kernel, which would look
     the fd up again, after another thread could have made it an image
-    file's (dup2). An O_PATH fd is the kernel's EBADF (fsetxattr's before
-    it reads a name)."""
-    xattr = call.nr in (SYS_fsetxattr, SYS_fremovexattr)
-    if xattr and fd_flags(call.tid, call.iarg(0)) & os.O_PATH:
-        return None
-    check_not_opath(call, call.iarg(0))
+    file's (dup2). An O_PATH or closed fd is EBADF, as the kernel says
+    before it reads a name; the xattr calls take AT_FDCWD for the cwd, as
+    Linux 6.13's do."""
+    if call.iarg(0) != AT_FDCWD or call.nr not in (SYS_fsetxattr, SYS_fremovexattr):
+        check_not_opath(call, call.iarg(0))
     check_fd_writable(call, call.iarg(0))
     obj = tracee_file(call, call.iarg(0))
     with as_tracee(call.proc.cred, call.sb.fake_ids):

@@ -193,8 +193,9 @@ def fd_flags(tid: int, fd: int) -> int:
 
 
 def check_not_opath(call: Call, fd: int) -> None:
-    """fchmod and fchown refuse an O_PATH descriptor (EBADF), as Linux does."""
-    if fd >= 0 and fd_flags(call.tid, fd) & os.O_PATH:
+    """The fd calls (fchmod, fchown, fsetxattr...) refuse an O_PATH, closed
+    or negative descriptor (EBADF; AT_FDCWD is no fd here), as Linux does."""
+    if fd < 0 or fd_flags(call.tid, fd) & os.O_PATH:
         raise Errno(errno.EBADF)
 
 

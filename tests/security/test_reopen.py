@@ -23,8 +23,11 @@ tests/security/programs/reopen_attack.c, as the entrypoint:
   10 in turn. brandpy looked at fd 10's file and, finding it the
   container's own, let the kernel make the call, which looked fd 10 up
   again: the image's mode changed within a few hundred calls in every
-  root cell. Now fchmod and fchown are made by brandpy on the file it
-  looked at, never handed back to the kernel.
+  root cell. Then fsetxattr(10) with an O_PATH file of the container's in
+  turn with the image's: brandpy let the kernel refuse the O_PATH fd
+  (EBADF) and the kernel set the xattr on the image. Now fchmod, fchown
+  and the xattr calls are made by brandpy on the file it looked at, never
+  handed back to the kernel.
 - stdio: `brandpy run >> host.log`. Before the fix the container read the
   whole log through /proc/self/fd/1 opened read-only, and overwrote its
   head through it opened write-only without O_APPEND (the reopen check

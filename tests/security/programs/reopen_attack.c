@@ -22,7 +22,9 @@
  *          fchmods fd 10: as root brandpy looked at fd 10's file, found it
  *          the container's own and let the kernel make the call, which
  *          looked fd 10 up again. Before the fix the image's mode changed
- *          within a few hundred calls in every root cell.
+ *          within a few hundred calls in every root cell; and the same
+ *          with fsetxattr and an O_PATH file of its own (brandpy let the
+ *          kernel say EBADF for it).
  *   stdio  stdout is a host file opened for appending: reopened through
  *          /proc/self/fd/1 for reading (its contents printed on stderr)
  *          and for writing without O_APPEND (written at offset 0). Before
@@ -135,7 +137,7 @@ static void bind(void)
 }
 
 static int swap_fds[2];
-static volatile int swapping = 1;
+static volatile int swapping;
 
 static void *swapper(void *unused)
 {
@@ -147,24 +149,47 @@ static void *swapper(void *unused)
     return NULL;
 }
 
-static void swap(void)
+/* fd 10 is in turn the image's inode and the container's own file (an
+ * O_PATH one for fsetxattr, which brandpy once let the kernel refuse) while
+ * this thread changes fd 10: whether the image changed within 1.5 s. */
+static int race_fd10(int xattr)
 {
     struct stat st;
     pthread_t thread;
     int changed = 0;
-    swap_fds[0] = open("/img", O_RDONLY);
-    said("copy-up utimes", utimes("/img", NULL));
-    swap_fds[1] = open("/mine", O_RDWR | O_CREAT, 0644);
+    swap_fds[1] = open("/mine", (xattr ? O_PATH : O_RDWR) | O_CREAT, 0644);
     dup2(swap_fds[1], 10);
+    swapping = 1;
     pthread_create(&thread, NULL, swapper, NULL);
-    time_t end = time(NULL) + 3;
-    for (int i = 0; i < 20000 && !changed && time(NULL) < end; i++) {
-        fchmod(10, i & 1 ? 0604 : 0640);
-        changed = fstat(swap_fds[0], &st) == 0 && (st.st_mode & 0777) != 0644;
+    struct timespec end, now;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_nsec += 500000000;
+    end.tv_sec += 1 + end.tv_nsec / 1000000000;
+    end.tv_nsec %= 1000000000;
+    for (int i = 0; i < 20000 && !changed; i++) {
+        if (xattr) {
+            fsetxattr(10, "user.pwned", "1", 1, 0);
+            changed = fgetxattr(swap_fds[0], "user.pwned", NULL, 0) >= 0;
+        } else {
+            fchmod(10, i & 1 ? 0604 : 0640);
+            changed = fstat(swap_fds[0], &st) == 0 && (st.st_mode & 0777) != 0644;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec > end.tv_nsec))
+            break;
     }
     swapping = 0;
     pthread_join(thread, NULL);
-    said("image mode changed", -changed);
+    close(swap_fds[1]);
+    return changed;
+}
+
+static void swap(void)
+{
+    swap_fds[0] = open("/img", O_RDONLY);
+    said("copy-up utimes", utimes("/img", NULL));
+    said("fchmod changed the image", -race_fd10(0));
+    said("fsetxattr changed the image", -race_fd10(1));
 }
 
 static void stdio(void)
