@@ -38,7 +38,6 @@ from .paths import (
     check_fd_writable,
     check_not_opath,
     exists_at,
-    fd_flags,
     find,
     make_at,
     mount_of_host,
