@@ -17,6 +17,7 @@ import fcntl
 import os
 import stat
 import struct
+from contextlib import AbstractContextManager, nullcontext
 
 from brandpy import fsmeta
 from brandpy.fsmeta import Override
@@ -718,13 +719,24 @@ def _xattr_name(call: Call, i: int, obj: Obj, write: bool) -> bytes:
     return name
 
 
+# the kernel checks capabilities beyond the filesystem ones for these
+# (CAP_SYS_ADMIN, CAP_SETFCAP): made with the caller's exact capabilities,
+# never the supervisor's
+CAPABLE_XATTRS = (b"trusted.", b"security.")
+
+
+def _as_caller(call: Call, exact: bool) -> AbstractContextManager[None]:
+    return as_tracee(call.proc.cred, call.sb.fake_ids, exact=True) if exact else nullcontext()
+
+
 def _setxattr(call: Call, obj: Obj, name_i: int, value_p: int, size: int, flags: int) -> int:
     name = _xattr_name(call, name_i, obj, True)
     if size > XATTR_SIZE_MAX:
         raise Errno(errno.E2BIG)
     value = call.read(value_p, size) if size else b""
     try:
-        os.setxattr(obj.path, name, value, flags)
+        with _as_caller(call, name.startswith(CAPABLE_XATTRS)):
+            os.setxattr(obj.path, name, value, flags)
     except OSError as exc:
         raise oserror(exc) from None
     return 0
@@ -733,7 +745,8 @@ def _setxattr(call: Call, obj: Obj, name_i: int, value_p: int, size: int, flags:
 def _removexattr(call: Call, obj: Obj, name_i: int) -> int:
     name = _xattr_name(call, name_i, obj, True)
     try:
-        os.removexattr(obj.path, name)
+        with _as_caller(call, name.startswith(CAPABLE_XATTRS)):
+            os.removexattr(obj.path, name)
     except OSError as exc:
         raise oserror(exc) from None
     return 0
@@ -753,7 +766,8 @@ def _give(call: Call, data: bytes, buf: int, size: int) -> int:
 def _getxattr(call: Call, obj: Obj, name_i: int, buf: int, size: int) -> int:
     name = _xattr_name(call, name_i, obj, False)
     try:
-        value = os.getxattr(obj.path, name)
+        with _as_caller(call, name.startswith(CAPABLE_XATTRS)):
+            value = os.getxattr(obj.path, name)
     except OSError as exc:
         raise oserror(exc) from None
     return _give(call, value, buf, size)
@@ -761,7 +775,8 @@ def _getxattr(call: Call, obj: Obj, name_i: int, buf: int, size: int) -> int:
 
 def _listxattr(call: Call, obj: Obj, buf: int, size: int) -> int:
     try:
-        names = os.listxattr(obj.path)
+        with _as_caller(call, True):       # trusted.* names are listed with CAP_SYS_ADMIN
+            names = os.listxattr(obj.path)
     except OSError as exc:
         raise oserror(exc) from None
     return _give(call, b"".join(os.fsencode(n) + b"\0" for n in names
