@@ -137,8 +137,12 @@ class Socket:
 def bind(call: Call) -> int | None:
     addr = _sockaddr(call, 1, 2)
     family = struct.unpack_from("<H", addr)[0] if len(addr) >= 2 else -1
-    with as_tracee(call.proc.cred, call.sb.fake_ids), Socket(call, call.iarg(0)) as fd:
-        if family in (socket.AF_INET, socket.AF_INET6):
+    inet = family in (socket.AF_INET, socket.AF_INET6)
+    # exact: a port below ip_unprivileged_port_start takes the caller's
+    # CAP_NET_BIND_SERVICE, never the supervisor's
+    with as_tracee(call.proc.cred, call.sb.fake_ids, exact=inet), \
+            Socket(call, call.iarg(0)) as fd:
+        if inet:
             return _bind_port(call, fd, bytearray(addr))
         path = _sun_path(addr)
         if path is None:

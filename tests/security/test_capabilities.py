@@ -19,14 +19,18 @@ the supervisor holds no such capability: the nobody cells are controls.
 from __future__ import annotations
 
 import os
+import random
 import secrets
+import socket
 from pathlib import Path
 
 import pytest
 
-from .conftest import Cell, runner_for, spread
+from .conftest import CELLS, Cell, runner_for, spread
 
 CASES = spread(["default", "sys-admin"], per_case=4)
+# unprivileged, brandpy gives a privileged port's bind an ephemeral port
+ROOT_CELLS = [pytest.param(c, id=c.id) for c in CELLS if c.user == "root"]
 
 
 @pytest.mark.parametrize("case,cell", CASES)
@@ -60,3 +64,27 @@ def test_privileged_xattrs(case: str, cell: Cell, rootfs_for, unpriv_pythonpath)
 
 def _xattrs(path: Path) -> dict[bytes, bytes]:
     return {n.encode(): os.getxattr(path, n) for n in os.listxattr(path)}
+
+
+def _free_privileged_port() -> int:
+    for _ in range(50):
+        port = random.randrange(600, 1000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free privileged port on 127.0.0.1")
+
+
+@pytest.mark.parametrize("cell", ROOT_CELLS)
+def test_privileged_port(cell: Cell, rootfs_for) -> None:
+    runner = runner_for(cell, None)
+    rootfs = rootfs_for(cell.uid, "caps_attack")
+    port = str(_free_privileged_port())
+    dropped = runner(rootfs, ["/attack", "--bind", port], "--cap-drop", "NET_BIND_SERVICE",
+                     *cell.opts(), timeout=60)
+    assert "bind = -1 Permission denied" in dropped.out and "DONE" in dropped.out, dropped
+    given = runner(rootfs, ["/attack", "--bind", port], *cell.opts(), timeout=60)
+    assert "bind = 0\n" in given.out, given

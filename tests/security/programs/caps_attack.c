@@ -6,11 +6,17 @@
  * trusted.pwned and security.pwned, read trusted.secret, list the names.
  * Each prints "NAME = RESULT" ("= -1 Operation not permitted" when
  * refused), a value read as "value: ...", then DONE.
+ *
+ * With "--bind PORT" it binds 127.0.0.1:PORT, a privileged port, over TCP
+ * (brandpy performs the bind) and says "bind = RESULT".
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/xattr.h>
 
 static void said(const char *what, long rc)
@@ -20,8 +26,15 @@ static void said(const char *what, long rc)
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--bind")) {
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2])),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        said("bind", bind(socket(AF_INET, SOCK_STREAM, 0), (struct sockaddr *)&sa, sizeof sa));
+        printf("DONE\n");
+        return 0;
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: %s FILE\n", argv[0]);
+        fprintf(stderr, "usage: %s FILE | --bind PORT\n", argv[0]);
         return 2;
     }
     const char *file = argv[1];
