@@ -134,6 +134,7 @@ int bp_spawner_start(int ruleset, const struct bp_ns_mount *mounts, int n, int f
 #define BP_THREAD_TOPLEVEL 4    /* its process's parent is outside the container */
 #define BP_THREAD_ACCESS_ROOT 8 /* access() with its real IDs is root's with those capabilities too */
 #define BP_THREAD_UNDUMPABLE 16 /* its process's recorded PR_SET_DUMPABLE is 0 (process.py prctl) */
+#define BP_THREAD_OWN_UTS 32    /* in a UTS namespace it unshared (namespaces.py): Python's */
 
 struct bp_state;
 struct bp_state *bp_state_new(void);
@@ -158,6 +159,10 @@ int bp_state_set_program(struct bp_state *s, int tid, const char *exe, const cha
 void bp_state_set_identity(struct bp_state *s, int fake_ids, unsigned int host_uid,
                            unsigned int host_gid);
 void bp_state_python_only(struct bp_state *s, int nr, int on);
+/* The container's hostname, domain name and kernel release, as uname(2)
+ * reports them (handlers/uts.py; longer than 64 bytes: cut). */
+void bp_state_set_uts(struct bp_state *s, const char *hostname, const char *domainname,
+                      const char *release);
 /* Whether the native engine answers syscall nr in C (for the callers and
  * arguments it can; the rest fall back to Python). */
 int bp_notify_answers(int nr);

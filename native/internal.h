@@ -10,6 +10,7 @@
 #define BP_PATH_MAX 4096
 #define BP_COMM_LEN 15          /* TASK_COMM_LEN - 1: a thread name's longest */
 #define BP_MAX_MOUNTS 64
+#define BP_UTS_LEN 64           /* __NEW_UTS_LEN: a utsname field's longest */
 
 struct bp_mount {
     char guest[512];
@@ -46,6 +47,8 @@ struct bp_state {
     struct bp_thread *threads;
     size_t cap, used;
     int fake_ids;               /* identity emulated: ownership from xattrs */
+    /* the container's UTS view (sandbox.uts, --kernel-release) */
+    char hostname[BP_UTS_LEN + 1], domainname[BP_UTS_LEN + 1], release[BP_UTS_LEN + 1];
     unsigned int host_uid, host_gid;
     unsigned long long calls[512];      /* notifications answered in C, per nr */
     unsigned long long fallbacks[512];  /* handed to Python */

@@ -38,6 +38,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/utsname.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -1314,6 +1315,27 @@ static long prctl_(struct ctx *c)
     }
 }
 
+/* -- uname ------------------------------------------------------------------------------- */
+
+/* struct new_utsname as syscalls/handlers/uts.py writes it: the host's
+ * system name, version and machine, the container's hostname, domain name
+ * and release; each field NUL-padded. A process in a UTS namespace of its
+ * own (unshare, setns) is Python's, which holds that namespace. */
+static long uname_(struct ctx *c)
+{
+    struct utsname host;
+    char out[6][BP_UTS_LEN + 1] = {{0}};
+    if (c->t->flags & BP_THREAD_OWN_UTS)
+        return BP_FALLBACK;
+    if (uname(&host) < 0)
+        return BP_FALLBACK;
+    const char *fields[6] = {"Linux", c->s->hostname, c->s->release, host.version,
+                             host.machine, c->s->domainname};
+    for (int i = 0; i < 6; i++)
+        strncpy(out[i], fields[i], BP_UTS_LEN);
+    return write_mem(c->req->pid, arg(c, 0), out, sizeof out);
+}
+
 /* -- xattrs of an open file --------------------------------------------------------------- */
 
 /* brandpy's own bookkeeping, never the container's (fs.py OWN_XATTRS). */
@@ -1432,6 +1454,8 @@ static handler handler_of(int nr)
         return xattr_fd;
     case SYS_prctl:
         return prctl_;
+    case SYS_uname:
+        return uname_;
     default:
         return NULL;
     }

@@ -279,6 +279,14 @@ void bp_state_set_identity(struct bp_state *s, int fake_ids, unsigned int host_u
     s->host_gid = host_gid;
 }
 
+void bp_state_set_uts(struct bp_state *s, const char *hostname, const char *domainname,
+                      const char *release)
+{
+    snprintf(s->hostname, sizeof s->hostname, "%s", hostname);
+    snprintf(s->domainname, sizeof s->domainname, "%s", domainname);
+    snprintf(s->release, sizeof s->release, "%s", release);
+}
+
 void bp_state_python_only(struct bp_state *s, int nr, int on)
 {
     if (nr >= 0 && nr < 512)

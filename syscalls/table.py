@@ -515,7 +515,7 @@ SPEC: dict[str, Spec] = {
                    "and clock_settime only then)")
        for name in ("adjtimex", "clock_adjtime", "settimeofday", "clock_settime")},
     # -- system identity ----------------------------------------------------------------
-    "uname": trace(uts.uname, "the container's hostname and --kernel-release"),
+    "uname": perform(uts.uname, "the container's hostname, domain name and --kernel-release"),
     "sethostname": trace(uts.sethostname, "the container's own; needs CAP_SYS_ADMIN"),
     "setdomainname": trace(uts.setdomainname, "the container's own; needs CAP_SYS_ADMIN"),
     # -- futexes and IPC (the container's IPC namespace: see README) ------------------------

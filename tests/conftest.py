@@ -299,12 +299,14 @@ def install_program(rootfs: Path, program: Path) -> None:
     os.chown(dest, rootfs.stat().st_uid, rootfs.stat().st_gid)
 
 
-def chroot_run(rootfs: Path, argv: list[str], input: str = "") -> Result:
+def chroot_run(rootfs: Path, argv: list[str], input: str = "", own_uts: bool = False) -> Result:
     """The native reference: chroot with /proc and /dev mounted in a private
-    mount namespace (needs root)."""
+    mount namespace (needs root); own_uts: in a UTS namespace of its own
+    too, for a program that renames the host."""
     script = ('mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" && '
               'exec chroot "$0" "$@"')
-    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+    p = subprocess.run(["unshare", "--mount", *(["--uts"] if own_uts else []),
+                        "--propagation", "private", "sh", "-c", script,
                         str(rootfs), *argv], input=input, capture_output=True, text=True,
                        timeout=300)
     return Result(p.returncode, p.stdout, p.stderr)

@@ -175,6 +175,7 @@ class Mirror(Protocol):
     def gone(self, tid: int) -> None: ...
     def mounts_changed(self, mounts: MountTable) -> None: ...
     def pty(self, number: int, fd: int) -> None: ...
+    def uts_changed(self) -> None: ...
 
 
 class Sandbox:
@@ -247,6 +248,14 @@ class Sandbox:
 
     def uts_of(self, proc: Process) -> Uts:
         return proc.uts or self.uts
+
+    def set_uts(self, proc: Process, field: str, value: str) -> None:
+        """sethostname and setdomainname (field: "hostname" or
+        "domainname") in the UTS namespace of proc."""
+        uts = self.uts_of(proc)
+        setattr(uts, field, value)
+        if uts is self.uts and self.mirror is not None:
+            self.mirror.uts_changed()
 
     def mounts_of(self, proc: Process) -> MountTable:
         return proc.mounts or self.mounts

@@ -94,6 +94,7 @@ class NativeSupervisor(Supervisor):
             self.pty(number, fd)
         lib.bp_state_set_identity(self.state, int(sandbox.fake_ids), os.geteuid(),
                                   os.getegid())
+        self.uts_changed()
         if not fast_path:
             self.watch(None)
         sandbox.mirror = self
@@ -119,12 +120,19 @@ class NativeSupervisor(Supervisor):
             flags |= lib.BP_THREAD_TOPLEVEL
         if not proc.dumpable:
             flags |= lib.BP_THREAD_UNDUMPABLE
+        if proc.uts is not None:
+            flags |= lib.BP_THREAD_OWN_UTS
         pids = self.sb.pids
         lib.bp_state_set_thread(self.state, tid, proc.tgid, pids.assign(tid),
                                 pids.to_guest(proc.tgid) or pids.assign(proc.tgid), flags)
         if lib.bp_state_set_program(self.state, tid, proc.exe or ffi.NULL, proc.comm,
                                     proc.kernel_comm) < 0:
             raise MemoryError("native engine: cannot allocate its copy of a program's path")
+
+    def uts_changed(self) -> None:
+        sb = self.sb
+        lib.bp_state_set_uts(self.state, sb.hostname.encode(), sb.domainname.encode(),
+                             sb.release.encode())
 
     def gone(self, tid: int) -> None:
         lib.bp_state_del_thread(self.state, tid)

@@ -14,6 +14,8 @@ HOST_NAME_MAX = 64
 
 
 def uname(call: Call) -> int:
+    """Performed by user notification (native/notify.c uname_ answers the
+    same in C, but for a process in a UTS namespace of its own)."""
     sb = call.sb
     uts = sb.uts_of(call.proc)
     host = os.uname()
@@ -30,7 +32,7 @@ def _set(call: Call, attr: str) -> int:
     if not 0 <= size <= HOST_NAME_MAX:
         raise Errno(errno.EINVAL)
     name = call.read(call.arg(0), size).split(b"\0", 1)[0].decode(errors="replace")
-    setattr(call.sb.uts_of(call.proc), attr, name)
+    call.sb.set_uts(call.proc, attr, name)
     return 0
 
 

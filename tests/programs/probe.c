@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/utsname.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <pthread.h>
@@ -605,6 +606,72 @@ static int prctl_probe(const char *self, int after_exec)
     return 1;
 }
 
+/* uname: every field, and how many bytes past each field's end are not
+ * NUL (Linux pads them); bad pointers; sethostname, setdomainname; a
+ * process in a UTS namespace it unshared, and its child. */
+static void show_uts(const char *what, void *buf)
+{
+    struct utsname *u = buf;
+    memset(u, 'X', sizeof *u);
+    long rc = r(syscall(SYS_uname, u));
+    if (rc < 0) {
+        show(what, rc);
+        return;
+    }
+    int dirt = 0;
+    char *fields[6] = {u->sysname, u->nodename, u->release, u->version, u->machine,
+                       u->domainname};
+    for (int i = 0; i < 6; i++)
+        for (size_t j = strnlen(fields[i], sizeof u->sysname); j < sizeof u->sysname; j++)
+            dirt += fields[i][j] != 0;
+    printf("%s: %ld [%.65s] [%.65s] [%.65s] [%.65s] [%.65s] [%.65s] dirt %d\n", what, rc,
+           u->sysname, u->nodename, u->release, u->version, u->machine, u->domainname, dirt);
+}
+
+static void *uts_thread(void *arg)
+{
+    struct utsname u;
+    show_uts("thread", &u);
+    return arg;
+}
+
+static int uts_probe(void)
+{
+    struct utsname u;
+    char long_name[66];
+    setup_bad();
+    show_uts("uname", &u);
+    show("uname bad pointer", r(syscall(SYS_uname, bad_pointers[0])));
+    show("uname into PROT_NONE", r(syscall(SYS_uname, bad_pointers[3])));
+    pthread_t t;
+    pthread_create(&t, NULL, uts_thread, NULL);
+    pthread_join(t, NULL);
+    show("sethostname", r(sethostname("probe-host", 10)));
+    show_uts("after sethostname", &u);
+    show("setdomainname", r(setdomainname("probe.domain", 12)));
+    show_uts("after setdomainname", &u);
+    memset(long_name, 'h', sizeof long_name);
+    show("sethostname 65", r(sethostname(long_name, 65)));
+    show("sethostname 64", r(sethostname(long_name, 64)));
+    show_uts("after a 64-byte name", &u);
+    pid_t child = fork();
+    if (child == 0) {
+        show("child unshare", r(unshare(CLONE_NEWUTS)));
+        show("child sethostname", r(sethostname("own-uts", 7)));
+        show_uts("child", &u);
+        pid_t grandchild = fork();
+        if (grandchild == 0) {
+            show_uts("grandchild", &u);
+            _exit(0);
+        }
+        waitpid(grandchild, NULL, 0);
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+    show_uts("after the child's", &u);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -634,7 +701,10 @@ int main(int argc, char **argv)
         return corpus();
     if (argc >= 2 && !strcmp(argv[1], "prctl"))
         return prctl_probe("/usr/bin/pname", argc >= 3);
+    if (argc >= 2 && !strcmp(argv[1], "uname"))
+        return uts_probe();
     fprintf(stderr, "usage: probe badptr | openat-escape PATH | unix bind|connect PATH | dgram PATH | procs | "
-            "chroot-escape | newer-syscalls | denied | restart | interrupted | tty | corpus | prctl\n");
+            "chroot-escape | newer-syscalls | denied | restart | interrupted | tty | corpus | prctl | "
+            "uname\n");
     return 2;
 }

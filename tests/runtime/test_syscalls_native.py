@@ -76,10 +76,44 @@ def test_prctl_answers_are_linux_ones(brandpy, probed):
     trapped = {line.split()[0]: int(line.split()[1])
                for line in stops[1:stops.index(next(x for x in stops if x.startswith("total")))]}
     assert trapped.get("prctl") == 3, mine.err     # the PR_SET_PTRACER ones alone
-    notified = stops[stops.index(next(x for x in stops if x.startswith("notified (no stop)"))):]
-    prctl = next(line.split() for line in notified if line.startswith("prctl "))
-    assert int(prctl[1]) == 24, mine.err           # every name and dumpable call of its
-    assert int(prctl[2]) == (0 if brandpy.engine == "native" else int(prctl[1])), mine.err
+    calls, in_python = notified_stats(mine.err, "prctl")
+    assert calls == 24, mine.err           # every name and dumpable call of its
+    assert in_python == (0 if brandpy.engine == "native" else calls), mine.err
+
+
+def notified_stats(err: str, name: str) -> tuple[int, int]:
+    """--stats' notified calls of syscall `name` and how many Python answered."""
+    lines = err.splitlines()
+    table = lines[lines.index(next(x for x in lines if x.startswith("notified (no stop)"))):]
+    row = next(line.split() for line in table if line.startswith(name + " "))
+    return int(row[1]), int(row[2])
+
+
+def test_uname_answers_are_linux_ones(brandpy, probed):
+    """uname, performed by the supervisor (in C by the native engine, from
+    its copy of the container's hostname, domain name and release, which
+    sethostname and setdomainname keep current), gives what Linux gives
+    (every field NUL-padded, EFAULT), as root and as uid 65534; a process
+    in a UTS namespace it unshared, and its child, see theirs (Python's)."""
+    host = os.uname()
+    with open("/proc/sys/kernel/domainname") as f:
+        domain = f.read().strip()
+    native = chroot_run(probed, ["/usr/bin/probe", "uname"], own_uts=True)
+    assert native.status == 0 and "uname bad pointer: EFAULT" in native.out, native
+    assert f"[{host.nodename}] [{host.release}]" in native.out and "[own-uts]" in native.out
+    # brandpy's domain name is "(none)" unless given, as a kernel's
+    expected = native.out.replace(f"] [{domain}] dirt", "] [(none)] dirt")
+    mine = brandpy(probed, ["/usr/bin/probe", "uname"], "--stats", "--hostname", host.nodename,
+                   "--cap-add", "SYS_ADMIN")
+    assert mine.status == 0, mine
+    assert mine.out == expected
+    calls, in_python = notified_stats(mine.err, "uname")
+    assert calls == 10, mine.err
+    # in C but for the two in a UTS namespace of their own
+    assert in_python == (2 if brandpy.engine == "native" else calls), mine.err
+    release = brandpy(probed, ["/usr/bin/probe", "uname"], "--hostname", host.nodename,
+                      "--cap-add", "SYS_ADMIN", "--kernel-release", "5.10.0-probe")
+    assert release.out == expected.replace(f"] [{host.release}] [", "] [5.10.0-probe] ["), release
 
 
 def test_engines_agree_call_by_call(world_tmp, probe_bin, busybox_image, unpriv_pythonpath):
