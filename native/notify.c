@@ -35,6 +35,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
@@ -439,6 +440,32 @@ static long stat_family(struct ctx *c)
     }
     }
     return BP_FALLBACK;
+}
+
+/* -- statfs ------------------------------------------------------------------------------ */
+
+/* The host file system of the file found, as syscalls/handlers/fs.py's
+ * statfs reports it. */
+static long statfs_(struct ctx *c)
+{
+    if (!as_self(c))
+        return BP_FALLBACK;      /* the walk must search as the caller */
+    int rc = path_arg(c, 0, AT_FDCWD, 1);
+    for (int tries = 0; !rc && tries < MAX_AGAIN; tries++) {
+        struct stat st;
+        struct statfs sfs;
+        int fd = object(&c->r, 1, &st);
+        if (fd == BP_AGAIN) {
+            rc = resolve(c, AT_FDCWD, 1);
+            continue;
+        }
+        if (fd < 0)
+            return fd;
+        rc = fstatfs(fd, &sfs) < 0 ? -errno : 0;
+        close(fd);
+        return rc ? rc : write_mem(c->req->pid, arg(c, 1), &sfs, sizeof sfs);
+    }
+    return rc ? rc : -ELOOP;
 }
 
 /* -- access, readlink ------------------------------------------------------------------- */
@@ -1456,6 +1483,8 @@ static handler handler_of(int nr)
         return prctl_;
     case SYS_uname:
         return uname_;
+    case SYS_statfs:
+        return statfs_;
     default:
         return NULL;
     }

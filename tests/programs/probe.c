@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
@@ -672,6 +673,30 @@ static int uts_probe(void)
     return 0;
 }
 
+/* statfs of each path given (the fields that do not change as files come
+ * and go), then bad pointers for the path and the buffer. */
+static int statfs_probe(int n, char **paths)
+{
+    struct statfs sfs;
+    setup_bad();
+    for (int i = 0; i < n; i++) {
+        memset(&sfs, 'X', sizeof sfs);
+        long rc = r(syscall(SYS_statfs, paths[i], &sfs));
+        if (rc < 0) {
+            show(paths[i], rc);
+            continue;
+        }
+        printf("%s: %ld type %lx bsize %ld namelen %ld frsize %ld flags %lx fsid %x:%x\n",
+               paths[i], rc, (long)sfs.f_type, (long)sfs.f_bsize, (long)sfs.f_namelen,
+               (long)sfs.f_frsize, (long)sfs.f_flags, sfs.f_fsid.__val[0], sfs.f_fsid.__val[1]);
+    }
+    show("bad path", r(syscall(SYS_statfs, bad_pointers[0], &sfs)));
+    show("path into PROT_NONE", r(syscall(SYS_statfs, bad_pointers[3], &sfs)));
+    show("bad buffer", r(syscall(SYS_statfs, "/", bad_pointers[0])));
+    show("buffer into PROT_NONE", r(syscall(SYS_statfs, "/", bad_pointers[3])));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -703,8 +728,10 @@ int main(int argc, char **argv)
         return prctl_probe("/usr/bin/pname", argc >= 3);
     if (argc >= 2 && !strcmp(argv[1], "uname"))
         return uts_probe();
+    if (argc >= 2 && !strcmp(argv[1], "statfs"))
+        return statfs_probe(argc - 2, argv + 2);
     fprintf(stderr, "usage: probe badptr | openat-escape PATH | unix bind|connect PATH | dgram PATH | procs | "
             "chroot-escape | newer-syscalls | denied | restart | interrupted | tty | corpus | prctl | "
-            "uname\n");
+            "uname | statfs PATH...\n");
     return 2;
 }

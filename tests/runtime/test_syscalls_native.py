@@ -3,6 +3,7 @@ pointers get what Linux returns (EFAULT...) and the supervisor survives;
 the process tree (fork, vfork, clone3, exec from a thread) is followed."""
 
 import os
+import re
 
 import pytest
 
@@ -114,6 +115,28 @@ def test_uname_answers_are_linux_ones(brandpy, probed):
     release = brandpy(probed, ["/usr/bin/probe", "uname"], "--hostname", host.nodename,
                       "--cap-add", "SYS_ADMIN", "--kernel-release", "5.10.0-probe")
     assert release.out == expected.replace(f"] [{host.release}] [", "] [5.10.0-probe] ["), release
+
+
+def test_statfs_answers_are_linux_ones(brandpy, probed):
+    """statfs, performed by the supervisor (in C by the native engine but
+    for /proc, Python's view), reports the file system of the file found:
+    Linux's answers (a symlink followed, a trailing slash, ENOENT, ENOTDIR,
+    EFAULT for the path and the buffer) as root and as uid 65534. A proc
+    file system is another instance than the chroot's: its fsid differs."""
+    (probed / "etc" / "lnk").symlink_to("/usr")
+    paths = ["/", "/usr/bin/probe", "/etc/lnk", "/etc/lnk/", "/usr/bin/probe/", "/nonexistent",
+             "", "/dev/null", "/proc/self"]
+    def fsid_of_proc(out: str) -> str:
+        return re.sub(r"^(/proc/self: .*) fsid \S+$", r"\1", out, flags=re.M)
+    native = chroot_run(probed, ["/usr/bin/probe", "statfs", *paths])
+    assert native.status == 0 and "/etc/lnk/: 0 type" in native.out, native
+    assert "/usr/bin/probe/: ENOTDIR" in native.out and "bad buffer: EFAULT" in native.out
+    mine = brandpy(probed, ["/usr/bin/probe", "statfs", *paths], "--stats")
+    assert mine.status == 0, mine
+    assert fsid_of_proc(mine.out) == fsid_of_proc(native.out)
+    calls, in_python = notified_stats(mine.err, "statfs")
+    assert calls == len(paths) + 4, mine.err
+    assert in_python == (1 if brandpy.engine == "native" else calls), mine.err   # /proc/self
 
 
 def test_engines_agree_call_by_call(world_tmp, probe_bin, busybox_image, unpriv_pythonpath):
