@@ -35,6 +35,7 @@ from .handlers import (
     fs,
     guest_ptrace,
     ident,
+    inodeflags,
     opath,
     owners,
     pids,
@@ -238,8 +239,8 @@ def _ioctls(trap: Action, other: Action) -> Action:
     """The ioctls that carry IDs (PIDFD_GET_INFO of any size, the terminal
     and socket owner ones) and the terminal ones that reach beyond the
     container's own terminals (handlers/tty.py)."""
-    rest = arg_in(1, *tty.COMMANDS, pids.TIOCGPGRP, pids.TIOCSPGRP, pids.TIOCGSID,
-                  owners.NS_GET_OWNER_UID, *owners.SOCKET_OWNER_CMDS)(trap, other)
+    rest = arg_in(1, *tty.COMMANDS, *inodeflags.COMMANDS, pids.TIOCGPGRP, pids.TIOCSPGRP,
+                  pids.TIOCGSID, owners.NS_GET_OWNER_UID, *owners.SOCKET_OWNER_CMDS)(trap, other)
     return ArgTest(1, "eq", owners.PIDFD_GET_INFO, then=trap, otherwise=rest,
                    mask=owners.PIDFD_GET_INFO_MASK)
 
@@ -268,7 +269,8 @@ SPEC: dict[str, Spec] = {
                   "F_[GS]ETOWN(_EX) and F_GETOWNER_UIDS are the container's", handler=owners.fcntl,
                   when=arg_in(1, *owners.FCNTL_CMDS)),
     "ioctl": Spec("allow", FULL, "native; terminal and device ioctls act on the real "
-                  "device; the IDs of TIOC[GS]PGRP, TIOCGSID, FIO[GS]ETOWN, SIOC[GS]PGRP, "
+                  "device; FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR and FS_IOC_SETVERSION performed "
+                  "(an image file copied up first); the IDs of TIOC[GS]PGRP, TIOCGSID, FIO[GS]ETOWN, SIOC[GS]PGRP, "
                   "PIDFD_GET_INFO and NS_GET_OWNER_UID are the container's; TIOCSTI EIO (as "
                   "dev.tty.legacy_tiocsti=0), TIOCLINUX and TIOCCONS EPERM; TIOCGPTN and "
                   "TIOCGPTPEER (performed by the supervisor) put the pty in the container's "

@@ -30,7 +30,7 @@ import os
 from brandpy.runtime.call import Call, Inject
 from brandpy.runtime.errors import Errno
 
-from . import owners
+from . import inodeflags, owners
 
 TIOCSTI, TIOCLINUX, TIOCCONS = 0x5412, 0x541C, 0x541D
 TIOCGPTN, TIOCGPTPEER = 0x80045430, 0x5441
@@ -46,6 +46,8 @@ def ioctl(call: Call) -> int | Inject | None:
         raise Errno(errno.EPERM, "TIOCLINUX and TIOCCONS reach the host's consoles: refused")
     if cmd == TIOCGPTPEER:
         return _peer(call)
+    if cmd in inodeflags.ARG_SIZES:
+        return inodeflags.ioctl(call)
     if cmd == TIOCGPTN:
         try:   # the pty whose master the fd is now, whatever fd the kernel then asks
             call.sb.adopt_pty(call.sb.grab_fd(call.proc, call.iarg(0)), masters_only=True)

@@ -28,6 +28,12 @@ tests/security/programs/reopen_attack.c, as the entrypoint:
   (EBADF) and the kernel set the xattr on the image. Now fchmod, fchown
   and the xattr calls are made by brandpy on the file it looked at, never
   handed back to the kernel.
+- chattr: FS_IOC_SETFLAGS and FS_IOC_FSSETXATTR on a read-only fd of
+  /img, which the kernel allows the owner (or CAP_FOWNER): made natively,
+  they set the image's inode flags, in every cell. Now they are made by
+  brandpy, on the container's copy (as overlayfs copies up for a chattr),
+  with the caller's exact capabilities (the immutable flag still takes
+  CAP_LINUX_IMMUTABLE).
 - stdio: `brandpy run >> host.log`. Before the fix the container read the
   whole log through /proc/self/fd/1 opened read-only, and overwrote its
   head through it opened write-only without O_APPEND (the reopen check
@@ -36,6 +42,8 @@ tests/security/programs/reopen_attack.c, as the entrypoint:
 
 from __future__ import annotations
 
+import array
+import fcntl
 import os
 import secrets
 import subprocess
@@ -47,12 +55,16 @@ from brandpy.images.layers import MARKER
 
 from .conftest import Cell, runner_for, spread
 
-CASES = spread(["image", "bind", "swap", "stdio"], per_case=4)
+FS_IOC_GETFLAGS = 0x80086601
+CASES = spread(["image", "bind", "swap", "chattr", "stdio"], per_case=4)
 
 
 def _image_state(path: Path) -> tuple[object, ...]:
     st = os.stat(path)
-    return (path.read_bytes(), st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns,
+    flags = array.array("i", [0])
+    with open(path, "rb") as f:
+        fcntl.ioctl(f, FS_IOC_GETFLAGS, flags)
+    return (path.read_bytes(), st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, flags[0],
             sorted((n, os.getxattr(path, n)) for n in os.listxattr(path)))
 
 
@@ -60,7 +72,7 @@ def _image_state(path: Path) -> tuple[object, ...]:
 def test_held_file_not_named(case: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
     runner = runner_for(cell, unpriv_pythonpath)
     rootfs = rootfs_for(cell.uid, "reopen_attack")
-    if case in ("image", "bind", "swap"):
+    if case in ("image", "bind", "swap", "chattr"):
         store = rootfs.parent / "image-inode"
         store.write_bytes(b"IMAGE\n")
         store.chmod(0o644)
@@ -72,7 +84,11 @@ def test_held_file_not_named(case: str, cell: Cell, rootfs_for, unpriv_pythonpat
         opts = ("--cap-add", "SYS_ADMIN") if case == "bind" else ()
         r = runner(rootfs, ["/attack", case], *cell.opts(), *opts, timeout=60)
         assert "DONE" in r.err, r
-        assert case == "swap" or "img now PWNED" in r.err, r
+        if case == "chattr":
+            assert "img flags nodump 1 noatime 1" in r.err, r
+            assert "immutable = -1 Operation not permitted" in r.err, r
+        elif case != "swap":
+            assert "img now PWNED" in r.err, r
         assert _image_state(store) == before, r
         return
     secret = f"LOG-{secrets.token_hex(12)}\n"

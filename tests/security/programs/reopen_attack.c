@@ -25,6 +25,10 @@
  *          within a few hundred calls in every root cell; and the same
  *          with fsetxattr and an O_PATH file of its own (brandpy let the
  *          kernel say EBADF for it).
+ *   chattr on a read-only fd of /img: FS_IOC_SETFLAGS and FS_IOC_FSSETXATTR
+ *          (nodump), natively made on the image's inode before the fix, in
+ *          every cell; then the immutable flag on a file of its own, which
+ *          takes CAP_LINUX_IMMUTABLE (not the supervisor's).
  *   stdio  stdout is a host file opened for appending: reopened through
  *          /proc/self/fd/1 for reading (its contents printed on stderr)
  *          and for writing without O_APPEND (written at offset 0). Before
@@ -35,10 +39,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -192,6 +198,30 @@ static void swap(void)
     said("fsetxattr changed the image", -race_fd10(1));
 }
 
+static void chattr(void)
+{
+    int ro = open("/img", O_RDONLY), flags = 0;
+    struct fsxattr fx;
+    said("getflags", ioctl(ro, FS_IOC_GETFLAGS, &flags));
+    flags |= FS_NODUMP_FL;
+    said("setflags nodump", ioctl(ro, FS_IOC_SETFLAGS, &flags));
+    /* /img is the container's copy now: ro holds the image's own inode */
+    said("fsgetxattr", ioctl(ro, FS_IOC_FSGETXATTR, &fx));
+    fx.fsx_xflags |= FS_XFLAG_NOATIME;
+    said("fssetxattr held", ioctl(ro, FS_IOC_FSSETXATTR, &fx));
+    int img = open("/img", O_RDONLY);
+    said("fsgetxattr img", ioctl(img, FS_IOC_FSGETXATTR, &fx));
+    fx.fsx_xflags |= FS_XFLAG_NOATIME;
+    said("fssetxattr img", ioctl(img, FS_IOC_FSSETXATTR, &fx));
+    flags = 0;
+    ioctl(img, FS_IOC_GETFLAGS, &flags);
+    dprintf(2, "img flags nodump %d noatime %d\n", !!(flags & FS_NODUMP_FL),
+            !!(flags & FS_NOATIME_FL));
+    int mine = open("/mine", O_RDONLY | O_CREAT, 0644);
+    flags = FS_IMMUTABLE_FL;
+    said("immutable", ioctl(mine, FS_IOC_SETFLAGS, &flags));
+}
+
 static void stdio(void)
 {
     char buf[512];
@@ -217,10 +247,12 @@ int main(int argc, char **argv)
         bind();
     else if (argc == 2 && !strcmp(argv[1], "swap"))
         swap();
+    else if (argc == 2 && !strcmp(argv[1], "chattr"))
+        chattr();
     else if (argc == 2 && !strcmp(argv[1], "stdio"))
         stdio();
     else {
-        dprintf(2, "usage: %s image|bind|swap|stdio\n", argv[0]);
+        dprintf(2, "usage: %s image|bind|swap|chattr|stdio\n", argv[0]);
         return 2;
     }
     dprintf(2, "DONE\n");
