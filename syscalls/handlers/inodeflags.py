@@ -53,7 +53,7 @@ def ioctl(call: Call) -> int:
                 own = _reopen(copy.path)
         with as_tracee(call.proc.cred, call.sb.fake_ids, exact=True):
             try:
-                return fcntl.ioctl(own, cmd, arg, True)
+                return int(fcntl.ioctl(own, cmd, arg, True))
             except OSError as exc:
                 raise Errno(exc.errno or errno.EIO) from None
     finally:
