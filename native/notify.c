@@ -17,7 +17,8 @@
  * filesystem capabilities (BP_THREAD_ROOT), real or emulated, whom no
  * permission check refuses. Whatever this file does not handle (another
  * user's calls, whose permissions the kernel checks with real credentials
- * and brandpy/runtime/dac.py with emulated ones; /proc, chroots, image
+ * and brandpy/runtime/dac.py with emulated ones; /proc but its
+ * filesystems file, chroots, image
  * files to copy up, fake ownership to record, fifos, xattrs...) goes to the
  * Python handler (bp_py_notify), which answers the same notification. */
 #define _GNU_SOURCE
@@ -766,9 +767,33 @@ static int open_resolved(struct ctx *c, int flags, unsigned int mode, int follow
     return rc;
 }
 
+/* /proc/filesystems, the kernel's list of file system types (libselinux
+ * reads it at every start): the same in every namespace, and Python opens
+ * it on the proc mount's host path unchanged (procfs.py has no view of
+ * it). C opens it for a read of exactly that path in the container's own
+ * mount table (the path argument c->path, read); any other /proc path,
+ * "/proc/./filesystems" or a relative one, is Python's. */
+#define FILESYSTEMS "/filesystems"
+static int proc_filesystems(struct ctx *c, int flags)
+{
+    size_t len = strlen(c->path), consumed = 0, tail = sizeof FILESYSTEMS - 1;
+    char host[BP_PATH_MAX];
+    if ((flags & ~(O_CLOEXEC | O_LARGEFILE | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW)) != O_RDONLY ||
+        (c->t->flags & BP_THREAD_CHROOT) || c->path[0] != '/' || len <= tail ||
+        strcmp(c->path + len - tail, FILESYSTEMS))
+        return BP_FALLBACK;
+    const struct bp_mount *m = bp_mount_of_guest(c->s, c->path, len, &consumed);
+    if (!m || m->kind != BP_MOUNT_PROC || consumed != len - tail)
+        return BP_FALLBACK;
+    snprintf(host, sizeof host, "%s" FILESYSTEMS, m->host);
+    int fd = open(host, (flags | O_CLOEXEC | O_NOCTTY) & ~O_NOFOLLOW);
+    return fd < 0 ? -errno : fd;
+}
+
 /* open(2) family: the supervisor opens the file and installs the fd in the
- * tracee. Regular files, directories and device mounts; fifos, terminals,
- * image files to copy up, /proc views and other device nodes are Python's. */
+ * tracee. Regular files, directories, device mounts and /proc/filesystems;
+ * fifos, terminals, image files to copy up, the rest of /proc and other
+ * device nodes are Python's. */
 static long open_family(struct ctx *c)
 {
     int nr = c->req->data.nr, dirfd = AT_FDCWD, path_i = 0, flags, rc;
@@ -790,7 +815,12 @@ static long open_family(struct ctx *c)
     int follow = !(flags & O_NOFOLLOW) && !((flags & O_CREAT) && (flags & O_EXCL));
     if (!as_self(c) || (flags & O_PATH))
         return BP_FALLBACK;
-    rc = path_arg(c, path_i, dirfd, follow);
+    if ((rc = read_path(c, path_i, c->path)) != 0)
+        return rc;
+    int fd = proc_filesystems(c, flags);
+    if (fd != BP_FALLBACK)
+        return fd < 0 ? fd : install(c, fd, flags & O_CLOEXEC);
+    rc = resolve(c, dirfd, follow);
     for (int tries = 0; !rc && tries < MAX_AGAIN; tries++) {
         int fd = open_resolved(c, flags, mode, follow);
         if (fd == BP_AGAIN) {

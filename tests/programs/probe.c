@@ -697,6 +697,39 @@ static int statfs_probe(int n, char **paths)
     return 0;
 }
 
+/* /proc/filesystems opened as libselinux does, and in other ways: the
+ * descriptor's flags and what it reads. */
+static void show_read(const char *what, int dirfd, const char *path, int flags)
+{
+    char buf[4096];
+    long fd = r(syscall(SYS_openat, dirfd, path, flags)), n, total = 0;
+    unsigned long sum = 0;
+    if (fd < 0) {
+        show(what, fd);
+        return;
+    }
+    while ((n = read((int)fd, buf, sizeof buf)) > 0)
+        for (long i = 0; i < n; i++, total++)
+            sum = sum * 31 + (unsigned char)buf[i];
+    printf("%s: fd flags %d status flags %o bytes %ld sum %lx\n", what, fcntl((int)fd, F_GETFD),
+           fcntl((int)fd, F_GETFL), total, sum);
+    close((int)fd);
+}
+
+static int filesystems_probe(void)
+{
+    show_read("libselinux's", AT_FDCWD, "/proc/filesystems", O_RDONLY | O_CLOEXEC);
+    show_read("inherited", AT_FDCWD, "/proc/filesystems", O_RDONLY);
+    show_read("nonblocking", AT_FDCWD, "/proc/filesystems", O_RDONLY | O_NONBLOCK);
+    show_read("dot", AT_FDCWD, "/proc/./filesystems", O_RDONLY);
+    show_read("slash", AT_FDCWD, "/proc/filesystems/", O_RDONLY);
+    show_read("directory", AT_FDCWD, "/proc/filesystems", O_RDONLY | O_DIRECTORY);
+    int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    show_read("relative", proc, "filesystems", O_RDONLY);
+    show_read("bad pointer", AT_FDCWD, (char *)1, O_RDONLY);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -728,10 +761,12 @@ int main(int argc, char **argv)
         return prctl_probe("/usr/bin/pname", argc >= 3);
     if (argc >= 2 && !strcmp(argv[1], "uname"))
         return uts_probe();
+    if (argc >= 2 && !strcmp(argv[1], "filesystems"))
+        return filesystems_probe();
     if (argc >= 2 && !strcmp(argv[1], "statfs"))
         return statfs_probe(argc - 2, argv + 2);
     fprintf(stderr, "usage: probe badptr | openat-escape PATH | unix bind|connect PATH | dgram PATH | procs | "
             "chroot-escape | newer-syscalls | denied | restart | interrupted | tty | corpus | prctl | "
-            "uname | statfs PATH...\n");
+            "uname | statfs PATH... | filesystems\n");
     return 2;
 }

@@ -139,6 +139,23 @@ def test_statfs_answers_are_linux_ones(brandpy, probed):
     assert in_python == (1 if brandpy.engine == "native" else calls), mine.err   # /proc/self
 
 
+def test_proc_filesystems_is_linux_one(brandpy, probed):
+    """/proc/filesystems, read by every program linked with libselinux:
+    opened in C by the native engine for a read of exactly that path (the
+    kernel's file, as Python opens it), by Python otherwise; the same
+    descriptor flags and contents as on Linux, as root and as uid 65534."""
+    native = chroot_run(probed, ["/usr/bin/probe", "filesystems"])
+    assert native.status == 0 and "libselinux's: fd flags 1 " in native.out, native
+    assert "slash: ENOTDIR" in native.out and "bad pointer: EFAULT" in native.out
+    mine = brandpy(probed, ["/usr/bin/probe", "filesystems"], "--stats")
+    assert mine.status == 0, mine
+    assert mine.out == native.out
+    calls, in_python = notified_stats(mine.err, "openat")
+    assert calls == 9, mine.err
+    # dot, slash, directory, /proc itself and relative are Python's
+    assert in_python == (5 if brandpy.engine == "native" else calls), mine.err
+
+
 def test_engines_agree_call_by_call(world_tmp, probe_bin, busybox_image, unpriv_pythonpath):
     """The corpus (tests/programs/probe.c `corpus`: stat, lstat, access,
     readlink and open of files, directories, symlinks, loops, /proc and
