@@ -5,7 +5,8 @@ extent size, project), FS_IOC_SETVERSION (ext4's generation).
 Every file of a container's rootfs is a hard link of its image's inode
 (brandpy/images/rootfs.py), shared with the image store and every other
 container of the image: made natively on a read-only fd of one, these
-changed the image. They are made here instead, on the file the fd names
+changed the image (and a read-only volume's files). They are made here
+instead, EROFS on a read-only mount, on the file the fd names
 when it is looked at (never handed back to the kernel, which would look
 the fd up again after another thread's dup2): an image file is copied up
 first and its copy changed, as overlayfs copies up before a chattr. The
@@ -25,7 +26,7 @@ from brandpy.runtime.acting import as_tracee
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
 
-from .paths import image_inode, tracee_file, writable
+from .paths import image_inode, mount_of_host, tracee_file, writable
 
 # command: how many bytes of the argument the kernel reads
 ARG_SIZES = {
@@ -43,6 +44,9 @@ def ioctl(call: Call) -> int:
     fd = call.iarg(0)
     own = call.sb.grab_fd(call.proc, fd)        # EBADF if none
     try:
+        mount = mount_of_host(call, os.readlink(b"/proc/self/fd/%d" % own))
+        if mount is not None and mount.readonly:
+            raise Errno(errno.EROFS)
         arg = bytearray(call.read(call.arg(2), ARG_SIZES[cmd]))
         if stat.S_ISREG(os.fstat(own).st_mode) and image_inode(b"/proc/self/fd/%d" % own):
             os.close(own)

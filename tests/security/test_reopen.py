@@ -34,6 +34,8 @@ tests/security/programs/reopen_attack.c, as the entrypoint:
   brandpy, on the container's copy (as overlayfs copies up for a chattr),
   with the caller's exact capabilities (the immutable flag still takes
   CAP_LINUX_IMMUTABLE).
+- chattr-ro: the same on a file of a read-only volume (-v FILE:/img:ro):
+  made natively, they set the host file's flags; now EROFS.
 - stdio: `brandpy run >> host.log`. Before the fix the container read the
   whole log through /proc/self/fd/1 opened read-only, and overwrote its
   head through it opened write-only without O_APPEND (the reopen check
@@ -56,7 +58,7 @@ from brandpy.images.layers import MARKER
 from .conftest import Cell, runner_for, spread
 
 FS_IOC_GETFLAGS = 0x80086601
-CASES = spread(["image", "bind", "swap", "chattr", "stdio"], per_case=4)
+CASES = spread(["image", "bind", "swap", "chattr", "chattr-ro", "stdio"], per_case=4)
 
 
 def _image_state(path: Path) -> tuple[object, ...]:
@@ -72,6 +74,16 @@ def _image_state(path: Path) -> tuple[object, ...]:
 def test_held_file_not_named(case: str, cell: Cell, rootfs_for, unpriv_pythonpath) -> None:
     runner = runner_for(cell, unpriv_pythonpath)
     rootfs = rootfs_for(cell.uid, "reopen_attack")
+    if case == "chattr-ro":
+        host_file = rootfs.parent / "volume-file"
+        host_file.write_bytes(b"HOST\n")
+        os.chown(host_file, cell.uid, cell.uid)
+        before = _image_state(host_file)
+        r = runner(rootfs, ["/attack", "chattr"], "-v", f"{host_file}:/img:ro", *cell.opts(),
+                   timeout=60)
+        assert "setflags nodump = -1 Read-only file system" in r.err, r
+        assert "DONE" in r.err and _image_state(host_file) == before, r
+        return
     if case in ("image", "bind", "swap", "chattr"):
         store = rootfs.parent / "image-inode"
         store.write_bytes(b"IMAGE\n")
