@@ -95,7 +95,9 @@ def mount(call: Call) -> int:
         with find_path(call, read_path(call, 0)) as moved:
             assert moved.r is not None
             old = _at(table, moved.r.guest)
-        if old is None or old.kind in FIXED and not old.made:
+        # a view of proc or sysfs stays at /proc or /sys, under the
+        # read-only and masked paths brandpy mounted there
+        if old is None or old.kind in VIEWS or old.kind in FIXED and not old.made:
             raise Errno(errno.EINVAL)
         table.replace(old, replace(old, guest=guest))
     elif flags & MS_BIND:
@@ -147,9 +149,13 @@ def _bind(call: Call, table: MountTable, guest: bytes, is_dir: bool, flags: int)
     table.stack(Mount(guest, host, readonly=readonly, kind="bind", made=True,
                       source=under.source if under is not None else b""), fd, src_is_dir)
     if flags & MS_REC:
+        # the mounts below come along as a bind of each would: never
+        # brandpy's views of /proc, /sys and /dev, which would come without
+        # their read-only and masked paths, or with copies of them the
+        # container could unmount
         prefix = src_guest.rstrip(b"/") + b"/"
         for m in list(table.mounts):
-            if m.guest.startswith(prefix) and m.kind not in ("device", "masked"):
+            if m.guest.startswith(prefix) and m.kind in BINDABLE:
                 table.stack(replace(m, guest=guest.rstrip(b"/") + b"/" + m.guest[len(prefix):],
                                     made=True))
 
