@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
@@ -446,7 +447,8 @@ static long stat_family(struct ctx *c)
 /* -- statfs ------------------------------------------------------------------------------ */
 
 /* The host file system of the file found, as syscalls/handlers/fs.py's
- * statfs reports it. */
+ * statfs reports it: ST_RDONLY on a read-only mount of the container's but
+ * a given device node's (fs.py shows_readonly says why). */
 static long statfs_(struct ctx *c)
 {
     if (!as_self(c))
@@ -464,6 +466,9 @@ static long statfs_(struct ctx *c)
             return fd;
         rc = fstatfs(fd, &sfs) < 0 ? -errno : 0;
         close(fd);
+        const struct bp_mount *m = c->r.mount;
+        if (m->readonly && !(m->kind == BP_MOUNT_DEVICE && !S_ISDIR(st.st_mode)))
+            sfs.f_flags |= ST_RDONLY;
         return rc ? rc : write_mem(c->req->pid, arg(c, 1), &sfs, sizeof sfs);
     }
     return rc ? rc : -ELOOP;

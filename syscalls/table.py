@@ -251,7 +251,7 @@ SPEC: dict[str, Spec] = {
         "write", "close", "poll", "lseek", "pread64", "pwrite64",
         "writev", "pipe", "select", "dup", "dup2", "dup3", "pipe2", "flock", "fsync",
         "fdatasync", "ftruncate", "getdents", "getdents64", "sendfile",
-        "fstatfs", "readahead", "epoll_create", "epoll_create1",
+        "readahead", "epoll_create", "epoll_create1",
         "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "pselect6", "ppoll",
         "splice", "tee", "vmsplice", "sync_file_range", "fallocate", "preadv", "pwritev",
         "preadv2", "pwritev2", "copy_file_range", "sync", "syncfs", "inotify_init",
@@ -288,7 +288,10 @@ SPEC: dict[str, Spec] = {
     "newfstatat": perform(fs.newfstatat, PERFORMED + OWNED),
     "statx": perform(fs.statx, PERFORMED + OWNED),
     "fstat": real_or_fake(allow(), fs.fstat, OWNERSHIP, performed=True),
-    "statfs": perform(fs.statfs, PERFORMED + "; reports the host file system"),
+    "statfs": perform(fs.statfs, PERFORMED + "; reports the host file system, read-only as "
+                      "the container's mount is"),
+    "fstatfs": allow("the host file system and its mount's flags (not the container's "
+                     "read-only ones)"),
     "access": perform(perform_.access, PERFORMED + "; " + ROOT_ACCESS),
     "faccessat": perform(perform_.faccessat, PERFORMED + "; " + ROOT_ACCESS),
     "faccessat2": perform(perform_.faccessat2, PERFORMED + "; " + ROOT_ACCESS),

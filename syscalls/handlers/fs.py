@@ -25,6 +25,7 @@ from brandpy.images.layers import MARKER
 from brandpy.runtime import dac, statbuf
 from brandpy.runtime.acting import as_tracee
 from brandpy.runtime.call import Call
+from brandpy.runtime.devices import GIVEN
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, libc
 from brandpy.runtime.linux import renameat2 as _renameat2
@@ -60,6 +61,7 @@ XATTR_NAME_MAX, XATTR_SIZE_MAX, XATTR_LIST_MAX = 255, 65536, 65536
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 RENAME_EXCHANGE = 0x2
 RENAME_FLAGS = 0x7               # NOREPLACE | EXCHANGE | WHITEOUT
+STATFS_SIZE, F_FLAGS, ST_RDONLY = 120, 80, 0x1   # struct statfs, its f_flags' offset
 
 
 def _follow(flags: int) -> bool:
@@ -124,12 +126,29 @@ def statx(call: Call) -> int:
     return 0
 
 
+def shows_readonly(obj: Obj) -> bool:
+    """Whether statfs reports ST_RDONLY for obj: on the container's
+    read-only mounts as Docker makes them (--read-only, :ro volumes, /sys,
+    /proc/sys..., a masked directory's tmpfs). A given device node (/dev's,
+    --device's without w, a masked file's /dev/null) is read-only here by
+    its cgroup rule alone: a node of /dev's tmpfs or a rw bind in Docker.
+    native/notify.c statfs_ decides the same."""
+    m = obj.mount
+    return (m is not None and m.readonly
+            and not (m.kind in GIVEN and not stat.S_ISDIR(obj.st.st_mode)))
+
+
 @performed
 def statfs(call: Call) -> int:
+    """The host file system of the file found (fstatfs, not trapped, stays
+    the host's: README, Limits), read-only as its container mount is."""
     with find(call, 0) as obj:
-        buf = ctypes.create_string_buffer(120)
+        buf = ctypes.create_string_buffer(STATFS_SIZE)
         if libc.fstatfs(obj.fd, buf) != 0:
             raise Errno(ctypes.get_errno() or errno.EIO)
+        if shows_readonly(obj):
+            flags, = struct.unpack_from("=Q", buf, F_FLAGS)
+            struct.pack_into("=Q", buf, F_FLAGS, flags | ST_RDONLY)
         call.write(call.arg(1), buf.raw)
     return 0
 

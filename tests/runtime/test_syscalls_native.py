@@ -4,9 +4,11 @@ the process tree (fork, vfork, clone3, exec from a thread) is followed."""
 
 import os
 import re
+from pathlib import Path
 
 import pytest
 
+from brandpy.runtime.sandbox import MASKED
 from tests.conftest import chroot_run, install_probe, leftovers
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the chroot reference needs root")
@@ -154,6 +156,46 @@ def test_proc_filesystems_is_linux_one(brandpy, probed):
     assert calls == 9, mine.err
     # dot, slash, directory, /proc itself and relative are Python's
     assert in_python == (5 if brandpy.engine == "native" else calls), mine.err
+
+
+def _statfs_flags(out: str) -> dict[str, int]:
+    """probe statfs's f_flags of each path it answered."""
+    return {m[1]: int(m[2], 16) for m in re.finditer(r"^(\S*): 0 type .* flags (\S+) fsid", out,
+                                                     flags=re.M)}
+
+
+def test_statfs_shows_read_only_mounts(brandpy, probed, probe_bin, world_tmp):
+    """statfs reports ST_RDONLY (1) where Docker's mounts are read-only: the
+    --read-only root, a :ro volume, /sys, /proc/sys, a masked directory's
+    tmpfs; not a rw volume, /proc, a masked file (/dev/null's bind) or a
+    device given without w (a node of /dev's tmpfs there). The other flags
+    are the host file system's. The same in C (the native engine's, all
+    but /proc's) and in Python, as root and as uid 65534."""
+    vols = world_tmp / f"statfs-{brandpy.engine}-{brandpy.user}"
+    masked = [os.fsdecode(p) for p in MASKED if os.path.exists(p)]
+    masked_file = next(p for p in masked if os.path.isfile(p))
+    cases = {"/": (probed, True), "/ro": (vols / "ro", True), "/rw": (vols / "rw", False),
+             "/sys": ("/sys", True), "/proc": ("/proc", False), "/proc/sys": ("/proc/sys", True),
+             masked_file: ("/dev/null", False), "/dev/xnull": ("/dev/null", False)}
+    for vol in (vols, vols / "ro", vols / "rw"):
+        vol.mkdir()
+        os.chown(vol, brandpy.uid, brandpy.uid)
+    host = chroot_run(Path("/"), [str(probe_bin), "statfs", *[str(h) for h, _ in cases.values()]])
+    host_flags = _statfs_flags(host.out)
+    expected = {guest: host_flags[str(h)] | ro for guest, (h, ro) in cases.items()}
+    assert all(not flags & 1 for flags in host_flags.values()), host.out
+    paths = [*cases, *[p for p in masked if os.path.isdir(p)]]
+    mine = brandpy(probed, ["/usr/bin/probe", "statfs", *paths], "--read-only", "--stats",
+                   "-v", f"{vols / 'ro'}:/ro:ro", "-v", f"{vols / 'rw'}:/rw",
+                   "--device", "/dev/null:/dev/xnull:r")
+    assert mine.status == 0, mine
+    flags = _statfs_flags(mine.out)
+    assert {p: flags[p] for p in cases} == expected, mine.out
+    assert paths[len(cases):] and all(flags[p] & 1 for p in paths[len(cases):]), mine.out
+    calls, in_python = notified_stats(mine.err, "statfs")
+    assert calls == len(paths) + 4, mine.err
+    in_proc = sum(p.startswith("/proc/") or p == "/proc" for p in paths)
+    assert in_python == (in_proc if brandpy.engine == "native" else calls), mine.err
 
 
 def test_engines_agree_call_by_call(world_tmp, probe_bin, busybox_image, unpriv_pythonpath):
