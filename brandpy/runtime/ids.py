@@ -29,10 +29,11 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import Errno
+from .errors import Errno, Unborn
 
 if TYPE_CHECKING:
     from .identity import Cred
+    from .process import Process
     from .sandbox import Sandbox
 
 OVERFLOW_ID = 65534
@@ -65,6 +66,17 @@ def pid_in(sb: Sandbox, guest: int, err: int = errno.ESRCH) -> int:
     if host is None:
         raise Errno(err)
     return host
+
+
+def process_in(sb: Sandbox, host: int) -> Process:
+    """The record of the container's task `host` (a PID a call names,
+    translated) for a handler that reads it. Unborn when brandpy has not
+    registered it: one just made (a fork's child named the moment fork
+    returns) holds the call until its first stop; another is ESRCH."""
+    proc = sb.process_of(host)
+    if proc is None:
+        raise Unborn(host)
+    return proc
 
 
 def parent_out(sb: Sandbox, host: int, host_ppid: int) -> int:

@@ -27,7 +27,7 @@ from ptrace.binding.linux_struct import user_regs_struct
 from brandpy.runtime import linux
 from brandpy.runtime.acting import tracee_memory
 from brandpy.runtime.call import Call
-from brandpy.runtime.errors import Errno, Unborn
+from brandpy.runtime.errors import Errno
 from brandpy.runtime.guest_ptrace import (
     OPTIONS,
     PTRACE_ATTACH,
@@ -60,6 +60,7 @@ from brandpy.runtime.guest_ptrace import (
     PTRACE_TRACEME,
     Tracee,
 )
+from brandpy.runtime.ids import process_in
 from brandpy.runtime.linux import PTRACE_INTERRUPT
 from brandpy.runtime.process import Process
 
@@ -82,8 +83,7 @@ def ptrace(call: Call) -> int:
     host = call.sb.pids.to_host(pid) if pid > 0 else None
     if host is None:
         raise Errno(errno.ESRCH)
-    if host not in call.sb.threads:
-        raise Unborn(host)   # (a task being made: the call waits for its first stop)
+    process_in(call.sb, host)   # (a task being made: the call waits for its first stop)
     if request in (PTRACE_ATTACH, PTRACE_SEIZE):
         return _attach(call, host, request == PTRACE_SEIZE, addr, data)
     if request in (PTRACE_KILL, PTRACE_INTERRUPT):   # need no stop

@@ -22,7 +22,7 @@ from brandpy.runtime import acting
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.identity import Cred
-from brandpy.runtime.ids import pid_in
+from brandpy.runtime.ids import pid_in, process_in
 from brandpy.runtime.policy import CAP_NUMBERS, cap_mask
 from brandpy.runtime.process import dumpable_after_change
 from brandpy.runtime.seccomp import compile_filter, ret_allow, ret_trace
@@ -215,7 +215,8 @@ def _cap_header(call: Call) -> tuple[int, int]:
 def capget(call: Call) -> int:
     """Emulated, in Linux's order: an unknown version is answered with the
     preferred one (EINVAL, or 0 to a version probe with no data), then the
-    pid: negative EINVAL, none ESRCH."""
+    pid: negative EINVAL, none ESRCH, a child not yet stopped once waited
+    for (ids.process_in)."""
     version, pid = _cap_header(call)
     if version not in CAP_VERSIONS:
         call.write(call.arg(0), struct.pack("<I", LINUX_CAPABILITY_VERSION_3))
@@ -229,10 +230,9 @@ def capget(call: Call) -> int:
     target = call.proc
     if pid:
         host = call.sb.pids.to_host(pid)
-        found = call.sb.process_of(host) if host else None
-        if found is None:
+        if host is None:
             raise Errno(errno.ESRCH)
-        target = found
+        target = process_in(call.sb, host)
     effective, permitted = cap_mask(target.cred.caps), cap_mask(target.cred.permitted)
     words = 1 if version == LINUX_CAPABILITY_VERSION_1 else 2
     data = b"".join(struct.pack("<III", (effective >> 32 * w) & 0xFFFFFFFF,

@@ -21,6 +21,7 @@ from brandpy import fsmeta
 from brandpy.fsmeta import Override
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
+from brandpy.runtime.ids import process_in
 from brandpy.runtime.mounts import Mount, MountTable
 from brandpy.runtime.process import Process
 
@@ -267,7 +268,6 @@ def _pidfd_process(call: Call, fd: int) -> Process:
             host = next(int(line.split()[1]) for line in f if line.startswith(b"Pid:"))
     except (OSError, StopIteration, ValueError):
         raise Errno(errno.EBADF) from None
-    target = call.sb.procs.get(host)
-    if target is None:
-        raise Errno(errno.ESRCH)
-    return target
+    # (a process whose leader has exited is still in procs; a child named
+    # the moment it exists is waited for)
+    return call.sb.procs.get(host) or process_in(call.sb, host)

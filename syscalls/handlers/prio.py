@@ -19,7 +19,7 @@ import os
 import resource
 
 from brandpy.runtime.call import Call
-from brandpy.runtime.errors import Errno
+from brandpy.runtime.errors import Errno, Unborn
 from brandpy.runtime.linux import libc
 
 from .ident import capable
@@ -54,7 +54,13 @@ def priority(call: Call) -> int | None:
 # -- every process of a user -------------------------------------------------------
 
 def _per_user(call: Call, who: int, io: bool) -> int:
+    """A process just forked is among them once its first stop is seen:
+    the call waits for that (errors.Unborn), as Linux's walk finds it at
+    once. A thread just made (which sb.newborn does not hold) is not
+    waited for: the walk may miss it."""
     sb = call.sb
+    if sb.newborn:
+        raise Unborn(next(iter(sb.newborn)))
     uid = (who & 0xFFFFFFFF) if who else _uids(call, call.tid)[0]
     tids = [tid for tid in list(sb.threads) if _uids(call, tid)[0] == uid]
     if call.nr == SYS_ioprio_get:

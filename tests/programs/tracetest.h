@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-static const char *describe(int status)
+static inline const char *describe(int status)
 {
     static char text[64];
     if (WIFSTOPPED(status))
@@ -18,7 +18,7 @@ static const char *describe(int status)
     return text;
 }
 
-static int wanted(int argc, char **argv, const char *name)
+static inline int wanted(int argc, char **argv, const char *name)
 {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], name))
