@@ -448,7 +448,8 @@ static long stat_family(struct ctx *c)
 
 /* The host file system of the file found, as syscalls/handlers/fs.py's
  * statfs reports it: ST_RDONLY on a read-only mount of the container's but
- * a given device node's (fs.py shows_readonly says why). */
+ * a given device node's (Mount.shown_readonly in brandpy/runtime/mounts.py
+ * says why: a device mount that is no directory). */
 static long statfs_(struct ctx *c)
 {
     if (!as_self(c))
@@ -467,7 +468,7 @@ static long statfs_(struct ctx *c)
         rc = fstatfs(fd, &sfs) < 0 ? -errno : 0;
         close(fd);
         const struct bp_mount *m = c->r.mount;
-        if (m->readonly && !(m->kind == BP_MOUNT_DEVICE && !S_ISDIR(st.st_mode)))
+        if (m->readonly && !(m->kind == BP_MOUNT_DEVICE && !m->root_is_dir))
             sfs.f_flags |= ST_RDONLY;
         return rc ? rc : write_mem(c->req->pid, arg(c, 1), &sfs, sizeof sfs);
     }

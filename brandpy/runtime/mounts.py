@@ -47,6 +47,20 @@ class Mount:
     def components(self) -> tuple[bytes, ...]:
         return split(self.guest)
 
+    @property
+    def shown_readonly(self) -> bool:
+        """Whether the container sees it read-only (statfs's ST_RDONLY, "ro"
+        in /proc/self/mountinfo) as Docker makes it. A given device node
+        (/dev's, --device's without w, a masked file's /dev/null) is
+        read-only here by brandpy's own checks alone: in Docker it is a
+        node of /dev's tmpfs or a read-write bind of /dev/null."""
+        return self.readonly and not (self.kind in ("device", "pty") or self.masks_file)
+
+    @property
+    def masks_file(self) -> bool:
+        """A masked file (/proc/keys...): /dev/null bound over it, as runc does."""
+        return self.kind == "masked" and self.host == b"/dev/null"
+
 
 def split(path: bytes) -> tuple[bytes, ...]:
     return tuple(c for c in path.split(b"/") if c)

@@ -383,7 +383,9 @@ class ProcFS:
         return sorted(mounts, key=lambda m: (len(split(m.guest)), m.guest))
 
     def _entry(self, m: Mount) -> tuple[bytes, bytes, bytes]:
-        if m.kind in MOUNT_TYPES:
+        if m.masks_file:             # a bind of the /dev tmpfs's null
+            source, fstype, opts = MOUNT_TYPES["dev"]
+        elif m.kind in MOUNT_TYPES:
             source, fstype, opts = MOUNT_TYPES[m.kind]
         elif m.guest == b"/dev/pts":
             source, fstype = b"devpts", b"devpts"
@@ -393,7 +395,7 @@ class ProcFS:
             opts = b"rw,relatime"
         if m.source:
             source = m.source
-        if m.readonly and opts.startswith(b"rw"):
+        if m.shown_readonly and opts.startswith(b"rw"):
             opts = b"ro" + opts[2:]
         return source, fstype, opts
 

@@ -25,7 +25,6 @@ from brandpy.images.layers import MARKER
 from brandpy.runtime import dac, statbuf
 from brandpy.runtime.acting import as_tracee
 from brandpy.runtime.call import Call
-from brandpy.runtime.devices import GIVEN
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, libc
 from brandpy.runtime.linux import renameat2 as _renameat2
@@ -126,18 +125,6 @@ def statx(call: Call) -> int:
     return 0
 
 
-def shows_readonly(obj: Obj) -> bool:
-    """Whether statfs reports ST_RDONLY for obj: on the container's
-    read-only mounts as Docker makes them (--read-only, :ro volumes, /sys,
-    /proc/sys..., a masked directory's tmpfs). A given device node (/dev's,
-    --device's without w, a masked file's /dev/null) is read-only here by
-    its cgroup rule alone: a node of /dev's tmpfs or a rw bind in Docker.
-    native/notify.c statfs_ decides the same."""
-    m = obj.mount
-    return (m is not None and m.readonly
-            and not (m.kind in GIVEN and not stat.S_ISDIR(obj.st.st_mode)))
-
-
 @performed
 def statfs(call: Call) -> int:
     """The host file system of the file found (fstatfs, not trapped, stays
@@ -146,7 +133,7 @@ def statfs(call: Call) -> int:
         buf = ctypes.create_string_buffer(STATFS_SIZE)
         if libc.fstatfs(obj.fd, buf) != 0:
             raise Errno(ctypes.get_errno() or errno.EIO)
-        if shows_readonly(obj):
+        if obj.mount is not None and obj.mount.shown_readonly:   # (notify.c statfs_ too)
             flags, = struct.unpack_from("=Q", buf, F_FLAGS)
             struct.pack_into("=Q", buf, F_FLAGS, flags | ST_RDONLY)
         call.write(call.arg(1), buf.raw)

@@ -169,8 +169,9 @@ def test_statfs_shows_read_only_mounts(brandpy, probed, probe_bin, world_tmp):
     --read-only root, a :ro volume, /sys, /proc/sys, a masked directory's
     tmpfs; not a rw volume, /proc, a masked file (/dev/null's bind) or a
     device given without w (a node of /dev's tmpfs there). The other flags
-    are the host file system's. The same in C (the native engine's, all
-    but /proc's) and in Python, as root and as uid 65534."""
+    are the host file system's; /proc/self/mountinfo agrees. The same in C
+    (the native engine's, all but /proc's) and in Python, as root and as
+    uid 65534."""
     vols = world_tmp / f"statfs-{brandpy.engine}-{brandpy.user}"
     masked = [os.fsdecode(p) for p in MASKED if os.path.exists(p)]
     masked_file = next(p for p in masked if os.path.isfile(p))
@@ -196,6 +197,12 @@ def test_statfs_shows_read_only_mounts(brandpy, probed, probe_bin, world_tmp):
     assert calls == len(paths) + 4, mine.err
     in_proc = sum(p.startswith("/proc/") or p == "/proc" for p in paths)
     assert in_python == (in_proc if brandpy.engine == "native" else calls), mine.err
+    # /proc/self/mountinfo says the same of each mount ("ro" or "rw" first)
+    info = brandpy.sh(probed, "cat /proc/self/mountinfo", "--read-only", "-v",
+                      f"{vols / 'ro'}:/ro:ro", "-v", f"{vols / 'rw'}:/rw").out
+    shown = {line.split()[4]: line.split()[5].startswith("ro,") for line in info.splitlines()}
+    assert {p: shown[p] for p in paths if p != "/dev/xnull"} == \
+        {p: bool(flags[p] & 1) for p in paths if p != "/dev/xnull"}, info
 
 
 def test_engines_agree_call_by_call(world_tmp, probe_bin, busybox_image, unpriv_pythonpath):
