@@ -73,7 +73,7 @@ def _span(a: Subnet, b: Subnet) -> str:
 
 def _ipam(given: dict, others: builtins.list[dict]) -> dict:
     """IPAM as dockerd stores it: the pools as configured (only the fields
-    given), checked for form and against the other networks' pools. No
+    given, IPv4 before IPv6), checked for form and against the other networks' pools. No
     address is allocated from them (containers have none of their own)."""
     pools = []
     taken = [_network(c["Subnet"], "subnet") for net in others
@@ -96,6 +96,9 @@ def _ipam(given: dict, others: builtins.list[dict]) -> dict:
                 raise InvalidParameter(f"invalid {what} {addr}: it is not within the subnet "
                                        f"{pool['Subnet']}")
         pools.append({k: v for k, v in pool.items() if v})
+    # IPv4 first, as dockerd lists them (the CLI sends its --subnet flags in
+    # no fixed order)
+    pools.sort(key=lambda p: _network(p["Subnet"], "subnet").version)
     return {"Driver": given.get("Driver") or "default", "Options": given.get("Options") or None,
             "Config": pools}
 
