@@ -185,12 +185,15 @@ struct bp_loop {
     int nlisteners;
     int sockets[BP_MAX_LISTENERS];   /* listeners on their way (see bp_spawn) */
     int nsockets;
+    int walls, home, cwd;            /* bp_loop_set_walls: the container's and our mount
+                                        namespaces, our working directory; -1: none */
 };
 struct bp_loop *bp_loop_new(struct bp_state *state);
 void bp_loop_free(struct bp_loop *L);
 int bp_loop_add_listener(struct bp_loop *L, int fd);
 int bp_loop_add_listener_socket(struct bp_loop *L, int sock);
 int bp_loop_wake(struct bp_loop *L);
+int bp_loop_set_walls(struct bp_loop *L, int mount_ns, int home_ns);
 int bp_loop_run(struct bp_loop *L);
 
 /* Python callbacks (cffi extern "Python") */

@@ -2,12 +2,18 @@
  * (SIGCHLD through a signalfd) and seccomp notifications at once. Stops go
  * to the Python supervisor (bp_py_wait); notifications are answered in C
  * (notify.c) or by Python (bp_py_notify); control requests from other
- * threads, and Python's signal wake-ups, arrive on a pipe (bp_py_wake). */
+ * threads, and Python's signal wake-ups, arrive on a pipe (bp_py_wake).
+ *
+ * As root the thread waits and answers inside the container's mount
+ * namespace (bp_loop_set_walls; brandpy/runtime/acting.py says why) and
+ * goes back to the supervisor's own for every call into Python, which
+ * enters the container's again only to perform a call. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +46,7 @@ struct bp_loop *bp_loop_new(struct bp_state *state)
         return NULL;
     L->state = state;
     int wake[2];
-    L->sigfd = -1;
+    L->sigfd = L->walls = L->home = L->cwd = -1;
     if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0) {
         free(L);
         return NULL;
@@ -62,7 +68,64 @@ void bp_loop_free(struct bp_loop *L)
     close(L->wake_w);
     if (L->sigfd >= 0)
         close(L->sigfd);
+    if (L->cwd >= 0)
+        close(L->cwd);
     free(L);
+}
+
+/* mount_ns and home_ns stay the caller's (the sandbox's); called on the
+ * thread that will run the loop, which gets a root and working directory
+ * of its own for setns. */
+int bp_loop_set_walls(struct bp_loop *L, int mount_ns, int home_ns)
+{
+    if (unshare(CLONE_FS) < 0)
+        return -errno;
+    int cwd = open(".", O_PATH | O_CLOEXEC);
+    if (cwd < 0)
+        return -errno;
+    if (L->cwd >= 0)
+        close(L->cwd);
+    L->walls = mount_ns;
+    L->home = home_ns;
+    L->cwd = cwd;
+    return 0;
+}
+
+/* Into the container's mount namespace, or home to ours (and our working
+ * directory) around a call into Python. A failure leaves the thread where
+ * it must not act, or walled away from the supervisor's files: fatal. */
+static void walled(const struct bp_loop *L)
+{
+    if (L->walls >= 0 && setns(L->walls, CLONE_NEWNS) < 0)
+        abort();
+}
+
+static void home(const struct bp_loop *L)
+{
+    if (L->walls >= 0 && (setns(L->home, CLONE_NEWNS) < 0 || fchdir(L->cwd) < 0))
+        abort();
+}
+
+static int py_wait(const struct bp_loop *L, pid_t tid, int status)
+{
+    home(L);
+    int rc = bp_py_wait(tid, status);
+    walled(L);
+    return rc;
+}
+
+static void py_notify(const struct bp_loop *L, struct bp_notif *n)
+{
+    home(L);
+    bp_py_notify(n);
+    walled(L);
+}
+
+static void py_wake(const struct bp_loop *L)
+{
+    home(L);
+    bp_py_wake();
+    walled(L);
 }
 
 int bp_loop_add_listener(struct bp_loop *L, int fd)
@@ -110,7 +173,7 @@ static void serve(struct bp_loop *L, int i)
     memcpy(n.args, req.data.args, sizeof n.args);
     if (req.data.nr >= 0 && req.data.nr < 512)
         L->state->fallbacks[req.data.nr]++;
-    bp_py_notify(&n);
+    py_notify(L, &n);
 }
 
 static long long now_ms(void)
@@ -120,7 +183,7 @@ static long long now_ms(void)
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-int bp_loop_run(struct bp_loop *L)
+static int run(struct bp_loop *L)
 {
     sigset_t chld;
     struct pollfd fds[2 + 2 * BP_MAX_LISTENERS];
@@ -139,7 +202,7 @@ int bp_loop_run(struct bp_loop *L)
         if (reap || now - last_reap >= SAFETY_POLL_MS) {   /* busy notifications: still reap */
             last_reap = now;
             while ((tid = waitpid(-1, &status, __WALL | __WNOTHREAD | WNOHANG)) > 0)
-                if (bp_py_wait(tid, status) < 0)
+                if (py_wait(L, tid, status) < 0)
                     return -EINTR;
             if (tid < 0 && errno == ECHILD)
                 return 0;
@@ -156,7 +219,7 @@ int bp_loop_run(struct bp_loop *L)
             return -errno;
         reap = ready <= 0;
         if (ready < 0)
-            bp_py_wake();   /* a signal for Python (brandpy run forwards SIGTERM) */
+            py_wake(L);   /* a signal for Python (brandpy run forwards SIGTERM) */
         if (fds[0].revents & POLLIN) {
             struct signalfd_siginfo si;
             while (read(L->sigfd, &si, sizeof si) == sizeof si)
@@ -167,7 +230,7 @@ int bp_loop_run(struct bp_loop *L)
             char drain[256];
             while (read(L->wakefd, drain, sizeof drain) > 0)
                 ;
-            bp_py_wake();
+            py_wake(L);
             reap = 1;   /* a request may have spawned or resumed a task */
         }
         for (int i = m - 1; i >= 0; i--) {
@@ -187,4 +250,12 @@ int bp_loop_run(struct bp_loop *L)
                 drop_listener(L, i);   /* every task using that filter is gone */
         }
     }
+}
+
+int bp_loop_run(struct bp_loop *L)
+{
+    walled(L);
+    int rc = run(L);
+    home(L);
+    return rc;
 }

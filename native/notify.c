@@ -894,7 +894,10 @@ static long unlink_family(struct ctx *c)
         return rc;
     if (!c->r.name[0] || c->r.must_dir || slashed(c->path) || !strcmp(c->r.name, "."))
         return BP_FALLBACK;          /* a mount point, "x/", "x/..": Python's errors */
-    return unlinkat(c->r.dirfd, c->r.name, flags) < 0 ? -errno : 0;
+    /* EBUSY: a mount point in the container's mount namespace, where this
+     * thread acts; Python tries again in ours (acting.beside_mounts) */
+    return unlinkat(c->r.dirfd, c->r.name, flags) < 0 ? errno == EBUSY ? BP_FALLBACK : -errno
+                                                      : 0;
 }
 
 static long rename_family(struct ctx *c)
@@ -917,8 +920,9 @@ static long rename_family(struct ctx *c)
         return -EXDEV;
     if (c->r.must_dir || c->r2.must_dir || slashed(c->path) || slashed(c->path2))
         return BP_FALLBACK;          /* "x/" is never followed: Python's rules */
-    return syscall(SYS_renameat2, c->r.dirfd, c->r.name, c->r2.dirfd, c->r2.name, flags) < 0
-           ? -errno : 0;
+    if (syscall(SYS_renameat2, c->r.dirfd, c->r.name, c->r2.dirfd, c->r2.name, flags) < 0)
+        return errno == EBUSY ? BP_FALLBACK : -errno;   /* as unlink_family's */
+    return 0;
 }
 
 static long symlink_family(struct ctx *c)

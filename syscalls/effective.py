@@ -16,15 +16,23 @@ be both handled (when allowed) and denied (otherwise) by argument.
 
 from __future__ import annotations
 
+import ctypes
 import errno as errnos
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from brandpy.runtime import faults
+from brandpy.runtime.acting import as_tracee
 from brandpy.runtime.call import Call, Inject
 from brandpy.runtime.errors import Errno, StrictViolation
-from brandpy.runtime.linux import SECCOMP_RET_ACTION_FULL, SECCOMP_RET_DATA, SECCOMP_RET_TRACE
+from brandpy.runtime.linux import (
+    AT_FDCWD,
+    SECCOMP_RET_ACTION_FULL,
+    SECCOMP_RET_DATA,
+    SECCOMP_RET_TRACE,
+    libc,
+)
 from brandpy.runtime.seccomp import (
     RET_ENOSYS,
     Action,
@@ -81,6 +89,34 @@ def _answer_raw(call: Call) -> None:
     return None
 
 
+# The calls BRANDPY_TEST_BROKEN_PERFORM may break: their path argument's index.
+RAW_PATHS = {"open": 0, "openat": 1, "creat": 0, "mkdir": 0, "mkdirat": 1,
+             "unlink": 0, "unlinkat": 1, "chmod": 0, "fchmodat": 1}
+_OPENS = ("open", "openat", "creat")
+O_CLOEXEC = 0o2000000
+
+
+def _perform_raw(name: str) -> Handler:
+    """A broken performed call (brandpy.runtime.faults): the supervisor
+    makes it itself, as the caller, with the raw path (an fd argument
+    becomes AT_FDCWD): what it reaches is what the supervisor's hands can."""
+    i = RAW_PATHS[name]
+
+    def perform(call: Call) -> int | Inject:
+        args: list[int | bytes] = [call.arg(n) for n in range(6)]
+        args[i] = call.read_str(call.arg(i))
+        if i:
+            args[0] = AT_FDCWD
+        with as_tracee(call.proc.cred, call.sb):
+            rc = libc.syscall(call.nr, *args)
+        if rc < 0:
+            raise Errno(ctypes.get_errno())
+        if name in _OPENS:
+            return Inject(rc, name != "creat" and bool(call.arg(i + 1) & O_CLOEXEC))
+        return 0
+    return perform
+
+
 def _data(kind: int, err: int) -> int:
     return kind << 12 | err
 
@@ -102,7 +138,9 @@ class Effective:
         self.traced = traced
         self.overrides = overrides or {}
         release = parse_release(sb.release) if sb.config.personality else None
-        self.broken = faults.broken({r.name: r.nr for r in table.rows if r.name})
+        names = {r.name: r.nr for r in table.rows if r.name}
+        self.broken = faults.broken(names)
+        self.performed_raw = faults.broken(names, faults.BROKEN_PERFORM)
         self.key = self._key(release)
         decisions = _DECISIONS.get(self.key) if self.key is not None else None
         if decisions is None:
@@ -126,7 +164,7 @@ class Effective:
                 self.sb.cred.euid == 0,
                 release, self.sb.release if release else None,
                 self.trace_all, self.traced, self.sb.config.seccomp == "unconfined",
-                self.sb.caps, self.broken)
+                self.sb.caps, self.broken, self.performed_raw)
 
     def _spec(self, row: Row) -> Spec:
         spec = row.spec
@@ -201,6 +239,11 @@ class Effective:
         if row.nr in self.broken and (handler is not None or spec.disposition == "perform"):
             handler = _answer_raw   # a performed call has no ptrace handler to break
         notify = spec.notify if ret_notify() in leaves(base) else None
+        if row.nr in self.performed_raw:
+            if notify is None or row.name not in RAW_PATHS:
+                raise ValueError(f"{faults.BROKEN_PERFORM}: {row.name} is not a performed "
+                                 f"call with a path ({', '.join(RAW_PATHS)})")
+            notify = _perform_raw(row.name)
         return Decision(base, handler, denials, disposition if notify is None else "notify",
                         notify)
 

@@ -15,23 +15,36 @@ between emulated users (dac.py).
 
 The supervisor's own bookkeeping inside a performed call (copying an image
 file up, recording fake ownership) runs as itself again (`as_supervisor`).
+
+As root the performing thread also acts inside the container's mount
+namespace (`Walls.mount_ns`, the spawner's, pivoted into a root that holds
+only the container's paths at their host names): a performed call that
+went wrong (a path left untranslated, a walk that climbed out) finds
+nothing of the host's, as the container's own calls would not. setns is
+per thread once the thread has a root and working directory of its own
+(unshare(CLONE_FS)). Unprivileged, the container's mount namespace belongs
+to a user namespace a threaded supervisor cannot join: its walls there are
+Landlock's and the namespaces' around the tracee alone (README, Security).
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol, TypeVar
 
 from .identity import Cred
-from .linux import libc
+from .linux import CLONE_FS, CLONE_NEWNS, check, libc
 from .policy import cap_mask
 
 SYS_capget, SYS_capset, SYS_setgroups, SYS_setfsuid, SYS_setfsgid = 125, 126, 116, 122, 123
 _CAP_V3 = 0x20080522
+R = TypeVar("R")
 
 
 class _CapHeader(ctypes.Structure):
@@ -65,12 +78,46 @@ def _groups(groups: tuple[int, ...]) -> None:
     libc.syscall(SYS_setgroups, len(groups), arr)
 
 
+class Walls(Protocol):
+    """What a performed call needs of its container (runtime.sandbox.Sandbox)."""
+    fake_ids: bool
+    mount_ns: int       # its mount namespace (fd) to act in; -1: none (unprivileged)
+    home_ns: int        # the supervisor's own, to come back to
+
+
 class _State(threading.local):
     acting: Cred | None = None      # real credentials taken by this thread
     emulated: Cred | None = None    # emulated credentials performed for
+    walled: Walls | None = None     # in this container's mount namespace
+    own_fs: bool = False            # unshare(CLONE_FS) done: setns may follow
 
 
 _state = _State()
+
+
+@contextmanager
+def _inside(walls: Walls) -> Iterator[None]:
+    """This thread in the container's mount namespace for the duration;
+    then back in the supervisor's, in its working directory."""
+    if walls.mount_ns < 0 or _state.walled:
+        yield
+        return
+    if not _state.own_fs:
+        check(libc.unshare(CLONE_FS))
+        _state.own_fs = True
+    cwd = os.open(".", os.O_PATH | os.O_CLOEXEC)
+    try:
+        check(libc.setns(walls.mount_ns, CLONE_NEWNS))
+        _state.walled = walls
+        try:
+            yield
+        finally:
+            _state.walled = None
+            # failing to come back would leave the supervisor walled in: fatal
+            check(libc.setns(walls.home_ns, CLONE_NEWNS))
+            os.fchdir(cwd)
+    finally:
+        os.close(cwd)
 
 
 def _become(cred: Cred | None) -> None:
@@ -97,13 +144,41 @@ def acts_as_supervisor(cred: Cred) -> bool:
     return cred.fsuid == 0 and cred.fsgid == 0 and cred.caps >= FS_CAPS
 
 
+def beside_mounts(op: Callable[[], R]) -> R:
+    """op (a rename, unlink or rmdir on resolved descriptors), made again
+    in the supervisor's own mount namespace where the container's refuses
+    it as a mount point (EBUSY: the kernel asks the caller's namespace).
+    Every path the container was given is one there, at its host name, so
+    a file bound inside a volume (-v vol:/d -v vol/f:/f) would be, where
+    Docker's container may rename /d/f. Only the container's own paths
+    can be mount points there: any other names nothing (ENOENT)."""
+    try:
+        return op()
+    except OSError as exc:
+        walls = _state.walled
+        if exc.errno != errno.EBUSY or walls is None:
+            raise
+    check(libc.setns(walls.home_ns, CLONE_NEWNS))
+    try:
+        return op()
+    finally:
+        check(libc.setns(walls.mount_ns, CLONE_NEWNS))
+
+
 @contextmanager
-def as_tracee(cred: Cred, fake_ids: bool, exact: bool = False) -> Iterator[None]:
-    """Perform with cred's filesystem identity: real credentials are
-    taken by the thread, emulated ones noted for dac.py's checks. A root
-    holding FS_CAPS performs as the supervisor itself, unless exact: for
-    opens whose checks look at other capabilities (procfs's CAP_SYSLOG,
-    CAP_SYS_RESOURCE, CAP_SYS_PTRACE; devices' CAP_SYS_RAWIO)."""
+def as_tracee(cred: Cred, walls: Walls, exact: bool = False) -> Iterator[None]:
+    """Perform with cred's filesystem identity, inside walls' mount
+    namespace: real credentials are taken by the thread, emulated ones
+    noted for dac.py's checks. A root holding FS_CAPS performs as the
+    supervisor itself, unless exact: for opens whose checks look at other
+    capabilities (procfs's CAP_SYSLOG, CAP_SYS_RESOURCE, CAP_SYS_PTRACE;
+    devices' CAP_SYS_RAWIO)."""
+    with _inside(walls), _as(cred, walls.fake_ids, exact):
+        yield
+
+
+@contextmanager
+def _as(cred: Cred, fake_ids: bool, exact: bool) -> Iterator[None]:
     if fake_ids:
         outer_emulated = _state.emulated
         _state.emulated = cred

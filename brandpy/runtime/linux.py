@@ -102,7 +102,8 @@ _syscall = libc.syscall
 _syscall.restype = ctypes.c_long
 
 
-def _check(ret: int) -> int:
+def check(ret: int) -> int:
+    """A libc call's -1 as OSError (errno from ctypes)."""
     if ret == -1:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
@@ -111,7 +112,7 @@ def _check(ret: int) -> int:
 
 def ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
     """Raw ptrace for the requests python-ptrace lacks; raises OSError."""
-    return _check(_ptrace(request, pid, addr, data))
+    return check(_ptrace(request, pid, addr, data))
 
 
 def geteventmsg(pid: int) -> int:
@@ -169,16 +170,16 @@ def vm_write(pid: int, addr: int, data: bytes) -> int:
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return _check(libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+    return check(libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
                              ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)))
 
 
 def pidfd_open(pid: int) -> int:
-    return _check(_syscall(SYS_pidfd_open, pid, 0))
+    return check(_syscall(SYS_pidfd_open, pid, 0))
 
 
 def pidfd_getfd(pidfd: int, targetfd: int) -> int:
-    return _check(_syscall(SYS_pidfd_getfd, pidfd, targetfd, 0))
+    return check(_syscall(SYS_pidfd_getfd, pidfd, targetfd, 0))
 
 
 # the new mount API (Linux 5.2)
@@ -193,17 +194,18 @@ def detached_mount(fstype: bytes, options: dict[bytes, bytes], attrs: int) -> in
     its root (fsopen, fsconfig, fsmount). OSError where the kernel
     refuses (EPERM without CAP_SYS_ADMIN over the mount namespace's user
     namespace, ENOSYS before Linux 5.2)."""
-    fs = _check(_syscall(SYS_fsopen, fstype, FSOPEN_CLOEXEC))
+    fs = check(_syscall(SYS_fsopen, fstype, FSOPEN_CLOEXEC))
     try:
         for key, value in options.items():
-            _check(_syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, key, value, 0))
-        _check(_syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, None, None, 0))
-        return _check(_syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs))
+            check(_syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, key, value, 0))
+        check(_syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, None, None, 0))
+        return check(_syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs))
     finally:
         os.close(fs)
 
 
 CLONE_NEWIPC = 0x08000000
+CLONE_FS, CLONE_NEWNS = 0x200, 0x20000
 
 
 def read_in_ipc_ns(pid: int, path: bytes) -> bytes:
@@ -222,7 +224,7 @@ def read_in_ipc_ns(pid: int, path: bytes) -> bytes:
         try:
             fd = os.open(ns, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                _check(libc.setns(fd, CLONE_NEWIPC))
+                check(libc.setns(fd, CLONE_NEWIPC))
             finally:
                 os.close(fd)
             with open(path, "rb") as f:
@@ -300,20 +302,20 @@ class _OpenHow(ctypes.Structure):
 def openat2(dirfd: int, path: bytes, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2); raises OSError."""
     how = _OpenHow(flags, mode, resolve)
-    return _check(_syscall(ctypes.c_long(SYS_openat2), ctypes.c_int(dirfd),
+    return check(_syscall(ctypes.c_long(SYS_openat2), ctypes.c_int(dirfd),
                            ctypes.c_char_p(path), ctypes.byref(how),
                            ctypes.c_size_t(ctypes.sizeof(how))))
 
 
 def renameat2(olddirfd: int, old: bytes, newdirfd: int, new: bytes, flags: int) -> None:
-    _check(_syscall(ctypes.c_long(SYS_renameat2), ctypes.c_int(olddirfd), ctypes.c_char_p(old),
+    check(_syscall(ctypes.c_long(SYS_renameat2), ctypes.c_int(olddirfd), ctypes.c_char_p(old),
                     ctypes.c_int(newdirfd), ctypes.c_char_p(new), ctypes.c_uint(flags)))
 
 
 def fchmodat2(dirfd: int, path: bytes, mode: int, flags: int) -> None:
     """fchmodat2(2) (Linux 6.6): AT_SYMLINK_NOFOLLOW answers EOPNOTSUPP on a
     symlink, AT_EMPTY_PATH acts on an O_PATH fd."""
-    _check(_syscall(ctypes.c_long(SYS_fchmodat2), ctypes.c_int(dirfd), ctypes.c_char_p(path),
+    check(_syscall(ctypes.c_long(SYS_fchmodat2), ctypes.c_int(dirfd), ctypes.c_char_p(path),
                     ctypes.c_uint(mode), ctypes.c_uint(flags)))
 
 
@@ -363,4 +365,4 @@ def syscall_info(pid: int, size: int = SYSCALL_INFO_SIZE) -> bytes:
 
 
 def tgkill(tgid: int, tid: int, sig: int) -> None:
-    _check(_syscall(234, tgid, tid, sig))   # SYS_tgkill
+    check(_syscall(234, tgid, tid, sig))   # SYS_tgkill

@@ -204,6 +204,9 @@ class Sandbox:
         self.namespaced = kernel_walls()
         self.userns = self.namespaced and self.fake_ids
         self.kernel_pids = self.namespaced and not config.host_pids
+        # as root, that mount namespace and the supervisor's own (fds):
+        # performed calls act in the first (runtime/acting.py)
+        self.mount_ns = self.home_ns = -1
         self.mounts.pid_of = self.pids.to_guest
         # in a network of its own, ports are real: nothing is translated
         self.ports = PortMap() if config.own_network is None else PortMap(privileged_limit=0)
@@ -276,9 +279,14 @@ class Sandbox:
 
     def close(self) -> None:
         """Release what outlives the processes (private /proc listings, the
-        ptys held for the container's /dev/pts, the mounts' root descriptors)."""
+        ptys held for the container's /dev/pts, the mounts' root descriptors,
+        the mount namespaces)."""
         self.procfs.close()
         self.ptys.close()
+        for fd in (self.mount_ns, self.home_ns):
+            if fd >= 0:
+                os.close(fd)
+        self.mount_ns = self.home_ns = -1
         self.pids.close()
         for table in self.tables():
             table.close()

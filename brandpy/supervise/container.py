@@ -135,6 +135,10 @@ class Container:
             raise ContainerError(f"cannot wall the container in: {exc}") from None
         self.sup.spawner = self.spawner
         try:
+            if self.spawner is not None and self.sb.namespaced and not self.sb.fake_ids:
+                self.sb.home_ns = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+                self.sb.mount_ns = os.open(f"/proc/{self.spawner.pid}/ns/mnt",
+                                           os.O_RDONLY | os.O_CLOEXEC)
             if os.geteuid() == 0:
                 self.cgroup = Cgroup.make(self.config.name or cgroups.run_name(),
                                           self.config.limits, cgroup_rules(self.sb.mounts))

@@ -97,6 +97,7 @@ class NativeSupervisor(Supervisor):
         self.uts_changed()
         if not fast_path:
             self.watch(None)
+        self.watch(effective.performed_raw)   # a test's broken calls are Python's
         sandbox.mirror = self
 
     def watch(self, nrs: frozenset[int] | None) -> None:
@@ -185,6 +186,11 @@ class NativeSupervisor(Supervisor):
         previous = signal.set_wakeup_fd(self.loop.wake_w, warn_on_full_buffer=False) \
             if main else -1
         try:
+            if self.sb.mount_ns >= 0:   # C answers inside the container's (runtime/acting.py)
+                rc = lib.bp_loop_set_walls(self.loop, self.sb.mount_ns, self.sb.home_ns)
+                if rc < 0:
+                    raise OSError(-rc, "native engine: cannot act in the container's "
+                                  "mount namespace")
             rc = lib.bp_loop_run(self.loop)
             if rc < 0:
                 raise OSError(-rc, "native engine: event loop failed")

@@ -70,7 +70,7 @@ def defer(call: Call, key: Hashable, work: Callable[[], Result],
 
 
 def _run(call: Call, work: Callable[[], Result]) -> Result:
-    with as_tracee(call.proc.cred, call.sb.fake_ids):
+    with as_tracee(call.proc.cred, call.sb):
         try:
             return work()
         except OSError as exc:

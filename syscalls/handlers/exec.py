@@ -85,7 +85,7 @@ def _exec(call: Call, dirfd: int, path_i: int, argv_i: int, envp_i: int, flags: 
     a filter's installation first (it comes back)."""
     path = read_path(call, path_i)
     argv: list[bytes | int] = list(call.read_ptrs(call.arg(argv_i))) if call.arg(argv_i) else []
-    with as_tracee(call.proc.cred, call.sb.fake_ids):
+    with as_tracee(call.proc.cred, call.sb):
         host, guest, name, argv, interp, view = _chain(call, dirfd, path, flags, argv)
         cred = _exec_cred(call, view) if view is not None else None
         if cred is not None and not _ids_trapped(call, cred):

@@ -23,7 +23,7 @@ from brandpy import fsmeta
 from brandpy.fsmeta import Override
 from brandpy.images.layers import MARKER
 from brandpy.runtime import dac, statbuf
-from brandpy.runtime.acting import as_tracee
+from brandpy.runtime.acting import as_tracee, beside_mounts
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, libc
@@ -324,9 +324,9 @@ def _remove(call: Call, path_i: int, dirfd_i: int | None, directory: bool) -> in
         dac.may_delete(r.dirfd, r.name)
         try:
             if directory:
-                os.rmdir(r.name, dir_fd=r.dirfd)
+                beside_mounts(lambda: os.rmdir(r.name, dir_fd=r.dirfd))
             else:
-                os.unlink(r.name, dir_fd=r.dirfd)
+                beside_mounts(lambda: os.unlink(r.name, dir_fd=r.dirfd))
         except OSError as exc:
             raise oserror(exc) from None
     return 0
@@ -396,7 +396,7 @@ def _rename(call: Call, old: tuple[int | None, int], new: tuple[int | None, int]
             raise Errno(errno.ENOTDIR)
         dac.may_rename(o.dirfd, o.name, n.dirfd, n.name, flags)
         try:
-            _renameat2(o.dirfd, o.name, n.dirfd, n.name, flags)
+            beside_mounts(lambda: _renameat2(o.dirfd, o.name, n.dirfd, n.name, flags))
         except OSError as exc:
             raise oserror(exc) from None
     return 0
@@ -672,7 +672,7 @@ def fd_metadata(call: Call) -> int | None:
         check_not_opath(call, call.iarg(0))
     check_fd_writable(call, call.iarg(0))
     obj = tracee_file(call, call.iarg(0))
-    with as_tracee(call.proc.cred, call.sb.fake_ids):
+    with as_tracee(call.proc.cred, call.sb):
         try:
             obj = writable(call, obj)
             if call.nr == SYS_fchmod:
@@ -732,7 +732,7 @@ CAPABLE_XATTRS = (b"trusted.", b"security.")
 
 
 def _as_caller(call: Call, exact: bool) -> AbstractContextManager[None]:
-    return as_tracee(call.proc.cred, call.sb.fake_ids, exact=True) if exact else nullcontext()
+    return as_tracee(call.proc.cred, call.sb, exact=True) if exact else nullcontext()
 
 
 def _setxattr(call: Call, obj: Obj, name_i: int, value_p: int, size: int, flags: int) -> int:
@@ -956,7 +956,7 @@ def chdir(call: Call) -> None:
     what the container reaches: every later path is resolved here from the
     cwd's guest path, and a cwd outside the container counts as its root;
     the Landlock walls confine the kernel's walk."""
-    with as_tracee(call.proc.cred, call.sb.fake_ids), find(call, 0) as obj:
+    with as_tracee(call.proc.cred, call.sb), find(call, 0) as obj:
         if not stat.S_ISDIR(obj.st.st_mode):
             raise Errno(errno.ENOTDIR)
         if not dac.allowed(obj.fd, dac.MAY_EXEC, obj.st):
@@ -978,7 +978,7 @@ def fchdir(call: Call) -> None:
         return None
     try:
         st = os.fstat(own)
-        with as_tracee(call.proc.cred, call.sb.fake_ids):
+        with as_tracee(call.proc.cred, call.sb):
             if stat.S_ISDIR(st.st_mode) and not dac.allowed(own, dac.MAY_EXEC, st):
                 raise Errno(errno.EACCES)
     finally:

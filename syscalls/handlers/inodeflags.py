@@ -55,7 +55,7 @@ def ioctl(call: Call) -> int:
                 if not stat.S_ISREG(copy.st.st_mode):   # the fd another file meanwhile
                     raise Errno(errno.EBADF)
                 own = _reopen(copy.path)
-        with as_tracee(call.proc.cred, call.sb.fake_ids, exact=True):
+        with as_tracee(call.proc.cred, call.sb, exact=True):
             try:
                 return int(fcntl.ioctl(own, cmd, arg, True))
             except OSError as exc:

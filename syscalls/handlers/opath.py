@@ -45,7 +45,7 @@ def _opath(call: Call, dirfd_i: int | None, path_i: int, flags: int,
     path = read_path(call, path_i)
     dirfd = call.iarg(dirfd_i) if dirfd_i is not None else AT_FDCWD
     follow = not flags & O_NOFOLLOW
-    with as_tracee(call.proc.cred, call.sb.fake_ids), \
+    with as_tracee(call.proc.cred, call.sb), \
             find_path(call, path, dirfd, follow=follow, resolve_flags=resolve_flags) as obj:
         if flags & os.O_DIRECTORY and not stat.S_ISDIR(obj.st.st_mode):
             raise Errno(errno.ENOTDIR)

@@ -63,7 +63,7 @@ R = TypeVar("R")
 def performed(handler: Callable[[Call], R]) -> Callable[[Call], R]:
     """The handler runs with the caller's filesystem identity."""
     def perform(call: Call) -> R:
-        with as_tracee(call.proc.cred, call.sb.fake_ids):
+        with as_tracee(call.proc.cred, call.sb):
             return handler(call)
     perform.__name__ = handler.__name__
     perform.__doc__ = handler.__doc__
@@ -84,7 +84,7 @@ def _access(call: Call, dirfd_i: int | None, path_i: int, mode: int, flags: int)
     # access() checks with the real IDs, faccessat2(AT_EACCESS) with the
     # effective ones; the walk too
     c = call.proc.cred if flags & AT_EACCESS else call.proc.cred.for_access()
-    with as_tracee(c, call.sb.fake_ids), \
+    with as_tracee(c, call.sb), \
             find(call, path_i, dirfd_i, follow=not flags & AT_SYMLINK_NOFOLLOW,
                  flags=flags) as obj:
         if mode & W_OK and obj.readonly and (stat.S_ISREG(obj.st.st_mode) or obj.is_link
@@ -177,7 +177,7 @@ def open_how(call: Call, dirfd_i: int | None, path_i: int, flags: int, mode: int
         raise Errno(errno.EINVAL)            # O_PATH opens are made by the tracee (opath.py)
     path = read_path(call, path_i)
     follow = not (flags & O_NOFOLLOW) and not (flags & O_CREAT and flags & O_EXCL)
-    with as_tracee(call.proc.cred, call.sb.fake_ids):
+    with as_tracee(call.proc.cred, call.sb):
         for _ in range(MAXSYMLINKS):
             with resolve(call, path_i, dirfd_i, follow=follow, path=path,
                          resolve_flags=resolve_flags) as r:
@@ -282,7 +282,7 @@ def _open_object(call: Call, r: Resolved, obj: int, flags: int, real_flags: int,
                               opener.close)
     new = bool(flags & O_CREAT) and st is None and fakefs.creator(call)
     try:
-        with as_tracee(call.proc.cred, call.sb.fake_ids,
+        with as_tracee(call.proc.cred, call.sb,
                        exact=st is not None and devices.is_device(st.st_mode)):
             result = _do_open(opener, cloexec)
     except Errno as exc:
@@ -356,7 +356,7 @@ def _open_proc(call: Call, r: Resolved, flags: int, mode: int, cloexec: bool) ->
     except BaseException:
         os.close(obj)
         raise
-    with as_tracee(call.proc.cred, call.sb.fake_ids, exact=True):
+    with as_tracee(call.proc.cred, call.sb, exact=True):
         return _do_open(_Opener(obj, None, flags & ~(O_CREAT | O_NOFOLLOW), 0), cloexec)
 
 

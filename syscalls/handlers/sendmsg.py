@@ -230,11 +230,11 @@ def _perform(call: Call, what: str, read: Callable[[int], list[Message]], flags:
     deferring = False
     try:
         with Socket(call, call.iarg(0)) as fd:
-            with as_tracee(call.proc.cred, call.sb.fake_ids):
+            with as_tracee(call.proc.cred, call.sb):
                 msgs = read(fd)
             if not msgs:
                 return 0
-            with as_tracee(_vouching(call, fd, msgs), call.sb.fake_ids):
+            with as_tracee(_vouching(call, fd, msgs), call.sb):
                 waits = not flags & MSG_DONTWAIT and blocking(fd)
                 reached, last = _send_from(call, fd, msgs, 0, flags | MSG_DONTWAIT, lens_at)
                 if last != -errno.EAGAIN or not waits:

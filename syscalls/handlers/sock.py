@@ -140,7 +140,7 @@ def bind(call: Call) -> int | None:
     inet = family in (socket.AF_INET, socket.AF_INET6)
     # exact: a port below ip_unprivileged_port_start takes the caller's
     # CAP_NET_BIND_SERVICE, never the supervisor's
-    with as_tracee(call.proc.cred, call.sb.fake_ids, exact=inet), \
+    with as_tracee(call.proc.cred, call.sb, exact=inet), \
             Socket(call, call.iarg(0)) as fd:
         if inet:
             return _bind_port(call, fd, bytearray(addr))
@@ -186,7 +186,7 @@ def connect(call: Call) -> int | None:
     addr = _sockaddr(call, 1, 2)
     family = struct.unpack_from("<H", addr)[0] if len(addr) >= 2 else -1
     held = -1
-    with as_tracee(call.proc.cred, call.sb.fake_ids), Socket(call, call.iarg(0)) as fd:
+    with as_tracee(call.proc.cred, call.sb), Socket(call, call.iarg(0)) as fd:
         if family in (socket.AF_INET, socket.AF_INET6):
             addr = _local_destination(call, fd, bytearray(addr))
         elif _sun_path(addr) is None:
@@ -221,7 +221,7 @@ def sendto(call: Call) -> int | None:
     addr = _sockaddr(call, 4, 5)
     size, flags = call.arg(2), call.iarg(3)
     data = call.read(call.arg(1), min(size, 1 << 24))
-    with as_tracee(call.proc.cred, call.sb.fake_ids), Socket(call, call.iarg(0)) as fd:
+    with as_tracee(call.proc.cred, call.sb), Socket(call, call.iarg(0)) as fd:
         addr, held = destination(call, fd, addr)
 
         def send(sock: int) -> int:

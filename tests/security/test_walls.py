@@ -31,10 +31,10 @@ from pathlib import Path
 import pytest
 
 from brandpy.runtime import landlock
-from brandpy.runtime.faults import BROKEN_HANDLER
+from brandpy.runtime.faults import BROKEN_HANDLER, BROKEN_PERFORM
 from brandpy.runtime.namespaces import NAMESPACES_OFF
 from tests.api.conftest import Daemon, image_tar
-from tests.conftest import SETPRIV, Runner
+from tests.conftest import SETPRIV, Runner, private_rootfs
 from tests.oci.conftest import Bundle, Runc, bundle, runc, template, workdir  # noqa: F401
 from tests.security.harness import build
 
@@ -180,13 +180,15 @@ def walled(brandpy: Runner) -> dict[str, str]:
 
 
 def attack(brandpy: Runner, rootfs: Path, host: Host, off: tuple[str, ...] = (),
-           attacks: list[str] | None = None) -> dict[str, str]:
-    """The attacks' outcomes with the walls `off` turned off."""
+           attacks: list[str] | None = None, broken: tuple[str, str] = (BROKEN_HANDLER, BROKEN),
+           opts: tuple[str, ...] = ()) -> dict[str, str]:
+    """The attacks' outcomes with the walls `off` turned off and the
+    calls `broken` names broken (a fault switch, its value)."""
     shutil.copy(host.attacker, rootfs / "attack")
     os.chown(rootfs / "attack", rootfs.stat().st_uid, rootfs.stat().st_gid)
-    env = {**brandpy.env(), BROKEN_HANDLER: BROKEN} | dict.fromkeys(off, "1")
+    env = {**brandpy.env(), broken[0]: broken[1]} | dict.fromkeys(off, "1")
     argv = ["/attack", *(host.attacks() if attacks is None else attacks)]
-    p = subprocess.run(brandpy.cmd(rootfs, argv), env=env,
+    p = subprocess.run(brandpy.cmd(rootfs, argv, *opts), env=env,
                        capture_output=True, text=True, timeout=120, cwd="/")
     assert p.returncode == 0, (p.stdout, p.stderr)
     return outcomes(p.stdout)
@@ -236,6 +238,80 @@ def test_calls_landlock_does_not_control_find_no_host(brandpy: Runner, busybox: 
                        "connect": "ok "} | \
         ({} if brandpy.uid == 0 else {"chown": f"errno {errno.EPERM}"})
     assert host.received_path == [b"pwned\n"]
+
+
+# Performed calls the supervisor makes in its own hands with the container's
+# raw path (BRANDPY_TEST_BROKEN_PERFORM), and the attacks that reach them.
+PERFORMED = "open,openat,creat,mkdir,mkdirat,unlink,unlinkat,chmod,fchmodat"
+HANDS = ("read", "list", "write", "create", "mkdir", "unlink", "chmod")
+
+
+@pytest.mark.parametrize("opts", [(), ("--trace", "/dev/null")], ids=["", "trace"])
+def test_the_supervisors_own_hands_are_walled(brandpy: Runner, busybox: Path, host: Host,
+                                              opts: tuple[str, ...]) -> None:
+    """A call the supervisor performs that goes wrong in its own hands (it
+    opens, creates, makes, removes or changes the container's raw path as if
+    it named a host file) finds nothing of the host's as root: the thread
+    that performs is inside the container's mount namespace for the call
+    (runtime/acting.py; the native engine's answers in C too), under both
+    engines and the trace mode. The control turns the namespaces off and
+    reaches the host. Unprivileged, a threaded supervisor cannot join the
+    container's user namespace, so its hands are not walled (README)."""
+    if brandpy.uid != 0:
+        pytest.skip("unprivileged, the supervisor's own calls are not walled (README, Security)")
+    attacks = [a for a in host.attacks() if a.split(":", 1)[0] in HANDS] + \
+        [f"chmod:{host.top}/victim"]
+    broken = (BROKEN_PERFORM, PERFORMED)
+    got = attack(brandpy, busybox, host, attacks=attacks, broken=broken, opts=opts)
+    assert got == dict.fromkeys(HANDS, f"errno {errno.ENOENT}")
+    assert host.untouched() == []
+    assert (host.top / "victim").stat().st_mode & 0o777 == 0o666
+    control = attack(brandpy, busybox, host, CONTROL, attacks=attacks, broken=broken, opts=opts)
+    assert control["read"] == f"ok {host.secret}"
+    assert "secret" in control["list"]
+    assert all(control[name] == "ok " for name in HANDS if name not in ("read", "list")), control
+    assert host.untouched() == ["w/ now holds ['d', 'new', 'old', 'old3', 'rmd']",
+                                "victim changed"]
+    assert (host.top / "victim").stat().st_mode & 0o777 == 0o777
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for task in os.listdir(f"/proc/{p}/task"):
+            with open(f"/proc/{p}/task/{task}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+            found += kids
+            todo += kids
+    return found
+
+
+def test_the_native_engine_waits_in_the_containers_mount_namespace(
+        brandpy_root: Runner, world_tmp: Path, busybox_image: Path) -> None:
+    """The native engine's thread answers calls in C between two stops: as
+    root it rests inside the container's mount namespace (and leaves it
+    only to run Python), so what it performs is walled as Python's is."""
+    if brandpy_root.engine != "native":
+        pytest.skip("the Python engine enters the namespace per performed call")
+    rootfs = private_rootfs(world_tmp, busybox_image, None)
+    sup = subprocess.Popen(brandpy_root.cmd(rootfs, ["/bin/sleep", "3"]),
+                           env=brandpy_root.env(), cwd="/")
+    try:
+        home = os.readlink(f"/proc/{sup.pid}/ns/mnt")
+        seen: set[str] = set()
+        for _ in range(100):
+            kids = _descendants(sup.pid)
+            inside = {os.readlink(f"/proc/{k}/ns/mnt") for k in kids} - {home}
+            threads = {os.readlink(f"/proc/{sup.pid}/task/{t}/ns/mnt")
+                       for t in os.listdir(f"/proc/{sup.pid}/task")}
+            seen |= threads & inside
+            if seen:
+                break
+            threading.Event().wait(0.05)
+        assert seen, "no thread of the supervisor in the container's mount namespace"
+    finally:
+        assert sup.wait(timeout=30) == 0
 
 
 @pytest.mark.parametrize("pidns", [True, False], ids=["pid-namespace", "control"])
