@@ -96,13 +96,15 @@ int bp_loop_set_walls(struct bp_loop *L, int mount_ns, int home_ns)
  * it must not act, or walled away from the supervisor's files: fatal. */
 static void walled(const struct bp_loop *L)
 {
-    if (L->walls >= 0 && setns(L->walls, CLONE_NEWNS) < 0)
+    /* unshare again: a thread Python started shares our root and cwd */
+    if (L->walls >= 0 && (unshare(CLONE_FS) < 0 || setns(L->walls, CLONE_NEWNS) < 0))
         abort();
 }
 
 static void home(const struct bp_loop *L)
 {
-    if (L->walls >= 0 && (setns(L->home, CLONE_NEWNS) < 0 || fchdir(L->cwd) < 0))
+    if (L->walls >= 0 && (unshare(CLONE_FS) < 0 || setns(L->home, CLONE_NEWNS) < 0 ||
+                          fchdir(L->cwd) < 0))
         abort();
 }
 

@@ -44,6 +44,7 @@ from .policy import cap_mask
 
 SYS_capget, SYS_capset, SYS_setgroups, SYS_setfsuid, SYS_setfsgid = 125, 126, 116, 122, 123
 _CAP_V3 = 0x20080522
+_NS_CAPS = 1 << 18 | 1 << 21      # CAP_SYS_CHROOT, CAP_SYS_ADMIN: setns
 R = TypeVar("R")
 
 
@@ -89,35 +90,83 @@ class _State(threading.local):
     acting: Cred | None = None      # real credentials taken by this thread
     emulated: Cred | None = None    # emulated credentials performed for
     walled: Walls | None = None     # in this container's mount namespace
-    own_fs: bool = False            # unshare(CLONE_FS) done: setns may follow
 
 
 _state = _State()
 
 
+def _enter(ns: int) -> None:
+    """setns wants a thread whose root and working directory are its own:
+    unshare(CLONE_FS) again each time, as a thread this one started shares
+    them (a no-op while nothing does); and CAP_SYS_ADMIN and CAP_SYS_CHROOT,
+    which the caller's identity (taken by this thread, or by the one that
+    started it: a deferred call's) may lack: raised for the moment."""
+    effective = _capget()[0]
+    raise_ = effective & _NS_CAPS != _NS_CAPS
+    if raise_:
+        _capset(effective | _NS_CAPS, _OWN_CAPS[1], _OWN_CAPS[2])
+    try:
+        check(libc.unshare(CLONE_FS))
+        check(libc.setns(ns, CLONE_NEWNS))
+    finally:
+        if raise_:
+            _capset(effective, _OWN_CAPS[1], _OWN_CAPS[2])
+
+
 @contextmanager
 def _inside(walls: Walls) -> Iterator[None]:
     """This thread in the container's mount namespace for the duration;
-    then back in the supervisor's, in its working directory."""
-    if walls.mount_ns < 0 or _state.walled:
+    then back in the supervisor's, in its working directory. A thread
+    started meanwhile (a deferred call's) starts there too, and leaves
+    at the end of its own performed call."""
+    if walls.mount_ns < 0 or _state.walled is not None:
         yield
         return
-    if not _state.own_fs:
-        check(libc.unshare(CLONE_FS))
-        _state.own_fs = True
     cwd = os.open(".", os.O_PATH | os.O_CLOEXEC)
     try:
-        check(libc.setns(walls.mount_ns, CLONE_NEWNS))
+        _enter(walls.mount_ns)
         _state.walled = walls
         try:
             yield
         finally:
             _state.walled = None
             # failing to come back would leave the supervisor walled in: fatal
-            check(libc.setns(walls.home_ns, CLONE_NEWNS))
+            _enter(walls.home_ns)
             os.fchdir(cwd)
     finally:
         os.close(cwd)
+
+
+def at_home(op: Callable[[], R]) -> R:
+    """op in the supervisor's own mount namespace, also while this thread
+    acts in a container's: opening the host path of a mount the container
+    was given (mounts.MountTable.root_fd), whose descriptors all belong to
+    the supervisor's namespace, so that two of them are one mount (link
+    and rename across them would be EXDEV)."""
+    walls = _state.walled
+    if walls is None:
+        return op()
+    _enter(walls.home_ns)
+    try:
+        return op()
+    finally:
+        _enter(walls.mount_ns)
+
+
+def beside_mounts(op: Callable[[], R]) -> R:
+    """op (a rename, unlink or rmdir on resolved descriptors), made again
+    in the supervisor's own mount namespace where the container's refuses
+    it as a mount point (EBUSY: the kernel asks the caller's namespace).
+    Every path the container was given is one there, at its host name, so
+    a file bound inside a volume (-v vol:/d -v vol/f:/f) would be, where
+    Docker's container may rename /d/f. Only the container's own paths
+    can be mount points there: any other names nothing (ENOENT)."""
+    try:
+        return op()
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            raise
+    return at_home(op)
 
 
 def _become(cred: Cred | None) -> None:
@@ -142,27 +191,6 @@ FS_CAPS = frozenset({"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID"
 
 def acts_as_supervisor(cred: Cred) -> bool:
     return cred.fsuid == 0 and cred.fsgid == 0 and cred.caps >= FS_CAPS
-
-
-def beside_mounts(op: Callable[[], R]) -> R:
-    """op (a rename, unlink or rmdir on resolved descriptors), made again
-    in the supervisor's own mount namespace where the container's refuses
-    it as a mount point (EBUSY: the kernel asks the caller's namespace).
-    Every path the container was given is one there, at its host name, so
-    a file bound inside a volume (-v vol:/d -v vol/f:/f) would be, where
-    Docker's container may rename /d/f. Only the container's own paths
-    can be mount points there: any other names nothing (ENOENT)."""
-    try:
-        return op()
-    except OSError as exc:
-        walls = _state.walled
-        if exc.errno != errno.EBUSY or walls is None:
-            raise
-    check(libc.setns(walls.home_ns, CLONE_NEWNS))
-    try:
-        return op()
-    finally:
-        check(libc.setns(walls.mount_ns, CLONE_NEWNS))
 
 
 @contextmanager

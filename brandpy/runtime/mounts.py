@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .acting import at_home
 from .errors import Errno
 from .linux import O_PATH
 
@@ -101,7 +102,8 @@ class MountTable:
         host file, as a kernel bind mount pins its inode. Only the engine's
         `reopen` files are opened by name at each use, so that one it
         rewrote (/etc/hosts) is seen at once. A pty's is the view's, and
-        so is /dev/ptmx's with a private devpts instance (ptys.py)."""
+        so is /dev/ptmx's with a private devpts instance (ptys.py).
+        Opened in the supervisor's mount namespace (acting.at_home)."""
         if self.ptys is not None:
             if mount.kind == "pty":
                 return self.ptys.root(mount), False, False
@@ -111,7 +113,7 @@ class MountTable:
             root = self._roots.get(mount)
             if root is not None:
                 return (*root, False)
-            fd = os.open(mount.host, O_PATH | os.O_CLOEXEC)
+            fd = at_home(lambda: os.open(mount.host, O_PATH | os.O_CLOEXEC))
             mode = os.fstat(fd).st_mode
             if mount.reopen and stat.S_ISREG(mode):
                 return fd, False, True

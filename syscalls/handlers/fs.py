@@ -23,7 +23,7 @@ from brandpy import fsmeta
 from brandpy.fsmeta import Override
 from brandpy.images.layers import MARKER
 from brandpy.runtime import dac, statbuf
-from brandpy.runtime.acting import as_tracee, beside_mounts
+from brandpy.runtime.acting import as_tracee, at_home, beside_mounts
 from brandpy.runtime.call import Call
 from brandpy.runtime.errors import Errno
 from brandpy.runtime.linux import AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, libc
@@ -449,10 +449,12 @@ def _link(call: Call, old: tuple[int | None, int], new: tuple[int | None, int],
 def _link_again(obj: Obj, n: Resolved) -> None:
     """A file the process opened itself is on its mount namespace's copy of
     the mount (as root), which the kernel will not link across to ours:
-    the same inode, opened again by its path in ours, is linked instead."""
+    the same inode, opened again by its path in ours (at_home: the
+    supervisor's, whose mounts the resolved descriptors are on), is linked
+    instead."""
     host = os.readlink(obj.path)
     try:
-        fd = os.open(host, OBJ | os.O_NOFOLLOW) if host.startswith(b"/") else -1
+        fd = at_home(lambda: os.open(host, OBJ | os.O_NOFOLLOW)) if host.startswith(b"/") else -1
     except OSError:
         fd = -1
     if fd < 0:
