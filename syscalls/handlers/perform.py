@@ -10,6 +10,7 @@ thread of their own (deferred.py).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -116,14 +117,30 @@ class _Again(Exception):
     """The last name turned into a symlink between the walk and the open."""
 
 
-def _terminal(call: Call) -> bytes:
-    """/dev/tty is the opener's controlling terminal, not the supervisor's."""
+def _terminal(call: Call) -> int:
+    """/dev/tty is the opener's controlling terminal, not the supervisor's:
+    a pty the container holds (ptys.PtyView) with the device number the
+    kernel gives for it (a new fd of its dentry). The number alone, as a
+    host path, would not do: a private devpts instance's pty N is c 136:N,
+    as the host's /dev/pts/N, another session's terminal. Two of the
+    container's ptys share a number when a console (a host pty) does with
+    one of its instance: the one among the opener's open files is taken."""
     with open(b"/proc/%d/stat" % call.tid, "rb") as f:
         tty_nr = int(f.read().rsplit(b")", 1)[1].split()[4])
     major, minor = (tty_nr >> 8) & 0xFFF, (tty_nr & 0xFF) | ((tty_nr >> 12) & 0xFFF00)
-    if major in PTS_MAJORS:
-        return b"/dev/pts/%d" % ((major - PTS_MAJORS.start) * 256 + minor)
-    raise Errno(errno.ENXIO)
+    held = [dentry for dentry, _ in list(call.sb.ptys.held.values())
+            if major in PTS_MAJORS and os.fstat(dentry).st_rdev == os.makedev(major, minor)]
+    if len(held) > 1:
+        fds = f"/proc/{call.tid}/fd"
+        opened = set()
+        for fd in os.listdir(fds):
+            with contextlib.suppress(OSError):
+                st = os.stat(f"{fds}/{fd}")
+                opened.add((st.st_dev, st.st_ino))
+        held = [d for d in held if (os.fstat(d).st_dev, os.fstat(d).st_ino) in opened] or held
+    if not held:
+        raise Errno(errno.ENXIO)
+    return os.dup(held[0])
 
 
 _FD_LINK = re.compile(rb"^/proc/(\d+)/(?:task/\d+/)?fd/(\d+)$")
@@ -248,7 +265,7 @@ def _open_object(call: Call, r: Resolved, obj: int, flags: int, real_flags: int,
     opener: _Opener
     target = -1      # the given device a fake device record stands for
     if r.mount.kind == "device" and r.mount.host == b"/dev/tty":
-        opener = _Opener(AT_FDCWD, _terminal(call), real_flags, 0)
+        opener = _Opener(_terminal(call), None, real_flags & ~O_NOFOLLOW, 0)
     elif st is None or (flags & O_CREAT and flags & O_EXCL) or \
             flags & O_TMPFILE == O_TMPFILE or stat.S_ISLNK(st.st_mode):
         # a new file (O_EXCL: never anything that was there), or a link not followed

@@ -305,7 +305,9 @@ def test_host_pty_of_a_number_of_its_own(engine: str, case: str, rootfs_for,
     per number of the container's would allow the host's pty of that
     number), Landlock alone too, and the pivoted root alone (no host
     /dev/pts there); the control, without them, opens it. With
-    the host's devpts the container never gets number H."""
+    the host's devpts the container never gets number H. Made its
+    controlling terminal, it is what /dev/tty opens, not the host's pty H
+    (which the device number alone would name)."""
     runner = Runner("root", engine, unpriv_pythonpath)
     rootfs = rootfs_for(runner.uid, "pty_churn")
     switches, expected = COLLIDE[case]
@@ -325,6 +327,8 @@ def test_host_pty_of_a_number_of_its_own(engine: str, case: str, rootfs_for,
         assert f"UNREACHED {number}" in p.stdout, p
     else:
         assert f"OWN {number}" in p.stdout and f"{expected} /dev/pts/{number}" in p.stdout, p
+        # its /dev/tty is that pty of its own, never the host's of that number
+        assert "TTY MINE" in p.stdout, p
     assert not reap_leftovers(rootfs)
 
 

@@ -25,7 +25,10 @@
  *              /dev/pts/H opened with a raw open(2) (the tests break the open
  *              handler alone: its ptys come through openat): "MINE PATH",
  *              "OPENED PATH" for another terminal, or "REFUSED PATH errno";
- *              "UNREACHED H" if no pty of its own got that number
+ *              "UNREACHED H" if no pty of its own got that number; then a
+ *              child in a session of its own makes that pty its controlling
+ *              terminal and opens /dev/tty (openat): "TTY MINE", "TTY OPENED"
+ *              for another terminal, or "TTY REFUSED errno"
  *
  * Each mode prints "OK ..." when everything held, else "FAIL ..." lines.
  */
@@ -40,6 +43,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -331,6 +335,29 @@ static void reach(const char *path)
     close(fd);
 }
 
+/* /dev/tty of a session whose controlling terminal is that slave (own):
+ * its number is a host terminal's too (collide). */
+static void controlling(int slave, const struct stat *own)
+{
+    pid_t child = fork();
+    if (child == 0) {
+        struct stat seen;
+        if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) < 0) {
+            printf("FAIL TIOCSCTTY: %s\n", strerrorname_np(errno));
+            _exit(1);
+        }
+        int fd = (int)syscall(SYS_openat, AT_FDCWD, "/dev/tty", O_RDWR | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+            printf("TTY REFUSED %s\n", strerrorname_np(errno));
+        else if (fstat(fd, &seen) == 0)
+            printf("TTY %s\n", seen.st_dev == own->st_dev && seen.st_ino == own->st_ino
+                               ? "MINE" : "OPENED");
+        _exit(0);
+    }
+    int status;
+    waitpid(child, &status, 0);
+}
+
 static void collide(int h)
 {
     /* as many as the held modes: a busy host's own pty may have a high number */
@@ -353,11 +380,13 @@ static void collide(int h)
     int fd = (int)syscall(SYS_open, name, O_RDWR | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         printf("REFUSED %s %s\n", name, strerrorname_np(errno));
+        controlling(slaves[k - 1], &own);
         return;
     }
     fstat(fd, &seen);
     printf("%s %s\n", seen.st_dev == own.st_dev && seen.st_ino == own.st_ino ? "MINE" : "OPENED",
            name);
+    controlling(slaves[k - 1], &own);
 }
 
 int main(int argc, char **argv)
