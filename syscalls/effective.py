@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as errnos
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -93,7 +94,6 @@ def _answer_raw(call: Call) -> None:
 RAW_PATHS = {"open": 0, "openat": 1, "creat": 0, "mkdir": 0, "mkdirat": 1,
              "unlink": 0, "unlinkat": 1, "chmod": 0, "fchmodat": 1}
 _OPENS = ("open", "openat", "creat")
-O_CLOEXEC = 0o2000000
 
 
 def _perform_raw(name: str) -> Handler:
@@ -112,7 +112,7 @@ def _perform_raw(name: str) -> Handler:
         if rc < 0:
             raise Errno(ctypes.get_errno())
         if name in _OPENS:
-            return Inject(rc, name != "creat" and bool(call.arg(i + 1) & O_CLOEXEC))
+            return Inject(rc, name != "creat" and bool(call.arg(i + 1) & os.O_CLOEXEC))
         return 0
     return perform
 

@@ -130,7 +130,8 @@ def _inside(walls: Walls) -> Iterator[None]:
             yield
         finally:
             _state.walled = None
-            # failing to come back would leave the supervisor walled in: fatal
+            # a failure to come back raises (the call fails): the thread's next
+            # performed call tries again, and until then it finds no host path
             _enter(walls.home_ns)
             os.fchdir(cwd)
     finally:
