@@ -80,7 +80,8 @@ def _inodes(proto: str, port: int) -> set[str]:
     return out
 
 
-def _descendants(root: int) -> set[int]:
+def descendants(root: int) -> set[int]:
+    """root and every process below it (those gone meanwhile left out)."""
     seen, todo = set(), [root]
     while todo:
         pid = todo.pop()
@@ -134,5 +135,5 @@ def allowed(proto: str, sa: bytes, state_dir: bytes) -> bool:
     if not inodes:
         return False
     # the processes under each supervisor, not the supervisor itself
-    return any(_holds(_descendants(root) - {root}, inodes)
+    return any(_holds(descendants(root) - {root}, inodes)
                for root in (os.getpid(), *peers(state_dir)))

@@ -33,6 +33,7 @@ import pytest
 
 from brandpy.runtime import landlock
 from brandpy.runtime.faults import BROKEN_HANDLER, BROKEN_PERFORM
+from brandpy.runtime.loopback import descendants
 from brandpy.runtime.namespaces import NAMESPACES_OFF
 from tests.api.conftest import Daemon, image_tar
 from tests.conftest import SETPRIV, Runner, private_rootfs
@@ -276,16 +277,11 @@ def test_the_supervisors_own_hands_are_walled(brandpy: Runner, busybox: Path, ho
     assert (host.top / "victim").stat().st_mode & 0o777 == 0o777
 
 
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for task in os.listdir(f"/proc/{p}/task"):
-            with open(f"/proc/{p}/task/{task}/children") as f:
-                kids = [int(k) for k in f.read().split()]
-            found += kids
-            todo += kids
-    return found
+def _mount_ns(path: str) -> str | None:
+    try:
+        return os.readlink(f"{path}/ns/mnt")
+    except OSError:
+        return None           # gone meanwhile
 
 
 def test_the_native_engine_waits_in_the_containers_mount_namespace(
@@ -302,9 +298,8 @@ def test_the_native_engine_waits_in_the_containers_mount_namespace(
         home = os.readlink(f"/proc/{sup.pid}/ns/mnt")
         seen: set[str] = set()
         for _ in range(100):
-            kids = _descendants(sup.pid)
-            inside = {os.readlink(f"/proc/{k}/ns/mnt") for k in kids} - {home}
-            threads = {os.readlink(f"/proc/{sup.pid}/task/{t}/ns/mnt")
+            inside = {_mount_ns(f"/proc/{k}") for k in descendants(sup.pid)} - {home, None}
+            threads = {_mount_ns(f"/proc/{sup.pid}/task/{t}")
                        for t in os.listdir(f"/proc/{sup.pid}/task")}
             seen |= threads & inside
             if seen:
